@@ -1,0 +1,44 @@
+/**
+ * The model interface the decoders drive.
+ *
+ * A decoder never sees layers: it sees a causal model with a position cursor. `forward` appends
+ * new tokens at the cursor and returns one *state* row per new position (the trunk's hidden
+ * state for a KV-cached transformer, or something opaque for an adapter); `headLogits` turns
+ * chosen state rows into the logits of chosen offsets. Splitting the two lets a decoder ask
+ * offset 0 at every new position but offsets 1…k-1 only at the single position whose drafts it
+ * will use, and pick that position on the device (`tf.gather`) without a readback.
+ *
+ * Reference: Stern, Shazeer, Uszkoreit, "Blockwise Parallel Decoding for Deep Autoregressive
+ * Models" (NeurIPS 2018), §3–4 (one forward both verifies the last block and proposes the next).
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** A causal language model with k multi-token heads, as the decoders see it (batch size 1). */
+export interface MultiTokenModel {
+  /** Number of heads k (offset 0 is the ordinary next-token head; offsets 1…k-1 draft). */
+  readonly numHeads: number;
+  /** Size of the vocabulary V; token ids are integers in [0, V). */
+  readonly vocabSize: number;
+  /**
+   * Most positions the model can hold at once (its context limit), or `Infinity`.
+   * A model that slides a window over a longer sequence (see `fromLayersModel`) reports
+   * `Infinity` here.
+   */
+  readonly maxLength: number;
+  /** Number of positions processed so far (the cache length). */
+  readonly length: number;
+  /**
+   * Appends `tokenIds` at position `length` (advancing it by `tokenIds.length`) and returns one
+   * state row per new position, `[n, stateSize]`. The caller owns (and disposes) the result.
+   * Synchronous: it only enqueues device work, it never reads data back.
+   */
+  forward(tokenIds: readonly number[]): tf.Tensor2D;
+  /**
+   * Logits of the given offsets at the given state rows: `states` `[m, stateSize]` →
+   * `[m, offsets.length, vocabSize]`, in the order of `offsets`. Does not take ownership of
+   * `states`; the caller owns the result.
+   */
+  headLogits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D;
+  /** Rolls the cursor (and any cache) back to `length` positions, `0 ≤ length ≤ this.length`. */
+  truncate(length: number): void;
+}
