@@ -30,7 +30,9 @@ export interface MultiTokenModel {
   /**
    * Appends `tokenIds` at position `length` (advancing it by `tokenIds.length`) and returns one
    * state row per new position, `[n, stateSize]`. The caller owns (and disposes) the result.
-   * Synchronous: it only enqueues device work, it never reads data back.
+   * Synchronous: it only enqueues device work, it never reads data back. It cleans up its own
+   * intermediates, and any state it carries between calls (a KV cache) is `tf.keep`-ed, so
+   * calling it inside `tf.tidy` is safe.
    */
   forward(tokenIds: readonly number[]): tf.Tensor2D;
   /**

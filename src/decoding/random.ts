@@ -1,0 +1,25 @@
+/**
+ * A small seeded random stream (SplitMix32) for reproducible sampling. Uniforms are drawn on the
+ * JS side and uploaded with each step, so a seed gives the same tokens on every backend (up to
+ * float rounding in the model itself) and no backend RNG state is involved.
+ */
+
+/** Returns a function that yields uniforms in [0, 1) from a 32-bit seed. */
+export function uniformStream(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x9e3779b9) >>> 0;
+    let z = state;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    z ^= z >>> 16;
+    return (z >>> 0) / 4294967296;
+  };
+}
+
+/** Draws `n` uniforms from `next` into a Float32Array. */
+export function uniforms(next: () => number, n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = next();
+  return out;
+}

@@ -1,0 +1,180 @@
+/**
+ * Self-speculative decoding with multi-token heads: one forward both verifies the previous
+ * block with offset 0 and proposes the next block from offsets 1…d at the last kept position
+ * (Stern et al. 2018, §3–4; Gloeckle et al. 2024, §3.2; the acceptance rules in
+ * acceptance.ts). Every step reads like the paper:
+ *
+ *   propose  — the drafts were proposed by the previous forward (offsets 1…d)
+ *   verify   — feed [next, d₁…d_d]; offset 0 at each position checks the draft after it
+ *   accept   — keep the longest verified prefix, plus the verifier's own next token
+ *   advance  — commit, roll the rejected drafts out of the cache, carry the new drafts
+ *
+ * Each step costs one forward, one small device program and one readback of d + 2 integers.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { greedyAccept, samplingAccept, typicalAccept, type Verdict } from './acceptance.js';
+import { argmaxRows, sampleRows, toProbabilities } from './distributions.js';
+import type { MultiTokenModel } from './model.js';
+import { resolveSpeculativeOptions, type ResolvedSpeculativeOptions, type SpeculativeOptions, type TokenChunk } from './options.js';
+import { uniformStream, uniforms } from './random.js';
+import { acquire, drain, Transcript, type DecodeResult } from './session.js';
+
+/** The block the next forward feeds. */
+interface Proposal {
+  /** Committed tokens not yet in the cache: the prompt at first, then the one token after the kept drafts. */
+  pending: number[];
+  /** Drafts from offsets 1…m, to be verified. */
+  drafts: number[];
+  /** The distributions q the drafts were sampled from, `[m, V]` (`'sampling'` only; owned, kept). */
+  draftProbs: tf.Tensor2D | null;
+}
+
+/** What one forward decided (read back in one `data()` call) and proposed. */
+interface Step {
+  /** Leading drafts kept. */
+  accepted: number;
+  /** The verifier's token after them (a correction, or the bonus token). */
+  next: number;
+  /** The next drafts, from offsets 1…d at the last kept position. */
+  drafts: number[];
+  /** Their distributions `[d, V]` (`'sampling'` only; owned by the caller). */
+  draftProbs: tf.Tensor2D | null;
+}
+
+/** Applies the acceptance rule (temperature 0 always means greedy). */
+function judge(
+  o: ResolvedSpeculativeOptions,
+  target: tf.Tensor2D, // [m + 1, V] offset-0 logits
+  drafts: tf.Tensor1D, // [m]
+  draftProbs: tf.Tensor2D | null, // [m, V]
+  u: tf.Tensor1D | null, // [m + 1 + d]
+): Verdict {
+  const m = drafts.shape[0];
+  if (o.sampling.temperature === 0 || u === null || o.acceptance === 'greedy') return greedyAccept(target, drafts);
+  if (o.acceptance === 'typical') {
+    return typicalAccept(target, drafts, o.sampling, o.posteriorThreshold, o.posteriorAlpha, tf.slice(u, m, 1));
+  }
+  const q = draftProbs === null ? tf.zeros([0, target.shape[1]]) : tf.slice(draftProbs, [0, 0], [m, -1]);
+  return samplingAccept(toProbabilities(target, o.sampling), drafts, q as tf.Tensor2D, tf.slice(u, 0, m + 1));
+}
+
+/** Verify the proposal and propose the next drafts, in one forward and one readback. */
+async function verifyAndPropose(
+  model: MultiTokenModel,
+  p: Proposal,
+  o: ResolvedSpeculativeOptions,
+  random: () => number,
+): Promise<Step> {
+  const m = p.drafts.length;
+  const d = o.draftLength;
+  const vocab = model.vocabSize;
+  const sampled = o.sampling.temperature > 0;
+  const samplesDrafts = sampled && o.acceptance === 'sampling';
+  const offsets = Array.from({ length: d }, (_, j) => j + 1);
+  const states = model.forward([...p.pending, ...p.drafts]); // [n, S]
+  let packed: tf.Tensor1D | undefined;
+  let draftProbs = null as tf.Tensor2D | null; // set inside the tidy below
+  try {
+    packed = tf.tidy(() => {
+      const rows = tf.slice(states, [states.shape[0] - m - 1, 0], [m + 1, -1]); // [m + 1, S] each checks the token after it
+      const target = tf.reshape(model.headLogits(rows, [0]), [m + 1, vocab]) as tf.Tensor2D; // [m + 1, V]
+      const u = sampled ? tf.tensor1d(uniforms(random, m + 1 + d)) : null; // [m + 1 + d]
+      const verdict = judge(o, target, tf.tensor1d(p.drafts, 'int32'), p.draftProbs, u);
+      const parts: tf.Tensor1D[] = [tf.reshape(verdict.accepted, [1]), tf.reshape(verdict.next, [1])];
+      if (d > 0) {
+        const at = tf.gather(rows, tf.reshape(verdict.accepted, [1])); // [1, S] last kept position
+        const logits = tf.reshape(model.headLogits(at, offsets), [d, vocab]) as tf.Tensor2D; // [d, V]
+        if (samplesDrafts && u !== null) {
+          draftProbs = tf.keep(toProbabilities(logits, o.sampling)); // [d, V] carried to the next step
+          parts.push(sampleRows(draftProbs, tf.slice(u, m + 1, d)));
+        } else {
+          parts.push(argmaxRows(logits)); // greedy drafts (Medusa's top-1 candidates)
+        }
+      }
+      return tf.cast(tf.concat(parts), 'int32') as tf.Tensor1D; // [2 + d]
+    });
+    const ids = await packed.data(); // [accepted, next, draft₁…draft_d]
+    return { accepted: ids[0], next: ids[1], drafts: Array.from(ids.subarray(2)), draftProbs };
+  } catch (error) {
+    draftProbs?.dispose();
+    throw error;
+  } finally {
+    states.dispose();
+    packed?.dispose();
+  }
+}
+
+/** Drops drafts that would not fit in the model's context. */
+function fitToContext(p: Proposal, model: MultiTokenModel): Proposal {
+  const room = model.maxLength - model.length - p.pending.length;
+  return room >= p.drafts.length ? p : { ...p, drafts: p.drafts.slice(0, Math.max(0, room)) };
+}
+
+async function* speculativeLoop(model: MultiTokenModel, o: ResolvedSpeculativeOptions): AsyncGenerator<TokenChunk, DecodeResult> {
+  const release = acquire(o.fn, model);
+  const transcript = new Transcript(o, model.numHeads);
+  const random = uniformStream(o.seed);
+  let proposal: Proposal = { pending: o.prompt, drafts: [], draftProbs: null };
+  try {
+    model.truncate(0);
+    for (;;) {
+      o.signal?.throwIfAborted();
+      proposal = fitToContext(proposal, model);
+      const start = model.length;
+      // verify this block, propose the next
+      const step = await verifyAndPropose(model, proposal, o, random);
+      transcript.forwards++;
+      transcript.recordDrafts(proposal.drafts.length, step.accepted);
+      // accept: the kept drafts (from offsets 1…a), then the verifier's own token
+      const kept = proposal.drafts.slice(0, step.accepted);
+      const done = transcript.commit([...kept, step.next], [...kept.map((_, i) => i + 1), 0]);
+      // advance: keep the fed positions whose tokens were committed, roll back the rest
+      model.truncate(start + proposal.pending.length + step.accepted);
+      proposal.draftProbs?.dispose();
+      proposal = { pending: [step.next], drafts: step.drafts, draftProbs: step.draftProbs };
+      yield transcript.lastChunk;
+      if (done) break;
+      if (model.length + 1 > model.maxLength) {
+        transcript.contextFull();
+        break;
+      }
+    }
+    return transcript.result();
+  } finally {
+    proposal.draftProbs?.dispose();
+    model.truncate(0);
+    release();
+  }
+}
+
+/** The streaming form of {@link speculativeDecode}: yields each step's committed tokens. */
+export async function* speculativeStream(
+  model: MultiTokenModel,
+  prompt: readonly number[],
+  options: SpeculativeOptions = {},
+): AsyncGenerator<TokenChunk, DecodeResult> {
+  return yield* speculativeLoop(model, resolveSpeculativeOptions('speculativeStream', model, prompt, options));
+}
+
+/**
+ * Self-speculative decoding: each forward verifies the previous block of drafts with offset 0
+ * and drafts the next block with offsets 1…`draftLength`, committing 1…`draftLength + 1`
+ * tokens. With `acceptance: 'greedy'` (default) the output equals `greedyDecode`'s token for
+ * token; with `'sampling'` it is distributed exactly as ordinary sampling; `'typical'` trades
+ * exactness for longer accepted blocks.
+ *
+ * Resets the model's cache first and frees it at the end. Never sets the tfjs backend.
+ *
+ * @example
+ * ```ts
+ * const { tokens, stats } = await speculativeDecode(model, prompt, { maxNewTokens: 64 });
+ * console.log(`τ = ${stats.meanAcceptedLength.toFixed(2)} tokens per forward`);
+ * ```
+ */
+export async function speculativeDecode(
+  model: MultiTokenModel,
+  prompt: readonly number[],
+  options: SpeculativeOptions = {},
+): Promise<DecodeResult> {
+  return drain(speculativeLoop(model, resolveSpeculativeOptions('speculativeDecode', model, prompt, options)));
+}
