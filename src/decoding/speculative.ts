@@ -6,8 +6,8 @@
  *
  *   propose  — the drafts were proposed by the previous forward (offsets 1…d)
  *   verify   — feed [next, d₁…d_d]; offset 0 at each position checks the draft after it
- *   accept   — keep the longest verified prefix, plus the verifier's own next token
- *   advance  — commit, roll the rejected drafts out of the cache, carry the new drafts
+ *   advance  — carry the new drafts, roll the rejected drafts out of the cache
+ *   accept   — commit the longest verified prefix, plus the verifier's own next token
  *
  * Each step costs one forward, one small device program and one readback of d + 2 integers.
  */
@@ -119,19 +119,19 @@ async function* speculativeLoop(model: MultiTokenModel, o: ResolvedSpeculativeOp
     model.truncate(0);
     for (;;) {
       o.signal?.throwIfAborted();
-      proposal = fitToContext(proposal, model);
+      const block = fitToContext(proposal, model);
       const start = model.length;
       // verify this block, propose the next
-      const step = await verifyAndPropose(model, proposal, o, random);
-      transcript.forwards++;
-      transcript.recordDrafts(proposal.drafts.length, step.accepted);
-      // accept: the kept drafts (from offsets 1…a), then the verifier's own token
-      const kept = proposal.drafts.slice(0, step.accepted);
-      const done = transcript.commit([...kept, step.next], [...kept.map((_, i) => i + 1), 0]);
-      // advance: keep the fed positions whose tokens were committed, roll back the rest
-      model.truncate(start + proposal.pending.length + step.accepted);
-      proposal.draftProbs?.dispose();
+      const step = await verifyAndPropose(model, block, o, random);
       proposal = { pending: [step.next], drafts: step.drafts, draftProbs: step.draftProbs };
+      block.draftProbs?.dispose();
+      transcript.forwards++;
+      transcript.recordDrafts(block.drafts.length, step.accepted);
+      // advance: keep the fed positions whose tokens are committed below, roll back the rest
+      model.truncate(start + block.pending.length + step.accepted);
+      // accept: the kept drafts (from offsets 1…a), then the verifier's own token
+      const kept = block.drafts.slice(0, step.accepted);
+      const done = transcript.commit([...kept, step.next], [...kept.map((_, i) => i + 1), 0]);
       yield transcript.lastChunk;
       if (done) break;
       if (model.length + 1 > model.maxLength) {

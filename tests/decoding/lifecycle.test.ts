@@ -1,0 +1,160 @@
+/**
+ * No tensor left behind — after a normal run, a thrown error and an abort, for every decoder
+ * and both model kinds — plus streaming, one-decode-per-model, and the readback budget.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  blockwiseDecode,
+  blockwiseStream,
+  greedyDecode,
+  greedyStream,
+  speculativeDecode,
+  speculativeStream,
+  type DecodeOptions,
+  type DecodeResult,
+  type MultiTokenModel,
+} from '../../src/decoding/index.js';
+import { TableModel, ToyAttentionModel } from './helpers/toy_models.js';
+import { expectNoLeak, useCpu } from './helpers/setup.js';
+
+beforeAll(useCpu);
+
+type Decoder = (model: MultiTokenModel, prompt: number[], options: DecodeOptions) => Promise<DecodeResult>;
+const decoders: [string, Decoder][] = [
+  ['greedyDecode', greedyDecode],
+  ['blockwiseDecode', blockwiseDecode],
+  ['speculativeDecode (greedy)', speculativeDecode],
+  ['speculativeDecode (sampling)', (m, p, o) => speculativeDecode(m, p, { ...o, acceptance: 'sampling', seed: 3 })],
+  ['speculativeDecode (typical)', (m, p, o) => speculativeDecode(m, p, { ...o, acceptance: 'typical', seed: 3 })],
+];
+
+let model: ToyAttentionModel;
+beforeAll(() => {
+  model = new ToyAttentionModel({ vocabSize: 29, hidden: 16, numHeads: 4, seed: 5, headNoise: 0.1 });
+});
+afterAll(() => model.dispose());
+
+describe.each(decoders)('%s', (_, decode) => {
+  it('leaves no tensor behind after a normal run', async () => {
+    const r = await expectNoLeak(() => decode(model, [1, 2, 3], { maxNewTokens: 30 }));
+    expect(r.tokens).toHaveLength(30);
+    expect(model.length).toBe(0); // cache freed
+  });
+
+  it('leaves no tensor behind when onToken throws mid-run, and rejects with that error', async () => {
+    let calls = 0;
+    const onToken = () => {
+      if (++calls === 3) throw new Error('boom from onToken');
+    };
+    await expectNoLeak(() => expect(decode(model, [1, 2, 3], { maxNewTokens: 30, onToken })).rejects.toThrow('boom from onToken'));
+    expect(model.length).toBe(0);
+  });
+
+  it('leaves no tensor behind when aborted mid-run, and rejects with the AbortError', async () => {
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const onToken = (c: { tokens: number[] }) => {
+      seen.push(...c.tokens);
+      if (seen.length >= 5) controller.abort();
+    };
+    await expectNoLeak(() =>
+      expect(decode(model, [4, 5], { maxNewTokens: 50, onToken, signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' }),
+    );
+    expect(seen.length).toBeGreaterThanOrEqual(5);
+    expect(seen.length).toBeLessThan(50);
+  });
+
+  it('rejects an already-aborted signal before any forward', async () => {
+    const before = model.forwards;
+    await expect(decode(model, [1], { signal: AbortSignal.abort() })).rejects.toThrow(/options\.signal is already aborted/);
+    expect(model.forwards).toBe(before);
+  });
+});
+
+describe('streaming', () => {
+  it.each([
+    ['greedyStream', greedyStream, greedyDecode],
+    ['blockwiseStream', blockwiseStream, blockwiseDecode],
+    ['speculativeStream', speculativeStream, speculativeDecode],
+  ] as const)('%s yields the same tokens, chunk by chunk, as its promise form', async (_, stream, decode) => {
+    const chunks: number[][] = [];
+    await expectNoLeak(async () => {
+      for await (const chunk of stream(model, [7, 8], { maxNewTokens: 25 })) chunks.push(chunk.tokens);
+    });
+    const whole = await decode(model, [7, 8], { maxNewTokens: 25 });
+    expect(chunks.flat()).toEqual(whole.tokens);
+  });
+
+  it('breaking out of the loop frees everything and releases the model', async () => {
+    let n = 0;
+    await expectNoLeak(async () => {
+      for await (const chunk of speculativeStream(model, [1, 2], { maxNewTokens: 100 })) {
+        n += chunk.tokens.length;
+        if (n >= 6) break;
+      }
+    });
+    expect(model.length).toBe(0);
+    await expect(greedyDecode(model, [1], { maxNewTokens: 2 })).resolves.toBeDefined(); // not locked
+  });
+
+  it('onToken sees the chunks in commit order with their sources', async () => {
+    const chunks: { tokens: number[]; sources: number[]; step: number }[] = [];
+    const r = await speculativeDecode(model, [3], { maxNewTokens: 20, onToken: (c) => chunks.push(c) });
+    expect(chunks.flatMap((c) => c.tokens)).toEqual(r.tokens);
+    expect(chunks.flatMap((c) => c.sources)).toEqual(r.sources);
+    expect(chunks.map((c) => c.step)).toEqual(chunks.map((_, i) => i));
+  });
+});
+
+it('one decode per model at a time: a concurrent call is refused, naming the problem', async () => {
+  const first = speculativeDecode(model, [1, 2], { maxNewTokens: 20 });
+  await expect(greedyDecode(model, [1], {})).rejects.toThrow('greedyDecode: model is already being decoded by another call');
+  await first;
+});
+
+it('a model at its context limit stops with finishReason "context"', async () => {
+  const small = new ToyAttentionModel({ vocabSize: 11, hidden: 8, numHeads: 3, maxLength: 12, seed: 2 });
+  await expectNoLeak(async () => {
+    const g = await greedyDecode(small, [1, 2, 3, 4, 5], { maxNewTokens: 50 });
+    const s = await speculativeDecode(small, [1, 2, 3, 4, 5], { maxNewTokens: 50 });
+    expect(g.finishReason).toBe('context');
+    expect(g.tokens).toHaveLength(8); // 5 prompt + 7 fed tokens fill 12 positions, the 8th is predicted
+    expect(s.tokens).toEqual(g.tokens);
+  });
+  small.dispose();
+});
+
+/** Wraps a model and counts how often its tensors are read back, by patching data()/dataSync(). */
+it('reads back once per step with data(), never with dataSync()/arraySync()', async () => {
+  const table = new TableModel([
+    [[0, 1], [1, 0]],
+    [[1, 0], [0, 1]],
+    [[0, 1], [0, 1]],
+  ]);
+  const proto = tf.Tensor.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const originals = { data: proto.data, dataSync: proto.dataSync, arraySync: proto.arraySync };
+  let reads = 0;
+  let syncReads = 0;
+  proto.data = function (this: tf.Tensor, ...a: unknown[]) {
+    reads++;
+    return originals.data.apply(this, a);
+  };
+  proto.dataSync = function (this: tf.Tensor, ...a: unknown[]) {
+    syncReads++;
+    return originals.dataSync.apply(this, a);
+  };
+  proto.arraySync = function (this: tf.Tensor, ...a: unknown[]) {
+    syncReads++;
+    return originals.arraySync.apply(this, a);
+  };
+  try {
+    const r = await speculativeDecode(table, [0], { maxNewTokens: 40, acceptance: 'sampling', seed: 1 });
+    const g = await greedyDecode(table, [0], { maxNewTokens: 10 });
+    expect(reads).toBe(r.stats.forwards + g.stats.forwards);
+    expect(syncReads).toBe(0);
+  } finally {
+    Object.assign(proto, originals);
+    table.dispose();
+  }
+});

@@ -1,0 +1,95 @@
+/** Every guard fires, before any work, with a message naming the argument and the value. */
+import * as tfl from '@tensorflow/tfjs-layers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blockwiseDecode, fromLayersModel, greedyDecode, speculativeDecode, type SpeculativeOptions } from '../../src/decoding/index.js';
+import { TableModel } from './helpers/toy_models.js';
+import { expectNoLeak, useCpu } from './helpers/setup.js';
+
+beforeAll(useCpu);
+
+const V = 5;
+let model: TableModel;
+beforeAll(() => {
+  const table = Array.from({ length: V }, () => new Array<number>(V).fill(0));
+  model = new TableModel([table, table, table]); // k = 3
+});
+afterAll(() => model.dispose());
+
+describe('speculativeDecode rejects bad input', () => {
+  it.each<[string, number[], SpeculativeOptions, string]>([
+    ['empty prompt', [], {}, 'speculativeDecode: prompt must contain at least one token, but got [].'],
+    ['id ≥ vocab', [1, 5], {}, 'speculativeDecode: prompt[1] must be an integer token id in [0, 5), but got 5.'],
+    ['negative id', [-1], {}, 'speculativeDecode: prompt[0] must be an integer token id in [0, 5), but got -1.'],
+    ['non-integer id', [1.5], {}, 'speculativeDecode: prompt[0] must be an integer token id in [0, 5), but got 1.5.'],
+    ['NaN id', [NaN], {}, 'speculativeDecode: prompt[0] must be an integer token id in [0, 5), but got NaN.'],
+    ['maxNewTokens 0', [1], { maxNewTokens: 0 }, 'speculativeDecode: options.maxNewTokens must be a positive integer, but got 0.'],
+    ['maxNewTokens 2.5', [1], { maxNewTokens: 2.5 }, 'speculativeDecode: options.maxNewTokens must be a positive integer, but got 2.5.'],
+    ['temperature < 0', [1], { acceptance: 'sampling', temperature: -0.5 }, 'speculativeDecode: options.temperature must be a finite number ≥ 0, but got -0.5.'],
+    ['temperature with greedy', [1], { temperature: 0.7 }, "speculativeDecode: options.temperature must be 0 with acceptance 'greedy' (use 'sampling' to sample), but got 0.7."],
+    ['topP 0', [1], { acceptance: 'sampling', topP: 0 }, 'speculativeDecode: options.topP must be in (0, 1], but got 0.'],
+    ['topP 1.5', [1], { acceptance: 'sampling', topP: 1.5 }, 'speculativeDecode: options.topP must be in (0, 1], but got 1.5.'],
+    ['topK 0', [1], { acceptance: 'sampling', topK: 0 }, 'speculativeDecode: options.topK must be a positive integer, but got 0.'],
+    ['draftLength = k', [1], { draftLength: 3 }, 'speculativeDecode: options.draftLength must be an integer in [0, numHeads - 1 = 2], but got 3.'],
+    ['unknown acceptance', [1], { acceptance: 'fast' as 'greedy' }, "speculativeDecode: options.acceptance must be 'greedy', 'sampling' or 'typical', but got \"fast\"."],
+    ['stop token out of range', [1], { stopTokens: [9] }, 'speculativeDecode: options.stopTokens[0] must be an integer in [0, 5), but got 9.'],
+    ['seed not an integer', [1], { seed: 0.5 }, 'speculativeDecode: options.seed must be an integer, but got 0.5.'],
+    ['posteriorThreshold 0', [1], { acceptance: 'typical', posteriorThreshold: 0 }, 'speculativeDecode: options.posteriorThreshold must be in (0, 1], but got 0.'],
+    ['onToken not a function', [1], { onToken: 3 as unknown as () => void }, 'speculativeDecode: options.onToken must be a function, but got 3.'],
+  ])('%s', async (_, prompt, options, message) => {
+    const before = model.forwards;
+    await expectNoLeak(() => expect(speculativeDecode(model, prompt, options)).rejects.toThrow(message));
+    expect(model.forwards).toBe(before); // nothing ran
+  });
+
+  it('an already-aborted signal', async () => {
+    await expect(speculativeDecode(model, [1], { signal: AbortSignal.abort('user left') })).rejects.toThrow(
+      'speculativeDecode: options.signal is already aborted (reason: user left); nothing was decoded.',
+    );
+  });
+
+  it('a prompt longer than the context', async () => {
+    const limited = Object.assign(Object.create(model) as TableModel, { maxLength: 2 });
+    await expect(greedyDecode(limited, [1, 2, 3])).rejects.toThrow(
+      "greedyDecode: prompt.length must be at most the model's context (maxLength = 2), but got 3.",
+    );
+  });
+
+  it('an object that is not a MultiTokenModel', async () => {
+    await expect(greedyDecode({} as TableModel, [1])).rejects.toThrow('greedyDecode: model.forward must be a function, but got undefined.');
+    const noHeads = Object.assign(Object.create(model) as TableModel, { numHeads: 0 });
+    await expect(greedyDecode(noHeads, [1])).rejects.toThrow('greedyDecode: model.numHeads must be a positive integer, but got 0.');
+  });
+
+  it('blockwise blockSize out of range', async () => {
+    await expect(blockwiseDecode(model, [1], { blockSize: 4 })).rejects.toThrow(
+      'blockwiseDecode: options.blockSize must be an integer in [1, numHeads = 3], but got 4.',
+    );
+  });
+});
+
+describe('fromLayersModel rejects models that are not [batch, seq, k, vocab]', () => {
+  it('a [batch, seq, vocab] next-token model', () => {
+    const input = tfl.input({ shape: [null], dtype: 'int32' });
+    const x = tfl.layers.embedding({ inputDim: 7, outputDim: 4 }).apply(input) as tfl.SymbolicTensor;
+    const out = tfl.layers.dense({ units: 7 }).apply(x) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: input, outputs: out });
+    expect(() => fromLayersModel(m)).toThrow('fromLayersModel: model output must have shape [batch, seq, k, vocab] with known k and vocab, but got [null, null, 7].');
+    m.dispose();
+  });
+
+  it('a window larger than the fixed input length', () => {
+    const input = tfl.input({ shape: [4], dtype: 'int32' });
+    const x = tfl.layers.embedding({ inputDim: 7, outputDim: 6 }).apply(input) as tfl.SymbolicTensor;
+    const out = tfl.layers.reshape({ targetShape: [4, 2, 3] }).apply(x) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: input, outputs: out });
+    expect(() => fromLayersModel(m, { window: 9 })).toThrow("fromLayersModel: options.window must be at most the model's input length 4, but got 9.");
+    expect(() => fromLayersModel(m, { window: 0 })).toThrow('fromLayersModel: options.window must be a positive integer, but got 0.');
+    const adapter = fromLayersModel(m);
+    expect(() => adapter.truncate(1)).toThrow('fromLayersModel: truncate: length must be an integer in [0, 0], but got 1.');
+    m.dispose();
+  });
+
+  it('something that is not a LayersModel', () => {
+    expect(() => fromLayersModel({} as tfl.LayersModel)).toThrow('fromLayersModel: model must be a tf.LayersModel, but got an object (Object).');
+  });
+});
