@@ -89,7 +89,7 @@ export class ToyAttentionModel implements MultiTokenModel {
       const x = tf.add(tf.gather(this.emb, ids), tf.slice(this.pos, [L, 0], [n, -1])); // [n, D]
       const keys = tf.concat([this.keys, tf.matMul(x, this.wk)]); // [L + n, D]
       const values = tf.concat([this.values, tf.matMul(x, this.wv)]); // [L + n, D]
-      const scores = tf.div(tf.matMul(tf.matMul(x, this.wq), keys, false, true), Math.sqrt(x.shape[1])); // [n, L + n]
+      const scores = tf.div(tf.matMul(tf.matMul(x, this.wq), keys, false, true), Math.sqrt(this.wq.shape[0])); // [n, L + n]
       const row = tf.reshape(tf.range(L, L + n, 1, 'int32'), [n, 1]);
       const col = tf.reshape(tf.range(0, L + n, 1, 'int32'), [1, L + n]);
       const masked = tf.where(tf.lessEqual(col, row), scores, tf.fill(scores.shape, -1e9)); // causal
