@@ -1,0 +1,250 @@
+/**
+ * `MultiTokenHead`: k offset heads over one shared unembedding. From the trunk state at
+ * position t, offset j predicts token t+1+j:
+ *
+ *     logits_j = SharedUnembedding( LightweightOffsetHead_j( h ) ),   j = 0 … k-1
+ *
+ * Reference: Gloeckle et al., "Better & Faster Large Language Models via Multi-token
+ * Prediction" (2024), §2; Cai et al., "Medusa" (2024), §2.1.1; Stern et al., "Blockwise
+ * Parallel Decoding" (2018) for using the extra offsets as drafts.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { layers, type LayerVariable } from '@tensorflow/tfjs-layers';
+import { LightweightOffsetHead } from './offset_head.js';
+import { makeReport, offsetHeadParams, type ParameterReport, resolveHeadKinds } from './parameter_report.js';
+import { registerOnce } from './registration.js';
+import { SharedUnembedding } from './shared_unembedding.js';
+import { isSymbolic } from './tying.js';
+import {
+  type ActivationIdentifier,
+  checkPositiveInteger,
+  hiddenSizeOf,
+  type Initializer,
+  type InitializerIdentifier,
+  type Layer,
+  type LayerArgs,
+  makeActivation,
+  type OffsetHeadKind,
+  one,
+  resolveInitializer,
+  serializeInitializer,
+  type Shape,
+} from './types.js';
+
+const WHERE = 'MultiTokenHead';
+
+/** Arguments of {@link MultiTokenHead}. */
+export interface MultiTokenHeadArgs extends LayerArgs {
+  /** Integer ≥ 1. Number of offsets k; offset j predicts token t+1+j from the state at t. */
+  numHeads: number;
+  /** Integer > 0. Size of the vocabulary. */
+  vocabSize: number;
+  /** Kind of offsets 1…k-1: one kind for all, or an array of length k-1. Default `'residual'`. */
+  headKind?: OffsetHeadKind | OffsetHeadKind[];
+  /** Kind of offset 0. Default `'identity'`: attaching MTP leaves next-token predictions exact. */
+  offset0Kind?: OffsetHeadKind;
+  /** Integer in `[1, hidden]`. Rank of `lowRank` heads; required when any head is `lowRank`. */
+  rank?: number;
+  /** Activation of `residual` and `lowRank` heads. Default `'swish'` (SiLU, as Medusa). */
+  activation?: ActivationIdentifier;
+  /** Whether the shared unembedding adds a `[vocabSize]` bias. Default `false`. */
+  useBias?: boolean;
+  /** Initializer of the unembedding matrix when not tied. Default `'glorotUniform'`. */
+  unembeddingInitializer?: InitializerIdentifier | Initializer;
+  /** Tie the unembedding to an input Embedding (the layer or its name), as {@link SharedUnembeddingArgs.tiedTo}. */
+  tiedTo?: Layer | string;
+}
+
+/**
+ * k lightweight offset heads and one shared vocabulary projection, as one layer with one output.
+ *
+ * **Input shape** `[batch, seq, hidden]`.
+ * **Output shape** `[batch, seq, numHeads, vocabSize]`: `[b, t, j, :]` are the logits of token
+ * t+1+j.
+ *
+ * A decoder that needs only some offsets at some rows calls {@link MultiTokenHead.computeLogits}.
+ *
+ * @example
+ * const ids = tf.input({ shape: [null], dtype: 'int32' });
+ * const emb = tf.layers.embedding({ inputDim: 256, outputDim: 32, name: 'tok_emb' });
+ * const h = emb.apply(ids) as tf.SymbolicTensor;                                // [batch, seq, 32]
+ * const logits = multiTokenHead({ numHeads: 4, vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 4, 256]
+ */
+export class MultiTokenHead extends layers.Layer {
+  /** @nocollapse */
+  static className = 'MultiTokenHead';
+  /** Number of offsets k. */
+  readonly numHeads: number;
+  /** Size of the vocabulary. */
+  readonly vocabSize: number;
+  /** The kinds of offsets 0…k-1. */
+  readonly headKinds: readonly OffsetHeadKind[];
+  /** The offset heads, offset 0 first. */
+  readonly offsetHeads: LightweightOffsetHead[];
+  /** The one vocabulary projection shared by every offset. */
+  readonly unembedding: SharedUnembedding;
+  private readonly rank: number | undefined;
+  private readonly activation: ActivationIdentifier | undefined;
+  private readonly unembeddingInitializer: Initializer | undefined;
+
+  constructor(args: MultiTokenHeadArgs) {
+    super(args);
+    this.numHeads = checkPositiveInteger(WHERE, 'numHeads', args.numHeads);
+    this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize);
+    this.headKinds = resolveHeadKinds(WHERE, this.numHeads, args.headKind, args.offset0Kind);
+    this.rank = this.headKinds.includes('lowRank') ? checkPositiveInteger(WHERE, 'rank', args.rank) : args.rank;
+    this.activation = args.activation;
+    if (this.activation !== undefined) makeActivation(WHERE, this.activation);
+    this.unembeddingInitializer = args.unembeddingInitializer === undefined ? undefined : resolveInitializer(WHERE, args.unembeddingInitializer);
+    this.offsetHeads = this.headKinds.map(
+      (kind, j) =>
+        new LightweightOffsetHead({
+          kind,
+          ...(kind === 'lowRank' ? { rank: this.rank! } : {}),
+          ...(this.activation !== undefined ? { activation: this.activation } : {}),
+          name: `${this.name}_offset${j}`,
+        }),
+    );
+    this.offsetHeads.forEach((h, j) => (h.weightNamePrefix = `offset${j}/`));
+    this.unembedding = new SharedUnembedding({
+      vocabSize: this.vocabSize,
+      useBias: args.useBias ?? false,
+      ...(this.unembeddingInitializer !== undefined ? { kernelInitializer: this.unembeddingInitializer } : {}),
+      ...(args.tiedTo !== undefined ? { tiedTo: args.tiedTo } : {}),
+      name: `${this.name}_unembedding`,
+    });
+    this.unembedding.weightNamePrefix = 'unembedding/';
+  }
+
+  override apply(inputs: Parameters<Layer['apply']>[0], kwargs?: Parameters<Layer['apply']>[1]): ReturnType<Layer['apply']> {
+    if (isSymbolic(inputs)) this.unembedding.resolveTie(inputs);
+    return super.apply(inputs, kwargs);
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    hiddenSizeOf(WHERE, shape, [3]);
+    for (const head of this.offsetHeads) head.build(shape);
+    this.unembedding.build(shape);
+    this.built = true;
+  }
+
+  // The sub-layers own the weights: expose them as this layer's (as tfjs-layers' RNN does with its cell).
+  override get trainableWeights(): LayerVariable[] {
+    if (!this.trainable) return [];
+    return this.subLayers().flatMap((l) => l.trainableWeights);
+  }
+
+  override set trainableWeights(weights: LayerVariable[]) {
+    super.trainableWeights = weights;
+  }
+
+  override get nonTrainableWeights(): LayerVariable[] {
+    if (!this.trainable) return this.subLayers().flatMap((l) => l.weights);
+    return this.subLayers().flatMap((l) => l.nonTrainableWeights);
+  }
+
+  override set nonTrainableWeights(weights: LayerVariable[]) {
+    super.nonTrainableWeights = weights;
+  }
+
+  override get trainable(): boolean {
+    return super.trainable;
+  }
+
+  override set trainable(value: boolean) {
+    super.trainable = value;
+    // The constructor of Layer sets `trainable` before the sub-layers exist.
+    for (const l of this.subLayers()) l.trainable = value;
+  }
+
+  private subLayers(): Layer[] {
+    return this.offsetHeads === undefined ? [] : [...this.offsetHeads, this.unembedding];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = one(inputs); // [b, s, D]
+      hiddenSizeOf(WHERE, x.shape, [3]);
+      const states = this.offsetHeads.map((h) => h.transform(x)); // k × [b, s, D]
+      return this.unembedding.project(tf.stack(states, 2)); // [b, s, k, V]
+    });
+  }
+
+  /**
+   * Eager: the logits of chosen offsets at chosen rows, computing only those offsets'
+   * transforms and then one matMul with the shared unembedding.
+   *
+   * @param hidden Trunk states `[m, D]` (or `[b, s, D]`).
+   * @param offsets Offsets in `[0, numHeads)`, in the order wanted (repeats allowed).
+   * @returns Logits `[m, offsets.length, V]` (or `[b, s, offsets.length, V]`).
+   */
+  computeLogits(hidden: tf.Tensor, offsets: readonly number[]): tf.Tensor {
+    if (!this.built) {
+      throw new Error(`${WHERE}.computeLogits: the layer must be built (applied once) first, but it is not built.`);
+    }
+    if (!Array.isArray(offsets) || offsets.length === 0) {
+      throw new RangeError(`${WHERE}.computeLogits: offsets must be a non-empty array, but got ${JSON.stringify(offsets)}.`);
+    }
+    for (const j of offsets) {
+      if (!Number.isInteger(j) || j < 0 || j >= this.numHeads) {
+        throw new RangeError(`${WHERE}.computeLogits: every offset must be an integer in [0, ${this.numHeads}), but got ${j}.`);
+      }
+    }
+    hiddenSizeOf(`${WHERE}.computeLogits`, hidden.shape, [2, 3]);
+    return tf.tidy(() => {
+      const states = offsets.map((j) => this.offsetHeads[j]!.transform(hidden)); // n × [..., D]
+      return this.unembedding.project(tf.stack(states, hidden.rank - 1)); // [..., n, V]
+    });
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    return [...shape.slice(0, -1), this.numHeads, this.vocabSize];
+  }
+
+  /**
+   * Counts this built layer's actual weights (the tied matrix, owned by the embedding, is
+   * counted once as the unembedding's).
+   */
+  parameterReport(): ParameterReport {
+    if (!this.built) {
+      throw new Error(`${WHERE}.parameterReport: the layer must be built (applied once) first, but it is not built.`);
+    }
+    const [v, d] = this.unembedding.matrix().shape;
+    const unembedding = this.unembedding.isTied ? v * d + this.unembedding.countParams() : this.unembedding.countParams();
+    const heads = this.offsetHeads.map((h) => h.countParams());
+    // Cross-check the closed form for the same configuration.
+    heads.forEach((p, j) => {
+      const expected = offsetHeadParams(this.headKinds[j]!, d, this.rank);
+      if (p !== expected) throw new Error(`${WHERE}.parameterReport: offset ${j} has ${p} parameters, but the formula gives ${expected}.`);
+    });
+    return makeReport(v, d, unembedding, heads, this.unembedding.useBias);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const config: tf.serialization.ConfigDict = {
+      numHeads: this.numHeads,
+      vocabSize: this.vocabSize,
+      headKind: this.headKinds.slice(1),
+      offset0Kind: this.headKinds[0]!,
+      useBias: this.unembedding.useBias,
+    };
+    if (this.rank !== undefined) config['rank'] = this.rank;
+    if (this.activation !== undefined) config['activation'] = this.activation;
+    if (this.unembeddingInitializer !== undefined) config['unembeddingInitializer'] = serializeInitializer(this.unembeddingInitializer);
+    if (this.unembedding.isTied) config['tiedTo'] = this.unembedding.tiedLayerObject?.name ?? this.unembedding.tiedName!;
+    return { ...config, ...super.getConfig() };
+  }
+}
+registerOnce(MultiTokenHead);
+
+/**
+ * Creates a {@link MultiTokenHead} layer.
+ *
+ * @example
+ * const head = multiTokenHead({ numHeads: 3, vocabSize: 256, headKind: 'lowRank', rank: 8 });
+ */
+export function multiTokenHead(args: MultiTokenHeadArgs): MultiTokenHead {
+  return new MultiTokenHead(args);
+}

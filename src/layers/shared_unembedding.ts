@@ -1,0 +1,201 @@
+/**
+ * `SharedUnembedding`: hidden states → vocabulary logits with one `[vocab, hidden]` matrix,
+ * optionally tied to an input `Embedding` (one weight, two uses). In a `MultiTokenHead` every
+ * offset shares this one projection, so k offsets cost `V·D` instead of `k·V·D` parameters.
+ *
+ * Reference: Gloeckle et al., "Better & Faster Large Language Models via Multi-token
+ * Prediction" (2024), §2 (shared unembedding); Press & Wolf (2017) for weight tying.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { layers, type LayerVariable, type SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { registerOnce } from './registration.js';
+import { findUpstreamLayer, isSymbolic, tiedMatrix } from './tying.js';
+import {
+  checkPositiveInteger,
+  hiddenSizeOf,
+  type Initializer,
+  type InitializerIdentifier,
+  type Layer,
+  type LayerArgs,
+  one,
+  resolveInitializer,
+  serializeInitializer,
+  type Shape,
+} from './types.js';
+
+const WHERE = 'SharedUnembedding';
+/** Same default as `tf.layers.dense`'s kernel; glorot is symmetric in fan-in/fan-out, so the transposed layout does not matter. */
+const DEFAULT_KERNEL_INITIALIZER: InitializerIdentifier = 'glorotUniform';
+
+/** Arguments of {@link SharedUnembedding}. */
+export interface SharedUnembeddingArgs extends LayerArgs {
+  /** Integer > 0. Size of the vocabulary: the number of logits per position. */
+  vocabSize: number;
+  /** Whether to add a `[vocabSize]` bias to the logits. Default `false`. */
+  useBias?: boolean;
+  /** Initializer of the `[vocabSize, hidden]` kernel when not tied. Default `'glorotUniform'`. */
+  kernelInitializer?: InitializerIdentifier | Initializer;
+  /**
+   * Tie to an input Embedding: pass the `tf.layers.embedding` layer (or its name). The
+   * unembedding then owns no matrix and reads the embedding's by reference: one weight, two
+   * uses, saved once, gradients from both uses. A name is resolved upstream of the input when
+   * the layer is applied to a symbolic tensor (this is also how a loaded model re-ties).
+   */
+  tiedTo?: Layer | string;
+}
+
+/**
+ * Projects hidden states to vocabulary logits: `logits = x · Wᵀ (+ bias)` with `W` of shape
+ * `[vocabSize, hidden]` — the layout of `Embedding.embeddings`, so the matrix can be shared.
+ *
+ * **Input shape** `[..., hidden]` (any rank ≥ 2).
+ * **Output shape** `[..., vocabSize]`.
+ *
+ * @example
+ * const emb = tf.layers.embedding({ inputDim: 256, outputDim: 32, name: 'tok_emb' });
+ * const ids = tf.input({ shape: [null], dtype: 'int32' });
+ * const h = emb.apply(ids) as tf.SymbolicTensor;                      // [batch, seq, 32]
+ * const logits = sharedUnembedding({ vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 256]
+ */
+export class SharedUnembedding extends layers.Layer {
+  /** @nocollapse */
+  static className = 'SharedUnembedding';
+  /** Size of the vocabulary. */
+  readonly vocabSize: number;
+  /** Whether a bias is added to the logits. */
+  readonly useBias: boolean;
+  /** Name of the tied layer, or `null` when this layer owns its matrix. */
+  readonly tiedName: string | null;
+  /** Prefix of this layer's weight names; set by a parent layer that builds it. @internal */
+  weightNamePrefix = '';
+  private readonly kernelInitializer: Initializer;
+  private tiedLayer: Layer | null = null;
+  private kernel: LayerVariable | null = null;
+  private bias: LayerVariable | null = null;
+
+  constructor(args: SharedUnembeddingArgs) {
+    super(args);
+    this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize);
+    this.useBias = args.useBias ?? false;
+    this.kernelInitializer = resolveInitializer(WHERE, args.kernelInitializer ?? DEFAULT_KERNEL_INITIALIZER);
+    const tied = args.tiedTo;
+    if (tied === undefined || tied === null) {
+      this.tiedName = null;
+    } else if (typeof tied === 'string' && tied.length > 0) {
+      this.tiedName = tied;
+    } else if (tied instanceof layers.Layer) {
+      this.tiedName = tied.name;
+      this.tiedLayer = tied;
+    } else {
+      throw new TypeError(`${WHERE}: tiedTo must be an Embedding layer or a non-empty layer name, but got ${JSON.stringify(tied)}.`);
+    }
+  }
+
+  /** Whether the matrix is read from another layer. */
+  get isTied(): boolean {
+    return this.tiedName !== null;
+  }
+
+  /** The tied layer once resolved (`null` when untied or not yet resolved). */
+  get tiedLayerObject(): Layer | null {
+    return this.tiedLayer;
+  }
+
+  /** Resolves a tie by name by walking the graph upstream of symbolic `inputs`. @internal */
+  resolveTie(inputs: SymbolicTensor | SymbolicTensor[]): void {
+    if (this.tiedName === null || this.tiedLayer !== null) return;
+    const found = findUpstreamLayer(inputs, this.tiedName);
+    if (found === null) {
+      throw new Error(`${WHERE}: tiedTo '${this.tiedName}' must name a layer upstream of the input, but no such layer was found.`);
+    }
+    this.tiedLayer = found;
+  }
+
+  override apply(inputs: Parameters<Layer['apply']>[0], kwargs?: Parameters<Layer['apply']>[1]): ReturnType<Layer['apply']> {
+    if (isSymbolic(inputs)) this.resolveTie(inputs);
+    return super.apply(inputs, kwargs);
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const hidden = hiddenSizeOf(WHERE, inputShape, [2, 3, 4, 5]);
+    if (this.tiedName !== null) {
+      if (this.tiedLayer !== null) this.checkTiedShape(hidden);
+    } else {
+      this.kernel = this.addWeight(`${this.weightNamePrefix}kernel`, [this.vocabSize, hidden], 'float32', this.kernelInitializer);
+    }
+    if (this.useBias) {
+      this.bias = this.addWeight(`${this.weightNamePrefix}bias`, [this.vocabSize], 'float32', resolveInitializer(WHERE, 'zeros'));
+    }
+    this.built = true;
+  }
+
+  /** Checks the tied matrix is `[vocabSize, hidden]`; errors name both numbers. */
+  private checkTiedShape(hidden: number): void {
+    const [v, d] = tiedMatrix(WHERE, this.tiedLayer!).shape;
+    if (v !== this.vocabSize) {
+      throw new RangeError(`${WHERE}: vocabSize must equal the tied layer '${this.tiedLayer!.name}' inputDim, but got vocabSize ${this.vocabSize} and inputDim ${v}.`);
+    }
+    if (d !== hidden) {
+      throw new RangeError(`${WHERE}: the input hidden size must equal the tied layer '${this.tiedLayer!.name}' outputDim, but got hidden size ${hidden} and outputDim ${d}.`);
+    }
+  }
+
+  /** The `[vocabSize, hidden]` matrix in use (own or tied), as a tensor (not a copy: do not dispose). */
+  matrix(): tf.Tensor2D {
+    if (this.tiedName !== null) {
+      if (this.tiedLayer === null) {
+        throw new Error(`${WHERE}: tiedTo '${this.tiedName}' is not resolved yet; apply the layer to a symbolic tensor downstream of it, or pass the layer object.`);
+      }
+      return tiedMatrix(WHERE, this.tiedLayer);
+    }
+    if (this.kernel === null) {
+      throw new Error(`${WHERE}: the layer must be built before matrix() is called, but it is not built.`);
+    }
+    return this.kernel.read() as tf.Tensor2D;
+  }
+
+  /** The logits of hidden states `x` `[..., D]` → `[..., V]`; eager, no shape bookkeeping. @internal */
+  project(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const w = this.matrix(); // [V, D]
+      const d = x.shape[x.shape.length - 1]!;
+      if (d !== w.shape[1]) {
+        throw new RangeError(`${WHERE}: the input hidden size must equal the matrix's ${w.shape[1]}, but got ${d}.`);
+      }
+      const flat = tf.reshape(x, [-1, d]); // [m, D]
+      let logits = tf.matMul(flat, w, false, true); // [m, V]
+      if (this.bias !== null) logits = tf.add(logits, this.bias.read()); // [m, V]
+      return tf.reshape(logits, [...x.shape.slice(0, -1), this.vocabSize]); // [..., V]
+    });
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => this.project(one(inputs)));
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    return [...shape.slice(0, -1), this.vocabSize];
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const config: tf.serialization.ConfigDict = {
+      vocabSize: this.vocabSize,
+      useBias: this.useBias,
+      kernelInitializer: serializeInitializer(this.kernelInitializer),
+    };
+    if (this.tiedName !== null) config['tiedTo'] = this.tiedLayer?.name ?? this.tiedName;
+    return { ...config, ...super.getConfig() };
+  }
+}
+registerOnce(SharedUnembedding);
+
+/**
+ * Creates a {@link SharedUnembedding} layer.
+ *
+ * @example
+ * const unembed = sharedUnembedding({ vocabSize: 256 }); // [..., D] → [..., 256]
+ */
+export function sharedUnembedding(args: SharedUnembeddingArgs): SharedUnembedding {
+  return new SharedUnembedding(args);
+}
