@@ -1,0 +1,24 @@
+/**
+ * Byte-level tokenizer: a token is one UTF-8 byte (V = 256). Nothing to train or ship, every
+ * string round-trips. Consequence for the numbers: τ (tokens per forward) counts bytes.
+ */
+
+/** Vocabulary size of the byte tokenizer. */
+export const BYTE_VOCAB_SIZE = 256;
+
+/** UTF-8 bytes of `text`, as token ids in [0, 256). */
+export function encodeBytes(text: string): number[] {
+  return Array.from(new TextEncoder().encode(text));
+}
+
+/**
+ * Text of byte token ids. Invalid UTF-8 (e.g. a multi-byte character cut by `maxNewTokens`)
+ * decodes to U+FFFD instead of throwing.
+ */
+export function decodeBytes(tokens: readonly number[]): string {
+  const bad = tokens.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= BYTE_VOCAB_SIZE);
+  if (bad >= 0) {
+    throw new RangeError(`decodeBytes: tokens[${bad}] must be an integer in [0, 256), but got ${String(tokens[bad])}.`);
+  }
+  return new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(tokens));
+}

@@ -1,0 +1,32 @@
+/** Shared setup of the reference-model tests: the cpu backend and a tiny transformer. */
+import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { expect } from 'vitest';
+import { createTransformer, type TransformerConfig } from '../../src/models/index.js';
+
+export async function useCpu(): Promise<void> {
+  await tf.setBackend('cpu');
+  await tf.ready();
+  expect(tf.getBackend()).toBe('cpu');
+}
+
+/** A transformer small enough for unit tests, with non-trivial heads (residual heads start as identity). */
+export function tinyTransformer(config: TransformerConfig = {}): LayersModel {
+  const model = createTransformer({ vocabSize: 32, maxLength: 24, hiddenSize: 16, numLayers: 2, numHeads: 2, mlpRatio: 2, mtpHeads: 3, seed: 7, ...config });
+  // perturb every weight so the offset heads differ from offset 0 and nothing is symmetric
+  const weights = model.getWeights();
+  model.setWeights(weights.map((w, i) => tf.tidy(() => tf.add(w, tf.randomNormal(w.shape, 0, 0.2, 'float32', 100 + i)))));
+  return model;
+}
+
+/** Full-sequence logits `[n, k, V]` of `ids` from the layers graph (no cache). */
+export function uncachedLogits(model: LayersModel, ids: number[]): tf.Tensor3D {
+  return tf.tidy(() => tf.squeeze(model.predict(tf.tensor2d([ids], [1, ids.length], 'int32')) as tf.Tensor, [0]) as tf.Tensor3D);
+}
+
+export function expectClose(a: tf.Tensor, b: tf.Tensor, tolerance = 1e-4): void {
+  expect(a.shape).toEqual(b.shape);
+  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+  expect(diff).toBeLessThan(tolerance);
+}
