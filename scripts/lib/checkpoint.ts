@@ -1,0 +1,41 @@
+/**
+ * Saving and loading a `LayersModel` as `model.json` + `weights.bin` in a folder, in node,
+ * without tfjs-node (whose `file://` handler this mirrors): `model.save` and
+ * `tf.loadLayersModel` with tfjs-core's memory IO handlers, and node's `fs` for the bytes.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
+
+/** Writes `model.json` and `weights.bin` into `dir` (created if missing). */
+export async function saveCheckpoint(model: LayersModel, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weights = new Uint8Array(artifacts.weightData as ArrayBuffer);
+      const modelJson = {
+        format: 'layers-model',
+        generatedBy: `TensorFlow.js tfjs-layers v${tf.version_core}`,
+        convertedBy: null,
+        modelTopology: artifacts.modelTopology,
+        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+      };
+      writeFileSync(join(dir, 'model.json'), JSON.stringify(modelJson));
+      writeFileSync(join(dir, 'weights.bin'), weights);
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: weights.byteLength } };
+    }),
+  );
+}
+
+/** Loads a folder written by {@link saveCheckpoint}. The model's layer classes must be registered. */
+export async function loadCheckpoint(dir: string): Promise<LayersModel> {
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as {
+    modelTopology: object;
+    weightsManifest: { weights: tf.io.WeightsManifestEntry[] }[];
+  };
+  const bytes = readFileSync(join(dir, 'weights.bin'));
+  const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  const weightSpecs = json.weightsManifest.flatMap((group) => group.weights);
+  return loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+}
