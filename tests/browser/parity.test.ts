@@ -1,0 +1,154 @@
+/**
+ * Real-browser parity: for each tfjs backend Chromium offers (webgl, webgpu — both on
+ * SwiftShader here —, wasm, cpu) a page builds the tiny MTP model and the reference transformer
+ * from the same fixed weights as Node, and must
+ *
+ * - produce the same logits as Node's cpu backend, within a per-backend tolerance;
+ * - decode the same tokens: speculativeDecode (greedy acceptance) equals greedyDecode token for
+ *   token, through `fromLayersModel` and through the KV-cached `CachedTransformer`, and both
+ *   equal Node's greedy tokens;
+ * - leave `tf.memory().numTensors` unchanged across the decodes;
+ * - never read GPU data back synchronously during a decode (no `dataSync` in the loops:
+ *   WebGPU has no real synchronous readback).
+ *
+ * Chromium missing: the suite skips with a loud warning, or fails when `CI` is set.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserSuiteEnabled } from '../../scripts/browser/chromium.js';
+import { startHarness, type BrowserHarness } from './harness.js';
+import type { BackendName } from './pages/backend.js';
+import { runCase, type CaseResult, type CaseSpec } from './pages/cases.js';
+import { buildTiny, buildTransformer, fixedWeights, type TinyConfig } from './pages/models.js';
+import type { ParityPage } from './pages/parity_page.js';
+import type { TransformerConfig } from '../../src/models/index.js';
+
+const BACKENDS: BackendName[] = ['webgl', 'webgpu', 'wasm', 'cpu'];
+
+/**
+ * Logit tolerance against Node's cpu backend: |browser − node| ≤ atol + rtol·|node|, element-wise.
+ * cpu runs the same kernels as Node (measured: bit-identical); wasm (XNNPACK, another summation
+ * order), WebGL (float32 textures, GPU exp/tanh) and WebGPU (float32 buffers) measured ≤ 4e-6 on
+ * logits of magnitude ≤ ~10 here, so 1e-4 leaves a 25× margin. The test prints the measured errors.
+ */
+const TOLERANCE: Record<BackendName, { atol: number; rtol: number }> = {
+  cpu: { atol: 1e-6, rtol: 1e-6 },
+  wasm: { atol: 1e-4, rtol: 1e-4 },
+  webgl: { atol: 1e-4, rtol: 1e-4 },
+  webgpu: { atol: 1e-4, rtol: 1e-4 },
+};
+
+/** Smallest top-1/top-2 logit gap on Node's greedy path for the token comparison to be well posed (≫ the tolerances). */
+const MIN_MARGIN = 1e-2;
+
+const TINY: TinyConfig = { length: 32, vocabSize: 40, hidden: 24, numHeads: 4 };
+const TRANSFORMER: TransformerConfig = { vocabSize: 48, maxLength: 64, hiddenSize: 32, numLayers: 1, numHeads: 2, mlpRatio: 2, mtpHeads: 4, headKind: 'residual', seed: 3 };
+
+function makeSpecs(): Record<'tiny' | 'transformer', CaseSpec> {
+  const tiny = buildTiny(TINY);
+  const transformer = buildTransformer(TRANSFORMER);
+  const specs = {
+    tiny: { model: { kind: 'tiny', config: TINY }, weights: fixedWeights(tiny, 11, { gain: 3, offsetsNearIdentity: true }), probe: [1, 5, 9, 2, 33, 7], prompt: [3, 14, 15, 9, 26], maxNewTokens: 24, draftLength: 3 },
+    transformer: { model: { kind: 'transformer', config: TRANSFORMER }, weights: fixedWeights(transformer, 23), probe: [4, 8, 15, 16, 23, 42, 0, 47], prompt: [2, 7, 1, 8], maxNewTokens: 12, draftLength: 3 },
+  } satisfies Record<string, CaseSpec>;
+  tiny.dispose();
+  transformer.dispose();
+  return specs;
+}
+
+/** Worst error of `actual` against `expected`, as a fraction of the allowed error (≤ 1 passes), and the worst absolute error. */
+function compare(actual: number[], expected: number[], tol: { atol: number; rtol: number }): { ratio: number; maxAbs: number } {
+  let ratio = 0;
+  let maxAbs = 0;
+  expected.forEach((e, i) => {
+    const err = Math.abs(actual[i] - e);
+    maxAbs = Math.max(maxAbs, err);
+    ratio = Math.max(ratio, err / (tol.atol + tol.rtol * Math.abs(e)));
+  });
+  return { ratio, maxAbs };
+}
+
+describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (Chromium)', () => {
+  let harness: BrowserHarness;
+  let specs: ReturnType<typeof makeSpecs>;
+  const reference: Partial<Record<'tiny' | 'transformer', CaseResult>> = {};
+
+  beforeAll(async () => {
+    harness = await startHarness('tests/browser/pages/parity_page.ts');
+    await tf.setBackend('cpu');
+    specs = makeSpecs();
+    for (const name of ['tiny', 'transformer'] as const) reference[name] = await runCase(specs[name]);
+  });
+
+  afterAll(async () => {
+    await harness?.close();
+  });
+
+  it('Node reference: the greedy paths are far from ties, and speculative equals greedy on cpu', () => {
+    for (const name of ['tiny', 'transformer'] as const) {
+      const r = reference[name]!;
+      console.log(`node cpu ${name}: min top-2 margin ${r.minMargin.toFixed(4)}, speculative τ = ${r.decodes.speculative.meanAcceptedLength.toFixed(2)}, accepted ${r.decodes.speculative.accepted}/${r.decodes.speculative.drafted}`);
+      expect(r.minMargin).toBeGreaterThan(MIN_MARGIN);
+      expect(r.decodes.speculative.tokens).toEqual(r.decodes.greedy.tokens);
+      expect(r.numTensors.after).toBe(r.numTensors.before);
+    }
+  });
+
+  describe.each(BACKENDS)('%s', (backend) => {
+    let page: Page;
+    let errors: string[];
+    const results: Partial<Record<'tiny' | 'transformer', CaseResult>> = {};
+
+    beforeAll(async () => {
+      ({ page, errors } = await harness.open('parity'));
+      const info = await page.evaluate((b) => (globalThis as unknown as { parity: ParityPage }).parity.init(b), backend);
+      expect(info.backend).toBe(backend);
+      console.log(`${backend}: ${info.detail}`);
+      for (const name of ['tiny', 'transformer'] as const) {
+        results[name] = await page.evaluate((spec) => (globalThis as unknown as { parity: ParityPage }).parity.run(spec), specs[name]);
+      }
+    });
+
+    afterAll(async () => {
+      await page?.close();
+    });
+
+    it.each(['tiny', 'transformer'] as const)('%s: logits equal Node cpu within tolerance', (name) => {
+      const { ratio, maxAbs } = compare(results[name]!.logits, reference[name]!.logits, TOLERANCE[backend]);
+      console.log(`${backend} ${name}: max |Δlogit| = ${maxAbs.toExponential(2)} (${(100 * ratio).toFixed(1)}% of the tolerance), case ${results[name]!.wallTimeMs.toFixed(0)} ms`);
+      expect(results[name]!.logits.length).toBe(reference[name]!.logits.length);
+      expect(ratio).toBeLessThanOrEqual(1);
+    });
+
+    it.each(['tiny', 'transformer'] as const)('%s: speculative (greedy acceptance) equals greedy, token for token, and equals Node', (name) => {
+      const { decodes } = results[name]!;
+      const expected = reference[name]!.decodes.greedy.tokens;
+      for (const [decoder, d] of Object.entries(decodes)) {
+        expect(d.tokens, `${backend} ${name} ${decoder}`).toEqual(expected);
+      }
+      const spec = decodes.speculative;
+      // each forward commits its kept drafts (sources j ≥ 1) and then one token of its own (source 0) — the
+      // last one only if the token budget leaves room for it
+      const own = spec.sources.filter((s) => s === 0).length;
+      expect([spec.forwards - 1, spec.forwards]).toContain(own);
+      expect(spec.accepted).toBeGreaterThanOrEqual(spec.tokens.length - own);
+      expect(decodes.greedy.forwards).toBe(expected.length);
+    });
+
+    it('transformer: the KV-cached model keeps the same drafts as the recomputing adapter', () => {
+      const { decodes } = results.transformer!;
+      expect(decodes.cachedSpeculative.sources).toEqual(decodes.speculative.sources);
+      expect(decodes.cachedSpeculative.forwards).toBe(decodes.speculative.forwards);
+      console.log(`${backend} transformer: cached speculative τ = ${decodes.cachedSpeculative.meanAcceptedLength.toFixed(2)}, ${decodes.cachedSpeculative.tokensPerSecond.toFixed(1)} tok/s; cached greedy ${decodes.greedy.tokensPerSecond.toFixed(1)} tok/s`);
+    });
+
+    it.each(['tiny', 'transformer'] as const)('%s: no tensor leaks, no synchronous GPU readback, no page errors', (name) => {
+      const r = results[name]!;
+      expect(r.numTensors.after).toBe(r.numTensors.before);
+      expect(r.syncDownloads).toBe(0);
+      expect(errors).toEqual([]);
+    });
+  });
+});
