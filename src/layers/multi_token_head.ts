@@ -123,9 +123,13 @@ export class MultiTokenHead extends layers.Layer {
 
   override build(inputShape: Shape | Shape[]): void {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
-    hiddenSizeOf(WHERE, shape, [3]);
+    const hidden = hiddenSizeOf(WHERE, shape, [3]);
+    // Every check before any weight is created, so a throw leaves no variable behind.
+    if (this.headKinds.includes('lowRank') && this.rank! > hidden) {
+      throw new RangeError(`${WHERE}: rank must be at most the hidden size ${hidden}, but got ${this.rank}.`);
+    }
+    this.unembedding.build(shape); // checks the tied embedding's shape first
     for (const head of this.offsetHeads) head.build(shape);
-    this.unembedding.build(shape);
     this.built = true;
   }
 

@@ -119,7 +119,8 @@ export class SharedUnembedding extends layers.Layer {
   override build(inputShape: Shape | Shape[]): void {
     const hidden = hiddenSizeOf(WHERE, inputShape, [2, 3, 4, 5]);
     if (this.tiedName !== null) {
-      if (this.tiedLayer !== null) this.checkTiedShape(hidden);
+      if (this.tiedLayer === null) this.matrix(); // throws: the name is not resolved
+      this.checkTiedShape(hidden);
     } else {
       this.kernel = this.addWeight(`${this.weightNamePrefix}kernel`, [this.vocabSize, hidden], 'float32', this.kernelInitializer);
     }
