@@ -57,7 +57,7 @@ function hotAndValid(targets: tf.Tensor, vocab: number): [tf.Tensor, tf.Tensor] 
   }
   const ids = tf.cast(targets, 'int32'); // [b, s, k]
   const valid = tf.cast(tf.greaterEqual(ids, 0), 'float32'); // [b, s, k]
-  return [tf.cast(tf.oneHot(tf.maximum(ids, 0), vocab), 'float32'), valid]; // [b, s, k, V], [b, s, k]
+  return [tf.cast(tf.oneHot(tf.maximum(ids, tf.scalar(0, 'int32')), vocab), 'float32'), valid]; // [b, s, k, V], [b, s, k]
 }
 
 /**

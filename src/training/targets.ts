@@ -67,7 +67,7 @@ export function oneHotMultiTokenTargets(targets: tf.Tensor, vocabSize: number): 
   return tf.tidy(() => {
     const ids = tf.cast(targets, 'int32'); // [b, s, k]
     const valid = tf.cast(tf.greaterEqual(ids, 0), 'float32'); // [b, s, k]
-    const hot = tf.cast(tf.oneHot(tf.maximum(ids, 0), vocabSize), 'float32'); // [b, s, k, V]
+    const hot = tf.cast(tf.oneHot(tf.maximum(ids, tf.scalar(0, 'int32')), vocabSize), 'float32'); // [b, s, k, V]
     return tf.mul(hot, tf.expandDims(valid, 3)) as tf.Tensor4D; // [b, s, k, V], zero rows where masked
   });
 }
