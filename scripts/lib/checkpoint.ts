@@ -6,7 +6,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { loadTransformer } from '../../src/models/index.js';
 
 /** Writes `model.json` and `weights.bin` into `dir` (created if missing). */
 export async function saveCheckpoint(model: LayersModel, dir: string): Promise<void> {
@@ -28,7 +29,7 @@ export async function saveCheckpoint(model: LayersModel, dir: string): Promise<v
   );
 }
 
-/** Loads a folder written by {@link saveCheckpoint}. The model's layer classes must be registered. */
+/** Loads a folder written by {@link saveCheckpoint} (registering the model's layer classes). */
 export async function loadCheckpoint(dir: string): Promise<LayersModel> {
   const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as {
     modelTopology: object;
@@ -37,5 +38,5 @@ export async function loadCheckpoint(dir: string): Promise<LayersModel> {
   const bytes = readFileSync(join(dir, 'weights.bin'));
   const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   const weightSpecs = json.weightsManifest.flatMap((group) => group.weights);
-  return loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+  return loadTransformer(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
 }

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { MultiTokenHead } from '../layers/index.js';
 import type { MultiTokenModel } from '../decoding/model.js';
-import { LAYER_NAMES } from './transformer.js';
+import { LAYER_NAMES, type createTransformer } from './transformer.js';
 import type { MtpLayerNorm, MtpPositionEmbedding, MtpTransformerBlock } from './layers.js';
 import type { KeyValue } from './ops.js';
 import { layerNorm } from './ops.js';
@@ -32,8 +32,11 @@ function findLayer<T>(model: LayersModel, name: string, className: string): T {
 
 /** A KV-cached, incremental view of a `createTransformer` model (batch size 1). */
 export class CachedTransformer implements MultiTokenModel {
+  /** Number of multi-token heads k (from the model's `MultiTokenHead`). */
   readonly numHeads: number;
+  /** Vocabulary size V. */
   readonly vocabSize: number;
+  /** The context limit: the size of the model's position table. */
   readonly maxLength: number;
   private readonly wte: tf.Tensor2D; // [V, D]
   private readonly wpe: MtpPositionEmbedding;
@@ -44,7 +47,10 @@ export class CachedTransformer implements MultiTokenModel {
   private cursor = 0;
   private disposed = false;
 
-  /** Wraps `model` (not copied: later weight updates are seen; `dispose` leaves it alone). */
+  /**
+   * Wraps `model` (not copied: later weight updates are seen; `dispose` leaves it alone).
+   * @param model A `LayersModel` from {@link createTransformer} or loaded from its saved form.
+   */
   constructor(readonly model: LayersModel) {
     const wte = model.layers.find((l) => l.name === LAYER_NAMES.tokenEmbedding);
     if (wte === undefined || wte.getClassName() !== 'Embedding') {

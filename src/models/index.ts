@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-export { createTransformer, LAYER_NAMES } from './transformer.js';
+export { createTransformer, loadTransformer, LAYER_NAMES } from './transformer.js';
 export { type TransformerConfig, type ResolvedTransformerConfig, TRANSFORMER_DEFAULTS, resolveTransformerConfig } from './config.js';
 export { CachedTransformer, cachedTransformer } from './cached.js';
 export {

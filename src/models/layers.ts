@@ -18,6 +18,15 @@ function readVariable(v: { read(): tf.Tensor }): tf.Tensor {
   return v.read();
 }
 
+/**
+ * Registers `cls` for deserialization unless it already is (tfjs 4.22 silently overwrites a
+ * second registration; newer tfjs throws).
+ */
+function registerOnce(cls: tf.serialization.SerializableConstructor<tf.serialization.Serializable>): void {
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[cls.className];
+  if (entry === undefined || entry[0] !== cls) tf.serialization.registerClass(cls);
+}
+
 function checkPositiveInteger(where: string, name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
     throw new RangeError(`${where}: args.${name} must be a positive integer, but got ${String(value)}.`);
@@ -54,11 +63,14 @@ export interface MtpPositionEmbeddingArgs extends LayerArgs {
  * **Input shape** `[batch, seq, hidden]`, `seq ≤ maxLength`. **Output shape** the same.
  */
 export class MtpPositionEmbedding extends layers.Layer {
+  /** @nocollapse */
   static className = 'MtpPositionEmbedding';
+  /** Most positions the layer can embed (the context limit). */
   readonly maxLength: number;
   private readonly seed: number | undefined;
   private table: { read(): tf.Tensor } | null = null;
 
+  /** Checks `args` (throws a `RangeError` naming a bad field). */
   constructor(args: MtpPositionEmbeddingArgs) {
     super(args);
     this.maxLength = checkPositiveInteger('MtpPositionEmbedding', 'maxLength', args.maxLength);
@@ -103,7 +115,7 @@ export class MtpPositionEmbedding extends layers.Layer {
     return { ...super.getConfig(), maxLength: this.maxLength, seed: this.seed ?? null };
   }
 }
-tf.serialization.registerClass(MtpPositionEmbedding);
+registerOnce(MtpPositionEmbedding);
 
 /** Factory of {@link MtpPositionEmbedding}. */
 export function mtpPositionEmbedding(args: MtpPositionEmbeddingArgs): MtpPositionEmbedding {
@@ -121,6 +133,7 @@ export type MtpLayerNormArgs = LayerArgs;
  * **Input shape** `[batch, seq, hidden]`. **Output shape** the same.
  */
 export class MtpLayerNorm extends layers.Layer {
+  /** @nocollapse */
   static className = 'MtpLayerNorm';
   private gamma: { read(): tf.Tensor } | null = null;
   private beta: { read(): tf.Tensor } | null = null;
@@ -145,7 +158,7 @@ export class MtpLayerNorm extends layers.Layer {
     return inputShape;
   }
 }
-tf.serialization.registerClass(MtpLayerNorm);
+registerOnce(MtpLayerNorm);
 
 /** Factory of {@link MtpLayerNorm}. */
 export function mtpLayerNorm(args: MtpLayerNormArgs = {}): MtpLayerNorm {
@@ -181,13 +194,18 @@ const BLOCK_WEIGHTS = [
  * **Input shape** `[batch, seq, hidden]`. **Output shape** the same.
  */
 export class MtpTransformerBlock extends layers.Layer {
+  /** @nocollapse */
   static className = 'MtpTransformerBlock';
+  /** Number of attention heads. */
   readonly numHeads: number;
+  /** MLP width as a multiple of the hidden size. */
   readonly mlpRatio: number;
+  /** Standard deviation of the output projections' initializer. */
   readonly residualStddev: number;
   private readonly seed: number | undefined;
   private vars: Record<(typeof BLOCK_WEIGHTS)[number], { read(): tf.Tensor }> | null = null;
 
+  /** Checks `args` (throws a `RangeError` naming a bad field). */
   constructor(args: MtpTransformerBlockArgs) {
     super(args);
     this.numHeads = checkPositiveInteger('MtpTransformerBlock', 'numHeads', args.numHeads);
@@ -267,7 +285,7 @@ export class MtpTransformerBlock extends layers.Layer {
     };
   }
 }
-tf.serialization.registerClass(MtpTransformerBlock);
+registerOnce(MtpTransformerBlock);
 
 /** Factory of {@link MtpTransformerBlock}. */
 export function mtpTransformerBlock(args: MtpTransformerBlockArgs): MtpTransformerBlock {
@@ -279,7 +297,5 @@ export function mtpTransformerBlock(args: MtpTransformerBlockArgs): MtpTransform
  * number of times; importing this module already registers them).
  */
 export function registerModelLayers(): void {
-  for (const cls of [MtpPositionEmbedding, MtpLayerNorm, MtpTransformerBlock]) {
-    tf.serialization.registerClass(cls);
-  }
+  for (const cls of [MtpPositionEmbedding, MtpLayerNorm, MtpTransformerBlock]) registerOnce(cls);
 }

@@ -8,7 +8,8 @@
  * Reference: nanoGPT's `GPT` (wte, wpe, h, ln_f, tied lm_head); Gloeckle et al., "Better & Faster
  * Large Language Models via Multi-token Prediction" (2024) for the k-head trunk.
  */
-import { initializers, input, layers, model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
+import type * as tf from '@tensorflow/tfjs-core';
+import { initializers, input, layers, loadLayersModel, model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { multiTokenHead, registerMtpLayers } from '../layers/index.js';
 import { type TransformerConfig, resolveTransformerConfig } from './config.js';
 import { mtpLayerNorm, mtpPositionEmbedding, mtpTransformerBlock, registerModelLayers } from './layers.js';
@@ -65,4 +66,17 @@ export function createTransformer(config: TransformerConfig = {}): LayersModel {
   });
   const logits = head.apply(x) as SymbolicTensor; // [B, T, k, V]
   return functionalModel({ inputs: ids, outputs: logits, name: c.name });
+}
+
+/**
+ * Loads a saved transformer (`model.save` output: a URL, or any `tf.io.IOHandler` such as
+ * `tf.io.fromMemory`) after registering every layer class it needs.
+ *
+ * @example
+ * const model = await loadTransformer('https://example.com/tslib-k4/model.json');
+ */
+export async function loadTransformer(source: string | tf.io.IOHandler): Promise<LayersModel> {
+  registerMtpLayers();
+  registerModelLayers();
+  return loadLayersModel(source);
 }

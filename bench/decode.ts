@@ -1,0 +1,216 @@
+/**
+ * `npm run bench` — decoding speed of the reference model (fixtures/tslib-k4) on held-out
+ * prompts: every decoder, k ∈ {2, 3, 4}, wasm and cpu, one run, medians over repeats.
+ * Prints a markdown table (and `--json <file>` writes the same rows). See docs/performance.md.
+ *
+ *     npm run bench -- [--backends wasm,cpu] [--repeats 3] [--json bench.json]
+ *
+ * tokens/s is total new tokens / total wall time over the prompts (median over repeats);
+ * speedup is against cached greedy on the same backend in the same run; τ = tokens per
+ * forward; acceptance of offset j = drafts from offset j kept per verification step.
+ */
+import { writeFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import {
+  blockwiseDecode,
+  formatParameterReport,
+  fromLayersModel,
+  greedyDecode,
+  parameterReport,
+  speculativeDecode,
+  type DecodeResult,
+  type MultiTokenModel,
+} from '../src/index.js';
+import { CachedTransformer } from '../src/models/index.js';
+import { argValue, heldOutPrompts, loadReferenceModel, median, useBackend } from './lib.js';
+
+interface Row {
+  backend: string;
+  decoder: string;
+  k: number;
+  tokensPerSecond: number;
+  speedup: number;
+  tau: number;
+  acceptance: number[]; // per offset 1…k-1
+  equalsGreedy: boolean | null; // null: lossy decoder, not expected to match
+  tokens: number;
+  msPerForward: number;
+}
+
+interface Variant {
+  decoder: string;
+  k: number;
+  lossless: boolean;
+  run: (prompt: number[], maxNewTokens: number) => Promise<DecodeResult>;
+}
+
+/** Runs `variant` over every prompt `repeats` times; aggregates the median repeat. */
+async function measure(variant: Variant, prompts: number[][], maxNewTokens: number, repeats: number) {
+  await variant.run(prompts[0]!, Math.min(8, maxNewTokens)); // warm-up: kernels, shapes, JIT
+  const walls: number[] = [];
+  let results: DecodeResult[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    results = [];
+    for (const p of prompts) results.push(await variant.run(p, maxNewTokens));
+    walls.push(performance.now() - t0);
+  }
+  const tokens = results.reduce((a, x) => a + x.tokens.length, 0);
+  const forwards = results.reduce((a, x) => a + x.stats.forwards, 0);
+  const verifySteps = results.reduce((a, x) => a + x.stats.forwards - 1, 0);
+  const acceptance = Array.from({ length: variant.k - 1 }, (_, i) => {
+    const kept = results.reduce((a, x) => a + x.sources.filter((s) => s === i + 1).length, 0);
+    return verifySteps > 0 ? kept / verifySteps : NaN;
+  });
+  const wall = median(walls);
+  return { results, tokens, forwards, acceptance, wall };
+}
+
+/** A MultiTokenModel whose forward is nearly free and whose drafts are always right. */
+class TrivialModel implements MultiTokenModel {
+  readonly numHeads = 4;
+  readonly vocabSize = 256;
+  readonly maxLength = Infinity;
+  length = 0;
+  forward(tokenIds: readonly number[]): tf.Tensor2D {
+    this.length += tokenIds.length;
+    return tf.zeros([tokenIds.length, 1]);
+  }
+  headLogits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D {
+    return tf.tidy(() => tf.tile(tf.oneHot(tf.fill([1, 1], 65, 'int32'), this.vocabSize), [states.shape[0], offsets.length, 1]) as tf.Tensor3D);
+  }
+  truncate(length: number): void {
+    this.length = length;
+  }
+}
+
+async function loopOverhead(): Promise<string> {
+  const model = new TrivialModel();
+  const n = 400;
+  const out: string[] = [];
+  for (const [name, run] of [
+    ['greedy', () => greedyDecode(model, [65], { maxNewTokens: n })],
+    ['speculative k=4', () => speculativeDecode(model, [65], { maxNewTokens: n })],
+    ['blockwise k=4', () => blockwiseDecode(model, [65], { maxNewTokens: n })],
+  ] as const) {
+    await run();
+    const walls: number[] = [];
+    let steps = 0;
+    for (let r = 0; r < 3; r++) {
+      const res = await run();
+      walls.push(res.stats.wallTimeMs);
+      steps = res.stats.forwards;
+    }
+    out.push(`${name} ${(median(walls) / steps).toFixed(3)} ms/step`);
+  }
+  return out.join(', ');
+}
+
+/** Cost of one cached forward (+ the heads a decoder asks for) over n new tokens, in ms. */
+async function forwardCost(cached: CachedTransformer, n: number, offsets: number[]): Promise<number> {
+  const times: number[] = [];
+  for (let r = 0; r < 30; r++) {
+    cached.truncate(0);
+    tf.dispose(cached.forward(Array.from({ length: 40 }, (_, i) => 97 + (i % 26))));
+    const t0 = performance.now();
+    const logits = tf.tidy(() => {
+      const states = cached.forward(Array.from({ length: n }, () => 32));
+      return tf.argMax(cached.headLogits(states, offsets), -1);
+    });
+    await logits.data();
+    logits.dispose();
+    times.push(performance.now() - t0);
+  }
+  cached.truncate(0);
+  return median(times.slice(5));
+}
+
+const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+
+async function benchBackend(backend: string, repeats: number, rows: Row[], notes: string[]): Promise<void> {
+  await useBackend(backend);
+  const layersModel = await loadReferenceModel();
+  const cached = new CachedTransformer(layersModel);
+  const uncached = fromLayersModel(layersModel, { window: cached.maxLength });
+  const cpu = backend === 'cpu';
+  const prompts = heldOutPrompts(cpu ? 2 : 6, 48).map((p) => p.bytes);
+  const maxNewTokens = cpu ? 40 : 80;
+  const variants: Variant[] = [
+    { decoder: 'greedy (cached)', k: 1, lossless: true, run: (p, n) => greedyDecode(cached, p, { maxNewTokens: n }) },
+    ...[2, 3, 4].map((k) => ({
+      decoder: 'speculative greedy (cached)', k, lossless: true,
+      run: (p: number[], n: number) => speculativeDecode(cached, p, { maxNewTokens: n, draftLength: k - 1 }),
+    })),
+    { decoder: 'speculative greedy (uncached fromLayersModel)', k: 4, lossless: true, run: (p, n) => speculativeDecode(uncached, p, { maxNewTokens: n }) },
+    ...[2, 4].map((k) => ({
+      decoder: 'blockwise (cached, unverified)', k, lossless: false,
+      run: (p: number[], n: number) => blockwiseDecode(cached, p, { maxNewTokens: n, blockSize: k }),
+    })),
+  ];
+  let greedy: Awaited<ReturnType<typeof measure>> | null = null;
+  for (const v of variants) {
+    const m = await measure(v, prompts, maxNewTokens, repeats);
+    greedy ??= m;
+    const same = m.results.every((r, i) => r.tokens.join() === greedy!.results[i]!.tokens.join());
+    rows.push({
+      backend,
+      decoder: v.decoder,
+      k: v.k,
+      tokensPerSecond: (1000 * m.tokens) / m.wall,
+      speedup: (m.tokens / m.wall) / (greedy.tokens / greedy.wall),
+      tau: m.tokens / m.forwards,
+      acceptance: m.acceptance,
+      equalsGreedy: v.lossless ? same : same ? true : null,
+      tokens: m.tokens,
+      msPerForward: m.wall / m.forwards,
+    });
+    console.error(`  ${backend} ${v.decoder} k=${v.k}: ${fmt(rows.at(-1)!.tokensPerSecond, 1)} tok/s, τ ${fmt(rows.at(-1)!.tau)}`);
+  }
+  const f1 = await forwardCost(cached, 1, [0, 1, 2, 3]);
+  const f4 = await forwardCost(cached, 4, [0]);
+  notes.push(
+    `${backend}: one cached forward + heads: 1 new token ${fmt(f1)} ms, 4 new tokens ${fmt(f4)} ms (ratio ${fmt(f4 / f1)}); ` +
+      `${prompts.length} prompts × ${maxNewTokens} new tokens, median of ${repeats} repeats`,
+  );
+  cached.dispose();
+  layersModel.dispose();
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const backends = argValue(argv, '--backends', 'wasm,cpu').split(',');
+  const repeats = Number(argValue(argv, '--repeats', '3'));
+  const jsonPath = argValue(argv, '--json', '');
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  for (const b of backends) await benchBackend(b, repeats, rows, notes);
+  await useBackend(backends[0]!);
+  const overhead = await loopOverhead();
+
+  const model = await loadReferenceModel();
+  const wte = model.getLayer('wte').getWeights()[0]!;
+  const [V, D] = wte.shape as [number, number];
+  const report = formatParameterReport(parameterReport({ vocabSize: V, hiddenSize: D, numHeads: 4, headKind: 'residual' }));
+  model.dispose();
+
+  const header = '| backend | decoder | k | tokens/s | speedup vs greedy | τ | acceptance per offset (1…k-1) | output == greedy | ms/forward |';
+  const lines = [header, '|---|---|---:|---:|---:|---:|---|---|---:|'];
+  for (const r of rows) {
+    const eq = r.equalsGreedy === null ? 'no (lossy)' : r.equalsGreedy ? 'yes' : '**NO**';
+    lines.push(
+      `| ${r.backend} | ${r.decoder} | ${r.k} | ${fmt(r.tokensPerSecond, 1)} | ${fmt(r.speedup)}× | ${fmt(r.tau)} | ${r.acceptance.map((a) => fmt(a)).join(' / ') || '–'} | ${eq} | ${fmt(r.msPerForward)} |`,
+    );
+  }
+  console.log(lines.join('\n'));
+  console.log(`\nLoop overhead (trivial model, ${backends[0]}): ${overhead}`);
+  for (const n of notes) console.log(`\n${n}`);
+  console.log(`\nParameters (reference model, k = 4, residual heads):\n${report}`);
+  if (jsonPath) {
+    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), rows, loopOverhead: overhead, notes }, null, 2));
+    console.log(`\nwrote ${jsonPath}`);
+  }
+}
+
+await main();
