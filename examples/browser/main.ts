@@ -1,0 +1,262 @@
+/**
+ * Browser example: loads the reference transformer's checkpoint, streams a self-speculative
+ * continuation with every byte coloured by how it was produced (the verifier's own token, or a
+ * draft from offset j that verification kept), shows live tokens/s, τ and per-offset acceptance,
+ * and races greedy decoding against speculative decoding on the same model.
+ *
+ * The app owns the backend (`tf.setBackend`); the library never touches it. Served by serve.ts,
+ * which also serves the wasm binaries under `wasm/` and the checkpoint under `checkpoint/`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-webgl';
+import '@tensorflow/tfjs-backend-webgpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
+import { greedyStream, registerMtpLayers, speculativeStream, type DecodeResult, type TokenChunk } from 'tfjs-mtp';
+import { CachedTransformer, decodeBytes, encodeBytes, registerModelLayers } from 'tfjs-mtp/models';
+
+type Backend = 'webgl' | 'webgpu' | 'wasm' | 'cpu';
+
+/** Prompts from the held-out part of the corpus's domain (TypeScript declaration files). */
+const PRESETS: Record<string, string> = {
+  Promise: 'interface PromiseConstructor {\n    /**\n     * Creates a new Promise.\n',
+  Map: 'interface Map<K, V> {\n    clear(): void;\n',
+  Array: 'interface Array<T> {\n    /**\n     * Returns the value of the first element',
+  WeakRef: 'interface WeakRef<T extends WeakKey> {\n    readonly [Symbol.toStringTag]: "WeakRef";\n',
+};
+
+/** Bar colour of offset j (a stronger shade of the token colour s{j} in the stylesheet). */
+const BAR_COLOURS = ['#868e96', '#4c6ef5', '#37b24d', '#f59f00', '#ae3ec9', '#f03e3e', '#1098ad', '#7048e8'];
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
+
+/** The loaded model and the backend it lives on. */
+interface Loaded {
+  backend: Backend;
+  layers: LayersModel;
+  model: CachedTransformer;
+}
+
+let loaded: Loaded | null = null;
+let running: AbortController | null = null;
+
+function status(text: string, error = false): void {
+  $('status').textContent = text;
+  $('status').classList.toggle('error', error);
+}
+
+function busy(on: boolean): void {
+  for (const id of ['generate', 'race', 'backend', 'draft']) ($(id) as HTMLButtonElement).disabled = on;
+  ($('stop') as HTMLButtonElement).disabled = !on;
+}
+
+/** Switches the backend (the app's call, not the library's) and (re)loads the checkpoint on it. */
+async function load(backend: Backend): Promise<Loaded> {
+  if (loaded?.backend === backend) return loaded;
+  if (loaded) {
+    loaded.model.dispose();
+    loaded.layers.dispose();
+    loaded = null;
+  }
+  status(`Starting ${backend}…`);
+  // Decoding changes shapes every step (the KV cache grows): with shape uniforms WebGL reuses one
+  // compiled program per op instead of compiling one per sequence length.
+  if (backend === 'webgl') tf.env().set('WEBGL_USE_SHAPES_UNIFORMS', true);
+  if (!(await tf.setBackend(backend)) || tf.getBackend() !== backend) {
+    throw new Error(`The ${backend} backend is not available in this browser (tfjs kept '${tf.getBackend()}').`);
+  }
+  await tf.ready();
+  status(`Loading the checkpoint on ${backend}…`);
+  const layers = await loadLayersModel('checkpoint/model.json');
+  const model = new CachedTransformer(layers);
+  const params = layers.countParams();
+  $('model-info').innerHTML =
+    `${layers.name}: ${(params / 1e3).toFixed(0)}k parameters, k = ${model.numHeads} heads, ` +
+    `vocabulary ${model.vocabSize} (bytes), context ${model.maxLength} tokens.<br>Backend: <b>${tf.getBackend()}</b>.`;
+  fillDraftChoices(model.numHeads);
+  loaded = { backend, layers, model };
+  return loaded;
+}
+
+function fillDraftChoices(numHeads: number): void {
+  const select = $('draft') as HTMLSelectElement;
+  const previous = select.value;
+  select.innerHTML = '';
+  for (let d = 0; d < numHeads; d++) select.add(new Option(d === 0 ? '0 (greedy)' : String(d), String(d)));
+  select.value = previous !== '' && Number(previous) < numHeads ? previous : String(numHeads - 1);
+  renderLegend(numHeads);
+}
+
+function renderLegend(numHeads: number): void {
+  const items = [`<span><span class="sw s0"></span>verifier's own token (offset 0)</span>`];
+  for (let j = 1; j < numHeads; j++) items.push(`<span><span class="sw s${j % 8}"></span>kept draft, offset ${j}</span>`);
+  $('legend').innerHTML = items.join('');
+}
+
+/** Prompt bytes (the end of a long prompt) and a token budget that fits the context. */
+function readInputs(model: CachedTransformer): { prompt: number[]; maxNewTokens: number; draftLength: number } {
+  const text = ($('prompt') as HTMLTextAreaElement).value || '\n';
+  const requested = Math.max(1, Math.floor(Number(($('max-new') as HTMLInputElement).value) || 1));
+  const prompt = encodeBytes(text).slice(-(model.maxLength - 16)); // keep the end of a long prompt, and room for 16 new tokens
+  return { prompt, maxNewTokens: Math.min(requested, model.maxLength - prompt.length), draftLength: Number(($('draft') as HTMLSelectElement).value) };
+}
+
+/** Appends one chunk's bytes as coloured spans (a streaming UTF-8 decoder keeps multi-byte characters whole). */
+function appendChunk(output: HTMLElement, decoder: TextDecoder, chunk: TokenChunk): void {
+  chunk.tokens.forEach((token, i) => {
+    const span = document.createElement('span');
+    span.className = `t s${chunk.sources[i] % 8}`;
+    span.textContent = decoder.decode(Uint8Array.of(token), { stream: true });
+    span.title = chunk.sources[i] === 0 ? `step ${chunk.step}: verifier (offset 0)` : `step ${chunk.step}: kept draft from offset ${chunk.sources[i]}`;
+    output.append(span);
+  });
+  output.scrollTop = output.scrollHeight;
+}
+
+/** Live per-offset acceptance: after the first step, each step verified `draftLength` drafts. */
+class LiveStats {
+  tokens = 0;
+  steps = 0;
+  private readonly kept: number[];
+  private verifiedSteps = 0;
+  private readonly start = performance.now();
+
+  constructor(draftLength: number) {
+    this.kept = new Array<number>(draftLength).fill(0);
+  }
+
+  add(chunk: TokenChunk): void {
+    this.tokens += chunk.tokens.length;
+    this.steps = chunk.step + 1;
+    if (chunk.step > 0) this.verifiedSteps++;
+    for (const s of chunk.sources) if (s > 0) this.kept[s - 1]++;
+    const seconds = (performance.now() - this.start) / 1000;
+    showStats(this.tokens / seconds, this.tokens / this.steps, this.tokens, this.steps, this.kept.map((k) => (this.verifiedSteps > 0 ? k / this.verifiedSteps : NaN)));
+  }
+}
+
+function showStats(tps: number, tau: number, tokens: number, forwards: number, rates: number[]): void {
+  $('stat-tps').textContent = Number.isFinite(tps) ? tps.toFixed(1) : '–';
+  $('stat-tau').textContent = Number.isFinite(tau) ? tau.toFixed(2) : '–';
+  $('stat-tokens').textContent = String(tokens);
+  $('stat-forwards').textContent = String(forwards);
+  $('bars').innerHTML = rates
+    .map((r, i) => {
+      const pct = Number.isFinite(r) ? `${(100 * r).toFixed(0)}%` : '–';
+      const width = Number.isFinite(r) ? 100 * r : 0;
+      return `<div class="bar"><span>offset ${i + 1}</span><div class="track"><div class="fill" style="width:${width}%;background:${BAR_COLOURS[(i + 1) % 8]}"></div></div><span class="pct">${pct}</span></div>`;
+    })
+    .join('');
+}
+
+/** Drives a decoding stream to its end, calling `each` per chunk; returns the final result. */
+async function consume(stream: AsyncGenerator<TokenChunk, DecodeResult>, each: (c: TokenChunk) => void): Promise<DecodeResult> {
+  for (;;) {
+    const r = await stream.next();
+    if (r.done) return r.value;
+    each(r.value);
+  }
+}
+
+async function generate(): Promise<void> {
+  const { model } = await load(($('backend') as HTMLSelectElement).value as Backend);
+  const { prompt, maxNewTokens, draftLength } = readInputs(model);
+  const output = $('output');
+  output.innerHTML = '';
+  const head = document.createElement('span');
+  head.className = 'prompt';
+  head.textContent = decodeBytes(prompt);
+  output.append(head);
+  const decoder = new TextDecoder();
+  const live = new LiveStats(draftLength);
+  running = new AbortController();
+  status(`Decoding on ${tf.getBackend()} with ${draftLength} draft${draftLength === 1 ? '' : 's'} per step…`);
+  const result = await consume(speculativeStream(model, prompt, { maxNewTokens, draftLength, signal: running.signal }), (chunk) => {
+    appendChunk(output, decoder, chunk);
+    live.add(chunk);
+  });
+  const s = result.stats;
+  showStats(s.tokensPerSecond, s.meanAcceptedLength, s.tokens, s.forwards, s.acceptanceRates.slice(0, draftLength));
+  status(`Done: ${s.tokens} tokens in ${s.forwards} forwards (${s.wallTimeMs.toFixed(0)} ms, ${s.accepted}/${s.drafted} drafts kept) on ${tf.getBackend()}.`);
+}
+
+/** Times one decode, moving its progress bar. */
+async function lane(stream: AsyncGenerator<TokenChunk, DecodeResult>, bar: HTMLElement, meta: HTMLElement, total: number): Promise<DecodeResult> {
+  let tokens = 0;
+  const start = performance.now();
+  const result = await consume(stream, (chunk) => {
+    tokens += chunk.tokens.length;
+    bar.style.width = `${(100 * tokens) / total}%`;
+    meta.textContent = `${tokens} tokens, ${(performance.now() - start).toFixed(0)} ms`;
+  });
+  const s = result.stats;
+  meta.textContent = `${s.tokens} tokens, ${s.forwards} forwards, ${s.wallTimeMs.toFixed(0)} ms, ${s.tokensPerSecond.toFixed(1)} tok/s`;
+  return result;
+}
+
+async function race(): Promise<void> {
+  const { model } = await load(($('backend') as HTMLSelectElement).value as Backend);
+  const { prompt, maxNewTokens, draftLength } = readInputs(model);
+  running = new AbortController();
+  const signal = running.signal;
+  for (const id of ['lane-greedy', 'lane-spec']) $(id).style.width = '0';
+  $('race-verdict').textContent = '';
+  // A fair race: the first run of each input shape compiles GPU programs, so both decoders run
+  // once untimed on the same prompt and budget first.
+  status('Warming up: one untimed run of each decoder (the first run of each shape compiles GPU programs)…');
+  await consume(greedyStream(model, prompt, { maxNewTokens, signal }), () => undefined);
+  await consume(speculativeStream(model, prompt, { maxNewTokens, draftLength, signal }), () => undefined);
+  status('Racing: greedy first, then speculative, on the same model…');
+  const greedy = await lane(greedyStream(model, prompt, { maxNewTokens, signal }), $('lane-greedy'), $('meta-greedy'), maxNewTokens);
+  const spec = await lane(speculativeStream(model, prompt, { maxNewTokens, draftLength, signal }), $('lane-spec'), $('meta-spec'), maxNewTokens);
+  const same = greedy.tokens.length === spec.tokens.length && greedy.tokens.every((t, i) => t === spec.tokens[i]);
+  const speedup = greedy.stats.wallTimeMs / spec.stats.wallTimeMs;
+  $('race-verdict').innerHTML =
+    `<b>${speedup.toFixed(2)}×</b> faster, ${greedy.stats.forwards} → ${spec.stats.forwards} forwards; ` +
+    (same ? 'outputs <b>identical</b> ✓' : '<b style="color:#c92a2a">outputs differ</b>');
+  status(`Race done on ${tf.getBackend()}.`);
+}
+
+/** Runs an action with the controls locked; shows errors in the status line. */
+async function guarded(action: () => Promise<void>): Promise<void> {
+  busy(true);
+  try {
+    await action();
+  } catch (error) {
+    const e = error as Error;
+    status(e.name === 'AbortError' ? 'Stopped.' : `Error: ${e.message}`, e.name !== 'AbortError');
+    if (e.name !== 'AbortError') console.error(error);
+  } finally {
+    running = null;
+    busy(false);
+  }
+}
+
+function init(): void {
+  registerMtpLayers();
+  registerModelLayers();
+  setWasmPaths(new URL('wasm/', location.href).href);
+  const presets = $('presets');
+  for (const [name, text] of Object.entries(PRESETS)) {
+    const b = document.createElement('button');
+    b.textContent = name;
+    b.onclick = () => (($('prompt') as HTMLTextAreaElement).value = text);
+    presets.append(b);
+  }
+  ($('prompt') as HTMLTextAreaElement).value = PRESETS.Promise;
+  if (!('gpu' in navigator)) ($('backend') as HTMLSelectElement).querySelector<HTMLOptionElement>('option[value=webgpu]')!.disabled = true;
+  $('generate').onclick = () => void guarded(generate);
+  $('race').onclick = () => void guarded(race);
+  $('stop').onclick = () => running?.abort(new DOMException('stopped by the user', 'AbortError'));
+  $('backend').onchange = () => void guarded(async () => {
+    const l = await load(($('backend') as HTMLSelectElement).value as Backend);
+    status(`Ready on ${l.backend}.`);
+  });
+  void guarded(async () => {
+    const l = await load(($('backend') as HTMLSelectElement).value as Backend);
+    status(`Ready on ${l.backend}. Type a prompt and press Generate.`);
+  });
+}
+
+init();
