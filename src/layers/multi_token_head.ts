@@ -71,7 +71,7 @@ export interface MultiTokenHeadArgs extends LayerArgs {
  * const logits = multiTokenHead({ numHeads: 4, vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 4, 256]
  */
 export class MultiTokenHead extends layers.Layer {
-  /** @nocollapse */
+  /** Name under which the class is registered for serialization. */
   static className = 'MultiTokenHead';
   /** Number of offsets k. */
   readonly numHeads: number;

@@ -57,7 +57,7 @@ export interface LightweightOffsetHeadArgs extends LayerArgs {
  * const y = head.apply(tf.ones([2, 5, 16])) as tf.Tensor; // [2, 5, 16], equal to the input until trained
  */
 export class LightweightOffsetHead extends layers.Layer {
-  /** @nocollapse */
+  /** Name under which the class is registered for serialization. */
   static className = 'LightweightOffsetHead';
   /** The transform's kind. */
   readonly kind: OffsetHeadKind;

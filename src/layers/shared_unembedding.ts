@@ -58,7 +58,7 @@ export interface SharedUnembeddingArgs extends LayerArgs {
  * const logits = sharedUnembedding({ vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 256]
  */
 export class SharedUnembedding extends layers.Layer {
-  /** @nocollapse */
+  /** Name under which the class is registered for serialization. */
   static className = 'SharedUnembedding';
   /** Size of the vocabulary. */
   readonly vocabSize: number;
