@@ -12,9 +12,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
-import { greedyStream, registerMtpLayers, speculativeStream, type DecodeResult, type TokenChunk } from 'tfjs-mtp';
-import { CachedTransformer, decodeBytes, encodeBytes, registerModelLayers } from 'tfjs-mtp/models';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { greedyStream, speculativeStream, type DecodeResult, type TokenChunk } from 'tfjs-mtp';
+import { CachedTransformer, decodeBytes, encodeBytes, loadTransformer } from 'tfjs-mtp/models';
 
 type Backend = 'webgl' | 'webgpu' | 'wasm' | 'cpu';
 
@@ -68,7 +68,7 @@ async function load(backend: Backend): Promise<Loaded> {
   }
   await tf.ready();
   status(`Loading the checkpoint on ${backend}…`);
-  const layers = await loadLayersModel('checkpoint/model.json');
+  const layers = await loadTransformer('checkpoint/model.json'); // registers the layer classes, then tf.loadLayersModel
   const model = new CachedTransformer(layers);
   const params = layers.countParams();
   $('model-info').innerHTML =
@@ -234,8 +234,6 @@ async function guarded(action: () => Promise<void>): Promise<void> {
 }
 
 function init(): void {
-  registerMtpLayers();
-  registerModelLayers();
   setWasmPaths(new URL('wasm/', location.href).href);
   const presets = $('presets');
   for (const [name, text] of Object.entries(PRESETS)) {

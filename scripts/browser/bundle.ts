@@ -29,7 +29,7 @@ export async function bundlePage(entry: string, options: { minify?: boolean; sou
     write: false,
     format: 'esm',
     platform: 'browser',
-    target: 'es2020',
+    target: 'es2022', // top-level await, as in the docs' page snippet
     minify: options.minify ?? false,
     sourcemap: options.sourcemap ? 'inline' : false,
     logLevel: 'silent',

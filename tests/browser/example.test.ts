@@ -6,18 +6,14 @@
  * The committed checkpoint (fixtures/<name>/) is used when present; otherwise an untrained
  * reference transformer is saved to a temporary directory, with a loud warning.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultCheckpoint, startExampleServer } from '../../examples/browser/serve.js';
+import { startExampleServer } from '../../examples/browser/serve.js';
 import { ROOT } from '../../scripts/browser/bundle.js';
 import { browserSuiteEnabled, launchChromium } from '../../scripts/browser/chromium.js';
-import { saveCheckpoint } from '../../scripts/lib/checkpoint.js';
-import { createTransformer } from '../../src/models/index.js';
+import { checkpointForTests } from './harness.js';
 
 const SCREENSHOTS = join(ROOT, 'test-output');
 
@@ -25,21 +21,13 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
   let server: Awaited<ReturnType<typeof startExampleServer>>;
   let browser: Browser;
   let page: Page;
-  let temporary: string | null = null;
+  let cleanup = () => undefined as void;
   const errors: string[] = [];
 
   beforeAll(async () => {
-    let checkpoint = defaultCheckpoint();
-    if (checkpoint === null) {
-      console.warn('\n!!! tests/browser/example: no committed checkpoint under fixtures/; using an UNTRAINED transformer (expect τ ≈ 1).\n');
-      await tf.setBackend('cpu');
-      temporary = mkdtempSync(join(tmpdir(), 'tfjs-mtp-ckpt-'));
-      const model = createTransformer({ seed: 1 });
-      await saveCheckpoint(model, temporary);
-      model.dispose();
-      checkpoint = temporary;
-    }
-    server = await startExampleServer({ checkpoint });
+    const checkpoint = await checkpointForTests('tests/browser/example');
+    cleanup = checkpoint.cleanup;
+    server = await startExampleServer({ checkpoint: checkpoint.dir });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     page.on('pageerror', (e) => errors.push(String(e)));
@@ -53,7 +41,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
   afterAll(async () => {
     await browser?.close();
     await server?.close();
-    if (temporary) rmSync(temporary, { recursive: true, force: true });
+    cleanup();
   });
 
   it('generates on webgl: coloured text, τ, tokens/s and per-offset acceptance appear', async () => {
