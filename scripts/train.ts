@@ -14,8 +14,9 @@
  * docs/models.md for the measured tokens/s of each.
  *
  *     npm run train -- [--minutes 32] [--name tslib-k4] [--backend wasm|cpu] [--seed 0] ...
+ *     npm run train -- --stage heads --minutes 10 --learningRate 1e-3   # stage 2, see lib/distill.ts
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -23,7 +24,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { multiTokenLoss, multiTokenTargets, parameterReport, formatParameterReport } from '../src/index.js';
 import { createTransformer, resolveTransformerConfig, type TransformerConfig } from '../src/models/index.js';
-import { saveCheckpoint } from './lib/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from './lib/checkpoint.js';
+import { distillLoss, distillParts, teacherBatch } from './lib/distill.js';
 import { loadCorpus, mulberry32, sampleWindows, strideWindows } from './lib/corpus.js';
 import { registerWasmLayoutKernels } from './lib/wasm_layout.js';
 import { registerWasmFastMatMul } from './lib/wasm_matmul.js';
@@ -31,6 +33,7 @@ import { registerWasmUnsortedSegmentSum } from './lib/wasm_segment_sum.js';
 
 // ---- settings (every one is recorded in training.json) --------------------------------------
 interface Settings {
+  stage: 'joint' | 'heads'; // 'joint': stage 1 from scratch; 'heads': stage 2, distil the draft heads of fixtures/<name>
   name: string; // fixture folder under fixtures/
   backend: 'wasm' | 'cpu';
   minutes: number; // wall-clock budget; the lr schedule runs on elapsed time
@@ -51,6 +54,7 @@ interface Settings {
 }
 
 const DEFAULT_SETTINGS: Settings = {
+  stage: 'joint',
   name: 'tslib-k4',
   backend: 'wasm',
   minutes: 32, // the brief's 30–40 min budget on a shared 2-core machine
@@ -77,6 +81,10 @@ function parseArgs(argv: string[]): Settings {
     const value = argv[i + 1];
     if (value === undefined) throw new Error(`train: expected a value after --${key}.`);
     if (key === 'name') s.name = value;
+    else if (key === 'stage') {
+      if (value !== 'joint' && value !== 'heads') throw new Error(`train: expected --stage to be joint or heads, but got ${value}.`);
+      s.stage = value;
+    }
     else if (key === 'backend') {
       if (value !== 'wasm' && value !== 'cpu') throw new Error(`train: expected --backend to be wasm or cpu, but got ${value}.`);
       s.backend = value;
@@ -160,6 +168,87 @@ function bar(progress: number, width = 20): string {
   return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;
 }
 
+// ---- stage 2: distil the draft heads (scripts/lib/distill.ts) --------------------------------
+async function agreementOn(parts: ReturnType<typeof distillParts>, data: Uint8Array, count: number, s: Settings): Promise<number[]> {
+  const windows = strideWindows(data, count, s.seqLength);
+  const sums = new Float64Array(parts.head.numHeads - 1);
+  for (let i = 0; i < count; i += s.batchSize) {
+    const n = Math.min(s.batchSize, count - i);
+    const agreement = tf.tidy(() => {
+      const ids = tf.tensor2d(windows.subarray(i * s.seqLength, (i + n) * s.seqLength), [n, s.seqLength], 'int32'); // [n, T]
+      const { hidden, teacher } = teacherBatch(parts, ids);
+      return distillLoss(parts, hidden, teacher).agreement; // [k-1]
+    });
+    (await agreement.data()).forEach((v: number, j: number) => (sums[j]! += v * n));
+    agreement.dispose();
+  }
+  return Array.from(sums, (v) => v / count);
+}
+
+async function distillHeads(s: Settings, dir: string): Promise<void> {
+  const corpus = loadCorpus();
+  const model = await loadCheckpoint(dir);
+  const parts = distillParts(model);
+  const stage1 = JSON.parse(readFileSync(join(dir, 'training.json'), 'utf8')) as Record<string, unknown>;
+  const before = await agreementOn(parts, corpus.heldOut, s.finalEvalWindows, s);
+  console.log(`stage 2 (heads): ${parts.trainable.length} tensors trainable; held-out agreement before ${fmt(before)}`);
+  const optimizer = tf.train.adam(s.learningRate, 0.9, 0.95, 1e-8);
+  const random = mulberry32(s.seed + 1);
+  const history: { step: number; minutes: number; train: number[]; heldOut: number[] }[] = [];
+  const t0 = performance.now();
+  let [step, tokens, trainMs] = [0, 0, 0];
+  let ema: number[] | null = null;
+  while (performance.now() - t0 < s.minutes * 60_000) {
+    (optimizer as unknown as { learningRate: number }).learningRate = learningRate(s, step, (performance.now() - t0) / (s.minutes * 60_000));
+    const windows = sampleWindows(corpus.train, s.batchSize, s.seqLength, random);
+    const ts = performance.now();
+    const agreement = tf.tidy(() => {
+      const { hidden, teacher } = teacherBatch(parts, tf.tensor2d(windows, [s.batchSize, s.seqLength], 'int32'));
+      let kept: tf.Tensor1D | null = null;
+      optimizer.minimize(() => {
+        const out = distillLoss(parts, hidden, teacher);
+        kept = tf.keep(out.agreement);
+        return out.loss;
+      }, false, parts.trainable);
+      return kept!;
+    });
+    const values = Array.from(await agreement.data());
+    agreement.dispose();
+    trainMs += performance.now() - ts;
+    tokens += s.batchSize * s.seqLength;
+    step++;
+    ema = ema ? ema.map((e, j) => 0.95 * e + 0.05 * values[j]!) : values;
+    const minutes = (performance.now() - t0) / 60_000;
+    if (step % s.logEvery === 0) {
+      console.log(`${bar(minutes / s.minutes)} step ${step} ${minutes.toFixed(1)}/${s.minutes} min  agreement/offset 1…${values.length} ${fmt(ema)}  ${Math.round(tokens / (trainMs / 1000))} tok/s`);
+    }
+    if (step % s.evalEvery === 0) {
+      const heldOut = await agreementOn(parts, corpus.heldOut, s.evalWindows, s);
+      history.push({ step, minutes, train: ema, heldOut });
+      console.log(`  held-out agreement/offset ${fmt(heldOut)}`);
+    }
+  }
+  const after = await agreementOn(parts, corpus.heldOut, s.finalEvalWindows, s);
+  const finalHeldOut = await evaluate(model, corpus.heldOut, s.finalEvalWindows, s, model.getLayer('mtp_head').getConfig()['numHeads'] as number);
+  const finalTrain = await evaluate(model, corpus.train, s.finalEvalWindows, s, model.getLayer('mtp_head').getConfig()['numHeads'] as number);
+  console.log(`held-out agreement (teacher-forced acceptance) per offset: before ${fmt(before)} → after ${fmt(after)}`);
+  console.log(`final train    loss/offset ${fmt(finalTrain)}`);
+  console.log(`final held-out loss/offset ${fmt(finalHeldOut)}`);
+  await saveCheckpoint(model, dir);
+  const stage2 = {
+    settings: { minutes: s.minutes, seed: s.seed, batchSize: s.batchSize, seqLength: s.seqLength, learningRate: s.learningRate, minLearningRate: s.minLearningRate, warmupSteps: s.warmupSteps },
+    what: 'offset heads 1…k-1 trained to predict the frozen offset 0 argmax at t + j (teacher-forced); trunk, embedding, offset 0 frozen',
+    steps: step,
+    tokensSeen: tokens,
+    trainTokensPerSecond: tokens / (trainMs / 1000),
+    heldOutAgreement: { before, after },
+    history,
+    finalLoss: { train: finalTrain, heldOut: finalHeldOut },
+  };
+  writeFileSync(join(dir, 'training.json'), JSON.stringify({ ...stage1, stage2HeadDistillation: stage2 }, null, 2));
+  console.log(`done: ${step} steps, ${tokens} tokens, ${Math.round(tokens / (trainMs / 1000))} tok/s; wrote ${dir}/`);
+}
+
 async function main(): Promise<void> {
   const s = parseArgs(process.argv.slice(2));
   if (s.backend === 'wasm') {
@@ -168,6 +257,7 @@ async function main(): Promise<void> {
     registerWasmLayoutKernels();
   }
   await tf.setBackend(s.backend);
+  if (s.stage === 'heads') return distillHeads(s, join('fixtures', s.name));
   const corpus = loadCorpus();
   const model = createTransformer(s.model);
   const config = resolveTransformerConfig(s.model);
