@@ -9,15 +9,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { pickTokens } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
 import { resolveBlockwiseOptions, type BlockwiseOptions, type TokenChunk } from './options.js';
-import { uniformStream, uniforms } from './random.js';
-import { acquire, drain, Transcript, type DecodeResult } from './session.js';
+import { uniforms } from './random.js';
+import { decodeSession, drain, type DecodeResult, type Steps } from './session.js';
 
 /** Feeds `tokens` and returns offsets 0…b-1's picks at the last position (one readback of b numbers). */
 async function nextBlock(
   model: MultiTokenModel,
   tokens: readonly number[],
   blockSize: number,
-  opts: ReturnType<typeof resolveBlockwiseOptions>,
+  opts: BlockwiseResolved,
   random: () => number,
 ): Promise<number[]> {
   const offsets = Array.from({ length: blockSize }, (_, j) => j);
@@ -37,16 +37,12 @@ async function nextBlock(
   }
 }
 
-async function* blockwiseLoop(
-  model: MultiTokenModel,
-  opts: ReturnType<typeof resolveBlockwiseOptions>,
-): AsyncGenerator<TokenChunk, DecodeResult> {
-  const release = acquire(opts.fn, model);
-  const transcript = new Transcript(opts, model.numHeads);
-  const random = uniformStream(opts.seed);
+type BlockwiseResolved = ReturnType<typeof resolveBlockwiseOptions>;
+
+/** The loop: feed the last block, take all offsets' picks at its last position, commit them unchecked. */
+function blockwiseSteps(model: MultiTokenModel, opts: BlockwiseResolved): Steps {
   const sources = Array.from({ length: opts.blockSize }, (_, j) => j);
-  try {
-    model.truncate(0);
+  return async function* (transcript, random) {
     let feed = opts.prompt;
     for (;;) {
       opts.signal?.throwIfAborted();
@@ -55,18 +51,15 @@ async function* blockwiseLoop(
       transcript.recordDrafts(opts.blockSize - 1, opts.blockSize - 1); // unverified: all "kept"
       const done = transcript.commit(block, sources);
       yield transcript.lastChunk;
-      if (done) break;
-      if (model.length + block.length > model.maxLength) {
-        transcript.contextFull();
-        break;
-      }
+      if (done || !transcript.fits(model, block.length)) return;
       feed = block;
     }
-    return transcript.result();
-  } finally {
-    model.truncate(0);
-    release();
-  }
+  };
+}
+
+/** Runs {@link blockwiseSteps} in a decode session. */
+function blockwise(model: MultiTokenModel, opts: BlockwiseResolved): AsyncGenerator<TokenChunk, DecodeResult> {
+  return decodeSession(model, opts, blockwiseSteps(model, opts));
 }
 
 /** The streaming form of {@link blockwiseDecode}. */
@@ -75,7 +68,7 @@ export async function* blockwiseStream(
   prompt: readonly number[],
   options: BlockwiseOptions = {},
 ): AsyncGenerator<TokenChunk, DecodeResult> {
-  return yield* blockwiseLoop(model, resolveBlockwiseOptions('blockwiseStream', model, prompt, options));
+  return yield* blockwise(model, resolveBlockwiseOptions('blockwiseStream', model, prompt, options));
 }
 
 /**
@@ -93,5 +86,5 @@ export async function blockwiseDecode(
   prompt: readonly number[],
   options: BlockwiseOptions = {},
 ): Promise<DecodeResult> {
-  return drain(blockwiseLoop(model, resolveBlockwiseOptions('blockwiseDecode', model, prompt, options)));
+  return drain(blockwise(model, resolveBlockwiseOptions('blockwiseDecode', model, prompt, options)));
 }

@@ -6,9 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { pickTokens } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
-import { resolveOptions, type DecodeOptions, type SamplingSettings, type TokenChunk } from './options.js';
-import { uniformStream } from './random.js';
-import { acquire, drain, Transcript, type DecodeResult } from './session.js';
+import { resolveOptions, type DecodeOptions, type ResolvedOptions, type SamplingSettings, type TokenChunk } from './options.js';
+import { decodeSession, drain, type DecodeResult, type Steps } from './session.js';
 
 /** Feeds `tokens`, then picks the next token from offset 0 at the last position (one readback of one number). */
 async function nextToken(
@@ -33,6 +32,22 @@ async function nextToken(
   }
 }
 
+/** The loop: feed the last token, pick the next, commit it. */
+function greedySteps(model: MultiTokenModel, opts: ResolvedOptions): Steps {
+  return async function* (transcript, random) {
+    let feed = opts.prompt;
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const token = await nextToken(model, feed, opts.sampling, random);
+      transcript.forwards++;
+      const done = transcript.commit([token], [0]);
+      yield transcript.lastChunk;
+      if (done || !transcript.fits(model, 1)) return;
+      feed = [token];
+    }
+  };
+}
+
 /**
  * The streaming form of {@link greedyDecode}: yields each committed token as a
  * {@link TokenChunk} and returns the {@link DecodeResult}.
@@ -42,34 +57,8 @@ export async function* greedyStream(
   prompt: readonly number[],
   options: DecodeOptions = {},
 ): AsyncGenerator<TokenChunk, DecodeResult> {
-  return yield* greedyLoop(model, resolveOptions('greedyStream', model, prompt, options));
-}
-
-async function* greedyLoop(model: MultiTokenModel, opts: ReturnType<typeof resolveOptions>): AsyncGenerator<TokenChunk, DecodeResult> {
-  const release = acquire(opts.fn, model);
-  const transcript = new Transcript(opts, model.numHeads);
-  const random = uniformStream(opts.seed);
-  try {
-    model.truncate(0);
-    let feed = opts.prompt;
-    for (;;) {
-      opts.signal?.throwIfAborted();
-      const token = await nextToken(model, feed, opts.sampling, random);
-      transcript.forwards++;
-      const done = transcript.commit([token], [0]);
-      yield transcript.lastChunk;
-      if (done) break;
-      if (model.length + 1 > model.maxLength) {
-        transcript.contextFull();
-        break;
-      }
-      feed = [token];
-    }
-    return transcript.result();
-  } finally {
-    model.truncate(0);
-    release();
-  }
+  const opts = resolveOptions('greedyStream', model, prompt, options);
+  return yield* decodeSession(model, opts, greedySteps(model, opts));
 }
 
 /**
@@ -90,5 +79,5 @@ export async function greedyDecode(
   options: DecodeOptions = {},
 ): Promise<DecodeResult> {
   const opts = resolveOptions('greedyDecode', model, prompt, options);
-  return drain(greedyLoop(model, opts));
+  return drain(decodeSession(model, opts, greedySteps(model, opts)));
 }

@@ -5,6 +5,7 @@
  */
 import type { MultiTokenModel } from './model.js';
 import type { ResolvedOptions, TokenChunk } from './options.js';
+import { uniformStream } from './random.js';
 
 /** Why decoding ended. `'context'`: the model's context (`maxLength`) is full. */
 export type FinishReason = 'length' | 'stop' | 'context';
@@ -110,9 +111,11 @@ export class Transcript {
   /** The chunk committed by the latest `commit`. */
   lastChunk: TokenChunk = { tokens: [], sources: [], step: 0 };
 
-  /** Ends decoding because the context is full. */
-  contextFull(): void {
+  /** Whether `n` more tokens fit in the model's context; if not, decoding ends with `'context'`. */
+  fits(model: MultiTokenModel, n: number): boolean {
+    if (model.length + n <= model.maxLength) return true;
     this.finishReason = 'context';
+    return false;
   }
 
   /** The result, with statistics. */
@@ -141,6 +144,27 @@ export class Transcript {
 
 function now(): number {
   return globalThis.performance?.now() ?? Date.now();
+}
+
+/** A decoder's loop: yields each step's chunk, returns when the transcript says decoding is over. */
+export type Steps = (transcript: Transcript, random: () => number) => AsyncGenerator<TokenChunk, void>;
+
+/**
+ * Runs a decoder's steps inside what every decode needs: the model to itself, an empty cache
+ * before and after (so no tensor outlives the call, whether it ends, throws or is abandoned),
+ * the transcript and a seeded random stream. Returns the result with its statistics.
+ */
+export async function* decodeSession(model: MultiTokenModel, opts: ResolvedOptions, steps: Steps): AsyncGenerator<TokenChunk, DecodeResult> {
+  const release = acquire(opts.fn, model);
+  const transcript = new Transcript(opts, model.numHeads);
+  try {
+    model.truncate(0);
+    yield* steps(transcript, uniformStream(opts.seed));
+    return transcript.result();
+  } finally {
+    model.truncate(0);
+    release();
+  }
 }
 
 /** Runs a decoding generator to its end and returns its result. */

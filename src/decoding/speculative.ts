@@ -16,8 +16,8 @@ import { greedyAccept, samplingAccept, typicalAccept, type Verdict } from './acc
 import { argmaxRows, sampleRows, toProbabilities } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
 import { resolveSpeculativeOptions, type ResolvedSpeculativeOptions, type SpeculativeOptions, type TokenChunk } from './options.js';
-import { uniformStream, uniforms } from './random.js';
-import { acquire, drain, Transcript, type DecodeResult } from './session.js';
+import { uniforms } from './random.js';
+import { decodeSession, drain, type DecodeResult, type Steps } from './session.js';
 
 /** The block the next forward feeds. */
 interface Proposal {
@@ -110,41 +110,38 @@ function fitToContext(p: Proposal, model: MultiTokenModel): Proposal {
   return room >= p.drafts.length ? p : { ...p, drafts: p.drafts.slice(0, Math.max(0, room)) };
 }
 
-async function* speculativeLoop(model: MultiTokenModel, o: ResolvedSpeculativeOptions): AsyncGenerator<TokenChunk, DecodeResult> {
-  const release = acquire(o.fn, model);
-  const transcript = new Transcript(o, model.numHeads);
-  const random = uniformStream(o.seed);
-  let proposal: Proposal = { pending: o.prompt, drafts: [], draftProbs: null };
-  try {
-    model.truncate(0);
-    for (;;) {
-      o.signal?.throwIfAborted();
-      const block = fitToContext(proposal, model);
-      const start = model.length;
-      // verify this block, propose the next
-      const step = await verifyAndPropose(model, block, o, random);
-      proposal = { pending: [step.next], drafts: step.drafts, draftProbs: step.draftProbs };
-      block.draftProbs?.dispose();
-      transcript.forwards++;
-      transcript.recordDrafts(block.drafts.length, step.accepted);
-      // advance: keep the fed positions whose tokens are committed below, roll back the rest
-      model.truncate(start + block.pending.length + step.accepted);
-      // accept: the kept drafts (from offsets 1…a), then the verifier's own token
-      const kept = block.drafts.slice(0, step.accepted);
-      const done = transcript.commit([...kept, step.next], [...kept.map((_, i) => i + 1), 0]);
-      yield transcript.lastChunk;
-      if (done) break;
-      if (model.length + 1 > model.maxLength) {
-        transcript.contextFull();
-        break;
+/** The loop: propose → verify → accept → advance, one forward per step. */
+function speculativeSteps(model: MultiTokenModel, o: ResolvedSpeculativeOptions): Steps {
+  return async function* (transcript, random) {
+    let proposal: Proposal = { pending: o.prompt, drafts: [], draftProbs: null };
+    try {
+      for (;;) {
+        o.signal?.throwIfAborted();
+        const block = fitToContext(proposal, model);
+        const start = model.length;
+        // verify this block, propose the next
+        const step = await verifyAndPropose(model, block, o, random);
+        proposal = { pending: [step.next], drafts: step.drafts, draftProbs: step.draftProbs };
+        block.draftProbs?.dispose();
+        transcript.forwards++;
+        transcript.recordDrafts(block.drafts.length, step.accepted);
+        // advance: keep the fed positions whose tokens are committed below, roll back the rest
+        model.truncate(start + block.pending.length + step.accepted);
+        // accept: the kept drafts (from offsets 1…a), then the verifier's own token
+        const kept = block.drafts.slice(0, step.accepted);
+        const done = transcript.commit([...kept, step.next], [...kept.map((_, i) => i + 1), 0]);
+        yield transcript.lastChunk;
+        if (done || !transcript.fits(model, 1)) return;
       }
+    } finally {
+      proposal.draftProbs?.dispose();
     }
-    return transcript.result();
-  } finally {
-    proposal.draftProbs?.dispose();
-    model.truncate(0);
-    release();
-  }
+  };
+}
+
+/** Runs {@link speculativeSteps} in a decode session. */
+function speculative(model: MultiTokenModel, o: ResolvedSpeculativeOptions): AsyncGenerator<TokenChunk, DecodeResult> {
+  return decodeSession(model, o, speculativeSteps(model, o));
 }
 
 /** The streaming form of {@link speculativeDecode}: yields each step's committed tokens. */
@@ -153,7 +150,7 @@ export async function* speculativeStream(
   prompt: readonly number[],
   options: SpeculativeOptions = {},
 ): AsyncGenerator<TokenChunk, DecodeResult> {
-  return yield* speculativeLoop(model, resolveSpeculativeOptions('speculativeStream', model, prompt, options));
+  return yield* speculative(model, resolveSpeculativeOptions('speculativeStream', model, prompt, options));
 }
 
 /**
@@ -176,5 +173,5 @@ export async function speculativeDecode(
   prompt: readonly number[],
   options: SpeculativeOptions = {},
 ): Promise<DecodeResult> {
-  return drain(speculativeLoop(model, resolveSpeculativeOptions('speculativeDecode', model, prompt, options)));
+  return drain(speculative(model, resolveSpeculativeOptions('speculativeDecode', model, prompt, options)));
 }
