@@ -213,7 +213,7 @@ async function race(): Promise<void> {
   const same = greedy.tokens.length === spec.tokens.length && greedy.tokens.every((t, i) => t === spec.tokens[i]);
   const speedup = greedy.stats.wallTimeMs / spec.stats.wallTimeMs;
   $('race-verdict').innerHTML =
-    `<b>${speedup.toFixed(2)}×</b> faster, ${greedy.stats.forwards} → ${spec.stats.forwards} forwards; ` +
+    `<b>${(speedup >= 1 ? speedup : 1 / speedup).toFixed(2)}×</b> ${speedup >= 1 ? 'faster' : 'slower'}, ${greedy.stats.forwards} → ${spec.stats.forwards} forwards; ` +
     (same ? 'outputs <b>identical</b> ✓' : '<b style="color:#c92a2a">outputs differ</b>');
   status(`Race done on ${tf.getBackend()}.`);
 }
