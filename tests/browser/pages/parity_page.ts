@@ -2,12 +2,17 @@
  * Browser entry of the parity suite: exposes `window.parity` to the Node test driving the page
  * (Playwright `page.evaluate`). One page = one backend, selected once.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { countSyncDownloads, useBackend, type BackendInfo, type BackendName } from './backend.js';
 import { runCase, type CaseResult, type CaseSpec } from './cases.js';
 
 /** The page's API. */
 export interface ParityPage {
-  init(backend: BackendName): Promise<BackendInfo>;
+  /**
+   * Selects the backend and installs the sync-download counter; on webgl, `counterSeesDataSync`
+   * says whether a deliberate `dataSync` of GPU data was counted (the counter's own check).
+   */
+  init(backend: BackendName): Promise<BackendInfo & { counterSeesDataSync: boolean }>;
   /** Runs a case, counting synchronous GPU→CPU reads during its decodes. */
   run(spec: CaseSpec): Promise<CaseResult>;
 }
@@ -18,7 +23,13 @@ const api: ParityPage = {
   async init(backend) {
     const info = await useBackend(backend);
     downloads = countSyncDownloads();
-    return info;
+    if (backend !== 'webgl') return { ...info, counterSeesDataSync: false };
+    // WebGL only: on WebGPU (headless Chromium, SwiftShader) tfjs's emulated dataSync returns
+    // zeros and every later async read throws ("mapAsync … A valid external Instance reference
+    // no longer exists"), which would end the page.
+    const before = downloads();
+    tf.tidy(() => tf.square(tf.fill([4, 4], 3)).dataSync()); // computed on the device, then read synchronously
+    return { ...info, counterSeesDataSync: downloads() === before + 1 };
   },
   run: (spec) => runCase(spec, downloads),
 };
