@@ -30,7 +30,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/docs'))('docs/browser.md pag
     mkdirSync(join(ROOT, '.tmp'), { recursive: true });
     writeFileSync(entry, `export {};\n${pageSnippet()}`);
     harness = await startHarness(entry, { body: '<pre id="output"></pre>', mounts: { '/checkpoint/': checkpoint.dir } });
-  });
+  }, 300_000);
 
   afterAll(async () => {
     await harness?.close();
@@ -39,12 +39,12 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/docs'))('docs/browser.md pag
 
   it('streams text into #output and logs τ', async () => {
     const { page, errors, logs } = await harness.open();
-    await page.waitForEvent('console', { predicate: (m) => m.text().startsWith('τ = '), timeout: 90_000 });
+    await page.waitForEvent('console', { predicate: (m) => m.text().startsWith('τ = '), timeout: 240_000 });
     const text = (await page.textContent('#output')) ?? '';
     console.log(`docs snippet: ${logs.find((l) => l.startsWith('τ = '))}; output ${JSON.stringify(text.slice(0, 60))}…`);
     expect(text.length).toBeGreaterThan(0);
     expect(logs.find((l) => l.startsWith('τ = '))).toMatch(/^τ = \d\.\d\d tokens per forward$/);
     expect(errors).toEqual([]);
     await page.close();
-  });
+  }, 300_000);
 });

@@ -35,8 +35,8 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
       if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
     });
     await page.goto(server.url);
-    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('Ready on webgl'), undefined, { timeout: 60_000 });
-  });
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('Ready on webgl'), undefined, { timeout: 120_000 });
+  }, 300_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -47,7 +47,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
   it('generates on webgl: coloured text, τ, tokens/s and per-offset acceptance appear', async () => {
     await page.fill('#max-new', '32');
     await page.click('#generate');
-    await page.waitForFunction(() => /^(Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 90_000 });
+    await page.waitForFunction(() => /^(Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
     const status = await page.textContent('#status');
     console.log(`example: ${status}`);
     expect(status).toMatch(/^Done: 32 tokens in \d+ forwards .* on webgl\.$/);
@@ -59,17 +59,17 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
     const numHeads = await page.locator('#draft option').count();
     expect(await page.locator('#bars .bar').count()).toBe(numHeads - 1);
     expect(await page.locator('#legend > span').count()).toBe(numHeads);
-  });
+  }, 300_000);
 
   it('races greedy against speculative: identical outputs, a speedup figure, and a screenshot', async () => {
     await page.fill('#max-new', '24');
     await page.click('#race');
-    await page.waitForFunction(() => /^(Race done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 120_000 });
+    await page.waitForFunction(() => /^(Race done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
     const verdict = (await page.textContent('#race-verdict')) ?? '';
     console.log(`example race: ${verdict} | greedy: ${await page.textContent('#meta-greedy')} | speculative: ${await page.textContent('#meta-spec')}`);
     expect(verdict).toMatch(/^\d+\.\d\d× (faster|slower), 24 → \d+ forwards; outputs identical ✓$/); // speed is reported, not asserted: SwiftShader is no GPU
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, 'browser-example.png'), fullPage: true });
     expect(errors).toEqual([]);
-  });
+  }, 300_000);
 });

@@ -109,7 +109,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
       runs.set(backend, run);
     }
     for (const name of ['tiny', 'transformer'] as const) reference[name] = await runCase(specs[name]);
-  });
+  }, 300_000);
 
   afterAll(async () => {
     await Promise.allSettled(runs.values());
@@ -139,7 +139,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
       ({ errors, results, counterSeesDataSync } = run);
       console.log(`${backend}: ${run.detail}`);
       expect(run.backend).toBe(backend);
-    });
+    }, 300_000); // the pages run concurrently; SwiftShader under a loaded CI machine is slow
 
     // On webgpu the same probe cannot run: tfjs's emulated dataSync there returns zeros and breaks
     // every later read, so a synchronous readback in a decoder would fail the token tests outright.

@@ -7,7 +7,7 @@
 import { build, type BuildOptions, type Metafile } from 'esbuild';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../scripts/browser/bundle.js';
 
@@ -42,11 +42,11 @@ async function bundleApp(name: string, source: string): Promise<AppBundle> {
   return { code: readable.outputFiles[0].text, minifiedBytes: minified.outputFiles[0].contents.byteLength, metafile: readable.metafile };
 }
 
-/** `input → bytes in output` lines of a metafile, paths relative to the repo. */
+/** `input: bytes in output` lines of a metafile (esbuild's paths: relative to the repo, the working directory). */
 function inputs(metafile: Metafile): string {
   const [output] = Object.values(metafile.outputs);
   return Object.entries(output.inputs)
-    .map(([path, { bytesInOutput }]) => `    ${relative(ROOT, join(app, path))}: ${bytesInOutput} B`)
+    .map(([path, { bytesInOutput }]) => `    ${path.startsWith('..') ? `<app>/${basename(path)}` : path}: ${bytesInOutput} B`)
     .join('\n');
 }
 
