@@ -6,8 +6,9 @@
  *     npm run bench -- [--backends wasm,cpu] [--repeats 3] [--json bench.json]
  *
  * tokens/s is total new tokens / total wall time over the prompts (median over repeats);
- * speedup is against cached greedy on the same backend in the same run; τ = tokens per
- * forward; acceptance of offset j = drafts from offset j kept per verification step.
+ * speedup is against cached greedy on the same backend, taken within each repeat (variants run
+ * round-robin), median over repeats; τ = tokens per forward; acceptance of offset j = drafts
+ * from offset j kept per verification step (verified decoders only).
  */
 import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -46,26 +47,42 @@ interface Variant {
   run: (prompt: number[], maxNewTokens: number) => Promise<DecodeResult>;
 }
 
-/** Runs `variant` over every prompt `repeats` times; aggregates the median repeat. */
-async function measure(variant: Variant, prompts: number[][], maxNewTokens: number, repeats: number) {
-  await variant.run(prompts[0]!, Math.min(8, maxNewTokens)); // warm-up: kernels, shapes, JIT
-  const walls: number[] = [];
-  let results: DecodeResult[] = [];
+interface Measured {
+  results: DecodeResult[];
+  tokens: number;
+  forwards: number;
+  acceptance: number[];
+  walls: number[]; // per repeat, ms for all prompts
+}
+
+/**
+ * Runs every variant over every prompt, `repeats` times, round-robin (repeat r of every variant
+ * before repeat r + 1 of any), so that a burst of load from other processes hits all variants
+ * alike; ratios are then taken within each repeat.
+ */
+async function measureAll(variants: Variant[], prompts: number[][], maxNewTokens: number, repeats: number): Promise<Measured[]> {
+  for (const v of variants) await v.run(prompts[0]!, Math.min(8, maxNewTokens)); // warm-up: kernels, shapes, JIT
+  const out: Measured[] = variants.map(() => ({ results: [], tokens: 0, forwards: 0, acceptance: [], walls: [] }));
   for (let r = 0; r < repeats; r++) {
-    const t0 = performance.now();
-    results = [];
-    for (const p of prompts) results.push(await variant.run(p, maxNewTokens));
-    walls.push(performance.now() - t0);
+    for (const [i, v] of variants.entries()) {
+      const t0 = performance.now();
+      const results: DecodeResult[] = [];
+      for (const p of prompts) results.push(await v.run(p, maxNewTokens));
+      out[i]!.walls.push(performance.now() - t0);
+      out[i]!.results = results;
+    }
   }
-  const tokens = results.reduce((a, x) => a + x.tokens.length, 0);
-  const forwards = results.reduce((a, x) => a + x.stats.forwards, 0);
-  const verifySteps = results.reduce((a, x) => a + x.stats.forwards - 1, 0);
-  const acceptance = Array.from({ length: variant.k - 1 }, (_, i) => {
-    const kept = results.reduce((a, x) => a + x.sources.filter((s) => s === i + 1).length, 0);
-    return verifySteps > 0 ? kept / verifySteps : NaN;
+  variants.forEach((v, i) => {
+    const m = out[i]!;
+    m.tokens = m.results.reduce((a, x) => a + x.tokens.length, 0);
+    m.forwards = m.results.reduce((a, x) => a + x.stats.forwards, 0);
+    const verifySteps = m.results.reduce((a, x) => a + x.stats.forwards - 1, 0);
+    m.acceptance = Array.from({ length: v.k - 1 }, (_, j) => {
+      const kept = m.results.reduce((a, x) => a + x.sources.filter((src) => src === j + 1).length, 0);
+      return verifySteps > 0 ? kept / verifySteps : NaN;
+    });
   });
-  const wall = median(walls);
-  return { results, tokens, forwards, acceptance, wall };
+  return out;
 }
 
 /** A MultiTokenModel whose forward is nearly free and whose drafts are always right. */
@@ -157,25 +174,27 @@ async function benchBackend(backend: string, repeats: number, rows: Row[], notes
       run: (p: number[], n: number) => blockwiseDecode(cached, p, { maxNewTokens: n, blockSize: k }),
     })),
   ];
-  let greedy: Awaited<ReturnType<typeof measure>> | null = null;
-  for (const v of variants) {
-    const m = await measure(v, prompts, maxNewTokens, repeats);
-    greedy ??= m;
-    const same = m.results.every((r, i) => r.tokens.join() === greedy!.results[i]!.tokens.join());
+  const measured = await measureAll(variants, prompts, maxNewTokens, repeats);
+  const greedy = measured[0]!;
+  variants.forEach((v, i) => {
+    const m = measured[i]!;
+    const same = m.results.every((r, p) => r.tokens.join() === greedy.results[p]!.tokens.join());
+    // speedup within each repeat (tokens/s ratio), then the median over repeats
+    const speedups = m.walls.map((w, r) => (m.tokens / w) / (greedy.tokens / greedy.walls[r]!));
     rows.push({
       backend,
       decoder: v.decoder,
       k: v.k,
-      tokensPerSecond: (1000 * m.tokens) / m.wall,
-      speedup: (m.tokens / m.wall) / (greedy.tokens / greedy.wall),
+      tokensPerSecond: (1000 * m.tokens) / median(m.walls),
+      speedup: median(speedups),
       tau: m.tokens / m.forwards,
-      acceptance: m.acceptance,
+      acceptance: v.lossless ? m.acceptance : [],
       equalsGreedy: v.lossless ? same : same ? true : null,
       tokens: m.tokens,
-      msPerForward: m.wall / m.forwards,
+      msPerForward: median(m.walls) / m.forwards,
     });
     console.error(`  ${backend} ${v.decoder} k=${v.k}: ${fmt(rows.at(-1)!.tokensPerSecond, 1)} tok/s, τ ${fmt(rows.at(-1)!.tau)}`);
-  }
+  });
   const f1 = await stepCost(cached, 1);
   const f4 = await stepCost(cached, 4);
   notes.push(

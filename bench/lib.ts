@@ -7,8 +7,8 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { HELD_OUT_FILES, readLibFile } from '../scripts/lib/corpus.js';
 import { loadCheckpoint } from '../scripts/lib/checkpoint.js';
 
-/** The committed checkpoint (written by `npm run train`). */
-export const CHECKPOINT_DIR = new URL('../fixtures/tslib-k4/', import.meta.url).pathname;
+/** The committed checkpoint (written by `npm run train`); `CHECKPOINT=<dir>` overrides it. */
+export const CHECKPOINT_DIR = process.env['CHECKPOINT'] ?? new URL('../fixtures/tslib-k4/', import.meta.url).pathname;
 
 export async function loadReferenceModel(): Promise<LayersModel> {
   return loadCheckpoint(CHECKPOINT_DIR);
