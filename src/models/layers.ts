@@ -63,7 +63,7 @@ export interface MtpPositionEmbeddingArgs extends LayerArgs {
  * **Input shape** `[batch, seq, hidden]`, `seq ≤ maxLength`. **Output shape** the same.
  */
 export class MtpPositionEmbedding extends layers.Layer {
-  /** @nocollapse */
+  /** The class name tfjs serialization registers this layer under. */
   static className = 'MtpPositionEmbedding';
   /** Most positions the layer can embed (the context limit). */
   readonly maxLength: number;
@@ -133,7 +133,7 @@ export type MtpLayerNormArgs = LayerArgs;
  * **Input shape** `[batch, seq, hidden]`. **Output shape** the same.
  */
 export class MtpLayerNorm extends layers.Layer {
-  /** @nocollapse */
+  /** The class name tfjs serialization registers this layer under. */
   static className = 'MtpLayerNorm';
   private gamma: { read(): tf.Tensor } | null = null;
   private beta: { read(): tf.Tensor } | null = null;
@@ -194,7 +194,7 @@ const BLOCK_WEIGHTS = [
  * **Input shape** `[batch, seq, hidden]`. **Output shape** the same.
  */
 export class MtpTransformerBlock extends layers.Layer {
-  /** @nocollapse */
+  /** The class name tfjs serialization registers this layer under. */
   static className = 'MtpTransformerBlock';
   /** Number of attention heads. */
   readonly numHeads: number;
