@@ -77,10 +77,13 @@ export const DEFAULTS = Object.freeze({
   temperature: 0,
   /** Speculative sampling and typical acceptance are about sampling: their default temperature is the model's own. */
   samplingTemperature: 1,
+  /** No nucleus truncation unless asked. */
   topP: 1,
+  /** Lossless and deterministic. */
   acceptance: 'greedy' as AcceptanceRule,
-  /** Medusa's defaults (Cai et al. 2024, §2.3.1): ε = 0.09, δ = √ε = 0.3. */
+  /** Typical acceptance's ε, Medusa's default (Cai et al. 2024, §2.3.1). */
   posteriorThreshold: 0.09,
+  /** Typical acceptance's δ = √ε, Medusa's default. */
   posteriorAlpha: 0.3,
 });
 
