@@ -2,7 +2,7 @@
  * MTP layers: the shared unembedding, the lightweight offset heads, the multi-token head that
  * combines them, their registration and the parameter arithmetic.
  */
-export { type ActivationIdentifier, type Initializer, type InitializerIdentifier, type LayerArgs, type OffsetHeadKind } from './types.js';
+export { type ActivationIdentifier, type Initializer, type InitializerIdentifier, type LayerArgs, type OffsetHeadKind, type Shape } from './types.js';
 export { SharedUnembedding, sharedUnembedding, type SharedUnembeddingArgs } from './shared_unembedding.js';
 export { LightweightOffsetHead, lightweightOffsetHead, type LightweightOffsetHeadArgs } from './offset_head.js';
 export { MultiTokenHead, multiTokenHead, type MultiTokenHeadArgs } from './multi_token_head.js';

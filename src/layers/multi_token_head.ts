@@ -134,28 +134,37 @@ export class MultiTokenHead extends layers.Layer {
   }
 
   // The sub-layers own the weights: expose them as this layer's (as tfjs-layers' RNN does with its cell).
+  /** The sub-layers' trainable weights (offset heads, then the unembedding); empty when `trainable` is false. */
   override get trainableWeights(): LayerVariable[] {
     if (!this.trainable) return [];
     return this.subLayers().flatMap((l) => l.trainableWeights);
   }
 
+  /** Sets this layer's own list, as tfjs-layers' `Layer` does (the getter reads the sub-layers'). */
   override set trainableWeights(weights: LayerVariable[]) {
     super.trainableWeights = weights;
   }
 
+  /**
+   * The sub-layers' non-trainable weights (offset heads, then the unembedding); all their weights
+   * when `trainable` is false.
+   */
   override get nonTrainableWeights(): LayerVariable[] {
     if (!this.trainable) return this.subLayers().flatMap((l) => l.weights);
     return this.subLayers().flatMap((l) => l.nonTrainableWeights);
   }
 
+  /** Sets this layer's own list, as tfjs-layers' `Layer` does (the getter reads the sub-layers'). */
   override set nonTrainableWeights(weights: LayerVariable[]) {
     super.nonTrainableWeights = weights;
   }
 
+  /** Whether the head's weights are updated in training. */
   override get trainable(): boolean {
     return super.trainable;
   }
 
+  /** Sets `trainable` on this layer and on every sub-layer (offset heads and unembedding). */
   override set trainable(value: boolean) {
     super.trainable = value;
     // The constructor of Layer sets `trainable` before the sub-layers exist.

@@ -31,7 +31,10 @@ export interface TransformerConfig {
 }
 
 /** Fully resolved configuration. */
-export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank'>> & { rank: number | undefined };
+export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank'>> & {
+  /** Rank of `lowRank` offset heads; `undefined` for other kinds, or for the head layer's default. */
+  rank: number | undefined;
+};
 
 /** Default configuration, each value with its reason. */
 export const TRANSFORMER_DEFAULTS: ResolvedTransformerConfig = {

@@ -9,10 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, layers } from '@tensorflow/tfjs-layers';
+import type { LayerArgs, Shape } from '../layers/types.js';
 import { type BlockWeights, type KeyValue, type LayerNormWeights, layerNorm, transformerBlock } from './ops.js';
-
-type LayerArgs = NonNullable<ConstructorParameters<typeof layers.Layer>[0]>;
-type Shape = (number | null)[];
 
 function readVariable(v: { read(): tf.Tensor }): tf.Tensor {
   return v.read();
@@ -145,7 +143,11 @@ export class MtpLayerNorm extends layers.Layer {
     this.built = true;
   }
 
-  /** The scale and shift (no copies). */
+  /**
+   * The scale and shift (no copies), for the KV-cached decoder.
+   *
+   * @internal
+   */
   normWeights(): LayerNormWeights {
     return { gamma: readVariable(this.gamma!) as tf.Tensor1D, beta: readVariable(this.beta!) as tf.Tensor1D };
   }
@@ -245,7 +247,11 @@ export class MtpTransformerBlock extends layers.Layer {
     this.built = true;
   }
 
-  /** The block's weights as tensors (no copies). */
+  /**
+   * The block's weights as tensors (no copies), for the KV-cached decoder.
+   *
+   * @internal
+   */
   blockWeights(): BlockWeights {
     const v = (name: (typeof BLOCK_WEIGHTS)[number]) => readVariable(this.vars![name]);
     return {
@@ -262,8 +268,21 @@ export class MtpTransformerBlock extends layers.Layer {
     };
   }
 
-  /** Runs the block on new positions after a cached prefix (see `ops.transformerBlock`). */
-  step(x: tf.Tensor3D, past: KeyValue | null): { y: tf.Tensor3D; kv: KeyValue } {
+  /**
+   * Runs the block on new positions after a cached prefix (see `ops.transformerBlock`); the
+   * KV-cached decoder's entry point.
+   *
+   * @internal
+   */
+  step(
+    x: tf.Tensor3D,
+    past: KeyValue | null,
+  ): {
+    /** The block's output for the new positions, `[B, T, D]`. */
+    y: tf.Tensor3D;
+    /** Keys and values of the cached prefix plus the new positions, for the cache to keep. */
+    kv: KeyValue;
+  } {
     return transformerBlock(x, this.blockWeights(), this.numHeads, past);
   }
 

@@ -16,10 +16,15 @@ import { mtpLayerNorm, mtpPositionEmbedding, mtpTransformerBlock, registerModelL
 
 /** Names of the model's layers, which `CachedTransformer` looks up. */
 export const LAYER_NAMES = {
+  /** The token embedding (`tf.layers.embedding`), whose matrix the head's unembedding shares. */
   tokenEmbedding: 'wte',
+  /** The learned position embedding ({@link MtpPositionEmbedding}). */
   positionEmbedding: 'wpe',
+  /** The name of transformer block `i` (0-based, {@link MtpTransformerBlock}). */
   block: (i: number) => `h${i}`,
+  /** The final layer norm ({@link MtpLayerNorm}). */
   finalNorm: 'ln_f',
+  /** The multi-token head (`MultiTokenHead`). */
   head: 'mtp_head',
 } as const;
 

@@ -6,7 +6,12 @@
  */
 
 /** Per-offset weights: an array of length k (each ≥ 0, not all 0), or `{ decay: r }` for `r^j`, r > 0. */
-export type OffsetWeights = readonly number[] | { decay: number };
+export type OffsetWeights =
+  | readonly number[]
+  | {
+      /** Ratio r > 0 of the geometric weights: offset j gets `r^j` (offset 0 gets 1). */
+      decay: number;
+    };
 
 /** Validates the parts of `weights` that do not depend on k (call early, e.g. when a loss is created). */
 export function checkOffsetWeights(where: string, weights: OffsetWeights | undefined): void {

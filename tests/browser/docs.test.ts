@@ -1,8 +1,9 @@
 /**
  * The browser snippet in docs/browser.md runs as written, in Chromium on webgl: its first ```ts
- * block is bundled (with `tfjs-mtp` resolved to the sources), served next to a checkpoint under
- * `checkpoint/`, and must write text into `#output` and log τ — without page errors. (The docs
- * snippet runner in tests/docs skips it: it is marked `// not run` there because it needs a page.)
+ * block is bundled (with `tfjs-mtp` resolved to the sources), served next to the committed
+ * checkpoint (fixtures/tslib-k4, required) under `checkpoint/`, and must write text into
+ * `#output` and log τ — without page errors. (The docs snippet runner in tests/docs skips it: it
+ * is marked `// not run` there because it needs a page.)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,20 +22,17 @@ function pageSnippet(): string {
 
 describe.skipIf(!browserSuiteEnabled('tests/browser/docs'))('docs/browser.md page snippet (Chromium, webgl)', () => {
   let harness: BrowserHarness;
-  let cleanup = () => undefined as void;
 
   beforeAll(async () => {
-    const checkpoint = await checkpointForTests('tests/browser/docs');
-    cleanup = checkpoint.cleanup;
+    const checkpoint = checkpointForTests('tests/browser/docs');
     const entry = join(ROOT, '.tmp', 'browser-docs-snippet.ts');
     mkdirSync(join(ROOT, '.tmp'), { recursive: true });
     writeFileSync(entry, `export {};\n${pageSnippet()}`);
-    harness = await startHarness(entry, { body: '<pre id="output"></pre>', mounts: { '/checkpoint/': checkpoint.dir } });
+    harness = await startHarness(entry, { body: '<pre id="output"></pre>', mounts: { '/checkpoint/': checkpoint } });
   }, 300_000);
 
   afterAll(async () => {
     await harness?.close();
-    cleanup();
   });
 
   it('streams text into #output and logs τ', async () => {

@@ -3,8 +3,8 @@
  * Chromium, it decodes on webgl, shows coloured text and statistics, races greedy against
  * speculative decoding with identical outputs, and leaves a screenshot in test-output/.
  *
- * The committed checkpoint (fixtures/<name>/) is used when present; otherwise an untrained
- * reference transformer is saved to a temporary directory, with a loud warning.
+ * It decodes with the committed checkpoint (fixtures/tslib-k4), which is required: the suite
+ * fails in `beforeAll` when it is missing.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,13 +21,10 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
   let server: Awaited<ReturnType<typeof startExampleServer>>;
   let browser: Browser;
   let page: Page;
-  let cleanup = () => undefined as void;
   const errors: string[] = [];
 
   beforeAll(async () => {
-    const checkpoint = await checkpointForTests('tests/browser/example');
-    cleanup = checkpoint.cleanup;
-    server = await startExampleServer({ checkpoint: checkpoint.dir });
+    server = await startExampleServer({ checkpoint: checkpointForTests('tests/browser/example') });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     page.on('pageerror', (e) => errors.push(String(e)));
@@ -41,7 +38,6 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
   afterAll(async () => {
     await browser?.close();
     await server?.close();
-    cleanup();
   });
 
   it('generates on webgl: coloured text, τ, tokens/s and per-offset acceptance appear', async () => {

@@ -3,16 +3,10 @@
  * `/wasm/`) on 127.0.0.1, launches Chromium, and opens pages that fail the test on any page
  * error. One `BrowserHarness` per test file; `close()` in `afterAll`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import type { Browser, Page } from 'playwright-core';
-import { defaultCheckpoint } from '../../examples/browser/serve.js';
-import { saveCheckpoint } from '../../scripts/lib/checkpoint.js';
-import { createTransformer } from '../../src/models/index.js';
-import { bundlePage, WASM_DIR } from '../../scripts/browser/bundle.js';
+import { bundlePage, ROOT, WASM_DIR } from '../../scripts/browser/bundle.js';
 import { launchChromium } from '../../scripts/browser/chromium.js';
 import { startStaticServer, type StaticServer } from '../../scripts/browser/server.js';
 
@@ -28,20 +22,22 @@ export interface BrowserHarness {
   close(): Promise<void>;
 }
 
+/** The committed checkpoint the browser suites decode with. */
+export const TEST_CHECKPOINT = join(ROOT, 'fixtures/tslib-k4');
+
 /**
- * The committed checkpoint (fixtures/<name>/) when there is one; otherwise an untrained reference
- * transformer saved to a temporary directory, with a loud warning. `cleanup` removes the latter.
+ * The committed checkpoint directory (fixtures/tslib-k4/, `model.json` + `weights.bin`). It is
+ * required: throws, naming `suite`, when either file is missing.
  */
-export async function checkpointForTests(suite: string): Promise<{ dir: string; trained: boolean; cleanup: () => void }> {
-  const committed = defaultCheckpoint();
-  if (committed !== null) return { dir: committed, trained: true, cleanup: () => undefined };
-  console.warn(`\n!!! ${suite}: no committed checkpoint under fixtures/; using an UNTRAINED transformer (expect τ ≈ 1).\n`);
-  await tf.setBackend('cpu');
-  const dir = mkdtempSync(join(tmpdir(), 'tfjs-mtp-ckpt-'));
-  const model = createTransformer({ seed: 1 });
-  await saveCheckpoint(model, dir);
-  model.dispose();
-  return { dir, trained: false, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+export function checkpointForTests(suite: string): string {
+  const missing = ['model.json', 'weights.bin'].filter((file) => !existsSync(join(TEST_CHECKPOINT, file)));
+  if (missing.length > 0) {
+    throw new Error(
+      `${suite}: the committed checkpoint is missing (${missing.map((file) => join(TEST_CHECKPOINT, file)).join(', ')}); ` +
+        'restore fixtures/tslib-k4/ from git (e.g. `git checkout -- fixtures/tslib-k4`) or retrain it with `npm run train`.',
+    );
+  }
+  return TEST_CHECKPOINT;
 }
 
 /** Options of {@link startHarness}. */
