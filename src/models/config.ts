@@ -2,7 +2,9 @@
  * Configuration of the reference transformer: one documented object, defaults in one place,
  * resolved and checked once by `resolveTransformerConfig`.
  */
+import { show } from '../decoding/validate.js';
 import type { OffsetHeadKind } from '../layers/index.js';
+import { OFFSET_HEAD_KINDS } from '../layers/types.js';
 
 /** Options of {@link createTransformer}. Every field is optional; see {@link TRANSFORMER_DEFAULTS}. */
 export interface TransformerConfig {
@@ -51,14 +53,7 @@ export const TRANSFORMER_DEFAULTS: ResolvedTransformerConfig = {
   name: 'mtp_transformer',
 };
 
-const HEAD_KINDS: readonly OffsetHeadKind[] = ['identity', 'linear', 'residual', 'lowRank'];
 
-/** Renders a received value for an error message. */
-export function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (Array.isArray(value)) return value.length > 8 ? `an array of length ${value.length}` : `[${value.map(show).join(', ')}]`;
-  return String(value);
-}
 
 function positiveInteger(name: string, value: number): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
@@ -87,8 +82,8 @@ export function resolveTransformerConfig(config: TransformerConfig = {}): Resolv
       `createTransformer: config.hiddenSize must be divisible by config.numHeads = ${c.numHeads}, but got ${c.hiddenSize}.`,
     );
   }
-  if (!HEAD_KINDS.includes(c.headKind)) {
-    throw new TypeError(`createTransformer: config.headKind must be one of ${HEAD_KINDS.map(show).join(', ')}, but got ${show(c.headKind)}.`);
+  if (!OFFSET_HEAD_KINDS.includes(c.headKind)) {
+    throw new TypeError(`createTransformer: config.headKind must be one of ${OFFSET_HEAD_KINDS.map(show).join(', ')}, but got ${show(c.headKind)}.`);
   }
   if (c.rank !== undefined) positiveInteger('rank', c.rank);
   if (!Number.isInteger(c.seed)) {

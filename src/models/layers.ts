@@ -9,27 +9,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, layers } from '@tensorflow/tfjs-layers';
-import type { LayerArgs, Shape } from '../layers/types.js';
+import { registerOnce } from '../layers/registration.js';
+import { checkPositiveInteger, type LayerArgs, type Shape } from '../layers/types.js';
 import { type BlockWeights, type KeyValue, type LayerNormWeights, layerNorm, transformerBlock } from './ops.js';
 
 function readVariable(v: { read(): tf.Tensor }): tf.Tensor {
   return v.read();
-}
-
-/**
- * Registers `cls` for deserialization unless it already is (tfjs 4.22 silently overwrites a
- * second registration; newer tfjs throws).
- */
-function registerOnce(cls: tf.serialization.SerializableConstructor<tf.serialization.Serializable>): void {
-  const entry = tf.serialization.SerializationMap.getMap().classNameMap[cls.className];
-  if (entry === undefined || entry[0] !== cls) tf.serialization.registerClass(cls);
-}
-
-function checkPositiveInteger(where: string, name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new RangeError(`${where}: args.${name} must be a positive integer, but got ${String(value)}.`);
-  }
-  return value;
 }
 
 function lastDim(where: string, inputShape: Shape | Shape[]): number {
@@ -71,7 +56,7 @@ export class MtpPositionEmbedding extends layers.Layer {
   /** Checks `args` (throws a `RangeError` naming a bad field). */
   constructor(args: MtpPositionEmbeddingArgs) {
     super(args);
-    this.maxLength = checkPositiveInteger('MtpPositionEmbedding', 'maxLength', args.maxLength);
+    this.maxLength = checkPositiveInteger('MtpPositionEmbedding', 'args.maxLength', args.maxLength);
     this.seed = args.seed ?? undefined;
   }
 
@@ -210,8 +195,8 @@ export class MtpTransformerBlock extends layers.Layer {
   /** Checks `args` (throws a `RangeError` naming a bad field). */
   constructor(args: MtpTransformerBlockArgs) {
     super(args);
-    this.numHeads = checkPositiveInteger('MtpTransformerBlock', 'numHeads', args.numHeads);
-    this.mlpRatio = checkPositiveInteger('MtpTransformerBlock', 'mlpRatio', args.mlpRatio);
+    this.numHeads = checkPositiveInteger('MtpTransformerBlock', 'args.numHeads', args.numHeads);
+    this.mlpRatio = checkPositiveInteger('MtpTransformerBlock', 'args.mlpRatio', args.mlpRatio);
     if (!(args.residualStddev > 0)) {
       throw new RangeError(`MtpTransformerBlock: args.residualStddev must be > 0, but got ${String(args.residualStddev)}.`);
     }

@@ -6,14 +6,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'vitest';
+export { useCpu } from '../helpers/backend.js';
 import { multiTokenHead, type MultiTokenHeadArgs } from '../../src/index.js';
-
-/** Selects the cpu backend (the only one with every gradient these tests need) and checks it. */
-export async function useCpu(): Promise<void> {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  expect(tf.getBackend()).toBe('cpu');
-}
 
 /** Runs `fn` and asserts it leaves no tensor behind. */
 export function expectNoLeak<T>(fn: () => T): T {

@@ -3,13 +3,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { expect } from 'vitest';
+export { useCpu } from '../helpers/backend.js';
 import { createTransformer, type TransformerConfig } from '../../src/models/index.js';
-
-export async function useCpu(): Promise<void> {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  expect(tf.getBackend()).toBe('cpu');
-}
 
 /** A transformer small enough for unit tests, with non-trivial heads (residual heads start as identity). */
 export function tinyTransformer(config: TransformerConfig = {}): LayersModel {

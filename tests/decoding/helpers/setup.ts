@@ -2,12 +2,7 @@
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
-
-export async function useCpu(): Promise<void> {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  expect(tf.getBackend()).toBe('cpu');
-}
+export { useCpu } from '../../helpers/backend.js';
 
 /** Runs `fn` and asserts the number of live tensors is the same afterwards (whether it throws or not). */
 export async function expectNoLeak<T>(fn: () => Promise<T>): Promise<T> {
