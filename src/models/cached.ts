@@ -17,7 +17,7 @@ import { LAYER_NAMES, type createTransformer } from './transformer.js';
 import type { MtpLayerNorm, MtpPositionEmbedding, MtpTransformerBlock } from './layers.js';
 import type { KeyValue } from './ops.js';
 import { layerNorm } from './ops.js';
-import { show } from '../decoding/validate.js';
+import { show } from './config.js';
 
 function findLayer<T>(model: LayersModel, name: string, className: string): T {
   const layer = model.layers.find((l) => l.name === name);

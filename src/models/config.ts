@@ -2,7 +2,6 @@
  * Configuration of the reference transformer: one documented object, defaults in one place,
  * resolved and checked once by `resolveTransformerConfig`.
  */
-import { show } from '../decoding/validate.js';
 import type { OffsetHeadKind } from '../layers/index.js';
 import { OFFSET_HEAD_KINDS } from '../layers/types.js';
 
@@ -59,6 +58,17 @@ function positiveInteger(name: string, value: number): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
     throw new RangeError(`createTransformer: config.${name} must be a positive integer, but got ${show(value)}.`);
   }
+}
+
+/**
+ * Renders a received value for an error message. The decoders have their own: importing theirs
+ * here would make it a module shared by both entry points, which the bundler puts in the chunk
+ * with the layer classes, and an app importing only the decoders would then bundle the layers.
+ */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return value.length > 8 ? `an array of length ${value.length}` : `[${value.map(show).join(', ')}]`;
+  return String(value);
 }
 
 /** Applies the defaults and checks every field; throws an `Error` naming the field and value. */
