@@ -1,0 +1,67 @@
+/**
+ * The one way this library words a bad argument: `fn: arg constraint, but got value.`, e.g.
+ * `speculativeDecode: options.topP must be in (0, 1], but got 1.5.` Shared by the layers, the
+ * decoders and the models; pure functions, no module state, so sharing it never ties one
+ * entry point's chunk to another's side effects.
+ */
+
+/** Renders a received value for an error message (short, unambiguous, never huge). */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 61)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return value.length > 8 ? `an array of length ${value.length}` : `[${value.map(show).join(', ')}]`;
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of length ${(value as unknown as ArrayLike<unknown>).length ?? value.byteLength}`;
+  if (typeof value === 'function') return 'a function';
+  return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+}
+
+/** Throws `new Kind("fn: arg constraint, but got value.")`. */
+export function fail(Kind: new (message: string) => Error, fn: string, arg: string, constraint: string, value: unknown): never {
+  throw new Kind(`${fn}: ${arg} ${constraint}, but got ${show(value)}.`);
+}
+
+/**
+ * Returns `value` if it is an integer in `[min, max]`; otherwise throws a `TypeError` (not a
+ * number) or a `RangeError` (out of range) naming `fn`, `arg`, the bound and the value.
+ */
+export function checkInteger(fn: string, arg: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    const what = min === 1 && max === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer in [${min}, ${max}]`;
+    fail(TypeError, fn, arg, `must be ${what}`, value);
+  }
+  if (value < min || value > max) {
+    if (min === 1 && max === Number.MAX_SAFE_INTEGER) fail(RangeError, fn, arg, 'must be a positive integer', value);
+    fail(RangeError, fn, arg, min === 1 ? `must be a positive integer at most ${max}` : `must be an integer in [${min}, ${max}]`, value);
+  }
+  return value;
+}
+
+/** Returns `value` if it is an integer in `[1, max]` (unbounded by default); throws naming `arg` otherwise. */
+export function checkPositiveInteger(fn: string, arg: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  return checkInteger(fn, arg, value, 1, max);
+}
+
+/**
+ * Upper bounds of every size field, checked before anything is allocated. Each is far above any
+ * real model (k ≤ 64 heads; vocabularies to 2²⁰ — the largest in use are ~2.6·10⁵; hidden sizes
+ * to 65,536; contexts to 2²⁰ positions), and far below what would exhaust memory silently.
+ */
+export const SIZE_LIMITS = {
+  /** Multi-token heads k. */
+  numHeads: 64,
+  /** Vocabulary size V. */
+  vocabSize: 1 << 20,
+  /** Hidden size D (and any MLP or head width). */
+  hiddenSize: 1 << 16,
+  /** Transformer blocks. */
+  numLayers: 1024,
+  /** Attention heads per block. */
+  attentionHeads: 1024,
+  /** Context positions. */
+  maxLength: 1 << 20,
+  /** MLP width as a multiple of the hidden size. */
+  mlpRatio: 64,
+  /** Elements of one weight matrix (2³¹, tfjs' own typed-array limit). */
+  matrixElements: 2 ** 31,
+} as const;
