@@ -2,9 +2,9 @@
  * MTP layers: the shared unembedding, the lightweight offset heads, the multi-token head that
  * combines them, their registration and the parameter arithmetic.
  */
-export { type ActivationIdentifier, type Initializer, type InitializerIdentifier, type LayerArgs, type OffsetHeadKind, type Shape } from './types.js';
+export { type ActivationIdentifier, type OffsetHeadKind } from './args.js';
 export { SharedUnembedding, sharedUnembedding, type SharedUnembeddingArgs } from './shared_unembedding.js';
 export { LightweightOffsetHead, lightweightOffsetHead, type LightweightOffsetHeadArgs } from './offset_head.js';
 export { MultiTokenHead, multiTokenHead, type MultiTokenHeadArgs } from './multi_token_head.js';
-export { registerMtpLayers } from './register.js';
+export { registerMtpLayers } from './registration.js';
 export { formatParameterReport, parameterReport, type ParameterReport, type ParameterReportArgs } from './parameter_report.js';

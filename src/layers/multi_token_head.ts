@@ -10,26 +10,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { layers, type LayerVariable } from '@tensorflow/tfjs-layers';
+import { checkPositiveInteger } from '../internal/errors.js';
+import { registerOnce } from '../internal/registration.js';
+import { type Shape, lastDim, one } from '../internal/shape.js';
 import { LightweightOffsetHead } from './offset_head.js';
 import { makeReport, offsetHeadParams, type ParameterReport, resolveHeadKinds } from './parameter_report.js';
-import { registerOnce } from './registration.js';
 import { SharedUnembedding } from './shared_unembedding.js';
 import { isSymbolic } from './tying.js';
-import {
-  type ActivationIdentifier,
-  checkPositiveInteger,
-  hiddenSizeOf,
-  type Initializer,
-  type InitializerIdentifier,
-  type Layer,
-  type LayerArgs,
-  makeActivation,
-  type OffsetHeadKind,
-  one,
-  resolveInitializer,
-  serializeInitializer,
-  type Shape,
-} from './types.js';
+import { type ActivationIdentifier, type Initializer, type InitializerIdentifier, type Layer, type LayerArgs, makeActivation, type OffsetHeadKind, resolveInitializer, serializeInitializer } from './args.js';
 
 const WHERE = 'MultiTokenHead';
 
@@ -89,6 +77,7 @@ export class MultiTokenHead extends layers.Layer {
 
   constructor(args: MultiTokenHeadArgs) {
     super(args);
+    registerOnce(MultiTokenHead); // lazily, so that loading this module has no side effect
     this.numHeads = checkPositiveInteger(WHERE, 'numHeads', args.numHeads);
     this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize);
     this.headKinds = resolveHeadKinds(WHERE, this.numHeads, args.headKind, args.offset0Kind);
@@ -123,7 +112,7 @@ export class MultiTokenHead extends layers.Layer {
 
   override build(inputShape: Shape | Shape[]): void {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
-    const hidden = hiddenSizeOf(WHERE, shape, [3]);
+    const hidden = lastDim(WHERE, shape, [3]);
     // Every check before any weight is created, so a throw leaves no variable behind.
     if (this.headKinds.includes('lowRank') && this.rank! > hidden) {
       throw new RangeError(`${WHERE}: rank must be at most the hidden size ${hidden}, but got ${this.rank}.`);
@@ -178,7 +167,7 @@ export class MultiTokenHead extends layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = one(inputs); // [b, s, D]
-      hiddenSizeOf(WHERE, x.shape, [3]);
+      lastDim(WHERE, x.shape, [3]);
       const states = this.offsetHeads.map((h) => h.transform(x)); // k × [b, s, D]
       return this.unembedding.project(tf.stack(states, 2)); // [b, s, k, V]
     });
@@ -204,7 +193,7 @@ export class MultiTokenHead extends layers.Layer {
         throw new RangeError(`${WHERE}.computeLogits: every offset must be an integer in [0, ${this.numHeads}), but got ${j}.`);
       }
     }
-    hiddenSizeOf(`${WHERE}.computeLogits`, hidden.shape, [2, 3]);
+    lastDim(`${WHERE}.computeLogits`, hidden.shape, [2, 3]);
     return tf.tidy(() => {
       const states = offsets.map((j) => this.offsetHeads[j]!.transform(hidden)); // n × [..., D]
       return this.unembedding.project(tf.stack(states, hidden.rank - 1)); // [..., n, V]
@@ -250,7 +239,6 @@ export class MultiTokenHead extends layers.Layer {
     return { ...config, ...super.getConfig() };
   }
 }
-registerOnce(MultiTokenHead);
 
 /**
  * Creates a {@link MultiTokenHead} layer.

@@ -8,20 +8,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable } from '@tensorflow/tfjs-layers';
-import { registerOnce } from './registration.js';
-import {
-  type ActivationIdentifier,
-  checkKind,
-  checkPositiveInteger,
-  hiddenSizeOf,
-  type Layer,
-  type LayerArgs,
-  makeActivation,
-  type OffsetHeadKind,
-  one,
-  resolveInitializer,
-  type Shape,
-} from './types.js';
+import { checkPositiveInteger } from '../internal/errors.js';
+import { registerOnce } from '../internal/registration.js';
+import { type Shape, lastDim, one } from '../internal/shape.js';
+import { type ActivationIdentifier, checkKind, type Layer, type LayerArgs, makeActivation, type OffsetHeadKind, resolveInitializer } from './args.js';
 
 const WHERE = 'LightweightOffsetHead';
 /** SiLU, as Medusa's ResBlock. */
@@ -74,6 +64,7 @@ export class LightweightOffsetHead extends layers.Layer {
 
   constructor(args: LightweightOffsetHeadArgs) {
     super(args);
+    registerOnce(LightweightOffsetHead); // lazily, so that loading this module has no side effect
     this.kind = checkKind(WHERE, 'kind', args.kind);
     this.rank = this.kind === 'lowRank' ? checkPositiveInteger(WHERE, 'rank', args.rank) : null;
     this.activation = args.activation ?? DEFAULT_OFFSET_ACTIVATION;
@@ -81,7 +72,7 @@ export class LightweightOffsetHead extends layers.Layer {
   }
 
   override build(inputShape: Shape | Shape[]): void {
-    const d = hiddenSizeOf(WHERE, inputShape, [2, 3, 4, 5]);
+    const d = lastDim(WHERE, inputShape, [2, 3, 4, 5]);
     const p = this.weightNamePrefix;
     const zeros = resolveInitializer(WHERE, 'zeros');
     if (this.kind === 'linear') {
@@ -133,7 +124,6 @@ export class LightweightOffsetHead extends layers.Layer {
     return { ...config, ...super.getConfig() };
   }
 }
-registerOnce(LightweightOffsetHead);
 
 /**
  * Creates a {@link LightweightOffsetHead} layer.

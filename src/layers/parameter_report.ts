@@ -5,7 +5,8 @@
  * Reference: Gloeckle et al., "Better & Faster Large Language Models via Multi-token
  * Prediction" (2024), §2 (memory-efficient shared unembedding).
  */
-import { checkKind, checkPositiveInteger, type OffsetHeadKind } from './types.js';
+import { checkPositiveInteger } from '../internal/errors.js';
+import { checkKind, type OffsetHeadKind } from './args.js';
 
 const WHERE = 'parameterReport';
 

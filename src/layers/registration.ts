@@ -1,19 +1,26 @@
 /**
- * Idempotent class registration for tfjs serialization. Registering a class twice silently
- * overwrites in tfjs 4.22 and throws on newer tfjs, so a class already registered is skipped.
+ * `registerMtpLayers`: registers the three MTP layer classes for `tf.loadLayersModel`. Each
+ * class also registers itself when first constructed (so a model built in this process saves
+ * and loads back without a call); an app that loads a saved model before constructing any MTP
+ * layer calls this first. Nothing registers at module load, so bundlers can drop unused classes.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import { registerOnce } from '../internal/registration.js';
+import { MultiTokenHead } from './multi_token_head.js';
+import { LightweightOffsetHead } from './offset_head.js';
+import { SharedUnembedding } from './shared_unembedding.js';
 
-/** A serializable class with a static `className`. */
-type SerializableClass = tf.serialization.SerializableConstructor<tf.serialization.Serializable>;
+export { isRegistered, registerOnce } from '../internal/registration.js';
 
-/** Whether `cls` is the class currently registered under its `className`. */
-export function isRegistered(cls: SerializableClass): boolean {
-  const entry = tf.serialization.SerializationMap.getMap().classNameMap[cls.className];
-  return entry !== undefined && entry[0] === cls;
-}
-
-/** Registers `cls` with `tf.serialization.registerClass` unless it is already registered. */
-export function registerOnce(cls: SerializableClass): void {
-  if (!isRegistered(cls)) tf.serialization.registerClass(cls);
+/**
+ * Registers `SharedUnembedding`, `LightweightOffsetHead` and `MultiTokenHead` with
+ * `tf.serialization.registerClass`. Idempotent: calling it again does nothing.
+ *
+ * @example
+ * registerMtpLayers();
+ * const model = await tf.loadLayersModel('file://model/model.json');
+ */
+export function registerMtpLayers(): void {
+  registerOnce(SharedUnembedding);
+  registerOnce(LightweightOffsetHead);
+  registerOnce(MultiTokenHead);
 }

@@ -8,20 +8,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { layers, type LayerVariable, type SymbolicTensor } from '@tensorflow/tfjs-layers';
-import { registerOnce } from './registration.js';
+import { checkPositiveInteger } from '../internal/errors.js';
+import { registerOnce } from '../internal/registration.js';
+import { type Shape, lastDim, one } from '../internal/shape.js';
 import { findUpstreamLayer, isSymbolic, tiedMatrix } from './tying.js';
-import {
-  checkPositiveInteger,
-  hiddenSizeOf,
-  type Initializer,
-  type InitializerIdentifier,
-  type Layer,
-  type LayerArgs,
-  one,
-  resolveInitializer,
-  serializeInitializer,
-  type Shape,
-} from './types.js';
+import { type Initializer, type InitializerIdentifier, type Layer, type LayerArgs, resolveInitializer, serializeInitializer } from './args.js';
 
 const WHERE = 'SharedUnembedding';
 /** Same default as `tf.layers.dense`'s kernel; glorot is symmetric in fan-in/fan-out, so the transposed layout does not matter. */
@@ -75,6 +66,7 @@ export class SharedUnembedding extends layers.Layer {
 
   constructor(args: SharedUnembeddingArgs) {
     super(args);
+    registerOnce(SharedUnembedding); // lazily, so that loading this module has no side effect
     this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize);
     this.useBias = args.useBias ?? false;
     this.kernelInitializer = resolveInitializer(WHERE, args.kernelInitializer ?? DEFAULT_KERNEL_INITIALIZER);
@@ -117,7 +109,7 @@ export class SharedUnembedding extends layers.Layer {
   }
 
   override build(inputShape: Shape | Shape[]): void {
-    const hidden = hiddenSizeOf(WHERE, inputShape, [2, 3, 4, 5]);
+    const hidden = lastDim(WHERE, inputShape, [2, 3, 4, 5]);
     if (this.tiedName !== null) {
       if (this.tiedLayer === null) this.matrix(); // throws: the name is not resolved
       this.checkTiedShape(hidden);
@@ -189,7 +181,6 @@ export class SharedUnembedding extends layers.Layer {
     return { ...config, ...super.getConfig() };
   }
 }
-registerOnce(SharedUnembedding);
 
 /**
  * Creates a {@link SharedUnembedding} layer.

@@ -9,7 +9,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { SymbolicTensor } from '@tensorflow/tfjs-layers';
-import type { Layer } from './types.js';
+import type { Layer } from './args.js';
 
 /** A name with underscores and case removed: `'tok_emb'` and `'tokEmb'` both become `'tokemb'`. */
 function looseName(name: string): string {

@@ -3,7 +3,7 @@
  * resolved and checked once by `resolveTransformerConfig`.
  */
 import type { OffsetHeadKind } from '../layers/index.js';
-import { OFFSET_HEAD_KINDS } from '../layers/types.js';
+import { OFFSET_HEAD_KINDS } from '../layers/args.js';
 
 /** Options of {@link createTransformer}. Every field is optional; see {@link TRANSFORMER_DEFAULTS}. */
 export interface TransformerConfig {

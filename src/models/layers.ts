@@ -9,8 +9,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, layers } from '@tensorflow/tfjs-layers';
-import { registerOnce } from '../layers/registration.js';
-import { checkPositiveInteger, type LayerArgs, type Shape } from '../layers/types.js';
+import { registerOnce } from '../internal/registration.js';
+import { checkPositiveInteger } from '../internal/errors.js';
+import type { LayerArgs } from '../layers/args.js';
+import type { Shape } from '../internal/shape.js';
 import { type BlockWeights, type KeyValue, type LayerNormWeights, layerNorm, transformerBlock } from './ops.js';
 
 function readVariable(v: { read(): tf.Tensor }): tf.Tensor {

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, layers } from '@tensorflow/tfjs-layers';
 
+
 /**
  * The hidden → hidden transform of one offset head.
  * - `identity`: `x` (no parameters).
@@ -34,17 +35,6 @@ export type InitializerIdentifier = Exclude<NonNullable<NonNullable<Parameters<t
 
 /** A tfjs-layers `Layer` instance. */
 export type Layer = InstanceType<typeof layers.Layer>;
-
-/** A static shape with unknown dimensions as `null`. */
-export type Shape = (number | null)[];
-
-/** Throws unless `value` is a positive integer; returns it. */
-export function checkPositiveInteger(where: string, name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new RangeError(`${where}: ${name} must be a positive integer, but got ${String(value)}.`);
-  }
-  return value;
-}
 
 /** Throws unless `kind` is an {@link OffsetHeadKind}; returns it. */
 export function checkKind(where: string, name: string, kind: unknown): OffsetHeadKind {
@@ -79,22 +69,4 @@ export function resolveInitializer(where: string, init: InitializerIdentifier | 
 /** Serializes an initializer as tfjs-layers does (`{className, config}`). */
 export function serializeInitializer(init: Initializer): tf.serialization.ConfigDict {
   return { className: init.getClassName(), config: init.getConfig() };
-}
-
-/** The hidden size (last dimension) of a rank-`ranks` input shape; throws naming the shape. */
-export function hiddenSizeOf(where: string, inputShape: Shape | Shape[], ranks: readonly number[]): number {
-  const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
-  const d = shape[shape.length - 1];
-  if (!ranks.includes(shape.length)) {
-    throw new RangeError(`${where}: the input must have rank ${ranks.join(' or ')} ([..., hidden]), but got rank ${shape.length} (shape [${shape.join(', ')}]).`);
-  }
-  if (d == null) {
-    throw new RangeError(`${where}: the input's last dimension (hidden size) must be known, but got shape [${shape.join(', ')}].`);
-  }
-  return d;
-}
-
-/** The single tensor of a layer's `call` inputs. */
-export function one(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-  return Array.isArray(inputs) ? inputs[0]! : inputs;
 }
