@@ -3,7 +3,7 @@
  * prompts: every decoder, k ∈ {2, 3, 4}, wasm and cpu, one run, medians over repeats.
  * Prints a markdown table (and `--json <file>` writes the same rows). See docs/performance.md.
  *
- *     npm run bench -- [--backends wasm,cpu] [--repeats 3] [--json bench.json]
+ *     npm run bench -- [--backends wasm,cpu] [--repeats 3] [--json bench.json] [--prompts 6] [--tokens 80]
  *
  * tokens/s is total new tokens / total wall time over the prompts (median over repeats);
  * speedup is against cached greedy on the same backend, taken within each repeat (variants run
@@ -12,8 +12,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
 import {
   blockwiseDecode,
   formatParameterReport,
@@ -25,7 +23,24 @@ import {
   type MultiTokenModel,
 } from '../src/index.js';
 import { CachedTransformer } from '../src/models/index.js';
-import { argValue, heldOutPrompts, loadReferenceModel, median, useBackend } from './lib.js';
+import { parseCommandLine } from '../tools/args.js';
+import { NODE_BACKENDS, useBackend, type NodeBackend } from '../tools/backend.js';
+import { loadReferenceModel } from '../tools/checkpoint.js';
+import { heldOutPrompts } from '../tools/corpus.js';
+import { median } from '../tools/stats.js';
+
+const COMMAND = {
+  name: 'bench',
+  usage: 'npm run bench -- [options]',
+  summary: 'Decoding speed of the reference model on held-out prompts: every decoder, k ∈ {2, 3, 4}, per backend; prints a markdown table.',
+  options: {
+    backends: { type: 'strings', default: NODE_BACKENDS, choices: NODE_BACKENDS, help: 'backends to measure, in order' },
+    repeats: { type: 'number', default: 3, integer: true, min: 1, help: 'repeats per variant (medians are taken over them)' },
+    json: { type: 'string', default: '', help: 'also write the rows to this JSON file' },
+    prompts: { type: 'number', default: 0, integer: true, min: 0, help: 'held-out prompts per backend (0: 6 on wasm, 2 on cpu)' },
+    tokens: { type: 'number', default: 0, integer: true, min: 0, help: 'new tokens per prompt (0: 80 on wasm, 40 on cpu)' },
+  },
+} as const;
 
 interface Row {
   backend: string;
@@ -154,14 +169,22 @@ async function stepCost(cached: CachedTransformer, n: number): Promise<number> {
 
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 
-async function benchBackend(backend: string, repeats: number, rows: Row[], notes: string[]): Promise<void> {
+/** How much each backend decodes: `prompts` × `tokens` new tokens (0: the backend's default). */
+interface Workload {
+  repeats: number;
+  prompts: number;
+  tokens: number;
+}
+
+async function benchBackend(backend: NodeBackend, work: Workload, rows: Row[], notes: string[]): Promise<void> {
   await useBackend(backend);
   const layersModel = await loadReferenceModel();
   const cached = new CachedTransformer(layersModel);
   const uncached = fromLayersModel(layersModel, { window: cached.maxLength });
   const cpu = backend === 'cpu';
-  const prompts = heldOutPrompts(cpu ? 2 : 6, 48).map((p) => p.bytes);
-  const maxNewTokens = cpu ? 40 : 80;
+  const prompts = heldOutPrompts(work.prompts || (cpu ? 2 : 6), 48).map((p) => p.bytes);
+  const maxNewTokens = work.tokens || (cpu ? 40 : 80);
+  const repeats = work.repeats;
   const variants: Variant[] = [
     { decoder: 'greedy (cached)', k: 1, lossless: true, run: (p, n) => greedyDecode(cached, p, { maxNewTokens: n }) },
     ...[2, 3, 4].map((k) => ({
@@ -206,13 +229,10 @@ async function benchBackend(backend: string, repeats: number, rows: Row[], notes
 }
 
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const backends = argValue(argv, '--backends', 'wasm,cpu').split(',');
-  const repeats = Number(argValue(argv, '--repeats', '3'));
-  const jsonPath = argValue(argv, '--json', '');
+  const { backends, json: jsonPath, ...work } = parseCommandLine(COMMAND);
   const rows: Row[] = [];
   const notes: string[] = [];
-  for (const b of backends) await benchBackend(b, repeats, rows, notes);
+  for (const b of backends) await benchBackend(b, work, rows, notes);
   await useBackend(backends[0]!);
   const overhead = await loopOverhead();
 

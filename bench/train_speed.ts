@@ -3,27 +3,31 @@
  * (the options docs/models.md compares). One configuration per process, because kernel
  * registrations are global:
  *
- *     npx tsx bench/train_speed.ts cpu | wasm-plain | wasm-matmul | wasm-all  [steps]
+ *     npx tsx bench/train_speed.ts [--mode cpu|wasm-plain|wasm-matmul|wasm-all] [--steps 6]
  *
  * wasm-plain still needs the JS UnsortedSegmentSum (wasm has none: no embedding gradient).
- * Prints tokens/s (median step time after 2 warm-up steps) of the exact step scripts/train.ts runs.
+ * Prints tokens/s (median step time after 2 warm-up steps) of the forward, multi-token loss
+ * (id targets) and Adam update that scripts/train.ts runs.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
 import { multiTokenLoss, multiTokenTargets } from '../src/index.js';
 import { createTransformer } from '../src/models/index.js';
-import { registerWasmLayoutKernels } from '../scripts/lib/wasm_layout.js';
-import { registerWasmFastMatMul } from '../scripts/lib/wasm_matmul.js';
-import { registerWasmUnsortedSegmentSum } from '../scripts/lib/wasm_segment_sum.js';
-import { median } from './lib.js';
+import { parseCommandLine } from '../tools/args.js';
+import { useBackend } from '../tools/backend.js';
+import { median } from '../tools/stats.js';
+import { registerWasmTrainingKernels } from '../tools/wasm/index.js';
 
-const mode = process.argv[2] ?? 'wasm-all';
-const steps = Number(process.argv[3] ?? 6);
-if (mode !== 'cpu') registerWasmUnsortedSegmentSum();
-if (mode === 'wasm-matmul' || mode === 'wasm-all') registerWasmFastMatMul();
-if (mode === 'wasm-all') registerWasmLayoutKernels();
-await tf.setBackend(mode === 'cpu' ? 'cpu' : 'wasm');
+const { mode, steps } = parseCommandLine({
+  name: 'train_speed',
+  usage: 'npx tsx bench/train_speed.ts [options]',
+  summary: 'Training throughput (tokens/s) of the reference model on one backend and set of training-only wasm kernels.',
+  options: {
+    mode: { type: 'string', default: 'wasm-all', choices: ['cpu', 'wasm-plain', 'wasm-matmul', 'wasm-all'], help: 'backend and kernels' },
+    steps: { type: 'number', default: 6, integer: true, min: 1, help: 'timed steps (after 2 warm-up steps)' },
+  },
+} as const);
+if (mode !== 'cpu') registerWasmTrainingKernels({ matMul: mode !== 'wasm-plain', layout: mode === 'wasm-all' });
+await useBackend(mode === 'cpu' ? 'cpu' : 'wasm');
 
 const [B, T, k, V] = [16, 128, 4, 256];
 const model = createTransformer({}); // the checkpoint's configuration (the defaults)
@@ -33,8 +37,7 @@ const times: number[] = [];
 for (let i = 0; i < steps + 2; i++) {
   const t0 = performance.now();
   const loss = optimizer.minimize(() => {
-    const ids = tf.slice(multiTokenTargets(tokens, k), [0, 0, 0], [B, T, k]); // [B, T, k]
-    const targets = tf.cast(tf.oneHot(ids as tf.Tensor3D, V), 'float32'); // [B, T, k, V]
+    const targets = tf.slice(multiTokenTargets(tokens, k), [0, 0, 0], [B, T, k]); // [B, T, k] ids
     const logits = model.apply(tf.slice(tokens, [0, 0], [B, T])) as tf.Tensor; // [B, T, k, V]
     return multiTokenLoss(targets, logits, { offsetWeights: [1, 0.8, 0.8, 0.8] }).loss;
   }, true)!;

@@ -24,12 +24,11 @@ import '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { multiTokenLoss, multiTokenTargets, parameterReport, formatParameterReport } from '../src/index.js';
 import { createTransformer, resolveTransformerConfig, type TransformerConfig } from '../src/models/index.js';
-import { loadCheckpoint, saveCheckpoint } from './lib/checkpoint.js';
-import { distillLoss, distillParts, teacherBatch } from './lib/distill.js';
-import { loadCorpus, mulberry32, sampleWindows, strideWindows } from './lib/corpus.js';
-import { registerWasmLayoutKernels } from './lib/wasm_layout.js';
-import { registerWasmFastMatMul } from './lib/wasm_matmul.js';
-import { registerWasmUnsortedSegmentSum } from './lib/wasm_segment_sum.js';
+import { loadCheckpoint, saveCheckpoint } from '../tools/checkpoint.js';
+import { distillLoss, distillParts, teacherBatch } from '../tools/distill.js';
+import { loadCorpus, sampleWindows, strideWindows } from '../tools/corpus.js';
+import { uniformStream } from '../src/decoding/random.js';
+import { registerWasmTrainingKernels } from '../tools/wasm/index.js';
 
 // ---- settings (every one is recorded in training.json) --------------------------------------
 interface Settings {
@@ -193,7 +192,7 @@ async function distillHeads(s: Settings, dir: string): Promise<void> {
   const before = await agreementOn(parts, corpus.heldOut, s.finalEvalWindows, s);
   console.log(`stage 2 (heads): ${parts.trainable.length} tensors trainable; held-out agreement before ${fmt(before)}`);
   const optimizer = tf.train.adam(s.learningRate, 0.9, 0.95, 1e-8);
-  const random = mulberry32(s.seed + 1);
+  const random = uniformStream(s.seed + 1);
   const history: { step: number; minutes: number; train: number[]; heldOut: number[] }[] = [];
   const t0 = performance.now();
   let [step, tokens, trainMs] = [0, 0, 0];
@@ -252,9 +251,7 @@ async function distillHeads(s: Settings, dir: string): Promise<void> {
 async function main(): Promise<void> {
   const s = parseArgs(process.argv.slice(2));
   if (s.backend === 'wasm') {
-    registerWasmUnsortedSegmentSum();
-    registerWasmFastMatMul();
-    registerWasmLayoutKernels();
+    registerWasmTrainingKernels();
   }
   await tf.setBackend(s.backend);
   if (s.stage === 'heads') return distillHeads(s, join('fixtures', s.name));
@@ -270,7 +267,7 @@ async function main(): Promise<void> {
   console.log(`backend: ${tf.getBackend()}; budget ${s.minutes} min; writing ${dir}/`);
 
   const optimizer = tf.train.adam(s.learningRate, 0.9, 0.95, 1e-8);
-  const random = mulberry32(s.seed);
+  const random = uniformStream(s.seed);
   const history: { step: number; minutes: number; train: number[]; heldOut: number[] }[] = [];
   const budgetMs = s.minutes * 60_000;
   const t0 = performance.now();

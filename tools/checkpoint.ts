@@ -2,12 +2,14 @@
  * Saving and loading a `LayersModel` as `model.json` + `weights.bin` in a folder, in node,
  * without tfjs-node (whose `file://` handler this mirrors): `model.save` and
  * `tf.loadLayersModel` with tfjs-core's memory IO handlers, and node's `fs` for the bytes.
+ * Also where the committed reference checkpoint lives.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { loadTransformer } from '../../src/models/index.js';
+import { loadTransformer } from '../src/models/index.js';
 
 /** Writes `model.json` and `weights.bin` into `dir` (created if missing). */
 export async function saveCheckpoint(model: LayersModel, dir: string): Promise<void> {
@@ -39,4 +41,12 @@ export async function loadCheckpoint(dir: string): Promise<LayersModel> {
   const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   const weightSpecs = json.weightsManifest.flatMap((group) => group.weights);
   return loadTransformer(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+}
+
+/** The committed checkpoint (written by `npm run train`); the `CHECKPOINT=<dir>` environment variable overrides it. */
+export const REFERENCE_CHECKPOINT = process.env['CHECKPOINT'] ?? fileURLToPath(new URL('../fixtures/tslib-k4/', import.meta.url));
+
+/** Loads {@link REFERENCE_CHECKPOINT}. */
+export async function loadReferenceModel(): Promise<LayersModel> {
+  return loadCheckpoint(REFERENCE_CHECKPOINT);
 }

@@ -1,7 +1,8 @@
 /**
  * The training corpus: TypeScript's own `lib.*.d.ts` declaration files (ECMAScript and DOM APIs
  * as code plus English doc comments; written by the TypeScript team, not by this project),
- * byte-tokenized. A fixed list of files is held out for evaluation and for the demo's prompts.
+ * byte-tokenized. A fixed list of files is held out for evaluation and for the bench's prompts.
+ * The one reader of those files for scripts, bench and tests.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -27,12 +28,13 @@ export function typescriptLibDir(): string {
   return dirname(require.resolve('typescript/lib/lib.d.ts'));
 }
 
-/** Every file's text minus the Apache license header it starts with (identical in all 99). */
+/** A lib file's text minus the Apache license header every one starts with. */
 export function readLibFile(name: string, dir = typescriptLibDir()): string {
   const text = readFileSync(join(dir, name), 'utf8');
   return text.replace(/^\/\*! \*{10,}[\s\S]*?\*{10,} \*\/\s*/, '');
 }
 
+/** The byte-level training corpus, split. */
 export interface Corpus {
   trainFiles: string[];
   heldOutFiles: string[];
@@ -52,18 +54,6 @@ export function loadCorpus(): Corpus {
   return { trainFiles, heldOutFiles, train: bytes(trainFiles), heldOut: bytes(heldOutFiles), typescriptVersion: pkg.version };
 }
 
-/** Mulberry32: a small seeded PRNG, so the batches are reproducible. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `count` windows of `length` bytes starting at random offsets, as a flat Int32Array. */
 export function sampleWindows(data: Uint8Array, count: number, length: number, random: () => number): Int32Array {
   const out = new Int32Array(count * length);
@@ -80,4 +70,28 @@ export function strideWindows(data: Uint8Array, count: number, length: number): 
   const out = new Int32Array(count * length);
   for (let i = 0; i < count; i++) out.set(data.subarray(i * stride, i * stride + length), i * length);
   return out;
+}
+
+/** A prompt: its source file, its text and its bytes (the byte-level model's token ids). */
+export interface Prompt {
+  file: string;
+  text: string;
+  bytes: number[];
+}
+
+/**
+ * Held-out prompts: `count` snippets of `length` bytes, one from each held-out file in order,
+ * each starting at the first line after the file's start that opens a doc comment or a declaration.
+ */
+export function heldOutPrompts(count: number, length: number): Prompt[] {
+  return HELD_OUT_FILES.slice(0, count).map((file) => {
+    const text = readLibFile(file);
+    let offset = 0;
+    for (const line of text.split('\n')) {
+      if (/^\s*(\/\*\*|interface |declare |readonly |\w+\()/.test(line) && offset > 0) break;
+      offset += line.length + 1;
+    }
+    const bytes = Array.from(new TextEncoder().encode(text.slice(offset))).slice(0, length);
+    return { file, text: new TextDecoder().decode(Uint8Array.from(bytes)), bytes };
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * Stage 2 of `npm run train` (`--stage heads`): self-distillation of the draft heads, with the
+ * Stage 2 of `npm run train` (`--stage heads`, scripts/train.ts): self-distillation of the draft heads, with the
  * trunk, the embedding and offset 0 frozen — so the verifier, and with it every greedy output,
  * is exactly the stage-1 model's.
  *
@@ -12,8 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
-import type { MultiTokenHead } from '../../src/index.js';
-import { LAYER_NAMES } from '../../src/models/index.js';
+import type { MultiTokenHead } from '../src/index.js';
+import { LAYER_NAMES } from '../src/models/transformer.js';
 
 /** The frozen parts as functions: token ids → final hidden states, and the teacher's argmax. */
 export interface DistillParts {

@@ -3,16 +3,82 @@
  * greedy decoding and once with self-speculative decoding (k = 4), and show which tokens the
  * draft heads got right.
  *
- *     npm run demo -- [--backend wasm|cpu] [--tokens 80] [--prompt 2]
+ *     npm run demo -- [--backend wasm|cpu] [--tokens 80] [--file lib.es2015.collection.d.ts] [--checkpoint DIR]
  *
- * The app chooses the backend (here wasm by default); the library never does.
+ * Copy it: it imports the package by name, as an app does, and carries its own two node helpers
+ * (reading a checkpoint folder without tfjs-node, and taking a prompt from a TypeScript lib file
+ * the model never trained on). The app chooses the backend (here wasm by default); the library
+ * never does.
  */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { formatParameterReport, greedyDecode, parameterReport, speculativeDecode } from '../../src/index.js';
-import { CachedTransformer, decodeBytes } from '../../src/models/index.js';
-import { argValue, heldOutPrompts, loadReferenceModel, useBackend } from '../../bench/lib.js';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { formatParameterReport, greedyDecode, parameterReport, speculativeDecode } from 'tfjs-mtp';
+import { CachedTransformer, decodeBytes, encodeBytes, loadTransformer } from 'tfjs-mtp/models';
+
+const HELP = `Decodes a held-out prompt greedily and speculatively (k = 4) and colours the accepted drafts.
+
+usage: npm run demo -- [options]
+
+  --backend <wasm|cpu>  the tfjs backend [default: wasm]
+  --tokens <n>          new tokens to generate [default: 80]
+  --file <name>         TypeScript lib file to take the 48-byte prompt from [default: lib.es2015.collection.d.ts]
+  --checkpoint <dir>    folder with model.json + weights.bin [default: fixtures/tslib-k4]
+  --help                print this text`;
+
+/** The command line, checked (unknown flags and bad values end the process with a message). */
+function options(): { backend: string; tokens: number; file: string; checkpoint: string } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        backend: { type: 'string', default: 'wasm' },
+        tokens: { type: 'string', default: '80' },
+        file: { type: 'string', default: 'lib.es2015.collection.d.ts' },
+        checkpoint: { type: 'string', default: fileURLToPath(new URL('../../fixtures/tslib-k4/', import.meta.url)) },
+        help: { type: 'boolean', default: false },
+      },
+    });
+    if (values.help) {
+      console.log(HELP);
+      process.exit(0);
+    }
+    const tokens = Number(values.tokens);
+    if (values.backend !== 'wasm' && values.backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, but got ${JSON.stringify(values.backend)}.`);
+    if (!Number.isInteger(tokens) || tokens < 1) throw new Error(`--tokens must be a positive integer, but got ${JSON.stringify(values.tokens)}.`);
+    return { backend: values.backend, tokens, file: values.file, checkpoint: values.checkpoint };
+  } catch (error) {
+    console.error(`demo: ${(error as Error).message}\nRun with --help for the options.`);
+    process.exit(2);
+  }
+}
+
+/** Loads a folder holding `model.json` + `weights.bin` (what `model.save` writes) in node, without tfjs-node. */
+async function loadCheckpointFolder(dir: string): Promise<LayersModel> {
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as {
+    modelTopology: object;
+    weightsManifest: { weights: tf.io.WeightsManifestEntry[] }[];
+  };
+  const bytes = readFileSync(join(dir, 'weights.bin'));
+  const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  const weightSpecs = json.weightsManifest.flatMap((group) => group.weights);
+  return loadTransformer(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+}
+
+/** The first `length` bytes of a TypeScript lib file from its first doc comment or declaration on. */
+function promptFrom(file: string, length: number): number[] {
+  const path = createRequire(import.meta.url).resolve(`typescript/lib/${file}`);
+  const text = readFileSync(path, 'utf8').replace(/^\/\*![\s\S]*?\*\/\s*/, ''); // minus the license header
+  const lines = text.split('\n');
+  const first = lines.findIndex((line, i) => i > 0 && /^\s*(\/\*\*|interface |declare |readonly |\w+\()/.test(line));
+  const start = lines.slice(0, Math.max(first, 0)).join('\n').length + (first > 0 ? 1 : 0);
+  return encodeBytes(text.slice(start)).slice(0, length);
+}
 
 // ANSI colours per source: offset 0 (the verifier's own token) plain, drafts from offsets 1, 2, 3 coloured
 const COLOURS = ['', '\x1b[32m', '\x1b[33m', '\x1b[35m'];
@@ -33,15 +99,13 @@ function highlight(tokens: number[], sources: number[]): string {
 }
 
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  await useBackend(argValue(argv, '--backend', 'wasm'));
-  const maxNewTokens = Number(argValue(argv, '--tokens', '80'));
-  const promptIndex = Number(argValue(argv, '--prompt', '1'));
+  const { backend, tokens: maxNewTokens, file, checkpoint } = options();
+  if (!(await tf.setBackend(backend))) throw new Error(`demo: could not initialize the ${backend} backend.`);
 
-  const layersModel = await loadReferenceModel();
+  const layersModel = await loadCheckpointFolder(checkpoint);
   const model = new CachedTransformer(layersModel); // KV-cached view of the same weights
-  const prompts = heldOutPrompts(promptIndex + 1, 48);
-  const prompt = prompts[promptIndex]!;
+  const bytes = promptFrom(file, 48);
+  const prompt = { file, bytes, text: decodeBytes(bytes) };
   const [V, D] = layersModel.getLayer('wte').getWeights()[0]!.shape as [number, number];
   console.log(`tfjs-mtp demo — backend ${tf.getBackend()}, byte-level model (V = ${V}, D = ${D}, k = ${model.numHeads}, context ${model.maxLength})`);
   console.log(formatParameterReport(parameterReport({ vocabSize: V, hiddenSize: D, numHeads: model.numHeads, headKind: 'residual' })));

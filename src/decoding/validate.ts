@@ -1,30 +1,10 @@
 /**
  * Argument checks shared by the decoders. Every message names the function, the argument, the
- * constraint and the value received, e.g.
+ * constraint and the value received (the wording is `src/internal/errors.ts`'s), e.g.
  * `speculativeDecode: options.topP must be in (0, 1], but got 1.5.`
  */
+import { fail } from '../internal/errors.js';
 import type { MultiTokenModel } from './model.js';
-
-/** Renders a received value for an error message (short, unambiguous). */
-export function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  if (value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return value.length > 8 ? `an array of length ${value.length}` : `[${value.map(show).join(', ')}]`;
-  if (typeof value === 'function') return 'a function';
-  return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
-}
-
-/** Throws `new Kind("fn: arg constraint, but got value.")`. */
-export function fail(
-  Kind: new (message: string) => Error,
-  fn: string,
-  arg: string,
-  constraint: string,
-  value: unknown,
-): never {
-  throw new Kind(`${fn}: ${arg} ${constraint}, but got ${show(value)}.`);
-}
 
 const isPositiveInt = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x > 0;
 
@@ -41,19 +21,28 @@ export function checkModel(fn: string, model: MultiTokenModel): void {
   }
 }
 
-/** Checks the prompt: a non-empty array of integer ids in [0, vocabSize) that fits the context. */
-export function checkPrompt(fn: string, prompt: readonly number[], model: MultiTokenModel): number[] {
-  const ids = ArrayBuffer.isView(prompt) ? Array.from(prompt as unknown as ArrayLike<number>) : prompt;
-  if (!Array.isArray(ids)) fail(TypeError, fn, 'prompt', 'must be an array of token ids', prompt);
-  if (ids.length === 0) fail(RangeError, fn, 'prompt', 'must contain at least one token', ids);
-  for (let i = 0; i < ids.length; i++) {
-    const t = ids[i];
-    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t >= model.vocabSize) {
-      fail(RangeError, fn, `prompt[${i}]`, `must be an integer token id in [0, ${model.vocabSize})`, t);
+/**
+ * Token ids from an array or a typed array (any other value is rejected, naming `arg`), each an
+ * integer in [0, vocabSize). Returns a fresh plain array.
+ */
+export function toIds(fn: string, arg: string, value: unknown, vocabSize: number): number[] {
+  const isTyped = ArrayBuffer.isView(value) && !(value instanceof DataView);
+  if (!Array.isArray(value) && !isTyped) fail(TypeError, fn, arg, 'must be an array or a typed array of token ids', value);
+  const ids = Array.from(value as ArrayLike<number>);
+  ids.forEach((t, i) => {
+    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t >= vocabSize) {
+      fail(RangeError, fn, `${arg}[${i}]`, `must be an integer token id in [0, ${vocabSize})`, t);
     }
-  }
+  });
+  return ids;
+}
+
+/** Checks the prompt: a non-empty array (or typed array) of token ids that fits the context. */
+export function checkPrompt(fn: string, prompt: unknown, model: MultiTokenModel): number[] {
+  const ids = toIds(fn, 'prompt', prompt, model.vocabSize);
+  if (ids.length === 0) fail(RangeError, fn, 'prompt', 'must contain at least one token', ids);
   if (ids.length > model.maxLength) {
     fail(RangeError, fn, 'prompt.length', `must be at most the model's context (maxLength = ${model.maxLength})`, ids.length);
   }
-  return ids.slice();
+  return ids;
 }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { fromLayersModel, greedyDecode, speculativeDecode } from '../../src/index.js';
 import { CachedTransformer, encodeBytes } from '../../src/models/index.js';
-import { loadCheckpoint } from '../../scripts/lib/checkpoint.js';
+import { loadCheckpoint } from '../../tools/checkpoint.js';
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { expectNoLeak } from './helpers/setup.js';

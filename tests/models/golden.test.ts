@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/index.js';
 import { CachedTransformer, decodeBytes, encodeBytes } from '../../src/models/index.js';
-import { loadCheckpoint } from '../../scripts/lib/checkpoint.js';
+import { loadCheckpoint } from '../../tools/checkpoint.js';
 import { useCpu } from './helpers.js';
 
 beforeAll(useCpu);

@@ -1,0 +1,120 @@
+/**
+ * Command-line options for the node-only commands (`npm run train`, `npm run bench`, …): Node's
+ * `util.parseArgs` (unknown flags and missing values rejected), plus typed numbers, lists and
+ * choices, and a `--help` text built from the same table that parses.
+ */
+import { parseArgs } from 'node:util';
+
+/** One option: its type, default and one line of help. */
+export type OptionSpec =
+  | { type: 'string'; default: string; help: string; choices?: readonly string[] }
+  | { type: 'strings'; default: readonly string[]; help: string; choices?: readonly string[] }
+  | { type: 'number'; default: number; help: string; integer?: boolean; min?: number }
+  | { type: 'numbers'; default: readonly number[]; help: string }
+  | { type: 'boolean'; help: string };
+
+/** The parsed value of each option of a table. */
+export type OptionValues<T extends Record<string, OptionSpec>> = {
+  -readonly [K in keyof T]: T[K] extends { type: 'number' }
+    ? number
+    : T[K] extends { type: 'numbers' }
+      ? number[]
+      : T[K] extends { type: 'strings'; choices: readonly (infer C)[] }
+        ? C[]
+        : T[K] extends { type: 'strings' }
+          ? string[]
+          : T[K] extends { type: 'boolean' }
+            ? boolean
+            : T[K] extends { choices: readonly (infer C)[] }
+              ? C
+              : string;
+};
+
+/** What a command says about itself in `--help`. */
+export interface CommandInfo<T extends Record<string, OptionSpec>> {
+  /** Short name for error messages, e.g. `bench`. */
+  name: string;
+  /** How it is typed, e.g. `npm run bench -- [options]`. */
+  usage: string;
+  /** A sentence or two: what the command does. */
+  summary: string;
+  options: T;
+}
+
+/** Thrown for a bad command line; {@link parseCommandLine} prints it with a pointer to `--help`. */
+export class UsageError extends Error {}
+
+/** The `--help` text of a command. */
+export function helpText<T extends Record<string, OptionSpec>>(info: CommandInfo<T>): string {
+  const rows = Object.entries(info.options).map(([name, spec]) => {
+    const flag = spec.type === 'boolean' ? `--${name}` : `--${name} <${spec.type === 'strings' || spec.type === 'numbers' ? 'a,b,…' : spec.type}>`;
+    const choices = 'choices' in spec && spec.choices ? ` (${spec.choices.join(' | ')})` : '';
+    const fallback = spec.type === 'boolean' ? '' : ` [default: ${String(spec.default) || '""'}]`;
+    return [flag, `${spec.help}${choices}${fallback}`] as const;
+  });
+  rows.push(['--help', 'print this text and exit']);
+  const width = Math.max(...rows.map(([flag]) => flag.length));
+  return [`${info.summary}`, '', `usage: ${info.usage}`, '', ...rows.map(([flag, text]) => `  ${flag.padEnd(width)}  ${text}`)].join('\n');
+}
+
+function toNumber(name: string, raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, but got ${JSON.stringify(raw)}.`);
+  return n;
+}
+
+function convert(name: string, spec: OptionSpec, raw: string | boolean | undefined): unknown {
+  if (spec.type === 'boolean') return raw === true;
+  if (raw === undefined) return Array.isArray(spec.default) ? [...spec.default] : spec.default;
+  const text = String(raw);
+  const items = text.split(',').map((s) => s.trim());
+  if (spec.type === 'numbers') return items.map((item) => toNumber(name, item));
+  if (spec.type === 'number') {
+    const n = toNumber(name, text);
+    if (spec.integer && !Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, but got ${text}.`);
+    if (spec.min !== undefined && n < spec.min) throw new UsageError(`--${name} must be at least ${spec.min}, but got ${text}.`);
+    return n;
+  }
+  const values = spec.type === 'strings' ? items : [text];
+  const bad = values.find((v) => spec.choices !== undefined && !spec.choices.includes(v));
+  if (bad !== undefined) throw new UsageError(`--${name} must be one of ${spec.choices!.join(', ')}, but got ${JSON.stringify(bad)}.`);
+  return spec.type === 'strings' ? values : text;
+}
+
+/**
+ * Parses `argv` against `info.options` and returns typed values (defaults filled in). Throws a
+ * {@link UsageError} for an unknown flag, a missing value, a positional argument or a bad value.
+ */
+export function parseOptions<T extends Record<string, OptionSpec>>(info: CommandInfo<T>, argv: readonly string[]): OptionValues<T> & { help: boolean } {
+  const options = Object.fromEntries(
+    Object.entries(info.options).map(([name, spec]) => [name, { type: spec.type === 'boolean' ? ('boolean' as const) : ('string' as const) }]),
+  );
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const out: Record<string, unknown> = { help: values['help'] === true };
+  for (const [name, spec] of Object.entries(info.options)) out[name] = convert(name, spec, values[name]);
+  return out as OptionValues<T> & { help: boolean };
+}
+
+/**
+ * {@link parseOptions} on `process.argv`, for a command's entry point: prints the help text and
+ * exits 0 on `--help`; prints the error and exits 2 on a bad command line.
+ */
+export function parseCommandLine<T extends Record<string, OptionSpec>>(info: CommandInfo<T>, argv = process.argv.slice(2)): OptionValues<T> {
+  try {
+    const values = parseOptions(info, argv);
+    if (values.help) {
+      console.log(helpText(info));
+      process.exit(0);
+    }
+    return values;
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`${info.name}: ${error.message}\nRun with --help for the options.`);
+    process.exit(2);
+  }
+}
