@@ -47,10 +47,12 @@ export class UsageError extends Error {}
 /** The `--help` text of a command. */
 export function helpText<T extends Record<string, OptionSpec>>(info: CommandInfo<T>): string {
   const rows = Object.entries(info.options).map(([name, spec]) => {
-    const flag = spec.type === 'boolean' ? `--${name}` : `--${name} <${spec.type === 'strings' || spec.type === 'numbers' ? 'a,b,…' : spec.type}>`;
-    const choices = 'choices' in spec && spec.choices ? ` (${spec.choices.join(' | ')})` : '';
+    const choices = 'choices' in spec && spec.choices ? spec.choices.join('|') : undefined;
+    const list = spec.type === 'strings' || spec.type === 'numbers';
+    const value = list ? `${choices ?? spec.type.slice(0, -1)},…` : (choices ?? spec.type);
+    const flag = spec.type === 'boolean' ? `--${name}` : `--${name} <${value}>`;
     const fallback = spec.type === 'boolean' ? '' : ` [default: ${String(spec.default) || '""'}]`;
-    return [flag, `${spec.help}${choices}${fallback}`] as const;
+    return [flag, `${spec.help}${fallback}`] as const;
   });
   rows.push(['--help', 'print this text and exit']);
   const width = Math.max(...rows.map(([flag]) => flag.length));
@@ -106,12 +108,12 @@ export function parseOptions<T extends Record<string, OptionSpec>>(info: Command
  */
 export function parseCommandLine<T extends Record<string, OptionSpec>>(info: CommandInfo<T>, argv = process.argv.slice(2)): OptionValues<T> {
   try {
-    const values = parseOptions(info, argv);
-    if (values.help) {
+    const { help, ...values } = parseOptions(info, argv);
+    if (help) {
       console.log(helpText(info));
       process.exit(0);
     }
-    return values;
+    return values as OptionValues<T>;
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     console.error(`${info.name}: ${error.message}\nRun with --help for the options.`);

@@ -22,9 +22,10 @@ export interface DistillParts {
   trainable: tf.Variable[]; // offset heads 1…k-1 only
 }
 
+/** Splits a trained model into the frozen trunk, the head, and the draft heads' variables. */
 export function distillParts(model: LayersModel): DistillParts {
-  const trunk = functionalModel({ inputs: model.inputs, outputs: model.getLayer(LAYER_NAMES.finalNorm).output as SymbolicTensor });
   const head = model.getLayer(LAYER_NAMES.head) as unknown as MultiTokenHead;
+  const trunk = functionalModel({ inputs: model.inputs, outputs: head.input as SymbolicTensor }); // ids → the head's input [B, T, D]
   const trainable = head.offsetHeads.slice(1).flatMap((h) => h.trainableWeights.map((w) => (w as unknown as { read(): tf.Variable }).read()));
   return { hidden: (ids) => trunk.predict(ids) as tf.Tensor3D, head, trainable };
 }
