@@ -5,24 +5,23 @@
  * greedy decoding's bytes exactly, for every draft length. Runs on the wasm backend.
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { fromLayersModel, greedyDecode, speculativeDecode } from '../../src/index.js';
 import { CachedTransformer, encodeBytes } from '../../src/models/index.js';
 import { loadCheckpoint } from '../../tools/checkpoint.js';
+import { readLibFile } from '../../tools/corpus.js';
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
-import { expectNoLeak } from './helpers/setup.js';
+import { expectNoLeak } from '../helpers/leak.js';
 
 const fixture = new URL('../../fixtures/tslib-k4/', import.meta.url).pathname;
 const heldOut = (JSON.parse(readFileSync(join(fixture, 'training.json'), 'utf8')) as { corpus: { heldOutFiles: string[] } }).corpus.heldOutFiles;
-const libDir = join(createRequire(import.meta.url).resolve('typescript/package.json'), '..', 'lib');
 
 /** Three prompts of 48 bytes from each of the first three held-out files. */
 const prompts = heldOut.slice(0, 3).flatMap((file) => {
-  const text = readFileSync(join(libDir, file), 'utf8').replace(/^\/\*![\s\S]*?\*\/\s*/, '');
+  const text = readLibFile(file);
   return [0.25, 0.5, 0.75].map((at) => encodeBytes(text.slice(Math.floor(at * text.length), Math.floor(at * text.length) + 48)));
 });
 

@@ -1,10 +1,10 @@
 /**
  * A small real text for training tests: the start of TypeScript's `lib.es5.d.ts`, which ships
- * in node_modules, as character-level token ids over the characters it uses (a compact byte
- * vocabulary, ~90 symbols), cut into fixed-length windows.
+ * in node_modules (read by tools/corpus.ts, the project's one reader of those files), as
+ * character-level token ids over the characters it uses (~90 symbols), cut into fixed-length
+ * windows.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { readLibFile } from '../../tools/corpus.js';
 
 /** A tokenised text. */
 export interface Corpus {
@@ -22,10 +22,7 @@ export interface Corpus {
  * @param bytes How many characters to keep (default 20,000).
  */
 export function loadCorpus(bytes = 20_000): Corpus {
-  const path = createRequire(import.meta.url).resolve('typescript/lib/lib.es5.d.ts');
-  const full = readFileSync(path, 'latin1');
-  const start = full.indexOf('/// <reference no-default-lib="true"/>');
-  const text = full.slice(start < 0 ? 0 : start, (start < 0 ? 0 : start) + bytes).replace(/\r\n/g, '\n');
+  const text = readLibFile('lib.es5.d.ts').slice(0, bytes);
   const vocab = [...new Set(text)].sort();
   const index = new Map(vocab.map((c, i) => [c, i]));
   return { text, vocab, ids: Int32Array.from(text, (c) => index.get(c)!) };
