@@ -12,8 +12,7 @@
  * - typical: keep while p(x) > min(ε, δ·exp(−H(p))) (Cai et al. 2024, Medusa §2.3.1). Lossy.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { argmaxRows, sampleRows, toProbabilities } from './distributions.js';
-import type { SamplingSettings } from './options.js';
+import { argmaxRows, sampleRows, toProbabilities, type SamplingSettings } from './distributions.js';
 
 /** A rule's decision, as int32 scalars on the device. */
 export interface Verdict {

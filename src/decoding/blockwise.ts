@@ -6,69 +6,50 @@
  * speed and lose nothing. Reference: Stern et al. 2018 (the "predict" substep alone).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { pickTokens } from './distributions.js';
+import { allFinite, pickTokens } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
-import { resolveBlockwiseOptions, type BlockwiseOptions, type TokenChunk } from './options.js';
+import { resolveBlockwiseOptions, type BlockwiseOptions, type ResolvedBlockwiseOptions, type TokenIds } from './options.js';
 import { uniforms } from './random.js';
-import { decodeSession, drain, type DecodeResult, type Steps } from './session.js';
+import type { DecodeResult, TokenChunk } from './result.js';
+import { decodeSession, drain, type Forward, type Loop } from './session.js';
 
-/** Feeds `tokens` and returns offsets 0…b-1's picks at the last position (one readback of b numbers). */
-async function nextBlock(
-  model: MultiTokenModel,
-  tokens: readonly number[],
-  blockSize: number,
-  opts: BlockwiseResolved,
-  random: () => number,
-): Promise<number[]> {
-  const offsets = Array.from({ length: blockSize }, (_, j) => j);
+/** Feeds `tokens` and returns offsets 0…b-1's picks at the last position (one readback of b + 1 numbers). */
+async function nextBlock(model: MultiTokenModel, tokens: readonly number[], opts: ResolvedBlockwiseOptions, random: () => number): Promise<Forward> {
+  const b = opts.blockSize;
+  const offsets = Array.from({ length: b }, (_, j) => j);
   const states = model.forward(tokens); // [n, S]
-  let picked: tf.Tensor1D | undefined;
+  let packed: tf.Tensor1D | undefined;
   try {
-    picked = tf.tidy(() => {
+    packed = tf.tidy(() => {
       const last = tf.slice(states, [states.shape[0] - 1, 0], [1, -1]); // [1, S]
-      const logits = tf.reshape(model.headLogits(last, offsets), [blockSize, model.vocabSize]) as tf.Tensor2D; // [b, V]
-      const u = opts.sampling.temperature > 0 ? tf.tensor1d(uniforms(random, blockSize)) : null;
-      return pickTokens(logits, opts.sampling, u); // [b]
+      const logits = tf.reshape(model.headLogits(last, offsets), [b, model.vocabSize]) as tf.Tensor2D; // [b, V]
+      const u = opts.sampling.temperature > 0 ? tf.tensor1d(uniforms(random, b)) : null;
+      return tf.concat([pickTokens(logits, opts.sampling, u), allFinite([logits])]); // [b + 1] tokens, finite
     });
-    return Array.from(await picked.data());
+    const ids = await packed.data();
+    return { tokens: Array.from(ids.subarray(0, b)), sources: offsets, drafted: b - 1, finite: ids[b] === 1 };
   } finally {
     states.dispose();
-    picked?.dispose();
+    packed?.dispose();
   }
 }
 
-type BlockwiseResolved = ReturnType<typeof resolveBlockwiseOptions>;
-
-/** The loop: feed the last block, take all offsets' picks at its last position, commit them unchecked. */
-function blockwiseSteps(model: MultiTokenModel, opts: BlockwiseResolved): Steps {
-  const sources = Array.from({ length: opts.blockSize }, (_, j) => j);
-  return async function* (transcript, random) {
+/** The loop: feed the whole previous block, take all offsets' picks at its last position, unchecked. */
+function blockwiseLoop(model: MultiTokenModel, opts: ResolvedBlockwiseOptions): Loop {
+  return async function* (random) {
     let feed = opts.prompt;
     for (;;) {
-      opts.signal?.throwIfAborted();
-      const block = await nextBlock(model, feed, opts.blockSize, opts, random);
-      transcript.forwards++;
-      transcript.recordDrafts(opts.blockSize - 1, opts.blockSize - 1); // unverified: all "kept"
-      const done = transcript.commit(block, sources);
-      yield transcript.lastChunk;
-      if (done || !transcript.fits(model, block.length)) return;
-      feed = block;
+      const forward = await nextBlock(model, feed, opts, random);
+      yield forward;
+      feed = forward.tokens;
     }
   };
 }
 
-/** Runs {@link blockwiseSteps} in a decode session. */
-function blockwise(model: MultiTokenModel, opts: BlockwiseResolved): AsyncGenerator<TokenChunk, DecodeResult> {
-  return decodeSession(model, opts, blockwiseSteps(model, opts));
-}
-
-/** The streaming form of {@link blockwiseDecode}. */
-export async function* blockwiseStream(
-  model: MultiTokenModel,
-  prompt: readonly number[],
-  options: BlockwiseOptions = {},
-): AsyncGenerator<TokenChunk, DecodeResult> {
-  return yield* blockwise(model, resolveBlockwiseOptions('blockwiseStream', model, prompt, options));
+/** The streaming form of {@link blockwiseDecode} (finish it or `return()` it; see `greedyStream`). */
+export async function* blockwiseStream(model: MultiTokenModel, prompt: TokenIds, options: BlockwiseOptions = {}): AsyncGenerator<TokenChunk, DecodeResult, void> {
+  const opts = resolveBlockwiseOptions('blockwiseStream', model, prompt, options);
+  return yield* decodeSession(model, opts, blockwiseLoop(model, opts), true);
 }
 
 /**
@@ -81,10 +62,7 @@ export async function* blockwiseStream(
  * const { tokens } = await blockwiseDecode(model, prompt, { maxNewTokens: 32 });
  * ```
  */
-export async function blockwiseDecode(
-  model: MultiTokenModel,
-  prompt: readonly number[],
-  options: BlockwiseOptions = {},
-): Promise<DecodeResult> {
-  return drain(blockwise(model, resolveBlockwiseOptions('blockwiseDecode', model, prompt, options)));
+export async function blockwiseDecode(model: MultiTokenModel, prompt: TokenIds, options: BlockwiseOptions = {}): Promise<DecodeResult> {
+  const opts = resolveBlockwiseOptions('blockwiseDecode', model, prompt, options);
+  return drain(decodeSession(model, opts, blockwiseLoop(model, opts), false));
 }

@@ -4,61 +4,53 @@
  * Greedy by default; with `temperature > 0` it samples (ordinary sampling from offset 0).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { pickTokens } from './distributions.js';
+import { allFinite, pickTokens, type SamplingSettings } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
-import { resolveOptions, type DecodeOptions, type ResolvedOptions, type SamplingSettings, type TokenChunk } from './options.js';
-import { decodeSession, drain, type DecodeResult, type Steps } from './session.js';
+import { resolveOptions, type DecodeOptions, type ResolvedOptions, type TokenIds } from './options.js';
+import { uniforms } from './random.js';
+import type { DecodeResult, TokenChunk } from './result.js';
+import { decodeSession, drain, type Forward, type Loop } from './session.js';
 
-/** Feeds `tokens`, then picks the next token from offset 0 at the last position (one readback of one number). */
-async function nextToken(
-  model: MultiTokenModel,
-  tokens: readonly number[],
-  s: SamplingSettings,
-  random: () => number,
-): Promise<number> {
+/** Feeds `tokens`, then picks the next token from offset 0 at the last position (one readback of two numbers). */
+async function nextToken(model: MultiTokenModel, tokens: readonly number[], s: SamplingSettings, random: () => number): Promise<Forward> {
   const states = model.forward(tokens); // [n, S]
-  let picked: tf.Tensor1D | undefined;
+  let packed: tf.Tensor1D | undefined;
   try {
-    picked = tf.tidy(() => {
+    packed = tf.tidy(() => {
       const last = tf.slice(states, [states.shape[0] - 1, 0], [1, -1]); // [1, S]
       const logits = tf.reshape(model.headLogits(last, [0]), [1, model.vocabSize]) as tf.Tensor2D; // [1, V]
-      const u = s.temperature > 0 ? tf.tensor1d([random()]) : null;
-      return pickTokens(logits, s, u); // [1]
+      const u = s.temperature > 0 ? tf.tensor1d(uniforms(random, 1)) : null;
+      return tf.concat([pickTokens(logits, s, u), allFinite([logits])]); // [2] token, finite
     });
-    return (await picked.data())[0];
+    const [token, finite] = await packed.data();
+    return { tokens: [token], sources: [0], drafted: 0, finite: finite === 1 };
   } finally {
     states.dispose();
-    picked?.dispose();
+    packed?.dispose();
   }
 }
 
-/** The loop: feed the last token, pick the next, commit it. */
-function greedySteps(model: MultiTokenModel, opts: ResolvedOptions): Steps {
-  return async function* (transcript, random) {
+/** The loop: feed the last token, pick the next. */
+function greedyLoop(model: MultiTokenModel, opts: ResolvedOptions): Loop {
+  return async function* (random) {
     let feed = opts.prompt;
     for (;;) {
-      opts.signal?.throwIfAborted();
-      const token = await nextToken(model, feed, opts.sampling, random);
-      transcript.forwards++;
-      const done = transcript.commit([token], [0]);
-      yield transcript.lastChunk;
-      if (done || !transcript.fits(model, 1)) return;
-      feed = [token];
+      const forward = await nextToken(model, feed, opts.sampling, random);
+      yield forward;
+      feed = forward.tokens;
     }
   };
 }
 
 /**
  * The streaming form of {@link greedyDecode}: yields each committed token as a
- * {@link TokenChunk} and returns the {@link DecodeResult}.
+ * {@link TokenChunk} and returns the {@link DecodeResult}. Finish it, or call `return()` (a
+ * `for await` loop's `break` does): a stream left paused is taken over by the next decode on
+ * the same model.
  */
-export async function* greedyStream(
-  model: MultiTokenModel,
-  prompt: readonly number[],
-  options: DecodeOptions = {},
-): AsyncGenerator<TokenChunk, DecodeResult> {
+export async function* greedyStream(model: MultiTokenModel, prompt: TokenIds, options: DecodeOptions = {}): AsyncGenerator<TokenChunk, DecodeResult, void> {
   const opts = resolveOptions('greedyStream', model, prompt, options);
-  return yield* decodeSession(model, opts, greedySteps(model, opts));
+  return yield* decodeSession(model, opts, greedyLoop(model, opts), true);
 }
 
 /**
@@ -73,11 +65,7 @@ export async function* greedyStream(
  * const { tokens, stats } = await greedyDecode(model, [1, 2, 3], { maxNewTokens: 32 });
  * ```
  */
-export async function greedyDecode(
-  model: MultiTokenModel,
-  prompt: readonly number[],
-  options: DecodeOptions = {},
-): Promise<DecodeResult> {
+export async function greedyDecode(model: MultiTokenModel, prompt: TokenIds, options: DecodeOptions = {}): Promise<DecodeResult> {
   const opts = resolveOptions('greedyDecode', model, prompt, options);
-  return drain(decodeSession(model, opts, greedySteps(model, opts)));
+  return drain(decodeSession(model, opts, greedyLoop(model, opts), false));
 }

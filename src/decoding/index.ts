@@ -2,14 +2,14 @@
 export type { MultiTokenModel } from './model.js';
 export { fromLayersModel, type LayersModelAdapterOptions } from './layers_model.js';
 export {
-  DEFAULTS,
+  DECODE_DEFAULTS,
   type AcceptanceRule,
   type BlockwiseOptions,
   type DecodeOptions,
   type SpeculativeOptions,
-  type TokenChunk,
+  type TokenIds,
 } from './options.js';
-export type { DecodeResult, DecodeStats, FinishReason } from './session.js';
+export type { DecodeResult, DecodeStats, FinishReason, TokenChunk } from './result.js';
 export { greedyDecode, greedyStream } from './greedy.js';
 export { blockwiseDecode, blockwiseStream } from './blockwise.js';
 export { speculativeDecode, speculativeStream } from './speculative.js';

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { MultiTokenModel } from './model.js';
-import { fail, show } from './validate.js';
+import { fail, show } from '../internal/errors.js';
 
 /** Options of {@link fromLayersModel}. */
 export interface LayersModelAdapterOptions {
@@ -44,6 +44,9 @@ class LayersModelAdapter implements MultiTokenModel {
   }
 
   forward(tokenIds: readonly number[]): tf.Tensor2D {
+    if ((this.model as unknown as { _refCount?: number | null })._refCount === 0) {
+      throw new Error(`fromLayersModel: the wrapped LayersModel '${this.model.name}' has been disposed (layersModel.dispose()); wrap a live model to decode with it.`);
+    }
     const first = this.ids.length;
     this.ids.push(...tokenIds);
     const positions = Array.from({ length: tokenIds.length }, (_, i) => first + i);

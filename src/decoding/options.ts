@@ -1,46 +1,60 @@
 /**
  * Decoding options: one documented object per decoder, resolved (defaults applied, every field
- * checked) once at the entry point, so the loops below never re-check or re-default anything.
+ * checked) once at the entry point, so the loops never re-check or re-default anything. Every
+ * default lives in {@link DECODE_DEFAULTS}.
  */
+import { checkInteger, fail } from '../internal/errors.js';
+import type { SamplingSettings } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
-import { checkPrompt, checkModel, fail } from './validate.js';
+import type { TokenChunk } from './result.js';
+import { checkModel, checkPrompt, toIds } from './validate.js';
 
-/** A chunk of tokens committed by one decoding step. */
-export interface TokenChunk {
-  /** The committed token ids, in order. */
-  tokens: number[];
-  /**
-   * How each token was produced: `0` = the verifier's own token (offset 0 — in `greedyDecode`
-   * every token), `j ≥ 1` = a draft from offset `j` (accepted by verification in
-   * `speculativeDecode`, unverified in `blockwiseDecode`).
-   */
-  sources: number[];
-  /** 0-based index of the model forward that committed this chunk (0 = the prompt's forward). */
-  step: number;
-}
+/** Token ids: an array or a typed array (e.g. `Int32Array`) of integers in [0, vocabSize). */
+export type TokenIds = readonly number[] | ArrayLike<number>;
 
 /** Options shared by every decoder. */
 export interface DecodeOptions {
-  /** Most new tokens to generate (a positive integer). Default: {@link DEFAULTS}.maxNewTokens. */
+  /** Most new tokens to generate (a positive integer). Default: {@link DECODE_DEFAULTS}.maxNewTokens. */
   maxNewTokens?: number;
   /**
    * Sampling temperature ≥ 0. `0` picks the most likely token (greedy, deterministic); `> 0`
-   * samples from softmax(logits / temperature). Default `0`, except for `speculativeDecode`
-   * with `acceptance: 'sampling'` or `'typical'`, where it is `1` (with `0` both reduce to greedy).
+   * samples from softmax(logits / temperature). A temperature below
+   * {@link DECODE_DEFAULTS}.greedyBelowTemperature is greedy (the limit of sampling as the
+   * temperature goes to 0; below it float32 logits / temperature would overflow). Default:
+   * {@link DECODE_DEFAULTS}.temperature, except for `speculativeDecode` with `acceptance:
+   * 'sampling'` or `'typical'`: {@link DECODE_DEFAULTS}.samplingTemperature.
    */
   temperature?: number;
   /** When sampling, keep only the `topK` most likely tokens (a positive integer). Default: all. */
   topK?: number;
-  /** When sampling, keep the smallest set of tokens whose probability reaches `topP` ∈ (0, 1]. Default `1`. */
+  /** When sampling, keep the smallest set of most likely tokens whose probability reaches `topP` ∈ (0, 1]. Default: {@link DECODE_DEFAULTS}.topP. */
   topP?: number;
-  /** Seed of the sampler's random stream (an integer): the same seed gives the same output. Default: random. */
+  /**
+   * Seed of the sampler's random stream, an integer in [0, 2³² − 1]: the same seed gives the
+   * same output. Default: a random seed.
+   */
   seed?: number;
   /** Token ids that end decoding; the stop token is included in the output. Default: none. */
-  stopTokens?: readonly number[];
-  /** Aborting rejects the call with the signal's reason, after freeing every tensor. */
+  stopTokens?: TokenIds;
+  /**
+   * Aborting rejects the call (or the stream's next step) with the signal's reason, after
+   * freeing every tensor. Checked between steps; see `yieldEveryMs` for how often a page's
+   * events (a Stop button) get to run during a decode.
+   */
   signal?: AbortSignal;
-  /** Called once per step with the tokens that step committed (for streaming UIs). */
-  onToken?: (chunk: TokenChunk) => void;
+  /**
+   * Called once per step with the tokens that step committed (its own copy). A returned promise
+   * is awaited before the next step (backpressure); if it rejects, or the callback throws, the
+   * decode rejects with that error after freeing every tensor.
+   */
+  onToken?: (chunk: TokenChunk) => void | Promise<void>;
+  /**
+   * Lets the event loop run (timers, input, repaints, an abort) between steps once at least
+   * this many milliseconds of wall time have passed since it last did; `0` = after every step.
+   * A turn is a macrotask that costs microseconds (`scheduler.yield()`, `setImmediate` or a
+   * `MessageChannel` post). Default: {@link DECODE_DEFAULTS}.yieldEveryMs.
+   */
+  yieldEveryMs?: number;
 }
 
 /** How `speculativeDecode` decides which drafted tokens to keep. */
@@ -57,9 +71,9 @@ export interface SpeculativeOptions extends DecodeOptions {
   acceptance?: AcceptanceRule;
   /** Drafts per step, `0 ≤ draftLength ≤ numHeads - 1`. Default: `numHeads - 1`. */
   draftLength?: number;
-  /** `'typical'` only: ε, the probability above which a draft is always plausible, in (0, 1]. Default: {@link DEFAULTS}.posteriorThreshold. */
+  /** `'typical'` only: ε, the probability above which a draft is always plausible, in (0, 1]. Default: {@link DECODE_DEFAULTS}.posteriorThreshold. */
   posteriorThreshold?: number;
-  /** `'typical'` only: δ, scales the entropy-adaptive threshold δ·exp(−H(p)), in (0, 1]. Default: {@link DEFAULTS}.posteriorAlpha. */
+  /** `'typical'` only: δ, scales the entropy-adaptive threshold δ·exp(−H(p)), in (0, 1]. Default: {@link DECODE_DEFAULTS}.posteriorAlpha. */
   posteriorAlpha?: number;
 }
 
@@ -69,14 +83,20 @@ export interface BlockwiseOptions extends DecodeOptions {
   blockSize?: number;
 }
 
-/** Every default in one place. */
-export const DEFAULTS = Object.freeze({
+/** Every decoding default in one place, each with its reason. */
+export const DECODE_DEFAULTS = Object.freeze({
   /** A short completion; callers generating more say so. */
   maxNewTokens: 64,
   /** Greedy unless asked otherwise: deterministic and the speculative baseline. */
   temperature: 0,
   /** Speculative sampling and typical acceptance are about sampling: their default temperature is the model's own. */
   samplingTemperature: 1,
+  /**
+   * Temperatures below this are greedy: logits differ by at least a float32 ulp (~1e-7 of
+   * their size), so at 1e-6 every non-tied token already has a relative weight below e⁻¹⁰ or so,
+   * and far below it logits / temperature overflows float32.
+   */
+  greedyBelowTemperature: 1e-6,
   /** No nucleus truncation unless asked. */
   topP: 1,
   /** Lossless and deterministic. */
@@ -85,14 +105,12 @@ export const DEFAULTS = Object.freeze({
   posteriorThreshold: 0.09,
   /** Typical acceptance's δ = √ε, Medusa's default. */
   posteriorAlpha: 0.3,
+  /**
+   * About one 60 Hz frame: a page stays responsive (a click is seen within a frame or two)
+   * while the turns themselves cost well under 1 % of decoding time.
+   */
+  yieldEveryMs: 10,
 });
-
-/** Sampling settings after resolution; `temperature === 0` means argmax. */
-export interface SamplingSettings {
-  temperature: number;
-  topK: number;
-  topP: number;
-}
 
 /** Options after validation and defaults (internal). */
 export interface ResolvedOptions {
@@ -103,7 +121,8 @@ export interface ResolvedOptions {
   seed: number;
   stopTokens: ReadonlySet<number>;
   signal: AbortSignal | undefined;
-  onToken: ((chunk: TokenChunk) => void) | undefined;
+  onToken: ((chunk: TokenChunk) => void | Promise<void>) | undefined;
+  yieldEveryMs: number;
 }
 
 /** Speculative options after validation and defaults (internal). */
@@ -114,37 +133,44 @@ export interface ResolvedSpeculativeOptions extends ResolvedOptions {
   posteriorAlpha: number;
 }
 
+/** Blockwise options after validation and defaults (internal). */
+export interface ResolvedBlockwiseOptions extends ResolvedOptions {
+  blockSize: number;
+}
+
 const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x);
+
+/** Checks that `signal` is an AbortSignal (anything with a boolean `aborted` and `throwIfAborted`). */
+function checkSignal(fn: string, signal: unknown): void {
+  const s = signal as Partial<AbortSignal> | null;
+  if (s === null || typeof s !== 'object' || typeof s.aborted !== 'boolean' || typeof s.throwIfAborted !== 'function') {
+    fail(TypeError, fn, 'options.signal', 'must be an AbortSignal (with a boolean aborted and a throwIfAborted method)', signal);
+  }
+}
 
 /** Validates the arguments every decoder takes and applies the defaults. */
 export function resolveOptions(
   fn: string,
   model: MultiTokenModel,
-  prompt: readonly number[],
+  prompt: TokenIds,
   options: DecodeOptions,
-  defaultTemperature: number = DEFAULTS.temperature,
+  defaultTemperature: number = DECODE_DEFAULTS.temperature,
 ): ResolvedOptions {
   checkModel(fn, model);
   if (options === null || typeof options !== 'object') fail(TypeError, fn, 'options', 'must be an object', options);
-  const { maxNewTokens = DEFAULTS.maxNewTokens, temperature = defaultTemperature } = options;
-  const { topK = model.vocabSize, topP = DEFAULTS.topP, seed, stopTokens = [], signal, onToken } = options;
+  const { maxNewTokens = DECODE_DEFAULTS.maxNewTokens, temperature = defaultTemperature, topK = model.vocabSize } = options;
+  const { topP = DECODE_DEFAULTS.topP, seed, stopTokens = [], signal, onToken, yieldEveryMs = DECODE_DEFAULTS.yieldEveryMs } = options;
   if (!isInt(maxNewTokens) || maxNewTokens < 1) fail(RangeError, fn, 'options.maxNewTokens', 'must be a positive integer', maxNewTokens);
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) {
     fail(RangeError, fn, 'options.temperature', 'must be a finite number ≥ 0', temperature);
   }
   if (!isInt(topK) || topK < 1) fail(RangeError, fn, 'options.topK', 'must be a positive integer', topK);
   if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) fail(RangeError, fn, 'options.topP', 'must be in (0, 1]', topP);
-  if (seed !== undefined && !isInt(seed)) fail(TypeError, fn, 'options.seed', 'must be an integer', seed);
-  if (!Array.isArray(stopTokens)) fail(TypeError, fn, 'options.stopTokens', 'must be an array of token ids', stopTokens);
-  stopTokens.forEach((t, i) => {
-    if (!isInt(t) || t < 0 || t >= model.vocabSize) {
-      fail(RangeError, fn, `options.stopTokens[${i}]`, `must be an integer in [0, ${model.vocabSize})`, t);
-    }
-  });
-  if (signal !== undefined && (signal === null || typeof signal.aborted !== 'boolean')) {
-    fail(TypeError, fn, 'options.signal', 'must be an AbortSignal', signal);
-  }
+  if (seed !== undefined) checkInteger(fn, 'options.seed', seed, 0, 2 ** 32 - 1);
+  const stops = toIds(fn, 'options.stopTokens', stopTokens, model.vocabSize);
+  if (signal !== undefined) checkSignal(fn, signal);
   if (onToken !== undefined && typeof onToken !== 'function') fail(TypeError, fn, 'options.onToken', 'must be a function', onToken);
+  if (typeof yieldEveryMs !== 'number' || !(yieldEveryMs >= 0)) fail(RangeError, fn, 'options.yieldEveryMs', 'must be a number ≥ 0', yieldEveryMs);
   const ids = checkPrompt(fn, prompt, model);
   if (signal?.aborted) {
     throw new DOMException(`${fn}: options.signal is already aborted (reason: ${String(signal.reason)}); nothing was decoded.`, 'AbortError');
@@ -153,11 +179,16 @@ export function resolveOptions(
     fn,
     prompt: ids,
     maxNewTokens,
-    sampling: { temperature, topK: Math.min(topK, model.vocabSize), topP },
+    sampling: {
+      temperature: temperature < DECODE_DEFAULTS.greedyBelowTemperature ? 0 : temperature,
+      topK: Math.min(topK, model.vocabSize),
+      topP,
+    },
     seed: seed ?? Math.floor(Math.random() * 2 ** 32),
-    stopTokens: new Set(stopTokens),
+    stopTokens: new Set(stops),
     signal,
     onToken,
+    yieldEveryMs,
   };
 }
 
@@ -165,24 +196,24 @@ export function resolveOptions(
 export function resolveSpeculativeOptions(
   fn: string,
   model: MultiTokenModel,
-  prompt: readonly number[],
+  prompt: TokenIds,
   options: SpeculativeOptions,
 ): ResolvedSpeculativeOptions {
-  const acceptance = options?.acceptance ?? DEFAULTS.acceptance;
+  const acceptance = options?.acceptance ?? DECODE_DEFAULTS.acceptance;
   if (!['greedy', 'sampling', 'typical'].includes(acceptance)) {
     fail(TypeError, fn, 'options.acceptance', "must be 'greedy', 'sampling' or 'typical'", acceptance);
   }
-  const defaultTemperature = acceptance === 'greedy' ? DEFAULTS.temperature : DEFAULTS.samplingTemperature;
+  const defaultTemperature = acceptance === 'greedy' ? DECODE_DEFAULTS.temperature : DECODE_DEFAULTS.samplingTemperature;
   const base = resolveOptions(fn, model, prompt, options, defaultTemperature);
   if (acceptance === 'greedy' && base.sampling.temperature !== 0) {
-    fail(RangeError, fn, 'options.temperature', "must be 0 with acceptance 'greedy' (use 'sampling' to sample)", base.sampling.temperature);
+    fail(RangeError, fn, 'options.temperature', "must be 0 with acceptance 'greedy' (use 'sampling' to sample)", options.temperature);
   }
   const maxDraft = model.numHeads - 1;
   const { draftLength = maxDraft } = options;
   if (!isInt(draftLength) || draftLength < 0 || draftLength > maxDraft) {
     fail(RangeError, fn, 'options.draftLength', `must be an integer in [0, numHeads - 1 = ${maxDraft}]`, draftLength);
   }
-  const { posteriorThreshold = DEFAULTS.posteriorThreshold, posteriorAlpha = DEFAULTS.posteriorAlpha } = options;
+  const { posteriorThreshold = DECODE_DEFAULTS.posteriorThreshold, posteriorAlpha = DECODE_DEFAULTS.posteriorAlpha } = options;
   if (typeof posteriorThreshold !== 'number' || !(posteriorThreshold > 0 && posteriorThreshold <= 1)) {
     fail(RangeError, fn, 'options.posteriorThreshold', 'must be in (0, 1]', posteriorThreshold);
   }
@@ -196,9 +227,9 @@ export function resolveSpeculativeOptions(
 export function resolveBlockwiseOptions(
   fn: string,
   model: MultiTokenModel,
-  prompt: readonly number[],
+  prompt: TokenIds,
   options: BlockwiseOptions,
-): ResolvedOptions & { blockSize: number } {
+): ResolvedBlockwiseOptions {
   const base = resolveOptions(fn, model, prompt, options);
   const { blockSize = model.numHeads } = options;
   if (!isInt(blockSize) || blockSize < 1 || blockSize > model.numHeads) {

@@ -4,7 +4,7 @@
  * float rounding in the model itself) and no backend RNG state is involved.
  */
 
-/** Returns a function that yields uniforms in [0, 1) from a 32-bit seed. */
+/** Returns a function that yields uniforms in [0, 1) (32-bit fractions) from a uint32 seed. */
 export function uniformStream(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
@@ -17,9 +17,17 @@ export function uniformStream(seed: number): () => number {
   };
 }
 
-/** Draws `n` uniforms from `next` into a Float32Array. */
+/**
+ * `u` ∈ [0, 1) rounded down to 24 bits, so that it is exactly a float32 and still below 1 after
+ * the upload (a 32-bit fraction above 1 − 2⁻²⁵ rounds to 1.0 in float32).
+ */
+export function toFloat32Unit(u: number): number {
+  return Math.floor(u * 16777216) / 16777216;
+}
+
+/** Draws `n` uniforms from `next` into a Float32Array, each in [0, 1) after the cast. */
 export function uniforms(next: () => number, n: number): Float32Array {
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = next();
+  for (let i = 0; i < n; i++) out[i] = toFloat32Unit(next());
   return out;
 }

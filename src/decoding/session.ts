@@ -1,128 +1,88 @@
 /**
- * What every decoder shares around its loop: committing tokens (stop tokens, the token
- * budget), the statistics, one decode per model at a time, and the generator → promise
- * bridge. The loops themselves live in greedy.ts, blockwise.ts and speculative.ts.
+ * The decode session: everything a decoder shares around its loop. A loop (greedy.ts,
+ * blockwise.ts, speculative.ts) runs forwards and yields one plain {@link Forward} per model
+ * forward — the tokens that forward would commit. The session owns the rest, in this order per
+ * step: give the event loop a turn when due, honour the abort signal, take the loop's next
+ * forward, commit it (stop tokens, the token budget, the context rule), count it, hand a copy to
+ * `onToken` (awaited) and to the stream's consumer. Around it: the model to itself (one decode
+ * per model at a time), an empty cache before and after, and cleanup that always releases the
+ * model and keeps the first error.
  */
+import { macrotask, now } from './event_loop.js';
 import type { MultiTokenModel } from './model.js';
-import type { ResolvedOptions, TokenChunk } from './options.js';
+import type { ResolvedOptions } from './options.js';
 import { uniformStream } from './random.js';
+import type { DecodeResult, FinishReason, TokenChunk } from './result.js';
 
-/** Why decoding ended. `'context'`: the model's context (`maxLength`) is full. */
-export type FinishReason = 'length' | 'stop' | 'context';
-
-/**
- * Statistics of one decode. τ (`meanAcceptedLength`) follows vLLM and EAGLE: tokens committed
- * per verification forward, the bonus/correction token included — so greedy decoding has τ = 1
- * and a speculative step that keeps all d drafts commits d + 1. The prompt's forward commits
- * one token and counts as a forward.
- */
-export interface DecodeStats {
-  /** Model forwards (calls to `model.forward`), the prompt's included. */
-  forwards: number;
-  /** Tokens committed (= `tokens.length` of the result). */
-  tokens: number;
-  /** τ = tokens / forwards. */
-  meanAcceptedLength: number;
-  /** Drafted tokens that went through verification. */
-  drafted: number;
-  /** Drafted tokens that verification kept. */
-  accepted: number;
-  /**
-   * Per offset j = 1 … k-1 (index j - 1): the share of steps drafting offset j in which its
-   * draft was kept (which requires offsets 1 … j-1 kept too), as vLLM reports per position.
-   * `NaN` where offset j never drafted.
-   */
-  acceptanceRates: number[];
-  /** Milliseconds from the call to the end, validation and prompt included. */
-  wallTimeMs: number;
-  /** Milliseconds from the call until the first token was committed. */
-  timeToFirstTokenMs: number;
-  /** tokens / wall time, in tokens per second. */
-  tokensPerSecond: number;
-}
-
-/** What every decoder resolves to. */
-export interface DecodeResult {
-  /** The new token ids (the prompt excluded; a stop token, if hit, included last). */
+/** What one model forward produced, as a loop reports it. */
+export interface Forward {
+  /** The tokens this forward would commit, in order (the session may commit fewer). */
   tokens: number[];
-  /** Per token, how it was produced (see {@link TokenChunk.sources}). */
+  /** Per token, its source offset (see `TokenChunk.sources`). */
   sources: number[];
-  /** Why decoding ended. */
-  finishReason: FinishReason;
-  /** Counts and timings. */
-  stats: DecodeStats;
+  /** Drafts this forward verified (`blockwiseDecode`: emitted unverified), from offsets 1 … drafted. */
+  drafted: number;
+  /** False if any logit this forward used was NaN or ±Infinity (read back with the tokens). */
+  finite: boolean;
 }
 
-const busy = new WeakSet<MultiTokenModel>();
+/** A decoder's loop: one {@link Forward} per model forward, for as long as the session asks. */
+export type Loop = (random: () => number) => AsyncGenerator<Forward, void, void>;
 
-/** Marks `model` as decoding; throws if another decode is using it (they would share its cache). */
-export function acquire(fn: string, model: MultiTokenModel): () => void {
-  if (busy.has(model)) {
-    throw new Error(`${fn}: model is already being decoded by another call; its cache cannot be shared. Await that call first, or use a second model instance.`);
-  }
-  busy.add(model);
-  return () => busy.delete(model);
-}
-
-/** Collects committed tokens and counts; decides when to stop. */
-export class Transcript {
+/** Collects committed tokens and counts; decides when decoding is over. */
+class Transcript {
   readonly tokens: number[] = [];
   readonly sources: number[] = [];
   finishReason: FinishReason | null = null;
-  forwards = 0;
+  private forwards = 0;
   private readonly drafted: number[];
   private readonly kept: number[];
+  /** Most tokens the context allows: every committed token is predicted from positions inside it, as in greedy decoding. */
+  private readonly contextBudget: number;
   private readonly start = now();
   private firstTokenAt = NaN;
 
-  constructor(private readonly opts: ResolvedOptions, numHeads: number) {
-    this.drafted = new Array<number>(Math.max(0, numHeads - 1)).fill(0);
-    this.kept = new Array<number>(Math.max(0, numHeads - 1)).fill(0);
-  }
-
-  /** Records that offsets 1…`drafted` drafted in one step and the first `kept` were kept. */
-  recordDrafts(drafted: number, kept: number): void {
-    for (let j = 0; j < drafted; j++) {
-      this.drafted[j]++;
-      if (j < kept) this.kept[j]++;
-    }
+  constructor(private readonly opts: ResolvedOptions, model: MultiTokenModel) {
+    this.drafted = new Array<number>(Math.max(0, model.numHeads - 1)).fill(0);
+    this.kept = new Array<number>(Math.max(0, model.numHeads - 1)).fill(0);
+    this.contextBudget = model.maxLength + 1 - opts.prompt.length;
   }
 
   /**
-   * Appends tokens in order until the budget or a stop token ends decoding; reports the chunk
-   * actually committed to `onToken`. Returns true when decoding is finished.
+   * Commits `f`'s tokens until a stop token, the token budget or the context ends decoding, and
+   * counts its drafts (only what was committed, when the step was cut short). Returns the chunk.
    */
-  commit(tokens: readonly number[], sources: readonly number[]): boolean {
-    const chunk: TokenChunk = { tokens: [], sources: [], step: this.forwards - 1 };
-    for (let i = 0; i < tokens.length && this.finishReason === null; i++) {
-      chunk.tokens.push(tokens[i]);
-      chunk.sources.push(sources[i]);
-      if (this.opts.stopTokens.has(tokens[i])) this.finishReason = 'stop';
-      else if (this.tokens.length + chunk.tokens.length >= this.opts.maxNewTokens) this.finishReason = 'length';
+  commit(f: Forward): TokenChunk {
+    const step = this.forwards++;
+    if (!f.finite) {
+      throw new RangeError(`${this.opts.fn}: the model's logits at step ${step} contain NaN or ±Infinity, so no token can be chosen; nothing from that step was committed.`);
+    }
+    const chunk: TokenChunk = { tokens: [], sources: [], step };
+    for (let i = 0; i < f.tokens.length && this.finishReason === null; i++) {
+      chunk.tokens.push(f.tokens[i]);
+      chunk.sources.push(f.sources[i]);
+      const total = this.tokens.length + chunk.tokens.length;
+      if (this.opts.stopTokens.has(f.tokens[i])) this.finishReason = 'stop';
+      else if (total >= this.opts.maxNewTokens) this.finishReason = 'length';
+      else if (total >= this.contextBudget) this.finishReason = 'context';
+    }
+    const cut = chunk.tokens.length < f.tokens.length;
+    if (!cut) for (let j = 0; j < f.drafted; j++) this.drafted[j]++;
+    for (const s of chunk.sources) {
+      if (s === 0) continue;
+      this.kept[s - 1]++;
+      if (cut) this.drafted[s - 1]++;
     }
     this.tokens.push(...chunk.tokens);
     this.sources.push(...chunk.sources);
     if (Number.isNaN(this.firstTokenAt) && chunk.tokens.length > 0) this.firstTokenAt = now();
-    this.lastChunk = chunk;
-    this.opts.onToken?.(chunk);
-    return this.finishReason !== null;
-  }
-
-  /** The chunk committed by the latest `commit`. */
-  lastChunk: TokenChunk = { tokens: [], sources: [], step: 0 };
-
-  /** Whether `n` more tokens fit in the model's context; if not, decoding ends with `'context'`. */
-  fits(model: MultiTokenModel, n: number): boolean {
-    if (model.length + n <= model.maxLength) return true;
-    this.finishReason = 'context';
-    return false;
+    return chunk;
   }
 
   /** The result, with statistics. */
   result(): DecodeResult {
     const wallTimeMs = now() - this.start;
-    const drafted = this.drafted.reduce((a, b) => a + b, 0);
-    const accepted = this.kept.reduce((a, b) => a + b, 0);
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     return {
       tokens: this.tokens,
       sources: this.sources,
@@ -131,8 +91,10 @@ export class Transcript {
         forwards: this.forwards,
         tokens: this.tokens.length,
         meanAcceptedLength: this.forwards > 0 ? this.tokens.length / this.forwards : 0,
-        drafted,
-        accepted,
+        drafted: sum(this.drafted),
+        accepted: sum(this.kept),
+        draftedPerOffset: this.drafted.slice(),
+        acceptedPerOffset: this.kept.slice(),
         acceptanceRates: this.drafted.map((d, j) => (d > 0 ? this.kept[j] / d : NaN)),
         wallTimeMs,
         timeToFirstTokenMs: this.firstTokenAt - this.start,
@@ -142,35 +104,116 @@ export class Transcript {
   }
 }
 
-function now(): number {
-  return globalThis.performance?.now() ?? Date.now();
+/** A session's hold on its model. */
+interface Lease {
+  /** True while a stream is paused at a `yield`, waiting for its consumer. */
+  suspended: boolean;
+  /** The function that took the model over from this (abandoned) stream, if one did. */
+  takenOverBy: string | null;
+  /** Frees the loop's state (the model's cache is reset by the new owner). */
+  free(): Promise<unknown>;
 }
 
-/** A decoder's loop: yields each step's chunk, returns when the transcript says decoding is over. */
-export type Steps = (transcript: Transcript, random: () => number) => AsyncGenerator<TokenChunk, void>;
+const leases = new WeakMap<MultiTokenModel, Lease>();
 
 /**
- * Runs a decoder's steps inside what every decode needs: the model to itself, an empty cache
- * before and after (so no tensor outlives the call, whether it ends, throws or is abandoned),
- * the transcript and a seeded random stream. Returns the result with its statistics.
+ * Marks `model` as decoding. A decode that is running refuses the newcomer (they would share a
+ * cache); a stream paused at a `yield` is taken over: its state is freed (awaited via the
+ * returned promise) and its next `next()` rejects, saying so.
  */
-export async function* decodeSession(model: MultiTokenModel, opts: ResolvedOptions, steps: Steps): AsyncGenerator<TokenChunk, DecodeResult> {
-  const release = acquire(opts.fn, model);
-  const transcript = new Transcript(opts, model.numHeads);
+function acquire(fn: string, model: MultiTokenModel, lease: Lease): Promise<unknown> {
+  const held = leases.get(model);
+  let takeover: Promise<unknown> = Promise.resolve();
+  if (held !== undefined) {
+    if (!held.suspended) {
+      throw new Error(`${fn}: model is already being decoded by another call; its cache cannot be shared. Await that call first, or use a second model instance.`);
+    }
+    held.takenOverBy = fn;
+    takeover = held.free().catch(() => undefined); // its cleanup errors are its own; the cache is reset below anyway
+  }
+  leases.set(model, lease);
+  return takeover;
+}
+
+/** `error`, with `cleanupError` attached as its `cause` when that is free, else both in an AggregateError. */
+function keepFirst(fn: string, error: unknown, cleanupError: unknown): unknown {
+  if (error instanceof Error && error.cause === undefined && Object.isExtensible(error)) {
+    Object.defineProperty(error, 'cause', { value: cleanupError, configurable: true, writable: true });
+    return error;
+  }
+  return new AggregateError([error, cleanupError], `${fn}: decoding failed, and cleaning up after it failed too (errors[0], then errors[1]).`);
+}
+
+function copy(chunk: TokenChunk): TokenChunk {
+  return { tokens: chunk.tokens.slice(), sources: chunk.sources.slice(), step: chunk.step };
+}
+
+/** Throws the signal's reason (an AbortError DOMException when it has none). */
+function checkAbort(signal: AbortSignal | undefined): void {
+  signal?.throwIfAborted();
+}
+
+/**
+ * Runs a decoder's loop inside what every decode needs (see the module notes). `stream`: the
+ * caller hands chunks to a consumer, so the session yields each one (and can be taken over while
+ * paused there); otherwise it yields nothing and returns the result.
+ */
+export async function* decodeSession(
+  model: MultiTokenModel,
+  opts: ResolvedOptions,
+  loop: Loop,
+  stream: boolean,
+): AsyncGenerator<TokenChunk, DecodeResult, void> {
+  const steps = loop(uniformStream(opts.seed));
+  const lease: Lease = { suspended: false, takenOverBy: null, free: () => steps.return() };
+  const takeover = acquire(opts.fn, model, lease);
+  const transcript = new Transcript(opts, model);
+  let failure: { error: unknown } | null = null;
   try {
+    await takeover;
     model.truncate(0);
-    yield* steps(transcript, uniformStream(opts.seed));
-    return transcript.result();
+    let lastTurn = now();
+    for (;;) {
+      if (now() - lastTurn >= opts.yieldEveryMs) {
+        await macrotask(); // timers, input and an abort get to run
+        lastTurn = now();
+      }
+      checkAbort(opts.signal);
+      const next = await steps.next();
+      if (next.done) throw new Error(`${opts.fn}: internal error: the decoding loop ended on its own.`);
+      const chunk = transcript.commit(next.value);
+      if (opts.onToken) await opts.onToken(copy(chunk));
+      if (stream) {
+        lease.suspended = true;
+        yield copy(chunk);
+        lease.suspended = false;
+        if (lease.takenOverBy !== null) {
+          throw new Error(`${opts.fn}: this stream was left paused and a later ${lease.takenOverBy} call took its model over (freeing its state). Finish a stream, or call its return() (a for await loop's break does), before starting another decode on the same model.`);
+        }
+      }
+      if (transcript.finishReason !== null) return transcript.result();
+    }
+  } catch (error) {
+    failure = { error };
+    throw error;
   } finally {
-    model.truncate(0);
-    release();
+    if (lease.takenOverBy === null) {
+      try {
+        await steps.return(); // the loop frees what it carries
+        model.truncate(0);
+      } catch (cleanupError) {
+        throw failure === null ? cleanupError : keepFirst(opts.fn, failure.error, cleanupError);
+      } finally {
+        if (leases.get(model) === lease) leases.delete(model);
+      }
+    }
   }
 }
 
-/** Runs a decoding generator to its end and returns its result. */
-export async function drain(steps: AsyncGenerator<TokenChunk, DecodeResult>): Promise<DecodeResult> {
+/** Runs a non-streaming session to its end and returns its result. */
+export async function drain(session: AsyncGenerator<TokenChunk, DecodeResult, void>): Promise<DecodeResult> {
   for (;;) {
-    const r = await steps.next();
+    const r = await session.next();
     if (r.done) return r.value;
   }
 }

@@ -9,15 +9,16 @@
  *   advance  — carry the new drafts, roll the rejected drafts out of the cache
  *   accept   — commit the longest verified prefix, plus the verifier's own next token
  *
- * Each step costs one forward, one small device program and one readback of d + 2 integers.
+ * Each step costs one forward, one small device program and one readback of d + 3 integers.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { greedyAccept, samplingAccept, typicalAccept, type Verdict } from './acceptance.js';
-import { argmaxRows, sampleRows, toProbabilities } from './distributions.js';
+import { allFinite, argmaxRows, sampleRows, toProbabilities } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
-import { resolveSpeculativeOptions, type ResolvedSpeculativeOptions, type SpeculativeOptions, type TokenChunk } from './options.js';
+import { resolveSpeculativeOptions, type ResolvedSpeculativeOptions, type SpeculativeOptions, type TokenIds } from './options.js';
 import { uniforms } from './random.js';
-import { decodeSession, drain, type DecodeResult, type Steps } from './session.js';
+import type { DecodeResult, TokenChunk } from './result.js';
+import { decodeSession, drain, type Loop } from './session.js';
 
 /** The block the next forward feeds. */
 interface Proposal {
@@ -39,6 +40,8 @@ interface Step {
   drafts: number[];
   /** Their distributions `[d, V]` (`'sampling'` only; owned by the caller). */
   draftProbs: tf.Tensor2D | null;
+  /** False if any logit used was NaN or ±Infinity. */
+  finite: boolean;
 }
 
 /** Applies the acceptance rule (temperature 0 always means greedy). */
@@ -81,9 +84,11 @@ async function verifyAndPropose(
       const u = sampled ? tf.tensor1d(uniforms(random, m + 1 + d)) : null; // [m + 1 + d]
       const verdict = judge(o, target, tf.tensor1d(p.drafts, 'int32'), p.draftProbs, u);
       const parts: tf.Tensor1D[] = [tf.reshape(verdict.accepted, [1]), tf.reshape(verdict.next, [1])];
+      const used: tf.Tensor[] = [target];
       if (d > 0) {
         const at = tf.gather(rows, tf.reshape(verdict.accepted, [1])); // [1, S] last kept position
         const logits = tf.reshape(model.headLogits(at, offsets), [d, vocab]) as tf.Tensor2D; // [d, V]
+        used.push(logits);
         if (samplesDrafts && u !== null) {
           draftProbs = tf.keep(toProbabilities(logits, o.sampling)); // [d, V] carried to the next step
           parts.push(sampleRows(draftProbs, tf.slice(u, m + 1, d)));
@@ -91,10 +96,11 @@ async function verifyAndPropose(
           parts.push(argmaxRows(logits)); // greedy drafts (Medusa's top-1 candidates)
         }
       }
-      return tf.cast(tf.concat(parts), 'int32') as tf.Tensor1D; // [2 + d]
+      parts.push(allFinite(used));
+      return tf.cast(tf.concat(parts), 'int32') as tf.Tensor1D; // [3 + d]
     });
-    const ids = await packed.data(); // [accepted, next, draft₁…draft_d]
-    return { accepted: ids[0], next: ids[1], drafts: Array.from(ids.subarray(2)), draftProbs };
+    const ids = await packed.data(); // [accepted, next, draft₁…draft_d, finite]
+    return { accepted: ids[0], next: ids[1], drafts: Array.from(ids.subarray(2, 2 + d)), draftProbs, finite: ids[2 + d] === 1 };
   } catch (error) {
     draftProbs?.dispose();
     throw error;
@@ -110,28 +116,24 @@ function fitToContext(p: Proposal, model: MultiTokenModel): Proposal {
   return room >= p.drafts.length ? p : { ...p, drafts: p.drafts.slice(0, Math.max(0, room)) };
 }
 
-/** The loop: propose → verify → accept → advance, one forward per step. */
-function speculativeSteps(model: MultiTokenModel, o: ResolvedSpeculativeOptions): Steps {
-  return async function* (transcript, random) {
+/** The loop: propose → verify → advance → accept, one forward per step. */
+function speculativeLoop(model: MultiTokenModel, o: ResolvedSpeculativeOptions): Loop {
+  return async function* (random) {
     let proposal: Proposal = { pending: o.prompt, drafts: [], draftProbs: null };
     try {
       for (;;) {
-        o.signal?.throwIfAborted();
+        // propose: the drafts the previous forward made, as many as the context holds
         const block = fitToContext(proposal, model);
         const start = model.length;
-        // verify this block, propose the next
+        // verify this block, and draft the next one, in one forward
         const step = await verifyAndPropose(model, block, o, random);
         proposal = { pending: [step.next], drafts: step.drafts, draftProbs: step.draftProbs };
         block.draftProbs?.dispose();
-        transcript.forwards++;
-        transcript.recordDrafts(block.drafts.length, step.accepted);
-        // advance: keep the fed positions whose tokens are committed below, roll back the rest
+        // advance: keep the fed positions whose tokens are committed, roll back the rest
         model.truncate(start + block.pending.length + step.accepted);
         // accept: the kept drafts (from offsets 1…a), then the verifier's own token
         const kept = block.drafts.slice(0, step.accepted);
-        const done = transcript.commit([...kept, step.next], [...kept.map((_, i) => i + 1), 0]);
-        yield transcript.lastChunk;
-        if (done || !transcript.fits(model, 1)) return;
+        yield { tokens: [...kept, step.next], sources: [...kept.map((_, i) => i + 1), 0], drafted: block.drafts.length, finite: step.finite };
       }
     } finally {
       proposal.draftProbs?.dispose();
@@ -139,18 +141,21 @@ function speculativeSteps(model: MultiTokenModel, o: ResolvedSpeculativeOptions)
   };
 }
 
-/** Runs {@link speculativeSteps} in a decode session. */
-function speculative(model: MultiTokenModel, o: ResolvedSpeculativeOptions): AsyncGenerator<TokenChunk, DecodeResult> {
-  return decodeSession(model, o, speculativeSteps(model, o));
+/** Runs {@link speculativeLoop} in a decode session. */
+function speculative(model: MultiTokenModel, o: ResolvedSpeculativeOptions, stream: boolean): AsyncGenerator<TokenChunk, DecodeResult, void> {
+  return decodeSession(model, o, speculativeLoop(model, o), stream);
 }
 
-/** The streaming form of {@link speculativeDecode}: yields each step's committed tokens. */
+/**
+ * The streaming form of {@link speculativeDecode}: yields each step's committed tokens (finish
+ * it or `return()` it; see `greedyStream`).
+ */
 export async function* speculativeStream(
   model: MultiTokenModel,
-  prompt: readonly number[],
+  prompt: TokenIds,
   options: SpeculativeOptions = {},
-): AsyncGenerator<TokenChunk, DecodeResult> {
-  return yield* speculative(model, resolveSpeculativeOptions('speculativeStream', model, prompt, options));
+): AsyncGenerator<TokenChunk, DecodeResult, void> {
+  return yield* speculative(model, resolveSpeculativeOptions('speculativeStream', model, prompt, options), true);
 }
 
 /**
@@ -170,8 +175,8 @@ export async function* speculativeStream(
  */
 export async function speculativeDecode(
   model: MultiTokenModel,
-  prompt: readonly number[],
+  prompt: TokenIds,
   options: SpeculativeOptions = {},
 ): Promise<DecodeResult> {
-  return drain(speculative(model, resolveSpeculativeOptions('speculativeDecode', model, prompt, options)));
+  return drain(speculative(model, resolveSpeculativeOptions('speculativeDecode', model, prompt, options), false));
 }

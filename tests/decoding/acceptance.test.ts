@@ -3,8 +3,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { greedyAccept, leadingTrue, samplingAccept, typicalAccept } from '../../src/decoding/acceptance.js';
 import { speculativeDecode, greedyDecode } from '../../src/decoding/index.js';
-import { TableModel } from './helpers/toy_models.js';
-import { useCpu } from './helpers/setup.js';
+import { TableModel } from '../helpers/toy_models.js';
+import { useCpu } from '../helpers/backend.js';
 
 beforeAll(useCpu);
 

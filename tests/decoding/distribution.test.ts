@@ -12,8 +12,8 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
-import { TableModel } from './helpers/toy_models.js';
-import { useCpu } from './helpers/setup.js';
+import { TableModel } from '../helpers/toy_models.js';
+import { useCpu } from '../helpers/backend.js';
 
 beforeAll(useCpu);
 

@@ -15,8 +15,9 @@ import {
   type DecodeResult,
   type MultiTokenModel,
 } from '../../src/decoding/index.js';
-import { TableModel, ToyAttentionModel } from './helpers/toy_models.js';
-import { expectNoLeak, useCpu } from './helpers/setup.js';
+import { TableModel, ToyAttentionModel } from '../helpers/toy_models.js';
+import { useCpu } from '../helpers/backend.js';
+import { expectNoLeak } from '../helpers/leak.js';
 
 beforeAll(useCpu);
 
@@ -47,7 +48,9 @@ describe.each(decoders)('%s', (_, decode) => {
     const onToken = () => {
       if (++calls === 3) throw new Error('boom from onToken');
     };
-    await expectNoLeak(() => expect(decode(model, [1, 2, 3], { maxNewTokens: 30, onToken })).rejects.toThrow('boom from onToken'));
+    await expectNoLeak(async () => {
+      await expect(decode(model, [1, 2, 3], { maxNewTokens: 30, onToken })).rejects.toThrow('boom from onToken');
+    });
     expect(model.length).toBe(0);
   });
 
@@ -58,9 +61,9 @@ describe.each(decoders)('%s', (_, decode) => {
       seen.push(...c.tokens);
       if (seen.length >= 5) controller.abort();
     };
-    await expectNoLeak(() =>
-      expect(decode(model, [4, 5], { maxNewTokens: 50, onToken, signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' }),
-    );
+    await expectNoLeak(async () => {
+      await expect(decode(model, [4, 5], { maxNewTokens: 50, onToken, signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    });
     expect(seen.length).toBeGreaterThanOrEqual(5);
     expect(seen.length).toBeLessThan(50);
   });
@@ -100,7 +103,7 @@ describe('streaming', () => {
 
   it('onToken sees the chunks in commit order with their sources', async () => {
     const chunks: { tokens: number[]; sources: number[]; step: number }[] = [];
-    const r = await speculativeDecode(model, [3], { maxNewTokens: 20, onToken: (c) => chunks.push(c) });
+    const r = await speculativeDecode(model, [3], { maxNewTokens: 20, onToken: (c) => void chunks.push(c) });
     expect(chunks.flatMap((c) => c.tokens)).toEqual(r.tokens);
     expect(chunks.flatMap((c) => c.sources)).toEqual(r.sources);
     expect(chunks.map((c) => c.step)).toEqual(chunks.map((_, i) => i));

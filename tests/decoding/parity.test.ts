@@ -7,8 +7,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { blockwiseDecode, fromLayersModel, greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
-import { ToyAttentionModel, seededValues } from './helpers/toy_models.js';
-import { expectNoLeak, useCpu } from './helpers/setup.js';
+import { ToyAttentionModel, seededValues } from '../helpers/toy_models.js';
+import { useCpu } from '../helpers/backend.js';
+import { expectNoLeak } from '../helpers/leak.js';
 
 beforeAll(useCpu);
 

@@ -9,8 +9,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { fromLayersModel, greedyDecode, speculativeDecode } from '../../src/index.js';
 import { CachedTransformer } from '../../src/models/index.js';
 import { tinyTransformer } from '../models/helpers.js';
-import { seededValues } from './helpers/toy_models.js';
-import { expectNoLeak, useCpu } from './helpers/setup.js';
+import { seededValues } from '../helpers/toy_models.js';
+import { useCpu } from '../helpers/backend.js';
+import { expectNoLeak } from '../helpers/leak.js';
 
 beforeAll(useCpu);
 

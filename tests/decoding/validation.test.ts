@@ -2,8 +2,9 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockwiseDecode, fromLayersModel, greedyDecode, speculativeDecode, type SpeculativeOptions } from '../../src/decoding/index.js';
-import { TableModel } from './helpers/toy_models.js';
-import { expectNoLeak, useCpu } from './helpers/setup.js';
+import { TableModel } from '../helpers/toy_models.js';
+import { useCpu } from '../helpers/backend.js';
+import { expectNoLeak } from '../helpers/leak.js';
 
 beforeAll(useCpu);
 
@@ -31,13 +32,21 @@ describe('speculativeDecode rejects bad input', () => {
     ['topK 0', [1], { acceptance: 'sampling', topK: 0 }, 'speculativeDecode: options.topK must be a positive integer, but got 0.'],
     ['draftLength = k', [1], { draftLength: 3 }, 'speculativeDecode: options.draftLength must be an integer in [0, numHeads - 1 = 2], but got 3.'],
     ['unknown acceptance', [1], { acceptance: 'fast' as 'greedy' }, "speculativeDecode: options.acceptance must be 'greedy', 'sampling' or 'typical', but got \"fast\"."],
-    ['stop token out of range', [1], { stopTokens: [9] }, 'speculativeDecode: options.stopTokens[0] must be an integer in [0, 5), but got 9.'],
-    ['seed not an integer', [1], { seed: 0.5 }, 'speculativeDecode: options.seed must be an integer, but got 0.5.'],
+    ['stop token out of range', [1], { stopTokens: [9] }, 'speculativeDecode: options.stopTokens[0] must be an integer token id in [0, 5), but got 9.'],
+    ['seed not an integer', [1], { seed: 0.5 }, 'speculativeDecode: options.seed must be an integer in [0, 4294967295], but got 0.5.'],
+    ['seed beyond 32 bits', [1], { seed: 2 ** 40 }, 'speculativeDecode: options.seed must be an integer in [0, 4294967295], but got 1099511627776.'],
+    ['negative seed', [1], { seed: -1 }, 'speculativeDecode: options.seed must be an integer in [0, 4294967295], but got -1.'],
+    ['signal without throwIfAborted', [1], { signal: { aborted: false } as AbortSignal }, 'speculativeDecode: options.signal must be an AbortSignal (with a boolean aborted and a throwIfAborted method), but got an object (Object).'],
+    ['stopTokens a string', [1], { stopTokens: '1' as unknown as number[] }, 'speculativeDecode: options.stopTokens must be an array or a typed array of token ids, but got "1".'],
+    ['yieldEveryMs negative', [1], { yieldEveryMs: -1 }, 'speculativeDecode: options.yieldEveryMs must be a number ≥ 0, but got -1.'],
+    ['yieldEveryMs NaN', [1], { yieldEveryMs: NaN }, 'speculativeDecode: options.yieldEveryMs must be a number ≥ 0, but got NaN.'],
     ['posteriorThreshold 0', [1], { acceptance: 'typical', posteriorThreshold: 0 }, 'speculativeDecode: options.posteriorThreshold must be in (0, 1], but got 0.'],
     ['onToken not a function', [1], { onToken: 3 as unknown as () => void }, 'speculativeDecode: options.onToken must be a function, but got 3.'],
   ])('%s', async (_, prompt, options, message) => {
     const before = model.forwards;
-    await expectNoLeak(() => expect(speculativeDecode(model, prompt, options)).rejects.toThrow(message));
+    await expectNoLeak(async () => {
+      await expect(speculativeDecode(model, prompt, options)).rejects.toThrow(message);
+    });
     expect(model.forwards).toBe(before); // nothing ran
   });
 

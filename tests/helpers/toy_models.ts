@@ -8,7 +8,7 @@
  *   offset, so exact next-token distributions are known in closed form.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { MultiTokenModel } from '../../../src/decoding/model.js';
+import type { MultiTokenModel } from '../../src/decoding/model.js';
 
 /** Deterministic pseudo-random normal-ish values (sum of uniforms) for reproducible weights. */
 export function seededValues(n: number, seed: number, scale = 1): Float32Array {

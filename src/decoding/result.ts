@@ -1,0 +1,73 @@
+/**
+ * What a decode hands back: the chunks it streams ({@link TokenChunk}), the result it resolves
+ * to ({@link DecodeResult}) and its statistics ({@link DecodeStats}). Plain data, no tensors.
+ */
+
+/** A chunk of tokens committed by one decoding step (one model forward). */
+export interface TokenChunk {
+  /** The committed token ids, in order. */
+  tokens: number[];
+  /**
+   * How each token was produced: `0` = the verifier's own token (offset 0 — in `greedyDecode`
+   * every token), `j ≥ 1` = a draft from offset `j` (accepted by verification in
+   * `speculativeDecode`, unverified in `blockwiseDecode`).
+   */
+  sources: number[];
+  /** 0-based index of the model forward that committed this chunk (0 = the prompt's forward). */
+  step: number;
+}
+
+/** Why decoding ended. `'context'`: the model's context (`maxLength`) is full. */
+export type FinishReason = 'length' | 'stop' | 'context';
+
+/**
+ * Statistics of one decode. τ (`meanAcceptedLength`) follows vLLM and EAGLE: tokens committed
+ * per verification forward, the bonus/correction token included — so greedy decoding has τ = 1
+ * and a speculative step that keeps all d drafts commits d + 1. The prompt's forward commits
+ * one token and counts as a forward.
+ *
+ * Draft counts cover committed work only: when a stop token, `maxNewTokens` or the context
+ * ends decoding inside a step, that step counts just the drafts it committed (as drafted and
+ * kept); the drafts after the cut are not counted at all. A step that commits everything it
+ * produced counts every draft it verified (`blockwiseDecode`: emitted), kept or not.
+ */
+export interface DecodeStats {
+  /** Model forwards (calls to `model.forward`), the prompt's included. */
+  forwards: number;
+  /** Tokens committed (= `tokens.length` of the result). */
+  tokens: number;
+  /** τ = tokens / forwards. */
+  meanAcceptedLength: number;
+  /** Drafted tokens that went through verification (see the note on cut-off steps above). */
+  drafted: number;
+  /** Drafted tokens that verification kept and that were committed. */
+  accepted: number;
+  /** Per offset j = 1 … k-1 (index j - 1): drafts counted in `drafted`. */
+  draftedPerOffset: number[];
+  /** Per offset j = 1 … k-1 (index j - 1): drafts counted in `accepted`. */
+  acceptedPerOffset: number[];
+  /**
+   * Per offset j = 1 … k-1 (index j - 1): `acceptedPerOffset[j-1] / draftedPerOffset[j-1]`, the
+   * share of steps drafting offset j in which its draft was kept (which requires offsets
+   * 1 … j-1 kept too), as vLLM reports per position. `NaN` where offset j never drafted.
+   */
+  acceptanceRates: number[];
+  /** Milliseconds from the call to the end, validation and prompt included. */
+  wallTimeMs: number;
+  /** Milliseconds from the call until the first token was committed. */
+  timeToFirstTokenMs: number;
+  /** tokens / wall time, in tokens per second. */
+  tokensPerSecond: number;
+}
+
+/** What every decoder resolves to. */
+export interface DecodeResult {
+  /** The new token ids (the prompt excluded; a stop token, if hit, included last). */
+  tokens: number[];
+  /** Per token, how it was produced (see {@link TokenChunk.sources}). */
+  sources: number[];
+  /** Why decoding ended. */
+  finishReason: FinishReason;
+  /** Counts and timings. */
+  stats: DecodeStats;
+}
