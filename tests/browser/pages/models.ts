@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { input, layers, model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { uniformStream } from '../../../src/decoding/random.js';
 import { multiTokenHead, registerMtpLayers } from '../../../src/layers/index.js';
 import { createTransformer, type TransformerConfig } from '../../../src/models/index.js';
 
@@ -44,15 +45,9 @@ export function buildTransformer(c: TransformerConfig): LayersModel {
   return createTransformer(c);
 }
 
-/** Deterministic values in about [-1.5, 1.5]·scale, mean 0 (a sum of three uniforms). */
+/** Deterministic values in about [-1.5, 1.5]·scale, mean 0 (a sum of three uniforms from the library's stream). */
 function seeded(n: number, seed: number, scale: number): number[] {
-  let s = (Math.imul(seed + 1, 0x9e3779b1) ^ 0x5bd1e995) >>> 0;
-  const next = () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = Math.imul(s ^ (s >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  };
+  const next = uniformStream(Math.imul(seed + 1, 0x9e3779b1) ^ 0x5bd1e995);
   return Array.from({ length: n }, () => (next() + next() + next() - 1.5) * scale);
 }
 
