@@ -1,33 +1,35 @@
 /**
  * `CachedTransformer`: runs a `createTransformer` model incrementally with a KV cache, as the
- * `MultiTokenModel` the decoders drive. Same weights, same functions (`ops.ts`) as the layers
- * graph; only the keys/values of past positions are kept instead of recomputed.
- *
- * The cache is one `[1, H, P, hs]` keys tensor and one values tensor per block, `tf.keep`-ed;
- * every forward replaces them (concat) and `truncate` replaces them by a slice, disposing the old.
+ * `MultiTokenModel` the decoders drive. The trunk's `step` is the same `forward` as its
+ * full-sequence `call`; only the keys/values of past positions are kept (`KVCache`) instead of
+ * recomputed. `truncate` moves the cache's cursor: no tensor is copied on a rollback.
  *
  * Reference: Pope et al., "Efficiently Scaling Transformer Inference" (2022), §2 (KV cache);
  * Stern et al. (2018) §4 for why the decoders need `truncate`.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { fail, show } from '../internal/errors.js';
 import type { MultiTokenHead } from '../layers/index.js';
 import type { MultiTokenModel } from '../decoding/model.js';
-import { LAYER_NAMES, type createTransformer } from './transformer.js';
-import type { MtpLayerNorm, MtpPositionEmbedding, MtpTransformerBlock } from './layers.js';
-import type { KeyValue } from './ops.js';
-import { layerNorm } from './ops.js';
-import { show } from './config.js';
+import { KVCache } from './cache.js';
+import { TransformerTrunk } from './trunk.js';
 
-function findLayer<T>(model: LayersModel, name: string, className: string): T {
-  const layer = model.layers.find((l) => l.name === name);
-  if (layer === undefined || layer.getClassName() !== className) {
+const WHERE = 'CachedTransformer';
+
+function findTrunkAndHead(model: LayersModel): { trunk: TransformerTrunk; head: MultiTokenHead } {
+  if (model === null || typeof model !== 'object' || !Array.isArray((model as { layers?: unknown }).layers)) {
+    fail(TypeError, WHERE, 'model', 'must be a tf.LayersModel from createTransformer or loadTransformer', model);
+  }
+  const trunk = model.layers.find((l) => l instanceof TransformerTrunk || l.getClassName() === TransformerTrunk.className);
+  const head = model.layers.find((l) => l.getClassName() === 'MultiTokenHead');
+  if (trunk === undefined || head === undefined) {
     throw new TypeError(
-      `CachedTransformer: model must come from createTransformer (a ${className} layer named '${name}'), ` +
-        `but model '${model.name}' has ${layer ? `a ${layer.getClassName()} there` : 'no such layer'}.`,
+      `${WHERE}: model must come from createTransformer (a ${TransformerTrunk.className} layer and a MultiTokenHead), ` +
+        `but model '${model.name}' has layers [${model.layers.map((l) => l.getClassName()).join(', ')}].`,
     );
   }
-  return layer as T;
+  return { trunk: trunk as TransformerTrunk, head: head as unknown as MultiTokenHead };
 }
 
 /** A KV-cached, incremental view of a `createTransformer` model (batch size 1). */
@@ -36,67 +38,39 @@ export class CachedTransformer implements MultiTokenModel {
   readonly numHeads: number;
   /** Vocabulary size V. */
   readonly vocabSize: number;
-  /** The context limit: the size of the model's position table. */
+  /** The context limit (`maxLength` of the model's config). */
   readonly maxLength: number;
-  private readonly wte: tf.Tensor2D; // [V, D]
-  private readonly wpe: MtpPositionEmbedding;
-  private readonly blocks: MtpTransformerBlock[];
-  private readonly lnF: MtpLayerNorm;
+  private readonly trunk: TransformerTrunk;
   private readonly head: MultiTokenHead;
-  private cache: KeyValue[] = [];
-  private cursor = 0;
+  private readonly cache = new KVCache();
   private disposed = false;
 
   /**
    * Wraps `model` (not copied: later weight updates are seen; `dispose` leaves it alone).
-   * @param model A `LayersModel` from {@link createTransformer} or loaded from its saved form.
+   * @param model A `LayersModel` from {@link createTransformer}, `transformerFromWeights` or `loadTransformer`.
    */
   constructor(readonly model: LayersModel) {
-    const wte = model.layers.find((l) => l.name === LAYER_NAMES.tokenEmbedding);
-    if (wte === undefined || wte.getClassName() !== 'Embedding') {
-      throw new TypeError(`CachedTransformer: model must come from createTransformer (an Embedding layer named 'wte'), but model '${model.name}' has no such layer.`);
-    }
-    this.wte = wte.getWeights()[0] as tf.Tensor2D;
-    this.wpe = findLayer(model, LAYER_NAMES.positionEmbedding, 'MtpPositionEmbedding');
-    this.lnF = findLayer(model, LAYER_NAMES.finalNorm, 'MtpLayerNorm');
-    this.head = findLayer(model, LAYER_NAMES.head, 'MultiTokenHead');
-    this.blocks = [];
-    for (let i = 0; model.layers.some((l) => l.name === LAYER_NAMES.block(i)); i++) {
-      this.blocks.push(findLayer(model, LAYER_NAMES.block(i), 'MtpTransformerBlock'));
-    }
-    this.numHeads = this.head.numHeads;
-    this.vocabSize = this.head.vocabSize;
-    this.maxLength = this.wpe.maxLength;
+    const { trunk, head } = findTrunkAndHead(model);
+    this.trunk = trunk;
+    this.head = head;
+    this.numHeads = head.numHeads;
+    this.vocabSize = head.vocabSize;
+    this.maxLength = trunk.arch.maxLength;
   }
 
   /** Number of positions in the cache. */
   get length(): number {
-    return this.cursor;
+    return this.cache.length;
   }
 
   /**
-   * Appends `tokenIds` at position `length` and returns the final hidden states of the new
-   * positions, `[n, D]` (after `ln_f`, ready for `headLogits`). Never reads data back.
+   * Appends `tokenIds` (an array or a typed array) at position `length` and returns the final
+   * hidden states of the new positions, `[n, D]` (after the final norm, ready for `headLogits`).
+   * Never reads data back.
    */
-  forward(tokenIds: readonly number[]): tf.Tensor2D {
-    this.checkTokens(tokenIds);
-    const n = tokenIds.length;
-    const past = this.cursor;
-    let cache: KeyValue[] = [];
-    const hidden = tf.tidy(() => {
-      const ids = tf.tensor1d(tokenIds as number[], 'int32'); // [n]
-      const x = tf.add(tf.gather(this.wte, ids), this.wpe.positions(past, n)); // [n, D]
-      let h = tf.expandDims(x, 0) as tf.Tensor3D; // [1, n, D]
-      cache = this.blocks.map((block, i) => {
-        const out = block.step(h, this.cache[i] ?? null); // y [1, n, D], kv [1, H, past+n, hs]
-        h = out.y;
-        return { keys: tf.keep(out.kv.keys), values: tf.keep(out.kv.values) };
-      });
-      return layerNorm(tf.squeeze(h, [0]) as tf.Tensor2D, this.lnF.normWeights()); // [n, D]
-    });
-    this.replaceCache(cache);
-    this.cursor = past + n;
-    return hidden;
+  forward(tokenIds: readonly number[] | Int32Array | Uint32Array | Uint16Array | Uint8Array): tf.Tensor2D {
+    const ids = this.checkTokens(tokenIds);
+    return this.trunk.step(ids, this.cache);
   }
 
   /** Logits of `offsets` at the rows of `states` `[m, D]`: `[m, offsets.length, V]`. */
@@ -105,56 +79,45 @@ export class CachedTransformer implements MultiTokenModel {
     return this.head.computeLogits(states, offsets) as tf.Tensor3D;
   }
 
-  /** Rolls the cache back to its first `length` positions. */
+  /** Rolls the cache back to its first `length` positions (moves a cursor; rejected rows are masked out until compacted). */
   truncate(length: number): void {
     this.checkLive('truncate');
-    if (!Number.isInteger(length) || length < 0 || length > this.cursor) {
-      throw new RangeError(`CachedTransformer.truncate: length must be an integer in [0, length = ${this.cursor}], but got ${show(length)}.`);
+    if (!Number.isInteger(length) || length < 0 || length > this.cache.length) {
+      throw new RangeError(`${WHERE}.truncate: length must be an integer in [0, length = ${this.cache.length}], but got ${show(length)}.`);
     }
-    if (length === this.cursor) return;
-    if (length === 0) {
-      this.replaceCache([]);
-    } else {
-      this.replaceCache(
-        this.cache.map(({ keys, values }) => ({
-          keys: tf.keep(tf.slice(keys, [0, 0, 0, 0], [-1, -1, length, -1])),
-          values: tf.keep(tf.slice(values, [0, 0, 0, 0], [-1, -1, length, -1])),
-        })),
-      );
-    }
-    this.cursor = length;
+    this.cache.truncate(length);
   }
 
   /** Frees the cache; the wrapped model (and its weights) stay usable. */
   dispose(): void {
-    this.replaceCache([]);
-    this.cursor = 0;
+    this.cache.clear();
     this.disposed = true;
   }
 
-  private replaceCache(next: KeyValue[]): void {
-    for (const { keys, values } of this.cache) tf.dispose([keys, values]);
-    this.cache = next;
-  }
-
   private checkLive(where: string): void {
-    if (this.disposed) throw new Error(`CachedTransformer.${where}: this model was disposed; create a new CachedTransformer.`);
+    if (this.disposed) throw new Error(`${WHERE}.${where}: this model was disposed; create a new CachedTransformer.`);
+    if (this.trunk.isDisposed) {
+      throw new Error(`${WHERE}.${where}: the wrapped LayersModel '${this.model.name}' was disposed (its weights are gone); load or create the model again.`);
+    }
   }
 
-  private checkTokens(tokenIds: readonly number[]): void {
+  private checkTokens(tokenIds: unknown): readonly number[] {
     this.checkLive('forward');
-    if (!Array.isArray(tokenIds) || tokenIds.length === 0) {
-      throw new TypeError(`CachedTransformer.forward: tokenIds must be a non-empty array of token ids, but got ${show(tokenIds)}.`);
+    const isTyped = ArrayBuffer.isView(tokenIds) && !(tokenIds instanceof DataView);
+    if ((!Array.isArray(tokenIds) && !isTyped) || (tokenIds as ArrayLike<number>).length === 0) {
+      fail(TypeError, `${WHERE}.forward`, 'tokenIds', 'must be a non-empty array (or typed array) of token ids', tokenIds);
     }
-    const bad = tokenIds.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= this.vocabSize);
+    const ids = Array.from(tokenIds as ArrayLike<number>);
+    const bad = ids.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= this.vocabSize);
     if (bad >= 0) {
-      throw new RangeError(`CachedTransformer.forward: tokenIds[${bad}] must be an integer in [0, vocabSize = ${this.vocabSize}), but got ${show(tokenIds[bad])}.`);
+      throw new RangeError(`${WHERE}.forward: tokenIds[${bad}] must be an integer in [0, vocabSize = ${this.vocabSize}), but got ${show(ids[bad])}.`);
     }
-    if (this.cursor + tokenIds.length > this.maxLength) {
+    if (this.cache.length + ids.length > this.maxLength) {
       throw new RangeError(
-        `CachedTransformer.forward: tokenIds must fit the context (length ${this.cursor} + ${tokenIds.length} new ≤ maxLength = ${this.maxLength}), but got ${tokenIds.length} tokens.`,
+        `${WHERE}.forward: tokenIds must fit the context (length ${this.cache.length} + ${ids.length} new ≤ maxLength = ${this.maxLength}), but got ${ids.length} tokens.`,
       );
     }
+    return ids;
   }
 }
 

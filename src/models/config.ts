@@ -1,29 +1,64 @@
 /**
- * Configuration of the reference transformer: one documented object, defaults in one place,
- * resolved and checked once by `resolveTransformerConfig`.
+ * Configuration of the reference transformer: one documented object covering the GPT family
+ * (LayerNorm, learned positions, GELU/ReLU MLP, biases, tied output) and the Llama family
+ * (RMSNorm, rotary positions, SwiGLU MLP, grouped-query attention, no biases, tied or untied
+ * output). Defaults live in one place ({@link TRANSFORMER_DEFAULTS}); `resolveTransformerConfig`
+ * checks every field — types, bounds ({@link SIZE_LIMITS}), relations — before anything is
+ * allocated, so a bad config never leaks a tensor.
+ *
+ * Reference: nanoGPT's `GPTConfig`; llama2.c's `Config`; Hugging Face's `LlamaConfig`.
  */
-import type { OffsetHeadKind } from '../layers/index.js';
-import { OFFSET_HEAD_KINDS } from '../layers/args.js';
+import { checkInteger, fail, show, SIZE_LIMITS } from '../internal/errors.js';
+import { OFFSET_HEAD_KINDS, type OffsetHeadKind } from '../layers/args.js';
+
+/** Normalisation of the blocks and the final norm. */
+export type NormKind = 'layerNorm' | 'rmsNorm';
+/** How positions enter: a learned table added to the embeddings, or rotary q/k rotations. */
+export type PositionKind = 'learned' | 'rotary';
+/** Which dimensions of a head rotate together: (2i, 2i+1) as llama2.c, or (i, i + hs/2) as Hugging Face. */
+export type RopeLayout = 'interleaved' | 'halfSplit';
+/** The position-wise MLP: `w2(act(w1 x))` for relu/gelu, `w2(silu(w1 x) * w3 x)` for swiglu. */
+export type MlpKind = 'relu' | 'gelu' | 'swiglu';
 
 /** Options of {@link createTransformer}. Every field is optional; see {@link TRANSFORMER_DEFAULTS}. */
 export interface TransformerConfig {
   /** Size of the vocabulary V (token ids are integers in [0, V)). */
   vocabSize?: number;
-  /** Context limit: most positions the model can attend over (size of the position table). */
+  /** Context limit: most positions the model attends over (learned positions: the table's size). */
   maxLength?: number;
   /** Width D of the residual stream. */
   hiddenSize?: number;
   /** Number of transformer blocks. */
   numLayers?: number;
-  /** Attention heads per block; must divide `hiddenSize`. */
+  /** Query heads per block H; must divide `hiddenSize` (head size hs = D / H). */
   numHeads?: number;
-  /** MLP width as a multiple of `hiddenSize`. */
+  /** Key/value heads per block (grouped-query attention; 1 = multi-query); must divide `numHeads`. Default `numHeads`. */
+  numKeyValueHeads?: number;
+  /** MLP width as a multiple of `hiddenSize` (used when `mlpHiddenSize` is not given). */
   mlpRatio?: number;
+  /** MLP width F; default `mlpRatio · hiddenSize`. */
+  mlpHiddenSize?: number;
+  /** Normalisation: `'layerNorm'` (scale and shift) or `'rmsNorm'` (scale only). */
+  norm?: NormKind;
+  /** Epsilon added to the variance (layerNorm) or mean square (rmsNorm). */
+  normEpsilon?: number;
+  /** Positions: `'learned'` (a `[maxLength, D]` table) or `'rotary'` (no table, no length limit of its own). */
+  positions?: PositionKind;
+  /** Rotary base θ: pair i of a head turns by pos·θ^(−2i/hs). */
+  ropeTheta?: number;
+  /** Rotary pairing of a head's dimensions; see {@link RopeLayout}. */
+  ropeLayout?: RopeLayout;
+  /** MLP kind; see {@link MlpKind}. */
+  mlp?: MlpKind;
+  /** Biases on the attention and MLP projections (and a shift in layerNorm is separate). */
+  useBias?: boolean;
+  /** Output projection = token embedding (one matrix); otherwise the head owns its own. */
+  tiedEmbeddings?: boolean;
   /** Number k of multi-token heads (offset 0 is next-token; 1…k-1 draft further ahead). */
   mtpHeads?: number;
   /** Kind of the offset heads 1…k-1 (offset 0 is the identity, so it is a plain LM head). */
   headKind?: OffsetHeadKind;
-  /** Rank of `lowRank` offset heads. */
+  /** Rank of `lowRank` offset heads (required for that kind, at most `hiddenSize`). */
   rank?: number;
   /** Seed of every initializer: the same seed gives the same initial weights. */
   seed?: number;
@@ -32,72 +67,125 @@ export interface TransformerConfig {
 }
 
 /** Fully resolved configuration. */
-export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank'>> & {
-  /** Rank of `lowRank` offset heads; `undefined` for other kinds, or for the head layer's default. */
+export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank' | 'mlpHiddenSize' | 'numKeyValueHeads'>> & {
+  /** Key/value heads (resolved: `numHeads` when not given). */
+  numKeyValueHeads: number;
+  /** MLP width F (resolved: `mlpRatio · hiddenSize` when not given). */
+  mlpHiddenSize: number;
+  /** Rank of `lowRank` offset heads; `undefined` for other kinds. */
   rank: number | undefined;
 };
 
-/** Default configuration, each value with its reason. */
-export const TRANSFORMER_DEFAULTS: ResolvedTransformerConfig = {
+/** Default configuration (the GPT-style reference model), each value with its reason. */
+export const TRANSFORMER_DEFAULTS: Readonly<Omit<ResolvedTransformerConfig, 'numKeyValueHeads' | 'mlpHiddenSize'>> & {
+  readonly numKeyValueHeads: undefined;
+  readonly mlpHiddenSize: undefined;
+} = {
   vocabSize: 256, // byte-level tokenizer: every UTF-8 string encodes, nothing to ship
   maxLength: 128, // a few lines of code; the position table and attention stay tiny
   hiddenSize: 128, // small enough to train in ~30 min on one wasm thread, large enough to learn syntax
   numLayers: 4, // depth buys more than width at this size; a forward stays overhead-bound on wasm
   numHeads: 4, // head size 32, as in small GPTs
+  numKeyValueHeads: undefined, // = numHeads: plain multi-head attention
   mlpRatio: 4, // GPT-2's ratio
+  mlpHiddenSize: undefined, // = mlpRatio · hiddenSize
+  norm: 'layerNorm', // GPT-2
+  normEpsilon: 1e-5, // GPT-2's and llama2.c's value
+  positions: 'learned', // GPT-2
+  ropeTheta: 10000, // RoFormer's and Llama's base (only for rotary positions)
+  ropeLayout: 'interleaved', // llama2.c's pairing (only for rotary positions)
+  mlp: 'relu', // the reference checkpoint's; GPT-2 uses 'gelu'
+  useBias: true, // GPT-2
+  tiedEmbeddings: true, // GPT-2: one V·D matrix in and out
   mtpHeads: 4, // k = 4: draft 3 tokens per forward
   headKind: 'residual', // x + act(W·x), zero-initialized: starts as the next-token head, D² params each
-  rank: undefined, // only for 'lowRank' heads (the head layer's default then applies)
+  rank: undefined, // only for 'lowRank' heads
   seed: 0, // deterministic initialization
   name: 'mtp_transformer',
 };
 
+const own = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
 
+function oneOf<T extends string>(WHERE: string, field: string, value: unknown, options: readonly T[]): T {
+  if (!options.includes(value as T)) fail(TypeError, WHERE, `config.${field}`, `must be one of ${options.map(show).join(', ')}`, value);
+  return value as T;
+}
 
-function positiveInteger(name: string, value: number): void {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new RangeError(`createTransformer: config.${name} must be a positive integer, but got ${show(value)}.`);
+function boolean(WHERE: string, field: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') fail(TypeError, WHERE, `config.${field}`, 'must be a boolean', value);
+  return value;
+}
+
+function positiveNumber(WHERE: string, field: string, value: unknown, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
+    fail(typeof value === 'number' ? RangeError : TypeError, WHERE, `config.${field}`, `must be a finite number in (0, ${max}]`, value);
   }
+  return value;
 }
 
 /**
- * Renders a received value for an error message. The decoders have their own: importing theirs
- * here would make it a module shared by both entry points, which the bundler puts in the chunk
- * with the layer classes, and an app importing only the decoders would then bundle the layers.
+ * Applies the defaults and checks every field (types, {@link SIZE_LIMITS}, relations); throws an
+ * `Error` naming the field and value. Pure: allocates no tensor. Only own keys count (so
+ * `constructor`, `toString` or an own `__proto__` are unknown options, not inherited ones).
  */
-export function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (Array.isArray(value)) return value.length > 8 ? `an array of length ${value.length}` : `[${value.map(show).join(', ')}]`;
-  return String(value);
-}
-
-/** Applies the defaults and checks every field; throws an `Error` naming the field and value. */
-export function resolveTransformerConfig(config: TransformerConfig = {}): ResolvedTransformerConfig {
-  if (config === null || typeof config !== 'object') {
-    throw new TypeError(`createTransformer: config must be an object, but got ${show(config)}.`);
+export function resolveTransformerConfig(config: TransformerConfig = {}, WHERE = 'createTransformer'): ResolvedTransformerConfig {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    fail(TypeError, WHERE, 'config', 'must be a plain object of options', config);
   }
-  const unknown = Object.keys(config).find((key) => !(key in TRANSFORMER_DEFAULTS));
+  const keys = Reflect.ownKeys(config);
+  const unknown = keys.find((key) => typeof key !== 'string' || !own(TRANSFORMER_DEFAULTS, key));
   if (unknown !== undefined) {
-    throw new TypeError(`createTransformer: config.${unknown} is not an option (options: ${Object.keys(TRANSFORMER_DEFAULTS).join(', ')}).`);
+    throw new TypeError(`${WHERE}: config.${String(unknown)} is not an option (options: ${Object.keys(TRANSFORMER_DEFAULTS).join(', ')}).`);
   }
-  const c: ResolvedTransformerConfig = { ...TRANSFORMER_DEFAULTS };
-  for (const [key, value] of Object.entries(config)) {
-    if (value !== undefined) (c as Record<string, unknown>)[key] = value;
+  const given = config as Record<string, unknown>;
+  const pick = (key: keyof typeof TRANSFORMER_DEFAULTS): unknown => (given[key] !== undefined ? given[key] : TRANSFORMER_DEFAULTS[key]);
+  const int = (key: keyof typeof TRANSFORMER_DEFAULTS, max: number, min = 1) => checkInteger(WHERE, `config.${key}`, pick(key), min, max);
+
+  const vocabSize = int('vocabSize', SIZE_LIMITS.vocabSize);
+  const maxLength = int('maxLength', SIZE_LIMITS.maxLength);
+  const hiddenSize = int('hiddenSize', SIZE_LIMITS.hiddenSize);
+  const numLayers = int('numLayers', SIZE_LIMITS.numLayers);
+  const numHeads = int('numHeads', SIZE_LIMITS.attentionHeads);
+  const mlpRatio = int('mlpRatio', SIZE_LIMITS.mlpRatio);
+  const mtpHeads = int('mtpHeads', SIZE_LIMITS.numHeads);
+  const numKeyValueHeads = given['numKeyValueHeads'] === undefined ? numHeads : int('numKeyValueHeads', numHeads);
+  const mlpHiddenSize = given['mlpHiddenSize'] === undefined ? mlpRatio * hiddenSize : int('mlpHiddenSize', SIZE_LIMITS.hiddenSize * SIZE_LIMITS.mlpRatio);
+  if (hiddenSize % numHeads !== 0) {
+    throw new RangeError(`${WHERE}: config.hiddenSize must be divisible by config.numHeads = ${numHeads}, but got ${hiddenSize}.`);
   }
-  for (const name of ['vocabSize', 'maxLength', 'hiddenSize', 'numLayers', 'numHeads', 'mlpRatio', 'mtpHeads'] as const) {
-    positiveInteger(name, c[name]);
+  if (numHeads % numKeyValueHeads !== 0) {
+    throw new RangeError(`${WHERE}: config.numKeyValueHeads must divide config.numHeads = ${numHeads}, but got ${numKeyValueHeads}.`);
   }
-  if (c.hiddenSize % c.numHeads !== 0) {
-    throw new RangeError(
-      `createTransformer: config.hiddenSize must be divisible by config.numHeads = ${c.numHeads}, but got ${c.hiddenSize}.`,
-    );
+  for (const [what, elements] of [['vocabSize · hiddenSize', vocabSize * hiddenSize], ['hiddenSize · mlpHiddenSize', hiddenSize * mlpHiddenSize]] as const) {
+    if (elements > SIZE_LIMITS.matrixElements) {
+      throw new RangeError(`${WHERE}: config.${what} must be at most ${SIZE_LIMITS.matrixElements} (one weight matrix), but got ${elements}.`);
+    }
   }
-  if (!OFFSET_HEAD_KINDS.includes(c.headKind)) {
-    throw new TypeError(`createTransformer: config.headKind must be one of ${OFFSET_HEAD_KINDS.map(show).join(', ')}, but got ${show(c.headKind)}.`);
+  const norm = oneOf(WHERE, 'norm', pick('norm'), ['layerNorm', 'rmsNorm'] as const);
+  const normEpsilon = positiveNumber(WHERE, 'normEpsilon', pick('normEpsilon'), 1);
+  const positions = oneOf(WHERE, 'positions', pick('positions'), ['learned', 'rotary'] as const);
+  const ropeTheta = positiveNumber(WHERE, 'ropeTheta', pick('ropeTheta'), 1e12);
+  const ropeLayout = oneOf(WHERE, 'ropeLayout', pick('ropeLayout'), ['interleaved', 'halfSplit'] as const);
+  if (positions === 'rotary' && (hiddenSize / numHeads) % 2 !== 0) {
+    throw new RangeError(`${WHERE}: the head size config.hiddenSize / config.numHeads must be even for rotary positions, but got ${hiddenSize / numHeads}.`);
   }
-  if (c.rank !== undefined) positiveInteger('rank', c.rank);
-  if (!Number.isInteger(c.seed)) {
-    throw new TypeError(`createTransformer: config.seed must be an integer, but got ${show(c.seed)}.`);
+  const mlp = oneOf(WHERE, 'mlp', pick('mlp'), ['relu', 'gelu', 'swiglu'] as const);
+  const useBias = boolean(WHERE, 'useBias', pick('useBias'));
+  const tiedEmbeddings = boolean(WHERE, 'tiedEmbeddings', pick('tiedEmbeddings'));
+  const headKind = oneOf(WHERE, 'headKind', pick('headKind'), OFFSET_HEAD_KINDS);
+  let rank: number | undefined;
+  if (given['rank'] !== undefined) {
+    rank = checkInteger(WHERE, 'config.rank', given['rank'], 1, hiddenSize);
+    if (headKind !== 'lowRank') fail(TypeError, WHERE, 'config.rank', `applies only to headKind "lowRank" (headKind is ${show(headKind)})`, rank);
+  } else if (headKind === 'lowRank') {
+    fail(TypeError, WHERE, 'config.rank', 'must be given for headKind "lowRank" (an integer in [1, hiddenSize])', undefined);
   }
-  return c;
+  const seed = checkInteger(WHERE, 'config.seed', pick('seed'), -(2 ** 31), 2 ** 31 - 1);
+  const name = pick('name');
+  if (typeof name !== 'string' || name.length === 0) fail(TypeError, WHERE, 'config.name', 'must be a non-empty string', name);
+  return {
+    vocabSize, maxLength, hiddenSize, numLayers, numHeads, numKeyValueHeads, mlpRatio, mlpHiddenSize,
+    norm, normEpsilon, positions, ropeTheta, ropeLayout, mlp, useBias, tiedEmbeddings,
+    mtpHeads, headKind, rank, seed, name,
+  };
 }

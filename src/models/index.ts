@@ -1,22 +1,22 @@
 /**
- * `tfjs-mtp/models`: a small reference causal transformer with multi-token heads, a KV-cached
+ * `tfjs-mtp/models`: one configurable decoder-only transformer (GPT family and Llama family)
+ * with multi-token heads, its construction from a checkpoint's named weights, a KV-cached
  * `MultiTokenModel` view of it, and a byte-level tokenizer.
  *
  * @packageDocumentation
  */
-export { createTransformer, loadTransformer, LAYER_NAMES } from './transformer.js';
-export { type TransformerConfig, type ResolvedTransformerConfig, TRANSFORMER_DEFAULTS, resolveTransformerConfig } from './config.js';
-export { CachedTransformer, cachedTransformer } from './cached.js';
+export { createTransformer, loadTransformer, registerModelLayers } from './transformer.js';
 export {
-  MtpPositionEmbedding,
-  type MtpPositionEmbeddingArgs,
-  mtpPositionEmbedding,
-  MtpLayerNorm,
-  type MtpLayerNormArgs,
-  mtpLayerNorm,
-  MtpTransformerBlock,
-  type MtpTransformerBlockArgs,
-  mtpTransformerBlock,
-  registerModelLayers,
-} from './layers.js';
+  type TransformerConfig,
+  type ResolvedTransformerConfig,
+  type NormKind,
+  type PositionKind,
+  type RopeLayout,
+  type MlpKind,
+  TRANSFORMER_DEFAULTS,
+} from './config.js';
+export { transformerFromWeights, type CheckpointTensor, type CheckpointWeights } from './from_weights.js';
+export { TransformerTrunk, type TransformerTrunkArgs, transformerTrunk } from './trunk.js';
+export { type ArchConfig } from './weights.js';
+export { CachedTransformer, cachedTransformer } from './cached.js';
 export { BYTE_VOCAB_SIZE, encodeBytes, decodeBytes } from './tokenizer.js';

@@ -1,108 +1,149 @@
 /**
  * The transformer's math as plain functions of tensors — the one implementation that both the
- * tfjs-layers graph (full sequence, training, save/load, the uncached adapter) and the KV-cached
- * decoder run, so the two agree by construction rather than by test alone.
+ * tfjs-layers graph (full sequence, training, save/load) and the KV-cached decoder run, so the
+ * two agree by construction rather than by test alone. One function per concern, in the order
+ * a block runs them: norm → attention (with rotary q/k and grouped key/value heads) → MLP.
  *
- * Reference: Radford et al., "Language Models are Unsupervised Multitask Learners" (GPT-2, 2019),
- * §2.3 (pre-norm blocks); Vaswani et al., "Attention Is All You Need" (2017), §3.2.
- * Layout follows nanoGPT's model.py: LayerNorm → CausalSelfAttention → MLP → Block.
+ * Reference: nanoGPT's model.py (LayerNorm → CausalSelfAttention → MLP → Block, GPT-2 §2.3
+ * pre-norm); llama2.c's run.c `forward()` (RMSNorm, RoPE, GQA, SwiGLU); Vaswani et al. (2017)
+ * §3.2; Su et al., "RoFormer" (2021) §3.4; Ainslie et al., "GQA" (2023); Shazeer, "GLU Variants
+ * Improve Transformer" (2020).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { MlpKind, NormKind } from './config.js';
 
-/** Weights of one layer norm. */
-export interface LayerNormWeights {
-  gamma: tf.Tensor1D; // [D]
-  beta: tf.Tensor1D; // [D]
+/** A projection `y = x·W (+ b)`, `W` stored `[in, out]`. */
+export interface Linear {
+  weight: tf.Tensor2D; // [in, out]
+  bias?: tf.Tensor1D; // [out]
 }
 
-/** Weights of one pre-norm transformer block. */
+/** A norm's scale (and, for layerNorm, shift). */
+export interface Norm {
+  weight: tf.Tensor1D; // [D]
+  bias?: tf.Tensor1D; // [D]
+}
+
+/** Weights of one pre-norm block. */
 export interface BlockWeights {
-  ln1: LayerNormWeights;
-  qkvKernel: tf.Tensor2D; // [D, 3D]
-  qkvBias: tf.Tensor1D; // [3D]
-  projKernel: tf.Tensor2D; // [D, D]
-  projBias: tf.Tensor1D; // [D]
-  ln2: LayerNormWeights;
-  fcKernel: tf.Tensor2D; // [D, rD]
-  fcBias: tf.Tensor1D; // [rD]
-  fc2Kernel: tf.Tensor2D; // [rD, D]
-  fc2Bias: tf.Tensor1D; // [D]
+  attentionNorm: Norm;
+  wq: Linear; // [D, H·hs]
+  wk: Linear; // [D, Hkv·hs]
+  wv: Linear; // [D, Hkv·hs]
+  wo: Linear; // [H·hs, D]
+  ffnNorm: Norm;
+  w1: Linear; // [D, F]
+  w2: Linear; // [F, D]
+  w3?: Linear; // [D, F] (swiglu only)
 }
 
-/** Keys and values of the positions already seen, per block: `[B, H, P, hs]` each. */
+/** The architecture a block needs (a subset of the resolved config). */
+export interface BlockSpec {
+  numHeads: number;
+  numKeyValueHeads: number;
+  norm: NormKind;
+  normEpsilon: number;
+  mlp: MlpKind;
+}
+
+/** Keys and values of the positions already seen, per block: `[B, Hkv, L, hs]` each. */
 export interface KeyValue {
   keys: tf.Tensor4D;
   values: tf.Tensor4D;
 }
 
-/** Epsilon of every layer norm (GPT-2's value). */
-export const LAYER_NORM_EPSILON = 1e-5;
+/**
+ * What attention needs besides weights, computed once per forward for every block:
+ * the additive mask and the rotary tables (null for learned positions).
+ */
+export interface AttentionContext {
+  /** `[g·T, L + T]` (g = H / Hkv query heads per key head): 0 where a query may look, −1e9 elsewhere; null when every key is visible. */
+  mask: tf.Tensor2D | null;
+  /** Rotary tables for the T new positions, or null (learned positions). */
+  rope: Rope | null;
+}
 
-/** Layer norm over the last axis: `[..., D]` → `[..., D]`. */
-export function layerNorm<T extends tf.Tensor>(x: T, w: LayerNormWeights): T {
-  const centered = tf.sub(x, tf.mean(x, -1, true)); // [..., D]
-  const variance = tf.mean(tf.square(centered), -1, true); // [..., 1] (what tf.moments computes, in fewer ops)
-  const normed = tf.mul(centered, tf.rsqrt(tf.add(variance, LAYER_NORM_EPSILON))); // [..., D]
-  return tf.add(tf.mul(normed, w.gamma), w.beta) as T;
+/** Rotary tables: `rotate(x) = x ⊙ cos + x[partner] ⊙ sin`, sin carrying the pair's sign. */
+export interface Rope {
+  cos: tf.Tensor3D; // [T, 1, hs]
+  sin: tf.Tensor3D; // [T, 1, hs] (−sin on the first of a pair, +sin on the second)
+  partner: tf.Tensor1D; // [hs] int32: the other dimension of each pair
+}
+
+/** `x·W + b` over the last axis: `[..., in]` → `[..., out]`. */
+export function linear(x: tf.Tensor, w: Linear, activation?: 'relu'): tf.Tensor {
+  const d = x.shape[x.shape.length - 1]!;
+  const y = tf.fused.matMul({ a: tf.reshape(x, [-1, d]), b: w.weight, bias: w.bias, activation }); // [N, out]
+  return tf.reshape(y, [...x.shape.slice(0, -1), w.weight.shape[1]]);
+}
+
+/** LayerNorm (mean and variance) or RMSNorm (mean square only) over the last axis: `[..., D]` → `[..., D]`. */
+export function norm<T extends tf.Tensor>(x: T, w: Norm, kind: NormKind, epsilon: number): T {
+  const centered = kind === 'layerNorm' ? tf.sub(x, tf.mean(x, -1, true)) : x; // [..., D]
+  const meanSquare = tf.mean(tf.square(centered), -1, true); // [..., 1]
+  const normed = tf.mul(centered, tf.rsqrt(tf.add(meanSquare, epsilon))); // [..., D]
+  const scaled = tf.mul(normed, w.weight); // [..., D]
+  return (w.bias ? tf.add(scaled, w.bias) : scaled) as T;
+}
+
+/** Rotary position embedding of `x` `[B, T, n, hs]` (T new positions; see {@link Rope}). */
+export function rotary(x: tf.Tensor4D, rope: Rope): tf.Tensor4D {
+  const partner = tf.gather(x, rope.partner, 3); // [B, T, n, hs]
+  return tf.add(tf.mul(x, rope.cos), tf.mul(partner, rope.sin)) as tf.Tensor4D; // [B, T, n, hs]
+}
+
+/** `[B, T, n·hs]` → `[B, n, T, hs]` (a reshape when T = 1: the same memory order). */
+function splitHeads(x: tf.Tensor, B: number, T: number, n: number, hs: number): tf.Tensor4D {
+  return T === 1 ? tf.reshape(x, [B, n, 1, hs]) : tf.transpose(tf.reshape(x, [B, T, n, hs]), [0, 2, 1, 3]);
 }
 
 /**
- * Additive causal mask for `t` new positions after `past` cached ones: `[t, past + t]`, 0 where
- * query i may see key j (j ≤ past + i), a large negative number elsewhere. `null` when t = 1
- * (one new position sees everything).
+ * Causal self-attention over the T new positions of `x` `[B, T, D]`, after the cached `past`
+ * (if any). Query heads are grouped g = H / Hkv per key/value head, as rows of one matmul
+ * (no copies of keys or values). Returns the output `[B, T, D]` and past + new keys/values.
  */
-export function causalMask(t: number, past: number): tf.Tensor2D | null {
-  if (t === 1) return null;
-  const width = past + t;
-  const mask = new Float32Array(t * width);
-  for (let i = 0; i < t; i++) mask.fill(-1e9, i * width + past + i + 1, (i + 1) * width);
-  return tf.tensor2d(mask, [t, width]);
+export function attention(x: tf.Tensor3D, w: BlockWeights, spec: BlockSpec, past: KeyValue | null, ctx: AttentionContext): { y: tf.Tensor3D; kv: KeyValue } {
+  const [B, T] = x.shape;
+  const H = spec.numHeads;
+  const Hkv = spec.numKeyValueHeads;
+  const hs = w.wq.weight.shape[1] / H;
+  let q = tf.reshape(linear(x, w.wq), [B, T, H, hs]) as tf.Tensor4D; // [B, T, H, hs]
+  let k = tf.reshape(linear(x, w.wk), [B, T, Hkv, hs]) as tf.Tensor4D; // [B, T, Hkv, hs]
+  if (ctx.rope) {
+    q = rotary(q, ctx.rope);
+    k = rotary(k, ctx.rope);
+  }
+  const v = splitHeads(linear(x, w.wv), B, T, Hkv, hs); // [B, Hkv, T, hs]
+  const kNew = splitHeads(k, B, T, Hkv, hs); // [B, Hkv, T, hs]
+  const keys = past ? tf.concat([past.keys, kNew], 2) : kNew; // [B, Hkv, L+T, hs]
+  const values = past ? tf.concat([past.values, v], 2) : v; // [B, Hkv, L+T, hs]
+  const grouped = tf.reshape(splitHeads(q, B, T, H, hs), [B, Hkv, (H / Hkv) * T, hs]); // [B, Hkv, g·T, hs]
+  let att = tf.matMul(tf.mul(grouped, 1 / Math.sqrt(hs)), keys, false, true); // [B, Hkv, g·T, L+T]
+  if (ctx.mask) att = tf.add(att, ctx.mask);
+  const out = tf.reshape(tf.matMul(tf.softmax(att), values), [B, H, T, hs]); // [B, H, T, hs]
+  const merged = T === 1 ? tf.reshape(out, [B, 1, H * hs]) : tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, H * hs]); // [B, T, H·hs]
+  return { y: linear(merged, w.wo) as tf.Tensor3D, kv: { keys, values } };
 }
 
-/**
- * Causal multi-head self-attention over `T` new positions of `x` `[B, T, D]`, attending to the
- * cached `past` (if any) and to themselves. Returns the output `[B, T, D]` and the keys/values of
- * past + new positions (for the cache to keep).
- */
-export function causalSelfAttention(
-  x: tf.Tensor3D,
-  w: BlockWeights,
-  numHeads: number,
-  past: KeyValue | null,
-): { y: tf.Tensor3D; kv: KeyValue } {
-  const [B, T, D] = x.shape;
-  const hs = D / numHeads;
-  const qkv = tf.fused.matMul({ a: tf.reshape(x, [B * T, D]), b: w.qkvKernel, bias: w.qkvBias }); // [B·T, 3D]
-  const heads = tf.transpose(tf.reshape(qkv, [B, T, 3 * numHeads, hs]), [0, 2, 1, 3]); // [B, 3H, T, hs]
-  const [q, k, v] = tf.split(heads, 3, 1) as tf.Tensor4D[]; // [B, H, T, hs] each
-  const keys = past ? tf.concat([past.keys, k], 2) : k; // [B, H, P+T, hs]
-  const values = past ? tf.concat([past.values, v], 2) : v; // [B, H, P+T, hs]
-  const mask = causalMask(T, keys.shape[2] - T); // [T, P+T] or null
-  let att = tf.matMul(tf.mul(q, 1 / Math.sqrt(hs)), keys, false, true); // [B, H, T, P+T]
-  if (mask) att = tf.add(att, mask);
-  const out = tf.matMul(tf.softmax(att), values); // [B, H, T, hs]
-  const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, D]); // [B·T, D]
-  const y = tf.fused.matMul({ a: merged, b: w.projKernel, bias: w.projBias }); // [B·T, D]
-  return { y: tf.reshape(y, [B, T, D]), kv: { keys, values } };
+/** Position-wise MLP: `w2(act(w1 x))`, or `w2(silu(w1 x) ⊙ w3 x)` for swiglu. `[B, T, D]` → `[B, T, D]`. */
+export function mlp(x: tf.Tensor3D, w: BlockWeights, kind: MlpKind): tf.Tensor3D {
+  let h: tf.Tensor; // [B, T, F]
+  if (kind === 'relu') {
+    h = linear(x, w.w1, 'relu');
+  } else if (kind === 'gelu') {
+    const a = linear(x, w.w1);
+    h = tf.mul(tf.mul(a, 0.5), tf.add(1, tf.erf(tf.mul(a, Math.SQRT1_2)))); // exact GELU, x·Φ(x)
+  } else {
+    const a = linear(x, w.w1);
+    h = tf.mul(tf.mul(a, tf.sigmoid(a)), linear(x, w.w3!)); // silu(w1 x) ⊙ w3 x
+  }
+  return linear(h, w.w2) as tf.Tensor3D;
 }
 
-/** Position-wise MLP, relu(x·W1 + b1)·W2 + b2: `[B, T, D]` → `[B, T, D]`. */
-export function mlp(x: tf.Tensor3D, w: BlockWeights): tf.Tensor3D {
-  const [B, T, D] = x.shape;
-  const h = tf.fused.matMul({ a: tf.reshape(x, [B * T, D]), b: w.fcKernel, bias: w.fcBias, activation: 'relu' }); // [B·T, rD]
-  const y = tf.fused.matMul({ a: h, b: w.fc2Kernel, bias: w.fc2Bias }); // [B·T, D]
-  return tf.reshape(y, [B, T, D]);
-}
-
-/** One pre-norm block: x + attn(ln1(x)), then + mlp(ln2(·)). `[B, T, D]` → `[B, T, D]`. */
-export function transformerBlock(
-  x: tf.Tensor3D,
-  w: BlockWeights,
-  numHeads: number,
-  past: KeyValue | null,
-): { y: tf.Tensor3D; kv: KeyValue } {
-  const attn = causalSelfAttention(layerNorm(x, w.ln1), w, numHeads, past);
+/** One pre-norm block: `x + attn(norm(x))`, then `+ mlp(norm(·))`. `[B, T, D]` → `[B, T, D]`. */
+export function block(x: tf.Tensor3D, w: BlockWeights, spec: BlockSpec, past: KeyValue | null, ctx: AttentionContext): { y: tf.Tensor3D; kv: KeyValue } {
+  const attn = attention(norm(x, w.attentionNorm, spec.norm, spec.normEpsilon), w, spec, past, ctx);
   const h = tf.add(x, attn.y) as tf.Tensor3D; // [B, T, D]
-  const y = tf.add(h, mlp(layerNorm(h, w.ln2), w)) as tf.Tensor3D; // [B, T, D]
+  const y = tf.add(h, mlp(norm(h, w.ffnNorm, spec.norm, spec.normEpsilon), w, spec.mlp)) as tf.Tensor3D; // [B, T, D]
   return { y, kv: attn.kv };
 }

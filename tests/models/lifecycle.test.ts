@@ -35,7 +35,7 @@ describe('CachedTransformer memory', () => {
     );
     expect(() => cached.forward([1, 32])).toThrow('CachedTransformer.forward: tokenIds[1] must be an integer in [0, vocabSize = 32), but got 32.');
     expect(() => cached.forward([0.5])).toThrow('CachedTransformer.forward: tokenIds[0] must be an integer in [0, vocabSize = 32), but got 0.5.');
-    expect(() => cached.forward([])).toThrow('CachedTransformer.forward: tokenIds must be a non-empty array of token ids, but got [].');
+    expect(() => cached.forward([])).toThrow('CachedTransformer.forward: tokenIds must be a non-empty array (or typed array) of token ids, but got [].');
     expect(() => cached.truncate(4)).toThrow('CachedTransformer.truncate: length must be an integer in [0, length = 3], but got 4.');
     expect(() => cached.truncate(-1)).toThrow('CachedTransformer.truncate: length must be an integer in [0, length = 3], but got -1.');
     expect(cached.length).toBe(3);
@@ -59,16 +59,16 @@ describe('CachedTransformer memory', () => {
 
 describe('guards', () => {
   const cases: [string, object, string][] = [
-    ['vocabSize 0', { vocabSize: 0 }, 'createTransformer: config.vocabSize must be a positive integer, but got 0.'],
-    ['hiddenSize 12.5', { hiddenSize: 12.5 }, 'createTransformer: config.hiddenSize must be a positive integer, but got 12.5.'],
-    ['maxLength -1', { maxLength: -1 }, 'createTransformer: config.maxLength must be a positive integer, but got -1.'],
-    ['numLayers "2"', { numLayers: '2' }, 'createTransformer: config.numLayers must be a positive integer, but got "2".'],
+    ['vocabSize 0', { vocabSize: 0 }, 'createTransformer: config.vocabSize must be a positive integer at most 1048576, but got 0.'],
+    ['hiddenSize 12.5', { hiddenSize: 12.5 }, 'createTransformer: config.hiddenSize must be a positive integer at most 65536, but got 12.5.'],
+    ['maxLength -1', { maxLength: -1 }, 'createTransformer: config.maxLength must be a positive integer at most 1048576, but got -1.'],
+    ['numLayers "2"', { numLayers: '2' }, 'createTransformer: config.numLayers must be a positive integer at most 1024, but got "2".'],
     ['numHeads 3 with hiddenSize 16', { hiddenSize: 16, numHeads: 3 }, 'createTransformer: config.hiddenSize must be divisible by config.numHeads = 3, but got 16.'],
-    ['mlpRatio 0', { mlpRatio: 0 }, 'createTransformer: config.mlpRatio must be a positive integer, but got 0.'],
-    ['mtpHeads 0', { mtpHeads: 0 }, 'createTransformer: config.mtpHeads must be a positive integer, but got 0.'],
+    ['mlpRatio 0', { mlpRatio: 0 }, 'createTransformer: config.mlpRatio must be a positive integer at most 64, but got 0.'],
+    ['mtpHeads 0', { mtpHeads: 0 }, 'createTransformer: config.mtpHeads must be a positive integer at most 64, but got 0.'],
     ['headKind "mlp"', { headKind: 'mlp' }, `createTransformer: config.headKind must be one of "identity", "linear", "residual", "lowRank", but got "mlp".`],
-    ['rank 0', { headKind: 'lowRank', rank: 0 }, 'createTransformer: config.rank must be a positive integer, but got 0.'],
-    ['seed 0.5', { seed: 0.5 }, 'createTransformer: config.seed must be an integer, but got 0.5.'],
+    ['rank 0', { headKind: 'lowRank', rank: 0 }, 'createTransformer: config.rank must be a positive integer at most 128, but got 0.'],
+    ['seed 0.5', { seed: 0.5 }, 'createTransformer: config.seed must be an integer in [-2147483648, 2147483647], but got 0.5.'],
     ['an unknown option', { hidden: 64 }, 'createTransformer: config.hidden is not an option'],
   ];
   for (const [title, config, message] of cases) {
@@ -83,7 +83,7 @@ describe('guards', () => {
     const { sequential, layers } = await import('@tensorflow/tfjs-layers');
     const other = sequential({ layers: [layers.dense({ units: 2, inputShape: [2] })], name: 'other' });
     expect(() => new CachedTransformer(other)).toThrow(
-      "CachedTransformer: model must come from createTransformer (an Embedding layer named 'wte'), but model 'other' has no such layer.",
+      "CachedTransformer: model must come from createTransformer (a MtpTransformerTrunk layer and a MultiTokenHead), but model 'other' has layers [Dense].",
     );
     other.dispose();
   });

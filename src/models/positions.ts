@@ -1,0 +1,69 @@
+/**
+ * What attention needs per forward besides weights: the rotary tables of the new positions and
+ * the additive mask (causal among new positions, and blind to cache rows a rollback rejected).
+ * Both are computed in JS and uploaded once per forward, shared by every block.
+ *
+ * Rotary angles follow llama2.c's run.c and Hugging Face's `LlamaRotaryEmbedding`, both in
+ * float32: freq_i = 1 / θ^(2i/hs), angle = fround(pos · freq_i); no table, so no length limit.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { RopeLayout } from './config.js';
+import type { Rope } from './ops.js';
+
+const f32 = Math.fround;
+
+/** The other dimension of each rotating pair, and the pair index i (angle pos·θ^(−2i/hs)) of each dimension. */
+function pairs(hs: number, layout: RopeLayout): { partner: Int32Array; pair: Int32Array; first: boolean[] } {
+  const partner = new Int32Array(hs);
+  const pair = new Int32Array(hs);
+  const first: boolean[] = [];
+  const half = hs / 2;
+  for (let d = 0; d < hs; d++) {
+    if (layout === 'interleaved') {
+      partner[d] = d ^ 1; // (2i, 2i+1)
+      pair[d] = d >> 1;
+      first.push(d % 2 === 0);
+    } else {
+      partner[d] = d < half ? d + half : d - half; // (i, i + hs/2)
+      pair[d] = d < half ? d : d - half;
+      first.push(d < half);
+    }
+  }
+  return { partner, pair, first };
+}
+
+/** Rotary tables for positions `start … start + T − 1` and head size `hs` (allocates three small tensors). */
+export function rotaryTables(start: number, T: number, hs: number, theta: number, layout: RopeLayout): Rope {
+  const { partner, pair, first } = pairs(hs, layout);
+  const freq = Array.from({ length: hs / 2 }, (_, i) => f32(1 / f32(Math.pow(theta, f32((2 * i) / hs)))));
+  const cos = new Float32Array(T * hs);
+  const sin = new Float32Array(T * hs);
+  for (let t = 0; t < T; t++) {
+    for (let d = 0; d < hs; d++) {
+      const angle = f32((start + t) * freq[pair[d]!]!);
+      cos[t * hs + d] = Math.cos(angle);
+      sin[t * hs + d] = first[d] ? -Math.sin(angle) : Math.sin(angle); // out[first] = x·cos − x[partner]·sin
+    }
+  }
+  return { cos: tf.tensor3d(cos, [T, 1, hs]), sin: tf.tensor3d(sin, [T, 1, hs]), partner: tf.tensor1d(partner, 'int32') };
+}
+
+/**
+ * Additive attention mask `[g·T, L + T]` for T new positions after L cache rows, `visible[j]`
+ * saying whether row j is live (a rolled-back row stays in the buffer but is masked out). Row
+ * r of the mask is query position r mod T (the g query heads of a key head are stacked as rows).
+ * Null when no mask is needed (one new position and every cache row live).
+ */
+export function attentionMask(T: number, visible: readonly boolean[], g: number): tf.Tensor2D | null {
+  const L = visible.length;
+  if (T === 1 && visible.every(Boolean)) return null;
+  const width = L + T;
+  const one = new Float32Array(T * width);
+  for (let t = 0; t < T; t++) {
+    for (let j = 0; j < L; j++) if (!visible[j]) one[t * width + j] = -1e9;
+    one.fill(-1e9, t * width + L + t + 1, (t + 1) * width); // causal among the new positions
+  }
+  const mask = new Float32Array(g * T * width);
+  for (let j = 0; j < g; j++) mask.set(one, j * T * width);
+  return tf.tensor2d(mask, [g * T, width]);
+}

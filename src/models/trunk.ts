@@ -1,0 +1,181 @@
+/**
+ * `TransformerTrunk`: the whole decoder trunk as one tfjs-layers layer — token embedding
+ * (+ learned positions) → numLayers pre-norm blocks → final norm — with its weights built from
+ * the table in `weights.ts`. The full-sequence `call` (training, save/load, `predict`) and the
+ * KV-cached `step` run the same `forward`, so the cached decoder needs no knowledge of the
+ * layers inside.
+ *
+ * Reference: nanoGPT's `GPT.forward`; llama2.c's `forward()` in run.c.
+ *
+ *     ids [B, T] → tok_embeddings (+ pos_embeddings) → [B, T, D]
+ *               → numLayers × block(norm → attention → residual, norm → MLP → residual)
+ *               → norm → [B, T, D]
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initializers, layers, type LayerVariable } from '@tensorflow/tfjs-layers';
+import { fail } from '../internal/errors.js';
+import { registerOnce } from '../internal/registration.js';
+import { one, oneShape, type Shape } from '../internal/shape.js';
+import type { LayerArgs } from '../layers/args.js';
+import type { KVCache } from './cache.js';
+import { resolveTransformerConfig } from './config.js';
+import { type ArchConfig, archOf, blockWeightName, trunkWeightSpecs, type WeightInit } from './weights.js';
+import { type AttentionContext, type BlockWeights, block, type KeyValue, type Linear, type Norm, norm } from './ops.js';
+import { attentionMask, rotaryTables } from './positions.js';
+
+const WHERE = 'TransformerTrunk';
+
+/** Arguments of {@link TransformerTrunk}: the architecture fields of a resolved `TransformerConfig`. */
+export interface TransformerTrunkArgs extends LayerArgs, ArchConfig {}
+
+/** Initial values by canonical name, used instead of the initializers (`transformerFromWeights`). @internal */
+export type InitialValues = ReadonlyMap<string, Float32Array>;
+
+function initializer(init: WeightInit, data: Float32Array | undefined): ReturnType<typeof initializers.zeros> {
+  if (data !== undefined) {
+    // addWeight only calls `apply`; the values become the variable with no extra copy
+    return { apply: (shape: number[]) => tf.tensor(data, shape, 'float32') } as unknown as ReturnType<typeof initializers.zeros>;
+  }
+  if (init.kind === 'ones') return initializers.ones();
+  if (init.kind === 'zeros') return initializers.zeros();
+  return initializers.randomNormal({ mean: 0, stddev: init.stddev, seed: init.seed });
+}
+
+/**
+ * The decoder trunk (see the module header). Its first weight is the `[V, D]` token embedding,
+ * so a `SharedUnembedding` can tie to this layer.
+ *
+ * **Input** int32 token ids `[batch, seq]` (learned positions: `seq ≤ maxLength`).
+ * **Output** final hidden states `[batch, seq, hidden]`.
+ */
+export class TransformerTrunk extends layers.Layer {
+  /** The class name tfjs serialization registers this layer under. */
+  static className = 'MtpTransformerTrunk';
+  /** The architecture. */
+  readonly arch: ArchConfig;
+  private vars = new Map<string, LayerVariable>();
+  private initialValues: InitialValues | undefined;
+
+  /** Takes a resolved architecture (`resolveTransformerConfig` checks it; `createTransformer` and the loaders pass one). */
+  constructor(args: TransformerTrunkArgs, initialValues?: InitialValues) {
+    super(args);
+    registerOnce(TransformerTrunk);
+    this.arch = archOf(resolveTransformerConfig(archOf(args), `${WHERE}`)) as ArchConfig; // checks a loaded config too
+    this.initialValues = initialValues;
+  }
+
+  /** Query heads per key/value head. */
+  private get groups(): number {
+    return this.arch.numHeads / this.arch.numKeyValueHeads;
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = oneShape(inputShape);
+    if (shape.length !== 2) fail(RangeError, WHERE, 'the input', 'must be token ids of shape [batch, seq]', shape);
+    for (const spec of trunkWeightSpecs(this.arch)) {
+      const init = initializer(spec.init, this.initialValues?.get(spec.name));
+      this.vars.set(spec.name, this.addWeight(spec.name, spec.shape, 'float32', init));
+    }
+    this.initialValues = undefined; // used once
+    this.built = true;
+  }
+
+  private read(name: string): tf.Tensor {
+    const v = this.vars.get(name);
+    if (v === undefined) throw new Error(`${WHERE}: the layer must be built before it runs, but it has no weight '${name}'.`);
+    return v.read();
+  }
+
+  private linear(prefix: string): Linear {
+    return { weight: this.read(`${prefix}.weight`) as tf.Tensor2D, bias: this.arch.useBias ? (this.read(`${prefix}.bias`) as tf.Tensor1D) : undefined };
+  }
+
+  private norm(prefix: string): Norm {
+    return { weight: this.read(`${prefix}.weight`) as tf.Tensor1D, bias: this.arch.norm === 'layerNorm' ? (this.read(`${prefix}.bias`) as tf.Tensor1D) : undefined };
+  }
+
+  private blockWeights(i: number): BlockWeights {
+    const b = (suffix: string) => blockWeightName(i, suffix);
+    return {
+      attentionNorm: this.norm(b('attention_norm')),
+      wq: this.linear(b('attention.wq')),
+      wk: this.linear(b('attention.wk')),
+      wv: this.linear(b('attention.wv')),
+      wo: this.linear(b('attention.wo')),
+      ffnNorm: this.norm(b('ffn_norm')),
+      w1: this.linear(b('feed_forward.w1')),
+      w2: this.linear(b('feed_forward.w2')),
+      w3: this.arch.mlp === 'swiglu' ? this.linear(b('feed_forward.w3')) : undefined,
+    };
+  }
+
+  /** Whether the weights were disposed (e.g. by `LayersModel.dispose()`). */
+  get isDisposed(): boolean {
+    const first = this.weights[0] as unknown as { val?: tf.Tensor } | undefined;
+    return first?.val?.isDisposed ?? false;
+  }
+
+  /**
+   * The trunk over T new positions `ids` `[B, T]` after the cache's positions (none when
+   * `cache` is null); commits the new keys/values to `cache`. Call inside `tf.tidy`.
+   */
+  private forward(ids: tf.Tensor2D, cache: KVCache | null): tf.Tensor3D {
+    const { maxLength, positions, hiddenSize: D, numHeads, numLayers } = this.arch;
+    const [, T] = ids.shape;
+    cache?.compact();
+    const start = cache?.length ?? 0;
+    let x = tf.gather(this.read('tok_embeddings.weight'), ids) as tf.Tensor3D; // [B, T, D]
+    if (positions === 'learned') {
+      if (start + T > maxLength) {
+        throw new RangeError(`${WHERE}: learned positions must fit maxLength = ${maxLength}, but got positions ${start}…${start + T - 1}.`);
+      }
+      x = tf.add(x, tf.slice(this.read('pos_embeddings.weight'), [start, 0], [T, D])); // [B, T, D]
+    }
+    const ctx: AttentionContext = {
+      mask: attentionMask(T, cache?.visible() ?? [], this.groups), // [g·T, L+T] or null
+      rope: positions === 'rotary' ? rotaryTables(start, T, D / numHeads, this.arch.ropeTheta, this.arch.ropeLayout) : null,
+    };
+    const kvs: KeyValue[] = [];
+    for (let i = 0; i < numLayers; i++) {
+      const out = block(x, this.blockWeights(i), this.arch, cache?.past(i) ?? null, ctx); // y [B, T, D]
+      x = out.y;
+      kvs.push(out.kv);
+    }
+    cache?.commit(kvs, T);
+    return norm(x, this.norm('norm'), this.arch.norm, this.arch.normEpsilon); // [B, T, D]
+  }
+
+  /**
+   * Runs `ids` (one sequence) after the positions in `cache` and appends their keys/values to
+   * it: the KV-cached decoder's entry point. Returns the final hidden states `[T, D]`.
+   *
+   * @internal
+   */
+  step(ids: readonly number[], cache: KVCache): tf.Tensor2D {
+    return tf.tidy(() => {
+      const x = tf.tensor2d([...ids], [1, ids.length], 'int32'); // [1, T]
+      return tf.squeeze(this.forward(x, cache), [0]) as tf.Tensor2D; // [T, D]
+    });
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const ids = one(inputs);
+      return this.forward((ids.dtype === 'int32' ? ids : tf.cast(ids, 'int32')) as tf.Tensor2D, null); // [B, T, D]
+    });
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const shape = oneShape(inputShape);
+    return [shape[0] ?? null, shape[1] ?? null, this.arch.hiddenSize];
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), ...this.arch };
+  }
+}
+
+/** Factory of {@link TransformerTrunk}. */
+export function transformerTrunk(args: TransformerTrunkArgs): TransformerTrunk {
+  return new TransformerTrunk(args);
+}
