@@ -26,20 +26,39 @@ export function fail(Kind: new (message: string) => Error, fn: string, arg: stri
  * number) or a `RangeError` (out of range) naming `fn`, `arg`, the bound and the value.
  */
 export function checkInteger(fn: string, arg: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    const what = min === 1 && max === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer in [${min}, ${max}]`;
-    fail(TypeError, fn, arg, `must be ${what}`, value);
-  }
-  if (value < min || value > max) {
-    if (min === 1 && max === Number.MAX_SAFE_INTEGER) fail(RangeError, fn, arg, 'must be a positive integer', value);
-    fail(RangeError, fn, arg, min === 1 ? `must be a positive integer at most ${max}` : `must be an integer in [${min}, ${max}]`, value);
-  }
+  const what = min !== 1 ? `an integer in [${min}, ${max}]` : max === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `a positive integer at most ${max}`;
+  if (typeof value !== 'number' || !Number.isInteger(value)) fail(TypeError, fn, arg, `must be ${what}`, value);
+  if (value < min || value > max) fail(RangeError, fn, arg, `must be ${what}`, value);
   return value;
 }
 
 /** Returns `value` if it is an integer in `[1, max]` (unbounded by default); throws naming `arg` otherwise. */
 export function checkPositiveInteger(fn: string, arg: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
   return checkInteger(fn, arg, value, 1, max);
+}
+
+/** Returns `value` if it is a boolean; throws a `TypeError` naming `arg` otherwise (`"yes"` is not `true`). */
+export function checkBoolean(fn: string, arg: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') fail(TypeError, fn, arg, 'must be a boolean', value);
+  return value;
+}
+
+/** Returns `value` if it is a finite number in `[min, max]`; throws naming `arg` otherwise (`"0.1"` is not a number). */
+export function checkFiniteNumber(fn: string, arg: string, value: unknown, min = -Infinity, max = Infinity): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) fail(TypeError, fn, arg, 'must be a finite number', value);
+  if (value < min || value > max) fail(RangeError, fn, arg, `must be a number in [${min}, ${max}]`, value);
+  return value;
+}
+
+/**
+ * Throws a `RangeError` unless a weight of `shape` has at most {@link SIZE_LIMITS}`.matrixElements`
+ * elements; called before the weight is created, so an absurd size fails instead of exhausting memory.
+ */
+export function checkWeightSize(fn: string, weight: string, shape: readonly number[]): void {
+  const elements = shape.reduce((a, b) => a * b, 1);
+  if (elements > SIZE_LIMITS.matrixElements) {
+    throw new RangeError(`${fn}: ${weight} [${shape.join(', ')}] must have at most ${SIZE_LIMITS.matrixElements} elements, but got ${elements}.`);
+  }
 }
 
 /**

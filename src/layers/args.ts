@@ -1,55 +1,112 @@
 /**
- * Shared types and argument checks of the MTP layers: the offset-head kinds, the tfjs-layers
- * argument types re-expressed from the public `layers` namespace (no deep imports), and small
- * validators whose messages name the class, the argument, the constraint and the value.
+ * The arguments of the MTP layers: the offset-head kinds, the defaults of every optional
+ * argument (one place, {@link LAYER_DEFAULTS}), the tfjs-layers argument types re-expressed from
+ * the public `layers` namespace (no deep imports), and the validators whose messages name the
+ * class, the argument, the constraint and the value. Every size is bounded by `SIZE_LIMITS`
+ * and checked before anything is allocated.
  *
  * Reference: tfjs-layers `src/layers/embeddings.ts` (argument conventions).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, layers } from '@tensorflow/tfjs-layers';
-
+import { checkBoolean, checkPositiveInteger, fail, SIZE_LIMITS } from '../internal/errors.js';
 
 /**
- * The hidden → hidden transform of one offset head.
+ * The hidden → hidden transform of one offset head. Every kind starts as the identity function.
  * - `identity`: `x` (no parameters).
- * - `linear`: `x·W + b`, `W` initialised to the identity.
+ * - `linear`: `x·W + b`, `W` initialised to the identity, `b` to zero.
  * - `residual`: `x + act(x·W + b)`, `W` and `b` zero-initialised (Medusa's ResBlock).
  * - `lowRank`: `x + act(x·A)·B`, `A` `[D, r]` random, `B` `[r, D]` zero-initialised (LoRA-style).
+ * - `mlp`: `x + act(x·W1 + b1)·W2 + b2`, `W1` `[D, H]` random, `W2` `[H, D]` and both biases
+ *   zero-initialised (a transformer-style MLP block with width `H = mlpHiddenSize`).
  */
-export type OffsetHeadKind = 'identity' | 'linear' | 'residual' | 'lowRank';
+export type OffsetHeadKind = 'identity' | 'linear' | 'residual' | 'lowRank' | 'mlp';
 
 /** All offset-head kinds, in documentation order. */
-export const OFFSET_HEAD_KINDS: readonly OffsetHeadKind[] = ['identity', 'linear', 'residual', 'lowRank'];
+export const OFFSET_HEAD_KINDS: readonly OffsetHeadKind[] = ['identity', 'linear', 'residual', 'lowRank', 'mlp'];
 
-/** Base arguments of every tfjs-layers `Layer` (`name`, `trainable`, `inputShape`, …). */
+/** Base arguments of every tfjs-layers `Layer` (`name`, `trainable`, `inputShape`, …). @internal */
 export type LayerArgs = NonNullable<ConstructorParameters<typeof layers.Layer>[0]>;
 
 /** An activation name accepted by `tf.layers.activation` (`'swish'`, `'relu'`, `'gelu'`, …). */
 export type ActivationIdentifier = NonNullable<NonNullable<Parameters<typeof layers.activation>[0]>['activation']>;
 
-/** A tfjs-layers initializer object, e.g. `tf.initializers.randomNormal({})`. */
+/** A tfjs-layers initializer object, e.g. `tf.initializers.randomNormal({})`. @internal */
 export type Initializer = ReturnType<typeof initializers.ones>;
 
-/** An initializer name accepted by tfjs-layers (`'glorotUniform'`, `'zeros'`, …). */
+/** An initializer name accepted by tfjs-layers (`'glorotUniform'`, `'zeros'`, …). @internal */
 export type InitializerIdentifier = Exclude<NonNullable<NonNullable<Parameters<typeof layers.dense>[0]>['kernelInitializer']>, Initializer>;
 
-/** A tfjs-layers `Layer` instance. */
+/** A tfjs-layers `Layer` instance. @internal */
 export type Layer = InstanceType<typeof layers.Layer>;
+
+/**
+ * The default of every optional argument of the MTP layers and of `parameterReport`, each with
+ * its reason. The layers and the docs refer here instead of repeating a value.
+ */
+export const LAYER_DEFAULTS = {
+  /** Kind of offsets 1…k-1: Medusa's zero-initialised ResBlock, cheap and identity at the start. */
+  headKind: 'residual',
+  /** Kind of offset 0: the identity, so attaching MTP leaves next-token predictions exact. */
+  offset0Kind: 'identity',
+  /** Activation of the `residual`, `lowRank` and `mlp` kinds: SiLU, as Medusa's ResBlock. */
+  activation: 'swish',
+  /** No bias on the unembedding: a tied embedding matrix has none to share. */
+  useBias: false,
+  /** Initializer of an untied unembedding matrix: `tf.layers.dense`'s kernel default (glorot is symmetric in fan-in/fan-out, so the transposed layout does not matter). */
+  unembeddingInitializer: 'glorotUniform',
+} as const satisfies {
+  headKind: OffsetHeadKind;
+  offset0Kind: OffsetHeadKind;
+  activation: ActivationIdentifier;
+  useBias: boolean;
+  unembeddingInitializer: InitializerIdentifier;
+};
 
 /** Throws unless `kind` is an {@link OffsetHeadKind}; returns it. */
 export function checkKind(where: string, name: string, kind: unknown): OffsetHeadKind {
   if (!OFFSET_HEAD_KINDS.includes(kind as OffsetHeadKind)) {
-    throw new TypeError(`${where}: ${name} must be one of ${OFFSET_HEAD_KINDS.map((k) => `'${k}'`).join(', ')}, but got ${JSON.stringify(kind)}.`);
+    fail(TypeError, where, name, `must be one of ${OFFSET_HEAD_KINDS.map((k) => `'${k}'`).join(', ')}`, kind);
   }
   return kind as OffsetHeadKind;
+}
+
+/** `useBias` resolved: the default when absent, else it must be a boolean. */
+export function resolveUseBias(where: string, useBias: unknown): boolean {
+  return useBias === undefined || useBias === null ? LAYER_DEFAULTS.useBias : checkBoolean(where, 'useBias', useBias);
+}
+
+/** The kind-dependent sizes of offset heads: `rank` (`lowRank`) and `mlpHiddenSize` (`mlp`). */
+export interface HeadSizes {
+  /** Rank r of `lowRank` heads, `undefined` when no head is `lowRank`. */
+  rank: number | undefined;
+  /** Width H of `mlp` heads, `undefined` when no head is `mlp`. */
+  mlpHiddenSize: number | undefined;
+}
+
+/**
+ * Resolves `rank` and `mlpHiddenSize` for heads of `kinds`: required (a positive integer at
+ * most `SIZE_LIMITS.hiddenSize`) when a head of that kind is present; when no head uses it, a
+ * given value is still checked (a malformed config is rejected, never saved back out) and then
+ * dropped.
+ */
+export function resolveHeadSizes(where: string, kinds: readonly OffsetHeadKind[], args: { rank?: unknown; mlpHiddenSize?: unknown }): HeadSizes {
+  const size = (kind: OffsetHeadKind, name: 'rank' | 'mlpHiddenSize'): number | undefined => {
+    const value = args[name];
+    if (!kinds.includes(kind) && (value === undefined || value === null)) return undefined;
+    const checked = checkPositiveInteger(where, name, value, SIZE_LIMITS.hiddenSize);
+    return kinds.includes(kind) ? checked : undefined;
+  };
+  return { rank: size('lowRank', 'rank'), mlpHiddenSize: size('mlp', 'mlpHiddenSize') };
 }
 
 /** Builds a `tf.layers.activation` layer, rethrowing an unknown name with the caller's context. */
 export function makeActivation(where: string, activation: ActivationIdentifier): Layer {
   try {
+    if (typeof activation !== 'string') throw new TypeError();
     return layers.activation({ activation });
   } catch {
-    throw new TypeError(`${where}: activation must be a tfjs-layers activation name, but got ${JSON.stringify(activation)}.`);
+    return fail(TypeError, where, 'activation', 'must be a tfjs-layers activation name', activation);
   }
 }
 

@@ -1,8 +1,8 @@
 /**
  * MTP layers: the shared unembedding, the lightweight offset heads, the multi-token head that
- * combines them, their registration and the parameter arithmetic.
+ * combines them, their defaults, their registration and the parameter arithmetic.
  */
-export { type ActivationIdentifier, type OffsetHeadKind } from './args.js';
+export { type ActivationIdentifier, LAYER_DEFAULTS, type OffsetHeadKind } from './args.js';
 export { SharedUnembedding, sharedUnembedding, type SharedUnembeddingArgs } from './shared_unembedding.js';
 export { LightweightOffsetHead, lightweightOffsetHead, type LightweightOffsetHeadArgs } from './offset_head.js';
 export { MultiTokenHead, multiTokenHead, type MultiTokenHeadArgs } from './multi_token_head.js';

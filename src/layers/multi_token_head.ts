@@ -10,34 +10,50 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { layers, type LayerVariable } from '@tensorflow/tfjs-layers';
-import { checkPositiveInteger } from '../internal/errors.js';
+import { checkPositiveInteger, SIZE_LIMITS } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
-import { type Shape, lastDim, one } from '../internal/shape.js';
+import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
+import {
+  type ActivationIdentifier,
+  type HeadSizes,
+  type Initializer,
+  type InitializerIdentifier,
+  type Layer,
+  type LayerArgs,
+  makeActivation,
+  type OffsetHeadKind,
+  resolveHeadSizes,
+  resolveInitializer,
+  resolveUseBias,
+  serializeInitializer,
+} from './args.js';
+import { setWeightNamePrefix } from './nesting.js';
 import { LightweightOffsetHead } from './offset_head.js';
-import { makeReport, offsetHeadParams, type ParameterReport, resolveHeadKinds } from './parameter_report.js';
-import { SharedUnembedding } from './shared_unembedding.js';
+import { checkOffsetHead, makeReport, offsetHeadParams, type ParameterReport, resolveHeadKinds } from './parameter_report.js';
+import { resolveTie, SharedUnembedding } from './shared_unembedding.js';
 import { isSymbolic } from './tying.js';
-import { type ActivationIdentifier, type Initializer, type InitializerIdentifier, type Layer, type LayerArgs, makeActivation, type OffsetHeadKind, resolveInitializer, serializeInitializer } from './args.js';
 
 const WHERE = 'MultiTokenHead';
 
-/** Arguments of {@link MultiTokenHead}. */
+/** Arguments of {@link MultiTokenHead}; the defaults of the optional ones are {@link LAYER_DEFAULTS}'. */
 export interface MultiTokenHeadArgs extends LayerArgs {
-  /** Integer ≥ 1. Number of offsets k; offset j predicts token t+1+j from the state at t. */
+  /** Integer in `[1, SIZE_LIMITS.numHeads]`. Number of offsets k; offset j predicts token t+1+j from the state at t. */
   numHeads: number;
-  /** Integer > 0. Size of the vocabulary. */
+  /** Integer in `[1, SIZE_LIMITS.vocabSize]`. Size of the vocabulary. */
   vocabSize: number;
-  /** Kind of offsets 1…k-1: one kind for all, or an array of length k-1. Default `'residual'`. */
+  /** Kind of offsets 1…k-1: one kind for all, or an array of length k-1. */
   headKind?: OffsetHeadKind | OffsetHeadKind[];
-  /** Kind of offset 0. Default `'identity'`: attaching MTP leaves next-token predictions exact. */
+  /** Kind of offset 0 (the default, `identity`, leaves next-token predictions exact). */
   offset0Kind?: OffsetHeadKind;
-  /** Integer in `[1, hidden]`. Rank of `lowRank` heads; required when any head is `lowRank`. */
+  /** Integer in `[1, hidden]`. Rank of `lowRank` heads: required when any head is `lowRank`; otherwise checked, then dropped. */
   rank?: number;
-  /** Activation of `residual` and `lowRank` heads. Default `'swish'` (SiLU, as Medusa). */
+  /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Width of `mlp` heads: required when any head is `mlp`; otherwise checked, then dropped. */
+  mlpHiddenSize?: number;
+  /** Activation of `residual`, `lowRank` and `mlp` heads. */
   activation?: ActivationIdentifier;
-  /** Whether the shared unembedding adds a `[vocabSize]` bias. Default `false`. */
+  /** Whether the shared unembedding adds a `[vocabSize]` bias. */
   useBias?: boolean;
-  /** Initializer of the unembedding matrix when not tied. Default `'glorotUniform'`. */
+  /** Initializer of the unembedding matrix when not tied. */
   unembeddingInitializer?: InitializerIdentifier | Initializer;
   /** Tie the unembedding to an input Embedding (the layer or its name), as {@link SharedUnembeddingArgs.tiedTo}. */
   tiedTo?: Layer | string;
@@ -71,55 +87,66 @@ export class MultiTokenHead extends layers.Layer {
   readonly offsetHeads: LightweightOffsetHead[];
   /** The one vocabulary projection shared by every offset. */
   readonly unembedding: SharedUnembedding;
-  private readonly rank: number | undefined;
+  private readonly sizes: HeadSizes;
   private readonly activation: ActivationIdentifier | undefined;
   private readonly unembeddingInitializer: Initializer | undefined;
 
   constructor(args: MultiTokenHeadArgs) {
     super(args);
     registerOnce(MultiTokenHead); // lazily, so that loading this module has no side effect
-    this.numHeads = checkPositiveInteger(WHERE, 'numHeads', args.numHeads);
-    this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize);
+    // Every argument is checked (sizes against SIZE_LIMITS) before any sub-layer exists.
+    this.numHeads = checkPositiveInteger(WHERE, 'numHeads', args.numHeads, SIZE_LIMITS.numHeads);
+    this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize, SIZE_LIMITS.vocabSize);
     this.headKinds = resolveHeadKinds(WHERE, this.numHeads, args.headKind, args.offset0Kind);
-    this.rank = this.headKinds.includes('lowRank') ? checkPositiveInteger(WHERE, 'rank', args.rank) : args.rank;
+    this.sizes = resolveHeadSizes(WHERE, this.headKinds, args);
     this.activation = args.activation;
     if (this.activation !== undefined) makeActivation(WHERE, this.activation);
+    const useBias = resolveUseBias(WHERE, args.useBias);
     this.unembeddingInitializer = args.unembeddingInitializer === undefined ? undefined : resolveInitializer(WHERE, args.unembeddingInitializer);
-    this.offsetHeads = this.headKinds.map(
-      (kind, j) =>
-        new LightweightOffsetHead({
-          kind,
-          ...(kind === 'lowRank' ? { rank: this.rank! } : {}),
-          ...(this.activation !== undefined ? { activation: this.activation } : {}),
-          name: `${this.name}_offset${j}`,
-        }),
-    );
-    this.offsetHeads.forEach((h, j) => (h.weightNamePrefix = `offset${j}/`));
+    this.offsetHeads = this.headKinds.map((kind, j) => {
+      const head = new LightweightOffsetHead({
+        kind,
+        ...(kind === 'lowRank' ? { rank: this.sizes.rank! } : {}),
+        ...(kind === 'mlp' ? { mlpHiddenSize: this.sizes.mlpHiddenSize! } : {}),
+        ...(this.activation !== undefined ? { activation: this.activation } : {}),
+        name: `${this.name}_offset${j}`,
+      });
+      setWeightNamePrefix(head, `offset${j}/`);
+      return head;
+    });
     this.unembedding = new SharedUnembedding({
       vocabSize: this.vocabSize,
-      useBias: args.useBias ?? false,
+      useBias,
       ...(this.unembeddingInitializer !== undefined ? { kernelInitializer: this.unembeddingInitializer } : {}),
       ...(args.tiedTo !== undefined ? { tiedTo: args.tiedTo } : {}),
       name: `${this.name}_unembedding`,
     });
-    this.unembedding.weightNamePrefix = 'unembedding/';
+    setWeightNamePrefix(this.unembedding, 'unembedding/');
   }
 
   override apply(inputs: Parameters<Layer['apply']>[0], kwargs?: Parameters<Layer['apply']>[1]): ReturnType<Layer['apply']> {
-    if (isSymbolic(inputs)) this.unembedding.resolveTie(inputs);
+    if (isSymbolic(inputs)) resolveTie(this.unembedding, inputs);
     return super.apply(inputs, kwargs);
   }
 
   override build(inputShape: Shape | Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    const shape = oneShape(inputShape);
     const hidden = lastDim(WHERE, shape, [3]);
     // Every check before any weight is created, so a throw leaves no variable behind.
-    if (this.headKinds.includes('lowRank') && this.rank! > hidden) {
-      throw new RangeError(`${WHERE}: rank must be at most the hidden size ${hidden}, but got ${this.rank}.`);
-    }
-    this.unembedding.build(shape); // checks the tied embedding's shape first
+    for (const kind of this.headKinds) checkOffsetHead(WHERE, kind, hidden, this.sizes);
+    this.unembedding.build(shape); // checks its own (or the tied) matrix before creating any weight
     for (const head of this.offsetHeads) head.build(shape);
     this.built = true;
+  }
+
+  /**
+   * Passes tfjs-layers' fast weight initialization (set when a saved model is loaded with its
+   * weights) on to the sub-layers, so their initializers are not run on values about to be
+   * overwritten.
+   */
+  override setFastWeightInitDuringBuild(value: boolean): void {
+    super.setFastWeightInitDuringBuild(value);
+    for (const l of this.subLayers()) l.setFastWeightInitDuringBuild(value);
   }
 
   // The sub-layers own the weights: expose them as this layer's (as tfjs-layers' RNN does with its cell).
@@ -168,8 +195,8 @@ export class MultiTokenHead extends layers.Layer {
     return tf.tidy(() => {
       const x = one(inputs); // [b, s, D]
       lastDim(WHERE, x.shape, [3]);
-      const states = this.offsetHeads.map((h) => h.transform(x)); // k × [b, s, D]
-      return this.unembedding.project(tf.stack(states, 2)); // [b, s, k, V]
+      const states = this.offsetHeads.map((h) => h.call(x)); // k × [b, s, D]
+      return this.unembedding.call(tf.stack(states, 2)); // [b, s, k, V]
     });
   }
 
@@ -195,14 +222,13 @@ export class MultiTokenHead extends layers.Layer {
     }
     lastDim(`${WHERE}.computeLogits`, hidden.shape, [2, 3]);
     return tf.tidy(() => {
-      const states = offsets.map((j) => this.offsetHeads[j]!.transform(hidden)); // n × [..., D]
-      return this.unembedding.project(tf.stack(states, hidden.rank - 1)); // [..., n, V]
+      const states = offsets.map((j) => this.offsetHeads[j]!.call(hidden)); // n × [..., D]
+      return this.unembedding.call(tf.stack(states, hidden.rank - 1)); // [..., n, V]
     });
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
-    return [...shape.slice(0, -1), this.numHeads, this.vocabSize];
+    return [...oneShape(inputShape).slice(0, -1), this.numHeads, this.vocabSize];
   }
 
   /**
@@ -218,7 +244,7 @@ export class MultiTokenHead extends layers.Layer {
     const heads = this.offsetHeads.map((h) => h.countParams());
     // Cross-check the closed form for the same configuration.
     heads.forEach((p, j) => {
-      const expected = offsetHeadParams(this.headKinds[j]!, d, this.rank);
+      const expected = offsetHeadParams(this.headKinds[j]!, d, this.sizes);
       if (p !== expected) throw new Error(`${WHERE}.parameterReport: offset ${j} has ${p} parameters, but the formula gives ${expected}.`);
     });
     return makeReport(v, d, unembedding, heads, this.unembedding.useBias);
@@ -232,7 +258,8 @@ export class MultiTokenHead extends layers.Layer {
       offset0Kind: this.headKinds[0]!,
       useBias: this.unembedding.useBias,
     };
-    if (this.rank !== undefined) config['rank'] = this.rank;
+    if (this.sizes.rank !== undefined) config['rank'] = this.sizes.rank;
+    if (this.sizes.mlpHiddenSize !== undefined) config['mlpHiddenSize'] = this.sizes.mlpHiddenSize;
     if (this.activation !== undefined) config['activation'] = this.activation;
     if (this.unembeddingInitializer !== undefined) config['unembeddingInitializer'] = serializeInitializer(this.unembeddingInitializer);
     if (this.unembedding.isTied) config['tiedTo'] = this.unembedding.tiedLayerObject?.name ?? this.unembedding.tiedName!;

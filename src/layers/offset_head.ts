@@ -4,46 +4,50 @@
  * multi-token head that each offset owns; the vocabulary projection is shared.
  *
  * Reference: Cai et al., "Medusa" (2024), §2.1.1 (ResBlock heads `x + SiLU(W·x + b)`,
- * zero-initialised); Hu et al., "LoRA" (2021) for the low-rank form.
+ * zero-initialised); Hu et al., "LoRA" (2021) for the low-rank form; Vaswani et al., "Attention
+ * Is All You Need" (2017), §3.3 for the two-layer MLP block of the `mlp` kind.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable } from '@tensorflow/tfjs-layers';
-import { checkPositiveInteger } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
-import { type Shape, lastDim, one } from '../internal/shape.js';
-import { type ActivationIdentifier, checkKind, type Layer, type LayerArgs, makeActivation, type OffsetHeadKind, resolveInitializer } from './args.js';
+import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
+import { type ActivationIdentifier, checkKind, type HeadSizes, type Layer, type LayerArgs, LAYER_DEFAULTS, makeActivation, type OffsetHeadKind, resolveHeadSizes, resolveInitializer } from './args.js';
+import { weightName } from './nesting.js';
+import { checkOffsetHead, offsetHeadWeights, type OffsetHeadWeight } from './parameter_report.js';
 
 const WHERE = 'LightweightOffsetHead';
-/** SiLU, as Medusa's ResBlock. */
-export const DEFAULT_OFFSET_ACTIVATION: ActivationIdentifier = 'swish';
 
-/** Arguments of {@link LightweightOffsetHead}. */
+/** Arguments of {@link LightweightOffsetHead}; the defaults are {@link LAYER_DEFAULTS}'. */
 export interface LightweightOffsetHeadArgs extends LayerArgs {
   /** Which transform; see {@link OffsetHeadKind}. */
   kind: OffsetHeadKind;
-  /** Integer in `[1, hidden]`. Rank `r` of the `lowRank` kind (required for it, ignored otherwise). */
+  /** Integer in `[1, hidden]`. Rank `r` of the `lowRank` kind: required for it; for other kinds checked, then dropped. */
   rank?: number;
-  /** Activation of the `residual` and `lowRank` kinds. Default `'swish'` (SiLU, as Medusa). */
+  /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Width `H` of the `mlp` kind: required for it; for other kinds checked, then dropped. */
+  mlpHiddenSize?: number;
+  /** Activation of the `residual`, `lowRank` and `mlp` kinds. */
   activation?: ActivationIdentifier;
 }
 
 /**
- * One offset's hidden → hidden transform. Every kind except `linear`'s identity-initialised
- * kernel starts as the identity function, so a freshly attached head predicts what offset 0
- * predicts until it is trained.
+ * One offset's hidden → hidden transform. Every kind starts as the identity function (the
+ * `linear` kernel is initialised to the identity matrix; the other kinds add a zero-initialised
+ * term to their input), so a freshly attached head predicts what offset 0 predicts until it is
+ * trained.
  *
  * | kind | output | parameters |
  * | --- | --- | --- |
  * | `identity` | `x` | 0 |
- * | `linear` | `x·W + b`, `W = I` initially | `D·D + D` |
+ * | `linear` | `x·W + b`, `W = I, b = 0` initially | `D·D + D` |
  * | `residual` | `x + act(x·W + b)`, `W = 0, b = 0` initially | `D·D + D` |
  * | `lowRank` | `x + act(x·A)·B`, `A` random, `B = 0` initially | `2·D·r` |
+ * | `mlp` | `x + act(x·W1 + b1)·W2 + b2`, `W1` random, `W2 = 0, b1 = b2 = 0` initially | `2·D·H + H + D` |
  *
  * **Input shape** `[..., hidden]` (any rank ≥ 2).
  * **Output shape** the same.
  *
  * @example
- * const head = lightweightOffsetHead({ kind: 'lowRank', rank: 4 });
+ * const head = lightweightOffsetHead({ kind: 'mlp', mlpHiddenSize: 64 });
  * const y = head.apply(tf.ones([2, 5, 16])) as tf.Tensor; // [2, 5, 16], equal to the input until trained
  */
 export class LightweightOffsetHead extends layers.Layer {
@@ -53,76 +57,81 @@ export class LightweightOffsetHead extends layers.Layer {
   readonly kind: OffsetHeadKind;
   /** Rank of the `lowRank` kind (`null` for the other kinds). */
   readonly rank: number | null;
-  /** Activation name of the `residual` and `lowRank` kinds. */
+  /** Width of the `mlp` kind (`null` for the other kinds). */
+  readonly mlpHiddenSize: number | null;
+  /** Activation name of the `residual`, `lowRank` and `mlp` kinds. */
   readonly activation: ActivationIdentifier;
-  /** Prefix of this layer's weight names; set by a parent layer that builds it. @internal */
-  weightNamePrefix = '';
   private readonly act: Layer;
-  private kernel: LayerVariable | null = null; // [D, D] (linear, residual) or A [D, r] (lowRank)
-  private bias: LayerVariable | null = null; // [D] (linear, residual)
-  private up: LayerVariable | null = null; // B [r, D] (lowRank)
+  private readonly w: Record<string, LayerVariable> = {}; // the weights of offsetHeadWeights(kind, D, …), by name
 
   constructor(args: LightweightOffsetHeadArgs) {
     super(args);
     registerOnce(LightweightOffsetHead); // lazily, so that loading this module has no side effect
     this.kind = checkKind(WHERE, 'kind', args.kind);
-    this.rank = this.kind === 'lowRank' ? checkPositiveInteger(WHERE, 'rank', args.rank) : null;
-    this.activation = args.activation ?? DEFAULT_OFFSET_ACTIVATION;
+    const sizes = resolveHeadSizes(WHERE, [this.kind], args);
+    this.rank = sizes.rank ?? null;
+    this.mlpHiddenSize = sizes.mlpHiddenSize ?? null;
+    this.activation = args.activation ?? LAYER_DEFAULTS.activation;
     this.act = makeActivation(WHERE, this.activation);
   }
 
   override build(inputShape: Shape | Shape[]): void {
     const d = lastDim(WHERE, inputShape, [2, 3, 4, 5]);
-    const p = this.weightNamePrefix;
-    const zeros = resolveInitializer(WHERE, 'zeros');
-    if (this.kind === 'linear') {
-      this.kernel = this.addWeight(`${p}kernel`, [d, d], 'float32', initializers.identity({ gain: 1 }));
-      this.bias = this.addWeight(`${p}bias`, [d], 'float32', zeros);
-    } else if (this.kind === 'residual') {
-      this.kernel = this.addWeight(`${p}kernel`, [d, d], 'float32', zeros);
-      this.bias = this.addWeight(`${p}bias`, [d], 'float32', zeros);
-    } else if (this.kind === 'lowRank') {
-      if (this.rank! > d) {
-        throw new RangeError(`${WHERE}: rank must be at most the hidden size ${d}, but got ${this.rank}.`);
-      }
-      // A random and B zero (LoRA): the head starts as the identity and both factors get gradients.
-      this.kernel = this.addWeight(`${p}down`, [d, this.rank!], 'float32', resolveInitializer(WHERE, 'glorotUniform'));
-      this.up = this.addWeight(`${p}up`, [this.rank!, d], 'float32', zeros);
+    const sizes = headSizes(this);
+    checkOffsetHead(WHERE, this.kind, d, sizes); // before any weight is created
+    for (const spec of offsetHeadWeights(this.kind, d, sizes)) {
+      this.w[spec.name] = this.addWeight(weightName(this, spec.name), spec.shape, 'float32', initializer(spec.init));
     }
     this.built = true;
   }
 
-  /** The transform of `x` `[..., D]` → `[..., D]`; eager, no shape bookkeeping. @internal */
-  transform(x: tf.Tensor): tf.Tensor {
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
+      const x = one(inputs); // [..., D]
       if (this.kind === 'identity') return tf.clone(x); // [..., D]
       const d = x.shape[x.shape.length - 1]!;
       const flat = tf.reshape(x, [-1, d]); // [m, D]
+      const w = (name: string): tf.Tensor => this.w[name]!.read();
       let y: tf.Tensor;
-      if (this.kind === 'lowRank') {
-        const z = this.act.apply(tf.matMul(flat, this.kernel!.read())) as tf.Tensor; // [m, r]
-        y = tf.add(flat, tf.matMul(z, this.up!.read())); // [m, D]
+      if (this.kind === 'linear') {
+        y = tf.add(tf.matMul(flat, w('kernel')), w('bias')); // [m, D]
+      } else if (this.kind === 'residual') {
+        y = tf.add(flat, this.activate(tf.add(tf.matMul(flat, w('kernel')), w('bias')))); // [m, D]
+      } else if (this.kind === 'lowRank') {
+        y = tf.add(flat, tf.matMul(this.activate(tf.matMul(flat, w('down'))), w('up'))); // [m, r] → [m, D]
       } else {
-        const affine = tf.add(tf.matMul(flat, this.kernel!.read()), this.bias!.read()); // [m, D]
-        y = this.kind === 'linear' ? affine : tf.add(flat, this.act.apply(affine) as tf.Tensor); // [m, D]
+        const hidden = this.activate(tf.add(tf.matMul(flat, w('w1')), w('b1'))); // [m, H]
+        y = tf.add(flat, tf.add(tf.matMul(hidden, w('w2')), w('b2'))); // [m, D]
       }
       return tf.reshape(y, x.shape); // [..., D]
     });
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.transform(one(inputs)));
+  private activate(x: tf.Tensor): tf.Tensor {
+    return this.act.apply(x) as tf.Tensor;
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
-    return (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    return oneShape(inputShape);
   }
 
   override getConfig(): tf.serialization.ConfigDict {
     const config: tf.serialization.ConfigDict = { kind: this.kind, activation: this.activation };
     if (this.rank !== null) config['rank'] = this.rank;
+    if (this.mlpHiddenSize !== null) config['mlpHiddenSize'] = this.mlpHiddenSize;
     return { ...config, ...super.getConfig() };
   }
+}
+
+/** The kind-dependent sizes of `head`, as {@link offsetHeadWeights} takes them. */
+export function headSizes(head: LightweightOffsetHead): HeadSizes {
+  return { rank: head.rank ?? undefined, mlpHiddenSize: head.mlpHiddenSize ?? undefined };
+}
+
+/** The tfjs-layers initializer of a weight's initial value. */
+function initializer(init: OffsetHeadWeight['init']): ReturnType<typeof initializers.zeros> {
+  if (init === 'identity') return initializers.identity({ gain: 1 });
+  return resolveInitializer(WHERE, init === 'zeros' ? 'zeros' : 'glorotUniform');
 }
 
 /**

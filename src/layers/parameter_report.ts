@@ -1,12 +1,13 @@
 /**
  * Parameter arithmetic of a multi-token head: one shared unembedding plus k lightweight offset
- * heads (`V·D + Σ_j lightweight_j`) against k separate vocabulary projections (`k·V·D`).
+ * heads (`V·D + Σ_j lightweight_j`) against k separate vocabulary projections (`k·V·D`). The
+ * weight shapes of each offset-head kind are written here once; the layer builds exactly these.
  *
  * Reference: Gloeckle et al., "Better & Faster Large Language Models via Multi-token
  * Prediction" (2024), §2 (memory-efficient shared unembedding).
  */
-import { checkPositiveInteger } from '../internal/errors.js';
-import { checkKind, type OffsetHeadKind } from './args.js';
+import { checkPositiveInteger, checkWeightSize, SIZE_LIMITS } from '../internal/errors.js';
+import { checkKind, type HeadSizes, LAYER_DEFAULTS, type OffsetHeadKind, resolveHeadSizes, resolveUseBias } from './args.js';
 
 const WHERE = 'parameterReport';
 
@@ -32,7 +33,10 @@ export interface ParameterReport {
   ratio: number;
 }
 
-/** Arguments of {@link parameterReport}: the same meaning as in {@link MultiTokenHeadArgs}. */
+/**
+ * Arguments of {@link parameterReport}: the same meaning, defaults ({@link LAYER_DEFAULTS}) and
+ * bounds as in {@link MultiTokenHeadArgs}.
+ */
 export interface ParameterReportArgs {
   /** Vocabulary size V. */
   vocabSize: number;
@@ -40,30 +44,71 @@ export interface ParameterReportArgs {
   hiddenSize: number;
   /** Number of offsets k. */
   numHeads: number;
-  /** Kind of offsets 1…k-1 (one kind, or an array of length k-1). Default `'residual'`. */
+  /** Kind of offsets 1…k-1 (one kind, or an array of length k-1). */
   headKind?: OffsetHeadKind | OffsetHeadKind[];
-  /** Kind of offset 0. Default `'identity'`. */
+  /** Kind of offset 0. */
   offset0Kind?: OffsetHeadKind;
   /** Rank of `lowRank` heads. */
   rank?: number;
-  /** Whether the unembedding has a bias. Default `false`. */
+  /** Width of `mlp` heads. */
+  mlpHiddenSize?: number;
+  /** Whether the unembedding has a bias. */
   useBias?: boolean;
 }
 
-/** Default kind of offsets 1…k-1: Medusa's zero-initialised ResBlock. */
-export const DEFAULT_HEAD_KIND: OffsetHeadKind = 'residual';
-/** Default kind of offset 0: the identity keeps next-token predictions exact. */
-export const DEFAULT_OFFSET0_KIND: OffsetHeadKind = 'identity';
+/** One weight of an offset head: its name, shape and initial value (chosen so the head starts as the identity). */
+export interface OffsetHeadWeight {
+  /** Weight name within the head. */
+  name: string;
+  /** Shape. */
+  shape: [number] | [number, number];
+  /** Initial value: `identity`, `zeros`, or `random` (glorot uniform, for the first factor of a product whose second factor is zero). */
+  init: 'identity' | 'zeros' | 'random';
+}
 
-/** Resolves the kinds of offsets 0…k-1 from `offset0Kind` and `headKind`, validating both. */
-export function resolveHeadKinds(
-  where: string,
-  numHeads: number,
-  headKind: OffsetHeadKind | readonly OffsetHeadKind[] | undefined,
-  offset0Kind: OffsetHeadKind | undefined,
-): OffsetHeadKind[] {
-  const first = checkKind(where, 'offset0Kind', offset0Kind ?? DEFAULT_OFFSET0_KIND);
-  const rest = headKind ?? DEFAULT_HEAD_KIND;
+/** The weights of one offset head of `kind` at hidden size `d` (none for `identity`). */
+export function offsetHeadWeights(kind: OffsetHeadKind, d: number, sizes: HeadSizes): OffsetHeadWeight[] {
+  switch (kind) {
+    case 'identity':
+      return [];
+    case 'linear':
+      return [{ name: 'kernel', shape: [d, d], init: 'identity' }, { name: 'bias', shape: [d], init: 'zeros' }];
+    case 'residual':
+      return [{ name: 'kernel', shape: [d, d], init: 'zeros' }, { name: 'bias', shape: [d], init: 'zeros' }];
+    case 'lowRank': // A random, B zero (LoRA): starts as the identity and both factors get gradients
+      return [{ name: 'down', shape: [d, sizes.rank!], init: 'random' }, { name: 'up', shape: [sizes.rank!, d], init: 'zeros' }];
+    case 'mlp': // W1 random, W2 and b2 zero: starts as the identity and both layers get gradients
+      return [
+        { name: 'w1', shape: [d, sizes.mlpHiddenSize!], init: 'random' },
+        { name: 'b1', shape: [sizes.mlpHiddenSize!], init: 'zeros' },
+        { name: 'w2', shape: [sizes.mlpHiddenSize!, d], init: 'zeros' },
+        { name: 'b2', shape: [d], init: 'zeros' },
+      ];
+  }
+}
+
+/**
+ * Checks an offset head of `kind` can be built at hidden size `d`: `d` within
+ * `SIZE_LIMITS.hiddenSize`, `rank ≤ d`, every weight within `SIZE_LIMITS.matrixElements`.
+ * Allocates nothing, so a parent layer runs it for every head before building any.
+ */
+export function checkOffsetHead(where: string, kind: OffsetHeadKind, d: number, sizes: HeadSizes): void {
+  checkPositiveInteger(where, 'the input hidden size', d, SIZE_LIMITS.hiddenSize);
+  if (kind === 'lowRank' && sizes.rank! > d) {
+    throw new RangeError(`${where}: rank must be at most the hidden size ${d}, but got ${sizes.rank}.`);
+  }
+  for (const w of offsetHeadWeights(kind, d, sizes)) checkWeightSize(where, w.name, w.shape);
+}
+
+/** Parameters of one offset head of `kind` at hidden size `d`. */
+export function offsetHeadParams(kind: OffsetHeadKind, d: number, sizes: HeadSizes): number {
+  return offsetHeadWeights(kind, d, sizes).reduce((sum, w) => sum + w.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/** Resolves the kinds of offsets 0…k-1 from `offset0Kind` and `headKind` (k already bounded), validating both. */
+export function resolveHeadKinds(where: string, numHeads: number, headKind: unknown, offset0Kind: unknown): OffsetHeadKind[] {
+  const first = checkKind(where, 'offset0Kind', offset0Kind ?? LAYER_DEFAULTS.offset0Kind);
+  const rest = headKind ?? LAYER_DEFAULTS.headKind;
   if (Array.isArray(rest)) {
     if (rest.length !== numHeads - 1) {
       throw new RangeError(`${where}: headKind as an array must have length numHeads - 1 = ${numHeads - 1}, but got length ${rest.length}.`);
@@ -72,13 +117,6 @@ export function resolveHeadKinds(
   }
   const kind = checkKind(where, 'headKind', rest);
   return [first, ...Array.from({ length: numHeads - 1 }, () => kind)];
-}
-
-/** Parameters of one lightweight head of `kind` at hidden size `d` (rank `r` for `lowRank`). */
-export function offsetHeadParams(kind: OffsetHeadKind, d: number, r: number | undefined): number {
-  if (kind === 'identity') return 0;
-  if (kind === 'lowRank') return 2 * d * r!;
-  return d * d + d; // linear, residual: W [D, D] + b [D]
 }
 
 /** Assembles a report from the per-part counts. */
@@ -91,7 +129,7 @@ export function makeReport(v: number, d: number, unembedding: number, offsetHead
 
 /**
  * Counts the parameters of a multi-token head with a shared unembedding against k separate
- * vocabulary projections.
+ * vocabulary projections. Every size is checked against `SIZE_LIMITS` first.
  *
  * @example
  * const r = parameterReport({ vocabSize: 32000, hiddenSize: 512, numHeads: 4 });
@@ -99,14 +137,14 @@ export function makeReport(v: number, d: number, unembedding: number, offsetHead
  * r.shared;   // 32000·512 + 3·(512·512 + 512) = 17,171,968
  */
 export function parameterReport(args: ParameterReportArgs): ParameterReport {
-  const v = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize);
-  const d = checkPositiveInteger(WHERE, 'hiddenSize', args.hiddenSize);
-  const k = checkPositiveInteger(WHERE, 'numHeads', args.numHeads);
+  const v = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize, SIZE_LIMITS.vocabSize);
+  const d = checkPositiveInteger(WHERE, 'hiddenSize', args.hiddenSize, SIZE_LIMITS.hiddenSize);
+  const k = checkPositiveInteger(WHERE, 'numHeads', args.numHeads, SIZE_LIMITS.numHeads);
+  const useBias = resolveUseBias(WHERE, args.useBias);
   const kinds = resolveHeadKinds(WHERE, k, args.headKind, args.offset0Kind);
-  const r = kinds.includes('lowRank') ? checkPositiveInteger(WHERE, 'rank', args.rank) : undefined;
-  if (r !== undefined && r > d) throw new RangeError(`${WHERE}: rank must be at most hiddenSize ${d}, but got ${r}.`);
-  const useBias = args.useBias ?? false;
-  return makeReport(v, d, v * d + (useBias ? v : 0), kinds.map((kind) => offsetHeadParams(kind, d, r)), useBias);
+  const sizes = resolveHeadSizes(WHERE, kinds, args);
+  if (sizes.rank !== undefined && sizes.rank > d) throw new RangeError(`${WHERE}: rank must be at most hiddenSize ${d}, but got ${sizes.rank}.`);
+  return makeReport(v, d, v * d + (useBias ? v : 0), kinds.map((kind) => offsetHeadParams(kind, d, sizes)), useBias);
 }
 
 /** `1234567` → `'1,234,567'`. */

@@ -8,23 +8,25 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { layers, type LayerVariable, type SymbolicTensor } from '@tensorflow/tfjs-layers';
-import { checkPositiveInteger } from '../internal/errors.js';
+import { checkPositiveInteger, checkWeightSize, SIZE_LIMITS } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
-import { type Shape, lastDim, one } from '../internal/shape.js';
+import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
+import { type Initializer, type InitializerIdentifier, type Layer, type LayerArgs, LAYER_DEFAULTS, resolveInitializer, resolveUseBias, serializeInitializer } from './args.js';
+import { weightName } from './nesting.js';
 import { findUpstreamLayer, isSymbolic, tiedMatrix } from './tying.js';
-import { type Initializer, type InitializerIdentifier, type Layer, type LayerArgs, resolveInitializer, serializeInitializer } from './args.js';
 
 const WHERE = 'SharedUnembedding';
-/** Same default as `tf.layers.dense`'s kernel; glorot is symmetric in fan-in/fan-out, so the transposed layout does not matter. */
-const DEFAULT_KERNEL_INITIALIZER: InitializerIdentifier = 'glorotUniform';
 
-/** Arguments of {@link SharedUnembedding}. */
+/** The tied layer of each unembedding tied by name, once resolved (module-private: see {@link resolveTie}). */
+const resolvedTies = new WeakMap<SharedUnembedding, Layer>();
+
+/** Arguments of {@link SharedUnembedding}; the defaults are {@link LAYER_DEFAULTS}'. */
 export interface SharedUnembeddingArgs extends LayerArgs {
-  /** Integer > 0. Size of the vocabulary: the number of logits per position. */
+  /** Integer in `[1, SIZE_LIMITS.vocabSize]`. Size of the vocabulary: the number of logits per position. */
   vocabSize: number;
-  /** Whether to add a `[vocabSize]` bias to the logits. Default `false`. */
+  /** Whether to add a `[vocabSize]` bias to the logits. */
   useBias?: boolean;
-  /** Initializer of the `[vocabSize, hidden]` kernel when not tied. Default `'glorotUniform'`. */
+  /** Initializer of the `[vocabSize, hidden]` kernel when not tied (default: `LAYER_DEFAULTS.unembeddingInitializer`). */
   kernelInitializer?: InitializerIdentifier | Initializer;
   /**
    * Tie to an input Embedding: pass the `tf.layers.embedding` layer (or its name). The
@@ -57,19 +59,16 @@ export class SharedUnembedding extends layers.Layer {
   readonly useBias: boolean;
   /** Name of the tied layer, or `null` when this layer owns its matrix. */
   readonly tiedName: string | null;
-  /** Prefix of this layer's weight names; set by a parent layer that builds it. @internal */
-  weightNamePrefix = '';
   private readonly kernelInitializer: Initializer;
-  private tiedLayer: Layer | null = null;
   private kernel: LayerVariable | null = null;
   private bias: LayerVariable | null = null;
 
   constructor(args: SharedUnembeddingArgs) {
     super(args);
     registerOnce(SharedUnembedding); // lazily, so that loading this module has no side effect
-    this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize);
-    this.useBias = args.useBias ?? false;
-    this.kernelInitializer = resolveInitializer(WHERE, args.kernelInitializer ?? DEFAULT_KERNEL_INITIALIZER);
+    this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize, SIZE_LIMITS.vocabSize);
+    this.useBias = resolveUseBias(WHERE, args.useBias);
+    this.kernelInitializer = resolveInitializer(WHERE, args.kernelInitializer ?? LAYER_DEFAULTS.unembeddingInitializer);
     const tied = args.tiedTo;
     if (tied === undefined || tied === null) {
       this.tiedName = null;
@@ -77,7 +76,7 @@ export class SharedUnembedding extends layers.Layer {
       this.tiedName = tied;
     } else if (tied instanceof layers.Layer) {
       this.tiedName = tied.name;
-      this.tiedLayer = tied;
+      resolvedTies.set(this, tied);
     } else {
       throw new TypeError(`${WHERE}: tiedTo must be an Embedding layer or a non-empty layer name, but got ${JSON.stringify(tied)}.`);
     }
@@ -90,56 +89,54 @@ export class SharedUnembedding extends layers.Layer {
 
   /** The tied layer once resolved (`null` when untied or not yet resolved). */
   get tiedLayerObject(): Layer | null {
-    return this.tiedLayer;
-  }
-
-  /** Resolves a tie by name by walking the graph upstream of symbolic `inputs`. @internal */
-  resolveTie(inputs: SymbolicTensor | SymbolicTensor[]): void {
-    if (this.tiedName === null || this.tiedLayer !== null) return;
-    const found = findUpstreamLayer(inputs, this.tiedName);
-    if (found === null) {
-      throw new Error(`${WHERE}: tiedTo '${this.tiedName}' must name a layer upstream of the input, but no such layer was found.`);
-    }
-    this.tiedLayer = found;
+    return resolvedTies.get(this) ?? null;
   }
 
   override apply(inputs: Parameters<Layer['apply']>[0], kwargs?: Parameters<Layer['apply']>[1]): ReturnType<Layer['apply']> {
-    if (isSymbolic(inputs)) this.resolveTie(inputs);
+    if (isSymbolic(inputs)) resolveTie(this, inputs);
     return super.apply(inputs, kwargs);
   }
 
   override build(inputShape: Shape | Shape[]): void {
-    const hidden = lastDim(WHERE, inputShape, [2, 3, 4, 5]);
-    if (this.tiedName !== null) {
-      if (this.tiedLayer === null) this.matrix(); // throws: the name is not resolved
-      this.checkTiedShape(hidden);
-    } else {
-      this.kernel = this.addWeight(`${this.weightNamePrefix}kernel`, [this.vocabSize, hidden], 'float32', this.kernelInitializer);
+    const hidden = this.checkBuild(WHERE, lastDim(WHERE, inputShape, [2, 3, 4, 5]));
+    if (this.tiedName === null) {
+      this.kernel = this.addWeight(weightName(this, 'kernel'), [this.vocabSize, hidden], 'float32', this.kernelInitializer);
     }
     if (this.useBias) {
-      this.bias = this.addWeight(`${this.weightNamePrefix}bias`, [this.vocabSize], 'float32', resolveInitializer(WHERE, 'zeros'));
+      this.bias = this.addWeight(weightName(this, 'bias'), [this.vocabSize], 'float32', resolveInitializer(WHERE, 'zeros'));
     }
     this.built = true;
   }
 
-  /** Checks the tied matrix is `[vocabSize, hidden]`; errors name both numbers. */
-  private checkTiedShape(hidden: number): void {
-    const [v, d] = tiedMatrix(WHERE, this.tiedLayer!).shape;
+  /**
+   * Checks this layer can be built at hidden size `hidden` (the tied matrix is `[vocabSize,
+   * hidden]`, or an own matrix fits `SIZE_LIMITS`), allocating nothing; errors name both numbers.
+   */
+  private checkBuild(where: string, hidden: number): number {
+    checkPositiveInteger(where, 'the input hidden size', hidden, SIZE_LIMITS.hiddenSize);
+    if (this.tiedName === null) {
+      checkWeightSize(where, 'the unembedding kernel', [this.vocabSize, hidden]);
+      return hidden;
+    }
+    const [v, d] = this.matrix().shape; // throws when the tie is not resolved
+    const tiedName = this.tiedLayerObject!.name;
     if (v !== this.vocabSize) {
-      throw new RangeError(`${WHERE}: vocabSize must equal the tied layer '${this.tiedLayer!.name}' inputDim, but got vocabSize ${this.vocabSize} and inputDim ${v}.`);
+      throw new RangeError(`${WHERE}: vocabSize must equal the tied layer '${tiedName}' inputDim, but got vocabSize ${this.vocabSize} and inputDim ${v}.`);
     }
     if (d !== hidden) {
-      throw new RangeError(`${WHERE}: the input hidden size must equal the tied layer '${this.tiedLayer!.name}' outputDim, but got hidden size ${hidden} and outputDim ${d}.`);
+      throw new RangeError(`${WHERE}: the input hidden size must equal the tied layer '${tiedName}' outputDim, but got hidden size ${hidden} and outputDim ${d}.`);
     }
+    return hidden;
   }
 
   /** The `[vocabSize, hidden]` matrix in use (own or tied), as a tensor (not a copy: do not dispose). */
   matrix(): tf.Tensor2D {
     if (this.tiedName !== null) {
-      if (this.tiedLayer === null) {
+      const tied = this.tiedLayerObject;
+      if (tied === null) {
         throw new Error(`${WHERE}: tiedTo '${this.tiedName}' is not resolved yet; apply the layer to a symbolic tensor downstream of it, or pass the layer object.`);
       }
-      return tiedMatrix(WHERE, this.tiedLayer);
+      return tiedMatrix(WHERE, tied);
     }
     if (this.kernel === null) {
       throw new Error(`${WHERE}: the layer must be built before matrix() is called, but it is not built.`);
@@ -147,9 +144,10 @@ export class SharedUnembedding extends layers.Layer {
     return this.kernel.read() as tf.Tensor2D;
   }
 
-  /** The logits of hidden states `x` `[..., D]` → `[..., V]`; eager, no shape bookkeeping. @internal */
-  project(x: tf.Tensor): tf.Tensor {
+  /** The logits of hidden states `x` `[..., D]` → `[..., V]`. */
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
+      const x = one(inputs); // [..., D]
       const w = this.matrix(); // [V, D]
       const d = x.shape[x.shape.length - 1]!;
       if (d !== w.shape[1]) {
@@ -162,13 +160,8 @@ export class SharedUnembedding extends layers.Layer {
     });
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.project(one(inputs)));
-  }
-
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
-    return [...shape.slice(0, -1), this.vocabSize];
+    return [...oneShape(inputShape).slice(0, -1), this.vocabSize];
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -177,9 +170,23 @@ export class SharedUnembedding extends layers.Layer {
       useBias: this.useBias,
       kernelInitializer: serializeInitializer(this.kernelInitializer),
     };
-    if (this.tiedName !== null) config['tiedTo'] = this.tiedLayer?.name ?? this.tiedName;
+    if (this.tiedName !== null) config['tiedTo'] = this.tiedLayerObject?.name ?? this.tiedName;
     return { ...config, ...super.getConfig() };
   }
+}
+
+/**
+ * Resolves `unembedding`'s tie by name by walking the graph upstream of symbolic `inputs`
+ * (no-op when untied or already resolved). Called on symbolic `apply`, by this layer and by a
+ * `MultiTokenHead` that builds it.
+ */
+export function resolveTie(unembedding: SharedUnembedding, inputs: SymbolicTensor | SymbolicTensor[]): void {
+  if (unembedding.tiedName === null || resolvedTies.has(unembedding)) return;
+  const found = findUpstreamLayer(inputs, unembedding.tiedName);
+  if (found === null) {
+    throw new Error(`${WHERE}: tiedTo '${unembedding.tiedName}' must name a layer upstream of the input, but no such layer was found.`);
+  }
+  resolvedTies.set(unembedding, found);
 }
 
 /**

@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { multiTokenHead, sharedUnembedding } from '../../src/index.js';
-import { randomizeWeights, useCpu } from './fixtures.js';
+import { useCpu } from '../helpers/backend.js';
+import { randomizeWeights } from '../helpers/layers.js';
 
 beforeAll(useCpu);
 

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { formatParameterReport, multiTokenHead, parameterReport, type OffsetHeadKind } from '../../src/index.js';
-import { useCpu } from './fixtures.js';
+import { useCpu } from '../helpers/backend.js';
 
 beforeAll(useCpu);
 
@@ -14,16 +14,17 @@ describe('parameterReport', () => {
     { k: 4, headKind: 'residual' as OffsetHeadKind, useBias: false },
     { k: 3, headKind: 'lowRank' as OffsetHeadKind, useBias: true },
     { k: 2, headKind: 'linear' as OffsetHeadKind, useBias: false },
+    { k: 3, headKind: 'mlp' as OffsetHeadKind, useBias: false },
   ])('k=$k headKind=$headKind useBias=$useBias agrees with the built layer', ({ k, headKind, useBias }) => {
-    const [V, D, r] = [50, 12, 3];
-    const report = parameterReport({ vocabSize: V, hiddenSize: D, numHeads: k, headKind, rank: r, useBias });
-    const light = { identity: 0, linear: D * D + D, residual: D * D + D, lowRank: 2 * D * r }[headKind];
+    const [V, D, r, H] = [50, 12, 3, 7];
+    const report = parameterReport({ vocabSize: V, hiddenSize: D, numHeads: k, headKind, rank: r, mlpHiddenSize: H, useBias });
+    const light = { identity: 0, linear: D * D + D, residual: D * D + D, lowRank: 2 * D * r, mlp: 2 * D * H + H + D }[headKind];
     expect(report.offsetHeads).toEqual([0, ...Array.from({ length: k - 1 }, () => light)]);
     expect(report.shared).toBe(V * D + (useBias ? V : 0) + (k - 1) * light);
     expect(report.separate).toBe(k * V * D + (useBias ? k * V : 0));
     expect(report.saved).toBe(report.separate - report.shared);
     expect(report.ratio).toBeCloseTo(report.separate / report.shared, 12);
-    const head = multiTokenHead({ numHeads: k, vocabSize: V, headKind, rank: r, useBias });
+    const head = multiTokenHead({ numHeads: k, vocabSize: V, headKind, rank: r, mlpHiddenSize: H, useBias });
     tf.dispose(head.apply(tf.zeros([1, 1, D])) as tf.Tensor);
     expect(head.countParams()).toBe(report.shared);
     expect(head.parameterReport()).toEqual(report);

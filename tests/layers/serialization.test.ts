@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MultiTokenHead, registerMtpLayers, SharedUnembedding, LightweightOffsetHead } from '../../src/index.js';
-import { loadFromMemory, randomizeWeights, saveToMemory, tinyModel, useCpu } from './fixtures.js';
+import { useCpu } from '../helpers/backend.js';
+import { loadFromMemory, randomizeWeights, saveToMemory, tinyModel } from '../helpers/layers.js';
 
 beforeAll(useCpu);
 

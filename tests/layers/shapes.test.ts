@@ -6,26 +6,28 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { multiTokenHead, type OffsetHeadKind } from '../../src/index.js';
-import { expectNoLeak, randomizeWeights, useCpu } from './fixtures.js';
+import { useCpu } from '../helpers/backend.js';
+import { randomizeWeights } from '../helpers/layers.js';
+import { expectNoLeak } from '../helpers/leak.js';
 
 beforeAll(useCpu);
 
 const V = 11;
 const D = 6;
 const grid = [1, 2, 4].flatMap((k) =>
-  (['identity', 'linear', 'residual', 'lowRank'] as OffsetHeadKind[]).flatMap((kind) => [false, true].map((tied) => ({ k, kind, tied }))),
+  (['identity', 'linear', 'residual', 'lowRank', 'mlp'] as OffsetHeadKind[]).flatMap((kind) => [false, true].map((tied) => ({ k, kind, tied }))),
 );
 
 describe.each(grid)('MultiTokenHead k=$k kind=$kind tied=$tied', ({ k, kind, tied }) => {
-  it('outputs [b, s, k, V] and computeLogits matches the full output', () => {
+  it('outputs [b, s, k, V] and computeLogits matches the full output', async () => {
     const embedding = tfl.layers.embedding({ inputDim: V, outputDim: D });
     tf.dispose(embedding.apply(tf.zeros([1, 1], 'int32')) as tf.Tensor);
-    const head = multiTokenHead({ numHeads: k, vocabSize: V, headKind: kind, offset0Kind: kind, rank: 2, ...(tied ? { tiedTo: embedding } : {}) });
+    const head = multiTokenHead({ numHeads: k, vocabSize: V, headKind: kind, offset0Kind: kind, rank: 2, mlpHiddenSize: 3, ...(tied ? { tiedTo: embedding } : {}) });
     const hidden = tf.randomNormal([2, 5, D], 0, 1, 'float32', 7); // [2, 5, D]
     tf.dispose(head.apply(hidden) as tf.Tensor);
     randomizeWeights(head, 3);
-    const full = expectNoLeak(() => head.apply(hidden) as tf.Tensor); // disposed by the leak check
-    expect(full.isDisposed).toBe(true);
+    const checked = await expectNoLeak(() => head.apply(hidden) as tf.Tensor); // disposed by the leak check
+    expect(checked.shape).toEqual([2, 5, k, V]);
     const logits = head.apply(hidden) as tf.Tensor; // [2, 5, k, V]
     expect(logits.shape).toEqual([2, 5, k, V]);
     const offsets = k === 1 ? [0] : [k - 1, 0];
