@@ -3,7 +3,7 @@
  * with the wasm backend's binaries under `wasm/` and a checkpoint under `checkpoint/`. The page
  * is cross-origin isolated (COOP/COEP) so the wasm backend can use threads.
  *
- *     npm run example:browser -- [--port 8080] [--checkpoint fixtures/<name>]
+ *     npm run example:browser -- [--port 8080] [--checkpoint fixtures/<name>] [--help]
  *
  * The checkpoint defaults to the first `fixtures/<name>/model.json` in the repository.
  */
@@ -12,6 +12,7 @@ import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bundlePage, ROOT, WASM_DIR } from '../../scripts/browser/bundle.js';
 import { startStaticServer, type StaticServer } from '../../scripts/browser/server.js';
+import { parseCommandLine } from '../../tools/args.js';
 
 /** Options of {@link startExampleServer}. */
 export interface ExampleServerOptions {
@@ -49,14 +50,17 @@ export async function startExampleServer(options: ExampleServerOptions = {}): Pr
   return { ...server, checkpoint, bundleBytes: bundle.bytes };
 }
 
-function argument(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const port = argument('--port');
-  const server = await startExampleServer({ checkpoint: argument('--checkpoint'), port: port === undefined ? 0 : Number(port) });
+  const { port, checkpoint } = parseCommandLine({
+    name: 'example:browser',
+    usage: 'npm run example:browser -- [options]',
+    summary: 'Bundles the browser example and serves it on 127.0.0.1 (cross-origin isolated, so the wasm backend can use threads).',
+    options: {
+      port: { type: 'number', default: 0, integer: true, min: 0, help: 'port on 127.0.0.1 (0: any free port)' },
+      checkpoint: { type: 'string', default: '', help: 'folder with model.json + weights.bin ("": the first fixtures/<name>/ holding one)' },
+    },
+  } as const);
+  const server = await startExampleServer({ ...(checkpoint ? { checkpoint } : {}), port });
   console.log(`tfjs-mtp browser example (checkpoint ${basename(server.checkpoint)}, bundle ${(server.bundleBytes / 1e6).toFixed(2)} MB)`);
   console.log(`open ${server.url}  (Ctrl-C to stop)`);
   const stop = () => void server.close().then(() => process.exit(0));
