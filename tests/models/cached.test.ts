@@ -2,25 +2,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CachedTransformer } from '../../src/models/index.js';
-import { expectClose, tinyTransformer, uncachedLogits, useCpu } from './helpers.js';
+import { COMPACT_AT } from '../../src/models/cache.js';
+import { cachedLogits, expectClose, tinyTransformer, uncachedLogits, useCpu } from './helpers.js';
 
 beforeAll(useCpu);
 
 const IDS = [3, 17, 4, 4, 29, 0, 12, 8, 31, 5, 5, 9, 22, 1];
-
-/** Feeds `ids` in chunks of `sizes` (cycled) and returns every position's logits `[n, k, V]`. */
-function cachedLogits(cached: CachedTransformer, ids: number[], chunk: number): tf.Tensor3D {
-  const offsets = Array.from({ length: cached.numHeads }, (_, j) => j);
-  const parts: tf.Tensor3D[] = [];
-  for (let i = 0; i < ids.length; i += chunk) {
-    const states = cached.forward(ids.slice(i, i + chunk)); // [n, D]
-    parts.push(cached.headLogits(states, offsets)); // [n, k, V]
-    states.dispose();
-  }
-  const all = tf.concat(parts, 0);
-  tf.dispose(parts);
-  return all;
-}
 
 describe('CachedTransformer', () => {
   for (const chunk of [1, 3, IDS.length]) {
@@ -60,6 +47,60 @@ describe('CachedTransformer', () => {
     tf.dispose([got, want]);
     rolled.dispose();
     fresh.dispose();
+    model.dispose();
+  });
+
+  it('rollback moves a cursor: no tensor is created or freed, rejected rows stay until compacted', () => {
+    const model = tinyTransformer();
+    const cached = new CachedTransformer(model);
+    tf.dispose([cached.forward(IDS.slice(0, 5)), cached.forward([7, 7, 2, 30])]);
+    const before = tf.memory().numTensors;
+    const engine = tf.engine() as unknown as { state: { numTensors: number; numDataBuffers: number } };
+    const buffers = engine.state.numDataBuffers;
+    cached.truncate(6);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(engine.state.numDataBuffers).toBe(buffers); // nothing sliced, nothing freed
+    expect(cached.length).toBe(6);
+    cached.dispose();
+    model.dispose();
+  });
+
+  it(`many rollbacks (past ${COMPACT_AT} dead rows, so compaction runs) equal a cache rebuilt from the accepted tokens`, () => {
+    const model = tinyTransformer({ maxLength: 200, numHeads: 4, numKeyValueHeads: 2, positions: 'rotary', norm: 'rmsNorm', mlp: 'swiglu', useBias: false });
+    const rolled = new CachedTransformer(model);
+    const accepted: number[] = [1, 2, 3];
+    tf.dispose(rolled.forward(accepted));
+    for (let step = 0; step < 12; step++) {
+      const drafts = [(step * 5) % 32, (step * 11 + 3) % 32, (step * 7 + 1) % 32, step % 32];
+      tf.dispose(rolled.forward(drafts));
+      const keep = step % 4; // 0…3 of 4 kept, 1…4 rejected per step
+      rolled.truncate(accepted.length + keep);
+      accepted.push(...drafts.slice(0, keep));
+    }
+    expect(rolled.length).toBe(accepted.length);
+    const next = [19, 6, 11, 4];
+    const got = cachedLogits(rolled, next, 2);
+    const fresh = new CachedTransformer(model);
+    tf.dispose(fresh.forward(accepted));
+    const want = cachedLogits(fresh, next, 1);
+    expectClose(got, want, 1e-5);
+    const whole = uncachedLogits(model, [...accepted, ...next]);
+    const tail = tf.slice(whole, [accepted.length, 0, 0], [next.length, -1, -1]);
+    expectClose(got, tail, 1e-4);
+    tf.dispose([got, want, whole, tail]);
+    rolled.dispose();
+    fresh.dispose();
+    model.dispose();
+  });
+
+  it('accepts typed arrays of token ids like the decoders do', () => {
+    const model = tinyTransformer();
+    const [a, b] = [new CachedTransformer(model), new CachedTransformer(model)];
+    const [x, y] = [a.forward([3, 17, 4]), b.forward(Int32Array.from([3, 17, 4]))];
+    expectClose(x, y, 1e-9);
+    tf.dispose([x, y]);
+    a.dispose();
+    b.dispose();
     model.dispose();
   });
 

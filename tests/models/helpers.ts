@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { expect } from 'vitest';
 export { useCpu } from '../helpers/backend.js';
-import { createTransformer, type TransformerConfig } from '../../src/models/index.js';
+import { type CachedTransformer, createTransformer, type TransformerConfig } from '../../src/models/index.js';
 
 /** A transformer small enough for unit tests, with non-trivial heads (residual heads start as identity). */
 export function tinyTransformer(config: TransformerConfig = {}): LayersModel {
@@ -24,4 +24,18 @@ export function expectClose(a: tf.Tensor, b: tf.Tensor, tolerance = 1e-4): void 
   expect(a.shape).toEqual(b.shape);
   const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
   expect(diff).toBeLessThan(tolerance);
+}
+
+/** Feeds `ids` to `cached` in chunks of `chunk` and returns every position's logits `[n, k, V]`. */
+export function cachedLogits(cached: CachedTransformer, ids: number[], chunk: number): tf.Tensor3D {
+  const offsets = Array.from({ length: cached.numHeads }, (_, j) => j);
+  const parts: tf.Tensor3D[] = [];
+  for (let i = 0; i < ids.length; i += chunk) {
+    const states = cached.forward(ids.slice(i, i + chunk)); // [n, D]
+    parts.push(cached.headLogits(states, offsets)); // [n, k, V]
+    states.dispose();
+  }
+  const all = tf.concat(parts, 0);
+  tf.dispose(parts);
+  return all;
 }

@@ -1,0 +1,110 @@
+/**
+ * Configs and arguments that used to crash, hang or leak (issue #9 §2/§5): every size is bounded
+ * and every field checked before any weight exists, so each case fails fast (< 1 s), with a
+ * message naming the field, and leaves no tensor behind.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { greedyDecode } from '../../src/index.js';
+import { CachedTransformer, createTransformer, type TransformerConfig } from '../../src/models/index.js';
+import { SIZE_LIMITS } from '../../src/internal/errors.js';
+import { expectThrowNoLeak } from '../helpers/leak.js';
+import { tinyTransformer, useCpu } from './helpers.js';
+
+beforeAll(useCpu);
+
+async function rejectsFast(make: () => unknown, message: string): Promise<void> {
+  const started = performance.now();
+  await expectThrowNoLeak(make, message);
+  expect(performance.now() - started).toBeLessThan(1000);
+}
+
+describe('createTransformer checks everything before allocating', () => {
+  const cases: [string, unknown, string][] = [
+    ['numHeads 1e9', { numHeads: 1e9 }, `createTransformer: config.numHeads must be a positive integer at most ${SIZE_LIMITS.attentionHeads}, but got 1000000000.`],
+    ['mtpHeads 1e9', { mtpHeads: 1e9 }, `createTransformer: config.mtpHeads must be a positive integer at most ${SIZE_LIMITS.numHeads}, but got 1000000000.`],
+    ['numHeads 2^32 + 1', { numHeads: 2 ** 32 + 1 }, 'createTransformer: config.numHeads must be a positive integer at most 1024, but got 4294967297.'],
+    ['vocabSize 1e9', { vocabSize: 1e9 }, `createTransformer: config.vocabSize must be a positive integer at most ${SIZE_LIMITS.vocabSize}, but got 1000000000.`],
+    ['maxLength 1e9', { maxLength: 1e9 }, `createTransformer: config.maxLength must be a positive integer at most ${SIZE_LIMITS.maxLength}, but got 1000000000.`],
+    ['a matrix past 2^31 elements', { vocabSize: SIZE_LIMITS.vocabSize, hiddenSize: 4096, numHeads: 4 }, 'createTransformer: config.vocabSize · hiddenSize must be at most 2147483648 (one weight matrix), but got 4294967296.'],
+    ['headKind lowRank without a rank', { headKind: 'lowRank' }, 'createTransformer: config.rank must be given for headKind "lowRank" (an integer in [1, hiddenSize]), but got undefined.'],
+    ['rank 999 > hiddenSize', { headKind: 'lowRank', rank: 999 }, 'createTransformer: config.rank must be a positive integer at most 128, but got 999.'],
+    ['rank on a residual head', { rank: 4 }, 'createTransformer: config.rank applies only to headKind "lowRank" (headKind is "residual"), but got 4.'],
+    ['numKeyValueHeads not dividing numHeads', { numKeyValueHeads: 3 }, 'createTransformer: config.numKeyValueHeads must divide config.numHeads = 4, but got 3.'],
+    ['numKeyValueHeads > numHeads', { numKeyValueHeads: 8 }, 'createTransformer: config.numKeyValueHeads must be a positive integer at most 4, but got 8.'],
+    ['an odd rotary head size', { positions: 'rotary', hiddenSize: 12, numHeads: 4 }, 'createTransformer: the head size config.hiddenSize / config.numHeads must be even for rotary positions, but got 3.'],
+    ['norm "LayerNorm"', { norm: 'LayerNorm' }, 'createTransformer: config.norm must be one of "layerNorm", "rmsNorm", but got "LayerNorm".'],
+    ['ropeLayout "rotate_half"', { ropeLayout: 'rotate_half' }, 'createTransformer: config.ropeLayout must be one of "interleaved", "halfSplit", but got "rotate_half".'],
+    ['mlp "silu"', { mlp: 'silu' }, 'createTransformer: config.mlp must be one of "relu", "gelu", "swiglu", but got "silu".'],
+    ['useBias "yes"', { useBias: 'yes' }, 'createTransformer: config.useBias must be a boolean, but got "yes".'],
+    ['normEpsilon NaN', { normEpsilon: NaN }, 'createTransformer: config.normEpsilon must be a finite number in (0, 1], but got NaN.'],
+    ['ropeTheta "10000"', { ropeTheta: '10000' }, 'createTransformer: config.ropeTheta must be a finite number in (0, 1000000000000], but got "10000".'],
+    ['name 5', { name: 5 }, 'createTransformer: config.name must be a non-empty string, but got 5.'],
+    ['seed "abc"', { seed: 'abc' }, 'createTransformer: config.seed must be an integer in [-2147483648, 2147483647], but got "abc".'],
+    ['an own "constructor" key', { constructor: 1 }, 'createTransformer: config.constructor is not an option'],
+    ['an own "toString" key', { toString: () => '' }, 'createTransformer: config.toString is not an option'],
+    ['an own "hasOwnProperty" key', { hasOwnProperty: 1 }, 'createTransformer: config.hasOwnProperty is not an option'],
+    ['an own "__proto__" key', JSON.parse('{"__proto__": {"hiddenSize": 8}}'), 'createTransformer: config.__proto__ is not an option'],
+    ['an array', [], 'createTransformer: config must be a plain object of options, but got [].'],
+    ['null', null, 'createTransformer: config must be a plain object of options, but got null.'],
+  ];
+  for (const [title, config, message] of cases) {
+    it(`rejects ${title}`, async () => rejectsFast(() => createTransformer(config as TransformerConfig), message));
+  }
+
+  it('never allocates on random malformed configs (property)', () => {
+    const bad = fc.oneof(
+      fc.constantFrom(0, -1, 1.5, NaN, Infinity, 1e9, 2 ** 32 + 1, '2', null, true, [], {}),
+      fc.integer({ min: -3, max: 3 }),
+    );
+    const small = fc.integer({ min: 1, max: 8 });
+    const field = fc.constantFrom(
+      'vocabSize', 'maxLength', 'hiddenSize', 'numLayers', 'numHeads', 'numKeyValueHeads', 'mlpRatio', 'mlpHiddenSize', 'mtpHeads',
+      'rank', 'seed', 'normEpsilon', 'ropeTheta', 'norm', 'positions', 'ropeLayout', 'mlp', 'useBias', 'tiedEmbeddings', 'headKind', 'name', 'bogus',
+    );
+    fc.assert(
+      fc.property(fc.dictionary(field, fc.oneof(bad, small), { minKeys: 1, maxKeys: 4 }), (fields) => {
+        const config = { vocabSize: 8, hiddenSize: 8, numHeads: 2, numLayers: 1, maxLength: 8, mtpHeads: 2, ...fields };
+        const before = tf.memory();
+        let model: ReturnType<typeof createTransformer> | null = null;
+        try {
+          model = createTransformer(config as TransformerConfig);
+        } catch (e) {
+          expect((e as Error).message).toMatch(/^createTransformer: /);
+          expect(tf.memory().numTensors).toBe(before.numTensors);
+          expect(tf.memory().numBytes).toBe(before.numBytes);
+          return;
+        }
+        expect(tf.memory().numBytes - before.numBytes).toBeLessThan(4 << 20); // a valid config: small by construction
+        model.dispose();
+      }),
+      { numRuns: 150, seed: 11 },
+    );
+  });
+});
+
+describe('CachedTransformer arguments', () => {
+  it('names the argument for a missing or foreign model', async () => {
+    await rejectsFast(() => new CachedTransformer(null as never), 'CachedTransformer: model must be a tf.LayersModel from createTransformer or loadTransformer, but got null.');
+    await rejectsFast(() => new CachedTransformer({} as never), 'CachedTransformer: model must be a tf.LayersModel from createTransformer or loadTransformer, but got an object (Object).');
+  });
+
+  it('names a disposed LayersModel instead of failing deep inside tfjs', async () => {
+    const model = tinyTransformer();
+    const cached = new CachedTransformer(model);
+    model.dispose();
+    const message = "CachedTransformer.forward: the wrapped LayersModel 'mtp_transformer' was disposed (its weights are gone); load or create the model again.";
+    await rejectsFast(() => cached.forward([1, 2]), message);
+    await rejectsFast(() => greedyDecode(cached, [1, 2], { maxNewTokens: 3 }), "the wrapped LayersModel 'mtp_transformer' was disposed (its weights are gone)");
+    cached.dispose();
+  });
+
+  it('rejects a learned-position forward past maxLength in the layers graph too', async () => {
+    const model = tinyTransformer();
+    const ids = tf.zeros([1, 30], 'int32');
+    await rejectsFast(() => model.predict(ids), 'TransformerTrunk: learned positions must fit maxLength = 24, but got positions 0…29.');
+    tf.dispose([ids]);
+    model.dispose();
+  });
+});
