@@ -60,14 +60,9 @@ function options(): { backend: string; tokens: number; file: string; checkpoint:
 
 /** Loads a folder holding `model.json` + `weights.bin` (what `model.save` writes) in node, without tfjs-node. */
 async function loadCheckpointFolder(dir: string): Promise<LayersModel> {
-  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as {
-    modelTopology: object;
-    weightsManifest: { weights: tf.io.WeightsManifestEntry[] }[];
-  };
-  const bytes = readFileSync(join(dir, 'weights.bin'));
-  const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  const weightSpecs = json.weightsManifest.flatMap((group) => group.weights);
-  return loadTransformer(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+  const { modelTopology, weightsManifest } = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as tf.io.ModelJSON;
+  const weightData = new Uint8Array(readFileSync(join(dir, 'weights.bin'))).buffer; // a copy: an ArrayBuffer of its own
+  return loadTransformer({ load: async () => ({ modelTopology, weightSpecs: weightsManifest.flatMap((group) => group.weights), weightData }) });
 }
 
 /** The first `length` bytes of a TypeScript lib file from its first doc comment or declaration on. */
