@@ -90,7 +90,7 @@ export class ReferenceLlama {
     const kvMul = c.numHeads / c.numKeyValueHeads;
     const pos = this.length;
     // token embedding
-    let x = this.get('tok_embeddings.weight').slice(token * D, (token + 1) * D);
+    let x: Float64Array = this.get('tok_embeddings.weight').slice(token * D, (token + 1) * D);
     for (let l = 0; l < c.numLayers; l++) {
       const p = `layers.${l}.`;
       // attention rmsnorm, qkv matmuls for this position
@@ -160,7 +160,7 @@ export function referenceLogits(config: ReferenceConfig, weights: ReferenceWeigh
 export function referenceGreedy(config: ReferenceConfig, weights: ReferenceWeights, prompt: readonly number[], steps: number): number[] {
   const model = new ReferenceLlama(config, weights);
   const tokens = [...prompt];
-  let logits = new Float64Array(0);
+  let logits: Float64Array = new Float64Array(0);
   for (const t of prompt) logits = model.step(t);
   while (tokens.length < steps + 1) {
     tokens.push(argmax(logits));
