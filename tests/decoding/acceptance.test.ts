@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { greedyAccept, leadingTrue, samplingAccept, typicalAccept } from '../../src/decoding/acceptance.js';
-import { speculativeDecode, greedyDecode } from '../../src/decoding/index.js';
+import { blockwiseDecode, greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
 import { TableModel } from '../helpers/toy_models.js';
 import { useCpu } from '../helpers/backend.js';
 
@@ -128,6 +128,31 @@ describe('commit logic on a counting model (k = 4)', () => {
     const r = await speculativeDecode(model, [0], { maxNewTokens: 6 });
     expect(r.tokens).toEqual([1, 2, 3, 4, 5, 6]);
     expect(r.finishReason).toBe('length');
+    // step 1 kept its 3 drafts and the bonus; step 2's drafts 6, 7, 8 were cut after 6: only 6 counts
+    expect(r.stats.draftedPerOffset).toEqual([2, 1, 1]);
+    expect(r.stats.acceptedPerOffset).toEqual([2, 1, 1]);
+    expect([r.stats.drafted, r.stats.accepted]).toEqual([4, 4]);
+    model.dispose();
+  });
+
+  it('statistics count only committed drafts: a stop token cuts a fully accepted block', async () => {
+    const model = countingModel(4, 50);
+    const r = await speculativeDecode(model, [0], { maxNewTokens: 40, stopTokens: [2] });
+    expect(r.tokens).toEqual([1, 2]);
+    expect(r.stats.accepted).toBe(1); // drafts 2, 3, 4 were all right, but only 2 was committed
+    expect(r.stats.drafted).toBe(1);
+    expect(r.stats.acceptanceRates.slice(0, 1)).toEqual([1]);
+    expect(r.stats.acceptanceRates.slice(1).every(Number.isNaN)).toBe(true);
+    model.dispose();
+  });
+
+  it('blockwise statistics count only committed drafts: blockSize 3, 10 tokens → 6 drafts', async () => {
+    const model = countingModel(4, 50);
+    const r = await blockwiseDecode(model, [0], { maxNewTokens: 10, blockSize: 3 });
+    expect(r.tokens).toHaveLength(10);
+    expect(r.sources).toEqual([0, 1, 2, 0, 1, 2, 0, 1, 2, 0]);
+    expect([r.stats.drafted, r.stats.accepted]).toEqual([6, 6]);
+    expect(r.stats.draftedPerOffset).toEqual([3, 3, 0]);
     model.dispose();
   });
 

@@ -128,6 +128,20 @@ it('a model at its context limit stops with finishReason "context"', async () =>
   small.dispose();
 });
 
+it.each([
+  ['greedyDecode', (m: MultiTokenModel, p: number[]) => greedyDecode(m, p, { maxNewTokens: 50 })],
+  ['blockwiseDecode', (m: MultiTokenModel, p: number[]) => blockwiseDecode(m, p, { maxNewTokens: 50 })],
+  ['speculativeDecode', (m: MultiTokenModel, p: number[]) => speculativeDecode(m, p, { maxNewTokens: 50 })],
+  ['speculativeDecode (sampling)', (m: MultiTokenModel, p: number[]) => speculativeDecode(m, p, { maxNewTokens: 50, acceptance: 'sampling', seed: 1 })],
+])('%s commits as many tokens as greedy at the context limit (prompt 30, maxLength 32 → 3)', async (_, decode) => {
+  const small = new ToyAttentionModel({ vocabSize: 11, hidden: 8, numHeads: 4, maxLength: 32, seed: 6 });
+  const prompt = Array.from({ length: 30 }, (_, i) => (i * 7) % 11);
+  const r = await expectNoLeak(() => decode(small, prompt));
+  expect(r.tokens).toHaveLength(3);
+  expect(r.finishReason).toBe('context');
+  small.dispose();
+});
+
 /** Wraps a model and counts how often its tensors are read back, by patching data()/dataSync(). */
 it('reads back once per step with data(), never with dataSync()/arraySync()', async () => {
   const table = new TableModel([

@@ -102,3 +102,35 @@ describe('fromLayersModel rejects models that are not [batch, seq, k, vocab]', (
     expect(() => fromLayersModel({} as tfl.LayersModel)).toThrow('fromLayersModel: model must be a tf.LayersModel, but got an object (Object).');
   });
 });
+
+describe('messages from deep inside name the argument', () => {
+  it('a decode after layersModel.dispose() through fromLayersModel', async () => {
+    const input = tfl.input({ shape: [null], dtype: 'int32' });
+    const x = tfl.layers.embedding({ inputDim: 7, outputDim: 6 }).apply(input) as tfl.SymbolicTensor;
+    const out = tfl.layers.reshape({ targetShape: [-1, 2, 3] }).apply(x) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: input, outputs: out, name: 'tiny' });
+    const adapter = fromLayersModel(m);
+    await expect(greedyDecode(adapter, [1], { maxNewTokens: 2 })).resolves.toBeDefined();
+    m.dispose();
+    await expectNoLeak(async () => {
+      await expect(greedyDecode(adapter, [1], { maxNewTokens: 2 })).rejects.toThrow(
+        "fromLayersModel: the wrapped LayersModel 'tiny' has been disposed (layersModel.dispose()); wrap a live model to decode with it.",
+      );
+    });
+  });
+
+  it('typed arrays are accepted wherever token ids are: prompt and stopTokens', async () => {
+    const counting = new TableModel(
+      [0, 1].map((j) => Array.from({ length: V }, (_, a) => Array.from({ length: V }, (_, b) => (b === (a + 1 + j) % V ? 5 : 0)))),
+    );
+    const plain = await speculativeDecode(counting, [0, 1], { maxNewTokens: 9, stopTokens: [4] });
+    const typed = await speculativeDecode(counting, Int32Array.of(0, 1), { maxNewTokens: 9, stopTokens: Uint8Array.of(4) });
+    expect(plain.tokens).toEqual([2, 3, 4]);
+    expect(typed).toMatchObject({ tokens: plain.tokens, finishReason: 'stop' });
+    await expect(greedyDecode(counting, Float32Array.of(0.5))).rejects.toThrow('greedyDecode: prompt[0] must be an integer token id in [0, 5), but got 0.5.');
+    await expect(greedyDecode(counting, new DataView(new ArrayBuffer(4)) as unknown as number[])).rejects.toThrow(
+      'greedyDecode: prompt must be an array or a typed array of token ids, but got a DataView of length 4.',
+    );
+    counting.dispose();
+  });
+});
