@@ -6,6 +6,7 @@
  * Reference: Gloeckle et al. (2024), §2; Cai et al., "Medusa" (2024), §2.1.1.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { checkInteger, SIZE_LIMITS } from '../internal/errors.js';
 import { multiTokenLoss, type MultiTokenLossOptions } from './loss.js';
 import { checkOffsetWeights } from './weights.js';
 
@@ -38,15 +39,13 @@ export function multiTokenLossFunction(options: MultiTokenLossOptions = {}): (yT
  * A metric reporting offset `offset`'s mean cross-entropy in `model.fit` logs, named
  * `offset${offset}_loss` (e.g. `offset1_loss`, and `val_offset1_loss` with validation data).
  *
- * @param offset Integer ≥ 0, below the head's numHeads (checked when the metric runs).
+ * @param offset Integer in `[0, SIZE_LIMITS.numHeads)`, below the head's numHeads (checked when the metric runs).
  *
  * @example
  * model.compile({ optimizer: 'adam', loss: multiTokenLossFunction(), metrics: [offsetLossMetric(0), offsetLossMetric(1)] });
  */
 export function offsetLossMetric(offset: number): (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor {
-  if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0) {
-    throw new RangeError(`offsetLossMetric: offset must be an integer ≥ 0, but got ${String(offset)}.`);
-  }
+  checkInteger('offsetLossMetric', 'offset', offset, 0, SIZE_LIMITS.numHeads - 1);
   const metric = (yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor => {
     const k = yPred.shape[2];
     if (yPred.rank !== 4 || offset >= k!) {

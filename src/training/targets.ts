@@ -6,22 +6,16 @@
  * Prediction" (2024), §2 (the n-token loss).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { checkPositiveInteger, fail, SIZE_LIMITS } from '../internal/errors.js';
 
 /** The target id of masked positions. */
 export const MASKED_TARGET = -1;
-
-function checkK(where: string, k: unknown): number {
-  if (typeof k !== 'number' || !Number.isInteger(k) || k < 1) {
-    throw new RangeError(`${where}: k must be an integer ≥ 1, but got ${String(k)}.`);
-  }
-  return k;
-}
 
 /**
  * Builds the targets of a k-offset head from token ids.
  *
  * @param tokens Token ids `[batch, seq]` (int32 or integral float32).
- * @param k Number of offsets, an integer ≥ 1.
+ * @param k Number of offsets, an integer in `[1, SIZE_LIMITS.numHeads]`.
  * @returns int32 `[batch, seq, k]`: `targets[b, t, j] = tokens[b, t+1+j]`, or -1 (masked)
  *   where `t+1+j ≥ seq`.
  *
@@ -30,7 +24,8 @@ function checkK(where: string, k: unknown): number {
  * // [[[6, 7], [7, -1], [-1, -1]]]
  */
 export function multiTokenTargets(tokens: tf.Tensor, k: number): tf.Tensor3D {
-  checkK('multiTokenTargets', k);
+  checkPositiveInteger('multiTokenTargets', 'k', k, SIZE_LIMITS.numHeads);
+  if (!(tokens instanceof tf.Tensor)) fail(TypeError, 'multiTokenTargets', 'tokens', 'must be a tf.Tensor', tokens);
   if (tokens.rank !== 2) {
     throw new RangeError(`multiTokenTargets: tokens must have rank 2 ([batch, seq]), but got rank ${tokens.rank} (shape [${tokens.shape.join(', ')}]).`);
   }
@@ -54,13 +49,11 @@ export function multiTokenTargets(tokens: tf.Tensor, k: number): tf.Tensor3D {
  * which the loss treats as masked.
  *
  * @param targets int `[batch, seq, k]`, -1 where masked.
- * @param vocabSize Integer > 0, the number of logits per position.
+ * @param vocabSize Integer in `[1, SIZE_LIMITS.vocabSize]`, the number of logits per position.
  * @returns float32 `[batch, seq, k, vocabSize]`.
  */
 export function oneHotMultiTokenTargets(targets: tf.Tensor, vocabSize: number): tf.Tensor4D {
-  if (typeof vocabSize !== 'number' || !Number.isInteger(vocabSize) || vocabSize <= 0) {
-    throw new RangeError(`oneHotMultiTokenTargets: vocabSize must be a positive integer, but got ${String(vocabSize)}.`);
-  }
+  checkPositiveInteger('oneHotMultiTokenTargets', 'vocabSize', vocabSize, SIZE_LIMITS.vocabSize);
   if (targets.rank !== 3) {
     throw new RangeError(`oneHotMultiTokenTargets: targets must have rank 3 ([batch, seq, k]), but got rank ${targets.rank} (shape [${targets.shape.join(', ')}]).`);
   }

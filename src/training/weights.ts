@@ -4,6 +4,7 @@
  *
  * Reference: Cai et al., "Medusa" (2024), §2.1.1 (λ_k = 0.8^k).
  */
+import { fail } from '../internal/errors.js';
 
 /** Per-offset weights: an array of length k (each ≥ 0, not all 0), or `{ decay: r }` for `r^j`, r > 0. */
 export type OffsetWeights =
@@ -19,7 +20,7 @@ export function checkOffsetWeights(where: string, weights: OffsetWeights | undef
   if (Array.isArray(weights)) {
     weights.forEach((w, j) => {
       if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) {
-        throw new RangeError(`${where}: offsetWeights[${j}] must be a finite number ≥ 0, but got ${String(w)}.`);
+        fail(RangeError, where, `offsetWeights[${j}]`, 'must be a finite number ≥ 0', w);
       }
     });
     if (!weights.some((w) => w > 0)) {
@@ -29,7 +30,7 @@ export function checkOffsetWeights(where: string, weights: OffsetWeights | undef
   }
   const decay = (weights as { decay?: unknown } | null)?.decay;
   if (typeof decay !== 'number' || !Number.isFinite(decay) || decay <= 0) {
-    throw new RangeError(`${where}: offsetWeights.decay must be a finite number > 0, but got ${JSON.stringify(decay ?? weights)}.`);
+    fail(RangeError, where, 'offsetWeights.decay', 'must be a finite number > 0', decay ?? weights);
   }
 }
 

@@ -99,9 +99,9 @@ describe('multiTokenLoss', () => {
     const targets = tf.zeros([1, 2, 2], 'int32');
     const tokens = tf.zeros([1, 2, 3], 'int32');
     const mask = tf.ones([2, 2]);
-    await expectThrowNoLeak(() => multiTokenTargets(targets, 0), 'multiTokenTargets: k must be an integer ≥ 1, but got 0.');
+    await expectThrowNoLeak(() => multiTokenTargets(targets, 0), 'multiTokenTargets: k must be a positive integer at most 64, but got 0.');
     await expectThrowNoLeak(() => multiTokenTargets(tokens, 2), 'multiTokenTargets: tokens must have rank 2 ([batch, seq]), but got rank 3 (shape [1, 2, 3]).');
-    await expectThrowNoLeak(() => oneHotMultiTokenTargets(targets, 0), 'oneHotMultiTokenTargets: vocabSize must be a positive integer, but got 0.');
+    await expectThrowNoLeak(() => oneHotMultiTokenTargets(targets, 0), 'oneHotMultiTokenTargets: vocabSize must be a positive integer at most 1048576, but got 0.');
     await expectThrowNoLeak(() => multiTokenLoss(targets, logits, { offsetWeights: [1] }), 'multiTokenLoss: offsetWeights must have length k = 2, but got length 1.');
     await expectThrowNoLeak(() => multiTokenLoss(targets, logits, { offsetWeights: [1, -0.5] }), 'multiTokenLoss: offsetWeights[1] must be a finite number ≥ 0, but got -0.5.');
     await expectThrowNoLeak(() => multiTokenLoss(targets, logits, { offsetWeights: [0, 0] }), 'multiTokenLoss: offsetWeights must have a positive entry, but got [0, 0].');
@@ -111,7 +111,7 @@ describe('multiTokenLoss', () => {
     await expectThrowNoLeak(() => multiTokenLoss(targets, logits, { mask }), 'multiTokenLoss: mask must have shape [1, 2] ([batch, seq]), but got shape [2, 2].');
     await expectThrowNoLeak(() => multiTokenLossFunction({ mask }), 'multiTokenLossFunction: options.mask is not supported (model.fit batches the data), but got a tensor of shape [2, 2]; mark padding as -1 targets instead.');
     await expectThrowNoLeak(() => multiTokenLossFunction({ offsetWeights: [-1] }), 'multiTokenLossFunction: offsetWeights[0] must be a finite number ≥ 0, but got -1.');
-    await expectThrowNoLeak(() => offsetLossMetric(-1), 'offsetLossMetric: offset must be an integer ≥ 0, but got -1.');
+    await expectThrowNoLeak(() => offsetLossMetric(-1), 'offsetLossMetric: offset must be an integer in [0, 63], but got -1.');
     tf.dispose([logits, targets, tokens, mask]);
   });
 });
