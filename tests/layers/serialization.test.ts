@@ -16,10 +16,12 @@ const D = 16;
 
 describe('save/load round trip', () => {
   it.each([
-    { tied: true, headKind: ['lowRank', 'residual'] as const, useBias: true },
-    { tied: false, headKind: 'linear' as const, useBias: false },
-  ])('tied=$tied headKind=$headKind useBias=$useBias: same outputs and weights', async ({ tied, headKind, useBias }) => {
-    const { model, head } = tinyModel({ vocabSize: V, hidden: D, tied, headKind: [...(Array.isArray(headKind) ? headKind : [headKind, headKind])], rank: 3, useBias });
+    { tied: true, headKind: ['lowRank', 'residual'] as const, useBias: true, activation: undefined },
+    { tied: false, headKind: 'linear' as const, useBias: false, activation: undefined },
+    { tied: false, headKind: ['mlp', 'residual'] as const, useBias: true, activation: 'relu' as const }, // a non-default activation must survive
+  ])('tied=$tied headKind=$headKind useBias=$useBias activation=$activation: same config, outputs and weights', async ({ tied, headKind, useBias, activation }) => {
+    const kinds = [...(Array.isArray(headKind) ? headKind : [headKind, headKind])];
+    const { model, head } = tinyModel({ vocabSize: V, hidden: D, tied, headKind: kinds, rank: 3, mlpHiddenSize: 5, useBias, ...(activation ? { activation } : {}) });
     randomizeWeights(head, 11);
     const artifacts = await saveToMemory(model);
     const matrices = artifacts.weightSpecs!.filter((s) => s.shape.join() === `${V},${D}`);
@@ -37,6 +39,9 @@ describe('save/load round trip', () => {
     expect(loaded.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(model.getWeights().map((w) => Array.from(w.dataSync())));
     const loadedHead = loaded.layers.at(-1) as MultiTokenHead;
     expect(loadedHead).toBeInstanceOf(MultiTokenHead);
+    expect(loadedHead.getConfig()).toEqual(head.getConfig());
+    expect(loadedHead.offsetHeads.map((h) => h.activation)).toEqual(head.offsetHeads.map((h) => h.activation));
+    if (activation) expect(loadedHead.getConfig()['activation']).toBe(activation);
     if (tied) expect(loadedHead.unembedding.tiedLayerObject).toBe(loaded.getLayer('tok_emb'));
     tf.dispose([ids, a, b]);
     model.dispose();
