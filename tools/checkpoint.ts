@@ -8,7 +8,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { MultiTokenHead, parameterReport, type ParameterReport } from '../src/index.js';
 import { loadTransformer } from '../src/models/index.js';
 
 /** Writes `model.json` and `weights.bin` into `dir` (created if missing). */
@@ -49,4 +50,18 @@ export const REFERENCE_CHECKPOINT = process.env['CHECKPOINT'] ?? fileURLToPath(n
 /** Loads {@link REFERENCE_CHECKPOINT}. */
 export async function loadReferenceModel(): Promise<LayersModel> {
   return loadCheckpoint(REFERENCE_CHECKPOINT);
+}
+
+/** A loaded model's `MultiTokenHead`, found by class (whatever the layer names of its architecture). */
+export function headOf(model: LayersModel): MultiTokenHead {
+  const head = model.layers.find((layer): layer is MultiTokenHead => layer instanceof MultiTokenHead);
+  if (head === undefined) throw new Error(`headOf: model ${model.name} has no MultiTokenHead layer.`);
+  return head;
+}
+
+/** The parameter arithmetic (shared vs separate unembeddings) of a loaded model's head. */
+export function headReport(model: LayersModel): ParameterReport {
+  const head = headOf(model);
+  const hiddenSize = (head.input as SymbolicTensor).shape.at(-1) as number; // [B, T, D]
+  return parameterReport({ vocabSize: head.vocabSize, hiddenSize, numHeads: head.numHeads, offset0Kind: head.headKinds[0], headKind: head.headKinds.slice(1) });
 }

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { MultiTokenHead } from '../src/index.js';
-import { LAYER_NAMES } from '../src/models/transformer.js';
+import { headOf } from './checkpoint.js';
 
 /** The frozen parts as functions: token ids → final hidden states, and the teacher's argmax. */
 export interface DistillParts {
@@ -24,7 +24,7 @@ export interface DistillParts {
 
 /** Splits a trained model into the frozen trunk, the head, and the draft heads' variables. */
 export function distillParts(model: LayersModel): DistillParts {
-  const head = model.getLayer(LAYER_NAMES.head) as unknown as MultiTokenHead;
+  const head = headOf(model);
   const trunk = functionalModel({ inputs: model.inputs, outputs: head.input as SymbolicTensor }); // ids → the head's input [B, T, D]
   const trainable = head.offsetHeads.slice(1).flatMap((h) => h.trainableWeights.map((w) => (w as unknown as { read(): tf.Variable }).read()));
   return { hidden: (ids) => trunk.predict(ids) as tf.Tensor3D, head, trainable };

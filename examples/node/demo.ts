@@ -18,8 +18,8 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { formatParameterReport, greedyDecode, parameterReport, speculativeDecode } from 'tfjs-mtp';
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { formatParameterReport, greedyDecode, MultiTokenHead, parameterReport, speculativeDecode } from 'tfjs-mtp';
 import { CachedTransformer, decodeBytes, encodeBytes, loadTransformer } from 'tfjs-mtp/models';
 
 const HELP = `Decodes a held-out prompt greedily and speculatively (k = 4) and colours the accepted drafts.
@@ -101,9 +101,10 @@ async function main(): Promise<void> {
   const model = new CachedTransformer(layersModel); // KV-cached view of the same weights
   const bytes = promptFrom(file, 48);
   const prompt = { file, bytes, text: decodeBytes(bytes) };
-  const [V, D] = layersModel.getLayer('wte').getWeights()[0]!.shape as [number, number];
+  const head = layersModel.layers.find((layer): layer is MultiTokenHead => layer instanceof MultiTokenHead)!;
+  const [V, D] = [head.vocabSize, (head.input as SymbolicTensor).shape.at(-1) as number]; // the head maps [B, T, D] to [B, T, k, V]
   console.log(`tfjs-mtp demo — backend ${tf.getBackend()}, byte-level model (V = ${V}, D = ${D}, k = ${model.numHeads}, context ${model.maxLength})`);
-  console.log(formatParameterReport(parameterReport({ vocabSize: V, hiddenSize: D, numHeads: model.numHeads, headKind: 'residual' })));
+  console.log(formatParameterReport(parameterReport({ vocabSize: V, hiddenSize: D, numHeads: head.numHeads, offset0Kind: head.headKinds[0], headKind: head.headKinds.slice(1) })));
   console.log(`\nheld-out prompt (from ${prompt.file}, never trained on):\n${prompt.text}`);
 
   await greedyDecode(model, prompt.bytes, { maxNewTokens: 8 }); // warm-up (kernel setup) — not timed
