@@ -101,7 +101,7 @@ describe.skipIf(!storiesAvailable('tests/models/llama2c'))('llama2.c loader on s
   describe('loadLlama2c', () => {
     it('builds the model and the tokenizer, leaving only the model weights; k heads with offset 0 = the checkpoint', async () => {
       await expectNoLeak(async () => {
-        const { model, tokenizer } = await loadLlama2c(file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength), { tokenizer: tokFile, mtpHeads: 3 });
+        const { model, tokenizer } = await loadLlama2c(file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer, { tokenizer: tokFile, mtpHeads: 3 });
         expect(tokenizer).toBeInstanceOf(Llama2cTokenizer);
         const cached = new CachedTransformer(model);
         expect([cached.numHeads, cached.vocabSize, cached.maxLength]).toEqual([3, parsed.header.vocabSize, parsed.header.seqLen]);
