@@ -7,3 +7,4 @@
 export * from './layers/index.js';
 export * from './training/index.js';
 export * from './decoding/index.js';
+export { SIZE_LIMITS } from './internal/errors.js';

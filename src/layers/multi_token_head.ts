@@ -43,7 +43,7 @@ export interface MultiTokenHeadArgs extends LayerArgs {
   vocabSize: number;
   /** Kind of offsets 1…k-1: one kind for all, or an array of length k-1. */
   headKind?: OffsetHeadKind | OffsetHeadKind[];
-  /** Kind of offset 0 (the default, `identity`, leaves next-token predictions exact). */
+  /** Kind of offset 0 (the default keeps next-token predictions exact; see {@link LAYER_DEFAULTS}). */
   offset0Kind?: OffsetHeadKind;
   /** Integer in `[1, hidden]`. Rank of `lowRank` heads: required when any head is `lowRank`; otherwise checked, then dropped. */
   rank?: number;
