@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { greedyAccept, leadingTrue, samplingAccept, typicalAccept } from '../../src/decoding/acceptance.js';
+import { toProbabilities } from '../../src/decoding/distributions.js';
 import { blockwiseDecode, greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
 import { TableModel } from '../helpers/toy_models.js';
 import { useCpu } from '../helpers/backend.js';
@@ -74,11 +75,64 @@ describe('samplingAccept', () => {
 });
 
 describe('typicalAccept', () => {
+  const s = { temperature: 1, topK: 20, topP: 1 };
   it('keeps a plausible draft and stops at an implausible one (ε = 0.09, δ = 0.3)', async () => {
     const logits = tf.tensor2d([[2, 2, -9], [2, 2, -9], [0, 0, 0]]); // p ≈ [0.5, 0.5, 0]: H = ln 2, bar = min(0.09, 0.15)
     const got = await verdict(() => typicalAccept(logits, tf.tensor1d([1, 2], 'int32'), { temperature: 1, topK: 3, topP: 1 }, 0.09, 0.3, tf.tensor1d([0.7])));
     expect(got).toEqual([1, 1]); // p(1) = 0.5 > 0.09 kept; p(2) ≈ 0 < 0.09 rejected; next sampled from row 1 (u = 0.7 → token 1)
     logits.dispose();
+  });
+
+  it('a high-entropy row lowers the bar: 20 equal logits (p = 0.05 < ε) keep any draft, as δ·exp(−H) = 0.015', async () => {
+    const flat = new Array<number>(20).fill(0);
+    const got = await verdict(() => typicalAccept(tf.tensor2d([flat, flat]), tf.tensor1d([13], 'int32'), s, 0.09, 0.3, tf.tensor1d([0.5])));
+    expect(got).toEqual([1, 10]); // kept; the bonus row is uniform, u = 0.5 → token 10
+    // With ε alone (no entropy term, or its sign flipped: δ·exp(+H) = 6), p = 0.05 < 0.09 would reject it.
+    const strict = await verdict(() => typicalAccept(tf.tensor2d([flat, flat]), tf.tensor1d([13], 'int32'), s, 0.04, 1, tf.tensor1d([0.5])));
+    expect(strict).toEqual([1, 10]); // bar = min(0.04, 0.05): 0.05 > 0.04 kept
+  });
+
+  it('a low-entropy row: ε decides, the first implausible draft ends the block, next comes from its row', async () => {
+    const peakedRow = (t: number) => Array.from({ length: 20 }, (_, i) => (i === t ? 8 : 0)); // p(t) ≈ 0.99, H small
+    const rows = [peakedRow(3), peakedRow(5), peakedRow(7), peakedRow(9)];
+    const all = await verdict(() => typicalAccept(tf.tensor2d(rows), tf.tensor1d([3, 5, 7], 'int32'), s, 0.09, 0.3, tf.tensor1d([0.5])));
+    expect(all).toEqual([3, 9]); // every draft kept; next from the bonus row
+    const first = await verdict(() => typicalAccept(tf.tensor2d(rows), tf.tensor1d([4, 5, 7], 'int32'), s, 0.09, 0.3, tf.tensor1d([0.5])));
+    expect(first).toEqual([0, 3]); // draft 4 has p ≈ 3e-4: rejected at once, even though 5 and 7 would pass
+  });
+});
+
+describe('toProbabilities with top-p (hand-made logits)', () => {
+  // softmax([ln 2, 0, 0]) = [0.5, 0.25, 0.25] exactly in float32, so the mass before each token is exact too.
+  const logits = [Math.log(2), 0, 0];
+  const probs = async (topP: number, temperature = 1) => {
+    const t = tf.tidy(() => toProbabilities(tf.tensor2d([logits]), { temperature, topK: 3, topP }));
+    const out = Array.from(await t.data());
+    t.dispose();
+    return out;
+  };
+
+  it('the logits give exact probabilities (the cases below rely on it)', async () => {
+    expect(await probs(1)).toEqual([0.5, 0.25, 0.25]);
+  });
+
+  it.each([
+    [0.5, [1, 0, 0]], // the mass before token 1 is 0.5, not < 0.5: token 0 alone (≤ would keep all three)
+    [0.49, [1, 0, 0]],
+    [0.51, [0.5, 0.25, 0.25]], // 0.5 < 0.51: token 1 kept, and token 2 ties with it (kept by value)
+    [Number.MIN_VALUE, [1, 0, 0]], // rounds to 0 in float32, yet the top token is always kept
+  ])('topP %d → %j', async (topP, expected) => {
+    expect(await probs(topP)).toEqual(expected);
+  });
+
+  it('a nucleus over a skewed row keeps the most likely tokens until the mass before them reaches p', async () => {
+    const t = tf.tidy(() => toProbabilities(tf.tensor2d([[3, 2, 1, 0]]), { temperature: 1, topK: 4, topP: 0.7 })); // p ≈ [.64, .24, .09, .03]
+    const out = Array.from(await t.data());
+    t.dispose();
+    const e = [Math.exp(3), Math.exp(2)];
+    expect(out[0]).toBeCloseTo(e[0] / (e[0] + e[1]), 6);
+    expect(out[1]).toBeCloseTo(e[1] / (e[0] + e[1]), 6);
+    expect(out.slice(2)).toEqual([0, 0]);
   });
 });
 

@@ -1,26 +1,28 @@
 /**
- * Speculative sampling is lossless: the first two tokens sampled by `speculativeDecode`
+ * Speculative sampling is lossless: the first three tokens sampled by `speculativeDecode`
  * (acceptance 'sampling') follow the exact joint distribution of ordinary sampling from
- * offset 0, computed in closed form on a Markov table model. Token 2 is where the rule acts:
- * it is offset 1's draft, verified against offset 0 after token 1.
+ * offset 0, computed in closed form on a Markov table model. Token 2 is where the rule acts (it
+ * is offset 1's draft, verified against offset 0 after token 1); token 3 is the bonus token when
+ * that draft was kept (the last row of the verifier's block), else the next step's verified draft.
  *
- * Test: Pearson chi-square over the V² cells, rejected above the 0.999 quantile of χ²(V² − 1)
- * (so a correct implementation fails one run in a thousand). Power: the test also computes the
- * chi-square that a classic bug — resampling from p instead of norm(max(0, p − q)) after a
- * rejection — would produce in expectation with the same N, and requires it to be ≥ 4× the
- * threshold, so that bug could not pass.
+ * Test: Pearson chi-square over the V³ cells, rejected above the 0.999 quantile of χ²(cells − 1).
+ * The seeds are fixed (0 … N − 1), so each run is deterministic: a correct implementation passes
+ * every time, and the margin to the threshold is what a change of sampler would have to keep.
+ * Power: the test also computes the chi-square that two bugs would produce in expectation at the
+ * same N — resampling from p instead of norm(max(0, p − q)) after a rejection, and drawing the
+ * bonus token from the wrong row — and requires each to be ≥ 4× the threshold.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
-import { TableModel } from '../helpers/toy_models.js';
 import { useCpu } from '../helpers/backend.js';
+import { TableModel } from '../helpers/toy_models.js';
 
 beforeAll(useCpu);
 
 const V = 4;
-const N = 6000;
-/** 0.999 quantiles of χ² by degrees of freedom (cells with nonzero probability − 1). */
-const CHI2_999: Record<number, number> = { 8: 26.12, 15: 37.7 };
+const N = 4000;
+/** 0.999 quantiles of χ² by degrees of freedom (cells with nonzero probability − 1), from scipy.stats.chi2.ppf. */
+const CHI2_999: Record<number, number> = { 24: 51.18, 26: 54.05, 63: 103.44 };
 
 // Offset 0 (p) and offset 1 (q) logits per previous token; q deliberately unlike p.
 const T0 = [
@@ -36,12 +38,29 @@ const T1 = [
   [0.9, 0.9, -0.9, -0.9],
 ];
 
-/** softmax(logits / T) restricted to the top-k, as the decoder's sampler does. */
-function dist(logits: number[], temperature: number, topK: number): number[] {
+interface Setting {
+  temperature: number;
+  topK: number;
+  topP: number;
+}
+
+/** softmax(logits / T) restricted to the top-k, then to the nucleus: the most likely tokens while the mass before them is < topP. */
+function dist(logits: number[], { temperature, topK, topP }: Setting): number[] {
   const kth = [...logits].sort((a, b) => b - a)[topK - 1];
   const e = logits.map((l) => (l >= kth ? Math.exp(l / temperature) : 0));
   const z = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / z);
+  const p = e.map((x) => x / z);
+  const sorted = [...p].sort((a, b) => b - a);
+  let before = 0;
+  let floor = 1;
+  for (const x of sorted) {
+    if (before >= topP) break;
+    floor = x;
+    before += x;
+  }
+  const kept = p.map((x) => (x >= floor ? x : 0));
+  const mass = kept.reduce((a, b) => a + b, 0);
+  return kept.map((x) => x / mass);
 }
 
 /** Pearson's statistic over the cells of nonzero probability; a count in a zero cell is an outright failure. */
@@ -52,42 +71,65 @@ function chiSquare(counts: number[], expected: number[]): number {
   return counts.reduce((s, c, i) => (expected[i] > 0 ? s + (c - N * expected[i]) ** 2 / (N * expected[i]) : s), 0);
 }
 
-describe.each([
-  { temperature: 1, topK: V },
-  { temperature: 0.7, topK: 3 },
-])('first two tokens, temperature $temperature, topK $topK', ({ temperature, topK }) => {
+/** The chi-square a sampler with joint distribution `wrong` would reach in expectation at N draws. */
+const expectedChiSquare = (wrong: number[], exact: number[]): number =>
+  N * wrong.reduce((s, w, i) => (exact[i] > 0 ? s + (w - exact[i]) ** 2 / exact[i] : s), 0);
+
+/** The joint P(t1, t2, t3) over the V³ cells, from P(t3 | t1, t2) given per path. */
+const cells = (f: (t1: number, t2: number, t3: number) => number): number[] =>
+  Array.from({ length: V ** 3 }, (_, i) => f(Math.floor(i / V ** 2), Math.floor(i / V) % V, i % V));
+
+const overlap = (p: number[], q: number[]) => p.map((pi, i) => Math.min(pi, q[i]));
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+describe.each<Setting & { ordinary: boolean }>([
+  { temperature: 1, topK: V, topP: 1, ordinary: true },
+  { temperature: 0.7, topK: 3, topP: 1, ordinary: true },
+  { temperature: 1, topK: V, topP: 0.8, ordinary: false }, // nucleus rows of 2–3 tokens; same transform as ordinary sampling's
+])('first three tokens, temperature $temperature, topK $topK, topP $topP', ({ ordinary, ...setting }) => {
   const prompt = [2];
-  const p1 = dist(T0[prompt[0]], temperature, topK);
-  const exact = p1.flatMap((a, t1) => dist(T0[t1], temperature, topK).map((b) => a * b)); // P(t1, t2)
+  const p = (token: number) => dist(T0[token], setting); // offset 0 after `token`
+  const q = (token: number) => dist(T1[token], setting); // offset 1 after `token` (drafts the token after next)
+  const p1 = p(prompt[0]);
+  const exact = cells((t1, t2, t3) => p1[t1] * p(t1)[t2] * p(t2)[t3]);
   const threshold = CHI2_999[exact.filter((x) => x > 0).length - 1];
 
   it('speculative sampling matches the exact distribution (chi-square) and the test has power', async () => {
     const model = new TableModel([T0, T1]);
-    const counts = new Array<number>(V * V).fill(0);
+    const counts = new Array<number>(V ** 3).fill(0);
     for (let seed = 0; seed < N; seed++) {
-      const r = await speculativeDecode(model, prompt, { acceptance: 'sampling', maxNewTokens: 2, temperature, topK, seed });
-      counts[r.tokens[0] * V + r.tokens[1]]++;
+      const r = await speculativeDecode(model, prompt, { acceptance: 'sampling', maxNewTokens: 3, ...setting, seed });
+      counts[(r.tokens[0] * V + r.tokens[1]) * V + r.tokens[2]]++;
     }
     model.dispose();
+    expect(threshold).toBeDefined();
     expect(chiSquare(counts, exact)).toBeLessThan(threshold);
 
-    // The expected statistic of the "resample from p" bug at this N.
-    const q = dist(T1[prompt[0]], temperature, topK);
-    const wrong = p1.flatMap((a, t1) => {
-      const p = dist(T0[t1], temperature, topK);
-      const reject = 1 - p.reduce((s, pi, i) => s + Math.min(pi, q[i]), 0);
-      return p.map((pi, i) => a * (Math.min(pi, q[i]) + reject * pi));
+    // Token 2 is offset 1's draft from the prompt (q after the prompt): kept with mass min(p, q).
+    const draft = q(prompt[0]);
+    // Bug 1: after a rejection, resample from p (token 2), and likewise for token 3's own draft (q after t1).
+    const resampleBug = cells((t1, t2, t3) => {
+      const kept = overlap(p(t1), draft);
+      const third = overlap(p(t2), q(t1));
+      const thirdAfterReject = third[t3] + (1 - sum(third)) * p(t2)[t3];
+      return p1[t1] * (kept[t2] * p(t2)[t3] + (1 - sum(kept)) * p(t1)[t2] * thirdAfterReject);
     });
-    const power = N * wrong.reduce((s, w, i) => (exact[i] > 0 ? s + (w - exact[i]) ** 2 / exact[i] : s), 0);
-    expect(power).toBeGreaterThan(4 * threshold);
+    // Bug 2: the bonus token (token 3 after a kept draft) drawn from the row before the last (p after t1).
+    const bonusRowBug = cells((t1, t2, t3) => {
+      const kept = overlap(p(t1), draft);
+      return p1[t1] * (kept[t2] * p(t1)[t3] + (p(t1)[t2] - kept[t2]) * p(t2)[t3]);
+    });
+    expect(expectedChiSquare(resampleBug, exact)).toBeGreaterThan(4 * threshold);
+    expect(expectedChiSquare(bonusRowBug, exact)).toBeGreaterThan(4 * threshold);
   });
 
+  if (!ordinary) return;
   it('ordinary sampling (greedyDecode with temperature) matches the same distribution', async () => {
     const model = new TableModel([T0, T1]);
-    const counts = new Array<number>(V * V).fill(0);
+    const counts = new Array<number>(V ** 3).fill(0);
     for (let seed = 0; seed < N; seed++) {
-      const r = await greedyDecode(model, prompt, { maxNewTokens: 2, temperature, topK, seed });
-      counts[r.tokens[0] * V + r.tokens[1]]++;
+      const r = await greedyDecode(model, prompt, { maxNewTokens: 3, ...setting, seed });
+      counts[(r.tokens[0] * V + r.tokens[1]) * V + r.tokens[2]]++;
     }
     model.dispose();
     expect(chiSquare(counts, exact)).toBeLessThan(threshold);

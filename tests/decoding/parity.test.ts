@@ -23,6 +23,7 @@ describe.each([2, 3, 4])('KV-cached toy model, k = %i', (k) => {
   ])('speculative (greedy) equals greedy on 12 prompts — %s', async (_, headNoise) => {
     const model = new ToyAttentionModel({ vocabSize: 23, hidden: 16, numHeads: k, seed: k, headNoise });
     let partial = 0;
+    let rejected = 0;
     await expectNoLeak(async () => {
       for (const prompt of prompts(23, 12)) {
         const greedy = await greedyDecode(model, prompt, { maxNewTokens: 24 });
@@ -31,9 +32,12 @@ describe.each([2, 3, 4])('KV-cached toy model, k = %i', (k) => {
         expect(spec.stats.forwards).toBeLessThanOrEqual(greedy.stats.forwards);
         const { accepted, drafted } = spec.stats;
         if (accepted > 0 && accepted < drafted) partial++;
+        rejected += drafted - accepted;
       }
     });
-    // Rollback must actually have happened: some drafts kept, some rejected.
+    // Rollback must actually have happened: rejected drafts rolled out of the cache, and with heads
+    // close to offset 0 also steps that kept some drafts and rolled back the rest.
+    expect(rejected).toBeGreaterThan(0);
     if (headNoise < 1) expect(partial).toBeGreaterThan(0);
     model.dispose();
   });
@@ -110,5 +114,19 @@ it('blockwise decoding is not verified: it can differ from greedy, with k tokens
   expect(block.sources.slice(0, 4)).toEqual([0, 1, 2, 3]);
   expect(block.tokens).not.toEqual(greedy.tokens); // random offset heads draft badly
   expect(block.tokens[0]).toBe(greedy.tokens[0]); // offset 0 is the same model
+  model.dispose();
+});
+
+it('blockwise decoding feeds every token of the previous block: each block starts with greedy\'s next token after its whole prefix', async () => {
+  // An attention model looks at every earlier token, so feeding only a block's last token would change offset 0's pick.
+  const model = new ToyAttentionModel({ vocabSize: 23, hidden: 16, numHeads: 3, seed: 12 });
+  const prompt = [5, 9, 2];
+  const block = await blockwiseDecode(model, prompt, { maxNewTokens: 18 });
+  const starts = block.sources.flatMap((s, i) => (s === 0 ? [i] : []));
+  expect(starts).toEqual([0, 3, 6, 9, 12, 15]);
+  for (const i of starts) {
+    const next = await greedyDecode(model, [...prompt, ...block.tokens.slice(0, i)], { maxNewTokens: 1 });
+    expect(next.tokens[0], `block starting at token ${i}`).toBe(block.tokens[i]);
+  }
   model.dispose();
 });
