@@ -60,6 +60,8 @@ export interface TransformerConfig {
   headKind?: OffsetHeadKind;
   /** Rank of `lowRank` offset heads (required for that kind, at most `hiddenSize`). */
   rank?: number;
+  /** Width of `mlp` offset heads (required for that kind; the trunk's MLP width is `mlpHiddenSize`). */
+  headHiddenSize?: number;
   /** Seed of every initializer: the same seed gives the same initial weights. */
   seed?: number;
   /** Name of the `LayersModel`. */
@@ -67,13 +69,15 @@ export interface TransformerConfig {
 }
 
 /** Fully resolved configuration. */
-export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank' | 'mlpHiddenSize' | 'numKeyValueHeads'>> & {
+export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank' | 'headHiddenSize' | 'mlpHiddenSize' | 'numKeyValueHeads'>> & {
   /** Key/value heads (resolved: `numHeads` when not given). */
   numKeyValueHeads: number;
   /** MLP width F (resolved: `mlpRatio · hiddenSize` when not given). */
   mlpHiddenSize: number;
   /** Rank of `lowRank` offset heads; `undefined` for other kinds. */
   rank: number | undefined;
+  /** Width of `mlp` offset heads; `undefined` for other kinds. */
+  headHiddenSize: number | undefined;
 };
 
 /** Default configuration (the GPT-style reference model), each value with its reason. */
@@ -100,6 +104,7 @@ export const TRANSFORMER_DEFAULTS: Readonly<Omit<ResolvedTransformerConfig, 'num
   mtpHeads: 4, // k = 4: draft 3 tokens per forward
   headKind: 'residual', // x + act(W·x), zero-initialized: starts as the next-token head, D² params each
   rank: undefined, // only for 'lowRank' heads
+  headHiddenSize: undefined, // only for 'mlp' heads
   seed: 0, // deterministic initialization
   name: 'mtp_transformer',
 };
@@ -180,12 +185,19 @@ export function resolveTransformerConfig(config: TransformerConfig = {}, WHERE =
   } else if (headKind === 'lowRank') {
     fail(TypeError, WHERE, 'config.rank', 'must be given for headKind "lowRank" (an integer in [1, hiddenSize])', undefined);
   }
+  let headHiddenSize: number | undefined;
+  if (given['headHiddenSize'] !== undefined) {
+    headHiddenSize = checkInteger(WHERE, 'config.headHiddenSize', given['headHiddenSize'], 1, SIZE_LIMITS.hiddenSize);
+    if (headKind !== 'mlp') fail(TypeError, WHERE, 'config.headHiddenSize', `applies only to headKind "mlp" (headKind is ${show(headKind)})`, headHiddenSize);
+  } else if (headKind === 'mlp') {
+    fail(TypeError, WHERE, 'config.headHiddenSize', `must be given for headKind "mlp" (an integer in [1, ${SIZE_LIMITS.hiddenSize}])`, undefined);
+  }
   const seed = checkInteger(WHERE, 'config.seed', pick('seed'), -(2 ** 31), 2 ** 31 - 1);
   const name = pick('name');
   if (typeof name !== 'string' || name.length === 0) fail(TypeError, WHERE, 'config.name', 'must be a non-empty string', name);
   return {
     vocabSize, maxLength, hiddenSize, numLayers, numHeads, numKeyValueHeads, mlpRatio, mlpHiddenSize,
     norm, normEpsilon, positions, ropeTheta, ropeLayout, mlp, useBias, tiedEmbeddings,
-    mtpHeads, headKind, rank, seed, name,
+    mtpHeads, headKind, rank, headHiddenSize, seed, name,
   };
 }

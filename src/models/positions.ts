@@ -32,20 +32,29 @@ function pairs(hs: number, layout: RopeLayout): { partner: Int32Array; pair: Int
   return { partner, pair, first };
 }
 
-/** Rotary tables for positions `start … start + T − 1` and head size `hs` (allocates three small tensors). */
-export function rotaryTables(start: number, T: number, hs: number, theta: number, layout: RopeLayout): Rope {
+/**
+ * Rotary tables for positions `start … start + T − 1` over `n` heads of size `hs`, laid out like
+ * the projection's output row `[n·hs]` (head-major). Allocates three small tensors.
+ */
+export function rotaryTables(start: number, T: number, n: number, hs: number, theta: number, layout: RopeLayout): Rope {
   const { partner, pair, first } = pairs(hs, layout);
   const freq = Array.from({ length: hs / 2 }, (_, i) => f32(1 / f32(Math.pow(theta, f32((2 * i) / hs)))));
-  const cos = new Float32Array(T * hs);
-  const sin = new Float32Array(T * hs);
+  const width = n * hs;
+  const cos = new Float32Array(T * width);
+  const sin = new Float32Array(T * width);
   for (let t = 0; t < T; t++) {
     for (let d = 0; d < hs; d++) {
       const angle = f32((start + t) * freq[pair[d]!]!);
-      cos[t * hs + d] = Math.cos(angle);
-      sin[t * hs + d] = first[d] ? -Math.sin(angle) : Math.sin(angle); // out[first] = x·cos − x[partner]·sin
+      const [c, s] = [Math.cos(angle), first[d] ? -Math.sin(angle) : Math.sin(angle)]; // out[first] = x·cos − x[partner]·sin
+      for (let h = 0; h < n; h++) {
+        cos[t * width + h * hs + d] = c;
+        sin[t * width + h * hs + d] = s;
+      }
     }
   }
-  return { cos: tf.tensor3d(cos, [T, 1, hs]), sin: tf.tensor3d(sin, [T, 1, hs]), partner: tf.tensor1d(partner, 'int32') };
+  const partners = new Int32Array(width);
+  for (let h = 0; h < n; h++) for (let d = 0; d < hs; d++) partners[h * hs + d] = h * hs + partner[d]!;
+  return { cos: tf.tensor2d(cos, [T, width]), sin: tf.tensor2d(sin, [T, width]), partner: tf.tensor1d(partners, 'int32') };
 }
 
 /**

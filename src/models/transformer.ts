@@ -41,6 +41,7 @@ export function buildTransformer(c: ResolvedTransformerConfig, initialValues?: I
     vocabSize: c.vocabSize,
     headKind: c.headKind,
     ...(c.rank !== undefined ? { rank: c.rank } : {}),
+    ...(c.headHiddenSize !== undefined ? { mlpHiddenSize: c.headHiddenSize } : {}),
     ...(c.tiedEmbeddings ? { tiedTo: trunk } : {}), // untied: the head's SharedUnembedding owns a [V, D] matrix
     name: LAYER_NAMES.head,
   });

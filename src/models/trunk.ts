@@ -116,33 +116,39 @@ export class TransformerTrunk extends layers.Layer {
   }
 
   /**
-   * The trunk over T new positions `ids` `[B, T]` after the cache's positions (none when
-   * `cache` is null); commits the new keys/values to `cache`. Call inside `tf.tidy`.
+   * The trunk over T new positions of B sequences, `ids` `[B·T]` (batch-major), after the
+   * cache's positions (none when `cache` is null); commits the new keys/values to `cache`.
+   * Returns the final hidden states `[B·T, D]`. Call inside `tf.tidy`.
    */
-  private forward(ids: tf.Tensor2D, cache: KVCache | null): tf.Tensor3D {
-    const { maxLength, positions, hiddenSize: D, numHeads, numLayers } = this.arch;
-    const [, T] = ids.shape;
+  private forward(ids: tf.Tensor1D, B: number, cache: KVCache | null): tf.Tensor2D {
+    const { maxLength, positions, hiddenSize: D, numHeads, numKeyValueHeads, numLayers } = this.arch;
+    const T = ids.shape[0] / B;
     cache?.compact();
     const start = cache?.length ?? 0;
-    let x = tf.gather(this.read('tok_embeddings.weight'), ids) as tf.Tensor3D; // [B, T, D]
+    let x = tf.gather(this.read('tok_embeddings.weight'), ids) as tf.Tensor2D; // [B·T, D]
     if (positions === 'learned') {
       if (start + T > maxLength) {
         throw new RangeError(`${WHERE}: learned positions must fit maxLength = ${maxLength}, but got positions ${start}…${start + T - 1}.`);
       }
-      x = tf.add(x, tf.slice(this.read('pos_embeddings.weight'), [start, 0], [T, D])); // [B, T, D]
+      const table = tf.slice(this.read('pos_embeddings.weight'), [start, 0], [T, D]); // [T, D]
+      x = (B === 1 ? tf.add(x, table) : tf.reshape(tf.add(tf.reshape(x, [B, T, D]), table), [B * T, D])) as tf.Tensor2D; // [B·T, D]
     }
+    const hs = D / numHeads;
+    const { ropeTheta: theta, ropeLayout: layout } = this.arch;
     const ctx: AttentionContext = {
       mask: attentionMask(T, cache?.visible() ?? [], this.groups), // [g·T, L+T] or null
-      rope: positions === 'rotary' ? rotaryTables(start, T, D / numHeads, this.arch.ropeTheta, this.arch.ropeLayout) : null,
+      rope: positions === 'rotary'
+        ? { q: rotaryTables(start, T, numHeads, hs, theta, layout), k: rotaryTables(start, T, numKeyValueHeads, hs, theta, layout) }
+        : null,
     };
     const kvs: KeyValue[] = [];
     for (let i = 0; i < numLayers; i++) {
-      const out = block(x, this.blockWeights(i), this.arch, cache?.past(i) ?? null, ctx); // y [B, T, D]
+      const out = block(x, B, this.blockWeights(i), this.arch, cache?.past(i) ?? null, ctx); // y [B·T, D]
       x = out.y;
       kvs.push(out.kv);
     }
     cache?.commit(kvs, T);
-    return norm(x, this.norm('norm'), this.arch.norm, this.arch.normEpsilon); // [B, T, D]
+    return norm(x, this.norm('norm'), this.arch.norm, this.arch.normEpsilon); // [B·T, D]
   }
 
   /**
@@ -152,16 +158,15 @@ export class TransformerTrunk extends layers.Layer {
    * @internal
    */
   step(ids: readonly number[], cache: KVCache): tf.Tensor2D {
-    return tf.tidy(() => {
-      const x = tf.tensor2d([...ids], [1, ids.length], 'int32'); // [1, T]
-      return tf.squeeze(this.forward(x, cache), [0]) as tf.Tensor2D; // [T, D]
-    });
+    return tf.tidy(() => this.forward(tf.tensor1d([...ids], 'int32'), 1, cache)); // [T, D]
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
-      const ids = one(inputs);
-      return this.forward((ids.dtype === 'int32' ? ids : tf.cast(ids, 'int32')) as tf.Tensor2D, null); // [B, T, D]
+      const ids = one(inputs); // [B, T]
+      const [B, T] = ids.shape as [number, number];
+      const flat = tf.reshape(ids.dtype === 'int32' ? ids : tf.cast(ids, 'int32'), [B * T]) as tf.Tensor1D; // [B·T]
+      return tf.reshape(this.forward(flat, B, null), [B, T, this.arch.hiddenSize]); // [B, T, D]
     });
   }
 

@@ -18,7 +18,7 @@ const IDS = [3, 17, 4, 4, 29, 0, 12, 8, 31, 5, 5, 9, 22, 1];
 const LLAMA: TransformerConfig = { norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', useBias: false, numHeads: 4, mlpHiddenSize: 24 };
 
 const VARIANTS: [string, TransformerConfig][] = [
-  ['GPT, gelu', { mlp: 'gelu' }],
+  ['GPT, gelu, mlp offset heads', { mlp: 'gelu', headKind: 'mlp', headHiddenSize: 8 }],
   ['Llama, interleaved rotary, GQA (4 query heads on 2), untied', { ...LLAMA, numKeyValueHeads: 2, tiedEmbeddings: false }],
   ['Llama, halfSplit rotary, MQA (1 key/value head), tied', { ...LLAMA, ropeLayout: 'halfSplit', numKeyValueHeads: 1 }],
   ['mixed: layerNorm + rotary + biases + relu, untied', { positions: 'rotary', tiedEmbeddings: false, numHeads: 4, numKeyValueHeads: 2 }],
@@ -85,9 +85,9 @@ describe('rotary positions', () => {
     const half = (d: number) => (d < hs / 2 ? 2 * d : 2 * (d - hs / 2) + 1); // halfSplit dim → interleaved dim
     for (const layout of ['interleaved', 'halfSplit'] as const) {
       const got = tf.tidy(() => {
-        const rope = rotaryTables(start, T, hs, 10000, layout);
+        const rope = rotaryTables(start, T, 1, hs, 10000, layout);
         const input = layout === 'interleaved' ? x : x.map((_, i) => x[Math.floor(i / hs) * hs + half(i % hs)]!);
-        return Array.from(rotary(tf.tensor4d(input, [1, T, 1, hs]), rope).dataSync());
+        return Array.from(rotary(tf.tensor2d(input, [T, hs]), rope, 1).dataSync());
       });
       for (let t = 0; t < T; t++) {
         const want = runCRope(x.slice(t * hs, (t + 1) * hs), start + t, 10000);

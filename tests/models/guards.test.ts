@@ -31,6 +31,7 @@ describe('createTransformer checks everything before allocating', () => {
     ['headKind lowRank without a rank', { headKind: 'lowRank' }, 'createTransformer: config.rank must be given for headKind "lowRank" (an integer in [1, hiddenSize]), but got undefined.'],
     ['rank 999 > hiddenSize', { headKind: 'lowRank', rank: 999 }, 'createTransformer: config.rank must be a positive integer at most 128, but got 999.'],
     ['rank on a residual head', { rank: 4 }, 'createTransformer: config.rank applies only to headKind "lowRank" (headKind is "residual"), but got 4.'],
+    ['headKind mlp without a width', { headKind: 'mlp' }, 'createTransformer: config.headHiddenSize must be given for headKind "mlp" (an integer in [1, 65536]), but got undefined.'],
     ['numKeyValueHeads not dividing numHeads', { numKeyValueHeads: 3 }, 'createTransformer: config.numKeyValueHeads must divide config.numHeads = 4, but got 3.'],
     ['numKeyValueHeads > numHeads', { numKeyValueHeads: 8 }, 'createTransformer: config.numKeyValueHeads must be a positive integer at most 4, but got 8.'],
     ['an odd rotary head size', { positions: 'rotary', hiddenSize: 12, numHeads: 4 }, 'createTransformer: the head size config.hiddenSize / config.numHeads must be even for rotary positions, but got 3.'],
@@ -61,7 +62,7 @@ describe('createTransformer checks everything before allocating', () => {
     const small = fc.integer({ min: 1, max: 8 });
     const field = fc.constantFrom(
       'vocabSize', 'maxLength', 'hiddenSize', 'numLayers', 'numHeads', 'numKeyValueHeads', 'mlpRatio', 'mlpHiddenSize', 'mtpHeads',
-      'rank', 'seed', 'normEpsilon', 'ropeTheta', 'norm', 'positions', 'ropeLayout', 'mlp', 'useBias', 'tiedEmbeddings', 'headKind', 'name', 'bogus',
+      'rank', 'headHiddenSize', 'seed', 'normEpsilon', 'ropeTheta', 'norm', 'positions', 'ropeLayout', 'mlp', 'useBias', 'tiedEmbeddings', 'headKind', 'name', 'bogus',
     );
     fc.assert(
       fc.property(fc.dictionary(field, fc.oneof(bad, small), { minKeys: 1, maxKeys: 4 }), (fields) => {

@@ -66,7 +66,7 @@ describe('guards', () => {
     ['numHeads 3 with hiddenSize 16', { hiddenSize: 16, numHeads: 3 }, 'createTransformer: config.hiddenSize must be divisible by config.numHeads = 3, but got 16.'],
     ['mlpRatio 0', { mlpRatio: 0 }, 'createTransformer: config.mlpRatio must be a positive integer at most 64, but got 0.'],
     ['mtpHeads 0', { mtpHeads: 0 }, 'createTransformer: config.mtpHeads must be a positive integer at most 64, but got 0.'],
-    ['headKind "mlp"', { headKind: 'mlp' }, `createTransformer: config.headKind must be one of "identity", "linear", "residual", "lowRank", but got "mlp".`],
+    ['headKind "conv"', { headKind: 'conv' }, `createTransformer: config.headKind must be one of "identity", "linear", "residual", "lowRank", "mlp", but got "conv".`],
     ['rank 0', { headKind: 'lowRank', rank: 0 }, 'createTransformer: config.rank must be a positive integer at most 128, but got 0.'],
     ['seed 0.5', { seed: 0.5 }, 'createTransformer: config.seed must be an integer in [-2147483648, 2147483647], but got 0.5.'],
     ['an unknown option', { hidden: 64 }, 'createTransformer: config.hidden is not an option'],
