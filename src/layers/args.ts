@@ -41,6 +41,13 @@ export type InitializerIdentifier = Exclude<NonNullable<NonNullable<Parameters<t
 export type Layer = InstanceType<typeof layers.Layer>;
 
 /**
+ * tfjs-layers' `Layer` class, read through a pure call. `class X extends layers.Layer` reads a
+ * property when its module loads, which a bundler must keep, and with it the class; extending
+ * this instead lets an app that never uses a layer class drop it (tests/package checks).
+ */
+export const LayerBase: typeof layers.Layer = /* @__PURE__ */ (() => layers.Layer)();
+
+/**
  * The default of every optional argument of the MTP layers and of `parameterReport`, each with
  * its reason. The layers and the docs refer here instead of repeating a value.
  */

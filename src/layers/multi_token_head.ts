@@ -9,7 +9,7 @@
  * Parallel Decoding" (2018) for using the extra offsets as drafts.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { layers, type LayerVariable } from '@tensorflow/tfjs-layers';
+import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { checkPositiveInteger, SIZE_LIMITS } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
@@ -20,6 +20,7 @@ import {
   type InitializerIdentifier,
   type Layer,
   type LayerArgs,
+  LayerBase,
   makeActivation,
   type OffsetHeadKind,
   resolveHeadSizes,
@@ -74,9 +75,14 @@ export interface MultiTokenHeadArgs extends LayerArgs {
  * const h = emb.apply(ids) as tf.SymbolicTensor;                                // [batch, seq, 32]
  * const logits = multiTokenHead({ numHeads: 4, vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 4, 256]
  */
-export class MultiTokenHead extends layers.Layer {
-  /** Name under which the class is registered for serialization. */
-  static className = 'MultiTokenHead';
+export class MultiTokenHead extends LayerBase {
+  /**
+   * Name under which the class is registered for serialization. (A getter, not a static field:
+   * a field compiles to an assignment after the class, which keeps an unused class in a bundle.)
+   */
+  static get className(): string {
+    return 'MultiTokenHead';
+  }
   /** Number of offsets k. */
   readonly numHeads: number;
   /** Size of the vocabulary. */

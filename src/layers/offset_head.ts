@@ -8,10 +8,10 @@
  * Is All You Need" (2017), §3.3 for the two-layer MLP block of the `mlp` kind.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { initializers, layers, type LayerVariable } from '@tensorflow/tfjs-layers';
+import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
 import { registerOnce } from '../internal/registration.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
-import { type ActivationIdentifier, checkKind, type HeadSizes, type Layer, type LayerArgs, LAYER_DEFAULTS, makeActivation, type OffsetHeadKind, resolveHeadSizes, resolveInitializer } from './args.js';
+import { type ActivationIdentifier, checkKind, type HeadSizes, type Layer, type LayerArgs, LayerBase, LAYER_DEFAULTS, makeActivation, type OffsetHeadKind, resolveHeadSizes, resolveInitializer } from './args.js';
 import { weightName } from './nesting.js';
 import { checkOffsetHead, offsetHeadWeights, type OffsetHeadWeight } from './parameter_report.js';
 
@@ -50,9 +50,14 @@ export interface LightweightOffsetHeadArgs extends LayerArgs {
  * const head = lightweightOffsetHead({ kind: 'mlp', mlpHiddenSize: 64 });
  * const y = head.apply(tf.ones([2, 5, 16])) as tf.Tensor; // [2, 5, 16], equal to the input until trained
  */
-export class LightweightOffsetHead extends layers.Layer {
-  /** Name under which the class is registered for serialization. */
-  static className = 'LightweightOffsetHead';
+export class LightweightOffsetHead extends LayerBase {
+  /**
+   * Name under which the class is registered for serialization. (A getter, not a static field:
+   * a field compiles to an assignment after the class, which keeps an unused class in a bundle.)
+   */
+  static get className(): string {
+    return 'LightweightOffsetHead';
+  }
   /** The transform's kind. */
   readonly kind: OffsetHeadKind;
   /** Rank of the `lowRank` kind (`null` for the other kinds). */

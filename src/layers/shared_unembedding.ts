@@ -11,7 +11,7 @@ import { layers, type LayerVariable, type SymbolicTensor } from '@tensorflow/tfj
 import { checkPositiveInteger, checkWeightSize, SIZE_LIMITS } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
-import { type Initializer, type InitializerIdentifier, type Layer, type LayerArgs, LAYER_DEFAULTS, resolveInitializer, resolveUseBias, serializeInitializer } from './args.js';
+import { type Initializer, type InitializerIdentifier, type Layer, type LayerArgs, LayerBase, LAYER_DEFAULTS, resolveInitializer, resolveUseBias, serializeInitializer } from './args.js';
 import { weightName } from './nesting.js';
 import { findUpstreamLayer, isSymbolic, tiedMatrix } from './tying.js';
 
@@ -50,9 +50,14 @@ export interface SharedUnembeddingArgs extends LayerArgs {
  * const h = emb.apply(ids) as tf.SymbolicTensor;                      // [batch, seq, 32]
  * const logits = sharedUnembedding({ vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 256]
  */
-export class SharedUnembedding extends layers.Layer {
-  /** Name under which the class is registered for serialization. */
-  static className = 'SharedUnembedding';
+export class SharedUnembedding extends LayerBase {
+  /**
+   * Name under which the class is registered for serialization. (A getter, not a static field:
+   * a field compiles to an assignment after the class, which keeps an unused class in a bundle.)
+   */
+  static get className(): string {
+    return 'SharedUnembedding';
+  }
   /** Size of the vocabulary. */
   readonly vocabSize: number;
   /** Whether a bias is added to the logits. */
