@@ -170,6 +170,14 @@ function hfWeights(file: SafetensorsFile, config: TransformerConfig, where: stri
   return weights;
 }
 
+/** A parsed Hugging Face checkpoint: the architecture and the weights by canonical name (matrices `[in, out]`). */
+export interface ParsedHfLlama {
+  /** The Llama-family `TransformerConfig` (`ropeLayout: 'halfSplit'`, without `mtpHeads`). */
+  config: TransformerConfig;
+  /** Every trunk weight (and `output.weight` when untied) by its canonical name. */
+  weights: CheckpointWeights;
+}
+
 /**
  * Parses a Hugging Face Llama checkpoint into a transformer config (`ropeLayout: 'halfSplit'`)
  * and canonical weights, checking everything first; errors name the file and the field.
@@ -181,7 +189,7 @@ export function parseHfLlama(
   config: Record<string, unknown>,
   safetensors: Uint8Array,
   where: { config: string; safetensors: string } = { config: 'parseHfLlama: config', safetensors: 'parseHfLlama: safetensors' },
-): { config: TransformerConfig; weights: CheckpointWeights } {
+): ParsedHfLlama {
   const transformerConfig = hfLlamaConfig(config, where.config);
   const file = readSafetensors(safetensors, where.safetensors);
   return { config: transformerConfig, weights: hfWeights(file, transformerConfig, where.safetensors) };

@@ -22,4 +22,4 @@ export { CachedTransformer, cachedTransformer } from './cached.js';
 export { BYTE_VOCAB_SIZE, encodeBytes, decodeBytes } from './tokenizer.js';
 export { loadLlama2c, parseLlama2c, type LoadLlama2cOptions, type Llama2cModel, type Llama2cHeader, type ParsedLlama2c, type BytesSource } from './llama2c.js';
 export { Llama2cTokenizer, type Llama2cEncodeOptions } from './llama2c_tokenizer.js';
-export { loadHfLlama, parseHfLlama, type HfLlamaFiles, type HfLlamaModel, type LoadHfLlamaOptions } from './hf_llama.js';
+export { loadHfLlama, parseHfLlama, type HfLlamaFiles, type HfLlamaModel, type LoadHfLlamaOptions, type ParsedHfLlama } from './hf_llama.js';

@@ -84,7 +84,7 @@ function readHeader(view: DataView, where: string): Llama2cHeader {
   }
   if (nHeads % nKvHeads !== 0) fail(RangeError, where, 'header.n_kv_heads', `must divide n_heads (${nHeads})`, nKvHeads);
   const vocabSize = Math.abs(vocab);
-  for (const [name, elements] of [['token_embedding', vocabSize * dim], ['w1', hiddenDim * dim]] as const) {
+  for (const [name, elements] of [['token_embedding', vocabSize * dim], ['wq', dim * dim], ['w1', hiddenDim * dim]] as const) {
     if (elements > SIZE_LIMITS.matrixElements) fail(RangeError, where, `${name}`, `must have at most ${SIZE_LIMITS.matrixElements} elements`, elements);
   }
   return { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen, sharedClassifier: vocab > 0 };
@@ -236,7 +236,7 @@ export interface Llama2cModel {
  * @example
  * ```ts
  * const { model, tokenizer } = await loadLlama2c('/models/stories260K.bin', { tokenizer: '/models/tok512.bin' });
- * const result = await greedyDecode(new CachedTransformer(model), tokenizer!.encode('Once upon a time', { bos: true }), { maxNewTokens: 59 });
+ * const result = await greedyDecode(new CachedTransformer(model), tokenizer!.encode('Once upon a time', { bos: true }), { maxNewTokens: 60 });
  * console.log(tokenizer!.decode(result.tokens));
  * ```
  * @param checkpoint The `.bin` file: `ArrayBuffer`, `Uint8Array` or a URL to fetch.
