@@ -1,6 +1,8 @@
 /**
  * The package is tree-shakeable, as `"sideEffects": false` claims: an app that imports only the
- * decoder gets no layer classes, and an app that imports only the layer gets no decoder. Bundles
+ * decoder gets no layer classes (although both use src/internal/errors.ts, so they share a chunk
+ * of dist/: no layer module has a load-time side effect), an app that imports only the layer gets
+ * no decoder, and an app that imports only the loss gets neither. Bundles
  * are made by esbuild from the *built* package (`dist/`, resolved through `exports` exactly as an
  * app would see it), with tfjs external; sizes are printed for the record.
  */
@@ -80,6 +82,13 @@ describe('tree-shaking of the built package (esbuild, tfjs external)', () => {
     console.log(`MultiTokenHead only: ${b.code.length} B readable, ${b.minifiedBytes} B minified\n${inputs(b.metafile)}`);
     expect(b.code).toContain('MultiTokenHead');
     expect(found(b.code, DECODER_MARKERS)).toEqual([]);
+  });
+
+  it('an app importing only multiTokenLoss bundles no layer class and no decoder', async () => {
+    const b = await bundleApp('loss_only', "import { multiTokenLoss } from 'tfjs-mtp';\nexport const loss = multiTokenLoss;\n");
+    console.log(`multiTokenLoss only: ${b.code.length} B readable, ${b.minifiedBytes} B minified\n${inputs(b.metafile)}`);
+    expect(b.code).toContain('multiTokenLoss');
+    expect(found(b.code, [...LAYER_MARKERS, ...DECODER_MARKERS])).toEqual([]);
   });
 
   it('the whole package, for comparison, contains both', async () => {
