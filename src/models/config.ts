@@ -161,7 +161,9 @@ export function resolveTransformerConfig(config: TransformerConfig = {}, WHERE =
   if (numHeads % numKeyValueHeads !== 0) {
     throw new RangeError(`${WHERE}: config.numKeyValueHeads must divide config.numHeads = ${numHeads}, but got ${numKeyValueHeads}.`);
   }
-  for (const [what, elements] of [['vocabSize · hiddenSize', vocabSize * hiddenSize], ['hiddenSize · mlpHiddenSize', hiddenSize * mlpHiddenSize]] as const) {
+  const matrices: [string, number][] = [['vocabSize · hiddenSize', vocabSize * hiddenSize], ['hiddenSize · mlpHiddenSize', hiddenSize * mlpHiddenSize]];
+  if (pick('positions') !== 'rotary') matrices.push(['maxLength · hiddenSize', maxLength * hiddenSize]); // the learned table
+  for (const [what, elements] of matrices) {
     if (elements > SIZE_LIMITS.matrixElements) {
       throw new RangeError(`${WHERE}: config.${what} must be at most ${SIZE_LIMITS.matrixElements} (one weight matrix), but got ${elements}.`);
     }

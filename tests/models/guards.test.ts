@@ -28,6 +28,7 @@ describe('createTransformer checks everything before allocating', () => {
     ['vocabSize 1e9', { vocabSize: 1e9 }, `createTransformer: config.vocabSize must be a positive integer at most ${SIZE_LIMITS.vocabSize}, but got 1000000000.`],
     ['maxLength 1e9', { maxLength: 1e9 }, `createTransformer: config.maxLength must be a positive integer at most ${SIZE_LIMITS.maxLength}, but got 1000000000.`],
     ['a matrix past 2^31 elements', { vocabSize: SIZE_LIMITS.vocabSize, hiddenSize: 4096, numHeads: 4 }, 'createTransformer: config.vocabSize · hiddenSize must be at most 2147483648 (one weight matrix), but got 4294967296.'],
+    ['a learned position table past 2^31 elements', { maxLength: SIZE_LIMITS.maxLength, hiddenSize: 4096, numHeads: 4 }, 'createTransformer: config.maxLength · hiddenSize must be at most 2147483648 (one weight matrix), but got 4294967296.'],
     ['headKind lowRank without a rank', { headKind: 'lowRank' }, 'createTransformer: config.rank must be given for headKind "lowRank" (an integer in [1, hiddenSize]), but got undefined.'],
     ['rank 999 > hiddenSize', { headKind: 'lowRank', rank: 999 }, 'createTransformer: config.rank must be a positive integer at most 128, but got 999.'],
     ['rank on a residual head', { rank: 4 }, 'createTransformer: config.rank applies only to headKind "lowRank" (headKind is "residual"), but got 4.'],
