@@ -6,9 +6,10 @@
  * Reference: tfjs-layers `Layer.call` / `Layer.build` (inputs may arrive as a one-element list).
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { Shape } from '@tensorflow/tfjs-layers';
 
-/** A static shape with unknown dimensions as `null`. */
-export type Shape = (number | null)[];
+/** A static shape with unknown dimensions as `null` (tfjs-layers' own type). */
+export type { Shape };
 
 /** The single tensor of a layer's `call` inputs. */
 export function one(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
