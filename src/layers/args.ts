@@ -121,12 +121,12 @@ export function makeActivation(where: string, activation: ActivationIdentifier):
  * Resolves an initializer name, object or serialized config to an `Initializer` with
  * tfjs-layers' own resolver (read off a throwaway `Dense`, since `getInitializer` is not public).
  */
-export function resolveInitializer(where: string, init: InitializerIdentifier | Initializer | tf.serialization.ConfigDict): Initializer {
+export function resolveInitializer(where: string, name: string, init: InitializerIdentifier | Initializer | tf.serialization.ConfigDict): Initializer {
   try {
     const probe = layers.dense({ units: 1, kernelInitializer: init as InitializerIdentifier });
     return (probe as unknown as { kernelInitializer: Initializer }).kernelInitializer;
   } catch {
-    throw new TypeError(`${where}: the initializer must be a tfjs-layers initializer name or object, but got ${JSON.stringify(init)}.`);
+    return fail(TypeError, where, name, 'must be a tfjs-layers initializer name or object', init);
   }
 }
 

@@ -108,7 +108,7 @@ export class MultiTokenHead extends LayerBase {
     this.activation = args.activation;
     if (this.activation !== undefined) makeActivation(WHERE, this.activation);
     const useBias = resolveUseBias(WHERE, args.useBias);
-    this.unembeddingInitializer = args.unembeddingInitializer === undefined ? undefined : resolveInitializer(WHERE, args.unembeddingInitializer);
+    this.unembeddingInitializer = args.unembeddingInitializer === undefined ? undefined : resolveInitializer(WHERE, 'unembeddingInitializer', args.unembeddingInitializer);
     this.offsetHeads = this.headKinds.map((kind, j) => {
       const head = new LightweightOffsetHead({
         kind,

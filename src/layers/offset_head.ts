@@ -136,7 +136,7 @@ export function headSizes(head: LightweightOffsetHead): HeadSizes {
 /** The tfjs-layers initializer of a weight's initial value. */
 function initializer(init: OffsetHeadWeight['init']): ReturnType<typeof initializers.zeros> {
   if (init === 'identity') return initializers.identity({ gain: 1 });
-  return resolveInitializer(WHERE, init === 'zeros' ? 'zeros' : 'glorotUniform');
+  return resolveInitializer(WHERE, 'initializer', init === 'zeros' ? 'zeros' : 'glorotUniform');
 }
 
 /**

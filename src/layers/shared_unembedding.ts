@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { layers, type LayerVariable, type SymbolicTensor } from '@tensorflow/tfjs-layers';
-import { checkPositiveInteger, checkWeightSize, SIZE_LIMITS } from '../internal/errors.js';
+import { checkPositiveInteger, checkWeightSize, fail, SIZE_LIMITS } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
 import { type Initializer, type InitializerIdentifier, type Layer, type LayerArgs, LayerBase, LAYER_DEFAULTS, resolveInitializer, resolveUseBias, serializeInitializer } from './args.js';
@@ -73,7 +73,7 @@ export class SharedUnembedding extends LayerBase {
     registerOnce(SharedUnembedding); // lazily, so that loading this module has no side effect
     this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize, SIZE_LIMITS.vocabSize);
     this.useBias = resolveUseBias(WHERE, args.useBias);
-    this.kernelInitializer = resolveInitializer(WHERE, args.kernelInitializer ?? LAYER_DEFAULTS.unembeddingInitializer);
+    this.kernelInitializer = resolveInitializer(WHERE, 'kernelInitializer', args.kernelInitializer ?? LAYER_DEFAULTS.unembeddingInitializer);
     const tied = args.tiedTo;
     if (tied === undefined || tied === null) {
       this.tiedName = null;
@@ -83,7 +83,7 @@ export class SharedUnembedding extends LayerBase {
       this.tiedName = tied.name;
       resolvedTies.set(this, tied);
     } else {
-      throw new TypeError(`${WHERE}: tiedTo must be an Embedding layer or a non-empty layer name, but got ${JSON.stringify(tied)}.`);
+      fail(TypeError, WHERE, 'tiedTo', 'must be an Embedding layer or a non-empty layer name', tied);
     }
   }
 
@@ -108,7 +108,7 @@ export class SharedUnembedding extends LayerBase {
       this.kernel = this.addWeight(weightName(this, 'kernel'), [this.vocabSize, hidden], 'float32', this.kernelInitializer);
     }
     if (this.useBias) {
-      this.bias = this.addWeight(weightName(this, 'bias'), [this.vocabSize], 'float32', resolveInitializer(WHERE, 'zeros'));
+      this.bias = this.addWeight(weightName(this, 'bias'), [this.vocabSize], 'float32', resolveInitializer(WHERE, 'bias initializer', 'zeros'));
     }
     this.built = true;
   }

@@ -26,6 +26,8 @@ describe('constructor guards', () => {
     [() => sharedUnembedding({ vocabSize: 4, tiedTo: 3 as unknown as string }), 'SharedUnembedding: tiedTo must be an Embedding layer or a non-empty layer name, but got 3.'],
     [() => multiTokenHead({ numHeads: 2, vocabSize: 5, headKind: 'mlp' }), 'MultiTokenHead: mlpHiddenSize must be a positive integer at most 65536, but got undefined.'],
     [() => lightweightOffsetHead({ kind: 'mlp', mlpHiddenSize: 1.5 }), 'LightweightOffsetHead: mlpHiddenSize must be a positive integer at most 65536, but got 1.5.'],
+    [() => multiTokenHead({ numHeads: 2, vocabSize: 5, unembeddingInitializer: 'nope' as 'zeros' }), 'MultiTokenHead: unembeddingInitializer must be a tfjs-layers initializer name or object, but got "nope".'],
+    [() => sharedUnembedding({ vocabSize: 4, tiedTo: {} as unknown as string }), 'SharedUnembedding: tiedTo must be an Embedding layer or a non-empty layer name, but got an object (Object).'],
     [() => parameterReport({ vocabSize: 4, hiddenSize: 0, numHeads: 2 }), 'parameterReport: hiddenSize must be a positive integer at most 65536, but got 0.'],
   ])('%#: %s', async (fn, message) => expectThrowNoLeak(fn, message));
 });
