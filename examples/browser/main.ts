@@ -172,10 +172,19 @@ async function generate(): Promise<void> {
   const live = new LiveStats(draftLength);
   running = new AbortController();
   status(`Decoding on ${tf.getBackend()} with ${draftLength} draft${draftLength === 1 ? '' : 's'} per step…`);
-  const result = await consume(speculativeStream(model, prompt, { maxNewTokens, draftLength, signal: running.signal }), (chunk) => {
-    appendChunk(output, decoder, chunk);
-    live.add(chunk);
-  });
+  // The decoders give the event loop a turn between steps (every DECODE_DEFAULTS.yieldEveryMs), so
+  // the Stop button's click and the repaints of the coloured text run while this loop decodes.
+  let result: DecodeResult;
+  try {
+    result = await consume(speculativeStream(model, prompt, { maxNewTokens, draftLength, signal: running.signal }), (chunk) => {
+      appendChunk(output, decoder, chunk);
+      live.add(chunk);
+    });
+  } catch (error) {
+    if ((error as Error).name !== 'AbortError') throw error;
+    status(`Stopped after ${live.tokens} of ${maxNewTokens} tokens (${live.steps} forwards) on ${tf.getBackend()}.`);
+    return;
+  }
   const s = result.stats;
   showStats(s.tokensPerSecond, s.meanAcceptedLength, s.tokens, s.forwards, s.acceptanceRates.slice(0, draftLength));
   status(`Done: ${s.tokens} tokens in ${s.forwards} forwards (${s.wallTimeMs.toFixed(0)} ms, ${s.accepted}/${s.drafted} drafts kept) on ${tf.getBackend()}.`);

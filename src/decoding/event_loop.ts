@@ -3,14 +3,17 @@
  * `await tensor.data()` resolves as a microtask, so without this a decode would run to its end
  * before any timer, message, click or repaint — an abort button could never stop it.
  *
- * A turn must be a real macrotask (so timers and input run) that costs microseconds, not a
- * `setTimeout(0)` clamped to 4 ms after a few nestings. In order of preference:
- * `scheduler.yield()` (Chromium: resumes ahead of other tasks), `setImmediate` (Node and Bun;
- * checked before MessageChannel because a Node MessagePort with a listener keeps the process
- * alive), a `MessageChannel` post (every browser and worker), and `setTimeout` as a last resort.
+ * A turn must be a real macrotask of ordinary priority (so timers and input run) that costs
+ * microseconds, not a `setTimeout(0)` clamped to 4 ms after a few nestings. In order of
+ * preference: `setImmediate` (Node and Bun; checked first because a Node MessagePort with a
+ * listener keeps the process alive), a `MessageChannel` post (every browser and worker), and
+ * `setTimeout` as a last resort.
+ *
+ * Not `scheduler.yield()`: Chromium runs its continuations ahead of every ordinary task, so a
+ * loop of them starves timers and input — measured on the example page (wasm), a 50 ms timer
+ * did not fire, nor did a click on Stop register, for the whole 3.5 s decode.
  */
 
-type Scheduler = { yield?: () => Promise<void> };
 type Immediate = (callback: () => void) => unknown;
 
 let channel: MessageChannel | null = null;
@@ -31,8 +34,6 @@ function viaMessageChannel(): Promise<void> {
 
 /** Resolves after the event loop has run other tasks (timers, messages, input) once. */
 export function macrotask(): Promise<void> {
-  const scheduler = (globalThis as { scheduler?: Scheduler }).scheduler;
-  if (typeof scheduler?.yield === 'function') return scheduler.yield();
   const setImmediate = (globalThis as { setImmediate?: Immediate }).setImmediate;
   if (typeof setImmediate === 'function') return new Promise((resolve) => setImmediate(resolve));
   if (typeof MessageChannel === 'function') return viaMessageChannel();

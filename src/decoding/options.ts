@@ -51,8 +51,8 @@ export interface DecodeOptions {
   /**
    * Lets the event loop run (timers, input, repaints, an abort) between steps once at least
    * this many milliseconds of wall time have passed since it last did; `0` = after every step.
-   * A turn is a macrotask that costs microseconds (`scheduler.yield()`, `setImmediate` or a
-   * `MessageChannel` post). Default: {@link DECODE_DEFAULTS}.yieldEveryMs.
+   * A turn is an ordinary-priority macrotask that costs microseconds (`setImmediate` in Node, a
+   * `MessageChannel` post in browsers). Default: {@link DECODE_DEFAULTS}.yieldEveryMs.
    */
   yieldEveryMs?: number;
 }

@@ -1,7 +1,8 @@
 /**
  * The browser example works for a person: served by examples/browser/serve.ts, loaded in
  * Chromium, it decodes on webgl, shows coloured text and statistics, races greedy against
- * speculative decoding with identical outputs, and leaves a screenshot in test-output/.
+ * speculative decoding with identical outputs, leaves a screenshot in test-output/, and on wasm
+ * its Stop button stops a long decode mid-way while the page keeps responding.
  *
  * It decodes with the committed checkpoint (fixtures/tslib-k4), which is required: the suite
  * fails in `beforeAll` when it is missing.
@@ -66,6 +67,32 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
     expect(verdict).toMatch(/^\d+\.\d\d× (faster|slower), 24 → \d+ forwards; outputs identical ✓$/); // speed is reported, not asserted: SwiftShader is no GPU
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, 'browser-example.png'), fullPage: true });
+    expect(errors).toEqual([]);
+  }, 300_000);
+
+  it('on wasm, Stop stops a long decode mid-way and the page keeps responding', async () => {
+    await page.selectOption('#backend', 'wasm');
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('Ready on wasm'), undefined, { timeout: 120_000 });
+    await page.fill('#prompt', '\n'); // one-byte prompt: room for 127 new tokens in the 128-token context
+    await page.fill('#max-new', '127');
+    await page.selectOption('#draft', '0'); // one token per forward: the longest decode the page can run
+    await page.click('#generate');
+    await page.waitForFunction(() => document.querySelectorAll('#output .t').length >= 3, undefined, { timeout: 120_000 });
+    await page.click('#stop', { force: true }); // no actionability wait: the button must take the click while the decode runs
+    await page.waitForFunction(() => /^(Stopped|Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    const status = (await page.textContent('#status')) ?? '';
+    console.log(`example stop: ${status}`);
+    const match = /^Stopped after (\d+) of 127 tokens \(\d+ forwards\) on wasm\.$/.exec(status);
+    expect(match, status).not.toBeNull();
+    const shown = await page.locator('#output .t').count();
+    expect(Number(match![1])).toBe(shown);
+    expect(shown).toBeGreaterThanOrEqual(3);
+    expect(shown).toBeLessThan(127);
+    // Still responsive: the controls are unlocked and a preset button fills the prompt at once.
+    expect(await page.isDisabled('#generate')).toBe(false);
+    expect(await page.isDisabled('#stop')).toBe(true);
+    await page.click('#presets button >> nth=1');
+    expect(await page.inputValue('#prompt')).toMatch(/^interface Map<K, V>/);
     expect(errors).toEqual([]);
   }, 300_000);
 });
