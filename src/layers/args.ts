@@ -43,7 +43,9 @@ export type Layer = InstanceType<typeof layers.Layer>;
 /**
  * tfjs-layers' `Layer` class, read through a pure call. `class X extends layers.Layer` reads a
  * property when its module loads, which a bundler must keep, and with it the class; extending
- * this instead lets an app that never uses a layer class drop it (tests/package checks).
+ * this instead lets an app that never uses a layer class drop it (tests/package checks). For the
+ * same reason the layers' `className` is a static getter: a static field compiles (for es2020)
+ * to an assignment after the class, which a bundler must keep too.
  */
 export const LayerBase: typeof layers.Layer = /* @__PURE__ */ (() => layers.Layer)();
 

@@ -76,10 +76,7 @@ export interface MultiTokenHeadArgs extends LayerArgs {
  * const logits = multiTokenHead({ numHeads: 4, vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 4, 256]
  */
 export class MultiTokenHead extends LayerBase {
-  /**
-   * Name under which the class is registered for serialization. (A getter, not a static field:
-   * a field compiles to an assignment after the class, which keeps an unused class in a bundle.)
-   */
+  /** Name under which the class is registered for serialization (a getter, for the reason given at `LayerBase`). */
   static get className(): string {
     return 'MultiTokenHead';
   }

@@ -51,10 +51,7 @@ export interface LightweightOffsetHeadArgs extends LayerArgs {
  * const y = head.apply(tf.ones([2, 5, 16])) as tf.Tensor; // [2, 5, 16], equal to the input until trained
  */
 export class LightweightOffsetHead extends LayerBase {
-  /**
-   * Name under which the class is registered for serialization. (A getter, not a static field:
-   * a field compiles to an assignment after the class, which keeps an unused class in a bundle.)
-   */
+  /** Name under which the class is registered for serialization (a getter, for the reason given at `LayerBase`). */
   static get className(): string {
     return 'LightweightOffsetHead';
   }

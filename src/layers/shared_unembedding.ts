@@ -51,10 +51,7 @@ export interface SharedUnembeddingArgs extends LayerArgs {
  * const logits = sharedUnembedding({ vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 256]
  */
 export class SharedUnembedding extends LayerBase {
-  /**
-   * Name under which the class is registered for serialization. (A getter, not a static field:
-   * a field compiles to an assignment after the class, which keeps an unused class in a bundle.)
-   */
+  /** Name under which the class is registered for serialization (a getter, for the reason given at `LayerBase`). */
   static get className(): string {
     return 'SharedUnembedding';
   }
