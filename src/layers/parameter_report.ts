@@ -166,6 +166,6 @@ export function formatParameterReport(r: ParameterReport): string {
     `| --- | --- | --- |`,
     `| ${k} separate unembeddings | ${k}·${n(v)}·${n(d)}${r.separate !== k * v * d ? ` + ${k}·${n(v)}` : ''} | ${n(r.separate)} |`,
     `| shared unembedding + offset heads | ${n(r.unembedding)} + (${heads}) | ${n(r.shared)} |`,
-    `| saved | ${n(r.separate)} − ${n(r.shared)} | ${n(r.saved)} (${r.ratio.toFixed(2)}× fewer) |`,
+    `| saved | ${n(r.separate)} − ${n(r.shared)} | ${n(r.saved)} (${r.saved >= 0 ? `${r.ratio.toFixed(2)}× fewer` : `${(1 / r.ratio).toFixed(2)}× more`}) |`,
   ].join('\n');
 }

@@ -31,6 +31,12 @@ describe('parameterReport', () => {
     expect(formatParameterReport(report)).toContain(`| ${k} separate unembeddings | ${k}·${V}·${D}`);
   });
 
+  it('a head larger than k separate projections is reported as more, not fewer', () => {
+    const r = parameterReport({ vocabSize: 8, hiddenSize: 16, numHeads: 2, headKind: 'mlp', mlpHiddenSize: 64 });
+    expect(r.saved).toBeLessThan(0);
+    expect(formatParameterReport(r)).toContain(`${r.saved.toLocaleString('en-US')} (${(r.shared / r.separate).toFixed(2)}× more)`);
+  });
+
   it('a tied head owns no V×D matrix but its report counts it once', async () => {
     const tfl = await import('@tensorflow/tfjs-layers');
     const emb = tfl.layers.embedding({ inputDim: 30, outputDim: 8 });
