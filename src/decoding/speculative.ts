@@ -2,12 +2,14 @@
  * Self-speculative decoding with multi-token heads: one forward both verifies the previous
  * block with offset 0 and proposes the next block from offsets 1…d at the last kept position
  * (Stern et al. 2018, §3–4; Gloeckle et al. 2024, §3.2; the acceptance rules in
- * acceptance.ts). Every step reads like the paper:
+ * acceptance.ts). Every step is four named functions, in the order they run:
  *
- *   propose  — the drafts were proposed by the previous forward (offsets 1…d)
- *   verify   — feed [next, d₁…d_d]; offset 0 at each position checks the draft after it
- *   advance  — carry the new drafts, roll the rejected drafts out of the cache
- *   accept   — commit the longest verified prefix, plus the verifier's own next token
+ *   propose  — the block to feed: the committed token(s) not yet in the cache, then the drafts
+ *              the previous forward made (offsets 1…d), as many as the context holds
+ *   verify   — one forward over the block; offset 0 at each position checks the draft after it,
+ *              and offsets 1…d at the last kept position draft the next block (one readback)
+ *   accept   — the longest verified prefix of drafts, plus the verifier's own next token
+ *   advance  — roll the rejected positions out of the cache, carry the new drafts
  *
  * Each step costs one forward, one small device program and one readback of d + 3 integers.
  */
@@ -18,7 +20,7 @@ import type { MultiTokenModel } from './model.js';
 import { resolveSpeculativeOptions, type ResolvedSpeculativeOptions, type SpeculativeOptions, type TokenIds } from './options.js';
 import { uniforms } from './random.js';
 import type { DecodeResult, TokenChunk } from './result.js';
-import { decodeSession, drain, type Loop } from './session.js';
+import { decodeSession, drain, type Forward, type Loop } from './session.js';
 
 /** The block the next forward feeds. */
 interface Proposal {
@@ -61,8 +63,8 @@ function judge(
   return samplingAccept(toProbabilities(target, o.sampling), drafts, q as tf.Tensor2D, tf.slice(u, 0, m + 1));
 }
 
-/** Verify the proposal and propose the next drafts, in one forward and one readback. */
-async function verifyAndPropose(
+/** verify: one forward over the block, the acceptance rule, and the next drafts — one device program, one readback. */
+async function verify(
   model: MultiTokenModel,
   p: Proposal,
   o: ResolvedSpeculativeOptions,
@@ -110,33 +112,45 @@ async function verifyAndPropose(
   }
 }
 
-/** Drops drafts that would not fit in the model's context. */
-function fitToContext(p: Proposal, model: MultiTokenModel): Proposal {
-  const room = model.maxLength - model.length - p.pending.length;
-  return room >= p.drafts.length ? p : { ...p, drafts: p.drafts.slice(0, Math.max(0, room)) };
+/** propose: the carried block, its drafts cut to what fits in the model's context. */
+function propose(carried: Proposal, model: MultiTokenModel): Proposal {
+  const room = model.maxLength - model.length - carried.pending.length;
+  return room >= carried.drafts.length ? carried : { ...carried, drafts: carried.drafts.slice(0, Math.max(0, room)) };
 }
 
-/** The loop: propose → verify → advance → accept, one forward per step. */
+/** accept: the kept drafts (from offsets 1…a), then the verifier's own token. */
+function accept(block: Proposal, step: Step): Forward {
+  const kept = block.drafts.slice(0, step.accepted);
+  return { tokens: [...kept, step.next], sources: [...kept.map((_, i) => i + 1), 0], drafted: block.drafts.length, finite: step.finite };
+}
+
+/** advance: keep the fed positions whose tokens are committed, roll back the rest; carry the new drafts. */
+function advance(model: MultiTokenModel, start: number, block: Proposal, step: Step): Proposal {
+  block.draftProbs?.dispose();
+  try {
+    model.truncate(start + block.pending.length + step.accepted);
+  } catch (error) {
+    step.draftProbs?.dispose(); // not carried: the loop ends here
+    throw error;
+  }
+  return { pending: [step.next], drafts: step.drafts, draftProbs: step.draftProbs };
+}
+
+/** The loop: propose → verify → accept → advance, one forward per step. */
 function speculativeLoop(model: MultiTokenModel, o: ResolvedSpeculativeOptions): Loop {
   return async function* (random) {
-    let proposal: Proposal = { pending: o.prompt, drafts: [], draftProbs: null };
+    let carried: Proposal = { pending: o.prompt, drafts: [], draftProbs: null };
     try {
       for (;;) {
-        // propose: the drafts the previous forward made, as many as the context holds
-        const block = fitToContext(proposal, model);
+        const block = propose(carried, model);
         const start = model.length;
-        // verify this block, and draft the next one, in one forward
-        const step = await verifyAndPropose(model, block, o, random);
-        proposal = { pending: [step.next], drafts: step.drafts, draftProbs: step.draftProbs };
-        block.draftProbs?.dispose();
-        // advance: keep the fed positions whose tokens are committed, roll back the rest
-        model.truncate(start + block.pending.length + step.accepted);
-        // accept: the kept drafts (from offsets 1…a), then the verifier's own token
-        const kept = block.drafts.slice(0, step.accepted);
-        yield { tokens: [...kept, step.next], sources: [...kept.map((_, i) => i + 1), 0], drafted: block.drafts.length, finite: step.finite };
+        const step = await verify(model, block, o, random);
+        const forward = accept(block, step);
+        carried = advance(model, start, block, step);
+        yield forward;
       }
     } finally {
-      proposal.draftProbs?.dispose();
+      carried.draftProbs?.dispose();
     }
   };
 }
