@@ -28,3 +28,26 @@ export async function expectThrowNoLeak(fn: () => unknown, message: string | Reg
   await expect(async () => fn()).rejects.toThrow(message);
   expect(tf.memory().numTensors).toBe(before);
 }
+
+/**
+ * The most tensor bytes alive at any moment of synchronous `fn`, above those alive before it:
+ * every tensor (weights included) passes through the engine's `trackTensor`, which is watched
+ * for the duration. For "fails before allocating" checks, where a leak check alone would miss a
+ * large allocation that was freed again.
+ */
+export function peakBytesDuring(fn: () => void): number {
+  const engine = tf.engine() as unknown as { trackTensor: (...args: unknown[]) => void };
+  const track = engine.trackTensor;
+  const start = tf.memory().numBytes;
+  let peak = start;
+  engine.trackTensor = function (this: unknown, ...args: unknown[]) {
+    track.apply(this, args);
+    peak = Math.max(peak, tf.memory().numBytes);
+  };
+  try {
+    fn();
+  } finally {
+    delete (engine as Partial<typeof engine>).trackTensor; // back to the prototype's
+  }
+  return peak - start;
+}

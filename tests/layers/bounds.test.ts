@@ -14,7 +14,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { lightweightOffsetHead, multiTokenHead, type MultiTokenHeadArgs, parameterReport, registerMtpLayers, sharedUnembedding } from '../../src/index.js';
 import { useCpu } from '../helpers/backend.js';
 import { loadFromMemory, saveToMemory, tinyModel } from '../helpers/layers.js';
-import { expectThrowNoLeak } from '../helpers/leak.js';
+import { expectThrowNoLeak, peakBytesDuring } from '../helpers/leak.js';
 
 beforeAll(useCpu);
 afterEach(() => vi.restoreAllMocks());
@@ -113,27 +113,6 @@ describe('a crafted model.json fails fast', () => {
     fresh.dispose();
   });
 });
-
-/**
- * The most tensor bytes alive at any moment of `fn`, above the bytes alive before it: every
- * tensor (weights included) passes through the engine's `trackTensor`, which is watched.
- */
-function peakBytesDuring(fn: () => void): number {
-  const engine = tf.engine() as unknown as { trackTensor: (...args: unknown[]) => void };
-  const track = engine.trackTensor;
-  const start = tf.memory().numBytes;
-  let peak = start;
-  engine.trackTensor = function (this: unknown, ...args: unknown[]) {
-    track.apply(this, args);
-    peak = Math.max(peak, tf.memory().numBytes);
-  };
-  try {
-    fn();
-  } finally {
-    delete (engine as Partial<typeof engine>).trackTensor; // back to the prototype's
-  }
-  return peak - start;
-}
 
 describe('property: malformed layer configs never allocate more than a few MB before failing', () => {
   const D = 8;
