@@ -9,6 +9,8 @@ import { greedyDecode, speculativeDecode, speculativeStream, type TokenChunk } f
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak } from '../helpers/leak.js';
 import { ToyAttentionModel } from '../helpers/toy_models.js';
+import { CachedTransformer } from '../../src/models/index.js';
+import { tinyTransformer } from '../models/helpers.js';
 
 beforeAll(useCpu);
 
@@ -135,6 +137,17 @@ describe('cleanup that throws', () => {
     const m = brittle(model, { truncateThrows: () => true });
     await expect(greedyDecode(m, [1], { maxNewTokens: 2 })).rejects.toThrow('truncate failed');
     await expect(greedyDecode(m, [1], { maxNewTokens: 2 })).rejects.toThrow('truncate failed');
+  });
+
+  it('a disposed CachedTransformer answers every decode with its own error, never "already being decoded"', async () => {
+    const layers = tinyTransformer();
+    const disposed = new CachedTransformer(layers);
+    disposed.dispose();
+    for (let i = 0; i < 2; i++) {
+      const error = (await greedyDecode(disposed, [1], { maxNewTokens: 2 }).catch((e: unknown) => e)) as Error;
+      expect(error.message).toMatch(/^CachedTransformer\.\w+: .*disposed/);
+    }
+    layers.dispose();
   });
 
   it('an error that already has a cause is kept with the cleanup error in an AggregateError', async () => {
