@@ -145,8 +145,8 @@ function transpose(data: Float32Array, out: number, inp: number): Float32Array {
 
 /**
  * The canonical weights of `config` from a checked safetensors file: every expected tensor
- * present with its shape, no unexpected one, checked before any is converted; each converted
- * tensor checked for NaN/Infinity.
+ * present with its shape, no unexpected one, no NaN/Infinity anywhere — all checked on the
+ * stored bytes before any tensor is converted.
  */
 function hfWeights(file: SafetensorsFile, config: TransformerConfig, where: string): CheckpointWeights {
   const table = tensorTable(config);
@@ -160,11 +160,13 @@ function hfWeights(file: SafetensorsFile, config: TransformerConfig, where: stri
     const tiedHead = name === 'lm_head.weight' && config.tiedEmbeddings; // some exports store the tied copy too
     if (!expected.has(name) && !tiedHead && !IGNORED_TENSOR.test(name)) fail(Error, where, `tensor ${show(name)}`, 'must be a LlamaForCausalLM weight of config.json', 'an unexpected tensor');
   }
+  for (const [hf] of table) {
+    const bad = file.firstNonFinite(hf);
+    if (bad >= 0) fail(Error, where, `tensor ${show(hf)}[${bad}]`, 'must be finite', file.float32(hf)[bad]);
+  }
   const weights: CheckpointWeights = new Map();
   for (const [hf, ours, shape, transposeIt] of table) {
     const data = file.float32(hf);
-    const bad = data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) fail(Error, where, `tensor ${show(hf)}[${bad}]`, 'must be finite', data[bad]);
     weights.set(ours, transposeIt ? { shape: [shape[1]!, shape[0]!], data: transpose(data, shape[0]!, shape[1]!) } : { shape, data });
   }
   return weights;

@@ -43,6 +43,8 @@ export interface SafetensorsFile {
   tensors: Map<string, SafetensorsEntry>;
   /** Reads tensor `name` as float32 (a new array), converting F16/BF16 exactly. */
   float32(name: string): Float32Array;
+  /** Index of the first NaN or ±Infinity of tensor `name`, or -1; reads the stored bits, allocates nothing. */
+  firstNonFinite(name: string): number;
 }
 
 /** The float32 value of an IEEE half (binary16) bit pattern; every half is exactly a float32. */
@@ -53,6 +55,21 @@ function halfToFloat(h: number): number {
   if (exponent === 0) return sign * mantissa * 2 ** -24; // zero and subnormals
   if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+/** Bits of the exponent field of each dtype: all ones means NaN or ±Infinity. */
+const EXPONENT_MASK = { F32: 0x7f800000, F16: 0x7c00, BF16: 0x7f80 } as const;
+
+/** Index of the first NaN/±Infinity in `bytes` (little-endian, `dtype`), or -1. */
+function firstNonFinite(bytes: Uint8Array, dtype: SafetensorsDtype): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const mask = EXPONENT_MASK[dtype];
+  const size = DTYPE_BYTES[dtype];
+  for (let i = 0; i < bytes.byteLength / size; i++) {
+    const bits = size === 4 ? view.getUint32(4 * i, true) : view.getUint16(2 * i, true);
+    if ((bits & mask) >>> 0 === mask) return i;
+  }
+  return -1;
 }
 
 /** Converts `bytes` (little-endian, `dtype`) to float32. */
@@ -136,13 +153,21 @@ export function readSafetensors(bytes: Uint8Array, where = 'readSafetensors: byt
       fail(Error, where, `tensor ${show(name)} data_offsets`, `must not overlap tensor ${show(prevName)} (bytes up to ${prev.byteOffset + prev.byteLength - dataStart})`, [e.byteOffset - dataStart, e.byteOffset - dataStart + e.byteLength]);
     }
   });
+  const data = (name: string) => {
+    const e = tensors.get(name);
+    if (e === undefined) fail(Error, where, 'tensor', 'must be in the file', name);
+    return { e, bytes: bytes.subarray(e.byteOffset, e.byteOffset + e.byteLength) };
+  };
   return {
     metadata: metadata as Record<string, string>,
     tensors,
     float32(name: string): Float32Array {
-      const e = tensors.get(name);
-      if (e === undefined) fail(Error, where, 'tensor', 'must be in the file', name);
-      return toFloat32(bytes.subarray(e.byteOffset, e.byteOffset + e.byteLength), e.dtype);
+      const { e, bytes: raw } = data(name);
+      return toFloat32(raw, e.dtype);
+    },
+    firstNonFinite(name: string): number {
+      const { e, bytes: raw } = data(name);
+      return firstNonFinite(raw, e.dtype);
     },
   };
 }

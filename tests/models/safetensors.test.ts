@@ -65,6 +65,18 @@ describe('readSafetensors: reading', () => {
     expect([h[0x3c00], h[0xc000], h[0x7bff], h[0x0001], h[0x0400], h[0x7c00], h[0x8000]]).toEqual([1, -2, 65504, 2 ** -24, 2 ** -14, Infinity, -0]);
     expect([b[0x3f80], b[0xc000], b[0x7f80]]).toEqual([1, -2, Infinity]);
   });
+
+  it('finds the first NaN or infinity of each dtype on the stored bits', () => {
+    const tensors: TensorToWrite[] = [
+      { name: 'clean', dtype: 'F32', shape: [3], data: [1, -2, 3.5] },
+      { name: 'f32', dtype: 'F32', shape: [4], data: [0, 1, NaN, Infinity] },
+      { name: 'f16', dtype: 'F16', shape: [3], data: [1, 1e6, NaN] }, // 1e6 overflows F16 to Infinity
+      { name: 'bf16', dtype: 'BF16', shape: [3], data: [1, 2, -Infinity] },
+      { name: 'largest', dtype: 'F16', shape: [2], data: [65504, -65504] },
+    ];
+    const file = readSafetensors(writeSafetensors(tensors));
+    expect(tensors.map((t) => file.firstNonFinite(t.name))).toEqual([-1, 2, 1, 2, -1]);
+  });
 });
 
 describe('readSafetensors: malformed files fail before reading data', () => {
