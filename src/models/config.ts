@@ -82,7 +82,9 @@ export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank' 
 
 /** Default configuration (the GPT-style reference model), each value with its reason. */
 export const TRANSFORMER_DEFAULTS: Readonly<Omit<ResolvedTransformerConfig, 'numKeyValueHeads' | 'mlpHiddenSize'>> & {
+  /** Not set: resolves to `numHeads`. */
   readonly numKeyValueHeads: undefined;
+  /** Not set: resolves to `mlpRatio · hiddenSize`. */
   readonly mlpHiddenSize: undefined;
 } = {
   vocabSize: 256, // byte-level tokenizer: every UTF-8 string encodes, nothing to ship

@@ -16,7 +16,7 @@ export {
   TRANSFORMER_DEFAULTS,
 } from './config.js';
 export { transformerFromWeights, type CheckpointTensor, type CheckpointWeights } from './from_weights.js';
-export { TransformerTrunk, type TransformerTrunkArgs, transformerTrunk } from './trunk.js';
+export { TransformerTrunk, type TransformerTrunkArgs, type InitialValues, transformerTrunk } from './trunk.js';
 export { type ArchConfig } from './weights.js';
 export { CachedTransformer, cachedTransformer } from './cached.js';
 export { BYTE_VOCAB_SIZE, encodeBytes, decodeBytes } from './tokenizer.js';

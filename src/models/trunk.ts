@@ -28,7 +28,7 @@ const WHERE = 'TransformerTrunk';
 /** Arguments of {@link TransformerTrunk}: the architecture fields of a resolved `TransformerConfig`. */
 export interface TransformerTrunkArgs extends LayerArgs, ArchConfig {}
 
-/** Initial values by canonical name, used instead of the initializers (`transformerFromWeights`). @internal */
+/** Initial values by canonical weight name, used instead of the initializers (what `transformerFromWeights` passes). */
 export type InitialValues = ReadonlyMap<string, Float32Array>;
 
 function initializer(init: WeightInit, data: Float32Array | undefined): ReturnType<typeof initializers.zeros> {
@@ -45,8 +45,13 @@ function initializer(init: WeightInit, data: Float32Array | undefined): ReturnTy
  * The decoder trunk (see the module header). Its first weight is the `[V, D]` token embedding,
  * so a `SharedUnembedding` can tie to this layer.
  *
- * **Input** int32 token ids `[batch, seq]` (learned positions: `seq ≤ maxLength`).
- * **Output** final hidden states `[batch, seq, hidden]`.
+ * **Input shape** int32 token ids `[batch, seq]` (learned positions: `seq ≤ maxLength`).
+ * **Output shape** final hidden states `[batch, seq, hidden]`.
+ *
+ * @example
+ * const model = createTransformer({ norm: 'rmsNorm', positions: 'rotary', numKeyValueHeads: 2 });
+ * const trunk = model.getLayer('transformer') as TransformerTrunk;
+ * trunk.arch.numKeyValueHeads; // 2
  */
 export class TransformerTrunk extends layers.Layer {
   /** The class name tfjs serialization registers this layer under. */
@@ -56,7 +61,11 @@ export class TransformerTrunk extends layers.Layer {
   private vars = new Map<string, LayerVariable>();
   private initialValues: InitialValues | undefined;
 
-  /** Takes a resolved architecture (`resolveTransformerConfig` checks it; `createTransformer` and the loaders pass one). */
+  /**
+   * Checks the architecture like `createTransformer` does (a loaded config too), before any weight exists.
+   * @param args The architecture fields and the usual layer arguments.
+   * @param initialValues Values by canonical name that replace the initializers (used once, by `build`).
+   */
   constructor(args: TransformerTrunkArgs, initialValues?: InitialValues) {
     super(args);
     registerOnce(TransformerTrunk);
