@@ -8,6 +8,7 @@
  */
 import { checkPositiveInteger, checkWeightSize, SIZE_LIMITS } from '../internal/errors.js';
 import { checkKind, type HeadSizes, LAYER_DEFAULTS, type OffsetHeadKind, resolveHeadSizes, resolveUseBias } from './args.js';
+import type { MultiTokenHeadArgs } from './multi_token_head.js';
 
 const WHERE = 'parameterReport';
 
@@ -33,27 +34,10 @@ export interface ParameterReport {
   ratio: number;
 }
 
-/**
- * Arguments of {@link parameterReport}: the same meaning, defaults ({@link LAYER_DEFAULTS}) and
- * bounds as in {@link MultiTokenHeadArgs}.
- */
-export interface ParameterReportArgs {
-  /** Vocabulary size V. */
-  vocabSize: number;
-  /** Hidden size D. */
+/** Arguments of {@link parameterReport}: a head's arguments (same meaning, defaults and bounds) and its input size. */
+export interface ParameterReportArgs extends Pick<MultiTokenHeadArgs, 'vocabSize' | 'numHeads' | 'headKind' | 'offset0Kind' | 'rank' | 'mlpHiddenSize' | 'useBias'> {
+  /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Hidden size D, the width of the states the head reads. */
   hiddenSize: number;
-  /** Number of offsets k. */
-  numHeads: number;
-  /** Kind of offsets 1…k-1 (one kind, or an array of length k-1). */
-  headKind?: OffsetHeadKind | OffsetHeadKind[];
-  /** Kind of offset 0. */
-  offset0Kind?: OffsetHeadKind;
-  /** Rank of `lowRank` heads. */
-  rank?: number;
-  /** Width of `mlp` heads. */
-  mlpHiddenSize?: number;
-  /** Whether the unembedding has a bias. */
-  useBias?: boolean;
 }
 
 /** One weight of an offset head: its name, shape and initial value (chosen so the head starts as the identity). */
