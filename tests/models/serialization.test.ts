@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CachedTransformer, registerModelLayers } from '../../src/models/index.js';
+import { CachedTransformer, loadTransformer, registerModelLayers, type TransformerTrunk } from '../../src/models/index.js';
 import { expectClose, tinyTransformer, uncachedLogits, useCpu } from './helpers.js';
 
 beforeAll(useCpu);
@@ -29,6 +29,24 @@ describe('save / load', () => {
     expect(loaded.layers.map((l) => l.getClassName())).toEqual(model.layers.map((l) => l.getClassName()));
     tf.dispose([a, b, c, states]);
     cached.dispose();
+    model.dispose();
+    loaded.dispose();
+  });
+
+  it('round-trips a Llama-style model (rmsNorm, halfSplit rotary, swiglu, GQA, untied): config strings survive the snake/camel conversion', async () => {
+    const model = tinyTransformer({ norm: 'rmsNorm', positions: 'rotary', ropeLayout: 'halfSplit', ropeTheta: 500000, mlp: 'swiglu', numHeads: 4, numKeyValueHeads: 2, useBias: false, tiedEmbeddings: false, normEpsilon: 1e-6 });
+    let saved: tf.io.ModelArtifacts | null = null;
+    await model.save(tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }));
+    const loaded = await loadTransformer(tf.io.fromMemory(saved!));
+    const [a, b] = [model, loaded].map((m) => (m.getLayer('transformer') as TransformerTrunk).arch);
+    expect(b).toEqual(a);
+    const ids = [5, 1, 30, 2, 2, 17];
+    const [x, y] = [uncachedLogits(model, ids), uncachedLogits(loaded, ids)];
+    expectClose(x, y, 1e-6);
+    tf.dispose([x, y]);
     model.dispose();
     loaded.dispose();
   });
