@@ -84,7 +84,7 @@ export class KVCache {
   }
 
   private replace(next: KeyValue[]): void {
-    for (const { keys, values } of this.blocks) if (!next.some((n) => n.keys === keys || n.values === values)) tf.dispose([keys, values]);
+    for (const { keys, values } of this.blocks) tf.dispose([keys, values]); // `next` is always new tensors (concat or gather results)
     this.blocks = next;
   }
 }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode } from '../../src/index.js';
-import { CachedTransformer, createTransformer, type TransformerConfig } from '../../src/models/index.js';
+import { CachedTransformer, createTransformer, loadTransformer, type TransformerConfig } from '../../src/models/index.js';
 import { SIZE_LIMITS } from '../../src/internal/errors.js';
 import { expectThrowNoLeak } from '../helpers/leak.js';
 import { tinyTransformer, useCpu } from './helpers.js';
@@ -83,6 +83,28 @@ describe('createTransformer checks everything before allocating', () => {
       }),
       { numRuns: 150, seed: 11 },
     );
+  });
+});
+
+describe('loading a crafted model.json', () => {
+  it('checks the trunk config before any weight is created', async () => {
+    const model = tinyTransformer();
+    let saved: tf.io.ModelArtifacts | null = null;
+    await model.save(tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }));
+    model.dispose();
+    const topology = JSON.parse(JSON.stringify(saved!.modelTopology)) as { config: { layers: { class_name: string; config: Record<string, unknown> }[] } };
+    const trunk = topology.config.layers.find((l) => l.class_name === 'MtpTransformerTrunk')!;
+    for (const [field, value, message] of [
+      ['num_layers', 1e9, 'TransformerTrunk: config.numLayers must be a positive integer at most 1024, but got 1000000000.'],
+      ['num_heads', 2 ** 32 + 1, 'TransformerTrunk: config.numHeads must be a positive integer at most 1024, but got 4294967297.'],
+      ['norm', 'batch_norm', 'TransformerTrunk: config.norm must be one of "layerNorm", "rmsNorm", but got "batchNorm".'],
+    ] as const) {
+      const crafted = { ...topology, config: { ...topology.config, layers: topology.config.layers.map((l) => (l === trunk ? { ...l, config: { ...l.config, [field]: value } } : l)) } };
+      await rejectsFast(() => loadTransformer(tf.io.fromMemory({ ...saved!, modelTopology: crafted })), message);
+    }
   });
 });
 
