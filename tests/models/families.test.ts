@@ -12,7 +12,14 @@ import { rotaryTables } from '../../src/models/positions.js';
 import { expectNoLeak } from '../helpers/leak.js';
 import { cachedLogits, expectClose, tinyTransformer, uncachedLogits, useCpu } from './helpers.js';
 
-beforeAll(useCpu);
+/** The cpu backend, or wasm (the browser's and Node's fast path: different kernels, same results). */
+async function use(backend: 'cpu' | 'wasm'): Promise<void> {
+  if (backend === 'cpu') return useCpu();
+  await import('@tensorflow/tfjs-backend-wasm');
+  await tf.setBackend('wasm');
+  await tf.ready();
+  expect(tf.getBackend()).toBe('wasm');
+}
 
 const IDS = [3, 17, 4, 4, 29, 0, 12, 8, 31, 5, 5, 9, 22, 1];
 const LLAMA: TransformerConfig = { norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', useBias: false, numHeads: 4, mlpHiddenSize: 24 };
@@ -24,7 +31,8 @@ const VARIANTS: [string, TransformerConfig][] = [
   ['mixed: layerNorm + rotary + biases + relu, untied', { positions: 'rotary', tiedEmbeddings: false, numHeads: 4, numKeyValueHeads: 2 }],
 ];
 
-describe('both families, cached == uncached', () => {
+describe.each(['cpu', 'wasm'] as const)('both families, cached == uncached (%s)', (backend) => {
+  beforeAll(() => use(backend));
   for (const [title, config] of VARIANTS) {
     it(`${title}: every position, fed 1, 3 and all tokens at a time`, async () => {
       const model = tinyTransformer(config);
@@ -59,6 +67,7 @@ function runCRope(v: number[], pos: number, theta: number): number[] {
 }
 
 describe('grouped-query attention', () => {
+  beforeAll(() => use('cpu'));
   it('equals multi-head attention whose key/value heads repeat each group head for its g query heads (llama2.c: h / kv_mul)', () => {
     const gqa = tinyTransformer({ ...LLAMA, numKeyValueHeads: 2 });
     const mha = tinyTransformer({ ...LLAMA, numKeyValueHeads: 4 });
@@ -77,6 +86,7 @@ describe('grouped-query attention', () => {
 });
 
 describe('rotary positions', () => {
+  beforeAll(() => use('cpu'));
   it("interleaved rotation equals run.c's loop; halfSplit equals it on the permuted dimensions", () => {
     const hs = 8;
     const T = 5;
