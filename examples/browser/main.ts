@@ -114,25 +114,26 @@ function appendChunk(output: HTMLElement, decoder: TextDecoder, chunk: TokenChun
   output.scrollTop = output.scrollHeight;
 }
 
-/** Live per-offset acceptance: after the first step, each step verified `draftLength` drafts. */
+/** Live per-offset acceptance, from what each chunk says it drafted and kept (the same counts as the final stats). */
 class LiveStats {
   tokens = 0;
   steps = 0;
+  private readonly drafted: number[];
   private readonly kept: number[];
-  private verifiedSteps = 0;
   private readonly start = performance.now();
 
   constructor(draftLength: number) {
+    this.drafted = new Array<number>(draftLength).fill(0);
     this.kept = new Array<number>(draftLength).fill(0);
   }
 
   add(chunk: TokenChunk): void {
     this.tokens += chunk.tokens.length;
     this.steps = chunk.step + 1;
-    if (chunk.step > 0) this.verifiedSteps++;
+    for (let j = 0; j < chunk.drafted; j++) this.drafted[j]++;
     for (const s of chunk.sources) if (s > 0) this.kept[s - 1]++;
     const seconds = (performance.now() - this.start) / 1000;
-    showStats(this.tokens / seconds, this.tokens / this.steps, this.tokens, this.steps, this.kept.map((k) => (this.verifiedSteps > 0 ? k / this.verifiedSteps : NaN)));
+    showStats(this.tokens / seconds, this.tokens / this.steps, this.tokens, this.steps, this.kept.map((k, j) => (this.drafted[j] > 0 ? k / this.drafted[j] : NaN)));
   }
 }
 

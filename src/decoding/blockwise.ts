@@ -6,16 +6,15 @@
  * speed and lose nothing. Reference: Stern et al. 2018 (the "predict" substep alone).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { allFinite, pickTokens } from './distributions.js';
+import { allFinite, pickTokens, type SamplingSettings } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
-import { resolveBlockwiseOptions, type BlockwiseOptions, type ResolvedBlockwiseOptions, type TokenIds } from './options.js';
+import { resolveBlockwiseOptions, type BlockwiseOptions, type ResolvedOptions, type TokenIds } from './options.js';
 import { uniforms } from './random.js';
 import type { DecodeResult, TokenChunk } from './result.js';
 import { decodeSession, drain, type Forward, type Loop } from './session.js';
 
-/** Feeds `tokens` and returns offsets 0…b-1's picks at the last position (one readback of b + 1 numbers). */
-async function nextBlock(model: MultiTokenModel, tokens: readonly number[], opts: ResolvedBlockwiseOptions, random: () => number): Promise<Forward> {
-  const b = opts.blockSize;
+/** Feeds `tokens` and picks offsets 0…b-1's tokens at the last position (one readback of b + 1 numbers). */
+async function nextBlock(model: MultiTokenModel, tokens: readonly number[], b: number, s: SamplingSettings, random: () => number): Promise<Forward> {
   const offsets = Array.from({ length: b }, (_, j) => j);
   const states = model.forward(tokens); // [n, S]
   let packed: tf.Tensor1D | undefined;
@@ -23,8 +22,8 @@ async function nextBlock(model: MultiTokenModel, tokens: readonly number[], opts
     packed = tf.tidy(() => {
       const last = tf.slice(states, [states.shape[0] - 1, 0], [1, -1]); // [1, S]
       const logits = tf.reshape(model.headLogits(last, offsets), [b, model.vocabSize]) as tf.Tensor2D; // [b, V]
-      const u = opts.sampling.temperature > 0 ? tf.tensor1d(uniforms(random, b)) : null;
-      return tf.concat([pickTokens(logits, opts.sampling, u), allFinite([logits])]); // [b + 1] tokens, finite
+      const u = s.temperature > 0 ? tf.tensor1d(uniforms(random, b)) : null;
+      return tf.concat([pickTokens(logits, s, u), allFinite([logits])]); // [b + 1] tokens, finite
     });
     const ids = await packed.data();
     return { tokens: Array.from(ids.subarray(0, b)), sources: offsets, drafted: b - 1, finite: ids[b] === 1 };
@@ -34,12 +33,16 @@ async function nextBlock(model: MultiTokenModel, tokens: readonly number[], opts
   }
 }
 
-/** The loop: feed the whole previous block, take all offsets' picks at its last position, unchecked. */
-function blockwiseLoop(model: MultiTokenModel, opts: ResolvedBlockwiseOptions): Loop {
+/**
+ * The loop of `blockSize` tokens per forward: feed the whole previous block, take offsets
+ * 0…b-1's picks at its last position, unchecked. With one token it is greedy decoding (offset 0
+ * only), which `greedyDecode` runs.
+ */
+export function blockLoop(model: MultiTokenModel, opts: ResolvedOptions, blockSize: number): Loop {
   return async function* (random) {
     let feed = opts.prompt;
     for (;;) {
-      const forward = await nextBlock(model, feed, opts, random);
+      const forward = await nextBlock(model, feed, blockSize, opts.sampling, random);
       yield forward;
       feed = forward.tokens;
     }
@@ -49,7 +52,7 @@ function blockwiseLoop(model: MultiTokenModel, opts: ResolvedBlockwiseOptions): 
 /** The streaming form of {@link blockwiseDecode} (finish it or `return()` it; see `greedyStream`). */
 export async function* blockwiseStream(model: MultiTokenModel, prompt: TokenIds, options: BlockwiseOptions = {}): AsyncGenerator<TokenChunk, DecodeResult, void> {
   const opts = resolveBlockwiseOptions('blockwiseStream', model, prompt, options);
-  return yield* decodeSession(model, opts, blockwiseLoop(model, opts), true);
+  return yield* decodeSession(model, opts, blockLoop(model, opts, opts.blockSize), true);
 }
 
 /**
@@ -64,5 +67,5 @@ export async function* blockwiseStream(model: MultiTokenModel, prompt: TokenIds,
  */
 export async function blockwiseDecode(model: MultiTokenModel, prompt: TokenIds, options: BlockwiseOptions = {}): Promise<DecodeResult> {
   const opts = resolveBlockwiseOptions('blockwiseDecode', model, prompt, options);
-  return drain(decodeSession(model, opts, blockwiseLoop(model, opts), false));
+  return drain(decodeSession(model, opts, blockLoop(model, opts, opts.blockSize), false));
 }

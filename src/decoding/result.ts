@@ -15,6 +15,12 @@ export interface TokenChunk {
   sources: number[];
   /** 0-based index of the model forward that committed this chunk (0 = the prompt's forward). */
   step: number;
+  /**
+   * Drafts this step counts in the statistics, from offsets 1 … `drafted` (see
+   * {@link DecodeStats}): the drafts it verified (`blockwiseDecode`: emitted), or, when decoding
+   * ended inside the step, the drafts it committed. A live view of acceptance adds these up.
+   */
+  drafted: number;
 }
 
 /** Why decoding ended. `'context'`: the model's context (`maxLength`) is full. */

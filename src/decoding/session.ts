@@ -57,7 +57,7 @@ class Transcript {
     if (!f.finite) {
       throw new RangeError(`${this.opts.fn}: the model's logits at step ${step} contain NaN or ±Infinity, so no token can be chosen; nothing from that step was committed.`);
     }
-    const chunk: TokenChunk = { tokens: [], sources: [], step };
+    const chunk: TokenChunk = { tokens: [], sources: [], step, drafted: 0 };
     for (let i = 0; i < f.tokens.length && this.finishReason === null; i++) {
       chunk.tokens.push(f.tokens[i]);
       chunk.sources.push(f.sources[i]);
@@ -67,12 +67,10 @@ class Transcript {
       else if (total >= this.contextBudget) this.finishReason = 'context';
     }
     const cut = chunk.tokens.length < f.tokens.length;
-    if (!cut) for (let j = 0; j < f.drafted; j++) this.drafted[j]++;
-    for (const s of chunk.sources) {
-      if (s === 0) continue;
-      this.kept[s - 1]++;
-      if (cut) this.drafted[s - 1]++;
-    }
+    const keptOffsets = chunk.sources.filter((s) => s > 0); // offsets 1 … a, in order
+    chunk.drafted = cut ? keptOffsets.length : f.drafted;
+    for (let j = 0; j < chunk.drafted; j++) this.drafted[j]++;
+    for (const s of keptOffsets) this.kept[s - 1]++;
     this.tokens.push(...chunk.tokens);
     this.sources.push(...chunk.sources);
     if (Number.isNaN(this.firstTokenAt) && chunk.tokens.length > 0) this.firstTokenAt = now();
@@ -145,7 +143,7 @@ function keepFirst(fn: string, error: unknown, cleanupError: unknown): unknown {
 }
 
 function copy(chunk: TokenChunk): TokenChunk {
-  return { tokens: chunk.tokens.slice(), sources: chunk.sources.slice(), step: chunk.step };
+  return { ...chunk, tokens: chunk.tokens.slice(), sources: chunk.sources.slice() };
 }
 
 /** Throws the signal's reason (an AbortError DOMException when it has none). */

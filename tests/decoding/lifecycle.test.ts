@@ -14,6 +14,7 @@ import {
   type DecodeOptions,
   type DecodeResult,
   type MultiTokenModel,
+  type TokenChunk,
 } from '../../src/decoding/index.js';
 import { TableModel, ToyAttentionModel } from '../helpers/toy_models.js';
 import { useCpu } from '../helpers/backend.js';
@@ -107,6 +108,18 @@ describe('streaming', () => {
     expect(chunks.flatMap((c) => c.tokens)).toEqual(r.tokens);
     expect(chunks.flatMap((c) => c.sources)).toEqual(r.sources);
     expect(chunks.map((c) => c.step)).toEqual(chunks.map((_, i) => i));
+  });
+
+  it.each([
+    ['maxNewTokens inside a step', {}],
+    ['a stop token', { stopTokens: [0, 1, 2, 3, 4, 5] }],
+  ])('the chunks\' drafted counts add up to the result\'s per-offset statistics (%s)', async (_, extra) => {
+    const chunks: TokenChunk[] = [];
+    const r = await speculativeDecode(model, [3], { maxNewTokens: 23, ...extra, onToken: (c) => void chunks.push(c) });
+    const drafted = r.stats.draftedPerOffset.map((_, j) => chunks.filter((c) => c.drafted > j).length);
+    expect(drafted).toEqual(r.stats.draftedPerOffset);
+    expect(r.stats.drafted).toBe(chunks.reduce((a, c) => a + c.drafted, 0));
+    expect(r.stats.acceptedPerOffset.map((_, j) => r.sources.filter((s) => s === j + 1).length)).toEqual(r.stats.acceptedPerOffset);
   });
 });
 
