@@ -1,32 +1,31 @@
 /** The acceptance rules on hand-made logits, and the commit logic on a hand-made model. */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyAccept, leadingTrue, samplingAccept, typicalAccept } from '../../src/decoding/acceptance.js';
 import { toProbabilities } from '../../src/decoding/distributions.js';
 import { blockwiseDecode, greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
 import { TableModel } from '../helpers/toy_models.js';
 import { useCpu } from '../helpers/backend.js';
+import { expectNoLeak } from '../helpers/leak.js';
 
 beforeAll(useCpu);
 
-let before = 0;
-beforeAll(() => {
-  before = tf.memory().numTensors;
-});
-afterEach(() => expect(tf.memory().numTensors).toBe(before));
 
 /** Rows of logits whose argmax is the given token (V = 6). */
 const peaked = (tokens: number[], V = 6): tf.Tensor2D =>
   tf.tensor2d(tokens.map((t) => Array.from({ length: V }, (_, i) => (i === t ? 5 : i * 0.1))));
 
-async function verdict(f: () => { accepted: tf.Scalar; next: tf.Scalar }): Promise<[number, number]> {
-  const packed = tf.tidy(() => {
-    const v = f();
-    return tf.stack([v.accepted, v.next]);
+/** Runs a rule inside `tidy` and reads back `[accepted, next]`, asserting that nothing leaked. */
+function verdict(f: () => { accepted: tf.Scalar; next: tf.Scalar }): Promise<[number, number]> {
+  return expectNoLeak(async () => {
+    const packed = tf.tidy(() => {
+      const v = f();
+      return tf.stack([v.accepted, v.next]);
+    });
+    const out = Array.from(await packed.data());
+    packed.dispose();
+    return [out[0], out[1]] as [number, number];
   });
-  const out = Array.from(await packed.data());
-  packed.dispose();
-  return [out[0], out[1]];
 }
 
 describe('greedyAccept', () => {
@@ -41,9 +40,13 @@ describe('greedyAccept', () => {
   });
 
   it('leadingTrue counts only the leading run', async () => {
-    const n = tf.tidy(() => leadingTrue(tf.tensor1d([1, 1, 0, 1], 'bool')));
-    expect(await n.data()).toEqual(new Int32Array([2]));
-    n.dispose();
+    const n = await expectNoLeak(async () => {
+      const t = tf.tidy(() => leadingTrue(tf.tensor1d([1, 1, 0, 1], 'bool')));
+      const out = await t.data();
+      t.dispose();
+      return out;
+    });
+    expect(n).toEqual(new Int32Array([2]));
   });
 });
 
@@ -105,12 +108,13 @@ describe('typicalAccept', () => {
 describe('toProbabilities with top-p (hand-made logits)', () => {
   // softmax([ln 2, 0, 0]) = [0.5, 0.25, 0.25] exactly in float32, so the mass before each token is exact too.
   const logits = [Math.log(2), 0, 0];
-  const probs = async (topP: number, temperature = 1) => {
-    const t = tf.tidy(() => toProbabilities(tf.tensor2d([logits]), { temperature, topK: 3, topP }));
-    const out = Array.from(await t.data());
-    t.dispose();
-    return out;
-  };
+  const probs = (topP: number, temperature = 1) =>
+    expectNoLeak(async () => {
+      const t = tf.tidy(() => toProbabilities(tf.tensor2d([logits]), { temperature, topK: 3, topP }));
+      const out = Array.from(await t.data());
+      t.dispose();
+      return out;
+    });
 
   it('the logits give exact probabilities (the cases below rely on it)', async () => {
     expect(await probs(1)).toEqual([0.5, 0.25, 0.25]);
@@ -126,9 +130,12 @@ describe('toProbabilities with top-p (hand-made logits)', () => {
   });
 
   it('a nucleus over a skewed row keeps the most likely tokens until the mass before them reaches p', async () => {
-    const t = tf.tidy(() => toProbabilities(tf.tensor2d([[3, 2, 1, 0]]), { temperature: 1, topK: 4, topP: 0.7 })); // p ≈ [.64, .24, .09, .03]
-    const out = Array.from(await t.data());
-    t.dispose();
+    const out = await expectNoLeak(async () => {
+      const t = tf.tidy(() => toProbabilities(tf.tensor2d([[3, 2, 1, 0]]), { temperature: 1, topK: 4, topP: 0.7 })); // p ≈ [.64, .24, .09, .03]
+      const values = Array.from(await t.data());
+      t.dispose();
+      return values;
+    });
     const e = [Math.exp(3), Math.exp(2)];
     expect(out[0]).toBeCloseTo(e[0] / (e[0] + e[1]), 6);
     expect(out[1]).toBeCloseTo(e[1] / (e[0] + e[1]), 6);
@@ -150,7 +157,7 @@ function countingModel(k: number, V: number, wrongOffset = -1): TableModel {
 describe('commit logic on a counting model (k = 4)', () => {
   it('all drafts accepted: 4 tokens per verify step, sources 1,2,3 then the bonus 0', async () => {
     const model = countingModel(4, 50);
-    const r = await speculativeDecode(model, [0], { maxNewTokens: 9 });
+    const r = await expectNoLeak(() => speculativeDecode(model, [0], { maxNewTokens: 9 }));
     expect(r.tokens).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(r.sources).toEqual([0, 1, 2, 3, 0, 1, 2, 3, 0]);
     expect(r.stats.forwards).toBe(3); // prompt forward (1 token) + 2 verify steps (4 each)
@@ -162,7 +169,7 @@ describe('commit logic on a counting model (k = 4)', () => {
 
   it('a wrong offset 2: offset 1 kept, offset 2 rejected every step, the verifier corrects', async () => {
     const model = countingModel(4, 50, 2);
-    const r = await speculativeDecode(model, [0], { maxNewTokens: 7 });
+    const r = await expectNoLeak(() => speculativeDecode(model, [0], { maxNewTokens: 7 }));
     expect(r.tokens).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(r.sources).toEqual([0, 1, 0, 1, 0, 1, 0]);
     expect(r.stats.acceptanceRates).toEqual([1, 0, 0]);
@@ -171,7 +178,7 @@ describe('commit logic on a counting model (k = 4)', () => {
 
   it('a stop token inside an accepted block ends decoding there, stop token included', async () => {
     const model = countingModel(4, 50);
-    const r = await speculativeDecode(model, [0], { maxNewTokens: 40, stopTokens: [6] });
+    const r = await expectNoLeak(() => speculativeDecode(model, [0], { maxNewTokens: 40, stopTokens: [6] }));
     expect(r.tokens).toEqual([1, 2, 3, 4, 5, 6]);
     expect(r.finishReason).toBe('stop');
     model.dispose();
@@ -179,7 +186,7 @@ describe('commit logic on a counting model (k = 4)', () => {
 
   it('maxNewTokens reached inside a block commits exactly maxNewTokens', async () => {
     const model = countingModel(4, 50);
-    const r = await speculativeDecode(model, [0], { maxNewTokens: 6 });
+    const r = await expectNoLeak(() => speculativeDecode(model, [0], { maxNewTokens: 6 }));
     expect(r.tokens).toEqual([1, 2, 3, 4, 5, 6]);
     expect(r.finishReason).toBe('length');
     // step 1 kept its 3 drafts and the bonus; step 2's drafts 6, 7, 8 were cut after 6: only 6 counts
@@ -191,7 +198,7 @@ describe('commit logic on a counting model (k = 4)', () => {
 
   it('statistics count only committed drafts: a stop token cuts a fully accepted block', async () => {
     const model = countingModel(4, 50);
-    const r = await speculativeDecode(model, [0], { maxNewTokens: 40, stopTokens: [2] });
+    const r = await expectNoLeak(() => speculativeDecode(model, [0], { maxNewTokens: 40, stopTokens: [2] }));
     expect(r.tokens).toEqual([1, 2]);
     expect(r.stats.accepted).toBe(1); // drafts 2, 3, 4 were all right, but only 2 was committed
     expect(r.stats.drafted).toBe(1);
@@ -202,7 +209,7 @@ describe('commit logic on a counting model (k = 4)', () => {
 
   it('blockwise statistics count only committed drafts: blockSize 3, 10 tokens → 6 drafts', async () => {
     const model = countingModel(4, 50);
-    const r = await blockwiseDecode(model, [0], { maxNewTokens: 10, blockSize: 3 });
+    const r = await expectNoLeak(() => blockwiseDecode(model, [0], { maxNewTokens: 10, blockSize: 3 }));
     expect(r.tokens).toHaveLength(10);
     expect(r.sources).toEqual([0, 1, 2, 0, 1, 2, 0, 1, 2, 0]);
     expect([r.stats.drafted, r.stats.accepted]).toEqual([6, 6]);
@@ -212,7 +219,7 @@ describe('commit logic on a counting model (k = 4)', () => {
 
   it('draftLength 1 drafts only offset 1', async () => {
     const model = countingModel(4, 50);
-    const r = await speculativeDecode(model, [0], { maxNewTokens: 7, draftLength: 1 });
+    const r = await expectNoLeak(() => speculativeDecode(model, [0], { maxNewTokens: 7, draftLength: 1 }));
     expect(r.tokens).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(r.stats.forwards).toBe(4);
     expect(r.stats.acceptanceRates[0]).toBe(1);
@@ -222,7 +229,7 @@ describe('commit logic on a counting model (k = 4)', () => {
 
   it('greedy decoding commits one token per forward', async () => {
     const model = countingModel(4, 50);
-    const r = await greedyDecode(model, [0], { maxNewTokens: 5 });
+    const r = await expectNoLeak(() => greedyDecode(model, [0], { maxNewTokens: 5 }));
     expect(r.tokens).toEqual([1, 2, 3, 4, 5]);
     expect(r.stats.forwards).toBe(5);
     expect(r.stats.meanAcceptedLength).toBe(1);

@@ -6,12 +6,12 @@
  * suite is deterministic (a failure prints the case; change the seed to explore further).
  */
 import * as fc from 'fast-check';
-import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode, type DecodeResult } from '../../src/decoding/index.js';
 import { CachedTransformer, type TransformerConfig } from '../../src/models/index.js';
 import { tinyTransformer } from '../models/helpers.js';
 import { useCpu } from '../helpers/backend.js';
+import { expectNoLeak } from '../helpers/leak.js';
 
 beforeAll(useCpu);
 
@@ -35,13 +35,8 @@ const cases = fc
     draftLength: Math.min(c.k - 1, Math.floor(c.draftFraction * c.k)),
   }));
 
-/** Runs `decode` and asserts that the number of live tensors is unchanged, whatever happens. */
-async function noLeak<T>(decode: () => Promise<T>): Promise<T | Error> {
-  const before = tf.memory().numTensors;
-  const out = await decode().catch((e: unknown) => e as Error);
-  expect(tf.memory().numTensors).toBe(before);
-  return out;
-}
+/** Runs `decode` and asserts that the number of live tensors is unchanged, whatever happens; returns its result or error. */
+const noLeak = <T>(decode: () => Promise<T>): Promise<T | Error> => expectNoLeak(() => decode().catch((e: unknown) => e as Error));
 
 it('speculative (greedy) equals greedy and leaks nothing after success, a throw and an abort', async () => {
   await fc.assert(
