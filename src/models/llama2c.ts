@@ -236,8 +236,9 @@ export interface Llama2cModel {
  * @example
  * ```ts
  * const { model, tokenizer } = await loadLlama2c('/models/stories260K.bin', { tokenizer: '/models/tok512.bin' });
- * const result = await greedyDecode(new CachedTransformer(model), tokenizer!.encode('Once upon a time', { bos: true }), { maxNewTokens: 60 });
- * console.log(tokenizer!.decode(result.tokens));
+ * const prompt = tokenizer!.encode('Once upon a time'); // BOS first
+ * const result = await greedyDecode(new CachedTransformer(model), prompt, { maxNewTokens: 60 });
+ * console.log(tokenizer!.decode([...prompt, ...result.tokens]));
  * ```
  * @param checkpoint The `.bin` file: `ArrayBuffer`, `Uint8Array` or a URL to fetch.
  * @param options Tokenizer and number of heads.
