@@ -16,7 +16,7 @@ import { ROOT } from '../../scripts/browser/bundle.js';
 /** Source of a layer class, by the names that would appear in its code. */
 const LAYER_MARKERS = ['MultiTokenHead', 'SharedUnembedding', 'LightweightOffsetHead'];
 /** Source of the decoders: each decoder names itself in its argument errors. */
-const DECODER_MARKERS = ['speculativeDecode', 'greedyDecode', 'blockwiseDecode', 'fromLayersModel', 'verifyAndPropose'];
+const DECODER_MARKERS = ['speculativeDecode', 'greedyDecode', 'blockwiseDecode', 'fromLayersModel', 'speculativeLoop'];
 
 interface AppBundle {
   code: string;
