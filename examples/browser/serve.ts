@@ -10,8 +10,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bundlePage, ROOT, WASM_DIR } from '../../scripts/browser/bundle.js';
-import { startStaticServer, type StaticServer } from '../../scripts/browser/server.js';
+import { bundlePage, ROOT, WASM_DIR } from '../../tools/browser/bundle.js';
+import { startStaticServer, type StaticServer } from '../../tools/browser/server.js';
 import { parseCommandLine } from '../../tools/args.js';
 
 /** Options of {@link startExampleServer}. */

@@ -8,8 +8,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../../scripts/browser/bundle.js';
-import { browserSuiteEnabled } from '../../scripts/browser/chromium.js';
+import { ROOT } from '../../tools/browser/bundle.js';
+import { browserSuiteEnabled } from '../../tools/browser/chromium.js';
 import { checkpointForTests, startHarness, type BrowserHarness } from './harness.js';
 
 /** The first ```ts block of docs/browser.md. */

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startExampleServer } from '../../examples/browser/serve.js';
-import { ROOT } from '../../scripts/browser/bundle.js';
-import { browserSuiteEnabled, launchChromium } from '../../scripts/browser/chromium.js';
+import { ROOT } from '../../tools/browser/bundle.js';
+import { browserSuiteEnabled, launchChromium } from '../../tools/browser/chromium.js';
 import { checkpointForTests } from './harness.js';
 
 const SCREENSHOTS = join(ROOT, 'test-output');

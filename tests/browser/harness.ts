@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { bundlePage, ROOT, WASM_DIR } from '../../scripts/browser/bundle.js';
-import { launchChromium } from '../../scripts/browser/chromium.js';
-import { startStaticServer, type StaticServer } from '../../scripts/browser/server.js';
+import { bundlePage, ROOT, WASM_DIR } from '../../tools/browser/bundle.js';
+import { launchChromium } from '../../tools/browser/chromium.js';
+import { startStaticServer, type StaticServer } from '../../tools/browser/server.js';
 
 /** A served page bundle plus a browser. */
 export interface BrowserHarness {

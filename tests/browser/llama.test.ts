@@ -12,8 +12,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../../scripts/browser/bundle.js';
-import { browserSuiteEnabled } from '../../scripts/browser/chromium.js';
+import { ROOT } from '../../tools/browser/bundle.js';
+import { browserSuiteEnabled } from '../../tools/browser/chromium.js';
 import { parseLlama2c } from '../../src/models/llama2c.js';
 import { referenceGreedy, type ReferenceConfig } from '../helpers/llama_reference.js';
 import { readStories, STORIES_DIR, storiesAvailable, storiesReference, toHfLayout, writeSafetensors, type StoriesReference } from '../helpers/stories.js';

@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserSuiteEnabled } from '../../scripts/browser/chromium.js';
+import { browserSuiteEnabled } from '../../tools/browser/chromium.js';
 import { startHarness, type BrowserHarness } from './harness.js';
 import type { BackendName } from './pages/backend.js';
 import { runCase, type CaseResult, type CaseSpec } from './pages/cases.js';

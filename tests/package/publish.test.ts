@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../../scripts/browser/bundle.js';
+import { ROOT } from '../../tools/browser/bundle.js';
 
 const run = promisify(execFile);
 

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../../scripts/browser/bundle.js';
+import { ROOT } from '../../tools/browser/bundle.js';
 
 /** Source of a layer class, by the names that would appear in its code. */
 const LAYER_MARKERS = ['MultiTokenHead', 'SharedUnembedding', 'LightweightOffsetHead'];
