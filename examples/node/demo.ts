@@ -1,18 +1,22 @@
 /**
- * `npm run demo` — decode a held-out prompt with the committed reference model, once with
- * greedy decoding and once with self-speculative decoding (k = 4), and show which tokens the
- * draft heads got right.
+ * `npm run demo` — decode a prompt once with greedy decoding and once with self-speculative
+ * decoding (k = 4), and show which tokens the draft heads got right. Two models:
  *
  *     npm run demo -- [--backend wasm|cpu] [--tokens 80] [--file lib.es2015.collection.d.ts] [--checkpoint DIR]
+ *     npm run demo -- --llama2c DIR [--prompt "Once upon a time"] [--backend wasm|cpu] [--tokens 80]
+ *
+ * The first runs the committed byte-level reference model on a held-out prompt; the second a
+ * llama2.c checkpoint (DIR holds `stories260K.bin` + `tok512.bin`, Karpathy's `tinyllamas`) with
+ * its BPE tokenizer. Its offsets 1…3 are untrained (identity) heads, so few drafts are kept.
  *
  * Copy it: it imports the package by name, as an app does, and carries its own two node helpers
  * (reading a checkpoint folder without tfjs-node, and taking a prompt from a TypeScript lib file
  * the model never trained on). The app chooses the backend (here wasm by default); the library
  * never does.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
@@ -20,9 +24,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { formatParameterReport, greedyDecode, MultiTokenHead, parameterReport, speculativeDecode } from 'tfjs-mtp';
-import { CachedTransformer, decodeBytes, encodeBytes, loadTransformer } from 'tfjs-mtp/models';
+import { CachedTransformer, decodeBytes, encodeBytes, loadLlama2c, loadTransformer } from 'tfjs-mtp/models';
 
-const HELP = `Decodes a held-out prompt greedily and speculatively (k = 4) and colours the accepted drafts.
+const HELP = `Decodes a prompt greedily and speculatively (k = 4) and colours the accepted drafts.
 
 usage: npm run demo -- [options]
 
@@ -30,10 +34,12 @@ usage: npm run demo -- [options]
   --tokens <n>          new tokens to generate [default: 80]
   --file <name>         TypeScript lib file to take the 48-byte prompt from [default: lib.es2015.collection.d.ts]
   --checkpoint <dir>    folder with model.json + weights.bin [default: fixtures/tslib-k4]
+  --llama2c <dir>       instead: a llama2.c model, folder with stories260K.bin + tok512.bin
+  --prompt <text>       with --llama2c: the text to continue [default: Once upon a time]
   --help                print this text`;
 
 /** The command line, checked (unknown flags and bad values end the process with a message). */
-function options(): { backend: string; tokens: number; file: string; checkpoint: string } {
+function options(): { backend: string; tokens: number; file: string; checkpoint: string; llama2c: string; prompt: string } {
   try {
     const { values } = parseArgs({
       options: {
@@ -41,6 +47,8 @@ function options(): { backend: string; tokens: number; file: string; checkpoint:
         tokens: { type: 'string', default: '80' },
         file: { type: 'string', default: 'lib.es2015.collection.d.ts' },
         checkpoint: { type: 'string', default: fileURLToPath(new URL('../../fixtures/tslib-k4/', import.meta.url)) },
+        llama2c: { type: 'string', default: '' },
+        prompt: { type: 'string', default: 'Once upon a time' },
         help: { type: 'boolean', default: false },
       },
     });
@@ -51,12 +59,18 @@ function options(): { backend: string; tokens: number; file: string; checkpoint:
     const tokens = Number(values.tokens);
     if (values.backend !== 'wasm' && values.backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, but got ${JSON.stringify(values.backend)}.`);
     if (!Number.isInteger(tokens) || tokens < 1) throw new Error(`--tokens must be a positive integer, but got ${JSON.stringify(values.tokens)}.`);
-    return { backend: values.backend, tokens, file: values.file, checkpoint: values.checkpoint };
+    for (const file of values.llama2c ? LLAMA2C_FILES : []) {
+      if (!existsSync(join(values.llama2c, file))) throw new Error(`--llama2c must be a folder holding ${LLAMA2C_FILES.join(' and ')}, but ${join(values.llama2c, file)} does not exist.`);
+    }
+    return { backend: values.backend, tokens, file: values.file, checkpoint: values.checkpoint, llama2c: values.llama2c, prompt: values.prompt };
   } catch (error) {
     console.error(`demo: ${(error as Error).message}\nRun with --help for the options.`);
     process.exit(2);
   }
 }
+
+/** The two files of a llama2.c model folder: the checkpoint and its tokenizer. */
+const LLAMA2C_FILES = ['stories260K.bin', 'tok512.bin'] as const;
 
 /** Loads a folder holding `model.json` + `weights.bin` (what `model.save` writes) in node, without tfjs-node. */
 async function loadCheckpointFolder(dir: string): Promise<LayersModel> {
@@ -79,43 +93,75 @@ function promptFrom(file: string, length: number): number[] {
 const COLOURS = ['', '\x1b[32m', '\x1b[33m', '\x1b[35m'];
 const RESET = '\x1b[0m';
 
-/** The generated text with each token coloured by the offset that produced it. */
-function highlight(tokens: number[], sources: number[]): string {
+/** A prompt and how to turn its ids (and the ids after it) into text. */
+interface Text {
+  label: string;
+  ids: number[];
+  /** The text of the prompt followed by `tokens`. */
+  decode: (tokens: number[]) => string;
+}
+
+/**
+ * The generated text with each token coloured by the offset that produced it. Runs of one
+ * source are decoded as the growing text minus what came before, so a character or a
+ * leading space that spans two tokens comes out whole.
+ */
+function highlight(text: Text, tokens: number[], sources: number[]): string {
   let out = '';
+  let before = text.decode([]);
   let i = 0;
   while (i < tokens.length) {
-    let j = i; // group runs with the same source so multi-byte characters decode whole
+    let j = i;
     while (j < tokens.length && sources[j] === sources[i]) j++;
-    const text = decodeBytes(tokens.slice(i, j));
-    out += sources[i] === 0 ? text : `${COLOURS[sources[i]!] ?? ''}${text}${RESET}`;
+    const upTo = text.decode(tokens.slice(0, j));
+    const piece = upTo.slice(before.length);
+    out += sources[i] === 0 ? piece : `${COLOURS[sources[i]!] ?? ''}${piece}${RESET}`;
+    before = upTo;
     i = j;
   }
   return out;
 }
 
+/** The reference model, its held-out prompt, and how its tokens read (bytes). */
+async function byteLevel(checkpoint: string, file: string): Promise<{ layersModel: LayersModel; text: Text; kind: string; unit: string }> {
+  const layersModel = await loadCheckpointFolder(checkpoint);
+  const bytes = promptFrom(file, 48);
+  const text = { label: `held-out prompt (from ${file}, never trained on)`, ids: bytes, decode: (tokens: number[]) => decodeBytes([...bytes, ...tokens]) };
+  return { layersModel, text, kind: 'byte-level model', unit: 'tokens are bytes' };
+}
+
+/** A llama2.c model (e.g. stories260K) and a prompt through its own tokenizer (BOS first). */
+async function llama2c(dir: string, prompt: string): Promise<{ layersModel: LayersModel; text: Text; kind: string; unit: string }> {
+  const { model: layersModel, tokenizer } = await loadLlama2c(readFileSync(join(dir, LLAMA2C_FILES[0])), {
+    tokenizer: readFileSync(join(dir, LLAMA2C_FILES[1])),
+    mtpHeads: 4,
+  });
+  const ids = tokenizer!.encode(prompt, { bos: true });
+  const text = { label: `prompt (${ids.length} tokens, BOS included)`, ids, decode: (tokens: number[]) => tokenizer!.decode([...ids, ...tokens]) };
+  return { layersModel, text, kind: `llama2.c model ${basename(resolve(dir))}, offsets 1…3 untrained`, unit: 'tokens are BPE pieces' };
+}
+
 async function main(): Promise<void> {
-  const { backend, tokens: maxNewTokens, file, checkpoint } = options();
+  const { backend, tokens: maxNewTokens, file, checkpoint, llama2c: llamaDir, prompt: promptText } = options();
   if (!(await tf.setBackend(backend))) throw new Error(`demo: could not initialize the ${backend} backend.`);
 
-  const layersModel = await loadCheckpointFolder(checkpoint);
+  const { layersModel, text, kind, unit } = llamaDir ? await llama2c(llamaDir, promptText) : await byteLevel(checkpoint, file);
   const model = new CachedTransformer(layersModel); // KV-cached view of the same weights
-  const bytes = promptFrom(file, 48);
-  const prompt = { file, bytes, text: decodeBytes(bytes) };
   const head = layersModel.layers.find((layer): layer is MultiTokenHead => layer instanceof MultiTokenHead)!;
   const [V, D] = [head.vocabSize, (head.input as SymbolicTensor).shape.at(-1) as number]; // the head maps [B, T, D] to [B, T, k, V]
-  console.log(`tfjs-mtp demo — backend ${tf.getBackend()}, byte-level model (V = ${V}, D = ${D}, k = ${model.numHeads}, context ${model.maxLength})`);
+  console.log(`tfjs-mtp demo — backend ${tf.getBackend()}, ${kind} (V = ${V}, D = ${D}, k = ${model.numHeads}, context ${model.maxLength})`);
   console.log(formatParameterReport(parameterReport({ vocabSize: V, hiddenSize: D, numHeads: head.numHeads, offset0Kind: head.headKinds[0], headKind: head.headKinds.slice(1) })));
-  console.log(`\nheld-out prompt (from ${prompt.file}, never trained on):\n${prompt.text}`);
+  console.log(`\n${text.label}:\n${text.decode([])}`);
 
-  await greedyDecode(model, prompt.bytes, { maxNewTokens: 8 }); // warm-up (kernel setup) — not timed
-  await speculativeDecode(model, prompt.bytes, { maxNewTokens: 8 });
-  const greedy = await greedyDecode(model, prompt.bytes, { maxNewTokens });
-  const spec = await speculativeDecode(model, prompt.bytes, { maxNewTokens });
+  await greedyDecode(model, text.ids, { maxNewTokens: 8 }); // warm-up (kernel setup) — not timed
+  await speculativeDecode(model, text.ids, { maxNewTokens: 8 });
+  const greedy = await greedyDecode(model, text.ids, { maxNewTokens });
+  const spec = await speculativeDecode(model, text.ids, { maxNewTokens });
 
-  console.log(`\n— greedy (one token per forward):\n${prompt.text}${decodeBytes(greedy.tokens)}`);
+  console.log(`\n— greedy (one token per forward):\n${text.decode(greedy.tokens)}`);
   console.log(
     `\n— speculative, k = 4 (plain: verifier's own token; ${COLOURS[1]}offset 1${RESET}, ${COLOURS[2]}offset 2${RESET}, ` +
-      `${COLOURS[3]}offset 3${RESET}: drafts accepted):\n${prompt.text}${highlight(spec.tokens, spec.sources)}`,
+      `${COLOURS[3]}offset 3${RESET}: drafts accepted):\n${text.decode([])}${highlight(text, spec.tokens, spec.sources)}`,
   );
   const same = spec.tokens.join() === greedy.tokens.join();
   const s = spec.stats;
@@ -124,7 +170,7 @@ async function main(): Promise<void> {
   console.log(`acceptance per offset: ${s.acceptanceRates.map((a, j) => `offset ${j + 1}: ${(100 * a).toFixed(0)}%`).join(', ')}`);
   console.log(
     `speed: greedy ${greedy.stats.tokensPerSecond.toFixed(0)} tok/s, speculative ${s.tokensPerSecond.toFixed(0)} tok/s ` +
-      `→ ${(s.tokensPerSecond / greedy.stats.tokensPerSecond).toFixed(2)}× (tokens are bytes)`,
+      `→ ${(s.tokensPerSecond / greedy.stats.tokensPerSecond).toFixed(2)}× (${unit})`,
   );
   model.dispose();
   layersModel.dispose();
