@@ -41,9 +41,8 @@ export class KVCache {
   }
 
   /** Drops dead rows (one gather per tensor) when there are at least `COMPACT_AT` of them. */
-  compact(force = false): void {
-    const dead = this.live.length - this.count;
-    if (dead === 0 || (!force && dead < COMPACT_AT)) return;
+  compact(): void {
+    if (this.live.length - this.count < COMPACT_AT) return;
     const keep = this.live.flatMap((isLive, j) => (isLive ? [j] : []));
     const next = tf.tidy(() => {
       const idx = tf.tensor1d(keep, 'int32'); // [count]

@@ -69,7 +69,7 @@ export class TransformerTrunk extends layers.Layer {
   constructor(args: TransformerTrunkArgs, initialValues?: InitialValues) {
     super(args);
     registerOnce(TransformerTrunk);
-    this.arch = archOf(resolveTransformerConfig(archOf(args), `${WHERE}`)) as ArchConfig; // checks a loaded config too
+    this.arch = archOf(resolveTransformerConfig(archOf(args), WHERE)) as ArchConfig; // checks a loaded config too
     this.initialValues = initialValues;
   }
 
