@@ -1,19 +1,30 @@
 /**
- * `npm run bench` — decoding speed of the reference model (fixtures/tslib-k4) on held-out
- * prompts: every decoder, k ∈ {2, 3, 4}, wasm and cpu, one run, medians over repeats.
- * Prints a markdown table (and `--json <file>` writes the same rows). See docs/performance.md.
+ * `npm run bench` — decoding speed of a model on its prompts: every decoder, k ∈ {2, 3, 4},
+ * wasm and cpu, one run, medians over repeats; then what one step costs (issue #10 §5) and what
+ * yielding to the event loop costs. Prints markdown tables (`--json <file>` writes the rows).
+ * See docs/performance.md.
  *
- *     npm run bench -- [--backends wasm,cpu] [--repeats 3] [--json bench.json] [--prompts 6] [--tokens 80]
+ *     npm run bench -- [--model DIR] [--backends wasm,cpu] [--repeats 3] [--json bench.json] [--prompts 6] [--tokens 80]
+ *
+ * `--model`: fixtures/tslib-k4 (byte-level, held-out TypeScript prompts) by default, or a
+ * llama2.c folder such as stories260K (story openings through its tokenizer); see
+ * tools/bench_model.ts.
  *
  * tokens/s is total new tokens / total wall time over the prompts (median over repeats);
  * speedup is against cached greedy on the same backend, taken within each repeat (variants run
- * round-robin), median over repeats; τ = tokens per forward; acceptance of offset j = drafts
- * from offset j kept per verification step (verified decoders only).
+ * round-robin), median over repeats; τ = tokens per forward; acceptance of offset j = the
+ * decoders' own `acceptedPerOffset / draftedPerOffset` summed over prompts.
+ *
+ * Step cost: the cached greedy and speculative decoders run once more through a timing proxy
+ * of the model (tools/step_cost.ts): ms per step split into forward / heads / readback /
+ * rollback / other, medians over every step after the prompt's; kernels per step come from a
+ * separate counting pass so that counting does not distort the times.
  */
 import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   blockwiseDecode,
+  DECODE_DEFAULTS,
   formatParameterReport,
   fromLayersModel,
   greedyDecode,
@@ -24,27 +35,34 @@ import {
 import { CachedTransformer } from '../src/models/index.js';
 import { parseCommandLine } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend, type NodeBackend } from '../tools/backend.js';
-import { headReport, loadReferenceModel } from '../tools/checkpoint.js';
-import { heldOutPrompts } from '../tools/corpus.js';
+import { loadBenchModel, type BenchModel } from '../tools/bench_model.js';
+import { headReport, REFERENCE_CHECKPOINT } from '../tools/checkpoint.js';
 import { median } from '../tools/stats.js';
+import { countKernels, instrument, StepRecorder, timeReadbacks, type StepCost } from '../tools/step_cost.js';
 
 const COMMAND = {
   name: 'bench',
   usage: 'npm run bench -- [options]',
-  summary: 'Decoding speed of the reference model on held-out prompts: every decoder, k ∈ {2, 3, 4}, per backend; prints a markdown table.',
+  summary: 'Decoding speed of a model on its prompts: every decoder, k ∈ {2, 3, 4}, per backend, and the cost of one step; prints markdown tables.',
   options: {
+    model: { type: 'string', default: REFERENCE_CHECKPOINT, help: 'folder with model.json + weights.bin, or a llama2.c .bin + tok*.bin (e.g. stories260K)' },
     backends: { type: 'strings', default: NODE_BACKENDS, choices: NODE_BACKENDS, help: 'backends to measure, in order' },
     repeats: { type: 'number', default: 3, integer: true, min: 1, help: 'repeats per variant (medians are taken over them)' },
     json: { type: 'string', default: '', help: 'also write the rows to this JSON file' },
-    prompts: { type: 'number', default: 0, integer: true, min: 0, help: 'held-out prompts per backend (0: 6 on wasm, 2 on cpu)' },
+    prompts: { type: 'number', default: 0, integer: true, min: 0, help: 'prompts per backend (0: 6 on wasm, 2 on cpu)' },
     tokens: { type: 'number', default: 0, integer: true, min: 0, help: 'new tokens per prompt (0: 80 on wasm, 40 on cpu)' },
   },
 } as const;
+
+/** Draft lengths k compared against greedy (k = 1). */
+const KS = [2, 3, 4] as const;
 
 interface Row {
   backend: string;
   decoder: string;
   k: number;
+  /** `decodeOptions.yieldEveryMs` of the run (the default unless the row says otherwise). */
+  yieldEveryMs: number;
   tokensPerSecond: number;
   speedup: number;
   tau: number;
@@ -52,13 +70,25 @@ interface Row {
   equalsGreedy: boolean | null; // null: lossy decoder, not expected to match
   tokens: number;
   msPerForward: number;
+  /** Step cost (cached greedy and speculative only, else null): median ms per step after the prompt's. */
+  msPerStep: number | null;
+  /** Kernel dispatches per step (same rows), from a separate counting pass. */
+  kernelsPerStep: number | null;
+  /** The step's split (same rows). */
+  stepCost: StepCost | null;
 }
+
+type Run = (model: MultiTokenModel, prompt: number[], maxNewTokens: number) => Promise<DecodeResult>;
 
 interface Variant {
   decoder: string;
   k: number;
   lossless: boolean;
-  run: (prompt: number[], maxNewTokens: number) => Promise<DecodeResult>;
+  model: MultiTokenModel;
+  yieldEveryMs: number;
+  /** Whether the step-cost pass measures it. */
+  costed: boolean;
+  run: Run;
 }
 
 interface Measured {
@@ -75,13 +105,13 @@ interface Measured {
  * alike; ratios are then taken within each repeat.
  */
 async function measureAll(variants: Variant[], prompts: number[][], maxNewTokens: number, repeats: number): Promise<Measured[]> {
-  for (const v of variants) await v.run(prompts[0]!, Math.min(8, maxNewTokens)); // warm-up: kernels, shapes, JIT
+  for (const v of variants) await v.run(v.model, prompts[0]!, Math.min(8, maxNewTokens)); // warm-up: kernels, shapes, JIT
   const out: Measured[] = variants.map(() => ({ results: [], tokens: 0, forwards: 0, acceptance: [], walls: [] }));
   for (let r = 0; r < repeats; r++) {
     for (const [i, v] of variants.entries()) {
       const t0 = performance.now();
       const results: DecodeResult[] = [];
-      for (const p of prompts) results.push(await v.run(p, maxNewTokens));
+      for (const p of prompts) results.push(await v.run(v.model, p, maxNewTokens));
       out[i]!.walls.push(performance.now() - t0);
       out[i]!.results = results;
     }
@@ -90,13 +120,111 @@ async function measureAll(variants: Variant[], prompts: number[][], maxNewTokens
     const m = out[i]!;
     m.tokens = m.results.reduce((a, x) => a + x.tokens.length, 0);
     m.forwards = m.results.reduce((a, x) => a + x.stats.forwards, 0);
-    const verifySteps = m.results.reduce((a, x) => a + x.stats.forwards - 1, 0);
     m.acceptance = Array.from({ length: v.k - 1 }, (_, j) => {
-      const kept = m.results.reduce((a, x) => a + x.sources.filter((src) => src === j + 1).length, 0);
-      return verifySteps > 0 ? kept / verifySteps : NaN;
+      const kept = m.results.reduce((a, x) => a + (x.stats.acceptedPerOffset[j] ?? 0), 0);
+      const drafted = m.results.reduce((a, x) => a + (x.stats.draftedPerOffset[j] ?? 0), 0);
+      return drafted > 0 ? kept / drafted : NaN;
     });
   });
   return out;
+}
+
+/**
+ * The step cost of each costed variant: `repeats` timed passes through the proxy (round-robin,
+ * after the warm-up `measureAll` did), then one kernel-counting pass.
+ */
+async function measureStepCost(variants: Variant[], prompts: number[][], maxNewTokens: number, repeats: number): Promise<Map<Variant, StepCost>> {
+  const timing = new Map(variants.map((v) => [v, new StepRecorder()]));
+  for (let r = 0; r < repeats; r++) {
+    for (const v of variants) {
+      const recorder = timing.get(v)!;
+      const proxy = instrument(v.model, recorder);
+      for (const p of prompts) {
+        recorder.begin();
+        await timeReadbacks(recorder, () => v.run(proxy, p, maxNewTokens));
+        recorder.end();
+      }
+    }
+  }
+  const out = new Map<Variant, StepCost>();
+  for (const v of variants) {
+    const counter = new StepRecorder();
+    const proxy = instrument(v.model, counter);
+    for (const p of prompts) {
+      counter.begin();
+      await countKernels(counter, () => v.run(proxy, p, maxNewTokens));
+      counter.end();
+    }
+    out.set(v, { ...timing.get(v)!.summary(), kernelsPerStep: counter.summary().kernelsPerStep });
+  }
+  return out;
+}
+
+
+const fmt = (x: number | null, d = 2) => (x !== null && Number.isFinite(x) ? x.toFixed(d) : '–');
+
+/** How much each backend decodes: `prompts` × `tokens` new tokens (0: the backend's default). */
+interface Workload {
+  repeats: number;
+  prompts: number;
+  tokens: number;
+}
+
+async function benchBackend(backend: NodeBackend, dir: string, work: Workload, rows: Row[], notes: string[]): Promise<BenchModel> {
+  await useBackend(backend);
+  const bench = await loadBenchModel(dir);
+  const cached = new CachedTransformer(bench.model);
+  const uncached = fromLayersModel(bench.model, { window: cached.maxLength });
+  const cpu = backend === 'cpu';
+  const prompts = bench.prompts(work.prompts || (cpu ? 2 : 6), 48);
+  const maxNewTokens = work.tokens || (cpu ? 40 : 80);
+  const repeats = work.repeats;
+  const dflt = DECODE_DEFAULTS.yieldEveryMs;
+  const greedy: Run = (m, p, n) => greedyDecode(m, p, { maxNewTokens: n });
+  const speculative = (k: number, yieldEveryMs: number): Run => (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, draftLength: k - 1, yieldEveryMs });
+  const variants: Variant[] = [
+    { decoder: 'greedy (cached)', k: 1, lossless: true, model: cached, yieldEveryMs: dflt, costed: true, run: greedy },
+    ...KS.map((k) => ({ decoder: 'speculative greedy (cached)', k, lossless: true, model: cached, yieldEveryMs: dflt, costed: true, run: speculative(k, dflt) })),
+    { decoder: 'speculative greedy (uncached fromLayersModel)', k: 4, lossless: true, model: uncached, yieldEveryMs: dflt, costed: false, run: speculative(4, dflt) },
+    ...[2, 4].map((k) => ({
+      decoder: 'blockwise (cached, unverified)', k, lossless: false, model: cached, yieldEveryMs: dflt, costed: false,
+      run: ((m, p, n) => blockwiseDecode(m, p, { maxNewTokens: n, blockSize: k })) as Run,
+    })),
+    // the same decodes never yielding to the event loop: what the default yield costs (issue #9 §1)
+    { decoder: 'greedy (cached)', k: 1, lossless: true, model: cached, yieldEveryMs: Infinity, costed: false, run: (m, p, n) => greedyDecode(m, p, { maxNewTokens: n, yieldEveryMs: Infinity }) },
+    { decoder: 'speculative greedy (cached)', k: 4, lossless: true, model: cached, yieldEveryMs: Infinity, costed: false, run: speculative(4, Infinity) },
+  ];
+  const measured = await measureAll(variants, prompts, maxNewTokens, repeats);
+  const cost = await measureStepCost(variants.filter((v) => v.costed), prompts, maxNewTokens, repeats);
+  const base = measured[0]!;
+  variants.forEach((v, i) => {
+    const m = measured[i]!;
+    const same = m.results.every((r, p) => r.tokens.join() === base.results[p]!.tokens.join());
+    // speedup within each repeat (tokens/s ratio), then the median over repeats
+    const speedups = m.walls.map((w, r) => m.tokens / w / (base.tokens / base.walls[r]!));
+    const c = cost.get(v) ?? null;
+    rows.push({
+      backend,
+      decoder: v.decoder,
+      k: v.k,
+      yieldEveryMs: v.yieldEveryMs,
+      tokensPerSecond: (1000 * m.tokens) / median(m.walls),
+      speedup: median(speedups),
+      tau: m.tokens / m.forwards,
+      acceptance: v.lossless ? m.acceptance : [],
+      equalsGreedy: v.lossless ? same : same ? true : null,
+      tokens: m.tokens,
+      msPerForward: median(m.walls) / m.forwards,
+      msPerStep: c?.msPerStep ?? null,
+      kernelsPerStep: c?.kernelsPerStep ?? null,
+      stepCost: c,
+    });
+    const row = rows.at(-1)!;
+    console.error(`  ${backend} ${v.decoder} k=${v.k}${v.yieldEveryMs === dflt ? '' : ' (never yielding)'}: ${fmt(row.tokensPerSecond, 1)} tok/s, τ ${fmt(row.tau)}`);
+  });
+  notes.push(`${backend}: ${prompts.length} prompts × ${maxNewTokens} new tokens, median of ${repeats} repeats`);
+  cached.dispose();
+  return bench;
 }
 
 /** A MultiTokenModel whose forward is nearly free and whose drafts are always right. */
@@ -139,120 +267,85 @@ async function loopOverhead(): Promise<string> {
   return out.join(', ');
 }
 
-/**
- * Cost in ms of the model work of one decoding step, readback included: greedy = forward of 1
- * token + offset 0 at it; speculative = forward of n tokens + offset 0 at all n + offsets
- * 1…n-1 at the last. (What is left of a decoder's step is the loop overhead, measured apart.)
- */
-async function stepCost(cached: CachedTransformer, n: number): Promise<number> {
-  const times: number[] = [];
-  for (let r = 0; r < 30; r++) {
-    cached.truncate(0);
-    tf.dispose(cached.forward(Array.from({ length: 40 }, (_, i) => 97 + (i % 26))));
-    const t0 = performance.now();
-    const picked = tf.tidy(() => {
-      const states = cached.forward(Array.from({ length: n }, () => 32)); // [n, D]
-      const verify = tf.argMax(cached.headLogits(states, [0]), -1); // [n, 1]
-      if (n === 1) return verify;
-      const last = tf.slice(states, [n - 1, 0], [1, -1]); // [1, D]
-      const drafts = tf.argMax(cached.headLogits(last, Array.from({ length: n - 1 }, (_, j) => j + 1)), -1); // [1, n-1]
-      return tf.concat([tf.reshape(verify, [-1]), tf.reshape(drafts, [-1])]);
-    });
-    await picked.data();
-    picked.dispose();
-    times.push(performance.now() - t0);
-  }
-  cached.truncate(0);
-  return median(times.slice(5));
-}
-
-const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '–');
-
-/** How much each backend decodes: `prompts` × `tokens` new tokens (0: the backend's default). */
-interface Workload {
-  repeats: number;
-  prompts: number;
-  tokens: number;
-}
-
-async function benchBackend(backend: NodeBackend, work: Workload, rows: Row[], notes: string[]): Promise<void> {
-  await useBackend(backend);
-  const layersModel = await loadReferenceModel();
-  const cached = new CachedTransformer(layersModel);
-  const uncached = fromLayersModel(layersModel, { window: cached.maxLength });
-  const cpu = backend === 'cpu';
-  const prompts = heldOutPrompts(work.prompts || (cpu ? 2 : 6), 48).map((p) => p.bytes);
-  const maxNewTokens = work.tokens || (cpu ? 40 : 80);
-  const repeats = work.repeats;
-  const variants: Variant[] = [
-    { decoder: 'greedy (cached)', k: 1, lossless: true, run: (p, n) => greedyDecode(cached, p, { maxNewTokens: n }) },
-    ...[2, 3, 4].map((k) => ({
-      decoder: 'speculative greedy (cached)', k, lossless: true,
-      run: (p: number[], n: number) => speculativeDecode(cached, p, { maxNewTokens: n, draftLength: k - 1 }),
-    })),
-    { decoder: 'speculative greedy (uncached fromLayersModel)', k: 4, lossless: true, run: (p, n) => speculativeDecode(uncached, p, { maxNewTokens: n }) },
-    ...[2, 4].map((k) => ({
-      decoder: 'blockwise (cached, unverified)', k, lossless: false,
-      run: (p: number[], n: number) => blockwiseDecode(cached, p, { maxNewTokens: n, blockSize: k }),
-    })),
+/** The main table: every variant that yields by default. */
+function speedTable(rows: Row[]): string {
+  const lines = [
+    '| backend | decoder | k | tokens/s | speedup vs greedy | τ | acceptance per offset (1…k-1) | output == greedy | ms/forward |',
+    '|---|---|---:|---:|---:|---:|---|---|---:|',
   ];
-  const measured = await measureAll(variants, prompts, maxNewTokens, repeats);
-  const greedy = measured[0]!;
-  variants.forEach((v, i) => {
-    const m = measured[i]!;
-    const same = m.results.every((r, p) => r.tokens.join() === greedy.results[p]!.tokens.join());
-    // speedup within each repeat (tokens/s ratio), then the median over repeats
-    const speedups = m.walls.map((w, r) => (m.tokens / w) / (greedy.tokens / greedy.walls[r]!));
-    rows.push({
-      backend,
-      decoder: v.decoder,
-      k: v.k,
-      tokensPerSecond: (1000 * m.tokens) / median(m.walls),
-      speedup: median(speedups),
-      tau: m.tokens / m.forwards,
-      acceptance: v.lossless ? m.acceptance : [],
-      equalsGreedy: v.lossless ? same : same ? true : null,
-      tokens: m.tokens,
-      msPerForward: median(m.walls) / m.forwards,
-    });
-    console.error(`  ${backend} ${v.decoder} k=${v.k}: ${fmt(rows.at(-1)!.tokensPerSecond, 1)} tok/s, τ ${fmt(rows.at(-1)!.tau)}`);
-  });
-  const f1 = await stepCost(cached, 1);
-  const f4 = await stepCost(cached, 4);
-  notes.push(
-    `${backend}: model work per step (forward + heads + readback): greedy ${fmt(f1)} ms, speculative k=4 ${fmt(f4)} ms ` +
-      `(ratio ${fmt(f4 / f1)}); ${prompts.length} prompts × ${maxNewTokens} new tokens, median of ${repeats} repeats`,
-  );
-  cached.dispose();
-  layersModel.dispose();
-}
-
-async function main(): Promise<void> {
-  const { backends, json: jsonPath, ...work } = parseCommandLine(COMMAND);
-  const rows: Row[] = [];
-  const notes: string[] = [];
-  for (const b of backends) await benchBackend(b, work, rows, notes);
-  await useBackend(backends[0]!);
-  const overhead = await loopOverhead();
-
-  const model = await loadReferenceModel();
-  const report = formatParameterReport(headReport(model));
-  model.dispose();
-
-  const header = '| backend | decoder | k | tokens/s | speedup vs greedy | τ | acceptance per offset (1…k-1) | output == greedy | ms/forward |';
-  const lines = [header, '|---|---|---:|---:|---:|---:|---|---|---:|'];
-  for (const r of rows) {
+  for (const r of rows.filter((r) => r.yieldEveryMs === DECODE_DEFAULTS.yieldEveryMs)) {
     const eq = r.equalsGreedy === null ? 'no (lossy)' : r.equalsGreedy ? 'yes' : '**NO**';
     lines.push(
       `| ${r.backend} | ${r.decoder} | ${r.k} | ${fmt(r.tokensPerSecond, 1)} | ${fmt(r.speedup)}× | ${fmt(r.tau)} | ${r.acceptance.map((a) => fmt(a)).join(' / ') || '–'} | ${eq} | ${fmt(r.msPerForward)} |`,
     );
   }
-  console.log(lines.join('\n'));
+  return lines.join('\n');
+}
+
+/** One step-cost table per backend: greedy and speculative k = 2, 3, 4, with speedup next to τ. */
+function stepTables(rows: Row[]): string {
+  const out: string[] = [];
+  for (const backend of new Set(rows.map((r) => r.backend))) {
+    const costed = rows.filter((r) => r.backend === backend && r.stepCost !== null);
+    const greedy = costed.find((r) => r.k === 1)!;
+    const lines = [
+      `Step cost on ${backend} (median per step after the prompt's; ms; kernels from a separate counting pass):`,
+      '',
+      '| decoder | k | kernels/step | ms/step | forward | heads | readback | rollback | other | step ÷ greedy | kernels ÷ greedy | speedup | τ |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ];
+    for (const r of costed) {
+      const c = r.stepCost!;
+      lines.push(
+        `| ${r.k === 1 ? 'greedy' : 'speculative'} | ${r.k} | ${fmt(c.kernelsPerStep, 0)} | ${fmt(c.msPerStep)} | ${fmt(c.forward)} | ${fmt(c.heads)} | ${fmt(c.readback, 3)} | ${fmt(c.rollback, 3)} | ${fmt(c.other)} | ` +
+          `${fmt(c.msPerStep / greedy.stepCost!.msPerStep)}× | ${fmt(c.kernelsPerStep / greedy.stepCost!.kernelsPerStep)}× | ${fmt(r.speedup)}× | ${fmt(r.tau)} |`,
+      );
+    }
+    out.push(lines.join('\n'));
+  }
+  return out.join('\n\n');
+}
+
+/** Throughput with the default `yieldEveryMs` against never yielding, same decodes, same run. */
+function yieldTable(rows: Row[]): string {
+  const lines = [
+    `Yielding to the event loop (default yieldEveryMs = ${DECODE_DEFAULTS.yieldEveryMs} ms vs Infinity):`,
+    '',
+    '| backend | decoder | k | tokens/s (default) | tokens/s (never yielding) | default ÷ never |',
+    '|---|---|---:|---:|---:|---:|',
+  ];
+  for (const never of rows.filter((r) => r.yieldEveryMs === Infinity)) {
+    const dflt = rows.find((r) => r.backend === never.backend && r.decoder === never.decoder && r.k === never.k && r.yieldEveryMs !== Infinity)!;
+    lines.push(`| ${never.backend} | ${never.decoder} | ${never.k} | ${fmt(dflt.tokensPerSecond, 1)} | ${fmt(never.tokensPerSecond, 1)} | ${fmt(dflt.tokensPerSecond / never.tokensPerSecond, 3)} |`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { model: dir, backends, json: jsonPath, ...work } = parseCommandLine(COMMAND);
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  let bench: BenchModel | null = null;
+  for (const b of backends) {
+    bench?.model.dispose();
+    bench = await benchBackend(b, dir, work, rows, notes);
+  }
+  const report = formatParameterReport(headReport(bench!.model));
+  bench!.model.dispose();
+  await useBackend(backends[0]!);
+  const overhead = await loopOverhead();
+
+  console.log(`Model: ${bench!.name}\n`);
+  console.log(speedTable(rows));
+  console.log(`\n${stepTables(rows)}`);
+  console.log(`\n${yieldTable(rows)}`);
   console.log(`\nLoop overhead (trivial model, ${backends[0]}): ${overhead}`);
   for (const n of notes) console.log(`\n${n}`);
-  console.log(`\nParameters (the reference model's head):\n${report}`);
+  console.log(`\nParameters (the model's head):\n${report}`);
   if (jsonPath) {
-    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), rows, loopOverhead: overhead, notes }, null, 2));
+    // Infinity is not JSON: the never-yielding rows say "Infinity"
+    const replacer = (_: string, v: unknown) => (v === Infinity ? 'Infinity' : v);
+    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), model: bench!.name, rows, loopOverhead: overhead, notes }, replacer, 2));
     console.log(`\nwrote ${jsonPath}`);
   }
 }
