@@ -4,12 +4,13 @@
  * TypeScript lib files) or a llama2.c checkpoint (a `.bin` model + its `tok*.bin` tokenizer,
  * e.g. stories260K from Karpathy's `tinyllamas`, prompts: story openings through its tokenizer).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadLlama2c } from '../src/models/index.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { heldOutPrompts } from './corpus.js';
+import { llama2cFiles } from './llama2c_files.js';
 
 /** A loaded benchmark model and its prompts. */
 export interface BenchModel {
@@ -31,14 +32,6 @@ const STORY_OPENINGS = [
   'Ben had a new toy car',
   'It was a rainy day, so Sue',
 ];
-
-/** The llama2.c files of `dir`: the checkpoint (a `.bin` not named `tok*`) and the tokenizer (`tok*.bin`). */
-function llama2cFiles(dir: string): { checkpoint: string; tokenizer: string } | null {
-  const bins = readdirSync(dir).filter((f) => f.endsWith('.bin')).sort();
-  const tokenizer = bins.find((f) => f.startsWith('tok'));
-  const checkpoint = bins.find((f) => !f.startsWith('tok'));
-  return tokenizer && checkpoint ? { checkpoint: join(dir, checkpoint), tokenizer: join(dir, tokenizer) } : null;
-}
 
 /**
  * Loads the benchmark model in `dir` (see the module header). Throws naming the directory when

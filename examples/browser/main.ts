@@ -1,11 +1,14 @@
 /**
- * Browser example: loads the reference transformer's checkpoint, streams a self-speculative
- * continuation with every byte coloured by how it was produced (the verifier's own token, or a
- * draft from offset j that verification kept), shows live tokens/s, τ and per-offset acceptance,
- * and races greedy decoding against speculative decoding on the same model.
+ * Browser example: loads a model — the reference byte-level transformer's checkpoint, or a
+ * llama2.c model such as stories260K through `loadLlama2c` and its BPE tokenizer — streams a
+ * self-speculative continuation with every token coloured by how it was produced (the
+ * verifier's own token, or a draft from offset j that verification kept), shows live tokens/s,
+ * τ and per-offset acceptance, and races greedy decoding against speculative decoding on the
+ * same model.
  *
  * The app owns the backend (`tf.setBackend`); the library never touches it. Served by serve.ts,
- * which also serves the wasm binaries under `wasm/` and the checkpoint under `checkpoint/`.
+ * which also serves the wasm binaries under `wasm/`, the models under `checkpoint/` and
+ * `llama2c/`, and their list as `models.json`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -14,30 +17,99 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { greedyStream, speculativeStream, type DecodeResult, type TokenChunk } from 'tfjs-mtp';
-import { CachedTransformer, decodeBytes, encodeBytes, loadTransformer } from 'tfjs-mtp/models';
+import { CachedTransformer, decodeBytes, encodeBytes, loadLlama2c, loadTransformer, type Llama2cTokenizer } from 'tfjs-mtp/models';
 
 type Backend = 'webgl' | 'webgpu' | 'wasm' | 'cpu';
 
-/** Prompts from the held-out part of the corpus's domain (TypeScript declaration files). */
-const PRESETS: Record<string, string> = {
+/** One model the server offers (its `models.json`; URLs relative to the page). */
+type ModelEntry = { kind: 'layers'; name: string; modelJson: string } | { kind: 'llama2c'; name: string; checkpoint: string; tokenizer: string };
+
+/** Byte-level prompts from the held-out part of the corpus's domain (TypeScript declaration files). */
+const CODE_PRESETS: Record<string, string> = {
   Promise: 'interface PromiseConstructor {\n    /**\n     * Creates a new Promise.\n',
   Map: 'interface Map<K, V> {\n    clear(): void;\n',
   Array: 'interface Array<T> {\n    /**\n     * Returns the value of the first element',
   WeakRef: 'interface WeakRef<T extends WeakKey> {\n    readonly [Symbol.toStringTag]: "WeakRef";\n',
 };
 
+/** Story openings for a TinyStories model such as stories260K. */
+const STORY_PRESETS: Record<string, string> = {
+  'Once upon a time': 'Once upon a time',
+  Tom: 'One day, a little boy named Tom',
+  Park: 'Lily and her mom went to the park',
+  Cat: 'A little cat wanted to find a friend',
+};
+
+/**
+ * How a model's tokens read: text → prompt ids (fitting `limit` tokens) and a streaming view that
+ * turns each new token into the text it adds.
+ */
+interface TextCodec {
+  /** What the model info line says about the vocabulary. */
+  describe: string;
+  presets: Record<string, string>;
+  encode(text: string, limit: number): number[];
+  /** The prompt's text. */
+  show(prompt: number[]): string;
+  /** A function giving the text each next token adds after `prompt`. */
+  stream(prompt: number[]): (token: number) => string;
+}
+
+/** Bytes: the end of a long prompt; a streaming UTF-8 decoder keeps multi-byte characters whole. */
+const BYTES: TextCodec = {
+  describe: 'bytes',
+  presets: CODE_PRESETS,
+  encode: (text, limit) => encodeBytes(text || '\n').slice(-limit),
+  show: (prompt) => decodeBytes(prompt),
+  stream: () => {
+    const decoder = new TextDecoder();
+    return (token) => decoder.decode(Uint8Array.of(token), { stream: true });
+  },
+};
+
+/**
+ * A llama2.c BPE tokenizer: BOS first (kept when a long prompt is cut from the front); each token's
+ * text is the decoded sequence minus what was there before (leading spaces and byte tokens come
+ * out as run.c prints them).
+ */
+function bpe(tokenizer: Llama2cTokenizer, file: string): TextCodec {
+  return {
+    describe: `BPE, ${file}`,
+    presets: STORY_PRESETS,
+    encode: (text, limit) => {
+      const ids = tokenizer.encode(text, { bos: true });
+      return ids.length <= limit ? ids : [ids[0]!, ...ids.slice(ids.length - limit + 1)];
+    },
+    show: (prompt) => tokenizer.decode(prompt),
+    stream: (prompt) => {
+      const ids = [...prompt];
+      let before = tokenizer.decode(ids);
+      return (token) => {
+        ids.push(token);
+        const now = tokenizer.decode(ids);
+        const piece = now.slice(before.length);
+        before = now;
+        return piece;
+      };
+    },
+  };
+}
+
 /** Bar colour of offset j (a stronger shade of the token colour s{j} in the stylesheet). */
 const BAR_COLOURS = ['#868e96', '#4c6ef5', '#37b24d', '#f59f00', '#ae3ec9', '#f03e3e', '#1098ad', '#7048e8'];
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 
-/** The loaded model and the backend it lives on. */
+/** The loaded model, the backend it lives on and how its tokens read. */
 interface Loaded {
   backend: Backend;
+  entry: ModelEntry;
   layers: LayersModel;
   model: CachedTransformer;
+  codec: TextCodec;
 }
 
+let models: ModelEntry[] = [];
 let loaded: Loaded | null = null;
 let running: AbortController | null = null;
 
@@ -47,13 +119,31 @@ function status(text: string, error = false): void {
 }
 
 function busy(on: boolean): void {
-  for (const id of ['generate', 'race', 'backend', 'draft']) ($(id) as HTMLButtonElement).disabled = on;
+  for (const id of ['generate', 'race', 'backend', 'model', 'draft']) ($(id) as HTMLButtonElement).disabled = on;
   ($('stop') as HTMLButtonElement).disabled = !on;
 }
 
-/** Switches the backend (the app's call, not the library's) and (re)loads the checkpoint on it. */
-async function load(backend: Backend): Promise<Loaded> {
-  if (loaded?.backend === backend) return loaded;
+/** The model chosen in the page. */
+function chosenModel(): ModelEntry {
+  return models[Number(($('model') as HTMLSelectElement).value)] ?? models[0]!;
+}
+
+/** The backend chosen in the page. */
+function chosenBackend(): Backend {
+  return ($('backend') as HTMLSelectElement).value as Backend;
+}
+
+/** Reads a model entry on the current backend: its layers and how its tokens read. */
+async function loadEntry(entry: ModelEntry): Promise<{ layers: LayersModel; codec: TextCodec }> {
+  if (entry.kind === 'layers') return { layers: await loadTransformer(entry.modelJson), codec: BYTES }; // registers the layer classes, then tf.loadLayersModel
+  const { model, tokenizer } = await loadLlama2c(entry.checkpoint, { tokenizer: entry.tokenizer }); // fetched by URL
+  return { layers: model, codec: bpe(tokenizer!, entry.tokenizer.split('/').at(-1)!) };
+}
+
+/** Switches the backend (the app's call, not the library's) and (re)loads the chosen model on it. */
+async function load(backend: Backend, entry: ModelEntry): Promise<Loaded> {
+  if (loaded?.backend === backend && loaded.entry === entry) return loaded;
+  const previous = loaded?.entry;
   if (loaded) {
     loaded.model.dispose();
     loaded.layers.dispose();
@@ -67,15 +157,17 @@ async function load(backend: Backend): Promise<Loaded> {
     throw new Error(`The ${backend} backend is not available in this browser (tfjs kept '${tf.getBackend()}').`);
   }
   await tf.ready();
-  status(`Loading the checkpoint on ${backend}…`);
-  const layers = await loadTransformer('checkpoint/model.json'); // registers the layer classes, then tf.loadLayersModel
+  status(`Loading ${entry.name} on ${backend}…`);
+  const { layers, codec } = await loadEntry(entry);
   const model = new CachedTransformer(layers);
   const params = layers.countParams();
+  const untrained = entry.kind === 'llama2c' ? ' (offsets 1…k−1 untrained: drafts are rarely kept)' : '';
   $('model-info').innerHTML =
-    `${layers.name}: ${(params / 1e3).toFixed(0)}k parameters, k = ${model.numHeads} heads, ` +
-    `vocabulary ${model.vocabSize} (bytes), context ${model.maxLength} tokens.<br>Backend: <b>${tf.getBackend()}</b>.`;
+    `${entry.name}: ${(params / 1e3).toFixed(0)}k parameters, k = ${model.numHeads} heads${untrained}, ` +
+    `vocabulary ${model.vocabSize} (${codec.describe}), context ${model.maxLength} tokens.<br>Backend: <b>${tf.getBackend()}</b>.`;
   fillDraftChoices(model.numHeads);
-  loaded = { backend, layers, model };
+  if (previous !== entry) fillPresets(codec.presets); // a new model: its kind of prompts (a backend switch keeps the prompt)
+  loaded = { backend, entry, layers, model, codec };
   return loaded;
 }
 
@@ -94,20 +186,33 @@ function renderLegend(numHeads: number): void {
   $('legend').innerHTML = items.join('');
 }
 
-/** Prompt bytes (the end of a long prompt) and a token budget that fits the context. */
-function readInputs(model: CachedTransformer): { prompt: number[]; maxNewTokens: number; draftLength: number } {
-  const text = ($('prompt') as HTMLTextAreaElement).value || '\n';
+/** The preset buttons of a model's kind of text; the first fills the prompt. */
+function fillPresets(presets: Record<string, string>): void {
+  const box = $('presets');
+  box.innerHTML = '';
+  for (const [name, text] of Object.entries(presets)) {
+    const b = document.createElement('button');
+    b.textContent = name;
+    b.onclick = () => (($('prompt') as HTMLTextAreaElement).value = text);
+    box.append(b);
+  }
+  ($('prompt') as HTMLTextAreaElement).value = Object.values(presets)[0]!;
+}
+
+/** Prompt ids (fitting the context with room for 16 new tokens) and a token budget that fits the context. */
+function readInputs({ model, codec }: Loaded): { prompt: number[]; maxNewTokens: number; draftLength: number } {
+  const text = ($('prompt') as HTMLTextAreaElement).value;
   const requested = Math.max(1, Math.floor(Number(($('max-new') as HTMLInputElement).value) || 1));
-  const prompt = encodeBytes(text).slice(-(model.maxLength - 16)); // keep the end of a long prompt, and room for 16 new tokens
+  const prompt = codec.encode(text, model.maxLength - 16);
   return { prompt, maxNewTokens: Math.min(requested, model.maxLength - prompt.length), draftLength: Number(($('draft') as HTMLSelectElement).value) };
 }
 
-/** Appends one chunk's bytes as coloured spans (a streaming UTF-8 decoder keeps multi-byte characters whole). */
-function appendChunk(output: HTMLElement, decoder: TextDecoder, chunk: TokenChunk): void {
+/** Appends one chunk's tokens as coloured spans (`text` gives the text each token adds). */
+function appendChunk(output: HTMLElement, text: (token: number) => string, chunk: TokenChunk): void {
   chunk.tokens.forEach((token, i) => {
     const span = document.createElement('span');
     span.className = `t s${chunk.sources[i] % 8}`;
-    span.textContent = decoder.decode(Uint8Array.of(token), { stream: true });
+    span.textContent = text(token);
     span.title = chunk.sources[i] === 0 ? `step ${chunk.step}: verifier (offset 0)` : `step ${chunk.step}: kept draft from offset ${chunk.sources[i]}`;
     output.append(span);
   });
@@ -161,15 +266,16 @@ async function consume(stream: AsyncGenerator<TokenChunk, DecodeResult>, each: (
 }
 
 async function generate(): Promise<void> {
-  const { model } = await load(($('backend') as HTMLSelectElement).value as Backend);
-  const { prompt, maxNewTokens, draftLength } = readInputs(model);
+  const current = await load(chosenBackend(), chosenModel());
+  const { model, codec } = current;
+  const { prompt, maxNewTokens, draftLength } = readInputs(current);
   const output = $('output');
   output.innerHTML = '';
   const head = document.createElement('span');
   head.className = 'prompt';
-  head.textContent = decodeBytes(prompt);
+  head.textContent = codec.show(prompt);
   output.append(head);
-  const decoder = new TextDecoder();
+  const text = codec.stream(prompt);
   const live = new LiveStats(draftLength);
   running = new AbortController();
   status(`Decoding on ${tf.getBackend()} with ${draftLength} draft${draftLength === 1 ? '' : 's'} per step…`);
@@ -178,7 +284,7 @@ async function generate(): Promise<void> {
   let result: DecodeResult;
   try {
     result = await consume(speculativeStream(model, prompt, { maxNewTokens, draftLength, signal: running.signal }), (chunk) => {
-      appendChunk(output, decoder, chunk);
+      appendChunk(output, text, chunk);
       live.add(chunk);
     });
   } catch (error) {
@@ -206,8 +312,9 @@ async function lane(stream: AsyncGenerator<TokenChunk, DecodeResult>, bar: HTMLE
 }
 
 async function race(): Promise<void> {
-  const { model } = await load(($('backend') as HTMLSelectElement).value as Backend);
-  const { prompt, maxNewTokens, draftLength } = readInputs(model);
+  const current = await load(chosenBackend(), chosenModel());
+  const { model } = current;
+  const { prompt, maxNewTokens, draftLength } = readInputs(current);
   running = new AbortController();
   const signal = running.signal;
   for (const id of ['lane-greedy', 'lane-spec']) $(id).style.width = '0';
@@ -243,28 +350,25 @@ async function guarded(action: () => Promise<void>): Promise<void> {
   }
 }
 
-function init(): void {
+async function init(): Promise<void> {
   setWasmPaths(new URL('wasm/', location.href).href);
-  const presets = $('presets');
-  for (const [name, text] of Object.entries(PRESETS)) {
-    const b = document.createElement('button');
-    b.textContent = name;
-    b.onclick = () => (($('prompt') as HTMLTextAreaElement).value = text);
-    presets.append(b);
-  }
-  ($('prompt') as HTMLTextAreaElement).value = PRESETS.Promise;
+  models = (await (await fetch('models.json')).json()) as ModelEntry[];
+  const select = $('model') as HTMLSelectElement;
+  models.forEach((m, i) => select.add(new Option(m.kind === 'llama2c' ? `${m.name} (llama2.c)` : `${m.name} (byte-level)`, String(i))));
   if (!('gpu' in navigator)) ($('backend') as HTMLSelectElement).querySelector<HTMLOptionElement>('option[value=webgpu]')!.disabled = true;
   $('generate').onclick = () => void guarded(generate);
   $('race').onclick = () => void guarded(race);
   $('stop').onclick = () => running?.abort(new DOMException('stopped by the user', 'AbortError'));
-  $('backend').onchange = () => void guarded(async () => {
-    const l = await load(($('backend') as HTMLSelectElement).value as Backend);
+  const reload = () => void guarded(async () => {
+    const l = await load(chosenBackend(), chosenModel());
     status(`Ready on ${l.backend}.`);
   });
-  void guarded(async () => {
-    const l = await load(($('backend') as HTMLSelectElement).value as Backend);
+  $('backend').onchange = reload;
+  select.onchange = reload;
+  await guarded(async () => {
+    const l = await load(chosenBackend(), chosenModel());
     status(`Ready on ${l.backend}. Type a prompt and press Generate.`);
   });
 }
 
-init();
+void init().catch((error: unknown) => status(`Error: ${(error as Error).message}`, true));

@@ -5,7 +5,9 @@
  * its Stop button stops a long decode mid-way while the page keeps responding.
  *
  * It decodes with the committed checkpoint (fixtures/tslib-k4), which is required: the suite
- * fails in `beforeAll` when it is missing.
+ * fails in `beforeAll` when it is missing. Served with `--llama2c` (stories260K, read from
+ * `<repo>/../shared/models/stories260K/`), the page offers that model first and its
+ * continuation of `Once upon a time` is the reference text of the model's README.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startExampleServer } from '../../examples/browser/serve.js';
 import { ROOT } from '../../tools/browser/bundle.js';
 import { browserSuiteEnabled, launchChromium } from '../../tools/browser/chromium.js';
+import { STORIES_DIR, storiesAvailable, storiesReference } from '../helpers/stories.js';
 import { checkpointForTests } from './harness.js';
 
 const SCREENSHOTS = join(ROOT, 'test-output');
@@ -96,3 +99,57 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
     expect(errors).toEqual([]);
   }, 300_000);
 });
+
+describe.skipIf(!browserSuiteEnabled('tests/browser/example (llama2c)') || !storiesAvailable('tests/browser/example (llama2c)'))(
+  'browser example with a llama2.c model (stories260K, Chromium, webgl)',
+  () => {
+    let server: Awaited<ReturnType<typeof startExampleServer>>;
+    let browser: Browser;
+    let page: Page;
+    const errors: string[] = [];
+
+    beforeAll(async () => {
+      server = await startExampleServer({ checkpoint: checkpointForTests('tests/browser/example (llama2c)'), llama2c: STORIES_DIR });
+      browser = await launchChromium();
+      page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+      page.on('pageerror', (e) => errors.push(String(e)));
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
+      });
+      await page.goto(server.url);
+      await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('Ready on webgl'), undefined, { timeout: 120_000 });
+    }, 300_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await server?.close();
+    });
+
+    it('offers stories260K first and continues the README prompt with the reference text, coloured per token', async () => {
+      const reference = storiesReference();
+      expect(await page.locator('#model option').allTextContents()).toEqual(['stories260K (llama2.c)', 'tslib-k4 (byte-level)']);
+      expect(await page.inputValue('#prompt')).toBe(reference.prompt);
+      expect(await page.textContent('#model-info')).toMatch(/^stories260K: \d+k parameters, k = 4 heads .* vocabulary 512 \(BPE, tok512\.bin\), context 512 tokens\./);
+      await page.fill('#max-new', '24');
+      await page.click('#generate');
+      await page.waitForFunction(() => /^(Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
+      expect(await page.textContent('#status')).toMatch(/^Done: 24 tokens in \d+ forwards .* on webgl\.$/);
+      expect(await page.locator('#output .t').count()).toBe(24); // one span per generated BPE token
+      const text = (await page.textContent('#output')) ?? '';
+      console.log(`example (llama2c): ${text}`);
+      expect(text.length).toBeGreaterThan(reference.prompt.length + 24); // pieces are longer than a byte
+      expect(reference.greedyText.startsWith(text)).toBe(true);
+      expect(errors).toEqual([]);
+    }, 300_000);
+
+    it('races greedy against speculative on it: identical outputs', async () => {
+      await page.fill('#max-new', '16');
+      await page.click('#race');
+      await page.waitForFunction(() => /^(Race done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
+      const verdict = (await page.textContent('#race-verdict')) ?? '';
+      console.log(`example race (llama2c): ${verdict}`);
+      expect(verdict).toMatch(/^\d+\.\d\d× (faster|slower), 16 → \d+ forwards; outputs identical ✓$/);
+      expect(errors).toEqual([]);
+    }, 300_000);
+  },
+);
