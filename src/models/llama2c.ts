@@ -16,6 +16,8 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { SIZE_LIMITS, checkInteger, checkPositiveInteger, fail, show } from '../internal/errors.js';
 import { TRANSFORMER_DEFAULTS, type TransformerConfig } from './config.js';
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
+import type { OffsetHeadKind } from '../layers/index.js';
+import { attachDraftHeads, type DraftHeadsManifest, readDraftHeads } from './draft_heads.js';
 import { Llama2cTokenizer } from './llama2c_tokenizer.js';
 
 /** The seven header fields, in file order, as llama2.c names them. */
@@ -213,9 +215,23 @@ function llama2cConfig(h: Llama2cHeader): TransformerConfig {
 export interface LoadLlama2cOptions {
   /** The `tok512.bin`-format tokenizer: its bytes or a URL. Omitted: no tokenizer is returned. */
   tokenizer?: BytesSource;
-  /** Number k of multi-token heads; offset 0 is the checkpoint's classifier. Default: `TRANSFORMER_DEFAULTS.mtpHeads`. */
+  /** Number k of multi-token heads; offset 0 is the checkpoint's classifier. Default: `TRANSFORMER_DEFAULTS.mtpHeads` (or `draftHeads`' k). */
   mtpHeads?: number;
+  /** Kind of offsets 1…k−1 (see `OffsetHeadKind`). Default: `TRANSFORMER_DEFAULTS.headKind` (or `draftHeads`' kind). */
+  headKind?: OffsetHeadKind;
+  /** Width of `mlp` offsets: required for `headKind: 'mlp'` unless `draftHeads` gives it. */
+  mlpHiddenSize?: number;
+  /** Rank of `lowRank` offsets: required for `headKind: 'lowRank'` unless `draftHeads` gives it. */
+  rank?: number;
+  /**
+   * Trained draft heads for this checkpoint (an `exportDraftHeads` file: bytes or a URL): the
+   * head is built with their k, kind and sizes, and they are attached after checking that they
+   * were trained on this checkpoint (see `attachDraftHeads`). Fields given as well must agree.
+   */
+  draftHeads?: BytesSource;
 }
+
+const OPTION_KEYS = ['tokenizer', 'mtpHeads', 'headKind', 'mlpHiddenSize', 'rank', 'draftHeads'] as const;
 
 /** What {@link loadLlama2c} resolves to. */
 export interface Llama2cModel {
@@ -246,17 +262,49 @@ export interface Llama2cModel {
 export async function loadLlama2c(checkpoint: BytesSource, options: LoadLlama2cOptions = {}): Promise<Llama2cModel> {
   const fn = 'loadLlama2c';
   if (options === null || typeof options !== 'object') fail(TypeError, fn, 'options', 'must be an object', options);
-  const unknown = Object.keys(options).find((key) => key !== 'tokenizer' && key !== 'mtpHeads');
-  if (unknown !== undefined) fail(TypeError, fn, 'options', 'may only have the keys tokenizer and mtpHeads', unknown);
-  const mtpHeads = checkPositiveInteger(fn, 'options.mtpHeads', options.mtpHeads ?? TRANSFORMER_DEFAULTS.mtpHeads, SIZE_LIMITS.numHeads);
-  const [checkpointFile, tokenizerFile] = await Promise.all([
+  const unknown = Object.keys(options).find((key) => !(OPTION_KEYS as readonly string[]).includes(key));
+  if (unknown !== undefined) fail(TypeError, fn, 'options', `may only have the keys ${OPTION_KEYS.join(', ')}`, unknown);
+  const [checkpointFile, tokenizerFile, headsFile] = await Promise.all([
     readBytes(checkpoint, fn, 'checkpoint'),
     options.tokenizer === undefined ? undefined : readBytes(options.tokenizer, fn, 'options.tokenizer'),
+    options.draftHeads === undefined ? undefined : readBytes(options.draftHeads, fn, 'options.draftHeads'),
   ]);
+  const heads = headsFile && readDraftHeads(headsFile.bytes, headsFile.where);
+  const head = headOptions(fn, options, heads?.manifest);
   const parsed = parseLlama2c(checkpointFile.bytes, checkpointFile.where);
   const tokenizer = tokenizerFile && Llama2cTokenizer.fromBytes(tokenizerFile.bytes, parsed.header.vocabSize, tokenizerFile.where);
-  const model = transformerFromWeights({ ...parsed.config, mtpHeads, name: 'llama2c' }, parsed.weights, checkpointFile.where);
+  const model = transformerFromWeights({ ...parsed.config, ...head, name: 'llama2c' }, parsed.weights, checkpointFile.where);
+  if (heads !== undefined) {
+    try {
+      await attachDraftHeads(model, heads);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+  }
   return tokenizer ? { model, tokenizer } : { model };
+}
+
+/** The head fields of the transformer config: the options, or the draft heads' manifest (both given: they must agree). */
+function headOptions(fn: string, options: LoadLlama2cOptions, manifest: DraftHeadsManifest | undefined): Pick<TransformerConfig, 'mtpHeads' | 'headKind' | 'headHiddenSize' | 'rank'> {
+  const fromFile = { mtpHeads: manifest?.numHeads, headKind: manifest?.kind, mlpHiddenSize: manifest?.mlpHiddenSize, rank: manifest?.rank };
+  if (manifest !== undefined) {
+    for (const key of ['mtpHeads', 'headKind', 'mlpHiddenSize', 'rank'] as const) {
+      if (options[key] !== undefined && options[key] !== fromFile[key]) {
+        fail(RangeError, fn, `options.${key}`, `must match options.draftHeads (${show(fromFile[key])}) or be omitted`, options[key]);
+      }
+    }
+  }
+  const mtpHeads = checkPositiveInteger(fn, 'options.mtpHeads', options.mtpHeads ?? fromFile.mtpHeads ?? TRANSFORMER_DEFAULTS.mtpHeads, SIZE_LIMITS.numHeads);
+  const headKind = options.headKind ?? fromFile.headKind;
+  const mlpHiddenSize = options.mlpHiddenSize ?? fromFile.mlpHiddenSize;
+  const rank = options.rank ?? fromFile.rank;
+  return {
+    mtpHeads,
+    ...(headKind !== undefined ? { headKind } : {}),
+    ...(mlpHiddenSize !== undefined ? { headHiddenSize: checkPositiveInteger(fn, 'options.mlpHiddenSize', mlpHiddenSize, SIZE_LIMITS.hiddenSize) } : {}),
+    ...(rank !== undefined ? { rank: checkPositiveInteger(fn, 'options.rank', rank, SIZE_LIMITS.hiddenSize) } : {}),
+  };
 }
 
 /** A file's contents: its bytes, or a URL to fetch them from. */

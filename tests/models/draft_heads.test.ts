@@ -1,0 +1,185 @@
+/**
+ * Draft heads on frozen stories260K (cpu): attaching `mlp` heads through `loadLlama2c`'s head
+ * options, training only them (offset 0 bit-identical before and after), the `exportDraftHeads`
+ * file round-tripping through `loadLlama2c({ draftHeads })` and `attachDraftHeads`, the
+ * base-model fingerprint refusing another model, and one error per bad file — all leak-free.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MultiTokenHead } from '../../src/layers/index.js';
+import { attachDraftHeads, baseFingerprint, exportDraftHeads, readDraftHeads } from '../../src/models/draft_heads.js';
+import { CachedTransformer } from '../../src/models/index.js';
+import { loadLlama2c } from '../../src/models/llama2c.js';
+import { batchLoss, mlpParams, prepareData } from '../../tools/heads/train.js';
+import { useCpu } from '../helpers/backend.js';
+import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
+import { readStories, storiesAvailable, storiesReference } from '../helpers/stories.js';
+
+const available = storiesAvailable('draft_heads.test.ts');
+const H = 16; // a small mlp width keeps the test fast
+
+function headOf(model: LayersModel): MultiTokenHead {
+  return model.getLayer('mtp_head') as unknown as MultiTokenHead;
+}
+
+/** Logits of every offset at every prompt position, read back. */
+function allLogits(model: LayersModel, ids: number[]): Float32Array[] {
+  const cached = new CachedTransformer(model);
+  try {
+    return tf.tidy(() => {
+      const states = cached.forward(ids);
+      const logits = cached.headLogits(states, Array.from({ length: cached.numHeads }, (_, j) => j)); // [m, k, V]
+      return tf.unstack(logits, 1).map((t) => t.dataSync() as Float32Array);
+    });
+  } finally {
+    cached.dispose();
+  }
+}
+
+describe.skipIf(!available)('draft heads on frozen stories260K', () => {
+  let file: Uint8Array;
+  let prompt: number[];
+  beforeAll(async () => {
+    await useCpu();
+    file = readStories('checkpoint');
+    prompt = storiesReference().promptIds;
+  });
+
+  describe('attach and train only the heads', () => {
+    let model: LayersModel;
+    beforeAll(async () => {
+      ({ model } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H }));
+    });
+    afterAll(() => model.dispose());
+
+    it('builds mlp draft offsets of the asked width that start as offset 0', () => {
+      const head = headOf(model);
+      expect(head.headKinds).toEqual(['identity', 'mlp', 'mlp', 'mlp']);
+      expect(head.offsetHeads[1]!.mlpHiddenSize).toBe(H);
+      const [l0, l1, l2, l3] = allLogits(model, prompt);
+      expect(l1).toEqual(l0);
+      expect(l2).toEqual(l0);
+      expect(l3).toEqual(l0);
+    });
+
+    it('training the draft heads on cached states leaves offset 0 bit-identical and moves the drafts', async () => {
+      const before = allLogits(model, prompt);
+      const fingerprint = await baseFingerprint(model);
+      const head = headOf(model);
+      await expectNoLeak(() => {
+        const d = 64;
+        // a tiny cached corpus: the hidden states of the prompt repeated in two sequences
+        const sequences = [{ ids: [...prompt, ...prompt], mode: 'greedy' as const }, { ids: prompt, mode: 'greedy' as const }];
+        const hidden = tf.tidy(() => model.getLayer('transformer').apply(tf.tensor2d([...prompt, ...prompt], [1, 2 * prompt.length], 'int32')) as tf.Tensor);
+        const second = tf.tidy(() => model.getLayer('transformer').apply(tf.tensor2d(prompt, [1, prompt.length], 'int32')) as tf.Tensor);
+        const flat = new Float32Array([...hidden.dataSync(), ...second.dataSync()]);
+        tf.dispose([hidden, second]);
+        const unembeddingT = tf.transpose(head.unembedding.matrix()) as tf.Tensor2D; // [D, V]
+        const data = prepareData(sequences, flat, d, unembeddingT, 4, 0.4);
+        const initial = new Map<string, Float32Array>();
+        const shapes = new Map<string, number[]>();
+        const names = ['w1', 'b1', 'w2', 'b2'];
+        for (let j = 1; j < 4; j++) {
+          head.offsetHeads[j]!.weights.forEach((w, n) => {
+            initial.set(`offset${j}/${names[n]}`, w.read().dataSync() as Float32Array);
+            shapes.set(`offset${j}/${names[n]}`, w.shape as number[]);
+          });
+        }
+        const params = mlpParams(initial, shapes, 4, unembeddingT);
+        const optimizer = tf.train.adam(1e-2);
+        const rows = tf.tensor1d(data.trainRows, 'int32');
+        for (let step = 0; step < 5; step++) {
+          const cost = optimizer.minimize(() => batchLoss(params, data, rows, unembeddingT, { hardWeight: 0.5 }).loss, true, [...params.variables.values()]);
+          cost?.dispose();
+        }
+        for (let j = 1; j < 4; j++) head.offsetHeads[j]!.weights.forEach((w, n) => w.write(params.variables.get(`offset${j}/${names[n]}`)!));
+        optimizer.dispose();
+        tf.dispose([rows, unembeddingT, data.hidden, data.tokens, data.teacher, ...params.variables.values()]);
+      });
+      const after = allLogits(model, prompt);
+      expect(after[0]).toEqual(before[0]); // offset 0: bit-identical
+      for (let j = 1; j < 4; j++) expect(after[j]).not.toEqual(before[j]);
+      expect(await baseFingerprint(model)).toBe(fingerprint); // the base weights did not change
+    });
+
+    it('exports the heads and loads them back through loadLlama2c({ draftHeads }) and attachDraftHeads, identically', async () => {
+      const expected = allLogits(model, prompt);
+      const bytes = await expectNoLeak(() => exportDraftHeads(model, { note: 'test' }));
+      const parsed = readDraftHeads(bytes);
+      expect(parsed.manifest).toMatchObject({ numHeads: 4, kind: 'mlp', mlpHiddenSize: H, activation: 'swish', base: { hiddenSize: 64, vocabSize: 512 }, training: { note: 'test' } });
+      expect(bytes.length).toBeLessThan(16 + 1024 + 4 * 3 * (2 * 64 * H + H + 64) + 4096);
+
+      const before = tf.memory().numTensors;
+      const { model: loaded } = await loadLlama2c(file, { draftHeads: bytes });
+      expect(allLogits(loaded, prompt)).toEqual(expected);
+      loaded.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+
+      const { model: fresh } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H });
+      try {
+        const manifest = await expectNoLeak(() => attachDraftHeads(fresh, bytes));
+        expect(manifest.kind).toBe('mlp');
+        expect(allLogits(fresh, prompt)).toEqual(expected);
+      } finally {
+        fresh.dispose();
+      }
+    });
+
+    it('refuses heads trained on another base model, a mismatched head and conflicting options, naming the field, with no leak', async () => {
+      const bytes = await exportDraftHeads(model);
+      const changed = file.slice();
+      new DataView(changed.buffer).setFloat32(28 + 4 * 100, 0.5, true); // one weight of token_embedding
+      await expectThrowNoLeak(() => loadLlama2c(changed, { draftHeads: bytes }), /^attachDraftHeads: heads were trained on another base model: base\.fingerprint must be this model's [0-9a-f]{16}, but got [0-9a-f]{16}\.$/);
+      const { model: residual } = await loadLlama2c(file, { mtpHeads: 4 });
+      try {
+        await expectThrowNoLeak(() => attachDraftHeads(residual, bytes), "attachDraftHeads: heads kind must match the model's (\"residual\"), but got \"mlp\".");
+      } finally {
+        residual.dispose();
+      }
+      const { model: wide } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 2 * H });
+      try {
+        await expectThrowNoLeak(() => attachDraftHeads(wide, bytes), `attachDraftHeads: heads mlpHiddenSize must match the model's (${2 * H}), but got ${H}.`);
+      } finally {
+        wide.dispose();
+      }
+      await expectThrowNoLeak(() => loadLlama2c(file, { draftHeads: bytes, mtpHeads: 3 }), 'loadLlama2c: options.mtpHeads must match options.draftHeads (4) or be omitted, but got 3.');
+      await expectThrowNoLeak(() => loadLlama2c(file, { draftHeads: bytes, headKind: 'lowRank' }), 'loadLlama2c: options.headKind must match options.draftHeads ("mlp") or be omitted, but got "lowRank".');
+      await expectThrowNoLeak(() => loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 0 }), 'loadLlama2c: options.mlpHiddenSize must be a positive integer at most 65536, but got 0.');
+    });
+
+    it('rejects a bad file before allocating anything, naming the field', async () => {
+      const bytes = await exportDraftHeads(model);
+      const n = new DataView(bytes.buffer).getUint32(8, true);
+      const manifest = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + n))) as Record<string, unknown>;
+      const rewrite = (m: Record<string, unknown>, tail = bytes.subarray(12 + n + ((4 - (n % 4)) % 4))): Uint8Array => {
+        const json = new TextEncoder().encode(JSON.stringify(m));
+        const pad = (4 - (json.length % 4)) % 4;
+        const out = new Uint8Array(12 + json.length + pad + tail.length);
+        out.set(bytes.subarray(0, 8));
+        new DataView(out.buffer).setUint32(8, json.length, true);
+        out.set(json, 12);
+        out.set(tail, 12 + json.length + pad);
+        return out;
+      };
+      const where = 'loadLlama2c: options.draftHeads';
+      const load = (heads: Uint8Array) => loadLlama2c(file, { draftHeads: heads });
+      await expectThrowNoLeak(() => load(Uint8Array.from([1, 2, 3])), `${where}: file must start with the magic "MTPHEADS", but got`);
+      const huge = bytes.slice();
+      new DataView(huge.buffer).setUint32(8, 0xffffffff, true);
+      await expectThrowNoLeak(() => load(huge), `${where}: manifest length must be at most`);
+      await expectThrowNoLeak(() => load(rewrite({ ...manifest, format: 'other' })), `${where}: manifest.format must be "tfjs-mtp-draft-heads", but got "other".`);
+      await expectThrowNoLeak(() => load(rewrite({ ...manifest, numHeads: 1000 })), `${where}: manifest.numHeads must be an integer in [2, 64], but got 1000.`);
+      await expectThrowNoLeak(() => load(rewrite({ ...manifest, kind: 'huge' })), `${where}: manifest.kind must be one of identity, linear, residual, lowRank, mlp, but got "huge".`);
+      await expectThrowNoLeak(() => load(rewrite({ ...manifest, mlpHiddenSize: 1e9 })), `${where}: manifest.mlpHiddenSize must be a positive integer at most 65536, but got 1000000000.`);
+      await expectThrowNoLeak(() => load(rewrite({ ...manifest, base: { ...(manifest['base'] as object), fingerprint: 'x' } })), `${where}: manifest.base.fingerprint must be 16 lowercase hex digits, but got "x".`);
+      const weights = [...(manifest['weights'] as Array<{ name: string; shape: number[] }>)];
+      weights[1] = { name: 'offset1/b1', shape: [H + 1] };
+      await expectThrowNoLeak(() => load(rewrite({ ...manifest, weights })), `${where}: manifest.weights[1] must be { name: "offset1/b1", shape: [${H}] }`);
+      await expectThrowNoLeak(() => load(bytes.subarray(0, bytes.length - 4)), `${where}: file size must be ${bytes.length} bytes (manifest + float32 weights), but got ${bytes.length - 4}.`);
+      const nan = bytes.slice();
+      new DataView(nan.buffer).setFloat32(nan.length - 4, Number.NaN, true);
+      await expectThrowNoLeak(() => load(nan), `${where}: weight offset3/b2[63] must be a finite float32, but got NaN.`);
+    });
+  });
+});
