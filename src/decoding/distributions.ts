@@ -85,3 +85,12 @@ export function allFinite(parts: tf.Tensor[]): tf.Tensor1D {
   const total = tf.addN(parts.map((p) => tf.sum(p))); // []
   return tf.reshape(tf.cast(tf.isFinite(total), 'int32'), [1]);
 }
+
+/**
+ * Whether every id read back from a model's `headArgmax` is a token id in [0, `vocab`): the fast
+ * path marks an offset whose logits hold NaN or ±Infinity with −1 (plain JS, after the readback).
+ */
+export function allTokens(ids: ArrayLike<number>, vocab: number): boolean {
+  for (let i = 0; i < ids.length; i++) if (!(ids[i]! >= 0 && ids[i]! < vocab)) return false;
+  return true;
+}

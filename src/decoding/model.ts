@@ -6,7 +6,9 @@
  * state for a KV-cached transformer, or something opaque for an adapter); `headLogits` turns
  * chosen state rows into the logits of chosen offsets. Splitting the two lets a decoder ask
  * offset 0 at every new position but offsets 1…k-1 only at the single position whose drafts it
- * will use, and pick that position on the device (`tf.gather`) without a readback.
+ * will use, and pick that position on the device (`tf.gather`) without a readback. The optional
+ * `headArgmax` (with `beginDecode`/`endDecode` around a decode) is the greedy fast path: every
+ * offset at every row in one device pass, read back as a few token ids.
  *
  * Reference: Stern, Shazeer, Uszkoreit, "Blockwise Parallel Decoding for Deep Autoregressive
  * Models" (NeurIPS 2018), §3–4 (one forward both verifies the last block and proposes the next).
@@ -43,4 +45,18 @@ export interface MultiTokenModel {
   headLogits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D;
   /** Rolls the cursor (and any cache) back to `length` positions, `0 ≤ length ≤ this.length`. */
   truncate(length: number): void;
+  /**
+   * Optional fast path of greedy choices: for every row of `states` `[m, stateSize]`, the argmax
+   * token of offsets 0…numOffsets−1, as int32 `[m, numOffsets]`, computed on the device without
+   * a readback. For parallel heads column j equals `argmax(headLogits(states, [j]))`; a model with
+   * sequential modules conditions column j on the same row's column j−1 token. An entry that is
+   * not a token id (e.g. −1) means its logits held NaN or ±Infinity: the decoders then stop with
+   * their non-finite error. Without it, the decoders take `headLogits` and argmax on the device.
+   * The caller owns the result.
+   */
+  headArgmax?(states: tf.Tensor2D, numOffsets: number): tf.Tensor2D;
+  /** Optional: called once when a decode starts, to prepare inference-only tensors (e.g. a pre-transposed unembedding). */
+  beginDecode?(): void;
+  /** Optional: called once when a decode ends (also after a throw or an abort), to free what `beginDecode` made. */
+  endDecode?(): void;
 }

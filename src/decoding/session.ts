@@ -5,8 +5,8 @@
  * step: give the event loop a turn when due, honour the abort signal, take the loop's next
  * forward, commit it (stop tokens, the token budget, the context rule), count it, hand a copy to
  * `onToken` (awaited) and to the stream's consumer. Around it: the model to itself (one decode
- * per model at a time), an empty cache before and after, and cleanup that always releases the
- * model and keeps the first error.
+ * per model at a time), an empty cache and `beginDecode` before, `endDecode` and an empty cache
+ * after, and cleanup that always releases the model and keeps the first error.
  */
 import { macrotask, now } from './event_loop.js';
 import type { MultiTokenModel } from './model.js';
@@ -108,7 +108,7 @@ interface Lease {
   suspended: boolean;
   /** The function that took the model over from this (abandoned) stream, if one did. */
   takenOverBy: string | null;
-  /** Frees the loop's state (the model's cache is reset by the new owner). */
+  /** Frees the loop's state and ends the model's decode (`endDecode`); the cache is reset by the new owner. */
   free(): Promise<unknown>;
 }
 
@@ -163,13 +163,28 @@ export async function* decodeSession(
   stream: boolean,
 ): AsyncGenerator<TokenChunk, DecodeResult, void> {
   const steps = loop(uniformStream(opts.seed));
-  const lease: Lease = { suspended: false, takenOverBy: null, free: () => steps.return() };
+  let began = false;
+  const end = () => {
+    if (!began) return;
+    began = false;
+    model.endDecode?.();
+  };
+  const free = async () => {
+    try {
+      await steps.return(); // the loop frees what it carries
+    } finally {
+      end(); // the model's prepared inference tensors
+    }
+  };
+  const lease: Lease = { suspended: false, takenOverBy: null, free };
   const takeover = acquire(opts.fn, model, lease);
   const transcript = new Transcript(opts, model);
   let failure: { error: unknown } | null = null;
   try {
     await takeover;
     model.truncate(0);
+    began = true;
+    model.beginDecode?.();
     let lastTurn = now();
     for (;;) {
       if (now() - lastTurn >= opts.yieldEveryMs) {
@@ -197,7 +212,7 @@ export async function* decodeSession(
   } finally {
     if (lease.takenOverBy === null) {
       try {
-        await steps.return(); // the loop frees what it carries
+        await free();
         model.truncate(0);
       } catch (cleanupError) {
         throw failure === null ? cleanupError : keepFirst(opts.fn, failure.error, cleanupError);

@@ -11,11 +11,14 @@
  *   accept   — the longest verified prefix of drafts, plus the verifier's own next token
  *   advance  — roll the rejected positions out of the cache, carry the new drafts
  *
- * Each step costs one forward, one small device program and one readback of d + 3 integers.
+ * Each step costs one forward, one small device program and one readback of a few integers:
+ * with greedy acceptance and a model that has `headArgmax`, verify reads back the argmax of every
+ * offset at every verified row ((m + 1)·(d + 1) ids) and acceptance runs in JS; otherwise the
+ * acceptance rule runs on the device and d + 3 integers come back.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { greedyAccept, samplingAccept, typicalAccept, type Verdict } from './acceptance.js';
-import { allFinite, argmaxRows, sampleRows, toProbabilities } from './distributions.js';
+import { allFinite, allTokens, argmaxRows, sampleRows, toProbabilities } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
 import { resolveSpeculativeOptions, type ResolvedSpeculativeOptions, type SpeculativeOptions, type TokenIds } from './options.js';
 import { uniforms } from './random.js';
@@ -112,6 +115,36 @@ async function verify(
   }
 }
 
+/**
+ * verify, greedy fast path (the model has `headArgmax`): every offset 0…d at every verified row
+ * in one device pass, one readback of the (m + 1)·(d + 1) ids; acceptance and the next drafts are
+ * decided here, in JS, from those ids.
+ */
+async function verifyGreedy(model: MultiTokenModel & Required<Pick<MultiTokenModel, 'headArgmax'>>, p: Proposal, d: number): Promise<Step> {
+  const m = p.drafts.length;
+  const k = d + 1;
+  const states = model.forward([...p.pending, ...p.drafts]); // [n, S]
+  let ids: tf.Tensor | undefined;
+  try {
+    ids = tf.tidy(() => {
+      const n = states.shape[0];
+      const rows = n === m + 1 ? states : tf.slice(states, [n - m - 1, 0], [m + 1, -1]); // [m + 1, S] each checks the token after it
+      return model.headArgmax(rows, k); // [m + 1, k]: row i, column j = offset j's argmax after fed token i
+    });
+    const best = await ids.data();
+    let accepted = 0;
+    while (accepted < m && best[accepted * k] === p.drafts[accepted]) accepted++; // greedy acceptance
+    const at = accepted * k;
+    const verifier = Array.from({ length: m + 1 }, (_, i) => best[i * k]!); // offset 0 at every row
+    const drafts = best.subarray(at + 1, at + k); // offsets 1…d at the last kept position
+    const finite = allTokens(verifier, model.vocabSize) && allTokens(drafts, model.vocabSize);
+    return { accepted, next: best[at]!, drafts: Array.from(drafts), draftProbs: null, finite };
+  } finally {
+    states.dispose();
+    ids?.dispose();
+  }
+}
+
 /** propose: the carried block, its drafts cut to what fits in the model's context. */
 function propose(carried: Proposal, model: MultiTokenModel): Proposal {
   const room = model.maxLength - model.length - carried.pending.length;
@@ -140,11 +173,12 @@ function advance(model: MultiTokenModel, start: number, block: Proposal, step: S
 function speculativeLoop(model: MultiTokenModel, o: ResolvedSpeculativeOptions): Loop {
   return async function* (random) {
     let carried: Proposal = { pending: o.prompt, drafts: [], draftProbs: null };
+    const fast = (o.sampling.temperature === 0 || o.acceptance === 'greedy') && model.headArgmax !== undefined;
     try {
       for (;;) {
         const block = propose(carried, model);
         const start = model.length;
-        const step = await verify(model, block, o, random);
+        const step = fast ? await verifyGreedy(model as Parameters<typeof verifyGreedy>[0], block, o.draftLength) : await verify(model, block, o, random);
         const forward = accept(block, step);
         carried = advance(model, start, block, step);
         yield forward;

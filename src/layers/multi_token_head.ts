@@ -28,6 +28,8 @@ import {
   resolveUseBias,
   serializeInitializer,
 } from './args.js';
+import { checkedArgmax, FusedHeads } from './inference_fused.js';
+import type { InferenceHead } from './inference_head.js';
 import { setWeightNamePrefix } from './nesting.js';
 import { LightweightOffsetHead } from './offset_head.js';
 import { checkOffsetHead, makeReport, offsetHeadParams, type ParameterReport, resolveHeadKinds } from './parameter_report.js';
@@ -75,7 +77,7 @@ export interface MultiTokenHeadArgs extends LayerArgs {
  * const h = emb.apply(ids) as tf.SymbolicTensor;                                // [batch, seq, 32]
  * const logits = multiTokenHead({ numHeads: 4, vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 4, 256]
  */
-export class MultiTokenHead extends LayerBase {
+export class MultiTokenHead extends LayerBase implements InferenceHead {
   /** Name under which the class is registered for serialization (a getter, for the reason given at `LayerBase`). */
   static get className(): string {
     return 'MultiTokenHead';
@@ -93,6 +95,7 @@ export class MultiTokenHead extends LayerBase {
   private readonly sizes: HeadSizes;
   private readonly activation: ActivationIdentifier | undefined;
   private readonly unembeddingInitializer: Initializer | undefined;
+  private readonly fused: FusedHeads;
 
   constructor(args: MultiTokenHeadArgs) {
     super(args);
@@ -125,6 +128,7 @@ export class MultiTokenHead extends LayerBase {
       name: `${this.name}_unembedding`,
     });
     setWeightNamePrefix(this.unembedding, 'unembedding/');
+    this.fused = new FusedHeads(this.offsetHeads, this.unembedding);
   }
 
   override apply(inputs: Parameters<Layer['apply']>[0], kwargs?: Parameters<Layer['apply']>[1]): ReturnType<Layer['apply']> {
@@ -224,6 +228,7 @@ export class MultiTokenHead extends LayerBase {
       }
     }
     lastDim(`${WHERE}.computeLogits`, hidden.shape, [2, 3]);
+    if (this.fused.prepared && hidden.rank === 2) return this.logits(hidden as tf.Tensor2D, offsets);
     return tf.tidy(() => {
       const states = offsets.map((j) => this.offsetHeads[j]!.call(hidden)); // n × [..., D]
       return this.unembedding.call(tf.stack(states, hidden.rank - 1)); // [..., n, V]
@@ -232,6 +237,53 @@ export class MultiTokenHead extends LayerBase {
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
     return [...oneShape(inputShape).slice(0, -1), this.numHeads, this.vocabSize];
+  }
+
+  /**
+   * Prepares the fused inference pass (a decode calls it once at its start): the unembedding is
+   * pre-transposed now, the offset kernels are stacked on first use. Counted; pair each call with
+   * {@link MultiTokenHead.release}. The prepared tensors are copies of the weights at this call.
+   * @internal
+   */
+  prepare(): void {
+    if (!this.built) throw new Error(`${WHERE}.prepare: the layer must be built (applied once) first, but it is not built.`);
+    this.fused.prepare();
+  }
+
+  /** Undoes one {@link MultiTokenHead.prepare}; the last one frees the prepared tensors. @internal */
+  release(): void {
+    this.fused.release();
+  }
+
+  /**
+   * Logits of `offsets` at the rows of `states` `[m, D]` → `[m, offsets.length, V]`: the fused
+   * pass when prepared, else {@link MultiTokenHead.computeLogits}. Offsets as in `computeLogits`
+   * (checked there when unprepared; the decoders pass valid ones).
+   * @internal
+   */
+  logits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D {
+    if (!this.fused.prepared) return this.computeLogits(states, offsets) as tf.Tensor3D;
+    return tf.tidy(() => tf.reshape(this.fused.flatLogits(states, offsets), [states.shape[0], offsets.length, this.vocabSize]) as tf.Tensor3D);
+  }
+
+  /**
+   * The argmax token of offsets 0…n−1 at every row of `states` `[m, D]`, int32 `[m, n]` (−1
+   * where that offset's logits hold NaN or ±Infinity). Prepared: one fused pass (offsets stacked,
+   * one unembedding matMul, one argmax), no readback.
+   * @internal
+   */
+  headArgmax(states: tf.Tensor2D, n: number): tf.Tensor2D {
+    if (!Number.isInteger(n) || n < 1 || n > this.numHeads) {
+      throw new RangeError(`${WHERE}.headArgmax: n must be an integer in [1, ${this.numHeads}], but got ${n}.`);
+    }
+    const offsets = Array.from({ length: n }, (_, j) => j);
+    return tf.tidy(() => {
+      const m = states.shape[0];
+      const flat = this.fused.prepared
+        ? this.fused.flatLogits(states, offsets) // [m·n, V]
+        : (tf.reshape(this.computeLogits(states, offsets), [m * n, this.vocabSize]) as tf.Tensor2D);
+      return tf.reshape(checkedArgmax(flat), [m, n]) as tf.Tensor2D; // [m, n]
+    });
   }
 
   /**

@@ -109,8 +109,16 @@ export class LightweightOffsetHead extends LayerBase {
     });
   }
 
-  private activate(x: tf.Tensor): tf.Tensor {
+  /** The transform's activation applied to `x` (the same function `call` uses; for the fused inference path). @internal */
+  activate(x: tf.Tensor): tf.Tensor {
     return this.act.apply(x) as tf.Tensor;
+  }
+
+  /** The variable `name` of {@link offsetHeadWeights}' list, read (not a copy: do not dispose). For the fused inference path. @internal */
+  weightValue(name: string): tf.Tensor {
+    const v = this.w[name];
+    if (v === undefined) throw new Error(`${WHERE}: the layer must be built before its weights are read, but it has no weight '${name}'.`);
+    return v.read();
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {

@@ -146,6 +146,11 @@ export class SharedUnembedding extends LayerBase {
     return this.kernel.read() as tf.Tensor2D;
   }
 
+  /** The `[vocabSize]` bias (not a copy: do not dispose), or null without one. For the fused inference path. @internal */
+  biasValue(): tf.Tensor1D | null {
+    return this.bias === null ? null : (this.bias.read() as tf.Tensor1D);
+  }
+
   /** The logits of hidden states `x` `[..., D]` → `[..., V]`. */
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {

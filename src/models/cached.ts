@@ -10,26 +10,26 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { fail, show } from '../internal/errors.js';
-import type { MultiTokenHead } from '../layers/index.js';
+import { type InferenceHead, isInferenceHead } from '../layers/inference_head.js';
 import type { MultiTokenModel } from '../decoding/model.js';
 import { KVCache } from './cache.js';
 import { TransformerTrunk } from './trunk.js';
 
 const WHERE = 'CachedTransformer';
 
-function findTrunkAndHead(model: LayersModel): { trunk: TransformerTrunk; head: MultiTokenHead } {
+function findTrunkAndHead(model: LayersModel): { trunk: TransformerTrunk; head: InferenceHead } {
   if (model === null || typeof model !== 'object' || !Array.isArray((model as { layers?: unknown }).layers)) {
     fail(TypeError, WHERE, 'model', 'must be a tf.LayersModel from createTransformer or loadTransformer', model);
   }
   const trunk = model.layers.find((l) => l instanceof TransformerTrunk || l.getClassName() === TransformerTrunk.className);
-  const head = model.layers.find((l) => l.getClassName() === 'MultiTokenHead');
+  const head = model.layers.find((l) => isInferenceHead(l));
   if (trunk === undefined || head === undefined) {
     throw new TypeError(
       `${WHERE}: model must come from createTransformer (a ${TransformerTrunk.className} layer and a MultiTokenHead), ` +
         `but model '${model.name}' has layers [${model.layers.map((l) => l.getClassName()).join(', ')}].`,
     );
   }
-  return { trunk: trunk as TransformerTrunk, head: head as unknown as MultiTokenHead };
+  return { trunk: trunk as TransformerTrunk, head: head as unknown as InferenceHead };
 }
 
 /** A KV-cached, incremental view of a `createTransformer` model (batch size 1). */
@@ -41,9 +41,10 @@ export class CachedTransformer implements MultiTokenModel {
   /** The context limit (`maxLength` of the model's config). */
   readonly maxLength: number;
   private readonly trunk: TransformerTrunk;
-  private readonly head: MultiTokenHead;
+  private readonly head: InferenceHead;
   private readonly cache = new KVCache();
   private disposed = false;
+  private prepared = false;
 
   /**
    * Wraps `model` (not copied: later weight updates are seen; `dispose` leaves it alone).
@@ -73,10 +74,35 @@ export class CachedTransformer implements MultiTokenModel {
     return this.trunk.step(ids, this.cache);
   }
 
-  /** Logits of `offsets` at the rows of `states` `[m, D]`: `[m, offsets.length, V]`. */
+  /** Logits of `offsets` at the rows of `states` `[m, D]`: `[m, offsets.length, V]` (the fused pass inside a decode). */
   headLogits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D {
     this.checkLive('headLogits');
-    return this.head.computeLogits(states, offsets) as tf.Tensor3D;
+    return this.head.logits(states, offsets);
+  }
+
+  /**
+   * The argmax token of offsets 0…numOffsets−1 at every row of `states` `[m, D]`, int32
+   * `[m, numOffsets]` (−1 where those logits hold NaN or ±Infinity); inside a decode one fused
+   * pass (see `MultiTokenModel.headArgmax`). No readback.
+   */
+  headArgmax(states: tf.Tensor2D, numOffsets: number): tf.Tensor2D {
+    this.checkLive('headArgmax');
+    return this.head.headArgmax(states, numOffsets);
+  }
+
+  /** Prepares the head's fused pass from the current weights (the decoders call it when a decode starts). */
+  beginDecode(): void {
+    this.checkLive('beginDecode');
+    this.endDecode(); // a decode abandoned without endDecode: start from fresh weights
+    this.head.prepare();
+    this.prepared = true;
+  }
+
+  /** Frees what {@link CachedTransformer.beginDecode} prepared (the decoders call it when a decode ends; a no-op otherwise). */
+  endDecode(): void {
+    if (!this.prepared) return;
+    this.prepared = false;
+    this.head.release();
   }
 
   /** Rolls the cache back to its first `length` positions (moves a cursor; rejected rows are masked out until compacted). */
@@ -90,6 +116,7 @@ export class CachedTransformer implements MultiTokenModel {
 
   /** Frees the cache; the wrapped model (and its weights) stay usable. */
   dispose(): void {
+    this.endDecode();
     this.cache.clear();
     this.disposed = true;
   }

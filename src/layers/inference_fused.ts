@@ -1,0 +1,179 @@
+/**
+ * The fused inference pass of a `MultiTokenHead` (issue #10 §1): all requested offsets at all
+ * rows in a handful of kernels. `prepare` (once per decode) pre-transposes the `[V, D]`
+ * unembedding to `[D, V]` — `matMul(h, W, false, true)` takes a slow path on wasm, `matMul(h, Wᵀ)`
+ * the XNNPACK one — and, per list of offsets asked for, stacks the offset heads' kernels: a run of
+ * offsets of one kind becomes one matMul with their first matrices side by side (and, for
+ * `lowRank`/`mlp`, one matMul with their second matrices on a block diagonal). The states of every
+ * offset at every row then go through ONE unembedding matMul, and `argmax` runs on the device.
+ *
+ * The ops are those of `LightweightOffsetHead.call` and `SharedUnembedding.call` (matMul, then
+ * bias add, then activation, then the residual add, in the same order), so the values equal the
+ * layer path's up to the summation order of the unembedding matMul. Prepared tensors are copies:
+ * they are made from the weights at `prepare` and freed at the last `release`, so a decode never
+ * sees weights older than its own start.
+ *
+ * Reference: Gloeckle et al. (2024) §2; Cai et al., "Medusa" (2024) §2.1.1 (heads as small
+ * transforms before one shared vocabulary projection).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { OffsetHeadKind } from './args.js';
+import type { LightweightOffsetHead } from './offset_head.js';
+import type { SharedUnembedding } from './shared_unembedding.js';
+
+/** A run of consecutive requested offsets of one kind and activation, computed by one stacked matMul (or two). */
+interface Group {
+  kind: OffsetHeadKind;
+  /** Number of offsets in the run. */
+  count: number;
+  /** The head whose activation the run applies (every head of the run has the same). */
+  head: LightweightOffsetHead;
+  /** First matrices side by side `[D, count·W]` (W = D, r or H), null for identity. */
+  first: tf.Tensor2D | null;
+  /** Their biases `[count·W]` (linear, residual, mlp). */
+  firstBias: tf.Tensor1D | null;
+  /** Second matrices on a block diagonal `[count·W, count·D]` (lowRank, mlp). */
+  second: tf.Tensor2D | null;
+  /** Their biases `[count·D]` (mlp). */
+  secondBias: tf.Tensor1D | null;
+}
+
+/** Stacked tensors for one list of offsets. */
+type Plan = Group[];
+
+/** `mats` (each `[a, b]`) on the diagonal of a `[n·a, n·b]` matrix of zeros. */
+function blockDiagonal(mats: tf.Tensor2D[]): tf.Tensor2D {
+  if (mats.length === 1) return tf.clone(mats[0]!);
+  const [a, b] = mats[0]!.shape;
+  const zero = tf.zeros([a, b]);
+  const rows = mats.map((m, i) => tf.concat(mats.map((_, j) => (i === j ? m : zero)), 1)); // n × [a, n·b]
+  return tf.concat(rows, 0) as tf.Tensor2D; // [n·a, n·b]
+}
+
+/** `mats` side by side (a fresh tensor, also for one). */
+function sideBySide<T extends tf.Tensor>(mats: T[], axis: number): T {
+  return (mats.length === 1 ? tf.clone(mats[0]!) : tf.concat(mats, axis)) as T;
+}
+
+/** Stacks the weights of `heads` (one kind, one activation) for one group. Call inside `tf.tidy`; keep the result. */
+function stack(heads: LightweightOffsetHead[]): Group {
+  const head = heads[0]!;
+  const kind = head.kind;
+  const w = (name: string) => heads.map((h) => h.weightValue(name));
+  const g: Group = { kind, count: heads.length, head, first: null, firstBias: null, second: null, secondBias: null };
+  if (kind === 'linear' || kind === 'residual') {
+    g.first = sideBySide(w('kernel') as tf.Tensor2D[], 1); // [D, n·D]
+    g.firstBias = sideBySide(w('bias') as tf.Tensor1D[], 0); // [n·D]
+  } else if (kind === 'lowRank') {
+    g.first = sideBySide(w('down') as tf.Tensor2D[], 1); // [D, n·r]
+    g.second = blockDiagonal(w('up') as tf.Tensor2D[]); // [n·r, n·D]
+  } else if (kind === 'mlp') {
+    g.first = sideBySide(w('w1') as tf.Tensor2D[], 1); // [D, n·H]
+    g.firstBias = sideBySide(w('b1') as tf.Tensor1D[], 0); // [n·H]
+    g.second = blockDiagonal(w('w2') as tf.Tensor2D[]); // [n·H, n·D]
+    g.secondBias = sideBySide(w('b2') as tf.Tensor1D[], 0); // [n·D]
+  }
+  return g;
+}
+
+/** The tensors a group owns. */
+function tensorsOf(g: Group): tf.Tensor[] {
+  return [g.first, g.firstBias, g.second, g.secondBias].filter((t): t is NonNullable<typeof t> => t !== null);
+}
+
+/** `x·W (+ b)` as matMul then add, the order the offset head's `call` uses. */
+function affine(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D | null): tf.Tensor2D {
+  const y = tf.matMul(x, w);
+  return (b === null ? y : tf.add(y, b)) as tf.Tensor2D;
+}
+
+/** One group's states `[R, count, D]` from `x` `[R, D]`. */
+function runGroup(g: Group, x: tf.Tensor2D): tf.Tensor3D {
+  const [R, D] = x.shape;
+  const x3 = tf.reshape(x, [R, 1, D]); // [R, 1, D]
+  if (g.kind === 'identity') return (g.count === 1 ? x3 : tf.tile(x3, [1, g.count, 1])) as tf.Tensor3D;
+  const z = affine(x, g.first!, g.firstBias); // [R, count·W]
+  const split = (y: tf.Tensor) => tf.reshape(y, [R, g.count, D]); // [R, count, D]
+  if (g.kind === 'linear') return split(z) as tf.Tensor3D;
+  if (g.kind === 'residual') return tf.add(x3, split(g.head.activate(z))) as tf.Tensor3D;
+  const y = affine(g.head.activate(z) as tf.Tensor2D, g.second!, g.secondBias); // [R, count·D]
+  return tf.add(x3, split(y)) as tf.Tensor3D;
+}
+
+/**
+ * Argmax per row of `logits` `[N, V]` → int32 `[N]`, with −1 where the row holds NaN or
+ * ±Infinity (argmax alone skips NaN on some backends and picks it on others; the row's sum is
+ * non-finite exactly when one of its logits is, or when finite logits overflow the sum).
+ */
+export function checkedArgmax(logits: tf.Tensor2D): tf.Tensor1D {
+  const ids = tf.argMax(logits, 1); // [N] int32
+  return tf.where(tf.isFinite(tf.sum(logits, 1)), ids, tf.scalar(-1, 'int32')) as tf.Tensor1D;
+}
+
+/** The prepared (counted) fused pass over a `MultiTokenHead`'s offset heads and unembedding. @internal */
+export class FusedHeads {
+  private count = 0;
+  private transposed: tf.Tensor2D | null = null; // [D, V]
+  private readonly plans = new Map<string, Plan>();
+
+  constructor(
+    private readonly heads: readonly LightweightOffsetHead[],
+    private readonly unembedding: SharedUnembedding,
+  ) {}
+
+  /** Whether a `prepare` is in effect. */
+  get prepared(): boolean {
+    return this.count > 0;
+  }
+
+  /** The first `prepare` pre-transposes the unembedding; later ones only count. */
+  prepare(): void {
+    if (this.count === 0) this.transposed = tf.tidy(() => tf.keep(tf.transpose(this.unembedding.matrix()) as tf.Tensor2D)); // [D, V]
+    this.count++;
+  }
+
+  /** The last `release` frees every prepared tensor (an extra `release` is a no-op). */
+  release(): void {
+    if (this.count === 0) return;
+    if (--this.count > 0) return;
+    for (const plan of this.plans.values()) {
+      for (const g of plan) tf.dispose(tensorsOf(g));
+    }
+    this.plans.clear();
+    this.transposed?.dispose();
+    this.transposed = null;
+  }
+
+  /** The stacked weights for `offsets`, made on first use within a prepare. */
+  private plan(offsets: readonly number[]): Plan {
+    const key = offsets.join(',');
+    let plan = this.plans.get(key);
+    if (plan === undefined) {
+      const runs: LightweightOffsetHead[][] = [];
+      for (const j of offsets) {
+        const h = this.heads[j]!;
+        const last = runs[runs.length - 1];
+        if (last !== undefined && last[0]!.kind === h.kind && last[0]!.activation === h.activation) last.push(h);
+        else runs.push([h]);
+      }
+      const made: Plan = [];
+      tf.tidy(() => {
+        for (const r of runs) made.push(stack(r));
+        for (const g of made) tensorsOf(g).forEach((t) => tf.keep(t));
+      });
+      plan = made;
+      this.plans.set(key, made);
+    }
+    return plan;
+  }
+
+  /** Logits `[R·n, V]` of `offsets` (n of them) at the rows of `x` `[R, D]`, row r·n + i for offset i of row r. Prepared only. */
+  flatLogits(x: tf.Tensor2D, offsets: readonly number[]): tf.Tensor2D {
+    const [R, D] = x.shape;
+    const parts = this.plan(offsets).map((g) => runGroup(g, x)); // [R, count, D] each
+    const states = parts.length === 1 ? parts[0]! : tf.concat(parts, 1); // [R, n, D]
+    const logits = tf.matMul(tf.reshape(states, [R * offsets.length, D]), this.transposed!); // [R·n, V]
+    const bias = this.unembedding.biasValue();
+    return (bias === null ? logits : tf.add(logits, bias)) as tf.Tensor2D;
+  }
+}
