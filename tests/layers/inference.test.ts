@@ -59,7 +59,7 @@ describe.each([
               const got = head.headArgmax(rows, n); // [m, n]
               expect(got.dtype).toBe('int32');
               expect(got.shape).toEqual([7, n]);
-              expect(await got.array()).toEqual((await want.array()).map((r) => r.slice(0, n)));
+              expect(await got.array()).toEqual(((await want.array()) as number[][]).map((r) => r.slice(0, n)));
               got.dispose();
             }
             const logits = head.logits(rows, [2, 0, 2]); // offsets in any order, repeats allowed
