@@ -12,13 +12,15 @@
  * Reference: Cai et al., "Medusa" (2024), §2.3 (heads trained on a frozen base ship apart from it).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { checkInteger, checkPositiveInteger, fail, show, SIZE_LIMITS } from '../internal/errors.js';
 import { OFFSET_HEAD_KINDS, type OffsetHeadKind } from '../layers/args.js';
 import type { MultiTokenHead } from '../layers/index.js';
 import { headSizes } from '../layers/offset_head.js';
 import { offsetHeadWeights } from '../layers/parameter_report.js';
+import { SequentialMtpHead, sequentialModuleWeights } from '../layers/sequential_mtp.js';
 import { type BytesSource, readBytes } from './llama2c.js';
+import { LAYER_NAMES } from './transformer.js';
 
 /** The file's first 8 bytes. */
 const MAGIC = 'MTPHEADS';
@@ -29,6 +31,9 @@ const VERSION = 1;
 /** Largest manifest accepted (bytes): far above any real one (a few hundred bytes per offset). */
 const MAX_MANIFEST_BYTES = 1 << 20;
 
+/** What a draft-heads file holds: parallel offset heads of one kind, or sequential MTP modules. */
+export type DraftHeadsKind = OffsetHeadKind | 'sequential';
+
 /** The JSON part of a draft-heads file. */
 export interface DraftHeadsManifest {
   /** Always {@link DRAFT_HEADS_FORMAT}. */
@@ -37,9 +42,9 @@ export interface DraftHeadsManifest {
   version: number;
   /** Number of offsets k of the head they belong to (offset 0 is the base model's and is not stored). */
   numHeads: number;
-  /** Kind of offsets 1…k−1. */
-  kind: OffsetHeadKind;
-  /** Width of `mlp` heads (absent for other kinds). */
+  /** Kind of offsets 1…k−1: a parallel offset-head kind, or `sequential` (a `SequentialMtpHead`'s modules). */
+  kind: DraftHeadsKind;
+  /** Width of `mlp` heads and of `sequential` modules (absent for other kinds). */
   mlpHiddenSize?: number;
   /** Rank of `lowRank` heads (absent for other kinds). */
   rank?: number;
@@ -68,15 +73,38 @@ export interface DraftHeads {
   values: Map<string, Float32Array>;
 }
 
-function headOf(fn: string, model: LayersModel): MultiTokenHead {
+function headOf(fn: string, model: LayersModel): MultiTokenHead | SequentialMtpHead {
   if (model === null || typeof model !== 'object' || !Array.isArray((model as { layers?: unknown }).layers)) {
-    fail(TypeError, fn, 'model', 'must be a tf.LayersModel with a MultiTokenHead', model);
+    fail(TypeError, fn, 'model', 'must be a tf.LayersModel with a MultiTokenHead or a SequentialMtpHead', model);
   }
-  const head = model.layers.find((l) => l.getClassName() === 'MultiTokenHead');
+  const head = model.layers.find((l) => l instanceof SequentialMtpHead || l.getClassName() === 'MultiTokenHead');
   if (head === undefined) {
-    throw new TypeError(`${fn}: model must have a MultiTokenHead layer, but model '${model.name}' has layers [${model.layers.map((l) => l.getClassName()).join(', ')}].`);
+    throw new TypeError(`${fn}: model must have a MultiTokenHead or a SequentialMtpHead layer, but model '${model.name}' has layers [${model.layers.map((l) => l.getClassName()).join(', ')}].`);
   }
-  return head as unknown as MultiTokenHead;
+  return head as unknown as MultiTokenHead | SequentialMtpHead;
+}
+
+/** Hidden size D of a head's (built) unembedding. */
+function hiddenOf(head: MultiTokenHead | SequentialMtpHead): number {
+  return head.unembedding.matrix().shape[1]!;
+}
+
+/**
+ * The model `base` with its head replaced by sequential MTP modules (`SequentialMtpHead`, tied to
+ * the trunk's token embedding, freshly initialised): the same trunk layer (shared, not copied)
+ * and the same offset 0. Attach trained modules with {@link attachDraftHeads}.
+ * @param base A model from `loadLlama2c` / `createTransformer` with tied embeddings.
+ * @param numHeads k, offset 0 included (≥ 2).
+ * @param mlpHiddenSize Width H of each module's MLP.
+ */
+export function withSequentialHeads(base: LayersModel, numHeads: number, mlpHiddenSize: number): LayersModel {
+  const fn = 'withSequentialHeads';
+  const head = headOf(fn, base);
+  if (!head.unembedding.isTied) fail(RangeError, fn, 'base', 'must tie its unembedding to the token embedding (sequential modules read that embedding)', base.name);
+  const trunk = base.getLayer(LAYER_NAMES.trunk);
+  const sequential = new SequentialMtpHead({ numHeads, vocabSize: head.vocabSize, mlpHiddenSize, tiedTo: trunk, name: LAYER_NAMES.head });
+  const logits = sequential.apply(trunk.output as SymbolicTensor) as SymbolicTensor; // [B, T, k, V]
+  return functionalModel({ inputs: base.inputs, outputs: logits, name: base.name });
 }
 
 /** 64-bit FNV-1a (as two 32-bit halves) over the bytes of `data`, continuing from `state`. */
@@ -100,7 +128,7 @@ function fnv1a(state: [number, number], data: Uint8Array): void {
  */
 export async function baseFingerprint(model: LayersModel): Promise<string> {
   const head = headOf('baseFingerprint', model);
-  const drafts = new Set(head.offsetHeads.slice(1).flatMap((h) => h.weights.map((w) => w.id)));
+  const drafts = new Set(draftWeights(head).map((w) => w.variable.id));
   const state: [number, number] = [0x811c9dc5, 0xcbf29ce4];
   const encoder = new TextEncoder();
   for (const w of model.weights) {
@@ -113,12 +141,21 @@ export async function baseFingerprint(model: LayersModel): Promise<string> {
 }
 
 /** The draft offsets' weights of `head` in file order: `offset<j>/<name>` and the variable. */
-function draftWeights(head: MultiTokenHead): Array<{ name: string; shape: number[]; variable: MultiTokenHead['offsetHeads'][number]['weights'][number] }> {
+function draftWeights(head: MultiTokenHead | SequentialMtpHead): Array<{ name: string; shape: number[]; variable: LayerVariable }> {
+  if (head instanceof SequentialMtpHead) {
+    if (!head.built) return [];
+    return Array.from({ length: head.numHeads - 1 }, (_, i) => {
+      const w = head.moduleWeights(i + 1);
+      return sequentialModuleWeights(hiddenOf(head), head.mlpHiddenSize).map((spec) => ({ name: `module${i + 1}/${spec.name}`, shape: spec.shape, variable: w[spec.name]! }));
+    }).flat();
+  }
   return head.offsetHeads.slice(1).flatMap((h, i) => {
-    const specs = offsetHeadWeights(h.kind, head.unembedding.matrix().shape[1]!, headSizes(h));
+    const specs = offsetHeadWeights(h.kind, hiddenOf(head), headSizes(h));
     return specs.map((spec, n) => ({ name: `offset${i + 1}/${spec.name}`, shape: spec.shape, variable: h.weights[n]! }));
   });
 }
+
+type LayerVariable = MultiTokenHead['offsetHeads'][number]['weights'][number];
 
 /**
  * Writes offsets 1…k−1 of `model`'s head (one kind for all of them) as a draft-heads file.
@@ -131,19 +168,14 @@ export async function exportDraftHeads(model: LayersModel, training?: Record<str
   const head = headOf(fn, model);
   if (!head.built) throw new Error(`${fn}: model's MultiTokenHead must be built, but it is not.`);
   if (head.numHeads < 2) fail(RangeError, fn, 'model', 'must have at least 2 heads (offset 0 is the base model’s)', head.numHeads);
-  const kinds = new Set(head.headKinds.slice(1));
-  if (kinds.size !== 1) fail(RangeError, fn, 'model', 'must have one kind for offsets 1…k−1', [...kinds]);
-  const first = head.offsetHeads[1]!;
+  const sizes = headFields(fn, head);
   const [vocabSize, hiddenSize] = head.unembedding.matrix().shape as [number, number];
   const weights = draftWeights(head);
   const manifest: DraftHeadsManifest = {
     format: DRAFT_HEADS_FORMAT,
     version: VERSION,
     numHeads: head.numHeads,
-    kind: first.kind,
-    ...(first.mlpHiddenSize !== null ? { mlpHiddenSize: first.mlpHiddenSize } : {}),
-    ...(first.rank !== null ? { rank: first.rank } : {}),
-    activation: String(first.activation),
+    ...sizes,
     base: { hiddenSize, vocabSize, fingerprint: await baseFingerprint(model) },
     weights: weights.map(({ name, shape }) => ({ name, shape })),
     ...(training !== undefined ? { training } : {}),
@@ -165,6 +197,23 @@ export async function exportDraftHeads(model: LayersModel, training?: Record<str
   return bytes;
 }
 
+/** The manifest's head fields of a model's head: kind, sizes, activation. */
+function headFields(fn: string, head: MultiTokenHead | SequentialMtpHead): Pick<DraftHeadsManifest, 'kind' | 'mlpHiddenSize' | 'rank' | 'activation'> {
+  if (head instanceof SequentialMtpHead) return { kind: 'sequential', mlpHiddenSize: head.mlpHiddenSize, activation: 'swish' };
+  const kinds = new Set(head.headKinds.slice(1));
+  if (kinds.size !== 1) fail(RangeError, fn, 'model', 'must have one kind for offsets 1…k−1', [...kinds]);
+  const first = head.offsetHeads[1]!;
+  return {
+    kind: first.kind,
+    ...(first.mlpHiddenSize !== null ? { mlpHiddenSize: first.mlpHiddenSize } : {}),
+    ...(first.rank !== null ? { rank: first.rank } : {}),
+    activation: String(first.activation),
+  };
+}
+
+/** Every kind a file may hold. */
+const DRAFT_KINDS: readonly DraftHeadsKind[] = [...OFFSET_HEAD_KINDS, 'sequential'];
+
 /** Checks a manifest field by field; errors name `where` and the field. */
 function checkManifest(where: string, m: unknown): DraftHeadsManifest {
   if (m === null || typeof m !== 'object' || Array.isArray(m)) fail(TypeError, where, 'manifest', 'must be a JSON object', m);
@@ -173,7 +222,7 @@ function checkManifest(where: string, m: unknown): DraftHeadsManifest {
   if (o['version'] !== VERSION) fail(RangeError, where, 'manifest.version', `must be ${VERSION}`, o['version']);
   const numHeads = checkInteger(where, 'manifest.numHeads', o['numHeads'], 2, SIZE_LIMITS.numHeads);
   const kind = o['kind'];
-  if (!OFFSET_HEAD_KINDS.includes(kind as OffsetHeadKind)) fail(TypeError, where, 'manifest.kind', `must be one of ${OFFSET_HEAD_KINDS.join(', ')}`, kind);
+  if (!DRAFT_KINDS.includes(kind as DraftHeadsKind)) fail(TypeError, where, 'manifest.kind', `must be one of ${DRAFT_KINDS.join(', ')}`, kind);
   const base = o['base'] as Record<string, unknown> | undefined;
   if (base === null || typeof base !== 'object') fail(TypeError, where, 'manifest.base', 'must be an object', base);
   const hiddenSize = checkPositiveInteger(where, 'manifest.base.hiddenSize', base['hiddenSize'], SIZE_LIMITS.hiddenSize);
@@ -186,10 +235,12 @@ function checkManifest(where: string, m: unknown): DraftHeadsManifest {
     ...(o['mlpHiddenSize'] !== undefined ? { mlpHiddenSize: checkPositiveInteger(where, 'manifest.mlpHiddenSize', o['mlpHiddenSize'], SIZE_LIMITS.hiddenSize) } : {}),
     ...(o['rank'] !== undefined ? { rank: checkPositiveInteger(where, 'manifest.rank', o['rank'], hiddenSize) } : {}),
   };
-  if (kind === 'mlp' && sizes.mlpHiddenSize === undefined) fail(TypeError, where, 'manifest.mlpHiddenSize', "must be set for kind 'mlp'", undefined);
+  if ((kind === 'mlp' || kind === 'sequential') && sizes.mlpHiddenSize === undefined) fail(TypeError, where, 'manifest.mlpHiddenSize', `must be set for kind '${kind}'`, undefined);
   if (kind === 'lowRank' && sizes.rank === undefined) fail(TypeError, where, 'manifest.rank', "must be set for kind 'lowRank'", undefined);
   // The weights must be exactly those of k−1 offsets of this kind, in order.
-  const expected = Array.from({ length: numHeads - 1 }, (_, i) => offsetHeadWeights(kind as OffsetHeadKind, hiddenSize, { rank: sizes.rank, mlpHiddenSize: sizes.mlpHiddenSize }).map((s) => ({ name: `offset${i + 1}/${s.name}`, shape: s.shape }))).flat();
+  const specs = kind === 'sequential' ? sequentialModuleWeights(hiddenSize, sizes.mlpHiddenSize!) : offsetHeadWeights(kind as OffsetHeadKind, hiddenSize, { rank: sizes.rank, mlpHiddenSize: sizes.mlpHiddenSize });
+  const prefix = kind === 'sequential' ? 'module' : 'offset';
+  const expected = Array.from({ length: numHeads - 1 }, (_, i) => specs.map((s) => ({ name: `${prefix}${i + 1}/${s.name}`, shape: s.shape }))).flat();
   const weights = o['weights'];
   if (!Array.isArray(weights) || weights.length !== expected.length) {
     fail(RangeError, where, 'manifest.weights', `must list the ${expected.length} weights of ${numHeads - 1} '${String(kind)}' offsets`, weights);
@@ -203,7 +254,7 @@ function checkManifest(where: string, m: unknown): DraftHeadsManifest {
     format: DRAFT_HEADS_FORMAT,
     version: VERSION,
     numHeads,
-    kind: kind as OffsetHeadKind,
+    kind: kind as DraftHeadsKind,
     ...sizes,
     activation: o['activation'] as string,
     base: { hiddenSize, vocabSize, fingerprint: base['fingerprint'] as string },
@@ -272,17 +323,19 @@ export async function attachDraftHeads(model: LayersModel, heads: BytesSource | 
   }
   const m = parsed.manifest;
   const [vocabSize, hiddenSize] = head.unembedding.matrix().shape as [number, number];
-  const first = head.offsetHeads[1];
   const mismatch = (field: string, want: unknown, got: unknown): never => {
     throw new RangeError(`${fn}: heads ${field} must match the model's (${show(want)}), but got ${show(got)}.`);
   };
   if (m.numHeads !== head.numHeads) mismatch('numHeads', head.numHeads, m.numHeads);
   if (m.base.hiddenSize !== hiddenSize) mismatch('base.hiddenSize', hiddenSize, m.base.hiddenSize);
   if (m.base.vocabSize !== vocabSize) mismatch('base.vocabSize', vocabSize, m.base.vocabSize);
-  head.headKinds.slice(1).forEach((kind) => kind !== m.kind && mismatch('kind', kind, m.kind));
-  if ((first!.mlpHiddenSize ?? undefined) !== m.mlpHiddenSize) mismatch('mlpHiddenSize', first!.mlpHiddenSize, m.mlpHiddenSize);
-  if ((first!.rank ?? undefined) !== m.rank) mismatch('rank', first!.rank, m.rank);
-  if (String(first!.activation) !== m.activation) mismatch('activation', String(first!.activation), m.activation);
+  if (head instanceof SequentialMtpHead) {
+    if (m.kind !== 'sequential') mismatch('kind', 'sequential', m.kind);
+  } else head.headKinds.slice(1).forEach((kind) => kind !== m.kind && mismatch('kind', kind, m.kind));
+  const own = headFields(fn, head);
+  if (own.mlpHiddenSize !== m.mlpHiddenSize) mismatch('mlpHiddenSize', own.mlpHiddenSize, m.mlpHiddenSize);
+  if (own.rank !== m.rank) mismatch('rank', own.rank, m.rank);
+  if (own.activation !== m.activation) mismatch('activation', own.activation, m.activation);
   const fingerprint = await baseFingerprint(model);
   if (fingerprint !== m.base.fingerprint) {
     throw new Error(`${fn}: heads were trained on another base model: base.fingerprint must be this model's ${fingerprint}, but got ${m.base.fingerprint}.`);

@@ -16,8 +16,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { SIZE_LIMITS, checkInteger, checkPositiveInteger, fail, show } from '../internal/errors.js';
 import { TRANSFORMER_DEFAULTS, type TransformerConfig } from './config.js';
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
-import type { OffsetHeadKind } from '../layers/index.js';
-import { attachDraftHeads, type DraftHeadsManifest, readDraftHeads } from './draft_heads.js';
+import { attachDraftHeads, type DraftHeadsKind, type DraftHeadsManifest, readDraftHeads, withSequentialHeads } from './draft_heads.js';
 import { Llama2cTokenizer } from './llama2c_tokenizer.js';
 
 /** The seven header fields, in file order, as llama2.c names them. */
@@ -217,9 +216,13 @@ export interface LoadLlama2cOptions {
   tokenizer?: BytesSource;
   /** Number k of multi-token heads; offset 0 is the checkpoint's classifier. Default: `TRANSFORMER_DEFAULTS.mtpHeads` (or `draftHeads`' k). */
   mtpHeads?: number;
-  /** Kind of offsets 1…k−1 (see `OffsetHeadKind`). Default: `TRANSFORMER_DEFAULTS.headKind` (or `draftHeads`' kind). */
-  headKind?: OffsetHeadKind;
-  /** Width of `mlp` offsets: required for `headKind: 'mlp'` unless `draftHeads` gives it. */
+  /**
+   * Kind of offsets 1…k−1: a parallel `OffsetHeadKind`, or `'sequential'` for sequential MTP
+   * modules (a `SequentialMtpHead`, see `withSequentialHeads`). Default:
+   * `TRANSFORMER_DEFAULTS.headKind` (or `draftHeads`' kind).
+   */
+  headKind?: DraftHeadsKind;
+  /** Width of `mlp` offsets or `sequential` modules: required for those kinds unless `draftHeads` gives it. */
   mlpHiddenSize?: number;
   /** Rank of `lowRank` offsets: required for `headKind: 'lowRank'` unless `draftHeads` gives it. */
   rank?: number;
@@ -273,7 +276,19 @@ export async function loadLlama2c(checkpoint: BytesSource, options: LoadLlama2cO
   const head = headOptions(fn, options, heads?.manifest);
   const parsed = parseLlama2c(checkpointFile.bytes, checkpointFile.where);
   const tokenizer = tokenizerFile && Llama2cTokenizer.fromBytes(tokenizerFile.bytes, parsed.header.vocabSize, tokenizerFile.where);
-  const model = transformerFromWeights({ ...parsed.config, ...head, name: 'llama2c' }, parsed.weights, checkpointFile.where);
+  let model: LayersModel;
+  if (head.headKind === 'sequential') {
+    if (head.headHiddenSize === undefined) fail(TypeError, fn, 'options.mlpHiddenSize', "must be set for headKind 'sequential'", undefined);
+    const base = transformerFromWeights({ ...parsed.config, mtpHeads: 1, name: 'llama2c' }, parsed.weights, checkpointFile.where);
+    try {
+      model = withSequentialHeads(base, head.mtpHeads!, head.headHiddenSize);
+    } catch (error) {
+      base.dispose();
+      throw error;
+    }
+  } else {
+    model = transformerFromWeights({ ...parsed.config, ...head, headKind: head.headKind, name: 'llama2c' }, parsed.weights, checkpointFile.where);
+  }
   if (heads !== undefined) {
     try {
       await attachDraftHeads(model, heads);
@@ -286,7 +301,7 @@ export async function loadLlama2c(checkpoint: BytesSource, options: LoadLlama2cO
 }
 
 /** The head fields of the transformer config: the options, or the draft heads' manifest (both given: they must agree). */
-function headOptions(fn: string, options: LoadLlama2cOptions, manifest: DraftHeadsManifest | undefined): Pick<TransformerConfig, 'mtpHeads' | 'headKind' | 'headHiddenSize' | 'rank'> {
+function headOptions(fn: string, options: LoadLlama2cOptions, manifest: DraftHeadsManifest | undefined): Pick<TransformerConfig, 'mtpHeads' | 'headHiddenSize' | 'rank'> & { headKind?: DraftHeadsKind } {
   const fromFile = { mtpHeads: manifest?.numHeads, headKind: manifest?.kind, mlpHiddenSize: manifest?.mlpHiddenSize, rank: manifest?.rank };
   if (manifest !== undefined) {
     for (const key of ['mtpHeads', 'headKind', 'mlpHiddenSize', 'rank'] as const) {

@@ -1,0 +1,248 @@
+/**
+ * `npm run train:heads -- --model <dir> --kind mlp|sequential --heads 4 --minutes N …`: draft
+ * heads for a frozen pretrained llama2.c model (e.g. stories260K), by self-distillation.
+ *
+ *   1. corpus: the model's own text, seeded (tools/heads/corpus.ts), saved as corpus.json;
+ *   2. the frozen trunk's final hidden states of every corpus position, computed once;
+ *   3. Adam on the draft heads only, in large batches of cached states, for --minutes
+ *      (a progress bar with per-offset loss and ETA; a checkpoint every --checkpoint-seconds;
+ *      --resume continues from it);
+ *   4. heads.bin (an `exportDraftHeads` file: attach with `loadLlama2c(ckpt, { draftHeads })`)
+ *      and training.json (settings, seed, corpus size, held-out per-offset loss and agreement).
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { SingleBar } from 'cli-progress';
+import { type LayersModel } from '@tensorflow/tfjs-layers';
+import { loadLlama2c } from '../src/models/llama2c.js';
+import type { MultiTokenHead } from '../src/layers/index.js';
+import { exportDraftHeads } from '../src/models/draft_heads.js';
+import { parseCommandLine } from '../tools/args.js';
+import { NODE_BACKENDS, useBackend } from '../tools/backend.js';
+import { registerWasmTrainingKernels } from '../tools/wasm/index.js';
+import { buildCorpus, type CorpusSequence, hiddenStates, seededRandom } from '../tools/heads/corpus.js';
+import { batchLoss, type DraftParams, evaluate, mlpParams, prepareData } from '../tools/heads/train.js';
+import { sequentialParams } from '../tools/heads/sequential.js';
+import type { SequentialMtpHead } from '../src/layers/sequential_mtp.js';
+
+const COMMAND = {
+  name: 'train:heads',
+  usage: 'npm run train:heads -- --model <dir> [options]',
+  summary: 'Trains draft heads on a frozen llama2.c model (its .bin and tok512-format tokenizer in --model) by self-distillation, and writes heads.bin + training.json.',
+  options: {
+    model: { type: 'string', default: '../shared/models/stories260K', help: 'folder with the checkpoint (.bin) and the tokenizer (tok*.bin)' },
+    out: { type: 'string', default: 'test-output/heads', help: 'output folder (corpus.json, checkpoint.*, heads.bin, training.json)' },
+    kind: { type: 'string', default: 'mlp', choices: ['mlp', 'sequential'], help: 'parallel mlp offset heads, or sequential MTP modules' },
+    heads: { type: 'number', default: 4, integer: true, min: 2, help: 'k: offsets including offset 0 (the model’s own head)' },
+    hidden: { type: 'number', default: 256, integer: true, min: 1, help: 'MLP width H of each head/module' },
+    minutes: { type: 'number', default: 5, min: 0, help: 'training wall time (the corpus is extra, once)' },
+    corpusTokens: { type: 'number', default: 100_000, integer: true, min: 1000, help: 'corpus size in tokens' },
+    greedyShare: { type: 'number', default: 0.8, min: 0, help: 'share of greedy sequences (the rest are temperature/top-p samples)' },
+    sequenceTokens: { type: 'number', default: 200, integer: true, min: 8, help: 'new tokens per corpus sequence' },
+    temperature: { type: 'number', default: 0.8, min: 0, help: 'temperature of the sampled sequences' },
+    topP: { type: 'number', default: 0.9, min: 0, help: 'top-p of the sampled sequences' },
+    targets: { type: 'string', default: 'hard', choices: ['hard', 'soft', 'mix'], help: "the frozen model's argmax (hard), its distribution (soft), or half each" },
+    batch: { type: 'number', default: 2048, integer: true, min: 1, help: 'rows per Adam step' },
+    learningRate: { type: 'number', default: 3e-3, min: 0, help: 'Adam learning rate (decays linearly to 10% over --minutes)' },
+    heldOut: { type: 'number', default: 0.1, min: 0, help: 'share of corpus sequences held out for the metrics' },
+    evalRows: { type: 'number', default: 10_000, integer: true, min: 1, help: 'held-out rows evaluated' },
+    checkpointSeconds: { type: 'number', default: 60, min: 1, help: 'seconds between checkpoints' },
+    seed: { type: 'number', default: 1, integer: true, min: 0, help: 'seed of the corpus, the initial weights and the batches' },
+    backend: { type: 'string', default: 'wasm', choices: NODE_BACKENDS, help: 'tfjs backend' },
+    resume: { type: 'boolean', help: 'continue from out/checkpoint.* (same settings)' },
+  },
+} as const;
+
+type Settings = ReturnType<typeof parseCommandLine<typeof COMMAND.options>>;
+
+const HARD_WEIGHT = { hard: 1, soft: 0, mix: 0.5 } as const;
+
+/** Finds the checkpoint and tokenizer files of a llama2.c folder. */
+function modelFiles(dir: string): { checkpoint: string; tokenizer: string } {
+  const names = ['stories260K.bin', 'model.bin'];
+  const checkpoint = names.map((n) => join(dir, n)).find(existsSync);
+  const tokenizer = ['tok512.bin', 'tokenizer.bin'].map((n) => join(dir, n)).find(existsSync);
+  if (!checkpoint || !tokenizer) throw new Error(`train:heads: --model ${dir} must hold a checkpoint (${names.join(' or ')}) and a tokenizer (tok512.bin or tokenizer.bin).`);
+  return { checkpoint, tokenizer };
+}
+
+/** The corpus: reused from out/corpus.json when made with the same settings, else generated. */
+async function corpusFor(s: Settings, model: LayersModel, tokenizer: Parameters<typeof buildCorpus>[1]): Promise<{ sequences: CorpusSequence[]; seconds: number }> {
+  const settings = { tokens: s.corpusTokens, greedyShare: s.greedyShare, sequenceTokens: s.sequenceTokens, temperature: s.temperature, topP: s.topP, seed: s.seed };
+  const file = join(s.out, 'corpus.json');
+  if (existsSync(file)) {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { settings: typeof settings; sequences: CorpusSequence[]; seconds: number };
+    if (JSON.stringify(saved.settings) === JSON.stringify(settings)) {
+      console.log(`corpus: reusing ${file} (${saved.sequences.length} sequences)`);
+      return saved;
+    }
+  }
+  const bar = new SingleBar({ format: 'corpus   [{bar}] {value}/{total} tokens | {eta_formatted} left', etaBuffer: 50 });
+  bar.start(s.corpusTokens, 0);
+  const t0 = performance.now();
+  const sequences = await buildCorpus(model, tokenizer, settings, (n) => bar.update(Math.min(n, s.corpusTokens)));
+  bar.stop();
+  const seconds = (performance.now() - t0) / 1000;
+  writeFileSync(file, JSON.stringify({ settings, seconds, sequences }));
+  return { sequences, seconds };
+}
+
+/** Saves the variables, the optimizer's state and the loop's position. */
+async function saveCheckpoint(s: Settings, params: DraftParams, optimizer: tf.AdamOptimizer, state: { step: number; seconds: number; rngDraws: number }): Promise<void> {
+  const named: Array<{ name: string; tensor: tf.Tensor }> = [...[...params.variables].map(([name, v]) => ({ name, tensor: v as tf.Tensor })), ...((await optimizer.getWeights()) as unknown as Array<{ name: string; tensor: tf.Tensor }>)];
+  const arrays = await Promise.all(named.map((n) => n.tensor.data()));
+  const total = arrays.reduce((a, x) => a + x.length, 0);
+  const flat = new Float32Array(total);
+  let at = 0;
+  arrays.forEach((x) => (flat.set(x as Float32Array, at), (at += x.length)));
+  writeFileSync(join(s.out, 'checkpoint.bin'), new Uint8Array(flat.buffer));
+  writeFileSync(join(s.out, 'checkpoint.json'), JSON.stringify({ settings: s, ...state, tensors: named.map((n) => ({ name: n.name, shape: n.tensor.shape })) }));
+}
+
+/** Restores {@link saveCheckpoint}'s state, or returns null when there is none. */
+async function loadCheckpoint(s: Settings, params: DraftParams, optimizer: tf.AdamOptimizer): Promise<{ step: number; seconds: number; rngDraws: number } | null> {
+  const file = join(s.out, 'checkpoint.json');
+  if (!existsSync(file)) return null;
+  const meta = JSON.parse(readFileSync(file, 'utf8')) as { settings: Settings; step: number; seconds: number; rngDraws: number; tensors: Array<{ name: string; shape: number[] }> };
+  for (const key of ['kind', 'heads', 'hidden', 'seed', 'corpusTokens', 'targets'] as const) {
+    if (meta.settings[key] !== s[key]) throw new Error(`train:heads: --resume: the checkpoint was made with --${key} ${meta.settings[key]}, but this run has ${s[key]}.`);
+  }
+  const bytes = readFileSync(join(s.out, 'checkpoint.bin'));
+  const flat = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  let at = 0;
+  const optimizerWeights: Array<{ name: string; tensor: tf.Tensor }> = [];
+  for (const t of meta.tensors) {
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    const value = tf.tensor(flat.subarray(at, (at += size)), t.shape);
+    const variable = params.variables.get(t.name);
+    if (variable) {
+      variable.assign(value);
+      value.dispose();
+    } else optimizerWeights.push({ name: t.name, tensor: value });
+  }
+  await optimizer.setWeights(optimizerWeights as unknown as Parameters<tf.AdamOptimizer['setWeights']>[0]);
+  optimizerWeights.forEach((w) => w.tensor.dispose());
+  return { step: meta.step, seconds: meta.seconds, rngDraws: meta.rngDraws };
+}
+
+async function main(): Promise<void> {
+  const s = parseCommandLine(COMMAND);
+  s.out = resolve(s.out);
+  mkdirSync(s.out, { recursive: true });
+  if (s.backend === 'wasm') registerWasmTrainingKernels();
+  await useBackend(s.backend as 'wasm' | 'cpu');
+  const files = modelFiles(resolve(s.model));
+  const sequential = s.kind === 'sequential';
+  const { model, tokenizer } = await loadLlama2c(new Uint8Array(readFileSync(files.checkpoint)), {
+    tokenizer: new Uint8Array(readFileSync(files.tokenizer)),
+    mtpHeads: s.heads,
+    headKind: sequential ? 'sequential' : 'mlp',
+    mlpHiddenSize: s.hidden,
+  });
+  const head = model.getLayer('mtp_head') as unknown as MultiTokenHead | SequentialMtpHead;
+  const embedding = head.unembedding.matrix(); // [V, D] frozen
+  const unembeddingT = tf.keep(tf.transpose(embedding)) as tf.Tensor2D; // [D, V]: wasm's matMul(a, b, false, true) is slow
+  const [vocab, d] = embedding.shape;
+  console.log(`model: ${files.checkpoint} (D = ${d}, V = ${vocab}), kind ${s.kind}, k = ${s.heads}, H = ${s.hidden}, backend ${s.backend}`);
+
+  const corpus = await corpusFor(s, model, tokenizer!);
+  const tokens = corpus.sequences.reduce((a, q) => a + q.ids.length, 0);
+  const t0 = performance.now();
+  const data = prepareData(corpus.sequences, hiddenStates(model, corpus.sequences, d), d, unembeddingT, s.heads, s.heldOut);
+  const cacheSeconds = (performance.now() - t0) / 1000;
+  console.log(`corpus: ${corpus.sequences.length} sequences, ${tokens} tokens (${corpus.seconds.toFixed(0)} s); hidden states cached in ${cacheSeconds.toFixed(1)} s; ${data.trainRows.length} training rows, ${data.heldRows.length} held out`);
+
+  const params: DraftParams = sequential ? sequentialParams(head as SequentialMtpHead) : mlpFromModel(head as MultiTokenHead, s.heads, unembeddingT);
+  const optimizer = tf.train.adam(s.learningRate, 0.9, 0.99, 1e-8);
+  const varList = [...params.variables.values()];
+  let state = { step: 0, seconds: 0, rngDraws: 0 };
+  if (s.resume) {
+    const loaded = await loadCheckpoint(s, params, optimizer);
+    if (loaded) state = loaded;
+    console.log(loaded ? `resumed at step ${loaded.step} (${loaded.seconds.toFixed(0)} s trained)` : 'no checkpoint: starting fresh');
+  }
+  const random = seededRandom(s.seed ^ 0x5eed);
+  for (let i = 0; i < state.rngDraws; i++) random();
+
+  const budget = s.minutes * 60;
+  const bar = new SingleBar({ format: 'training [{bar}] {percentage}% | step {step} | loss per offset {losses} | {eta_formatted} left', etaBuffer: 20 });
+  bar.start(Math.max(1, Math.round(budget)), Math.round(state.seconds), { step: state.step, losses: '-' });
+  let lastSave = state.seconds;
+  let start = performance.now() - state.seconds * 1000;
+  const rows = new Int32Array(s.batch);
+  while ((performance.now() - start) / 1000 < budget) {
+    for (let r = 0; r < s.batch; r++) rows[r] = data.trainRows[Math.floor(random() * data.trainRows.length)]!;
+    state.rngDraws += s.batch;
+    const progress = (performance.now() - start) / 1000 / Math.max(budget, 1e-9);
+    (optimizer as unknown as { learningRate: number }).learningRate = s.learningRate * (1 - 0.9 * Math.min(1, progress));
+    let perOffset: tf.Tensor1D | null = null;
+    const rowsTensor = tf.tensor1d(rows, 'int32');
+    const { value, grads } = tf.variableGrads(() => {
+      const out = batchLoss(params, data, rowsTensor, unembeddingT, { hardWeight: HARD_WEIGHT[s.targets as keyof typeof HARD_WEIGHT] });
+      perOffset = tf.keep(out.perOffset);
+      return out.loss;
+    }, varList);
+    optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer['applyGradients']>[0]);
+    tf.dispose([value, rowsTensor, ...Object.values(grads)]);
+    state.step += 1;
+    const losses = Array.from(await perOffset!.data()); // one small readback per step keeps the queue short
+    (perOffset as tf.Tensor1D | null)?.dispose();
+    state.seconds = (performance.now() - start) / 1000;
+    bar.update(Math.min(Math.round(budget), Math.round(state.seconds)), { step: state.step, losses: losses.map((l) => l.toFixed(3)).join(' ') });
+    if (state.seconds - lastSave >= s.checkpointSeconds) {
+      const pause = performance.now();
+      await saveCheckpoint(s, params, optimizer, state);
+      start += performance.now() - pause; // saving does not count as training time
+      lastSave = state.seconds;
+    }
+  }
+  bar.stop();
+  await saveCheckpoint(s, params, optimizer, state);
+
+  const metrics = await evaluate(params, data, unembeddingT, s.evalRows);
+  const facts = {
+    command: `npm run train:heads -- ${process.argv.slice(2).join(' ')}`,
+    settings: { ...s, out: undefined, model: undefined },
+    modelFile: files.checkpoint.split('/').pop(),
+    seed: s.seed,
+    corpus: { sequences: corpus.sequences.length, tokens, greedySequences: corpus.sequences.filter((q) => q.mode === 'greedy').length, generationSeconds: Math.round(corpus.seconds), trainRows: data.trainRows.length, heldOutRows: data.heldRows.length },
+    training: { steps: state.step, seconds: Math.round(state.seconds), backend: s.backend, parameters: varList.reduce((a, v) => a + v.size, 0) },
+    heldOut: metrics,
+  };
+  let bytes: Uint8Array;
+  {
+    if (!sequential) writeBack(head as MultiTokenHead, params); // sequential: the layer's own variables were trained
+    bytes = await exportDraftHeads(model, { heldOut: metrics, corpusTokens: tokens, seed: s.seed });
+  }
+  writeFileSync(join(s.out, 'heads.bin'), bytes);
+  writeFileSync(join(s.out, 'training.json'), `${JSON.stringify(facts, null, 2)}\n`);
+  const pct = (xs: number[]) => xs.map((x) => `${(100 * x).toFixed(1)}%`).join(' ');
+  console.log(`held out (${metrics.rows} rows): agreement per offset ${pct(metrics.agreement)}; greedy chain ${pct(metrics.chain)}; τ estimate ${metrics.tauEstimate.toFixed(2)}`);
+  console.log(`wrote ${join(s.out, 'heads.bin')} (${bytes.length} bytes) and training.json`);
+}
+
+/** Parallel mlp parameters starting from the model's freshly initialised offset heads. */
+function mlpFromModel(head: MultiTokenHead, k: number, unembeddingT: tf.Tensor2D): DraftParams {
+  const initial = new Map<string, Float32Array>();
+  const shapes = new Map<string, number[]>();
+  const names = ['w1', 'b1', 'w2', 'b2'];
+  for (let j = 1; j < k; j++) {
+    head.offsetHeads[j]!.weights.forEach((w, n) => {
+      initial.set(`offset${j}/${names[n]}`, w.read().dataSync() as Float32Array); // setup only
+      shapes.set(`offset${j}/${names[n]}`, w.shape as number[]);
+    });
+  }
+  return mlpParams(initial, shapes, k, unembeddingT);
+}
+
+/** Copies trained parallel-head variables into the model's offset heads. */
+function writeBack(head: MultiTokenHead, params: DraftParams): void {
+  const names = ['w1', 'b1', 'w2', 'b2'];
+  for (let j = 1; j < head.numHeads; j++) head.offsetHeads[j]!.weights.forEach((w, n) => w.write(params.variables.get(`offset${j}/${names[n]}`)!));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

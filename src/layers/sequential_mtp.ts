@@ -1,0 +1,254 @@
+/**
+ * `SequentialMtpHead`: multi-token prediction with sequential modules, the form of DeepSeek-V3's
+ * and Qwen3-Next's MTP modules. Offset 0 is the model's own head (the shared unembedding on the
+ * trunk state h, exact). Offset j ≥ 1 chains: module j reads offset j−1's state and the
+ * embedding of the token at t + j,
+ *
+ *     s_0 = h,   s_j = M_j([rms(s_{j−1})·g_j ; rms(emb(x_{t+j}))·e_j]),   logits_j = s_j · Eᵀ
+ *
+ * with M_j(x) = u + W2·swish(u·W1 + b1) + b2, u = x·P (a projection then a residual MLP). In
+ * training x_{t+j} is the true token; when decoding it is the token drafted by column j−1 (its
+ * argmax), so drafting is a short chain argmax → embedding gather → next module, all on the
+ * device. The embedding E is the trunk's token embedding, tied (the modules own no vocabulary
+ * matrix).
+ *
+ * Reference: DeepSeek-AI, "DeepSeek-V3 Technical Report" (2024), §2.2 (MTP modules: RMSNorm of
+ * the previous depth's state and of the next token's embedding, concatenated, projected, then a
+ * block, then the shared output head); Qwen3-Next's MTP module of the same form.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
+import { checkInteger, checkPositiveInteger, fail, SIZE_LIMITS, checkWeightSize } from '../internal/errors.js';
+import { registerOnce } from '../internal/registration.js';
+import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
+import { type Layer, type LayerArgs, LayerBase } from './args.js';
+import type { InferenceHead } from './inference_head.js';
+import { setWeightNamePrefix, weightName } from './nesting.js';
+import { resolveTie, SharedUnembedding } from './shared_unembedding.js';
+import { isSymbolic } from './tying.js';
+
+const WHERE = 'SequentialMtpHead';
+
+/** RMSNorm epsilon of the modules' input norms. */
+export const SEQUENTIAL_NORM_EPSILON = 1e-5;
+
+/** Arguments of {@link SequentialMtpHead}. */
+export interface SequentialMtpHeadArgs extends LayerArgs {
+  /** Integer in `[2, SIZE_LIMITS.numHeads]`. Number of offsets k (offset 0 is the model's own head). */
+  numHeads: number;
+  /** Integer in `[1, SIZE_LIMITS.vocabSize]`. Vocabulary size V. */
+  vocabSize: number;
+  /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Width H of each module's MLP. */
+  mlpHiddenSize: number;
+  /** The token embedding the modules read and unembed with (the layer, e.g. the trunk, or its name). */
+  tiedTo: Layer | string;
+}
+
+/** The weights of one module at hidden size `d` and MLP width `h`, in creation (and file) order. */
+export function sequentialModuleWeights(d: number, h: number): Array<{ name: string; shape: number[]; init: 'ones' | 'zeros' | 'random' | 'projection' }> {
+  return [
+    { name: 'norm_state', shape: [d], init: 'ones' },
+    { name: 'norm_token', shape: [d], init: 'ones' },
+    { name: 'proj', shape: [2 * d, d], init: 'projection' },
+    { name: 'w1', shape: [d, h], init: 'random' },
+    { name: 'b1', shape: [h], init: 'zeros' },
+    { name: 'w2', shape: [h, d], init: 'zeros' },
+    { name: 'b2', shape: [d], init: 'zeros' },
+  ];
+}
+
+/** `[I; 0]` plus a small random token part: a fresh module passes the normalized state through. */
+function projectionInit(d: number): tf.Tensor2D {
+  return tf.tidy(() => tf.concat([tf.eye(d), tf.mul(tf.randomNormal([d, d]), 0.02)], 0) as tf.Tensor2D); // [2D, D]
+}
+
+/**
+ * Sequential MTP modules over the shared (tied) unembedding; implements the inference-head
+ * interface `CachedTransformer` drives (`headArgmax` chains on the device).
+ *
+ * **Input shape** `[batch, seq, hidden]`.
+ * **Output shape** `[batch, seq, numHeads, vocabSize]`: column j's logits, each module fed the
+ * argmax of the column before it (the decoding chain).
+ */
+export class SequentialMtpHead extends LayerBase implements InferenceHead {
+  /** Name under which the class is registered for serialization. */
+  static get className(): string {
+    return 'SequentialMtpHead';
+  }
+  /** Number of offsets k. */
+  readonly numHeads: number;
+  /** Vocabulary size V. */
+  readonly vocabSize: number;
+  /** Width H of each module's MLP. */
+  readonly mlpHiddenSize: number;
+  /** The shared unembedding (tied to the token embedding), offset 0's head. */
+  readonly unembedding: SharedUnembedding;
+  private readonly modules: Array<Record<string, LayerVariable>> = [];
+  private prepared: { transposed: tf.Tensor2D; count: number } | null = null;
+
+  constructor(args: SequentialMtpHeadArgs) {
+    super(args);
+    registerOnce(SequentialMtpHead);
+    this.numHeads = checkInteger(WHERE, 'numHeads', args.numHeads, 2, SIZE_LIMITS.numHeads);
+    this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize, SIZE_LIMITS.vocabSize);
+    this.mlpHiddenSize = checkPositiveInteger(WHERE, 'mlpHiddenSize', args.mlpHiddenSize, SIZE_LIMITS.hiddenSize);
+    if (args.tiedTo === undefined || args.tiedTo === null) fail(TypeError, WHERE, 'tiedTo', 'must be the token embedding layer or its name', args.tiedTo);
+    this.unembedding = new SharedUnembedding({ vocabSize: this.vocabSize, useBias: false, tiedTo: args.tiedTo, name: `${this.name}_unembedding` });
+    setWeightNamePrefix(this.unembedding, 'unembedding/');
+  }
+
+  override apply(inputs: Parameters<Layer['apply']>[0], kwargs?: Parameters<Layer['apply']>[1]): ReturnType<Layer['apply']> {
+    if (isSymbolic(inputs)) resolveTie(this.unembedding, inputs);
+    return super.apply(inputs, kwargs);
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = oneShape(inputShape);
+    const d = lastDim(WHERE, shape, [2, 3]);
+    const specs = sequentialModuleWeights(d, this.mlpHiddenSize);
+    for (const spec of specs) checkWeightSize(WHERE, spec.name, spec.shape); // before any weight exists
+    this.unembedding.build(shape);
+    for (let j = 1; j < this.numHeads; j++) {
+      const w: Record<string, LayerVariable> = {};
+      for (const spec of specs) {
+        const init =
+          spec.init === 'ones' ? initializers.ones() : spec.init === 'zeros' ? initializers.zeros() : spec.init === 'random' ? initializers.glorotUniform({}) : null;
+        w[spec.name] = this.addWeight(weightName(this, `module${j}/${spec.name}`), spec.shape, 'float32', init ?? initializers.zeros());
+        if (spec.init === 'projection') {
+          const value = projectionInit(d);
+          w[spec.name]!.write(value);
+          value.dispose();
+        }
+      }
+      this.modules.push(w);
+    }
+    this.built = true;
+  }
+
+  /** The variables of module `j` (1…k−1) by name (see {@link sequentialModuleWeights}). */
+  moduleWeights(j: number): Record<string, LayerVariable> {
+    const w = this.modules[j - 1];
+    if (w === undefined) throw new RangeError(`${WHERE}.moduleWeights: j must be an integer in [1, ${this.numHeads - 1}] of a built layer, but got ${j}.`);
+    return w;
+  }
+
+  /** Module j: offset j−1's state `[m, D]` and the embeddings `[m, D]` of the tokens at t + j → offset j's state `[m, D]`. */
+  moduleState(j: number, previous: tf.Tensor2D, tokenEmbedding: tf.Tensor2D): tf.Tensor2D {
+    const w = this.moduleWeights(j);
+    return tf.tidy(() => {
+      const rms = (x: tf.Tensor2D, g: LayerVariable) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), SEQUENTIAL_NORM_EPSILON))), g.read()); // [m, D]
+      const u = tf.matMul(tf.concat([rms(previous, w['norm_state']!), rms(tokenEmbedding, w['norm_token']!)], 1), w['proj']!.read()); // [m, 2D]·[2D, D] → [m, D]
+      const hidden = tf.add(tf.matMul(u, w['w1']!.read()), w['b1']!.read()); // [m, H]
+      return tf.add(u, tf.add(tf.matMul(tf.mul(hidden, tf.sigmoid(hidden)), w['w2']!.read()), w['b2']!.read())) as tf.Tensor2D; // [m, D]
+    });
+  }
+
+  /** `states` `[m, D]` → logits `[m, V]` with the shared matrix (pre-transposed inside a decode). */
+  private unembed(states: tf.Tensor2D): tf.Tensor2D {
+    const e = this.unembedding.matrix(); // [V, D]
+    return (this.prepared ? tf.matMul(states, this.prepared.transposed) : tf.matMul(states, e, false, true)) as tf.Tensor2D; // [m, V]
+  }
+
+  /**
+   * Teacher-forced logits (training): offset j of row i fed the true tokens `tokens[i, 0…j−1]`
+   * (the tokens at t+1…t+j). `states` `[m, D]`, `tokens` int32 `[m, k−1]` → `[m, k, V]`.
+   */
+  teacherForcedLogits(states: tf.Tensor2D, tokens: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const e = this.unembedding.matrix(); // [V, D]
+      const columns: tf.Tensor2D[] = [this.unembed(states)];
+      let s = states;
+      for (let j = 1; j < this.numHeads; j++) {
+        const emb = tf.gather(e, tf.squeeze(tf.slice(tokens, [0, j - 1], [-1, 1]), [1])) as tf.Tensor2D; // [m, D]
+        s = this.moduleState(j, s, emb);
+        columns.push(this.unembed(s));
+      }
+      return tf.stack(columns, 1) as tf.Tensor3D; // [m, k, V]
+    });
+  }
+
+  /** The chain on the device: column logits and argmax tokens of offsets 0…n−1 (each module fed the previous column's argmax). */
+  private chain(states: tf.Tensor2D, n: number): { logits: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
+    const e = this.unembedding.matrix(); // [V, D]
+    const logits: tf.Tensor2D[] = [this.unembed(states)];
+    const ids: tf.Tensor1D[] = [tf.cast(tf.argMax(logits[0]!, -1), 'int32') as tf.Tensor1D];
+    let s = states;
+    for (let j = 1; j < n; j++) {
+      s = this.moduleState(j, s, tf.gather(e, ids[j - 1]!) as tf.Tensor2D); // [m, D]
+      logits.push(this.unembed(s));
+      ids.push(tf.cast(tf.argMax(logits[j]!, -1), 'int32') as tf.Tensor1D);
+    }
+    return { logits, ids };
+  }
+
+  /**
+   * The argmax tokens of offsets 0…n−1 at every row, chained (column j conditioned on column
+   * j−1's token), int32 `[m, n]`; a row with a non-finite logit in any column is −1 throughout.
+   */
+  headArgmax(states: tf.Tensor2D, n: number): tf.Tensor2D {
+    checkInteger(`${WHERE}.headArgmax`, 'n', n, 1, this.numHeads);
+    return tf.tidy(() => {
+      const { logits, ids } = this.chain(states, n);
+      const finite = tf.all(tf.stack(logits.map((z) => tf.all(tf.isFinite(z), -1)), 1), -1); // [m]
+      const table = tf.stack(ids, 1) as tf.Tensor2D; // [m, n]
+      return tf.where(tf.expandDims(finite, 1), table, tf.fill(table.shape, -1, 'int32')) as tf.Tensor2D; // [m, n]
+    });
+  }
+
+  /** Logits of `offsets` (each computed along the decoding chain) at the rows of `states` `[m, D]` → `[m, offsets.length, V]`. */
+  logits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D {
+    if (!Array.isArray(offsets) || offsets.length === 0) fail(RangeError, `${WHERE}.logits`, 'offsets', 'must be a non-empty array', offsets);
+    offsets.forEach((j, i) => checkInteger(`${WHERE}.logits`, `offsets[${i}]`, j, 0, this.numHeads - 1));
+    return tf.tidy(() => {
+      const { logits } = this.chain(states, Math.max(...offsets) + 1);
+      return tf.stack(offsets.map((j) => logits[j]!), 1) as tf.Tensor3D; // [m, n, V]
+    });
+  }
+
+  /** Pre-transposes the unembedding for a decode (counted; one {@link SequentialMtpHead.release} each). */
+  prepare(): void {
+    if (this.prepared) {
+      this.prepared.count += 1;
+      return;
+    }
+    this.prepared = { transposed: tf.keep(tf.transpose(this.unembedding.matrix())) as tf.Tensor2D, count: 1 }; // [D, V]
+  }
+
+  /** Undoes one {@link SequentialMtpHead.prepare}; the last frees the transposed matrix. */
+  release(): void {
+    if (!this.prepared) return;
+    this.prepared.count -= 1;
+    if (this.prepared.count === 0) {
+      this.prepared.transposed.dispose();
+      this.prepared = null;
+    }
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = one(inputs); // [b, s, D]
+      const [b, s, d] = x.shape as [number, number, number];
+      const { logits } = this.chain(tf.reshape(x, [b * s, d]) as tf.Tensor2D, this.numHeads);
+      return tf.reshape(tf.stack(logits, 1), [b, s, this.numHeads, this.vocabSize]); // [b, s, k, V]
+    });
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return [...oneShape(inputShape).slice(0, -1), this.numHeads, this.vocabSize];
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const tied = (this.unembedding.getConfig() as { tiedTo?: string }).tiedTo;
+    return { numHeads: this.numHeads, vocabSize: this.vocabSize, mlpHiddenSize: this.mlpHiddenSize, tiedTo: tied ?? null, ...super.getConfig() };
+  }
+}
+
+/**
+ * Creates a {@link SequentialMtpHead}.
+ *
+ * @example
+ * const head = sequentialMtpHead({ numHeads: 4, vocabSize: 512, mlpHiddenSize: 256, tiedTo: trunk });
+ */
+export function sequentialMtpHead(args: SequentialMtpHeadArgs): SequentialMtpHead {
+  return new SequentialMtpHead(args);
+}
