@@ -24,6 +24,7 @@ import { registerWasmTrainingKernels } from '../tools/wasm/index.js';
 import { buildCorpus, type CorpusSequence, hiddenStates, seededRandom } from '../tools/heads/corpus.js';
 import { batchLoss, type DraftParams, evaluate, mlpParams, prepareData } from '../tools/heads/train.js';
 import { sequentialParams } from '../tools/heads/sequential.js';
+import { measureTau } from '../tools/heads/measure.js';
 import type { SequentialMtpHead } from '../src/layers/sequential_mtp.js';
 
 const COMMAND = {
@@ -51,6 +52,7 @@ const COMMAND = {
     seed: { type: 'number', default: 1, integer: true, min: 0, help: 'seed of the corpus, the initial weights and the batches' },
     backend: { type: 'string', default: 'wasm', choices: NODE_BACKENDS, help: 'tfjs backend' },
     resume: { type: 'boolean', help: 'continue from out/checkpoint.* (same settings)' },
+    tauTokens: { type: 'number', default: 200, integer: true, min: 0, help: 'new tokens per held-out prompt when measuring τ with speculativeDecode (0: skip)' },
   },
 } as const;
 
@@ -211,14 +213,20 @@ async function main(): Promise<void> {
     heldOut: metrics,
   };
   let bytes: Uint8Array;
-  {
-    if (!sequential) writeBack(head as MultiTokenHead, params); // sequential: the layer's own variables were trained
-    bytes = await exportDraftHeads(model, { heldOut: metrics, corpusTokens: tokens, seed: s.seed });
-  }
+  if (!sequential) writeBack(head as MultiTokenHead, params); // sequential: the layer's own variables were trained
+  bytes = await exportDraftHeads(model, { heldOut: metrics, corpusTokens: tokens, seed: s.seed });
   writeFileSync(join(s.out, 'heads.bin'), bytes);
-  writeFileSync(join(s.out, 'training.json'), `${JSON.stringify(facts, null, 2)}\n`);
   const pct = (xs: number[]) => xs.map((x) => `${(100 * x).toFixed(1)}%`).join(' ');
   console.log(`held out (${metrics.rows} rows): agreement per offset ${pct(metrics.agreement)}; greedy chain ${pct(metrics.chain)}; τ estimate ${metrics.tauEstimate.toFixed(2)}`);
+  if (s.tauTokens > 0) {
+    // the written file, attached to a fresh load of the checkpoint: what a user gets
+    const fresh = await loadLlama2c(new Uint8Array(readFileSync(files.checkpoint)), { draftHeads: bytes });
+    const tau = await measureTau(fresh.model, tokenizer!, s.tauTokens);
+    fresh.model.dispose();
+    Object.assign(facts, { tau });
+    console.log(`speculativeDecode on ${tau.perPrompt.length} held-out prompts × ${s.tauTokens} tokens: τ = ${tau.tau.toFixed(2)}, acceptance per offset ${pct(tau.acceptancePerOffset)}, output ${tau.identical ? 'identical to' : 'DIFFERENT from'} greedy`);
+  }
+  writeFileSync(join(s.out, 'training.json'), `${JSON.stringify(facts, null, 2)}\n`);
   console.log(`wrote ${join(s.out, 'heads.bin')} (${bytes.length} bytes) and training.json`);
 }
 

@@ -1,0 +1,56 @@
+/**
+ * τ of trained draft heads on held-out prompts: `speculativeDecode` (greedy acceptance, chain)
+ * against `greedyDecode` on the same `CachedTransformer`, checking the outputs are identical.
+ * τ = tokens committed per forward (the decoders' `meanAcceptedLength`), summed over prompts.
+ */
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
+import { CachedTransformer } from '../../src/models/cached.js';
+import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
+import { HELD_OUT_OPENINGS, STORY_OPENINGS } from './corpus.js';
+
+/** What {@link measureTau} finds. */
+export interface TauReport {
+  /** τ over all prompts: committed tokens / forwards. */
+  tau: number;
+  /** Per offset 1…k−1: accepted / drafted. */
+  acceptancePerOffset: number[];
+  /** Per prompt: its τ. */
+  perPrompt: Array<{ prompt: string; tau: number }>;
+  /** Whether every speculative output equals the greedy one. */
+  identical: boolean;
+  /** Tokens generated per prompt. */
+  maxNewTokens: number;
+}
+
+/** The held-out prompts: the story openings never used to build the corpus. */
+export function heldOutPrompts(): readonly string[] {
+  return STORY_OPENINGS.slice(STORY_OPENINGS.length - HELD_OUT_OPENINGS);
+}
+
+/** Decodes every held-out prompt greedily and speculatively (greedy acceptance) and compares. */
+export async function measureTau(model: LayersModel, tokenizer: Llama2cTokenizer, maxNewTokens = 200): Promise<TauReport> {
+  const cached = new CachedTransformer(model);
+  let tokens = 0;
+  let forwards = 0;
+  let identical = true;
+  const drafted: number[] = [];
+  const accepted: number[] = [];
+  const perPrompt: TauReport['perPrompt'] = [];
+  try {
+    for (const prompt of heldOutPrompts()) {
+      const ids = tokenizer.encode(prompt);
+      const greedy = await greedyDecode(cached, ids, { maxNewTokens });
+      const fast = await speculativeDecode(cached, ids, { maxNewTokens, acceptance: 'greedy' });
+      identical &&= fast.tokens.length === greedy.tokens.length && fast.tokens.every((t, i) => t === greedy.tokens[i]);
+      tokens += fast.stats.tokens;
+      forwards += fast.stats.forwards;
+      fast.stats.draftedPerOffset.forEach((n, j) => (drafted[j] = (drafted[j] ?? 0) + n));
+      fast.stats.acceptedPerOffset.forEach((n, j) => (accepted[j] = (accepted[j] ?? 0) + n));
+      perPrompt.push({ prompt, tau: fast.stats.meanAcceptedLength });
+    }
+  } finally {
+    cached.dispose();
+  }
+  return { tau: tokens / forwards, acceptancePerOffset: drafted.map((n, j) => (n === 0 ? 0 : accepted[j]! / n)), perPrompt, identical, maxNewTokens };
+}
