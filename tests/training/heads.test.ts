@@ -1,0 +1,93 @@
+/**
+ * The self-distillation pieces of `npm run train:heads` (cpu, small): the corpus is seeded (same
+ * seed, same text) and starts from varied openings; the cached rows respect sequence boundaries
+ * and the held-out split; the teacher is the frozen model's argmax; the held-out metrics give
+ * agreement 1 and τ = k for an oracle drafter and count a chain break correctly.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MultiTokenHead } from '../../src/layers/index.js';
+import { loadLlama2c } from '../../src/models/llama2c.js';
+import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
+import { buildCorpus, type CorpusSequence, hiddenStates, seededRandom, vocabularyOpenings } from '../../tools/heads/corpus.js';
+import { type DraftParams, evaluate, prepareData } from '../../tools/heads/train.js';
+import { useCpu } from '../helpers/backend.js';
+import { readStories, storiesAvailable } from '../helpers/stories.js';
+
+const available = storiesAvailable('training/heads.test.ts');
+
+describe.skipIf(!available)('train:heads pieces on stories260K', () => {
+  let model: LayersModel;
+  let tokenizer: Llama2cTokenizer;
+  beforeAll(async () => {
+    await useCpu();
+    ({ model, tokenizer } = (await loadLlama2c(readStories('checkpoint'), { tokenizer: readStories('tokenizer'), mtpHeads: 1 })) as { model: LayersModel; tokenizer: Llama2cTokenizer });
+  });
+  afterAll(() => model.dispose());
+
+  it('seededRandom repeats per seed and differs across seeds', () => {
+    const draw = (seed: number) => Array.from({ length: 5 }, seededRandom(seed));
+    expect(draw(7)).toEqual(draw(7));
+    expect(draw(7)).not.toEqual(draw(8));
+    expect(draw(7).every((x) => x >= 0 && x < 1)).toBe(true);
+  });
+
+  it('vocabulary openings are BOS + one word piece with a leading space', () => {
+    const openings = vocabularyOpenings(tokenizer);
+    expect(openings.length).toBeGreaterThan(20);
+    for (const [bos, id] of openings) {
+      expect(bos).toBe(tokenizer.bosId);
+      expect(tokenizer.decode([id!])).toMatch(/^ [A-Za-z]{3,}$/);
+    }
+  });
+
+  it('the corpus is the same for the same seed, mixes greedy and sampled text, and greedy text is the model’s own greedy choice', async () => {
+    const settings = { tokens: 80, greedyShare: 0.5, sequenceTokens: 12, temperature: 0.8, topP: 0.9, seed: 3 };
+    const a = await buildCorpus(model, tokenizer, settings);
+    const b = await buildCorpus(model, tokenizer, settings);
+    expect(a).toEqual(b);
+    expect(a.reduce((n, q) => n + q.ids.length, 0)).toBeGreaterThanOrEqual(80);
+    expect(new Set(a.map((q) => q.mode))).toEqual(new Set(['greedy', 'sampled']));
+    const c = await buildCorpus(model, tokenizer, { ...settings, seed: 4 });
+    expect(c).not.toEqual(a);
+    // the tail of a greedy sequence follows the frozen model's argmax
+    const greedy = a.find((q) => q.mode === 'greedy')!;
+    const head = model.getLayer('mtp_head') as unknown as MultiTokenHead;
+    const hidden = hiddenStates(model, [greedy], 64);
+    const argmax = tf.tidy(() => tf.argMax(tf.matMul(tf.tensor2d(hidden, [greedy.ids.length, 64]), head.unembedding.matrix(), false, true), -1).arraySync() as number[]);
+    const n = greedy.ids.length;
+    expect(greedy.ids.slice(n - 4)).toEqual(argmax.slice(n - 5, n - 1));
+  });
+
+  it('rows stay inside their sequence, the held-out split is by sequence, and an oracle drafter scores agreement 1 and τ = k', async () => {
+    const k = 3;
+    const sequences: CorpusSequence[] = [
+      { ids: [1, 403, 407, 261, 378, 29, 300], mode: 'greedy' },
+      { ids: [1, 300, 301, 302], mode: 'sampled' },
+      { ids: [1, 350, 351, 352, 353], mode: 'greedy' },
+      { ids: [1, 360, 361, 362, 363, 364], mode: 'greedy' },
+    ];
+    const head = model.getLayer('mtp_head') as unknown as MultiTokenHead;
+    const unembeddingT = tf.transpose(head.unembedding.matrix()) as tf.Tensor2D;
+    const data = prepareData(sequences, hiddenStates(model, sequences, 64), 64, unembeddingT, k, 0.5);
+    // sequence starts 0, 7, 11, 16; lengths 7, 4, 5, 6
+    expect(Array.from(data.trainRows)).toEqual([0, 1, 2, 3, 4, 7, 8]);
+    expect(Array.from(data.heldRows)).toEqual([11, 12, 13, 16, 17, 18, 19]);
+    const oracle: DraftParams = {
+      variables: new Map(),
+      logits: (d, rows) => Array.from({ length: k - 1 }, (_, i) => tf.matMul(tf.gather(d.hidden, tf.add(rows, tf.scalar(i + 1, 'int32'))) as tf.Tensor2D, unembeddingT) as tf.Tensor2D),
+    };
+    const perfect = await evaluate(oracle, data, unembeddingT, 100);
+    expect(perfect.agreement).toEqual([1, 1]);
+    expect(perfect.chain).toEqual([1, 1]);
+    expect(perfect.tauEstimate).toBe(k);
+    expect(perfect.softKl.every((x) => Math.abs(x) < 1e-4)).toBe(true);
+    // offset 1 always wrong (it predicts the token at p instead of p + 1): the chain breaks at once
+    const wrong: DraftParams = { variables: new Map(), logits: (d, rows) => [tf.matMul(tf.gather(d.hidden, rows) as tf.Tensor2D, unembeddingT) as tf.Tensor2D, ...oracle.logits(d, rows).slice(1)] };
+    const broken = await evaluate(wrong, data, unembeddingT, 100);
+    expect(broken.agreement[1]).toBe(1);
+    expect(broken.chain).toEqual([broken.agreement[0], broken.agreement[0]]);
+    tf.dispose([unembeddingT, data.hidden, data.tokens, data.teacher]);
+  });
+});
