@@ -20,6 +20,7 @@
  * rollback / other, medians over every step after the prompt's; kernels per step come from a
  * separate counting pass so that counting does not distort the times.
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import {
@@ -321,7 +322,18 @@ function yieldTable(rows: Row[]): string {
   return lines.join('\n');
 }
 
+/** The code measured: the commit, and whether the working tree differed from it. */
+function codeVersion(): { commit: string; dirty: boolean } | null {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no', '--', 'src').length > 0 };
+  } catch {
+    return null; // not a git checkout
+  }
+}
+
 async function main(): Promise<void> {
+  const code = codeVersion();
   const { model: dir, backends, json: jsonPath, ...work } = parseCommandLine(COMMAND);
   const rows: Row[] = [];
   const notes: string[] = [];
@@ -335,7 +347,8 @@ async function main(): Promise<void> {
   await useBackend(backends[0]!);
   const overhead = await loopOverhead();
 
-  console.log(`Model: ${bench!.name}\n`);
+  const version = code ? `${code.commit.slice(0, 7)}${code.dirty ? ' + uncommitted changes in src/' : ''}` : 'unknown';
+  console.log(`Model: ${bench!.name}; code: ${version}\n`);
   console.log(speedTable(rows));
   console.log(`\n${stepTables(rows)}`);
   console.log(`\n${yieldTable(rows)}`);
@@ -345,7 +358,7 @@ async function main(): Promise<void> {
   if (jsonPath) {
     // Infinity is not JSON: the never-yielding rows say "Infinity"
     const replacer = (_: string, v: unknown) => (v === Infinity ? 'Infinity' : v);
-    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), model: bench!.name, rows, loopOverhead: overhead, notes }, replacer, 2));
+    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), code, model: bench!.name, rows, loopOverhead: overhead, notes }, replacer, 2));
     console.log(`\nwrote ${jsonPath}`);
   }
 }

@@ -19,13 +19,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { MultiTokenModel } from '../src/index.js';
 import { median } from './stats.js';
 
-/** The optional fast-path members of the contract (docs: src/decoding/model.ts), as the proxy sees them. */
-interface FastPath {
-  headArgmax?(states: tf.Tensor2D, numOffsets: number): tf.Tensor2D;
-  beginDecode?(): void;
-  endDecode?(): void;
-}
-
 /** What one step spent, in ms (and kernels, in a counting pass). */
 export interface StepSample {
   /** `performance.now()` when the step's forward was called. */
@@ -118,7 +111,6 @@ function sample(start: number): StepSample {
 
 /** `inner` with every call timed into `recorder` (see the module header). */
 export function instrument(inner: MultiTokenModel, recorder: StepRecorder): MultiTokenModel {
-  const fast = inner as MultiTokenModel & FastPath;
   const timed = <T>(category: Category, run: () => T): T => {
     const t0 = performance.now();
     try {
@@ -127,7 +119,7 @@ export function instrument(inner: MultiTokenModel, recorder: StepRecorder): Mult
       recorder.charge(category, performance.now() - t0);
     }
   };
-  const proxy: MultiTokenModel & FastPath = {
+  const proxy: MultiTokenModel = {
     get numHeads() {
       return inner.numHeads;
     },
@@ -147,9 +139,9 @@ export function instrument(inner: MultiTokenModel, recorder: StepRecorder): Mult
     headLogits: (states, offsets) => timed('heads', () => inner.headLogits(states, offsets)),
     truncate: (length) => timed('rollback', () => inner.truncate(length)),
   };
-  if (fast.headArgmax) proxy.headArgmax = (states, n) => timed('heads', () => fast.headArgmax!(states, n));
-  if (fast.beginDecode) proxy.beginDecode = () => timed('prepare', () => fast.beginDecode!());
-  if (fast.endDecode) proxy.endDecode = () => timed('prepare', () => fast.endDecode!());
+  if (inner.headArgmax) proxy.headArgmax = (states, n) => timed('heads', () => inner.headArgmax!(states, n));
+  if (inner.beginDecode) proxy.beginDecode = () => timed('prepare', () => inner.beginDecode!());
+  if (inner.endDecode) proxy.endDecode = () => timed('prepare', () => inner.endDecode!());
   return proxy;
 }
 
