@@ -66,7 +66,11 @@ function judge(
   return samplingAccept(toProbabilities(target, o.sampling), drafts, q as tf.Tensor2D, tf.slice(u, 0, m + 1));
 }
 
-/** verify: one forward over the block, the acceptance rule, and the next drafts — one device program, one readback. */
+/**
+ * verify (device path: sampling, typical, or a model without `headArgmax`): one forward over the
+ * block, one head pass for every offset at every row, the acceptance rule, and the next drafts
+ * picked from the row after the kept prefix — one device program, one readback.
+ */
 async function verify(
   model: MultiTokenModel,
   p: Proposal,
@@ -78,21 +82,22 @@ async function verify(
   const vocab = model.vocabSize;
   const sampled = o.sampling.temperature > 0;
   const samplesDrafts = sampled && o.acceptance === 'sampling';
-  const offsets = Array.from({ length: d }, (_, j) => j + 1);
+  const offsets = Array.from({ length: d + 1 }, (_, j) => j); // offset 0 verifies, 1…d draft
   const states = model.forward([...p.pending, ...p.drafts]); // [n, S]
   let packed: tf.Tensor1D | undefined;
   let draftProbs = null as tf.Tensor2D | null; // set inside the tidy below
   try {
     packed = tf.tidy(() => {
       const rows = tf.slice(states, [states.shape[0] - m - 1, 0], [m + 1, -1]); // [m + 1, S] each checks the token after it
-      const target = tf.reshape(model.headLogits(rows, [0]), [m + 1, vocab]) as tf.Tensor2D; // [m + 1, V]
+      const all = model.headLogits(rows, offsets); // [m + 1, d + 1, V] one head pass: every offset at every row
+      const target = tf.reshape(tf.slice(all, [0, 0, 0], [m + 1, 1, vocab]), [m + 1, vocab]) as tf.Tensor2D; // [m + 1, V]
       const u = sampled ? tf.tensor1d(uniforms(random, m + 1 + d)) : null; // [m + 1 + d]
       const verdict = judge(o, target, tf.tensor1d(p.drafts, 'int32'), p.draftProbs, u);
       const parts: tf.Tensor1D[] = [tf.reshape(verdict.accepted, [1]), tf.reshape(verdict.next, [1])];
       const used: tf.Tensor[] = [target];
       if (d > 0) {
-        const at = tf.gather(rows, tf.reshape(verdict.accepted, [1])); // [1, S] last kept position
-        const logits = tf.reshape(model.headLogits(at, offsets), [d, vocab]) as tf.Tensor2D; // [d, V]
+        const drafting = tf.slice(all, [0, 1, 0], [m + 1, d, vocab]); // [m + 1, d, V]
+        const logits = tf.reshape(tf.gather(drafting, tf.reshape(verdict.accepted, [1])), [d, vocab]) as tf.Tensor2D; // [d, V] at the last kept position
         used.push(logits);
         if (samplesDrafts && u !== null) {
           draftProbs = tf.keep(toProbabilities(logits, o.sampling)); // [d, V] carried to the next step
