@@ -3,8 +3,8 @@
  * = one backend: it fetches stories260K (the llama2.c files, or the Hugging Face copy the test
  * wrote) over HTTP with the loaders' URL inputs, then decodes the README prompt greedily through
  * the KV cache, counting live tensors and synchronous GPU readbacks around the decode.
- * (Speculative = greedy in the browser is the parity suite's; here every new cache length
- * compiles new shaders on SwiftShader, so one decode per loader is what a CI run affords.)
+ * (Speculative = greedy in the browser is the parity suite's. On webgl the page sets
+ * WEBGL_USE_SHAPES_UNIFORMS, so a new cache length does not compile new shaders.)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { greedyDecode } from '../../../src/decoding/index.js';
@@ -44,6 +44,9 @@ let downloads: () => number = () => 0;
 
 const api: LlamaPage = {
   async init(backend) {
+    // Shapes as uniforms: one compiled shader serves every cache length (without it each new
+    // length compiles new shaders — minutes on SwiftShader). What docs/performance.md tells apps.
+    if (backend === 'webgl') tf.env().set('WEBGL_USE_SHAPES_UNIFORMS', true);
     const info = await useBackend(backend);
     downloads = countSyncDownloads();
     return info;
