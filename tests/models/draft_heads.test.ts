@@ -11,6 +11,9 @@ import type { MultiTokenHead } from '../../src/layers/index.js';
 import { attachDraftHeads, baseFingerprint, exportDraftHeads, readDraftHeads } from '../../src/models/draft_heads.js';
 import { CachedTransformer } from '../../src/models/index.js';
 import { loadLlama2c } from '../../src/models/llama2c.js';
+import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { batchLoss, mlpParams, prepareData } from '../../tools/heads/train.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
@@ -181,5 +184,24 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
       new DataView(nan.buffer).setFloat32(nan.length - 4, Number.NaN, true);
       await expectThrowNoLeak(() => load(nan), `${where}: weight offset3/b2[63] must be a finite float32, but got NaN.`);
     });
+  });
+
+  it.each(['mlp-k4', 'sequential-k4'])('the committed fixtures/stories260k-heads/%s.bin attaches to stories260K and drafts: output = greedy, τ well above untrained heads', async (name) => {
+    const heads = new Uint8Array(readFileSync(fileURLToPath(new URL(`../../fixtures/stories260k-heads/${name}.bin`, import.meta.url))));
+    const before = tf.memory().numTensors;
+    const { model } = await loadLlama2c(file, { draftHeads: heads });
+    const cached = new CachedTransformer(model);
+    try {
+      expect(cached.numHeads).toBe(4);
+      const greedy = await greedyDecode(cached, prompt, { maxNewTokens: 60 });
+      const fast = await speculativeDecode(cached, prompt, { maxNewTokens: 60 });
+      expect(fast.tokens).toEqual(greedy.tokens);
+      // untrained (identity-start) heads draft what offset 0 predicts at the same position: τ ≈ 1
+      expect(fast.stats.meanAcceptedLength).toBeGreaterThan(1.5);
+    } finally {
+      cached.dispose();
+      model.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
