@@ -285,7 +285,7 @@ export function readDraftHeads(bytes: Uint8Array, where = 'readDraftHeads: bytes
   const sizes = manifest.weights.map((w) => w.shape.reduce((a, b) => a * b, 1));
   const expected = dataStart + 4 * sizes.reduce((a, b) => a + b, 0);
   if (bytes.length !== expected) fail(RangeError, where, 'file size', `must be ${expected} bytes (manifest + float32 weights)`, bytes.length);
-  const copy = bytes.slice(dataStart); // aligned, owned
+  const copy = new Uint8Array(bytes.subarray(dataStart)); // a fresh, aligned buffer (a Node Buffer's slice would be a view into its pool)
   const floats = new Float32Array(copy.buffer, 0, copy.byteLength / 4);
   const values = new Map<string, Float32Array>();
   let at = 0;

@@ -121,7 +121,11 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
 
       const { model: fresh } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H });
       try {
-        const manifest = await expectNoLeak(() => attachDraftHeads(fresh, bytes));
+        // a Node Buffer viewing the middle of a larger allocation (what readFileSync may return)
+        const pooled = new Uint8Array(bytes.length + 16);
+        pooled.set(bytes, 8);
+        const view = Buffer.from(pooled.buffer, 8, bytes.length);
+        const manifest = await expectNoLeak(() => attachDraftHeads(fresh, view));
         expect(manifest.kind).toBe('mlp');
         expect(allLogits(fresh, prompt)).toEqual(expected);
       } finally {
