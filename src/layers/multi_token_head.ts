@@ -29,7 +29,6 @@ import {
   serializeInitializer,
 } from './args.js';
 import { checkedArgmax, FusedHeads } from './inference_fused.js';
-import type { InferenceHead } from './inference_head.js';
 import { setWeightNamePrefix } from './nesting.js';
 import { LightweightOffsetHead } from './offset_head.js';
 import { checkOffsetHead, makeReport, offsetHeadParams, type ParameterReport, resolveHeadKinds } from './parameter_report.js';
@@ -70,6 +69,8 @@ export interface MultiTokenHeadArgs extends LayerArgs {
  * t+1+j.
  *
  * A decoder that needs only some offsets at some rows calls {@link MultiTokenHead.computeLogits}.
+ * `CachedTransformer` drives it through its internal inference members (`prepare`, `release`,
+ * `logits`, `headArgmax`: the fused pass of issue #10).
  *
  * @example
  * const ids = tf.input({ shape: [null], dtype: 'int32' });
@@ -77,7 +78,7 @@ export interface MultiTokenHeadArgs extends LayerArgs {
  * const h = emb.apply(ids) as tf.SymbolicTensor;                                // [batch, seq, 32]
  * const logits = multiTokenHead({ numHeads: 4, vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 4, 256]
  */
-export class MultiTokenHead extends LayerBase implements InferenceHead {
+export class MultiTokenHead extends LayerBase {
   /** Name under which the class is registered for serialization (a getter, for the reason given at `LayerBase`). */
   static get className(): string {
     return 'MultiTokenHead';

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MultiTokenHeadArgs, OffsetHeadKind } from '../../src/layers/index.js';
-import { isInferenceHead } from '../../src/layers/inference_head.js';
+import { type InferenceHead, isInferenceHead } from '../../src/layers/inference_head.js';
 import { useCpu } from '../helpers/backend.js';
 import { randomizeWeights, tinyModel } from '../helpers/layers.js';
 import { expectNoLeak } from '../helpers/leak.js';
@@ -81,7 +81,8 @@ describe.each(['cpu', 'wasm'] as const)('prepare / release (%s)', (backend) => {
   beforeAll(() => use(backend));
   it('MultiTokenHead is an InferenceHead', () => {
     const { model, head, rows } = setup({}, true, false, 1);
-    expect(isInferenceHead(head)).toBe(true);
+    const typed: InferenceHead = head; // checked by tsc: the class has every member of the interface
+    expect(isInferenceHead(typed)).toBe(true);
     expect(isInferenceHead({ headArgmax: () => null })).toBe(false);
     rows.dispose();
     model.dispose();
