@@ -22,7 +22,6 @@ import { checkInteger, checkPositiveInteger, fail, SIZE_LIMITS, checkWeightSize 
 import { registerOnce } from '../internal/registration.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
 import { type Layer, type LayerArgs, LayerBase } from './args.js';
-import type { InferenceHead } from './inference_head.js';
 import { setWeightNamePrefix, weightName } from './nesting.js';
 import { resolveTie, SharedUnembedding } from './shared_unembedding.js';
 import { isSymbolic } from './tying.js';
@@ -63,14 +62,15 @@ function projectionInit(d: number): tf.Tensor2D {
 }
 
 /**
- * Sequential MTP modules over the shared (tied) unembedding; implements the inference-head
- * interface `CachedTransformer` drives (`headArgmax` chains on the device).
+ * Sequential MTP modules over the shared (tied) unembedding. It has the members
+ * `CachedTransformer` drives on its head (`headArgmax`, `logits`, `prepare`, `release`), so a model
+ * with this head decodes like any other; `headArgmax` chains on the device.
  *
  * **Input shape** `[batch, seq, hidden]`.
  * **Output shape** `[batch, seq, numHeads, vocabSize]`: column j's logits, each module fed the
  * argmax of the column before it (the decoding chain).
  */
-export class SequentialMtpHead extends LayerBase implements InferenceHead {
+export class SequentialMtpHead extends LayerBase {
   /** Name under which the class is registered for serialization. */
   static get className(): string {
     return 'SequentialMtpHead';
