@@ -10,8 +10,8 @@
  * The ops are those of `LightweightOffsetHead.call` and `SharedUnembedding.call` (matMul, then
  * bias add, then activation, then the residual add, in the same order), so the values equal the
  * layer path's up to the summation order of the unembedding matMul. Prepared tensors are copies:
- * they are made from the weights at `prepare` and freed at the last `release`, so a decode never
- * sees weights older than its own start.
+ * they are made from the weights at each `prepare` and freed at the last `release`, so a decode
+ * never sees weights older than its own start.
  *
  * Reference: Gloeckle et al. (2024) §2; Cai et al., "Medusa" (2024) §2.1.1 (heads as small
  * transforms before one shared vocabulary projection).
@@ -126,16 +126,24 @@ export class FusedHeads {
     return this.count > 0;
   }
 
-  /** The first `prepare` pre-transposes the unembedding; later ones only count. */
+  /**
+   * Pre-transposes the unembedding from the current weights; the offset stacks are rebuilt on
+   * first use. Counted. A prepare while another is in effect (two decodes sharing one head)
+   * remakes the tensors too, so a decode never runs on weights older than its own start.
+   */
   prepare(): void {
-    if (this.count === 0) this.transposed = tf.tidy(() => tf.keep(tf.transpose(this.unembedding.matrix()) as tf.Tensor2D)); // [D, V]
+    this.free();
+    this.transposed = tf.tidy(() => tf.keep(tf.transpose(this.unembedding.matrix()) as tf.Tensor2D)); // [D, V]
     this.count++;
   }
 
   /** The last `release` frees every prepared tensor (an extra `release` is a no-op). */
   release(): void {
     if (this.count === 0) return;
-    if (--this.count > 0) return;
+    if (--this.count === 0) this.free();
+  }
+
+  private free(): void {
     for (const plan of this.plans.values()) {
       for (const g of plan) tf.dispose(tensorsOf(g));
     }

@@ -106,6 +106,33 @@ describe.each(['cpu', 'wasm'] as const)('prepare / release (%s)', (backend) => {
     model.dispose();
   });
 
+  it('a second prepare while one is in effect remakes the tensors from the current weights', async () => {
+    const { model, head, rows } = setup({ headKind: 'lowRank', rank: 3 }, true, false, 6);
+    const before = tf.memory().numTensors;
+    /** The ids as arrays, the tensor freed. */
+    const read = async (t: tf.Tensor) => {
+      const a = await t.array();
+      t.dispose();
+      return a;
+    };
+    head.prepare();
+    const first = await read(head.headArgmax(rows, 3));
+    const w = head.offsetHeads[2]!.weights[1]!; // offset 2's `up`
+    const scaled = tf.mul(w.read(), -5);
+    w.write(scaled);
+    scaled.dispose();
+    head.prepare(); // a second decode starts
+    const second = await read(head.headArgmax(rows, 3));
+    head.release();
+    head.release();
+    expect(tf.memory().numTensors).toBe(before);
+    const want = await read(tf.tidy(() => tf.argMax(head.computeLogits(rows, [0, 1, 2]), 2))); // the layer path, unprepared
+    expect(second).toEqual(want);
+    expect(second).not.toEqual(first);
+    rows.dispose();
+    model.dispose();
+  });
+
   it('a prepare sees the weights of its time: a weight written after release is used by the next prepare', async () => {
     const { model, head, rows } = setup({ headKind: 'linear' }, false, false, 4);
     head.prepare();
