@@ -80,7 +80,7 @@ async function corpusFor(s: Settings, model: LayersModel, tokenizer: Parameters<
       return saved;
     }
   }
-  const bar = new SingleBar({ format: 'corpus   [{bar}] {value}/{total} tokens | {eta_formatted} left', etaBuffer: 50 });
+  const bar = new SingleBar({ format: 'corpus   [{bar}] {value}/{total} tokens | {eta_formatted} left', etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000 });
   bar.start(s.corpusTokens, 0);
   const t0 = performance.now();
   const sequences = await buildCorpus(model, tokenizer, settings, (n) => bar.update(Math.min(n, s.corpusTokens)));
@@ -168,7 +168,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < state.rngDraws; i++) random();
 
   const budget = s.minutes * 60;
-  const bar = new SingleBar({ format: 'training [{bar}] {percentage}% | step {step} | loss per offset {losses} | {eta_formatted} left', etaBuffer: 20 });
+  const bar = new SingleBar({ format: 'training [{bar}] {percentage}% | step {step} | loss per offset {losses} | {eta_formatted} left', etaBuffer: 20, noTTYOutput: true, notTTYSchedule: 15_000 }); // a log line every 15 s when not on a terminal
   bar.start(Math.max(1, Math.round(budget)), Math.round(state.seconds), { step: state.step, losses: '-' });
   let lastSave = state.seconds;
   let start = performance.now() - state.seconds * 1000;
