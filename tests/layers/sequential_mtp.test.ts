@@ -77,6 +77,12 @@ describe('SequentialMtpHead', () => {
     h.dispose();
     expect(() => sequentialMtpHead({ numHeads: 1, vocabSize: V, mlpHiddenSize: 8, tiedTo: 'x' })).toThrow('SequentialMtpHead: numHeads must be an integer in [2, 64], but got 1.');
     expect(() => sequentialMtpHead({ numHeads: 2, vocabSize: V, mlpHiddenSize: 1e9, tiedTo: 'x' })).toThrow('SequentialMtpHead: mlpHiddenSize must be a positive integer at most 65536, but got 1000000000.');
+    const untied = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 32, mtpHeads: 1, tiedEmbeddings: false });
+    await expectThrowNoLeak(
+      async () => withSequentialHeads(untied, K, 8),
+      `withSequentialHeads: base must tie its unembedding to the token embedding (sequential modules read that embedding), but got "mtp_transformer".`,
+    );
+    untied.dispose();
     model.dispose();
   });
 
