@@ -8,4 +8,4 @@ export { LightweightOffsetHead, lightweightOffsetHead, type LightweightOffsetHea
 export { MultiTokenHead, multiTokenHead, type MultiTokenHeadArgs } from './multi_token_head.js';
 export { registerMtpLayers } from './registration.js';
 export { formatParameterReport, parameterReport, type ParameterReport, type ParameterReportArgs } from './parameter_report.js';
-export { SequentialMtpHead, sequentialMtpHead, sequentialModuleWeights, SEQUENTIAL_NORM_EPSILON, type SequentialMtpHeadArgs } from './sequential_mtp.js';
+export { SequentialMtpHead, sequentialMtpHead, sequentialModuleWeights, SEQUENTIAL_NORM_EPSILON, type SequentialMtpHeadArgs, type SequentialModuleWeight } from './sequential_mtp.js';

@@ -43,8 +43,18 @@ export interface SequentialMtpHeadArgs extends LayerArgs {
   tiedTo: Layer | string;
 }
 
+/** One weight of a sequential module. */
+export interface SequentialModuleWeight {
+  /** Its name within the module (`norm_state`, `norm_token`, `proj`, `w1`, `b1`, `w2`, `b2`). */
+  name: string;
+  /** Its shape. */
+  shape: number[];
+  /** Its initial value: ones, zeros, Glorot-uniform random, or `[I; small random]` for the projection. */
+  init: 'ones' | 'zeros' | 'random' | 'projection';
+}
+
 /** The weights of one module at hidden size `d` and MLP width `h`, in creation (and file) order. */
-export function sequentialModuleWeights(d: number, h: number): Array<{ name: string; shape: number[]; init: 'ones' | 'zeros' | 'random' | 'projection' }> {
+export function sequentialModuleWeights(d: number, h: number): SequentialModuleWeight[] {
   return [
     { name: 'norm_state', shape: [d], init: 'ones' },
     { name: 'norm_token', shape: [d], init: 'ones' },

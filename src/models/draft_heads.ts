@@ -34,6 +34,14 @@ const MAX_MANIFEST_BYTES = 1 << 20;
 /** What a draft-heads file holds: parallel offset heads of one kind, or sequential MTP modules. */
 export type DraftHeadsKind = OffsetHeadKind | 'sequential';
 
+/** One stored weight of a draft-heads file. */
+export interface DraftHeadsWeight {
+  /** `offset<j>/<name>` (parallel heads) or `module<j>/<name>` (sequential modules). */
+  name: string;
+  /** Its shape; the values are row-major float32. */
+  shape: number[];
+}
+
 /** The JSON part of a draft-heads file. */
 export interface DraftHeadsManifest {
   /** Always {@link DRAFT_HEADS_FORMAT}. */
@@ -59,8 +67,8 @@ export interface DraftHeadsManifest {
     /** {@link baseFingerprint} of the base model's weights. */
     fingerprint: string;
   };
-  /** Every stored weight, in file order: `offset<j>/<name>` and its shape. */
-  weights: Array<{ name: string; shape: number[] }>;
+  /** Every stored weight, in file order. */
+  weights: DraftHeadsWeight[];
   /** Free-form facts about training (copied, never interpreted). */
   training?: Record<string, unknown>;
 }

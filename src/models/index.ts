@@ -23,4 +23,4 @@ export { BYTE_VOCAB_SIZE, encodeBytes, decodeBytes } from './tokenizer.js';
 export { loadLlama2c, parseLlama2c, type LoadLlama2cOptions, type Llama2cModel, type Llama2cHeader, type ParsedLlama2c, type BytesSource } from './llama2c.js';
 export { Llama2cTokenizer, type Llama2cEncodeOptions } from './llama2c_tokenizer.js';
 export { loadHfLlama, parseHfLlama, type HfLlamaFiles, type HfLlamaModel, type LoadHfLlamaOptions, type ParsedHfLlama } from './hf_llama.js';
-export { attachDraftHeads, baseFingerprint, exportDraftHeads, readDraftHeads, withSequentialHeads, DRAFT_HEADS_FORMAT, type DraftHeads, type DraftHeadsKind, type DraftHeadsManifest } from './draft_heads.js';
+export { attachDraftHeads, baseFingerprint, exportDraftHeads, readDraftHeads, withSequentialHeads, DRAFT_HEADS_FORMAT, type DraftHeads, type DraftHeadsKind, type DraftHeadsManifest, type DraftHeadsWeight } from './draft_heads.js';
