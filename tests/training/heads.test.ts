@@ -11,7 +11,7 @@ import type { MultiTokenHead } from '../../src/layers/index.js';
 import { loadLlama2c } from '../../src/models/llama2c.js';
 import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
 import { buildCorpus, type CorpusSequence, hiddenStates, seededRandom, vocabularyOpenings } from '../../tools/heads/corpus.js';
-import { type DraftParams, evaluate, prepareData } from '../../tools/heads/train.js';
+import { type DraftParams, evaluate, heldOutMask, prepareData } from '../../tools/heads/train.js';
 import { useCpu } from '../helpers/backend.js';
 import { readStories, storiesAvailable } from '../helpers/stories.js';
 
@@ -60,7 +60,15 @@ describe.skipIf(!available)('train:heads pieces on stories260K', () => {
     expect(greedy.ids.slice(n - 4)).toEqual(argmax.slice(n - 5, n - 1));
   });
 
-  it('rows stay inside their sequence, the held-out split is by sequence, and an oracle drafter scores agreement 1 and τ = k', async () => {
+  it('sequences that record their opening are held out by opening, never split across train and held out', () => {
+    const sequences: CorpusSequence[] = [0, 1, 2, 3, 9, 19, 9, 4].map((opening) => ({ ids: [1, 2, 3], mode: 'greedy', opening }));
+    expect(heldOutMask(sequences, 0.1)).toEqual([false, false, false, false, true, true, true, false]);
+    expect(heldOutMask(sequences, 0)).toEqual(sequences.map(() => false));
+    const unrecorded = sequences.map(({ ids, mode }) => ({ ids, mode }));
+    expect(heldOutMask(unrecorded, 0.25)).toEqual([false, false, false, false, false, false, true, true]);
+  });
+
+    it('rows stay inside their sequence, the held-out split is by sequence, and an oracle drafter scores agreement 1 and τ = k', async () => {
     const k = 3;
     const sequences: CorpusSequence[] = [
       { ids: [1, 403, 407, 261, 378, 29, 300], mode: 'greedy' },

@@ -75,6 +75,8 @@ export interface CorpusSettings {
 export interface CorpusSequence {
   ids: number[];
   mode: 'greedy' | 'sampled';
+  /** Index of its opening (story openings first, then vocabulary words), so the held-out split can keep openings apart. */
+  opening?: number;
 }
 
 /** mulberry32: a small seeded generator in [0, 1). */
@@ -111,7 +113,8 @@ export async function buildCorpus(model: LayersModel, tokenizer: Llama2cTokenize
   let total = 0;
   try {
     while (total < s.tokens) {
-      const opening = openings[Math.floor(random() * openings.length)]!;
+      const openingIndex = Math.floor(random() * openings.length);
+      const opening = openings[openingIndex]!;
       const seed = Math.floor(random() * 2 ** 32);
       const greedy = random() < s.greedyShare;
       let ids: number[];
@@ -125,7 +128,7 @@ export async function buildCorpus(model: LayersModel, tokenizer: Llama2cTokenize
         const result = await greedyDecode(cached, opening, { maxNewTokens: s.sequenceTokens, temperature: s.temperature, topP: s.topP, seed });
         ids = [...opening, ...result.tokens];
       }
-      sequences.push({ ids, mode: greedy ? 'greedy' : 'sampled' });
+      sequences.push({ ids, mode: greedy ? 'greedy' : 'sampled', opening: openingIndex });
       total += ids.length;
       onProgress?.(total);
     }

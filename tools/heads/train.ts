@@ -34,8 +34,24 @@ export interface HeadData {
 }
 
 /**
+ * Whether each sequence is held out. Sequences that record their opening are split by opening
+ * (every round(1/share)-th opening is held out), so held-out text never continues an opening the
+ * heads were trained on (greedy text from one opening is nearly the same text); otherwise the
+ * last `share` of the sequences.
+ */
+export function heldOutMask(sequences: readonly CorpusSequence[], share: number): boolean[] {
+  if (share <= 0) return sequences.map(() => false);
+  if (sequences.every((q) => q.opening !== undefined)) {
+    const period = Math.max(1, Math.round(1 / share));
+    return sequences.map((q) => q.opening! % period === period - 1 || period === 1);
+  }
+  const firstHeld = Math.floor(sequences.length * (1 - share));
+  return sequences.map((_, i) => i >= firstHeld);
+}
+
+/**
  * Uploads the corpus' hidden states and computes the teacher argmax with the frozen unembedding
- * `unembedding` `[V, D]`. The last `heldOutShare` of the sequences are held out.
+ * `unembedding` `[V, D]`; the held-out sequences are {@link heldOutMask}'s.
  */
 export function prepareData(sequences: readonly CorpusSequence[], hiddenFlat: Float32Array, d: number, unembeddingT: tf.Tensor2D, numHeads: number, heldOutShare: number): HeadData {
   const n = hiddenFlat.length / d;
@@ -48,16 +64,16 @@ export function prepareData(sequences: readonly CorpusSequence[], hiddenFlat: Fl
     ids.dispose();
   }
   const tokenIds = Int32Array.from(sequences.flatMap((q) => q.ids));
-  const firstHeld = Math.floor(sequences.length * (1 - heldOutShare));
+  const held = heldOutMask(sequences, heldOutShare);
   const train: number[] = [];
-  const held: number[] = [];
+  const heldRows: number[] = [];
   const heldGreedy: number[] = [];
   let start = 0;
   sequences.forEach((q, s) => {
     for (let p = start; p + numHeads - 1 < start + q.ids.length; p++) {
-      if (s < firstHeld) train.push(p);
+      if (!held[s]) train.push(p);
       else {
-        held.push(p);
+        heldRows.push(p);
         heldGreedy.push(q.mode === 'greedy' ? 1 : 0);
       }
     }
@@ -69,7 +85,7 @@ export function prepareData(sequences: readonly CorpusSequence[], hiddenFlat: Fl
     teacher: tf.tensor1d(teacherIds, 'int32'),
     teacherIds,
     trainRows: Int32Array.from(train),
-    heldRows: Int32Array.from(held),
+    heldRows: Int32Array.from(heldRows),
     heldGreedy: Uint8Array.from(heldGreedy),
   };
 }
