@@ -2,11 +2,11 @@
  * Registration is lazy: importing the package registers nothing (it has no side effects, so
  * bundlers can drop unused classes), constructing a layer registers its class (and a
  * MultiTokenHead its sub-layers'), so a model built in this process saves and loads back without
- * a call; `registerMtpLayers()` registers all three for a process that only loads.
+ * a call; `registerMtpLayers()` registers all of them for a process that only loads.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LightweightOffsetHead, MultiTokenHead, registerMtpLayers, SharedUnembedding } from '../../src/index.js';
+import { LightweightOffsetHead, MultiTokenHead, registerMtpLayers, SequentialMtpHead, SharedUnembedding } from '../../src/index.js';
 import { useCpu } from '../helpers/backend.js';
 import { loadFromMemory, saveToMemory, tinyModel } from '../helpers/layers.js';
 
@@ -39,6 +39,7 @@ describe('lazy registration', () => {
     registerMtpLayers();
     registerMtpLayers();
     expect(registered()).toEqual([MultiTokenHead, LightweightOffsetHead, SharedUnembedding]);
+    expect(tf.serialization.SerializationMap.getMap().classNameMap['SequentialMtpHead']?.[0]).toBe(SequentialMtpHead); // the sequential head too
     const loaded = await loadFromMemory(artifacts);
     expect(loaded.layers.at(-1)).toBeInstanceOf(MultiTokenHead);
     loaded.dispose();
