@@ -19,6 +19,8 @@ export interface BenchModel {
   model: LayersModel;
   /** `count` prompts as token ids (`length`: bytes per prompt, for the byte-level model). */
   prompts(count: number, length: number): number[][];
+  /** `text` as the model's token ids (bytes for the byte-level model; BOS + tokens for llama2.c). */
+  encode(text: string): number[];
 }
 
 /** Story openings for a TinyStories model (its own kind of text; the model's greedy continuation is what is timed). */
@@ -44,7 +46,8 @@ export async function loadBenchModel(dir: string, mtpHeads = 4): Promise<BenchMo
   const path = resolve(dir);
   if (existsSync(join(path, 'model.json'))) {
     const model = await loadCheckpoint(path);
-    return { name: `${basename(path)} (byte-level)`, model, prompts: (count, length) => heldOutPrompts(count, length).map((p) => p.bytes) };
+    const encode = (text: string) => Array.from(new TextEncoder().encode(text));
+    return { name: `${basename(path)} (byte-level)`, model, prompts: (count, length) => heldOutPrompts(count, length).map((p) => p.bytes), encode };
   }
   const files = existsSync(path) ? llama2cFiles(path) : null;
   if (files === null) throw new Error(`loadBenchModel: dir must hold model.json + weights.bin or a llama2.c .bin with its tok*.bin, but ${path} has neither.`);
@@ -52,6 +55,7 @@ export async function loadBenchModel(dir: string, mtpHeads = 4): Promise<BenchMo
     tokenizer: new Uint8Array(readFileSync(files.tokenizer)),
     mtpHeads,
   });
-  const prompts = (count: number) => Array.from({ length: count }, (_, i) => tokenizer!.encode(STORY_OPENINGS[i % STORY_OPENINGS.length]!, { bos: true }));
-  return { name: `${basename(files.checkpoint, '.bin')} (llama2.c, ${basename(files.tokenizer)}; offsets 1…${mtpHeads - 1} untrained)`, model, prompts };
+  const encode = (text: string) => tokenizer!.encode(text, { bos: true });
+  const prompts = (count: number) => Array.from({ length: count }, (_, i) => encode(STORY_OPENINGS[i % STORY_OPENINGS.length]!));
+  return { name: `${basename(files.checkpoint, '.bin')} (llama2.c, ${basename(files.tokenizer)}; offsets 1…${mtpHeads - 1} untrained)`, model, prompts, encode };
 }
