@@ -4,7 +4,7 @@
  * in the forms that were weighed against each other, what a fresh right-hand operand costs
  * XNNPACK, and the ways of compacting a KV cache. Prints one markdown table per case.
  *
- *     npx tsx bench/kernels.ts [--case attention|fresh-keys|gather|all] [--heads 4] [--head-size 32] [--rows 100] [--queries 1,4]
+ *     npm run bench:kernels -- [--case attention|fresh-keys|gather|all] [--heads 4] [--head-size 32] [--rows 100] [--queries 1,4]
  *
  * Each form is one function returning a tensor, called `--warmup` times, then timed
  * `--iterations` times (call to return, its output disposed outside the timing); the table gives
@@ -33,7 +33,7 @@ const CASES = ['attention', 'fresh-keys', 'gather', 'all'] as const;
 
 const COMMAND = {
   name: 'kernels',
-  usage: 'npx tsx bench/kernels.ts [options]',
+  usage: 'npm run bench:kernels -- [options]',
   summary: 'Micro-benchmarks of attention formulations and KV-cache gathers (median and p10 µs per call); prints markdown tables.',
   options: {
     case: { type: 'string', default: 'all', choices: CASES, help: 'which micro-benchmark' },

@@ -4,7 +4,7 @@
  * `draftLength` k − 1) on a `CachedTransformer`, with the cache at a chosen position. Prints
  * markdown tables.
  *
- *     npx tsx bench/step_profile.ts [--model tslib|stories|DIR] [--prompt TEXT] [--position N] [--tokens 96] [--repeats 15] [--profiles 5] [--samplers]
+ *     npm run bench:profile -- [--model tslib|stories|DIR] [--prompt TEXT] [--position N] [--tokens 96] [--repeats 15] [--profiles 5] [--samplers]
  *
  * `--model tslib` is fixtures/tslib-k4; `stories` is stories260K from `../shared/models/` next to
  * the checkout, read with `loadLlama2c` (never copied in; its offsets 1…3 are untrained, so τ ≈ 1
@@ -48,7 +48,7 @@ const MODELS = {
 
 const COMMAND = {
   name: 'step_profile',
-  usage: 'npx tsx bench/step_profile.ts [options]',
+  usage: 'npm run bench:profile -- [options]',
   summary: 'Per-kernel profile of one greedy step against one speculative k-step (greedy acceptance) at a given position; prints markdown tables.',
   options: {
     model: { type: 'string', default: 'tslib', help: 'tslib (fixtures/tslib-k4), stories (../shared/models/stories260K) or a model folder (see tools/bench_model.ts)' },
