@@ -13,3 +13,4 @@ export type { DecodeResult, DecodeStats, FinishReason, TokenChunk } from './resu
 export { greedyDecode, greedyStream } from './greedy.js';
 export { blockwiseDecode, blockwiseStream } from './blockwise.js';
 export { speculativeDecode, speculativeStream } from './speculative.js';
+export { TREE_LIMITS, type DynamicTree, type TreeOption, type TreePaths } from './tree.js';

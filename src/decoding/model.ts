@@ -55,6 +55,28 @@ export interface MultiTokenModel {
    * The caller owns the result.
    */
   headArgmax?(states: tf.Tensor2D, numOffsets: number): tf.Tensor2D;
+  /**
+   * Optional (tree drafting, `speculativeDecode`'s `tree` option): appends a tree of tokens in one
+   * forward. Token i hangs under token `parents[i]` (an earlier index) or, for −1, under the last
+   * position already in the model; it sits at position `length` + its depth (0 for a child of the
+   * prefix) and attends to the prefix and its own ancestors only. Returns one state row per token,
+   * `[n, stateSize]`, like `forward`; the model then holds every token until `keepRows`.
+   */
+  forwardTree?(tokenIds: readonly number[], parents: readonly number[]): tf.Tensor2D;
+  /**
+   * Optional (tree drafting): of the tokens the last `forward`/`forwardTree` appended, keeps exactly
+   * `rows` (increasing indices into that call's tokens, a root-to-node path of the tree) and drops
+   * the others, so that `length` = the length before that call + `rows.length`.
+   */
+  keepRows?(rows: readonly number[]): void;
+  /**
+   * Optional fast path of tree drafting: the `k` most likely tokens of offsets 0…numOffsets−1 at
+   * every row of `states` and their log-probabilities, `ids` int32 and `logProbs` float32, both
+   * `[m, numOffsets, k]`. Rank 0 must equal `headArgmax`'s column (−1 ids where the logits hold
+   * NaN or ±Infinity). Without it, tree drafting takes `headLogits` and `topk` on the device.
+   * The caller owns both tensors.
+   */
+  headTopK?(states: tf.Tensor2D, numOffsets: number, k: number): { ids: tf.Tensor3D; logProbs: tf.Tensor3D };
   /** Optional: called once when a decode starts, to prepare inference-only tensors (e.g. a pre-transposed unembedding). */
   beginDecode?(): void;
   /** Optional: called once when a decode ends (also after a throw or an abort), to free what `beginDecode` made. */

@@ -6,6 +6,7 @@
 import { checkInteger, fail } from '../internal/errors.js';
 import type { SamplingSettings } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
+import { resolveTree, type TreeOption, type TreeSpec } from './tree.js';
 import type { TokenChunk } from './result.js';
 import { checkModel, checkPrompt, toIds } from './validate.js';
 
@@ -75,6 +76,17 @@ export interface SpeculativeOptions extends DecodeOptions {
   posteriorThreshold?: number;
   /** `'typical'` only: δ, scales the entropy-adaptive threshold δ·exp(−H(p)), in (0, 1]. Default: {@link DECODE_DEFAULTS}.posteriorAlpha. */
   posteriorAlpha?: number;
+  /**
+   * Verify a tree of candidate continuations per step instead of one chain of drafts: a static
+   * list of paths of per-depth candidate ranks (Medusa's form, e.g. `[[0], [1], [0, 0], [0, 1],
+   * [1, 0]]`; every prefix of a path must be listed too, and no path may be longer than
+   * `draftLength`), or `{ topK, maxNodes }` for a tree grown each step from the heads' top-`topK`
+   * per depth, keeping the `maxNodes` paths of the highest draft log-probability (EAGLE-2).
+   * Exact like the chain with every acceptance rule that is. The model needs `forwardTree` and
+   * `keepRows` (`CachedTransformer` has both). Default: none (a chain). See {@link DECODE_DEFAULTS}.tree
+   * for a budget that measured well.
+   */
+  tree?: TreeOption;
 }
 
 /** Options of `blockwiseDecode`. */
@@ -106,6 +118,11 @@ export const DECODE_DEFAULTS = Object.freeze({
   /** Typical acceptance's δ = √ε, Medusa's default. */
   posteriorAlpha: 0.3,
   /**
+   * A dynamic tree that measured well on the committed models (docs/decoding.md, "Tree drafting"):
+   * a suggestion to pass as `tree`, never applied unless asked (a chain is the default).
+   */
+  tree: Object.freeze({ topK: 4, maxNodes: 16 }) as Readonly<{ topK: number; maxNodes: number }>,
+  /**
    * About one 60 Hz frame: a page stays responsive (a click is seen within a frame or two)
    * while the turns themselves cost well under 1 % of decoding time.
    */
@@ -131,6 +148,8 @@ export interface ResolvedSpeculativeOptions extends ResolvedOptions {
   draftLength: number;
   posteriorThreshold: number;
   posteriorAlpha: number;
+  /** The draft tree, or null for a chain. */
+  tree: TreeSpec | null;
 }
 
 /** Blockwise options after validation and defaults (internal). */
@@ -220,7 +239,15 @@ export function resolveSpeculativeOptions(
   if (typeof posteriorAlpha !== 'number' || !(posteriorAlpha > 0 && posteriorAlpha <= 1)) {
     fail(RangeError, fn, 'options.posteriorAlpha', 'must be in (0, 1]', posteriorAlpha);
   }
-  return { ...base, acceptance, draftLength, posteriorThreshold, posteriorAlpha };
+  let tree: TreeSpec | null = null;
+  if (options.tree !== undefined) {
+    tree = resolveTree(fn, options.tree, draftLength, model.vocabSize);
+    const missing = (['forwardTree', 'keepRows'] as const).filter((m) => typeof model[m] !== 'function');
+    if (missing.length > 0) {
+      throw new TypeError(`${fn}: options.tree needs a model with forwardTree and keepRows (one forward over the tree, then keeping the accepted path's positions), but model.${missing.join(' and model.')} ${missing.length > 1 ? 'are' : 'is'} missing.`);
+    }
+  }
+  return { ...base, acceptance, draftLength, posteriorThreshold, posteriorAlpha, tree };
 }
 
 /** Validates and defaults `blockwiseDecode`'s options; returns the block size too. */

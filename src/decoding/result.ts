@@ -58,6 +58,14 @@ export interface DecodeStats {
    * 1 … j-1 kept too), as vLLM reports per position. `NaN` where offset j never drafted.
    */
   acceptanceRates: number[];
+  /**
+   * Draft tokens fed to the model, every node of a draft tree counted (a chain: its drafts, also
+   * those after a cut; `blockwiseDecode`: the unverified drafts it emitted). With `tree`,
+   * `draftNodes / forwards` is the mean tree size, and `draftedPerOffset[d − 1]` counts the steps
+   * whose tree reached depth d (`acceptanceRates` are then per depth). Set by every decoder of
+   * this library (optional for stats made elsewhere).
+   */
+  draftNodes?: number;
   /** Milliseconds from the call to the end, validation and prompt included. */
   wallTimeMs: number;
   /** Milliseconds from the call until the first token was committed. */

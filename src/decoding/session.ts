@@ -20,8 +20,10 @@ export interface Forward {
   tokens: number[];
   /** Per token, its source offset (see `TokenChunk.sources`). */
   sources: number[];
-  /** Drafts this forward verified (`blockwiseDecode`: emitted unverified), from offsets 1 … drafted. */
+  /** Drafts this forward verified (`blockwiseDecode`: emitted unverified), from offsets 1 … drafted (a tree: its depth). */
   drafted: number;
+  /** Draft tokens this forward fed (a tree's nodes); `drafted` when absent. */
+  nodes?: number;
   /** False if any logit this forward used was NaN or ±Infinity (read back with the tokens). */
   finite: boolean;
 }
@@ -35,6 +37,7 @@ class Transcript {
   readonly sources: number[] = [];
   finishReason: FinishReason | null = null;
   private forwards = 0;
+  private nodes = 0;
   private readonly drafted: number[];
   private readonly kept: number[];
   /** Most tokens the context allows: every committed token is predicted from positions inside it, as in greedy decoding. */
@@ -67,6 +70,7 @@ class Transcript {
       else if (total >= this.contextBudget) this.finishReason = 'context';
     }
     const cut = chunk.tokens.length < f.tokens.length;
+    this.nodes += f.nodes ?? f.drafted;
     const keptOffsets = chunk.sources.filter((s) => s > 0); // offsets 1 … a, in order
     chunk.drafted = cut ? keptOffsets.length : f.drafted;
     for (let j = 0; j < chunk.drafted; j++) this.drafted[j]++;
@@ -94,6 +98,7 @@ class Transcript {
         draftedPerOffset: this.drafted.slice(),
         acceptedPerOffset: this.kept.slice(),
         acceptanceRates: this.drafted.map((d, j) => (d > 0 ? this.kept[j] / d : NaN)),
+        draftNodes: this.nodes,
         wallTimeMs,
         timeToFirstTokenMs: this.firstTokenAt - this.start,
         tokensPerSecond: wallTimeMs > 0 ? (1000 * this.tokens.length) / wallTimeMs : 0,

@@ -11,6 +11,11 @@
  *   accept   — the longest verified prefix of drafts, plus the verifier's own next token
  *   advance  — roll the rejected positions out of the cache, carry the new drafts
  *
+ * With `tree`, the same four steps run on a draft tree (tree.ts builds it, tree_verify.ts
+ * verifies it in one forward with tree attention, tree_acceptance.ts walks it): the proposal is
+ * a tree of candidates under the last committed token, acceptance keeps the longest accepted
+ * root-to-node path, and advance keeps exactly that path's positions in the cache.
+ *
  * Each step costs one forward, one small device program and one readback of a few integers:
  * with greedy acceptance and a model that has `headArgmax`, verify reads back the argmax of every
  * offset at every verified row ((m + 1)·(d + 1) ids) and acceptance runs in JS; otherwise the
@@ -24,6 +29,8 @@ import { resolveSpeculativeOptions, type ResolvedSpeculativeOptions, type Specul
 import { uniforms } from './random.js';
 import type { DecodeResult, TokenChunk } from './result.js';
 import { decodeSession, drain, type Forward, type Loop } from './session.js';
+import { growTree, type TreeDraft, type TreeSpec } from './tree.js';
+import { type TreeBlock, type TreeModel, type TreeStep, verifyTree } from './tree_verify.js';
 
 /** The block the next forward feeds. */
 interface Proposal {
@@ -194,9 +201,51 @@ function speculativeLoop(model: MultiTokenModel, o: ResolvedSpeculativeOptions):
   };
 }
 
-/** Runs {@link speculativeLoop} in a decode session. */
+/** What a tree step carries to the next: the committed token(s) not yet fed, and the candidates ranked at the accepted node. */
+interface TreeCarry {
+  pending: number[];
+  draft: TreeDraft | null;
+}
+
+/** propose (tree): the tree of candidates under the last pending token, cut to the depths the context holds. */
+function proposeTree(carried: TreeCarry, model: MultiTokenModel, spec: TreeSpec): TreeBlock {
+  const room = model.maxLength - model.length - carried.pending.length;
+  return { pending: carried.pending, tree: growTree(spec, carried.draft, room) };
+}
+
+/** accept (tree): the accepted path's tokens (node depth d = offset d), then the verifier's own token. */
+function acceptTree(block: TreeBlock, step: TreeStep): Forward {
+  const { nodes, tokens } = block.tree;
+  const path = step.verdict.path;
+  const depth = nodes.reduce((a, n) => Math.max(a, n.depth), 0);
+  return { tokens: [...path.map((i) => tokens[i]!), step.verdict.next], sources: [...path.map((i) => nodes[i]!.depth), 0], drafted: depth, nodes: nodes.length, finite: step.finite };
+}
+
+/** advance (tree): keep the fed positions whose tokens are committed (the pending ones and the path), drop the rest of the tree. */
+function advanceTree(model: TreeModel, block: TreeBlock, step: TreeStep): TreeCarry {
+  const P = block.pending.length;
+  model.keepRows([...block.pending.map((_, i) => i), ...step.verdict.path.map((i) => P + i)]);
+  return { pending: [step.verdict.next], draft: step.draft };
+}
+
+/** The tree loop: propose → verify → accept → advance, one forward per step. */
+function treeLoop(model: TreeModel, o: ResolvedSpeculativeOptions, spec: TreeSpec): Loop {
+  return async function* (random) {
+    let carried: TreeCarry = { pending: o.prompt, draft: null };
+    for (;;) {
+      const block = proposeTree(carried, model, spec);
+      const step = await verifyTree(model, block, spec, o, random);
+      const forward = acceptTree(block, step);
+      carried = advanceTree(model, block, step);
+      yield forward;
+    }
+  };
+}
+
+/** Runs {@link speculativeLoop} (or, with a tree, {@link treeLoop}) in a decode session. */
 function speculative(model: MultiTokenModel, o: ResolvedSpeculativeOptions, stream: boolean): AsyncGenerator<TokenChunk, DecodeResult, void> {
-  return decodeSession(model, o, speculativeLoop(model, o), stream);
+  const loop = o.tree === null ? speculativeLoop(model, o) : treeLoop(model as TreeModel, o, o.tree);
+  return decodeSession(model, o, loop, stream);
 }
 
 /**

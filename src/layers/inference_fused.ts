@@ -110,6 +110,22 @@ export function checkedArgmax(logits: tf.Tensor2D): tf.Tensor1D {
   return tf.where(tf.isFinite(tf.sum(logits, 1)), ids, tf.scalar(-1, 'int32')) as tf.Tensor1D;
 }
 
+/**
+ * The `k` most likely tokens of each row of `logits` `[N, V]` and their log-probabilities, both
+ * `[N, k]`: rank 0 is {@link checkedArgmax}'s id (the greedy decoders' tie rule), ranks 1…k−1 come
+ * from `topk` (a tie with the argmax may repeat an id there). Rows holding NaN or ±Infinity get
+ * −1 in every id.
+ */
+export function topKOfLogits(logits: tf.Tensor2D, k: number): { ids: tf.Tensor2D; logProbs: tf.Tensor2D } {
+  const { values, indices } = tf.topk(logits, k); // [N, k] each
+  const best = tf.expandDims(checkedArgmax(logits), 1); // [N, 1]
+  const rest = k > 1 ? tf.concat([best, tf.slice(indices, [0, 1], [-1, k - 1])], 1) : best; // [N, k]
+  const finite = tf.expandDims(tf.isFinite(tf.sum(logits, 1)), 1); // [N, 1]
+  const ids = tf.where(finite, rest, tf.fill(rest.shape, -1, 'int32')) as tf.Tensor2D;
+  const logProbs = tf.sub(values, tf.logSumExp(logits, 1, true)) as tf.Tensor2D; // [N, k]
+  return { ids, logProbs };
+}
+
 /** The prepared (counted) fused pass over a `MultiTokenHead`'s offset heads and unembedding. @internal */
 export class FusedHeads {
   private count = 0;

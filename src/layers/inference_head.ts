@@ -11,6 +11,20 @@
 import type * as tf from '@tensorflow/tfjs-core';
 
 /**
+ * The top-k tokens of n offsets at m rows, as a head's tree-drafting pass returns them (the caller
+ * owns both tensors). Rank 0 of offset j is exactly the `headArgmax` column j (the same argmax and
+ * tie rule); ranks 1…k−1 follow in decreasing probability. A row whose logits hold NaN or ±Infinity
+ * has −1 in every id.
+ * @internal
+ */
+export interface HeadTopK {
+  /** int32 `[m, n, k]`. */
+  ids: tf.Tensor3D;
+  /** float32 `[m, n, k]`: log-softmax of the offset's logits at each id. */
+  logProbs: tf.Tensor3D;
+}
+
+/**
  * What `CachedTransformer` calls on its head layer. Implementations must not read data back.
  * @internal
  */
@@ -27,6 +41,12 @@ export interface InferenceHead {
    * non-finite error). The caller owns the result.
    */
   headArgmax(states: tf.Tensor2D, n: number): tf.Tensor2D;
+  /**
+   * Optional (tree drafting): the `k` most likely tokens of offsets 0…n−1 at every row and their
+   * log-probabilities, see {@link HeadTopK}. Without it, `CachedTransformer` computes the same
+   * from `logits`.
+   */
+  headTopK?(states: tf.Tensor2D, n: number, k: number): HeadTopK;
   /** Logits of `offsets` at the rows of `states` `[m, D]` → `[m, offsets.length, V]`; the caller owns the result. */
   logits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D;
   /**

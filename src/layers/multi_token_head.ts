@@ -28,7 +28,8 @@ import {
   resolveUseBias,
   serializeInitializer,
 } from './args.js';
-import { checkedArgmax, FusedHeads } from './inference_fused.js';
+import { checkedArgmax, FusedHeads, topKOfLogits } from './inference_fused.js';
+import type { HeadTopK } from './inference_head.js';
 import { setWeightNamePrefix } from './nesting.js';
 import { LightweightOffsetHead } from './offset_head.js';
 import { checkOffsetHead, makeReport, offsetHeadParams, type ParameterReport, resolveHeadKinds } from './parameter_report.js';
@@ -284,6 +285,31 @@ export class MultiTokenHead extends LayerBase {
         ? this.fused.flatLogits(states, offsets) // [m·n, V]
         : (tf.reshape(this.computeLogits(states, offsets), [m * n, this.vocabSize]) as tf.Tensor2D);
       return tf.reshape(checkedArgmax(flat), [m, n]) as tf.Tensor2D; // [m, n]
+    });
+  }
+
+  /**
+   * The `k` most likely tokens of offsets 0…n−1 at every row of `states` `[m, D]`, with their
+   * log-probabilities (`[m, n, k]` each; rank 0 is exactly {@link MultiTokenHead.headArgmax}'s
+   * column, −1 ids where the logits hold NaN or ±Infinity). Prepared: the same fused pass as
+   * `headArgmax`, then one `topk`. Tree drafting's one pass per step.
+   * @internal
+   */
+  headTopK(states: tf.Tensor2D, n: number, k: number): HeadTopK {
+    if (!Number.isInteger(n) || n < 1 || n > this.numHeads) {
+      throw new RangeError(`${WHERE}.headTopK: n must be an integer in [1, ${this.numHeads}], but got ${n}.`);
+    }
+    if (!Number.isInteger(k) || k < 1 || k > this.vocabSize) {
+      throw new RangeError(`${WHERE}.headTopK: k must be an integer in [1, ${this.vocabSize}], but got ${k}.`);
+    }
+    const offsets = Array.from({ length: n }, (_, j) => j);
+    return tf.tidy(() => {
+      const m = states.shape[0];
+      const flat = this.fused.prepared
+        ? this.fused.flatLogits(states, offsets) // [m·n, V]
+        : (tf.reshape(this.computeLogits(states, offsets), [m * n, this.vocabSize]) as tf.Tensor2D);
+      const { ids, logProbs } = topKOfLogits(flat, k); // [m·n, k] each
+      return { ids: tf.reshape(ids, [m, n, k]) as tf.Tensor3D, logProbs: tf.reshape(logProbs, [m, n, k]) as tf.Tensor3D };
     });
   }
 

@@ -62,6 +62,18 @@ export class KVCache {
     this.count += T;
   }
 
+  /**
+   * Of the `T` rows the last `commit` appended (the last T buffer rows), keeps `rows` (increasing
+   * indices into those T) and marks the rest dead: a tree step keeps its accepted path this way,
+   * without copying. The live rows stay in buffer order, which is the sequence order.
+   */
+  keepLast(T: number, rows: readonly number[]): void {
+    const base = this.live.length - T;
+    const kept = new Set(rows);
+    for (let t = 0; t < T; t++) if (!kept.has(t)) this.live[base + t] = false;
+    this.count -= T - kept.size;
+  }
+
   /** Keeps the first `length` positions; the rest become dead rows (no tensor is touched, except freeing all at 0). */
   truncate(length: number): void {
     if (length === 0) {

@@ -7,10 +7,11 @@
  * Reference: Pope et al., "Efficiently Scaling Transformer Inference" (2022), §2 (KV cache);
  * Stern et al. (2018) §4 for why the decoders need `truncate`.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { fail, show } from '../internal/errors.js';
-import { type InferenceHead, isInferenceHead } from '../layers/inference_head.js';
+import { topKOfLogits } from '../layers/inference_fused.js';
+import { type HeadTopK, type InferenceHead, isInferenceHead } from '../layers/inference_head.js';
 import type { MultiTokenModel } from '../decoding/model.js';
 import { KVCache } from './cache.js';
 import { TransformerTrunk } from './trunk.js';
@@ -45,6 +46,8 @@ export class CachedTransformer implements MultiTokenModel {
   private readonly cache = new KVCache();
   private disposed = false;
   private prepared = false;
+  /** Rows the last forward appended, for `keepRows` (0 once anything else changed the cache). */
+  private lastFed = 0;
 
   /**
    * Wraps `model` (not copied: later weight updates are seen; `dispose` leaves it alone).
@@ -71,7 +74,71 @@ export class CachedTransformer implements MultiTokenModel {
    */
   forward(tokenIds: readonly number[] | Int32Array | Uint32Array | Uint16Array | Uint8Array): tf.Tensor2D {
     const ids = this.checkTokens(tokenIds);
-    return this.trunk.step(ids, this.cache);
+    const states = this.trunk.step(ids, this.cache);
+    this.lastFed = ids.length;
+    return states;
+  }
+
+  /**
+   * A tree of new tokens in one forward: token i hangs under token `parents[i]` (an earlier index),
+   * or under the last position in the cache when `parents[i]` is −1. Each sits at position
+   * `length` + its depth (0 for a child of the cache) and attends to the cache and to its own
+   * ancestors only. Appends every token's row; follow with {@link CachedTransformer.keepRows} to
+   * keep one root-to-node path. Returns the final hidden states `[n, D]`. Never reads data back.
+   */
+  forwardTree(tokenIds: readonly number[], parents: readonly number[]): tf.Tensor2D {
+    const where = `${WHERE}.forwardTree`;
+    const ids = this.checkIds(where, tokenIds);
+    if ((!Array.isArray(parents) && !ArrayBuffer.isView(parents)) || (parents as ArrayLike<number>).length !== ids.length) {
+      fail(TypeError, where, 'parents', `must be an array of ${ids.length} parent indices (one per token)`, parents);
+    }
+    const depth: number[] = [];
+    Array.from(parents as ArrayLike<number>).forEach((p, i) => {
+      if (!Number.isInteger(p) || p < -1 || p >= i) fail(RangeError, where, `parents[${i}]`, `must be an integer in [-1, ${i - 1}] (an earlier token, or -1 for the cached prefix)`, p);
+      depth.push(p < 0 ? 0 : depth[p]! + 1);
+    });
+    const deepest = depth.reduce((a, b) => Math.max(a, b), 0);
+    if (this.cache.length + deepest + 1 > this.maxLength) {
+      throw new RangeError(`${where}: the deepest token (depth ${deepest}) must fit the context (length ${this.cache.length} + ${deepest + 1} ≤ maxLength = ${this.maxLength}), but it does not.`);
+    }
+    const states = this.trunk.stepTree(ids, Array.from(parents as ArrayLike<number>), this.cache);
+    this.lastFed = ids.length;
+    return states;
+  }
+
+  /**
+   * Of the tokens the last `forward`/`forwardTree` appended, keeps exactly `rows` (increasing
+   * indices into that call's tokens, each the parent of the next in a tree) and drops the others
+   * from the cache, without copying: `length` becomes the earlier length + `rows.length`.
+   */
+  keepRows(rows: readonly number[]): void {
+    const where = `${WHERE}.keepRows`;
+    this.checkLive('keepRows');
+    if (!Array.isArray(rows)) fail(TypeError, where, 'rows', 'must be an array of row indices', rows);
+    if (this.lastFed === 0) throw new Error(`${where}: rows are kept of the last forward, but nothing was fed since the cache last changed.`);
+    rows.forEach((r, i) => {
+      const min = i === 0 ? 0 : rows[i - 1]! + 1;
+      if (!Number.isInteger(r) || r < min || r >= this.lastFed) fail(RangeError, where, `rows[${i}]`, `must be an integer in [${min}, ${this.lastFed - 1}] (increasing, of the last forward's ${this.lastFed} tokens)`, r);
+    });
+    this.cache.keepLast(this.lastFed, rows);
+    this.lastFed = 0;
+  }
+
+  /**
+   * The `k` most likely tokens of offsets 0…numOffsets−1 at every row of `states` `[m, D]` and their
+   * log-probabilities, `[m, numOffsets, k]` each (rank 0 equals {@link CachedTransformer.headArgmax};
+   * −1 ids where the logits hold NaN or ±Infinity). One pass inside a decode; no readback.
+   */
+  headTopK(states: tf.Tensor2D, numOffsets: number, k: number): HeadTopK {
+    this.checkLive('headTopK');
+    if (this.head.headTopK !== undefined) return this.head.headTopK(states, numOffsets, k);
+    const offsets = Array.from({ length: numOffsets }, (_, j) => j);
+    return tf.tidy(() => {
+      const m = states.shape[0];
+      const flat = tf.reshape(this.head.logits(states, offsets), [m * numOffsets, this.vocabSize]) as tf.Tensor2D; // [m·n, V]
+      const { ids, logProbs } = topKOfLogits(flat, k);
+      return { ids: tf.reshape(ids, [m, numOffsets, k]) as tf.Tensor3D, logProbs: tf.reshape(logProbs, [m, numOffsets, k]) as tf.Tensor3D };
+    });
   }
 
   /** Logits of `offsets` at the rows of `states` `[m, D]`: `[m, offsets.length, V]` (the fused pass inside a decode). */
@@ -112,12 +179,14 @@ export class CachedTransformer implements MultiTokenModel {
       throw new RangeError(`${WHERE}.truncate: length must be an integer in [0, length = ${this.cache.length}], but got ${show(length)}.`);
     }
     this.cache.truncate(length);
+    this.lastFed = 0;
   }
 
   /** Frees the cache; the wrapped model (and its weights) stay usable. */
   dispose(): void {
     this.endDecode();
     this.cache.clear();
+    this.lastFed = 0;
     this.disposed = true;
   }
 
@@ -128,17 +197,22 @@ export class CachedTransformer implements MultiTokenModel {
     }
   }
 
-  private checkTokens(tokenIds: unknown): readonly number[] {
-    this.checkLive('forward');
+  private checkIds(where: string, tokenIds: unknown): number[] {
+    this.checkLive(where.slice(WHERE.length + 1));
     const isTyped = ArrayBuffer.isView(tokenIds) && !(tokenIds instanceof DataView);
     if ((!Array.isArray(tokenIds) && !isTyped) || (tokenIds as ArrayLike<number>).length === 0) {
-      fail(TypeError, `${WHERE}.forward`, 'tokenIds', 'must be a non-empty array (or typed array) of token ids', tokenIds);
+      fail(TypeError, where, 'tokenIds', 'must be a non-empty array (or typed array) of token ids', tokenIds);
     }
     const ids = Array.from(tokenIds as ArrayLike<number>);
     const bad = ids.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= this.vocabSize);
     if (bad >= 0) {
-      throw new RangeError(`${WHERE}.forward: tokenIds[${bad}] must be an integer in [0, vocabSize = ${this.vocabSize}), but got ${show(ids[bad])}.`);
+      throw new RangeError(`${where}: tokenIds[${bad}] must be an integer in [0, vocabSize = ${this.vocabSize}), but got ${show(ids[bad])}.`);
     }
+    return ids;
+  }
+
+  private checkTokens(tokenIds: unknown): readonly number[] {
+    const ids = this.checkIds(`${WHERE}.forward`, tokenIds);
     if (this.cache.length + ids.length > this.maxLength) {
       throw new RangeError(
         `${WHERE}.forward: tokenIds must fit the context (length ${this.cache.length} + ${ids.length} new ≤ maxLength = ${this.maxLength}), but got ${ids.length} tokens.`,

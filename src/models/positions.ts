@@ -37,6 +37,15 @@ function pairs(hs: number, layout: RopeLayout): { partner: Int32Array; pair: Int
  * the projection's output row `[n·hs]` (head-major). Allocates three small tensors.
  */
 export function rotaryTables(start: number, T: number, n: number, hs: number, theta: number, layout: RopeLayout): Rope {
+  return rotaryTablesAt(Array.from({ length: T }, (_, t) => start + t), n, hs, theta, layout);
+}
+
+/**
+ * Rotary tables for the given positions, one row each (a tree's nodes share positions: each sits at
+ * the prefix length + its depth). Layout as {@link rotaryTables}.
+ */
+export function rotaryTablesAt(positions: readonly number[], n: number, hs: number, theta: number, layout: RopeLayout): Rope {
+  const T = positions.length;
   const { partner, pair, first } = pairs(hs, layout);
   const freq = Array.from({ length: hs / 2 }, (_, i) => f32(1 / f32(Math.pow(theta, f32((2 * i) / hs)))));
   const width = n * hs;
@@ -44,7 +53,7 @@ export function rotaryTables(start: number, T: number, n: number, hs: number, th
   const sin = new Float32Array(T * width);
   for (let t = 0; t < T; t++) {
     for (let d = 0; d < hs; d++) {
-      const angle = f32((start + t) * freq[pair[d]!]!);
+      const angle = f32(positions[t]! * freq[pair[d]!]!);
       const [c, s] = [Math.cos(angle), first[d] ? -Math.sin(angle) : Math.sin(angle)]; // out[first] = x·cos − x[partner]·sin
       for (let h = 0; h < n; h++) {
         cos[t * width + h * hs + d] = c;
@@ -61,16 +70,24 @@ export function rotaryTables(start: number, T: number, n: number, hs: number, th
  * Additive attention mask `[g·T, L + T]` for T new positions after L cache rows, `visible[j]`
  * saying whether row j is live (a rolled-back row stays in the buffer but is masked out). Row
  * r of the mask is query position r mod T (the g query heads of a key head are stacked as rows).
+ * Among the new positions the mask is causal, or, given `parents` (a tree: `parents[t]` is the new
+ * position t hangs under, −1 for the last cached one), each position sees itself and its
+ * ancestors only (the tree attention of SpecInfer §4.2 / Medusa §2.1.2).
  * Null when no mask is needed (one new position and every cache row live).
  */
-export function attentionMask(T: number, visible: readonly boolean[], g: number): tf.Tensor2D | null {
+export function attentionMask(T: number, visible: readonly boolean[], g: number, parents: readonly number[] | null = null): tf.Tensor2D | null {
   const L = visible.length;
   if (T === 1 && visible.every(Boolean)) return null;
   const width = L + T;
   const one = new Float32Array(T * width);
   for (let t = 0; t < T; t++) {
     for (let j = 0; j < L; j++) if (!visible[j]) one[t * width + j] = -1e9;
-    one.fill(-1e9, t * width + L + t + 1, (t + 1) * width); // causal among the new positions
+    if (parents === null) {
+      one.fill(-1e9, t * width + L + t + 1, (t + 1) * width); // causal among the new positions
+    } else {
+      one.fill(-1e9, t * width + L, (t + 1) * width); // then open the path back to the cache
+      for (let a = t; a >= 0; a = parents[a]!) one[t * width + L + a] = 0;
+    }
   }
   const mask = new Float32Array(g * T * width);
   for (let j = 0; j < g; j++) mask.set(one, j * T * width);

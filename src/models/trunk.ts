@@ -21,7 +21,7 @@ import type { KVCache } from './cache.js';
 import { resolveTransformerConfig } from './config.js';
 import { type ArchConfig, archOf, blockWeightName, trunkWeightSpecs, type WeightInit } from './weights.js';
 import { type AttentionContext, type BlockWeights, block, type KeyValue, type Linear, type Norm, norm } from './ops.js';
-import { attentionMask, rotaryTables } from './positions.js';
+import { attentionMask, rotaryTablesAt } from './positions.js';
 
 const WHERE = 'TransformerTrunk';
 
@@ -127,27 +127,34 @@ export class TransformerTrunk extends layers.Layer {
   /**
    * The trunk over T new positions of B sequences, `ids` `[B·T]` (batch-major), after the
    * cache's positions (none when `cache` is null); commits the new keys/values to `cache`.
-   * Returns the final hidden states `[B·T, D]`. Call inside `tf.tidy`.
+   * With `parents` (B = 1), the new positions form a tree: position t sits at the cache length +
+   * its depth (`parents[t]` = −1 for a child of the last cached position) and attends to the cache
+   * and its own ancestors only. Returns the final hidden states `[B·T, D]`. Call inside `tf.tidy`.
    */
-  private forward(ids: tf.Tensor1D, B: number, cache: KVCache | null): tf.Tensor2D {
+  private forward(ids: tf.Tensor1D, B: number, cache: KVCache | null, parents: readonly number[] | null = null): tf.Tensor2D {
     const { maxLength, positions, hiddenSize: D, numHeads, numKeyValueHeads, numLayers } = this.arch;
     const T = ids.shape[0] / B;
     cache?.compact();
     const start = cache?.length ?? 0;
+    const depth: number[] = [];
+    for (let t = 0; t < T; t++) depth.push(parents === null ? t : parents[t]! < 0 ? 0 : depth[parents[t]!]! + 1);
+    const at = depth.map((d) => start + d); // [T] each new position's index in the sequence
+    const last = at.reduce((a, b) => Math.max(a, b), start);
     let x = tf.gather(this.read('tok_embeddings.weight'), ids) as tf.Tensor2D; // [B·T, D]
     if (positions === 'learned') {
-      if (start + T > maxLength) {
-        throw new RangeError(`${WHERE}: learned positions must fit maxLength = ${maxLength}, but got positions ${start}…${start + T - 1}.`);
+      if (last >= maxLength) {
+        throw new RangeError(`${WHERE}: learned positions must fit maxLength = ${maxLength}, but got positions ${start}…${last}.`);
       }
-      const table = tf.slice(this.read('pos_embeddings.weight'), [start, 0], [T, D]); // [T, D]
+      const pos = this.read('pos_embeddings.weight');
+      const table = parents === null ? tf.slice(pos, [start, 0], [T, D]) : tf.gather(pos, tf.tensor1d(at, 'int32')); // [T, D]
       x = (B === 1 ? tf.add(x, table) : tf.reshape(tf.add(tf.reshape(x, [B, T, D]), table), [B * T, D])) as tf.Tensor2D; // [B·T, D]
     }
     const hs = D / numHeads;
     const { ropeTheta: theta, ropeLayout: layout } = this.arch;
     const ctx: AttentionContext = {
-      mask: attentionMask(T, cache?.visible() ?? [], this.groups), // [g·T, L+T] or null
+      mask: attentionMask(T, cache?.visible() ?? [], this.groups, parents), // [g·T, L+T] or null
       rope: positions === 'rotary'
-        ? { q: rotaryTables(start, T, numHeads, hs, theta, layout), k: rotaryTables(start, T, numKeyValueHeads, hs, theta, layout) }
+        ? { q: rotaryTablesAt(at, numHeads, hs, theta, layout), k: rotaryTablesAt(at, numKeyValueHeads, hs, theta, layout) }
         : null,
     };
     const kvs: KeyValue[] = [];
@@ -168,6 +175,17 @@ export class TransformerTrunk extends layers.Layer {
    */
   step(ids: readonly number[], cache: KVCache): tf.Tensor2D {
     return tf.tidy(() => this.forward(tf.tensor1d([...ids], 'int32'), 1, cache)); // [T, D]
+  }
+
+  /**
+   * {@link TransformerTrunk.step} over a tree of new positions (`parents[t]` ∈ [−1, t), −1 = under
+   * the last cached position): positions are the cache length + depth, attention sees the cache
+   * and each node's ancestors. Appends every node's keys/values; the caller keeps a path after.
+   *
+   * @internal
+   */
+  stepTree(ids: readonly number[], parents: readonly number[], cache: KVCache): tf.Tensor2D {
+    return tf.tidy(() => this.forward(tf.tensor1d([...ids], 'int32'), 1, cache, parents)); // [T, D]
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

@@ -1,0 +1,172 @@
+/**
+ * verify, for a draft tree: one forward over the committed token(s) not yet in the cache followed
+ * by the tree's nodes (tree attention: each node sees the prefix and its own ancestors, at
+ * position prefix length + depth), one head pass over the root's and every node's row, one
+ * readback, then the acceptance walk in JS (tree_acceptance.ts). The same pass ranks the next
+ * step's candidates at every row; the row the walk ends on supplies them (Medusa §2.1.2, SpecInfer
+ * §4, EAGLE-2 §4).
+ *
+ * What comes back, as one float32 vector (ids are exact in float32 below 2²⁴):
+ *   greedy      — the verifier's argmax at each of the R = nodes + 1 rows;
+ *   sampling    — per node its target probability at its parent, per row a residual sample;
+ *   typical     — per node whether it passes at its parent, per row a sample from p;
+ * then the top-k candidate ids of offsets 1…depth at every row (and their log-probabilities for a
+ * dynamic tree), and, off the fast path, whether every logit was finite.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { allFinite, allTokens, argmaxRows, sampleRows, toProbabilities } from './distributions.js';
+import type { MultiTokenModel } from './model.js';
+import type { ResolvedSpeculativeOptions } from './options.js';
+import { uniforms } from './random.js';
+import { childrenOf, type DraftTree, type TreeDraft, type TreeSpec } from './tree.js';
+import { greedyTreeAccept, samplingTreeAccept, type TreeVerdict, typicalTreeAccept } from './tree_acceptance.js';
+
+/** A model that can run tree steps. */
+export type TreeModel = MultiTokenModel & Required<Pick<MultiTokenModel, 'forwardTree' | 'keepRows'>>;
+
+/** The block a tree step feeds: committed tokens not yet in the cache, then the tree under the last of them. */
+export interface TreeBlock {
+  pending: number[];
+  tree: DraftTree;
+}
+
+/** What a tree step decided and drafted. */
+export interface TreeStep {
+  verdict: TreeVerdict;
+  /** The candidates ranked at the path's end, for the next tree. */
+  draft: TreeDraft;
+  /** False if any logit used was NaN or ±Infinity. */
+  finite: boolean;
+}
+
+/** The fed tokens and their parents: the pending chain, then the nodes under its last token. */
+function feed(b: TreeBlock): { tokens: number[]; parents: number[] } {
+  const P = b.pending.length;
+  const parents = b.pending.map((_, i) => i - 1);
+  for (const n of b.tree.nodes) parents.push(n.parent < 0 ? P - 1 : P + n.parent);
+  return { tokens: [...b.pending, ...b.tree.tokens], parents };
+}
+
+/** The `k` most likely ids of each row of `logits` `[n, V]` and their log-probabilities, `[n, k]` each. */
+function topKRows(logits: tf.Tensor2D, k: number): { ids: tf.Tensor2D; logProbs: tf.Tensor2D } {
+  const { values, indices } = tf.topk(logits, k);
+  return { ids: indices as tf.Tensor2D, logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)) as tf.Tensor2D };
+}
+
+/** Row r's children's tokens, `[R, C]` int32 padded with −1 (a one-hot of −1 is all zeros). */
+function childTokens(children: number[][], tokens: number[]): tf.Tensor2D {
+  const C = Math.max(1, ...children.map((c) => c.length));
+  const table = children.flatMap((c) => Array.from({ length: C }, (_, i) => (i < c.length ? tokens[c[i]!]! : -1)));
+  return tf.tensor2d(table, [children.length, C], 'int32');
+}
+
+/** Entropy in nats of each row of `probs` `[n, V]` → `[n]`. */
+function entropy(probs: tf.Tensor2D): tf.Tensor1D {
+  return tf.neg(tf.sum(tf.mul(probs, tf.log(tf.maximum(probs, tf.scalar(1e-30)))), 1)) as tf.Tensor1D;
+}
+
+/**
+ * The rule's per-node and per-row numbers on the device (sampling and typical): `[N]` then `[R]`.
+ * `target` `[R, V]` are offset 0's logits at the root and node rows.
+ */
+function judgeOnDevice(o: ResolvedSpeculativeOptions, b: TreeBlock, children: number[][], target: tf.Tensor2D, u: tf.Tensor1D): tf.Tensor1D {
+  const { nodes, tokens } = b.tree;
+  const N = nodes.length;
+  const R = N + 1;
+  const p = toProbabilities(target, o.sampling); // [R, V]
+  const uRows = tf.slice(u, N, R); // [R]
+  const parts: tf.Tensor1D[] = [];
+  let parentRows: tf.Tensor1D | null = null;
+  if (N > 0) {
+    parentRows = tf.tensor1d(nodes.map((n) => n.parent + 1), 'int32'); // [N]
+    const atParent = tf.gather(p, parentRows); // [N, V]
+    parts.push(tf.sum(tf.mul(atParent, tf.oneHot(tf.tensor1d(tokens, 'int32'), p.shape[1])), 1) as tf.Tensor1D); // [N] p(x) at the parent
+  }
+  if (o.acceptance === 'sampling') {
+    const taken = tf.sum(tf.oneHot(childTokens(children, tokens), p.shape[1]), 1); // [R, V] 1 at a child's token
+    const rest = tf.mul(p, tf.sub(1, tf.cast(taken, 'float32'))) as tf.Tensor2D; // p without the children
+    const safe = tf.where(tf.greater(tf.sum(rest, 1, true), 0), rest, p) as tf.Tensor2D; // all mass in the children: rejecting them all had probability 0
+    parts.push(tf.cast(sampleRows(safe, uRows), 'float32') as tf.Tensor1D); // [R]
+  } else {
+    if (N > 0) {
+      const bar = tf.minimum(tf.scalar(o.posteriorThreshold), tf.mul(tf.scalar(o.posteriorAlpha), tf.exp(tf.neg(entropy(p))))) as tf.Tensor1D; // [R]
+      parts[0] = tf.cast(tf.greater(parts[0]!, tf.gather(bar, parentRows!)), 'float32') as tf.Tensor1D; // [N] passes
+    }
+    parts.push(tf.cast(sampleRows(p, uRows), 'float32') as tf.Tensor1D); // [R]
+  }
+  return tf.concat(parts) as tf.Tensor1D;
+}
+
+/** The draft at row `row` from the read-back candidate table (offsets 1…D, k each, after `at`). */
+function draftAt(data: Float32Array, at: number, row: number, D: number, K: number, logAt: number | null): TreeDraft {
+  const pick = (base: number) => Array.from({ length: D }, (_, d) => Array.from(data.subarray(base + (row * D + d) * K, base + (row * D + d + 1) * K)));
+  return { ids: pick(at), logProbs: logAt === null ? null : pick(logAt) };
+}
+
+/** One tree step: forward, heads, one readback, the acceptance walk. */
+export async function verifyTree(model: TreeModel, b: TreeBlock, spec: TreeSpec, o: ResolvedSpeculativeOptions, random: () => number): Promise<TreeStep> {
+  const { nodes, tokens } = b.tree;
+  const N = nodes.length;
+  const R = N + 1;
+  const D = spec.depth;
+  const K = spec.topK;
+  const dynamic = spec.nodes === null;
+  const greedy = o.sampling.temperature === 0 || o.acceptance === 'greedy';
+  const fast = greedy && model.headTopK !== undefined;
+  const children = childrenOf(nodes);
+  const u = greedy ? null : uniforms(random, N + R);
+  const fed = feed(b);
+  const states = model.forwardTree(fed.tokens, fed.parents); // [P + N, S]
+  let packed: tf.Tensor1D | undefined;
+  try {
+    packed = tf.tidy(() => {
+      const rows = tf.slice(states, [b.pending.length - 1, 0], [R, -1]); // [R, S] the root, then each node
+      const flat = (t: tf.Tensor) => tf.reshape(tf.cast(t, 'float32'), [-1]) as tf.Tensor1D;
+      if (fast) {
+        const top = model.headTopK!(rows, D + 1, K); // [R, D + 1, K] each
+        const parts = [flat(top.ids)];
+        if (dynamic) parts.push(flat(tf.slice(top.logProbs, [0, 1, 0], [R, D, K])));
+        return tf.concat(parts) as tf.Tensor1D; // [R·(D+1)·K (+ R·D·K)]
+      }
+      const offsets = Array.from({ length: D + 1 }, (_, j) => j);
+      const all = model.headLogits(rows, offsets); // [R, D + 1, V] offset 0 verifies, 1…D draft
+      const V = all.shape[2];
+      const target = tf.reshape(tf.slice(all, [0, 0, 0], [R, 1, V]), [R, V]) as tf.Tensor2D; // [R, V]
+      const drafting = tf.reshape(tf.slice(all, [0, 1, 0], [R, D, V]), [R * D, V]) as tf.Tensor2D; // [R·D, V]
+      const top = topKRows(drafting, K); // [R·D, K] each
+      const judged = greedy ? flat(argmaxRows(target)) : judgeOnDevice(o, b, children, target, tf.tensor1d(u!));
+      const parts = [flat(allFinite([all])), judged, flat(top.ids)];
+      if (dynamic) parts.push(flat(top.logProbs));
+      return tf.concat(parts) as tf.Tensor1D;
+    });
+    const data = (await packed.data()) as Float32Array;
+    if (fast) {
+      const width = (D + 1) * K;
+      const best = Array.from({ length: R }, (_, r) => data[r * width]!); // offset 0's argmax at each row
+      const verdict = greedyTreeAccept(tokens, children, best);
+      const tip = verdict.path.length === 0 ? 0 : verdict.path[verdict.path.length - 1]! + 1;
+      const ids = Array.from({ length: D }, (_, d) => Array.from(data.subarray(tip * width + (d + 1) * K, tip * width + (d + 2) * K)));
+      const logAt = R * width;
+      const logProbs = dynamic ? Array.from({ length: D }, (_, d) => Array.from(data.subarray(logAt + (tip * D + d) * K, logAt + (tip * D + d + 1) * K))) : null;
+      const finite = allTokens(best, model.vocabSize) && ids.every((row) => allTokens(row, model.vocabSize));
+      return { verdict, draft: { ids, logProbs }, finite };
+    }
+    const finite = data[0] === 1;
+    let verdict: TreeVerdict;
+    let at = 1;
+    if (greedy) {
+      verdict = greedyTreeAccept(tokens, children, data.subarray(1, 1 + R));
+      at += R;
+    } else {
+      const perNode = data.subarray(1, 1 + N);
+      const perRow = data.subarray(1 + N, 1 + N + R);
+      verdict = o.acceptance === 'sampling' ? samplingTreeAccept(tokens, children, perNode, u!, perRow) : typicalTreeAccept(nodes, perNode, perRow);
+      at += N + R;
+    }
+    const tip = verdict.path.length === 0 ? 0 : verdict.path[verdict.path.length - 1]! + 1;
+    return { verdict, draft: draftAt(data, at, tip, D, K, dynamic ? at + R * D * K : null), finite };
+  } finally {
+    states.dispose();
+    packed?.dispose();
+  }
+}
