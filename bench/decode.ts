@@ -15,13 +15,22 @@
  * round-robin), median over repeats; τ = tokens per forward; acceptance of offset j = the
  * decoders' own `acceptedPerOffset / draftedPerOffset` summed over prompts.
  *
+ * `--heads a.bin,b.bin` (a llama2.c model with trained draft heads, issue #12 §5) benchmarks the
+ * heads instead: one row per heads file for `speculativeDecode` with greedy acceptance (against
+ * cached greedy, output checked identical on every prompt) and with `'sampling'` acceptance at
+ * `--temperature` (against ordinary sampling at that temperature, same seed; equality does not
+ * apply), plus prompt lookup (tools/prompt_lookup.ts: n-gram copy, greedy verification), the
+ * no-training baseline. Prompts: held out from the heads' distillation corpus plus hand-written
+ * story openings (tools/bench_model.ts `heldOutStoryPrompts`). No step-cost pass in this mode.
+ *
  * Step cost: the cached greedy and speculative decoders run once more through a timing proxy
  * of the model (tools/step_cost.ts): ms per step split into forward / heads / readback /
  * rollback / other, medians over every step after the prompt's; kernels per step come from a
  * separate counting pass so that counting does not distort the times.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   blockwiseDecode,
@@ -36,7 +45,8 @@ import {
 import { CachedTransformer } from '../src/models/index.js';
 import { parseCommandLine } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend, type NodeBackend } from '../tools/backend.js';
-import { loadBenchModel, type BenchModel } from '../tools/bench_model.js';
+import { heldOutStoryPrompts, loadBenchModel, type BenchModel } from '../tools/bench_model.js';
+import { PROMPT_LOOKUP_DEFAULTS, promptLookupDecode } from '../tools/prompt_lookup.js';
 import { headReport, REFERENCE_CHECKPOINT } from '../tools/checkpoint.js';
 import { median } from '../tools/stats.js';
 import { countKernels, instrument, StepRecorder, timeReadbacks, type StepCost } from '../tools/step_cost.js';
@@ -52,6 +62,9 @@ const COMMAND = {
     json: { type: 'string', default: '', help: 'also write the rows to this JSON file' },
     prompts: { type: 'number', default: 0, integer: true, min: 0, help: 'prompts per backend (0: 6 on wasm, 2 on cpu)' },
     tokens: { type: 'number', default: 0, integer: true, min: 0, help: 'new tokens per prompt (0: 80 on wasm, 40 on cpu)' },
+    heads: { type: 'strings', default: [], help: 'draft-heads files (exportDraftHeads) for a llama2.c --model: benchmark each (greedy and sampling acceptance) against cached greedy and prompt lookup' },
+    temperature: { type: 'number', default: 0.8, help: "with --heads: temperature of the 'sampling' acceptance rows and of their baseline" },
+    ngram: { type: 'number', default: PROMPT_LOOKUP_DEFAULTS.ngram, integer: true, min: 1, help: 'with --heads: longest n-gram prompt lookup matches' },
   },
 } as const;
 
@@ -77,12 +90,22 @@ interface Row {
   kernelsPerStep: number | null;
   /** The step's split (same rows). */
   stepCost: StepCost | null;
+  /** `--heads` rows: the heads file drafting ('–' for none). */
+  heads?: string;
+  /** `--heads` rows: what `speedup` is against. */
+  speedupVs?: string;
+  /** `--heads` rows: prompts whose output equals cached greedy's (lossless rows), of `prompts`. */
+  identicalPrompts?: number;
+  prompts?: number;
 }
 
 type Run = (model: MultiTokenModel, prompt: number[], maxNewTokens: number) => Promise<DecodeResult>;
 
 interface Variant {
   decoder: string;
+  /** `--heads` variants: the heads file, and the variant `speedup` is taken against (itself for a baseline). */
+  heads?: string;
+  baseline?: Variant;
   k: number;
   lossless: boolean;
   model: MultiTokenModel;
@@ -228,6 +251,92 @@ async function benchBackend(backend: NodeBackend, dir: string, work: Workload, r
   return bench;
 }
 
+/** What `--heads` measures besides the workload. */
+interface HeadsWork extends Workload {
+  heads: string[];
+  temperature: number;
+  ngram: number;
+}
+
+/**
+ * `--heads`: every heads file's speculative decoding (greedy and sampling acceptance), prompt
+ * lookup, and their baselines, on one backend, round-robin over `repeats` (see the module header).
+ */
+async function benchHeads(backend: NodeBackend, dir: string, work: HeadsWork, rows: Row[], notes: string[]): Promise<BenchModel[]> {
+  await useBackend(backend);
+  const benches: BenchModel[] = [];
+  for (const file of work.heads) benches.push(await loadBenchModel(dir, 4, { name: basename(file), bytes: new Uint8Array(readFileSync(file)) }));
+  const cached = benches.map((b) => new CachedTransformer(b.model));
+  const cpu = backend === 'cpu';
+  const texts = heldOutStoryPrompts();
+  const prompts = texts.slice(0, work.prompts || texts.length).map((t) => benches[0]!.encode(t));
+  const maxNewTokens = work.tokens || (cpu ? 40 : 80);
+  const T = work.temperature;
+  const seed = 1; // every sampling run: the same seed per prompt
+  const greedy: Variant = { decoder: 'greedy (cached)', k: 1, lossless: true, model: cached[0]!, yieldEveryMs: DECODE_DEFAULTS.yieldEveryMs, costed: false, heads: '–', run: (m, p, n) => greedyDecode(m, p, { maxNewTokens: n }) };
+  greedy.baseline = greedy;
+  const sampling: Variant = { decoder: `sampling T=${T} (cached)`, k: 1, lossless: false, model: cached[0]!, yieldEveryMs: DECODE_DEFAULTS.yieldEveryMs, costed: false, heads: '–', run: (m, p, n) => greedyDecode(m, p, { maxNewTokens: n, temperature: T, seed }) };
+  sampling.baseline = sampling;
+  const lookup: Variant = {
+    decoder: `prompt lookup (${work.ngram}-gram copy, greedy verification)`, k: PROMPT_LOOKUP_DEFAULTS.draftLength + 1, lossless: true, model: cached[0]!, yieldEveryMs: DECODE_DEFAULTS.yieldEveryMs, costed: false, heads: '–', baseline: greedy,
+    run: (m, p, n) => promptLookupDecode(m, p, { maxNewTokens: n, ngram: work.ngram }),
+  };
+  const variants: Variant[] = [greedy, lookup, sampling];
+  work.heads.forEach((file, i) => {
+    const model = cached[i]!;
+    const common = { k: model.numHeads, model, yieldEveryMs: DECODE_DEFAULTS.yieldEveryMs, costed: false, heads: basename(file) };
+    variants.push({ ...common, decoder: 'speculative, greedy acceptance (cached)', lossless: true, baseline: greedy, run: (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, acceptance: 'greedy' }) });
+    variants.push({ ...common, decoder: `speculative, sampling acceptance T=${T} (cached)`, lossless: false, baseline: sampling, run: (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, acceptance: 'sampling', temperature: T, seed }) });
+  });
+  const measured = await measureAll(variants, prompts, maxNewTokens, work.repeats);
+  const reference = measured[0]!; // cached greedy: the output every lossless row must equal
+  variants.forEach((v, i) => {
+    const m = measured[i]!;
+    const base = measured[variants.indexOf(v.baseline!)]!;
+    const identical = m.results.filter((r, p) => r.tokens.join() === reference.results[p]!.tokens.join()).length;
+    const speedups = m.walls.map((w, r) => m.tokens / w / (base.tokens / base.walls[r]!));
+    rows.push({
+      backend,
+      decoder: v.decoder,
+      k: v.k,
+      yieldEveryMs: v.yieldEveryMs,
+      tokensPerSecond: (1000 * m.tokens) / median(m.walls),
+      speedup: median(speedups),
+      tau: m.tokens / m.forwards,
+      acceptance: m.acceptance,
+      equalsGreedy: v.lossless ? identical === prompts.length : null,
+      tokens: m.tokens,
+      msPerForward: median(m.walls) / m.forwards,
+      msPerStep: null,
+      kernelsPerStep: null,
+      stepCost: null,
+      heads: v.heads!,
+      speedupVs: v.baseline!.decoder,
+      identicalPrompts: identical,
+      prompts: prompts.length,
+    });
+    const row = rows.at(-1)!;
+    console.error(`  ${backend} ${v.decoder} ${v.heads}: ${fmt(row.tokensPerSecond, 1)} tok/s, ${fmt(row.speedup)}× vs ${row.speedupVs}, τ ${fmt(row.tau)}`);
+  });
+  notes.push(`${backend}: ${prompts.length} prompts (${texts.slice(0, prompts.length).map((t) => JSON.stringify(t)).join(', ')}) × ${maxNewTokens} new tokens, median of ${work.repeats} repeats`);
+  cached.forEach((c) => c.dispose());
+  return benches;
+}
+
+/** The `--heads` table: one row per decoder and heads file, speedup against the row's baseline. */
+function headsTable(rows: Row[]): string {
+  const lines = [
+    '| backend | decoder | draft heads | k | tokens/s | speedup | against | τ | acceptance per offset (1…k-1) | output == greedy |',
+    '|---|---|---|---:|---:|---:|---|---:|---|---|',
+  ];
+  for (const r of rows) {
+    const eq = r.equalsGreedy === null ? 'n/a (sampling)' : `${r.equalsGreedy ? 'yes' : '**NO**'} (${r.identicalPrompts}/${r.prompts} prompts)`;
+    const vs = r.speedupVs === r.decoder ? '(baseline)' : r.speedupVs;
+    lines.push(`| ${r.backend} | ${r.decoder} | ${r.heads} | ${r.k} | ${fmt(r.tokensPerSecond, 1)} | ${fmt(r.speedup)}× | ${vs} | ${fmt(r.tau)} | ${r.acceptance.map((a) => fmt(a)).join(' / ') || '–'} | ${eq} |`);
+  }
+  return lines.join('\n');
+}
+
 /** A MultiTokenModel whose forward is nearly free and whose drafts are always right. */
 class TrivialModel implements MultiTokenModel {
   readonly numHeads = 4;
@@ -332,11 +441,38 @@ function codeVersion(): { commit: string; dirty: boolean } | null {
   }
 }
 
-async function main(): Promise<void> {
-  const code = codeVersion();
-  const { model: dir, backends, json: jsonPath, ...work } = parseCommandLine(COMMAND);
+/** `--heads`: the heads table per backend, the parameters of each heads model, and the JSON. */
+async function mainHeads(dir: string, backends: NodeBackend[], work: HeadsWork, jsonPath: string, code: ReturnType<typeof codeVersion>): Promise<void> {
   const rows: Row[] = [];
   const notes: string[] = [];
+  let benches: BenchModel[] = [];
+  for (const b of backends) {
+    benches.forEach((x) => x.model.dispose());
+    benches = await benchHeads(b, dir, work, rows, notes);
+  }
+  benches.forEach((x) => x.model.dispose());
+  const version = code ? `${code.commit.slice(0, 7)}${code.dirty ? ' + uncommitted changes in src/' : ''}` : 'unknown';
+  const name = benches[0]!.name.replace(/; draft heads .*\)$/, ')');
+  console.log(`Model: ${name}; draft heads: ${work.heads.join(', ')}; code: ${version}\n`);
+  console.log(headsTable(rows));
+  for (const n of notes) console.log(`\n${n}`);
+  const sizes = work.heads.map((f) => `${basename(f)} ${(statSync(f).size / 1024).toFixed(0)} KiB`).join(', ');
+  console.log(`\nDraft-heads files: ${sizes} (parameters: see each file's training.json)`);
+  if (jsonPath) {
+    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), code, model: name, heads: work.heads, temperature: work.temperature, ngram: work.ngram, rows, notes }, null, 2));
+    console.log(`\nwrote ${jsonPath}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const code = codeVersion();
+  const { model: dir, backends, json: jsonPath, heads, temperature, ngram, ...work } = parseCommandLine(COMMAND);
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  if (heads.length > 0) {
+    await mainHeads(dir, backends, { ...work, heads, temperature, ngram }, jsonPath, code);
+    return;
+  }
   let bench: BenchModel | null = null;
   for (const b of backends) {
     bench?.model.dispose();

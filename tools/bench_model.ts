@@ -2,7 +2,10 @@
  * The model a benchmark runs, from a directory: either a saved tfjs-mtp checkpoint
  * (`model.json` + `weights.bin`, e.g. fixtures/tslib-k4, byte-level, prompts from held-out
  * TypeScript lib files) or a llama2.c checkpoint (a `.bin` model + its `tok*.bin` tokenizer,
- * e.g. stories260K from Karpathy's `tinyllamas`, prompts: story openings through its tokenizer).
+ * e.g. stories260K from Karpathy's `tinyllamas`, prompts: story openings through its tokenizer),
+ * optionally with trained draft heads (an `exportDraftHeads` file, e.g.
+ * fixtures/stories260k-heads/sequential-k4.bin) and then with prompts held out from their
+ * distillation corpus ({@link heldOutStoryPrompts}).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -10,6 +13,8 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadLlama2c } from '../src/models/index.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { heldOutPrompts } from './corpus.js';
+import { STORY_OPENINGS as CORPUS_OPENINGS } from './heads/corpus.js';
+import { heldOutPrompts as headsHeldOutPrompts } from './heads/measure.js';
 import { llama2cFiles } from './llama2c_files.js';
 
 /** A loaded benchmark model and its prompts. */
@@ -35,16 +40,32 @@ const STORY_OPENINGS = [
   'It was a rainy day, so Sue',
 ];
 
+/** More hand-written openings for the draft-heads bench (none starts like a distillation-corpus opening). */
+const MORE_OPENINGS = ['A tiny mouse lived under the stairs', 'Grandma baked cookies for', 'The robot in the toy box'];
+
+/**
+ * Prompts for draft heads trained by `npm run train:heads`: the openings that training never
+ * used (tools/heads/corpus.ts holds the last 8 out), then the hand-written openings above and
+ * {@link STORY_OPENINGS} that do not start with a corpus opening (so the corpus never continued
+ * them). Text, in that order.
+ */
+export function heldOutStoryPrompts(): string[] {
+  const training = CORPUS_OPENINGS.filter((t) => !headsHeldOutPrompts().includes(t));
+  const handWritten = [...STORY_OPENINGS, ...MORE_OPENINGS].filter((t) => !training.some((o) => t.startsWith(o)));
+  return [...headsHeldOutPrompts(), ...handWritten.filter((t) => !headsHeldOutPrompts().includes(t))];
+}
+
 /**
  * Loads the benchmark model in `dir` (see the module header). Throws naming the directory when
  * it holds neither kind.
  *
- * Trained offset heads for a llama2.c model (its own heads are untrained: τ ≈ 1) plug in here,
- * on the loaded model's `MultiTokenHead`, before anything decodes.
+ * `draftHeads` (llama2.c only): the bytes of an `exportDraftHeads` file, attached at load (its k,
+ * kind and width replace `mtpHeads`); without it offsets 1…k−1 are untrained (τ ≈ 1).
  */
-export async function loadBenchModel(dir: string, mtpHeads = 4): Promise<BenchModel> {
+export async function loadBenchModel(dir: string, mtpHeads = 4, draftHeads?: { name: string; bytes: Uint8Array }): Promise<BenchModel> {
   const path = resolve(dir);
   if (existsSync(join(path, 'model.json'))) {
+    if (draftHeads) throw new Error(`loadBenchModel: draftHeads are for a llama2.c model, but ${path} is a tfjs-mtp checkpoint (its heads are its own).`);
     const model = await loadCheckpoint(path);
     const encode = (text: string) => Array.from(new TextEncoder().encode(text));
     return { name: `${basename(path)} (byte-level)`, model, prompts: (count, length) => heldOutPrompts(count, length).map((p) => p.bytes), encode };
@@ -53,9 +74,10 @@ export async function loadBenchModel(dir: string, mtpHeads = 4): Promise<BenchMo
   if (files === null) throw new Error(`loadBenchModel: dir must hold model.json + weights.bin or a llama2.c .bin with its tok*.bin, but ${path} has neither.`);
   const { model, tokenizer } = await loadLlama2c(new Uint8Array(readFileSync(files.checkpoint)), {
     tokenizer: new Uint8Array(readFileSync(files.tokenizer)),
-    mtpHeads,
+    ...(draftHeads ? { draftHeads: draftHeads.bytes } : { mtpHeads }),
   });
   const encode = (text: string) => tokenizer!.encode(text, { bos: true });
   const prompts = (count: number) => Array.from({ length: count }, (_, i) => encode(STORY_OPENINGS[i % STORY_OPENINGS.length]!));
-  return { name: `${basename(files.checkpoint, '.bin')} (llama2.c, ${basename(files.tokenizer)}; offsets 1…${mtpHeads - 1} untrained)`, model, prompts, encode };
+  const heads = draftHeads ? `draft heads ${draftHeads.name}` : `offsets 1…${mtpHeads - 1} untrained`;
+  return { name: `${basename(files.checkpoint, '.bin')} (llama2.c, ${basename(files.tokenizer)}; ${heads})`, model, prompts, encode };
 }
