@@ -1,0 +1,150 @@
+/**
+ * Tree drafting's pieces and its contract with the session: the tree option's validation (every
+ * guard fires, naming the option), static and dynamic tree construction, the three acceptance
+ * walks on hand-made numbers, typical acceptance on a tree, and no tensor left behind after a
+ * success, a throw and an abort, nor any growth over a 2,000-token tree decode.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { greedyDecode, speculativeDecode, speculativeStream, TREE_LIMITS } from '../../src/decoding/index.js';
+import { growTree, resolveTree } from '../../src/decoding/tree.js';
+import { greedyTreeAccept, samplingTreeAccept, typicalTreeAccept } from '../../src/decoding/tree_acceptance.js';
+import { CachedTransformer } from '../../src/models/index.js';
+import { useCpu } from '../helpers/backend.js';
+import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
+import { ToyAttentionModel } from '../helpers/toy_models.js';
+import { tinyTransformer } from '../models/helpers.js';
+
+beforeAll(useCpu);
+
+describe('the tree option', () => {
+  const model = new ToyAttentionModel({ vocabSize: 23, hidden: 8, numHeads: 3 });
+  const cases: [unknown, string][] = [
+    ['wide', "speculativeDecode: options.tree must be a list of paths of candidate ranks (e.g. [[0], [1], [0, 0]]) or { topK, maxNodes }, but got \"wide\"."],
+    [[], `speculativeDecode: options.tree.length must be in [1, ${TREE_LIMITS.maxNodes}] paths, but got 0.`],
+    [[[0], []], 'speculativeDecode: options.tree[1] must be a non-empty array of at most draftLength = 2 ranks, but got [].'],
+    [[[0], [0, 0, 0]], 'speculativeDecode: options.tree[1] must be a non-empty array of at most draftLength = 2 ranks, but got [0, 0, 0].'],
+    [[[0], [1.5]], 'speculativeDecode: options.tree[1][0] must be a candidate rank, an integer in [0, 22], but got 1.5.'],
+    [[[0], [0]], 'speculativeDecode: options.tree[1] must not repeat an earlier path, but got [0].'],
+    [[[0], [1, 0]], 'speculativeDecode: options.tree must contain every prefix of its paths, but [1, 0] has no [1].'],
+    [{ topK: 0, maxNodes: 4 }, 'speculativeDecode: options.tree.topK must be an integer in [1, 23], but got 0.'],
+    [{ topK: 2, maxNodes: TREE_LIMITS.maxNodes + 1 }, `speculativeDecode: options.tree.maxNodes must be an integer in [1, ${TREE_LIMITS.maxNodes}], but got ${TREE_LIMITS.maxNodes + 1}.`],
+  ];
+  it.each(cases)('refuses %j, naming it', async (tree, message) => {
+    await expectThrowNoLeak(() => speculativeDecode(model, [1], { tree: tree as never }), message);
+  });
+
+  it('refuses a model without forwardTree and keepRows, naming what it lacks', async () => {
+    await expectThrowNoLeak(
+      () => speculativeDecode(model, [1], { tree: [[0]] }),
+      'speculativeDecode: options.tree needs a model with forwardTree and keepRows (one forward over the tree, then keeping the accepted path\'s positions), but model.forwardTree and model.keepRows are missing.',
+    );
+    await expectThrowNoLeak(() => speculativeDecode(model, [1], { tree: { topK: 2, maxNodes: 4 }, draftLength: 0 }), 'speculativeDecode: options.draftLength must be at least 1 with options.tree, but got 0.');
+  });
+});
+
+describe('tree construction', () => {
+  it('a static tree is ordered by depth then ranks, parents before children', () => {
+    const spec = resolveTree('f', [[1, 0], [0], [1], [0, 1], [0, 0]], 3, 10);
+    expect(spec.nodes).toEqual([
+      { parent: -1, depth: 1, rank: 0 },
+      { parent: -1, depth: 1, rank: 1 },
+      { parent: 0, depth: 2, rank: 0 },
+      { parent: 0, depth: 2, rank: 1 },
+      { parent: 1, depth: 2, rank: 0 },
+    ]);
+    expect([spec.topK, spec.depth]).toEqual([2, 2]);
+    const tree = growTree(spec, { ids: [[7, 8], [4, 5]], logProbs: null }, 5);
+    expect(tree.tokens).toEqual([7, 8, 4, 5, 4]);
+    // one position of room left: depth 1 only
+    expect(growTree(spec, { ids: [[7, 8], [4, 5]], logProbs: null }, 1).tokens).toEqual([7, 8]);
+  });
+
+  it('a dynamic tree keeps the nodes of the highest cumulative log-probability (EAGLE-2), prefix-closed', () => {
+    const spec = resolveTree('f', { topK: 3, maxNodes: 4 }, 2, 10);
+    const lp = [Math.log(0.6), Math.log(0.3), Math.log(0.1)];
+    const lp2 = [Math.log(0.9), Math.log(0.05), Math.log(0.05)];
+    const tree = growTree(spec, { ids: [[1, 2, 3], [4, 5, 6]], logProbs: [lp, lp2] }, 10);
+    // scores: [0] .6, [0,0] .54, [1] .3, [1,0] .27, [2] .1, [0,1] .03 …
+    expect(tree.nodes).toEqual([
+      { parent: -1, depth: 1, rank: 0 },
+      { parent: 0, depth: 2, rank: 0 },
+      { parent: -1, depth: 1, rank: 1 },
+      { parent: 2, depth: 2, rank: 0 },
+    ]);
+    expect(tree.tokens).toEqual([1, 4, 2, 4]);
+  });
+});
+
+describe('acceptance walks', () => {
+  // Root (row 0) → nodes 0 (token 5), 1 (token 6); node 0 → node 2 (token 7), node 1 → node 3 (token 8).
+  const nodes = [
+    { parent: -1, depth: 1, rank: 0 },
+    { parent: -1, depth: 1, rank: 1 },
+    { parent: 0, depth: 2, rank: 0 },
+    { parent: 1, depth: 2, rank: 0 },
+  ];
+  const tokens = [5, 6, 7, 8];
+  const children = [[0, 1], [2], [3], [], []];
+  it('greedy follows the argmax through the second candidate', () => {
+    expect(greedyTreeAccept(tokens, children, [6, 0, 8, 3, 4])).toEqual({ path: [1, 3], next: 4 });
+    expect(greedyTreeAccept(tokens, children, [9, 0, 8, 3, 4])).toEqual({ path: [], next: 9 });
+  });
+  it('sampling tries the candidates in order against the renormalised residual', () => {
+    // p(5) = 0.5 at the root: u = 0.6 rejects; p(6) = 0.3 of the remaining 0.5: u = 0.55 accepts (0.55·0.5 < 0.3).
+    const p = [0.5, 0.3, 0.2, 0.1];
+    expect(samplingTreeAccept(tokens, children, p, [0.6, 0.55, 0, 0.99], [11, 12, 13, 14, 15])).toEqual({ path: [1], next: 13 });
+    // u = 0.61 for node 1 rejects (0.305 ≥ 0.3): the residual sample at the root.
+    expect(samplingTreeAccept(tokens, children, p, [0.6, 0.61, 0, 0], [11, 12, 13, 14, 15])).toEqual({ path: [], next: 11 });
+  });
+  it('typical keeps the deepest path whose nodes all pass', () => {
+    expect(typicalTreeAccept(nodes, [1, 1, 0, 1], [20, 21, 22, 23, 24])).toEqual({ path: [1, 3], next: 24 });
+    expect(typicalTreeAccept(nodes, [0, 0, 1, 1], [20, 21, 22, 23, 24])).toEqual({ path: [], next: 20 });
+  });
+});
+
+it("'typical' on a tree: a permissive threshold keeps a full-depth path every step", async () => {
+  const layers = tinyTransformer({ mtpHeads: 3, maxLength: 64 });
+  const model = new CachedTransformer(layers);
+  const r = await expectNoLeak(() =>
+    speculativeDecode(model, [1, 2], { acceptance: 'typical', tree: [[0], [1], [0, 0]], posteriorThreshold: 1e-12, posteriorAlpha: 1e-12, maxNewTokens: 30, seed: 3 }),
+  );
+  expect(r.sources.slice(1, 13)).toEqual([1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0]);
+  model.dispose();
+  layers.dispose();
+});
+
+describe('no tensor left behind', () => {
+  it('after a success, a throw in onToken and an abort, for each acceptance rule', async () => {
+    const layers = tinyTransformer({ mtpHeads: 3, maxLength: 64 });
+    const model = new CachedTransformer(layers);
+    for (const acceptance of ['greedy', 'sampling', 'typical'] as const) {
+      const tree = acceptance === 'greedy' ? { topK: 3, maxNodes: 8 } : [[0], [1], [0, 0]];
+      await expectNoLeak(() => speculativeDecode(model, [1, 2], { acceptance, tree, maxNewTokens: 20, seed: 1 }));
+      await expectThrowNoLeak(() => speculativeDecode(model, [1, 2], { acceptance, tree, maxNewTokens: 20, seed: 1, onToken: (c) => { if (c.step === 2) throw new Error('stop here'); } }), 'stop here');
+      const controller = new AbortController();
+      await expectThrowNoLeak(async () => {
+        for await (const chunk of speculativeStream(model, [1, 2], { acceptance, tree, maxNewTokens: 20, seed: 1, signal: controller.signal })) {
+          if (chunk.step === 1) controller.abort(new Error('aborted here'));
+        }
+      }, 'aborted here');
+    }
+    model.dispose();
+    layers.dispose();
+  });
+
+  it('a 2,000-token tree decode: the same number of tensors after every step, and greedy\'s tokens', async () => {
+    const layers = tinyTransformer({ mtpHeads: 4, maxLength: 2100, vocabSize: 32 });
+    const model = new CachedTransformer(layers);
+    const counts: number[] = [];
+    const r = await expectNoLeak(() =>
+      speculativeDecode(model, [1], { tree: { topK: 3, maxNodes: 12 }, maxNewTokens: 2000, onToken: () => void counts.push(tf.memory().numTensors) }),
+    );
+    expect(r.tokens).toHaveLength(2000);
+    expect(new Set(counts.slice(2)).size).toBe(1);
+    const greedy = await greedyDecode(model, [1], { maxNewTokens: 2000 });
+    expect(r.tokens).toEqual(greedy.tokens);
+    model.dispose();
+    layers.dispose();
+  }, 120_000);
+});
