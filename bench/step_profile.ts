@@ -20,11 +20,11 @@
  *   decode's end, over the forwards after the prompt's; op wrappers (`fusedMatMul__op`) left
  *   out. Exact and repeatable.
  * - µs per kernel name and their sum: the same split, median over `--profiles` decodes.
- * - wall ms/step: (wall of a decode of `--tokens` − wall of the same decoder stopping after
- *   the prompt's forward) / the forwards after the prompt's, no proxy; `--repeats` such pairs
- *   per decoder, the decoders interleaved (greedy, speculative, greedy, …) so that load from
- *   other processes hits them alike; median. The ratio to greedy is taken within each repeat
- *   (median and minimum over repeats).
+ * - wall ms/step: per decode, the time from the second forward's call to the decode's end over
+ *   the forwards after the prompt's (the same proxy marks them); `--repeats` decodes per
+ *   decoder, the decoders interleaved (greedy, speculative, greedy, …) so that load from other
+ *   processes hits them alike; median. The ratio to greedy is taken within each repeat (median
+ *   and minimum over repeats).
  *
  * Every run follows one warm-up decode per decoder (wasm kernels, the head's prepared stacks).
  */
@@ -56,8 +56,8 @@ const COMMAND = {
     position: { type: 'number', default: 0, integer: true, min: 0, help: 'extend the prompt to this many tokens with the greedy continuation (0: the prompt as it is)' },
     tokens: { type: 'number', default: 96, integer: true, min: 2, help: 'new tokens per measured decode (the decoders stop earlier at the cache capacity)' },
     k: { type: 'number', default: 4, integer: true, min: 2, help: 'tokens per speculative step (draftLength k − 1)' },
-    repeats: { type: 'number', default: 15, integer: true, min: 1, help: 'timed decode pairs per decoder, interleaved (wall ms/step)' },
-    profiles: { type: 'number', default: 5, integer: true, min: 1, help: 'profiled decode pairs per decoder (µs per kernel)' },
+    repeats: { type: 'number', default: 15, integer: true, min: 1, help: 'timed decodes per decoder, interleaved (wall ms/step)' },
+    profiles: { type: 'number', default: 5, integer: true, min: 1, help: 'profiled decodes per decoder (µs per kernel)' },
     top: { type: 'number', default: 12, integer: true, min: 1, help: 'kernel names in the per-kernel table' },
     samplers: { type: 'boolean', help: "also profile sampling (T = 1) and speculative 'sampling' / 'typical' acceptance (kernels only, no wall time)" },
     backend: { type: 'string', default: 'wasm', choices: NODE_BACKENDS, help: 'backend' },
@@ -125,14 +125,21 @@ async function profileSteps(model: MultiTokenModel, decoder: Decoder, tokens: nu
   return { steps, tau, perName };
 }
 
-/** Wall ms per step after the prompt's, `repeats` times, the decoders interleaved. */
+/**
+ * Wall ms per step after the prompt's, `repeats` times, the decoders interleaved: per decode,
+ * the time from the second `forward` call to the decode's end over the steps in it (the timing
+ * proxy of tools/step_cost.ts marks the forwards; it adds a clock read per model call).
+ */
 async function wallPerStep(model: MultiTokenModel, decoders: Decoder[], tokens: number, repeats: number): Promise<number[][]> {
   const ms: number[][] = decoders.map(() => []);
   for (let r = 0; r < repeats; r++) {
     for (const [i, d] of decoders.entries()) {
-      const base = await d.run(model, 1);
-      const res = await d.run(model, tokens);
-      ms[i]!.push((res.stats.wallTimeMs - base.stats.wallTimeMs) / (res.stats.forwards - base.stats.forwards));
+      const recorder = new StepRecorder();
+      recorder.begin();
+      await d.run(instrument(model, recorder), tokens);
+      recorder.end();
+      const steps = recorder.steps();
+      ms[i]!.push(steps.reduce((a, s) => a + s.total, 0) / steps.length);
     }
   }
   return ms;
