@@ -8,7 +8,8 @@
  *
  * The app owns the backend (`tf.setBackend`); the library never touches it. Served by serve.ts,
  * which also serves the wasm binaries under `wasm/`, the models under `checkpoint/` and
- * `llama2c/`, and their list as `models.json`.
+ * `llama2c/`, trained draft heads for the llama2.c model under `heads/` (a model entry each, chosen
+ * in the model select), and their list as `models.json`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -22,7 +23,7 @@ import { CachedTransformer, decodeBytes, encodeBytes, loadLlama2c, loadTransform
 type Backend = 'webgl' | 'webgpu' | 'wasm' | 'cpu';
 
 /** One model the server offers (its `models.json`; URLs relative to the page). */
-type ModelEntry = { kind: 'layers'; name: string; modelJson: string } | { kind: 'llama2c'; name: string; checkpoint: string; tokenizer: string };
+type ModelEntry = { kind: 'layers'; name: string; modelJson: string } | { kind: 'llama2c'; name: string; checkpoint: string; tokenizer: string; draftHeads?: string };
 
 /** Byte-level prompts from the held-out part of the corpus's domain (TypeScript declaration files). */
 const CODE_PRESETS: Record<string, string> = {
@@ -136,7 +137,8 @@ function chosenBackend(): Backend {
 /** Reads a model entry on the current backend: its layers and how its tokens read. */
 async function loadEntry(entry: ModelEntry): Promise<{ layers: LayersModel; codec: TextCodec }> {
   if (entry.kind === 'layers') return { layers: await loadTransformer(entry.modelJson), codec: BYTES }; // registers the layer classes, then tf.loadLayersModel
-  const { model, tokenizer } = await loadLlama2c(entry.checkpoint, { tokenizer: entry.tokenizer }); // fetched by URL
+  // fetched by URL; trained draft heads (when the entry has them) set k, their kind and width
+  const { model, tokenizer } = await loadLlama2c(entry.checkpoint, { tokenizer: entry.tokenizer, ...(entry.draftHeads ? { draftHeads: entry.draftHeads } : {}) });
   return { layers: model, codec: bpe(tokenizer!, entry.tokenizer.split('/').at(-1)!) };
 }
 
@@ -161,7 +163,7 @@ async function load(backend: Backend, entry: ModelEntry): Promise<Loaded> {
   const { layers, codec } = await loadEntry(entry);
   const model = new CachedTransformer(layers);
   const params = layers.countParams();
-  const untrained = entry.kind === 'llama2c' ? ' (offsets 1…k−1 untrained: drafts are rarely kept)' : '';
+  const untrained = entry.kind !== 'llama2c' ? '' : entry.draftHeads ? ` (trained draft heads ${entry.draftHeads.split('/').at(-1)!})` : ' (offsets 1…k−1 untrained: drafts are rarely kept)';
   $('model-info').innerHTML =
     `${entry.name}: ${(params / 1e3).toFixed(0)}k parameters, k = ${model.numHeads} heads${untrained}, ` +
     `vocabulary ${model.vocabSize} (${codec.describe}), context ${model.maxLength} tokens.<br>Backend: <b>${tf.getBackend()}</b>.`;

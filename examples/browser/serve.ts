@@ -2,10 +2,13 @@
  * `npm run example:browser`: bundles main.ts with esbuild and serves the example on 127.0.0.1,
  * with the wasm backend's binaries under `wasm/`, a saved checkpoint under `checkpoint/`, and,
  * with `--llama2c DIR`, a llama2.c model (e.g. stories260K: `stories260K.bin` + `tok512.bin`)
- * under `llama2c/`. `models.json` lists what the page can load (the llama2.c model first). The
- * page is cross-origin isolated (COOP/COEP) so the wasm backend can use threads.
+ * under `llama2c/`, and, with `--heads a.bin,b.bin`, draft-heads files for that model (made by
+ * `npm run train:heads`, e.g. fixtures/stories260k-heads/sequential-k4.bin) under `heads/`.
+ * `models.json` lists what the page can load (the llama2.c model with each heads file first, then
+ * without heads, then the checkpoint). The page is cross-origin isolated (COOP/COEP) so the wasm
+ * backend can use threads.
  *
- *     npm run example:browser -- [--port 8080] [--checkpoint fixtures/<name>] [--llama2c DIR] [--help]
+ *     npm run example:browser -- [--port 8080] [--checkpoint fixtures/<name>] [--llama2c DIR] [--heads FILE,…] [--help]
  *
  * The checkpoint defaults to the first `fixtures/<name>/model.json` in the repository.
  */
@@ -20,7 +23,7 @@ import { llama2cFiles } from '../../tools/llama2c_files.js';
 /** One model the page can load (`models.json`), by URLs relative to the page. */
 export type ExampleModel =
   | { kind: 'layers'; name: string; modelJson: string }
-  | { kind: 'llama2c'; name: string; checkpoint: string; tokenizer: string };
+  | { kind: 'llama2c'; name: string; checkpoint: string; tokenizer: string; draftHeads?: string };
 
 /** Options of {@link startExampleServer}. */
 export interface ExampleServerOptions {
@@ -28,6 +31,8 @@ export interface ExampleServerOptions {
   checkpoint?: string;
   /** Directory with a llama2.c model: a `.bin` checkpoint and its `tok*.bin` tokenizer. Default: none. */
   llama2c?: string;
+  /** Draft-heads files (`exportDraftHeads`) for the `llama2c` model: one more model entry each. Default: none. */
+  heads?: string[];
   /** Port on 127.0.0.1 (default 0: any free port). */
   port?: number;
 }
@@ -51,17 +56,27 @@ export async function startExampleServer(options: ExampleServerOptions = {}): Pr
   }
   const models: ExampleModel[] = [{ kind: 'layers', name: basename(checkpoint), modelJson: 'checkpoint/model.json' }];
   const mounts: Record<string, string> = { '/wasm/': WASM_DIR, '/checkpoint/': checkpoint };
+  const headRoutes: Record<string, Uint8Array> = {};
+  if ((options.heads?.length ?? 0) > 0 && !options.llama2c) throw new Error('example:browser: --heads needs --llama2c (the model the heads were trained on), but got no --llama2c.');
   if (options.llama2c) {
     const dir = resolve(options.llama2c);
     const files = existsSync(dir) ? llama2cFiles(dir) : null;
     if (files === null) throw new Error(`example:browser: --llama2c must be a directory with a llama2.c .bin and its tok*.bin, but ${dir} has neither.`);
-    models.unshift({ kind: 'llama2c', name: basename(files.checkpoint, '.bin'), checkpoint: `llama2c/${basename(files.checkpoint)}`, tokenizer: `llama2c/${basename(files.tokenizer)}` });
+    const base = { kind: 'llama2c' as const, name: basename(files.checkpoint, '.bin'), checkpoint: `llama2c/${basename(files.checkpoint)}`, tokenizer: `llama2c/${basename(files.tokenizer)}` };
+    const withHeads = (options.heads ?? []).map((file, i) => {
+      const path = resolve(file);
+      if (!existsSync(path)) throw new Error(`example:browser: --heads must name draft-heads files, but ${path} does not exist.`);
+      const url = `heads/${i}/${basename(path)}`; // by index: two files may share a name
+      headRoutes[`/${url}`] = new Uint8Array(readFileSync(path));
+      return { ...base, name: `${base.name} + ${basename(path, '.bin')}`, draftHeads: url };
+    });
+    models.unshift(...withHeads, base);
     mounts['/llama2c/'] = dir;
   }
   const here = join(ROOT, 'examples/browser');
   const bundle = await bundlePage(join(here, 'main.ts'), { minify: true });
   const server = await startStaticServer({
-    routes: { '/index.html': readFileSync(join(here, 'index.html'), 'utf8'), '/main.js': bundle.code, '/models.json': JSON.stringify(models) },
+    routes: { '/index.html': readFileSync(join(here, 'index.html'), 'utf8'), '/main.js': bundle.code, '/models.json': JSON.stringify(models), ...headRoutes },
     mounts,
     crossOriginIsolated: true,
     port: options.port ?? 0,
@@ -70,7 +85,7 @@ export async function startExampleServer(options: ExampleServerOptions = {}): Pr
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const { port, checkpoint, llama2c } = parseCommandLine({
+  const { port, checkpoint, llama2c, heads } = parseCommandLine({
     name: 'example:browser',
     usage: 'npm run example:browser -- [options]',
     summary: 'Bundles the browser example and serves it on 127.0.0.1 (cross-origin isolated, so the wasm backend can use threads).',
@@ -78,9 +93,10 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(p
       port: { type: 'number', default: 0, integer: true, min: 0, help: 'port on 127.0.0.1 (0: any free port)' },
       checkpoint: { type: 'string', default: '', help: 'folder with model.json + weights.bin ("": the first fixtures/<name>/ holding one)' },
       llama2c: { type: 'string', default: '', help: 'folder with a llama2.c model, e.g. stories260K.bin + tok512.bin ("": none)' },
+      heads: { type: 'strings', default: [], help: 'draft-heads files for the --llama2c model (npm run train:heads), e.g. fixtures/stories260k-heads/sequential-k4.bin' },
     },
   } as const);
-  const server = await startExampleServer({ ...(checkpoint ? { checkpoint } : {}), ...(llama2c ? { llama2c } : {}), port });
+  const server = await startExampleServer({ ...(checkpoint ? { checkpoint } : {}), ...(llama2c ? { llama2c } : {}), heads, port });
   console.log(`tfjs-mtp browser example (models ${server.models.map((m) => m.name).join(', ')}; bundle ${(server.bundleBytes / 1e6).toFixed(2)} MB)`);
   console.log(`open ${server.url}  (Ctrl-C to stop)`);
   const stop = () => void server.close().then(() => process.exit(0));

@@ -6,8 +6,10 @@
  *
  * It decodes with the committed checkpoint (fixtures/tslib-k4), which is required: the suite
  * fails in `beforeAll` when it is missing. Served with `--llama2c` (stories260K, read from
- * `<repo>/../shared/models/stories260K/`), the page offers that model first and its
- * continuation of `Once upon a time` is the reference text of the model's README.
+ * `<repo>/../shared/models/stories260K/`) and `--heads` (the committed trained sequential draft
+ * heads), the page offers that model with the heads first, then without, and its continuation of
+ * `Once upon a time` is the reference text of the model's README; the race with the trained heads
+ * keeps drafts (fewer forwards than tokens).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +22,8 @@ import { STORIES_DIR, storiesAvailable, storiesReference } from '../helpers/stor
 import { checkpointForTests } from './harness.js';
 
 const SCREENSHOTS = join(ROOT, 'test-output');
+/** The committed trained draft heads for stories260K the llama2.c block serves. */
+const STORIES_HEADS = join(ROOT, 'fixtures/stories260k-heads/sequential-k4.bin');
 
 describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example (Chromium, webgl)', () => {
   let server: Awaited<ReturnType<typeof startExampleServer>>;
@@ -109,7 +113,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example (llama2c)') || !stor
     const errors: string[] = [];
 
     beforeAll(async () => {
-      server = await startExampleServer({ checkpoint: checkpointForTests('tests/browser/example (llama2c)'), llama2c: STORIES_DIR });
+      server = await startExampleServer({ checkpoint: checkpointForTests('tests/browser/example (llama2c)'), llama2c: STORIES_DIR, heads: [STORIES_HEADS] });
       browser = await launchChromium();
       page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
       page.on('pageerror', (e) => errors.push(String(e)));
@@ -125,11 +129,13 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example (llama2c)') || !stor
       await server?.close();
     });
 
-    it('offers stories260K first and continues the README prompt with the reference text, coloured per token', async () => {
+    it('offers stories260K with its trained heads first and continues the README prompt with the reference text, coloured per token', async () => {
       const reference = storiesReference();
-      expect(await page.locator('#model option').allTextContents()).toEqual(['stories260K (llama2.c)', 'tslib-k4 (byte-level)']);
+      expect(await page.locator('#model option').allTextContents()).toEqual(['stories260K + sequential-k4 (llama2.c)', 'stories260K (llama2.c)', 'tslib-k4 (byte-level)']);
       expect(await page.inputValue('#prompt')).toBe(reference.prompt);
-      expect(await page.textContent('#model-info')).toMatch(/^stories260K: \d+k parameters, k = 4 heads .* vocabulary 512 \(BPE, tok512\.bin\), context 512 tokens\./);
+      expect(await page.textContent('#model-info')).toMatch(
+        /^stories260K \+ sequential-k4: \d+k parameters, k = 4 heads \(trained draft heads sequential-k4\.bin\), vocabulary 512 \(BPE, tok512\.bin\), context 512 tokens\./,
+      );
       await page.fill('#max-new', '24');
       await page.click('#generate');
       await page.waitForFunction(() => /^(Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
@@ -142,13 +148,15 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example (llama2c)') || !stor
       expect(errors).toEqual([]);
     }, 300_000);
 
-    it('races greedy against speculative on it: identical outputs', async () => {
+    it('races greedy against speculative with the trained heads: identical outputs, drafts kept', async () => {
       await page.fill('#max-new', '16');
       await page.click('#race');
       await page.waitForFunction(() => /^(Race done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
       const verdict = (await page.textContent('#race-verdict')) ?? '';
       console.log(`example race (llama2c): ${verdict}`);
       expect(verdict).toMatch(/^\d+\.\d\d× (faster|slower), 16 → \d+ forwards; outputs identical ✓$/);
+      // trained heads keep drafts: the held-out τ is ~2.8, so 16 tokens take well under 16 forwards
+      expect(Number(/16 → (\d+) forwards/.exec(verdict)![1])).toBeLessThanOrEqual(12);
       expect(errors).toEqual([]);
     }, 300_000);
   },
