@@ -203,7 +203,8 @@ async function main(): Promise<void> {
   const cached = new CachedTransformer(bench.model);
   const text = opts.prompt || named?.prompt;
   let prompt = text ? bench.encode(text) : bench.prompts(1, 48)[0]!;
-  if (opts.position > prompt.length) {
+  const extended = opts.position > prompt.length;
+  if (extended) {
     const lead = await greedyDecode(cached, prompt, { maxNewTokens: opts.position - prompt.length, yieldEveryMs: Infinity });
     prompt = [...prompt, ...lead.tokens];
   }
@@ -232,7 +233,7 @@ async function main(): Promise<void> {
   bench.model.dispose();
 
   console.log(`Model: ${bench.name}; code: ${codeVersion()}; backend ${opts.backend}`);
-  console.log(`Prompt: ${prompt.length} tokens${text ? ` (${JSON.stringify(text)}${opts.position > 0 ? ', extended greedily' : ''})` : ''}; ${tokens} new tokens per decode; per step after the prompt's forward.`);
+  console.log(`Prompt: ${prompt.length} tokens${text ? ` (${JSON.stringify(text)}${extended ? ', extended greedily' : ''})` : ''}; ${tokens} new tokens per decode; per step after the prompt's forward.`);
   console.log(`Wall: median of ${opts.repeats} interleaved repeats; kernel µs: median of ${opts.profiles} profiles.\n`);
   console.log(summaryTable(decoders, profiles, walls));
   console.log(`\nPer kernel (kernels per step | µs per step, the ${opts.top} costliest):\n`);
