@@ -15,6 +15,14 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 
+/** The `k` most likely tokens of n offsets at m state rows (see `MultiTokenModel.headTopK`). */
+export interface TopKCandidates {
+  /** int32 `[m, n, k]`: rank 0 is the argmax (as `headArgmax`), then decreasing probability; −1 where the logits hold NaN or ±Infinity. */
+  ids: tf.Tensor3D;
+  /** float32 `[m, n, k]`: the log-softmax of the offset's logits at each id. */
+  logProbs: tf.Tensor3D;
+}
+
 /** A causal language model with k multi-token heads, as the decoders see it (batch size 1). */
 export interface MultiTokenModel {
   /** Number of heads k (offset 0 is the ordinary next-token head; offsets 1…k-1 draft). */
@@ -76,7 +84,7 @@ export interface MultiTokenModel {
    * NaN or ±Infinity). Without it, tree drafting takes `headLogits` and `topk` on the device.
    * The caller owns both tensors.
    */
-  headTopK?(states: tf.Tensor2D, numOffsets: number, k: number): { ids: tf.Tensor3D; logProbs: tf.Tensor3D };
+  headTopK?(states: tf.Tensor2D, numOffsets: number, k: number): TopKCandidates;
   /** Optional: called once when a decode starts, to prepare inference-only tensors (e.g. a pre-transposed unembedding). */
   beginDecode?(): void;
   /** Optional: called once when a decode ends (also after a throw or an abort), to free what `beginDecode` made. */

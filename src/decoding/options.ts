@@ -6,7 +6,7 @@
 import { checkInteger, fail } from '../internal/errors.js';
 import type { SamplingSettings } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
-import { resolveTree, type TreeOption, type TreeSpec } from './tree.js';
+import { type DynamicTree, resolveTree, type TreeOption, type TreeSpec } from './tree.js';
 import type { TokenChunk } from './result.js';
 import { checkModel, checkPrompt, toIds } from './validate.js';
 
@@ -121,7 +121,7 @@ export const DECODE_DEFAULTS = Object.freeze({
    * A dynamic tree that measured well on the committed models (docs/decoding.md, "Tree drafting"):
    * a suggestion to pass as `tree`, never applied unless asked (a chain is the default).
    */
-  tree: Object.freeze({ topK: 4, maxNodes: 8 }) as Readonly<{ topK: number; maxNodes: number }>,
+  tree: Object.freeze({ topK: 4, maxNodes: 8 }) as Readonly<DynamicTree>,
   /**
    * About one 60 Hz frame: a page stays responsive (a click is seen within a frame or two)
    * while the turns themselves cost well under 1 % of decoding time.

@@ -11,8 +11,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { fail, show } from '../internal/errors.js';
 import { topKOfLogits } from '../layers/inference_fused.js';
-import { type HeadTopK, type InferenceHead, isInferenceHead } from '../layers/inference_head.js';
-import type { MultiTokenModel } from '../decoding/model.js';
+import { type InferenceHead, isInferenceHead } from '../layers/inference_head.js';
+import type { MultiTokenModel, TopKCandidates } from '../decoding/model.js';
 import { KVCache } from './cache.js';
 import { TransformerTrunk } from './trunk.js';
 
@@ -129,7 +129,7 @@ export class CachedTransformer implements MultiTokenModel {
    * log-probabilities, `[m, numOffsets, k]` each (rank 0 equals {@link CachedTransformer.headArgmax};
    * −1 ids where the logits hold NaN or ±Infinity). One pass inside a decode; no readback.
    */
-  headTopK(states: tf.Tensor2D, numOffsets: number, k: number): HeadTopK {
+  headTopK(states: tf.Tensor2D, numOffsets: number, k: number): TopKCandidates {
     this.checkLive('headTopK');
     if (this.head.headTopK !== undefined) return this.head.headTopK(states, numOffsets, k);
     const offsets = Array.from({ length: numOffsets }, (_, j) => j);
