@@ -1,8 +1,9 @@
 /**
  * Tree drafting's pieces and its contract with the session: the tree option's validation (every
  * guard fires, naming the option), static and dynamic tree construction, the three acceptance
- * walks on hand-made numbers, typical acceptance on a tree, and no tensor left behind after a
- * success, a throw and an abort, nor any growth over a 2,000-token tree decode.
+ * walks on hand-made numbers, typical acceptance on a tree, non-finite logits (device and fast
+ * path), and no tensor left behind after a success, a throw and an abort, nor any growth over a
+ * 2,000-token tree decode.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 import { ToyAttentionModel } from '../helpers/toy_models.js';
 import { tinyTransformer } from '../models/helpers.js';
+import { TreeTableModel } from './tree_models.js';
 
 beforeAll(useCpu);
 
@@ -147,4 +149,27 @@ describe('no tensor left behind', () => {
     model.dispose();
     layers.dispose();
   }, 120_000);
+});
+
+describe('non-finite logits stop a tree decode with the decoders\' error', () => {
+  it('device path (a table model without headTopK): NaN logits after token 3', async () => {
+    const table = (j: number) => Array.from({ length: 5 }, (_, a) => Array.from({ length: 5 }, (_, b) => (a === 3 ? NaN : b === (a + 1 + j) % 5 ? 2 : 0)));
+    const model = new TreeTableModel([table(0), table(1), table(2)]);
+    // 0 → 1 → 2 → 3: the step that verifies the rows after token 3 sees NaN
+    await expectThrowNoLeak(() => speculativeDecode(model, [0], { tree: [[0], [1], [0, 0]], maxNewTokens: 10 }), /speculativeDecode: the model's logits at step \d contain NaN or ±Infinity/);
+    model.dispose();
+  });
+
+  it('fast path (CachedTransformer headTopK): a NaN embedding row', async () => {
+    const layers = tinyTransformer({ mtpHeads: 3, maxLength: 32 });
+    const index = layers.weights.findIndex((w) => w.originalName.endsWith('tok_embeddings.weight'));
+    const weights = layers.getWeights();
+    const poisoned = tf.tidy(() => tf.where(tf.equal(tf.reshape(tf.range(0, 32, 1, 'int32'), [32, 1]), 5), tf.fill(weights[index]!.shape, NaN), weights[index]!));
+    layers.setWeights(weights.map((w, i) => (i === index ? poisoned : w)));
+    poisoned.dispose();
+    const model = new CachedTransformer(layers);
+    await expectThrowNoLeak(() => speculativeDecode(model, [5], { tree: { topK: 2, maxNodes: 4 }, maxNewTokens: 10 }), "speculativeDecode: the model's logits at step 0 contain NaN or ±Infinity");
+    model.dispose();
+    layers.dispose();
+  });
 });
