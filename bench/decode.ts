@@ -5,6 +5,7 @@
  * See docs/performance.md.
  *
  *     npm run bench -- [--model DIR] [--backends wasm,cpu] [--repeats 3] [--json bench.json] [--prompts 6] [--tokens 80]
+ *     npm run bench -- --model ../shared/models/stories260K --heads a.bin,b.bin [--temperature 0.8] [--ngram 3]
  *
  * `--model`: fixtures/tslib-k4 (byte-level, held-out TypeScript prompts) by default, or a
  * llama2.c folder such as stories260K (story openings through its tokenizer); see
@@ -60,7 +61,7 @@ const COMMAND = {
     backends: { type: 'strings', default: NODE_BACKENDS, choices: NODE_BACKENDS, help: 'backends to measure, in order' },
     repeats: { type: 'number', default: 3, integer: true, min: 1, help: 'repeats per variant (medians are taken over them)' },
     json: { type: 'string', default: '', help: 'also write the rows to this JSON file' },
-    prompts: { type: 'number', default: 0, integer: true, min: 0, help: 'prompts per backend (0: 6 on wasm, 2 on cpu)' },
+    prompts: { type: 'number', default: 0, integer: true, min: 0, help: 'prompts per backend (0: 6 on wasm, 2 on cpu; with --heads, every held-out story prompt)' },
     tokens: { type: 'number', default: 0, integer: true, min: 0, help: 'new tokens per prompt (0: 80 on wasm, 40 on cpu)' },
     heads: { type: 'strings', default: [], help: 'draft-heads files (exportDraftHeads) for a llama2.c --model: benchmark each (greedy and sampling acceptance) against cached greedy and prompt lookup' },
     temperature: { type: 'number', default: 0.8, help: "with --heads: temperature of the 'sampling' acceptance rows and of their baseline" },
