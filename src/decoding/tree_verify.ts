@@ -7,7 +7,9 @@
  * §4, EAGLE-2 §4).
  *
  * What comes back, as one float32 vector (ids are exact in float32 below 2²⁴):
- *   greedy      — the verifier's argmax at each of the R = nodes + 1 rows;
+ *   greedy      — the verifier's argmax at each of the R = nodes + 1 rows (with the model's
+ *                 `headArgmax` and `headTopK`: also the accepted tip, found on the device, and
+ *                 the next candidates ranked at that row alone);
  *   sampling    — per node its target probability at its parent, per row a residual sample;
  *   typical     — per node whether it passes at its parent, per row a sample from p;
  * then the top-k candidate ids of offsets 1…depth at every row (and their log-probabilities for a
@@ -97,6 +99,27 @@ function judgeOnDevice(o: ResolvedSpeculativeOptions, b: TreeBlock, children: nu
   return tf.concat(parts) as tf.Tensor1D;
 }
 
+/**
+ * Greedy acceptance on the device (the fast path): the row the accepted path ends on, int32 `[1]`.
+ * A node is accepted when it and each of its ancestors equal offset 0's argmax at their parent
+ * (misses counted by one matMul with the ancestor-or-self matrix); the tip is the deepest accepted
+ * node (among equals the first — only repeated candidates can tie), or the root (row 0).
+ */
+function greedyTip(b: TreeBlock, best: tf.Tensor1D): tf.Tensor1D {
+  const { nodes, tokens } = b.tree;
+  const N = nodes.length;
+  const ancestry = new Float32Array(N * N); // [N, N]: 1 where column a is row n or one of its ancestors
+  nodes.forEach((_, n) => {
+    for (let a = n; a >= 0; a = nodes[a]!.parent) ancestry[n * N + a] = 1;
+  });
+  const parentBest = tf.gather(best, tf.tensor1d(nodes.map((n) => n.parent + 1), 'int32')); // [N] the verifier's token at each parent
+  const miss = tf.cast(tf.notEqual(parentBest, tf.tensor1d(tokens, 'int32')), 'float32'); // [N]
+  const misses = tf.matMul(tf.tensor2d(ancestry, [N, N]), tf.reshape(miss, [N, 1])); // [N, 1] misses on the path to each node
+  const rank = tf.tensor1d(nodes.map((n, i) => n.depth * (N + 1) - i)); // [N] deeper first, then earlier
+  const score = tf.where(tf.equal(tf.reshape(misses, [N]), 0), rank, tf.zerosLike(rank)); // [N]
+  return tf.reshape(tf.cast(tf.argMax(tf.concat([tf.zeros([1]), score]), 0), 'int32'), [1]) as tf.Tensor1D; // [1] row index
+}
+
 /** The draft at row `row` from the read-back candidate table (offsets 1…D, k each, after `at`). */
 function draftAt(data: Float32Array, at: number, row: number, D: number, K: number, logAt: number | null): TreeDraft {
   const pick = (base: number) => Array.from({ length: D }, (_, d) => Array.from(data.subarray(base + (row * D + d) * K, base + (row * D + d + 1) * K)));
@@ -112,7 +135,7 @@ export async function verifyTree(model: TreeModel, b: TreeBlock, spec: TreeSpec,
   const K = spec.topK;
   const dynamic = spec.nodes === null;
   const greedy = o.sampling.temperature === 0 || o.acceptance === 'greedy';
-  const fast = greedy && model.headTopK !== undefined;
+  const fast = greedy && model.headTopK !== undefined && model.headArgmax !== undefined;
   const children = childrenOf(nodes);
   const u = greedy ? null : uniforms(random, N + R);
   const fed = feed(b);
@@ -123,10 +146,12 @@ export async function verifyTree(model: TreeModel, b: TreeBlock, spec: TreeSpec,
       const rows = tf.slice(states, [b.pending.length - 1, 0], [R, -1]); // [R, S] the root, then each node
       const flat = (t: tf.Tensor) => tf.reshape(tf.cast(t, 'float32'), [-1]) as tf.Tensor1D;
       if (fast) {
-        const top = model.headTopK!(rows, D + 1, K); // [R, D + 1, K] each
-        const parts = [flat(top.ids)];
-        if (dynamic) parts.push(flat(tf.slice(top.logProbs, [0, 1, 0], [R, D, K])));
-        return tf.concat(parts) as tf.Tensor1D; // [R·(D+1)·K (+ R·D·K)]
+        const best = tf.reshape(model.headArgmax!(rows, 1), [R]) as tf.Tensor1D; // [R] offset 0's argmax at every row
+        const tip = N === 0 ? tf.zeros([1], 'int32') : greedyTip(b, best); // [1] the row the accepted path ends on
+        const top = model.headTopK!(tf.gather(rows, tip), D + 1, K); // [1, D + 1, K] the next tree's candidates, at the tip only
+        const parts = [flat(best), flat(tip), flat(tf.slice(top.ids, [0, 1, 0], [1, D, K]))];
+        if (dynamic) parts.push(flat(tf.slice(top.logProbs, [0, 1, 0], [1, D, K])));
+        return tf.concat(parts) as tf.Tensor1D; // [R + 1 + D·K (+ D·K)]
       }
       const offsets = Array.from({ length: D + 1 }, (_, j) => j);
       const all = model.headLogits(rows, offsets); // [R, D + 1, V] offset 0 verifies, 1…D draft
@@ -141,13 +166,13 @@ export async function verifyTree(model: TreeModel, b: TreeBlock, spec: TreeSpec,
     });
     const data = (await packed.data()) as Float32Array;
     if (fast) {
-      const width = (D + 1) * K;
-      const best = Array.from({ length: R }, (_, r) => data[r * width]!); // offset 0's argmax at each row
-      const verdict = greedyTreeAccept(tokens, children, best);
-      const tip = verdict.path.length === 0 ? 0 : verdict.path[verdict.path.length - 1]! + 1;
-      const ids = Array.from({ length: D }, (_, d) => Array.from(data.subarray(tip * width + (d + 1) * K, tip * width + (d + 2) * K)));
-      const logAt = R * width;
-      const logProbs = dynamic ? Array.from({ length: D }, (_, d) => Array.from(data.subarray(logAt + (tip * D + d) * K, logAt + (tip * D + d + 1) * K))) : null;
+      const best = data.subarray(0, R);
+      const path: number[] = [];
+      for (let i = data[R]! - 1; i >= 0; i = nodes[i]!.parent) path.unshift(i);
+      const verdict = { path, next: best[data[R]!]! };
+      const ids = Array.from({ length: D }, (_, d) => Array.from(data.subarray(R + 1 + d * K, R + 1 + (d + 1) * K)));
+      const logAt = R + 1 + D * K;
+      const logProbs = dynamic ? Array.from({ length: D }, (_, d) => Array.from(data.subarray(logAt + d * K, logAt + (d + 1) * K))) : null;
       const finite = allTokens(best, model.vocabSize) && ids.every((row) => allTokens(row, model.vocabSize));
       return { verdict, draft: { ids, logProbs }, finite };
     }
