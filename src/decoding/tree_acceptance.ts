@@ -18,8 +18,8 @@
  *   token is sampled from p without the children's tokens. The output is distributed exactly as
  *   sampling from p at every position.
  * - typical (lossy, Medusa §2.3.1): a node passes when p(x) > min(ε, δ·exp(−H(p))) at its parent;
- *   the path kept is the deepest one whose nodes all pass (the first in node order among equals),
- *   and the token after it is sampled from p at its end.
+ *   the path kept is the deepest one whose nodes all pass (among equals the most likely, as
+ *   Medusa's `evaluate_posterior` picks), and the token after it is sampled from p at its end.
  */
 import type { TreeNode } from './tree.js';
 
@@ -73,13 +73,20 @@ export function samplingTreeAccept(
   }
 }
 
-/** Typical: `pass[i]` says whether node i passes at its parent's row; `sample[r]` is a token sampled from p at row r. */
-export function typicalTreeAccept(nodes: readonly TreeNode[], pass: ArrayLike<number>, sample: ArrayLike<number>): TreeVerdict {
+/**
+ * Typical: `pass[i]` says whether node i passes at its parent's row, `p[i]` is its probability
+ * there, `sample[r]` a token sampled from p at row r. Among the deepest passing paths, the one of
+ * the highest likelihood Σ log p (Medusa's `evaluate_posterior`), the first among equals.
+ */
+export function typicalTreeAccept(nodes: readonly TreeNode[], pass: ArrayLike<number>, p: ArrayLike<number>, sample: ArrayLike<number>): TreeVerdict {
   const ok: boolean[] = [];
+  const logLikelihood: number[] = [];
   let tip = -1;
   nodes.forEach((n, i) => {
     ok.push(pass[i] === 1 && (n.parent < 0 || ok[n.parent]!));
-    if (ok[i] && (tip < 0 || n.depth > nodes[tip]!.depth)) tip = i;
+    logLikelihood.push(Math.log(p[i]!) + (n.parent < 0 ? 0 : logLikelihood[n.parent]!));
+    if (!ok[i]) return;
+    if (tip < 0 || n.depth > nodes[tip]!.depth || (n.depth === nodes[tip]!.depth && logLikelihood[i]! > logLikelihood[tip]!)) tip = i;
   });
   const path: number[] = [];
   for (let i = tip; i >= 0; i = nodes[i]!.parent) path.unshift(i);

@@ -11,7 +11,7 @@
  *                 `headArgmax` and `headTopK`: also the accepted tip, found on the device, and
  *                 the next candidates ranked at that row alone);
  *   sampling    — per node its target probability at its parent, per row a residual sample;
- *   typical     — per node whether it passes at its parent, per row a sample from p;
+ *   typical     — per node whether it passes at its parent and its p there, per row a sample from p;
  * then the top-k candidate ids of offsets 1…depth at every row (and their log-probabilities for a
  * dynamic tree), and, off the fast path, whether every logit was finite.
  */
@@ -92,7 +92,7 @@ function judgeOnDevice(o: ResolvedSpeculativeOptions, b: TreeBlock, children: nu
   } else {
     if (N > 0) {
       const bar = tf.minimum(tf.scalar(o.posteriorThreshold), tf.mul(tf.scalar(o.posteriorAlpha), tf.exp(tf.neg(entropy(p))))) as tf.Tensor1D; // [R]
-      parts[0] = tf.cast(tf.greater(parts[0]!, tf.gather(bar, parentRows!)), 'float32') as tf.Tensor1D; // [N] passes
+      parts.unshift(tf.cast(tf.greater(parts[0]!, tf.gather(bar, parentRows!)), 'float32') as tf.Tensor1D); // [N] passes, then [N] p(x)
     }
     parts.push(tf.cast(sampleRows(p, uRows), 'float32') as tf.Tensor1D); // [R]
   }
@@ -182,11 +182,12 @@ export async function verifyTree(model: TreeModel, b: TreeBlock, spec: TreeSpec,
     if (greedy) {
       verdict = greedyTreeAccept(tokens, children, data.subarray(1, 1 + R));
       at += R;
-    } else {
-      const perNode = data.subarray(1, 1 + N);
-      const perRow = data.subarray(1 + N, 1 + N + R);
-      verdict = o.acceptance === 'sampling' ? samplingTreeAccept(tokens, children, perNode, u!, perRow) : typicalTreeAccept(nodes, perNode, perRow);
+    } else if (o.acceptance === 'sampling') {
+      verdict = samplingTreeAccept(tokens, children, data.subarray(1, 1 + N), u!, data.subarray(1 + N, 1 + N + R));
       at += N + R;
+    } else {
+      verdict = typicalTreeAccept(nodes, data.subarray(1, 1 + N), data.subarray(1 + N, 1 + 2 * N), data.subarray(1 + 2 * N, 1 + 2 * N + R));
+      at += 2 * N + R;
     }
     const tip = verdict.path.length === 0 ? 0 : verdict.path[verdict.path.length - 1]! + 1;
     return { verdict, draft: draftAt(data, at, tip, D, K, dynamic ? at + R * D * K : null), finite };

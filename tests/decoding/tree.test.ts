@@ -99,9 +99,13 @@ describe('acceptance walks', () => {
     // u = 0.61 for node 1 rejects (0.305 ≥ 0.3): the residual sample at the root.
     expect(samplingTreeAccept(tokens, children, p, [0.6, 0.61, 0, 0], [11, 12, 13, 14, 15])).toEqual({ path: [], next: 11 });
   });
-  it('typical keeps the deepest path whose nodes all pass', () => {
-    expect(typicalTreeAccept(nodes, [1, 1, 0, 1], [20, 21, 22, 23, 24])).toEqual({ path: [1, 3], next: 24 });
-    expect(typicalTreeAccept(nodes, [0, 0, 1, 1], [20, 21, 22, 23, 24])).toEqual({ path: [], next: 20 });
+  it('typical keeps the deepest path whose nodes all pass, the most likely among equals', () => {
+    const p = [0.5, 0.3, 0.2, 0.1];
+    expect(typicalTreeAccept(nodes, [1, 1, 0, 1], p, [20, 21, 22, 23, 24])).toEqual({ path: [1, 3], next: 24 });
+    expect(typicalTreeAccept(nodes, [0, 0, 1, 1], p, [20, 21, 22, 23, 24])).toEqual({ path: [], next: 20 });
+    // both depth-2 paths pass: 0.5·0.2 > 0.3·0.1
+    expect(typicalTreeAccept(nodes, [1, 1, 1, 1], p, [20, 21, 22, 23, 24])).toEqual({ path: [0, 2], next: 23 });
+    expect(typicalTreeAccept(nodes, [1, 1, 1, 1], [0.3, 0.5, 0.1, 0.2], [20, 21, 22, 23, 24])).toEqual({ path: [1, 3], next: 24 });
   });
 });
 
