@@ -121,7 +121,7 @@ export const DECODE_DEFAULTS = Object.freeze({
    * A dynamic tree that measured well on the committed models (docs/decoding.md, "Tree drafting"):
    * a suggestion to pass as `tree`, never applied unless asked (a chain is the default).
    */
-  tree: Object.freeze({ topK: 4, maxNodes: 8 }) as Readonly<DynamicTree>,
+  tree: Object.freeze({ topK: 4, maxNodes: 6 }) as Readonly<DynamicTree>,
   /**
    * About one 60 Hz frame: a page stays responsive (a click is seen within a frame or two)
    * while the turns themselves cost well under 1 % of decoding time.
