@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { greedyDecode, speculativeDecode, speculativeStream, TREE_LIMITS } from '../../src/decoding/index.js';
+import { speculativeDecode, speculativeStream, TREE_LIMITS } from '../../src/decoding/index.js';
 import { growTree, resolveTree } from '../../src/decoding/tree.js';
 import { greedyTreeAccept, samplingTreeAccept, typicalTreeAccept } from '../../src/decoding/tree_acceptance.js';
 import { CachedTransformer } from '../../src/models/index.js';
@@ -139,7 +139,7 @@ describe('no tensor left behind', () => {
     layers.dispose();
   });
 
-  it('a 2,000-token tree decode: the same number of tensors after every step, and greedy\'s tokens', async () => {
+  it('a 2,000-token tree decode: the same number of tensors after every step (exactness is tree_parity\'s)', async () => {
     const layers = tinyTransformer({ mtpHeads: 4, maxLength: 2100, vocabSize: 32 });
     const model = new CachedTransformer(layers);
     const counts: number[] = [];
@@ -148,8 +148,7 @@ describe('no tensor left behind', () => {
     );
     expect(r.tokens).toHaveLength(2000);
     expect(new Set(counts.slice(2)).size).toBe(1);
-    const greedy = await greedyDecode(model, [1], { maxNewTokens: 2000 });
-    expect(r.tokens).toEqual(greedy.tokens);
+    expect(r.stats.forwards).toBeLessThan(2000); // the tree did commit several tokens per forward
     model.dispose();
     layers.dispose();
   }, 120_000);
