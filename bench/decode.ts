@@ -124,6 +124,22 @@ interface Measured {
   walls: number[]; // per repeat, ms for all prompts
 }
 
+/** A row's variant and speed: throughput of `m`, its speedup over `base` (tokens/s ratio within each repeat, then the median). */
+function speedRow(backend: NodeBackend, v: Variant, m: Measured, base: Measured): Pick<Row, 'backend' | 'decoder' | 'k' | 'yieldEveryMs' | 'tokensPerSecond' | 'speedup' | 'tau' | 'tokens' | 'msPerForward'> {
+  const speedups = m.walls.map((w, r) => m.tokens / w / (base.tokens / base.walls[r]!));
+  return {
+    backend,
+    decoder: v.decoder,
+    k: v.k,
+    yieldEveryMs: v.yieldEveryMs,
+    tokensPerSecond: (1000 * m.tokens) / median(m.walls),
+    speedup: median(speedups),
+    tau: m.tokens / m.forwards,
+    tokens: m.tokens,
+    msPerForward: median(m.walls) / m.forwards,
+  };
+}
+
 /**
  * Runs every variant over every prompt, `repeats` times, round-robin (repeat r of every variant
  * before repeat r + 1 of any), so that a burst of load from other processes hits all variants
@@ -225,21 +241,11 @@ async function benchBackend(backend: NodeBackend, dir: string, work: Workload, r
   variants.forEach((v, i) => {
     const m = measured[i]!;
     const same = m.results.every((r, p) => r.tokens.join() === base.results[p]!.tokens.join());
-    // speedup within each repeat (tokens/s ratio), then the median over repeats
-    const speedups = m.walls.map((w, r) => m.tokens / w / (base.tokens / base.walls[r]!));
     const c = cost.get(v) ?? null;
     rows.push({
-      backend,
-      decoder: v.decoder,
-      k: v.k,
-      yieldEveryMs: v.yieldEveryMs,
-      tokensPerSecond: (1000 * m.tokens) / median(m.walls),
-      speedup: median(speedups),
-      tau: m.tokens / m.forwards,
+      ...speedRow(backend, v, m, base),
       acceptance: v.lossless ? m.acceptance : [],
       equalsGreedy: v.lossless ? same : same ? true : null,
-      tokens: m.tokens,
-      msPerForward: median(m.walls) / m.forwards,
       msPerStep: c?.msPerStep ?? null,
       kernelsPerStep: c?.kernelsPerStep ?? null,
       stepCost: c,
@@ -295,19 +301,10 @@ async function benchHeads(backend: NodeBackend, dir: string, work: HeadsWork, ro
     const m = measured[i]!;
     const base = measured[variants.indexOf(v.baseline!)]!;
     const identical = m.results.filter((r, p) => r.tokens.join() === reference.results[p]!.tokens.join()).length;
-    const speedups = m.walls.map((w, r) => m.tokens / w / (base.tokens / base.walls[r]!));
     rows.push({
-      backend,
-      decoder: v.decoder,
-      k: v.k,
-      yieldEveryMs: v.yieldEveryMs,
-      tokensPerSecond: (1000 * m.tokens) / median(m.walls),
-      speedup: median(speedups),
-      tau: m.tokens / m.forwards,
+      ...speedRow(backend, v, m, base),
       acceptance: m.acceptance,
       equalsGreedy: v.lossless ? identical === prompts.length : null,
-      tokens: m.tokens,
-      msPerForward: median(m.walls) / m.forwards,
       msPerStep: null,
       kernelsPerStep: null,
       stepCost: null,

@@ -268,6 +268,20 @@ export class MultiTokenHead extends LayerBase {
     return tf.tidy(() => tf.reshape(this.fused.flatLogits(states, offsets), [states.shape[0], offsets.length, this.vocabSize]) as tf.Tensor3D);
   }
 
+  /** Throws unless `n` is a number of leading offsets, 1…k. */
+  private checkOffsetCount(method: string, n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > this.numHeads) {
+      throw new RangeError(`${WHERE}.${method}: n must be an integer in [1, ${this.numHeads}], but got ${n}.`);
+    }
+  }
+
+  /** Logits of offsets 0…n−1 at every row, row-major `[m·n, V]`: the fused pass when prepared. */
+  private leadingOffsetLogits(states: tf.Tensor2D, n: number): tf.Tensor2D {
+    const offsets = Array.from({ length: n }, (_, j) => j);
+    if (this.fused.prepared) return this.fused.flatLogits(states, offsets); // [m·n, V]
+    return tf.reshape(this.computeLogits(states, offsets), [states.shape[0] * n, this.vocabSize]) as tf.Tensor2D;
+  }
+
   /**
    * The argmax token of offsets 0…n−1 at every row of `states` `[m, D]`, int32 `[m, n]` (−1
    * where that offset's logits hold NaN or ±Infinity). Prepared: one fused pass (offsets stacked,
@@ -275,16 +289,10 @@ export class MultiTokenHead extends LayerBase {
    * @internal
    */
   headArgmax(states: tf.Tensor2D, n: number): tf.Tensor2D {
-    if (!Number.isInteger(n) || n < 1 || n > this.numHeads) {
-      throw new RangeError(`${WHERE}.headArgmax: n must be an integer in [1, ${this.numHeads}], but got ${n}.`);
-    }
-    const offsets = Array.from({ length: n }, (_, j) => j);
+    this.checkOffsetCount('headArgmax', n);
     return tf.tidy(() => {
-      const m = states.shape[0];
-      const flat = this.fused.prepared
-        ? this.fused.flatLogits(states, offsets) // [m·n, V]
-        : (tf.reshape(this.computeLogits(states, offsets), [m * n, this.vocabSize]) as tf.Tensor2D);
-      return tf.reshape(checkedArgmax(flat), [m, n]) as tf.Tensor2D; // [m, n]
+      const flat = this.leadingOffsetLogits(states, n); // [m·n, V]
+      return tf.reshape(checkedArgmax(flat), [states.shape[0], n]) as tf.Tensor2D; // [m, n]
     });
   }
 
@@ -296,19 +304,13 @@ export class MultiTokenHead extends LayerBase {
    * @internal
    */
   headTopK(states: tf.Tensor2D, n: number, k: number): HeadTopK {
-    if (!Number.isInteger(n) || n < 1 || n > this.numHeads) {
-      throw new RangeError(`${WHERE}.headTopK: n must be an integer in [1, ${this.numHeads}], but got ${n}.`);
-    }
+    this.checkOffsetCount('headTopK', n);
     if (!Number.isInteger(k) || k < 1 || k > this.vocabSize) {
       throw new RangeError(`${WHERE}.headTopK: k must be an integer in [1, ${this.vocabSize}], but got ${k}.`);
     }
-    const offsets = Array.from({ length: n }, (_, j) => j);
     return tf.tidy(() => {
       const m = states.shape[0];
-      const flat = this.fused.prepared
-        ? this.fused.flatLogits(states, offsets) // [m·n, V]
-        : (tf.reshape(this.computeLogits(states, offsets), [m * n, this.vocabSize]) as tf.Tensor2D);
-      const { ids, logProbs } = topKOfLogits(flat, k); // [m·n, k] each
+      const { ids, logProbs } = topKOfLogits(this.leadingOffsetLogits(states, n), k); // [m·n, k] each
       return { ids: tf.reshape(ids, [m, n, k]) as tf.Tensor3D, logProbs: tf.reshape(logProbs, [m, n, k]) as tf.Tensor3D };
     });
   }
