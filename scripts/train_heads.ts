@@ -21,7 +21,8 @@ import { exportDraftHeads } from '../src/models/draft_heads.js';
 import { parseCommandLine } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend } from '../tools/backend.js';
 import { registerWasmTrainingKernels } from '../tools/wasm/index.js';
-import { buildCorpus, type CorpusSequence, hiddenStates, seededRandom } from '../tools/heads/corpus.js';
+import { uniformStream } from '../src/decoding/random.js';
+import { buildCorpus, type CorpusSequence, hiddenStates } from '../tools/heads/corpus.js';
 import { batchLoss, type DraftParams, evaluate, mlpParams, prepareData } from '../tools/heads/train.js';
 import { sequentialParams } from '../tools/heads/sequential.js';
 import { measureTau } from '../tools/heads/measure.js';
@@ -164,7 +165,7 @@ async function main(): Promise<void> {
     if (loaded) state = loaded;
     console.log(loaded ? `resumed at step ${loaded.step} (${loaded.seconds.toFixed(0)} s trained)` : 'no checkpoint: starting fresh');
   }
-  const random = seededRandom(s.seed ^ 0x5eed);
+  const random = uniformStream(s.seed ^ 0x5eed);
   for (let i = 0; i < state.rngDraws; i++) random();
 
   const budget = s.minutes * 60;

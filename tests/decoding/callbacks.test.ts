@@ -10,7 +10,7 @@ import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak } from '../helpers/leak.js';
 import { ToyAttentionModel } from '../helpers/toy_models.js';
 import { CachedTransformer } from '../../src/models/index.js';
-import { tinyTransformer } from '../models/helpers.js';
+import { tinyTransformer } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

@@ -12,7 +12,7 @@ import { greedyDecode, greedyStream, speculativeDecode, speculativeStream, block
 import type { MultiTokenModel } from '../../src/decoding/model.js';
 import { CachedTransformer } from '../../src/models/index.js';
 import { expectNoLeak } from '../helpers/leak.js';
-import { tinyTransformer, useCpu } from '../models/helpers.js';
+import { tinyTransformer, useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

@@ -8,7 +8,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fromLayersModel, greedyDecode, speculativeDecode } from '../../src/index.js';
 import { CachedTransformer } from '../../src/models/index.js';
-import { tinyTransformer } from '../models/helpers.js';
+import { tinyTransformer } from '../helpers/models.js';
 import { seededValues } from '../helpers/toy_models.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak } from '../helpers/leak.js';

@@ -9,7 +9,7 @@ import * as fc from 'fast-check';
 import { beforeAll, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode, type DecodeResult } from '../../src/decoding/index.js';
 import { CachedTransformer, type TransformerConfig } from '../../src/models/index.js';
-import { tinyTransformer } from '../models/helpers.js';
+import { tinyTransformer } from '../helpers/models.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak } from '../helpers/leak.js';
 

@@ -27,7 +27,7 @@ import {
   type TokenChunk,
 } from '../../src/decoding/index.js';
 import { CachedTransformer } from '../../src/models/index.js';
-import { tinyTransformer } from '../models/helpers.js';
+import { tinyTransformer } from '../helpers/models.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { expectNoLeak } from '../helpers/leak.js';
 

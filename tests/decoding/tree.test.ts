@@ -14,8 +14,8 @@ import { CachedTransformer } from '../../src/models/index.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 import { ToyAttentionModel } from '../helpers/toy_models.js';
-import { tinyTransformer } from '../models/helpers.js';
-import { TreeTableModel } from './tree_models.js';
+import { tinyTransformer } from '../helpers/models.js';
+import { TreeTableModel } from '../helpers/tree_models.js';
 
 beforeAll(useCpu);
 

@@ -15,7 +15,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { speculativeDecode } from '../../src/decoding/index.js';
 import { useCpu } from '../helpers/backend.js';
-import { TreeTableModel } from './tree_models.js';
+import { TreeTableModel } from '../helpers/tree_models.js';
 
 beforeAll(useCpu);
 

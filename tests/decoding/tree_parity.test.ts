@@ -9,7 +9,7 @@ import { greedyDecode, speculativeDecode, type TreeOption } from '../../src/deco
 import { CachedTransformer, type TransformerConfig } from '../../src/models/index.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak } from '../helpers/leak.js';
-import { tinyTransformer } from '../models/helpers.js';
+import { tinyTransformer } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

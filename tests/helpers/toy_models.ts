@@ -9,16 +9,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { MultiTokenModel } from '../../src/decoding/model.js';
+import { uniformStream } from '../../src/decoding/random.js';
 
 /** Deterministic pseudo-random normal-ish values (sum of uniforms) for reproducible weights. */
 export function seededValues(n: number, seed: number, scale = 1): Float32Array {
-  let s = Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) >>> 0;
-  const next = () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = Math.imul(s ^ (s >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  };
+  const next = uniformStream(Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1)); // the library's stream
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (next() + next() + next() - 1.5) * scale;
   return out;

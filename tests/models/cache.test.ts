@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { COMPACT_AT, KVCache } from '../../src/models/cache.js';
 import { attentionMask } from '../../src/models/positions.js';
-import { useCpu } from './helpers.js';
+import { useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

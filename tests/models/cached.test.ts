@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CachedTransformer } from '../../src/models/index.js';
 import { COMPACT_AT } from '../../src/models/cache.js';
-import { cachedLogits, expectClose, tinyTransformer, uncachedLogits, useCpu } from './helpers.js';
+import { cachedLogits, expectClose, tinyTransformer, uncachedLogits, useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

@@ -10,7 +10,7 @@ import { CachedTransformer, type TransformerConfig } from '../../src/models/inde
 import { rotary } from '../../src/models/ops.js';
 import { rotaryTables } from '../../src/models/positions.js';
 import { expectNoLeak } from '../helpers/leak.js';
-import { cachedLogits, expectClose, tinyTransformer, uncachedLogits, useCpu } from './helpers.js';
+import { cachedLogits, expectClose, tinyTransformer, uncachedLogits, useCpu } from '../helpers/models.js';
 
 /** The cpu backend, or wasm (the browser's and Node's fast path: different kernels, same results). */
 async function use(backend: 'cpu' | 'wasm'): Promise<void> {

@@ -5,7 +5,7 @@ import { CachedTransformer, type CheckpointWeights, type TransformerConfig, tran
 import { resolveTransformerConfig } from '../../src/models/config.js';
 import { trunkWeightSpecs } from '../../src/models/weights.js';
 import { expectThrowNoLeak } from '../helpers/leak.js';
-import { expectClose, uncachedLogits, useCpu } from './helpers.js';
+import { expectClose, uncachedLogits, useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/index.js';
 import { CachedTransformer, decodeBytes, encodeBytes } from '../../src/models/index.js';
 import { loadCheckpoint } from '../../tools/checkpoint.js';
-import { useCpu } from './helpers.js';
+import { useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

@@ -10,7 +10,7 @@ import { greedyDecode } from '../../src/index.js';
 import { CachedTransformer, createTransformer, loadTransformer, type TransformerConfig } from '../../src/models/index.js';
 import { SIZE_LIMITS } from '../../src/internal/errors.js';
 import { expectThrowNoLeak } from '../helpers/leak.js';
-import { tinyTransformer, useCpu } from './helpers.js';
+import { tinyTransformer, useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

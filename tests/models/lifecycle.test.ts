@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/index.js';
 import { CachedTransformer, createTransformer, decodeBytes, encodeBytes } from '../../src/models/index.js';
-import { tinyTransformer, useCpu } from './helpers.js';
+import { tinyTransformer, useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CachedTransformer, loadTransformer, registerModelLayers, type TransformerTrunk } from '../../src/models/index.js';
-import { expectClose, tinyTransformer, uncachedLogits, useCpu } from './helpers.js';
+import { expectClose, tinyTransformer, uncachedLogits, useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CachedTransformer, type TransformerConfig } from '../../src/models/index.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
-import { expectClose, tinyTransformer, useCpu } from './helpers.js';
+import { expectClose, tinyTransformer, useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);
 

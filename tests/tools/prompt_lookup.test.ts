@@ -11,7 +11,7 @@ import { CachedTransformer } from '../../src/models/index.js';
 import { lookupDraft, promptLookupDecode } from '../../tools/prompt_lookup.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
-import { tinyTransformer } from '../models/helpers.js';
+import { tinyTransformer } from '../helpers/models.js';
 
 await useCpu();
 

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { multiTokenLossFunction, multiTokenTargets, offsetLossMetric, oneHotMultiTokenTargets } from '../../src/index.js';
 import { tinyModel } from '../helpers/layers.js';
-import { BATCH, expectLearned, heldOutLosses, K, LEARNING_RATE, loadTrainingData, report, STEPS, type TrainingData } from './setup.js';
+import { BATCH, expectLearned, heldOutLosses, K, LEARNING_RATE, loadTrainingData, report, STEPS, type TrainingData } from '../helpers/training.js';
 
 let data: TrainingData;
 beforeAll(async () => {

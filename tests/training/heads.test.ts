@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MultiTokenHead } from '../../src/layers/index.js';
 import { loadLlama2c } from '../../src/models/llama2c.js';
 import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
-import { buildCorpus, type CorpusSequence, hiddenStates, seededRandom, vocabularyOpenings } from '../../tools/heads/corpus.js';
+import { buildCorpus, type CorpusSequence, hiddenStates, vocabularyOpenings } from '../../tools/heads/corpus.js';
 import { type DraftParams, evaluate, heldOutMask, prepareData } from '../../tools/heads/train.js';
 import { useCpu } from '../helpers/backend.js';
 import { readStories, storiesAvailable } from '../helpers/stories.js';
@@ -25,13 +25,6 @@ describe.skipIf(!available)('train:heads pieces on stories260K', () => {
     ({ model, tokenizer } = (await loadLlama2c(readStories('checkpoint'), { tokenizer: readStories('tokenizer'), mtpHeads: 1 })) as { model: LayersModel; tokenizer: Llama2cTokenizer });
   });
   afterAll(() => model.dispose());
-
-  it('seededRandom repeats per seed and differs across seeds', () => {
-    const draw = (seed: number) => Array.from({ length: 5 }, seededRandom(seed));
-    expect(draw(7)).toEqual(draw(7));
-    expect(draw(7)).not.toEqual(draw(8));
-    expect(draw(7).every((x) => x >= 0 && x < 1)).toBe(true);
-  });
 
   it('vocabulary openings are BOS + one word piece with a leading space', () => {
     const openings = vocabularyOpenings(tokenizer);

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { multiTokenLoss, multiTokenTargets } from '../../src/index.js';
 import { tinyModel } from '../helpers/layers.js';
 import { expectNoLeak } from '../helpers/leak.js';
-import { BATCH, expectLearned, heldOutLosses, K, LEARNING_RATE, loadTrainingData, report, STEPS, type TrainingData } from './setup.js';
+import { BATCH, expectLearned, heldOutLosses, K, LEARNING_RATE, loadTrainingData, report, STEPS, type TrainingData } from '../helpers/training.js';
 
 let data: TrainingData;
 beforeAll(async () => {

@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { greedyDecode } from '../../src/decoding/index.js';
+import { uniformStream } from '../../src/decoding/random.js';
 import { CachedTransformer } from '../../src/models/cached.js';
 import { LAYER_NAMES } from '../../src/models/transformer.js';
 import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
@@ -79,18 +80,6 @@ export interface CorpusSequence {
   opening?: number;
 }
 
-/** mulberry32: a small seeded generator in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Vocabulary openings: the word pieces of the tokenizer that start with a space and are letters (" girl", " ball", …). */
 export function vocabularyOpenings(tokenizer: Llama2cTokenizer): number[][] {
   const out: number[][] = [];
@@ -106,7 +95,7 @@ export function vocabularyOpenings(tokenizer: Llama2cTokenizer): number[][] {
  * backend). `onProgress(tokens)` is called after each sequence.
  */
 export async function buildCorpus(model: LayersModel, tokenizer: Llama2cTokenizer, s: CorpusSettings, onProgress?: (tokens: number) => void): Promise<CorpusSequence[]> {
-  const random = seededRandom(s.seed);
+  const random = uniformStream(s.seed);
   const openings = [...STORY_OPENINGS.slice(0, STORY_OPENINGS.length - HELD_OUT_OPENINGS).map((t) => tokenizer.encode(t)), ...vocabularyOpenings(tokenizer)];
   const cached = new CachedTransformer(model);
   const sequences: CorpusSequence[] = [];

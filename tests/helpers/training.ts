@@ -6,8 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'vitest';
 import { multiTokenLoss, multiTokenTargets } from '../../src/index.js';
-import { loadCorpus, unigramEntropy, windows } from '../helpers/corpus.js';
-import { useCpu } from '../helpers/backend.js';
+import { loadCorpus, unigramEntropy, windows } from './corpus.js';
+import { useCpu } from './backend.js';
 
 /** Number of offsets trained. */
 export const K = 3;

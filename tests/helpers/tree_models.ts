@@ -6,7 +6,7 @@
  * in closed form.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { TableModel } from '../helpers/toy_models.js';
+import { TableModel } from './toy_models.js';
 
 export class TreeTableModel extends TableModel {
   /** Every tree fed, as [tokens, parents]. */

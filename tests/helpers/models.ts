@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { expect } from 'vitest';
-export { useCpu } from '../helpers/backend.js';
+export { useCpu } from './backend.js';
 import { type CachedTransformer, createTransformer, type TransformerConfig } from '../../src/models/index.js';
 
 /** A transformer small enough for unit tests, with non-trivial heads (residual heads start as identity). */
