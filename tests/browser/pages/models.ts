@@ -73,7 +73,8 @@ export function fixedWeights(model: LayersModel, seed: number, options: FixedWei
     const n = shape.reduce((a, b) => a * b, 1);
     const name = w.name.toLowerCase();
     if (shape.length === 1) {
-      return name.includes('gamma') ? seeded(n, seed + i, 0.2).map((v) => 1 + v) : seeded(n, seed + i, 0.1);
+      const gain = name.includes('gamma') || /norm\.weight$/.test(name); // a norm's scale (the trunk names it `….norm.weight`)
+      return gain ? seeded(n, seed + i, 0.2).map((v) => 1 + v) : seeded(n, seed + i, 0.1);
     }
     if (name.includes('embeddings')) return seeded(n, seed + i, 1);
     if (offsetsNearIdentity && /offset\d+\/kernel/.test(name) && shape[0] === shape[1]) {
