@@ -3,7 +3,7 @@
  * decoding (k = 4), and show which tokens the draft heads got right. Two models:
  *
  *     npm run demo -- [--backend wasm|cpu] [--tokens 80] [--file lib.es2015.collection.d.ts] [--checkpoint DIR]
- *     npm run demo -- --llama2c DIR [--prompt "Once upon a time"] [--backend wasm|cpu] [--tokens 80]
+ *     npm run demo -- --llama2c DIR [--heads FILE] [--prompt "Once upon a time"] [--backend wasm|cpu] [--tokens 80]
  *
  * The first runs the committed byte-level reference model on a held-out prompt; the second a
  * llama2.c checkpoint (DIR holds `stories260K.bin` + `tok512.bin`, Karpathy's `tinyllamas`) with
@@ -36,10 +36,11 @@ usage: npm run demo -- [options]
   --checkpoint <dir>    folder with model.json + weights.bin [default: fixtures/tslib-k4]
   --llama2c <dir>       instead: a llama2.c model, folder with stories260K.bin + tok512.bin
   --prompt <text>       with --llama2c: the text to continue [default: Once upon a time]
+  --heads <file>        with --llama2c: trained draft heads (e.g. fixtures/stories260k-heads/sequential-k4.bin)
   --help                print this text`;
 
 /** The command line, checked (unknown flags and bad values end the process with a message). */
-function options(): { backend: string; tokens: number; file: string; checkpoint: string; llama2c: string; prompt: string } {
+function options(): { backend: string; tokens: number; file: string; checkpoint: string; llama2c: string; prompt: string; heads: string } {
   try {
     const { values } = parseArgs({
       options: {
@@ -49,6 +50,7 @@ function options(): { backend: string; tokens: number; file: string; checkpoint:
         checkpoint: { type: 'string', default: fileURLToPath(new URL('../../fixtures/tslib-k4/', import.meta.url)) },
         llama2c: { type: 'string', default: '' },
         prompt: { type: 'string', default: 'Once upon a time' },
+        heads: { type: 'string', default: '' },
         help: { type: 'boolean', default: false },
       },
     });
@@ -62,7 +64,9 @@ function options(): { backend: string; tokens: number; file: string; checkpoint:
     for (const file of values.llama2c ? LLAMA2C_FILES : []) {
       if (!existsSync(join(values.llama2c, file))) throw new Error(`--llama2c must be a folder holding ${LLAMA2C_FILES.join(' and ')}, but ${join(values.llama2c, file)} does not exist.`);
     }
-    return { backend: values.backend, tokens, file: values.file, checkpoint: values.checkpoint, llama2c: values.llama2c, prompt: values.prompt };
+    if (values.heads && !values.llama2c) throw new Error('--heads needs --llama2c (draft heads belong to a llama2.c model).');
+    if (values.heads && !existsSync(values.heads)) throw new Error(`--heads must be a draft-heads file, but ${values.heads} does not exist.`);
+    return { backend: values.backend, tokens, file: values.file, checkpoint: values.checkpoint, llama2c: values.llama2c, prompt: values.prompt, heads: values.heads };
   } catch (error) {
     console.error(`demo: ${(error as Error).message}\nRun with --help for the options.`);
     process.exit(2);
@@ -131,26 +135,33 @@ async function byteLevel(checkpoint: string, file: string): Promise<{ layersMode
 }
 
 /** A llama2.c model (e.g. stories260K) and a prompt through its own tokenizer (BOS first). */
-async function llama2c(dir: string, prompt: string): Promise<{ layersModel: LayersModel; text: Text; kind: string; unit: string }> {
+async function llama2c(dir: string, prompt: string, heads: string): Promise<{ layersModel: LayersModel; text: Text; kind: string; unit: string }> {
   const { model: layersModel, tokenizer } = await loadLlama2c(readFileSync(join(dir, LLAMA2C_FILES[0])), {
     tokenizer: readFileSync(join(dir, LLAMA2C_FILES[1])),
-    mtpHeads: 4,
+    ...(heads ? { draftHeads: new Uint8Array(readFileSync(heads)) } : { mtpHeads: 4 }), // trained heads carry their own k
   });
   const ids = tokenizer!.encode(prompt, { bos: true });
   const text = { label: `prompt (${ids.length} tokens, BOS included)`, ids, decode: (tokens: number[]) => tokenizer!.decode([...ids, ...tokens]) };
-  return { layersModel, text, kind: `llama2.c model ${basename(resolve(dir))}, offsets 1…3 untrained`, unit: 'tokens are BPE pieces' };
+  const drafts = heads ? `draft heads ${basename(heads)}` : 'offsets 1…3 untrained';
+  return { layersModel, text, kind: `llama2.c model ${basename(resolve(dir))}, ${drafts}`, unit: 'tokens are BPE pieces' };
 }
 
 async function main(): Promise<void> {
-  const { backend, tokens: maxNewTokens, file, checkpoint, llama2c: llamaDir, prompt: promptText } = options();
+  const { backend, tokens: maxNewTokens, file, checkpoint, llama2c: llamaDir, prompt: promptText, heads } = options();
   if (!(await tf.setBackend(backend))) throw new Error(`demo: could not initialize the ${backend} backend.`);
 
-  const { layersModel, text, kind, unit } = llamaDir ? await llama2c(llamaDir, promptText) : await byteLevel(checkpoint, file);
+  const { layersModel, text, kind, unit } = llamaDir ? await llama2c(llamaDir, promptText, heads) : await byteLevel(checkpoint, file);
   const model = new CachedTransformer(layersModel); // KV-cached view of the same weights
-  const head = layersModel.layers.find((layer): layer is MultiTokenHead => layer instanceof MultiTokenHead)!;
-  const [V, D] = [head.vocabSize, (head.input as SymbolicTensor).shape.at(-1) as number]; // the head maps [B, T, D] to [B, T, k, V]
-  console.log(`tfjs-mtp demo — backend ${tf.getBackend()}, ${kind} (V = ${V}, D = ${D}, k = ${model.numHeads}, context ${model.maxLength})`);
-  console.log(formatParameterReport(parameterReport({ vocabSize: V, hiddenSize: D, numHeads: head.numHeads, offset0Kind: head.headKinds[0], headKind: head.headKinds.slice(1) })));
+  const head = layersModel.layers[layersModel.layers.length - 1]!; // the head maps [B, T, D] (and, sequential, the ids) to [B, T, k, V]
+  const D = ([head.input].flat()[0] as SymbolicTensor).shape.at(-1) as number;
+  console.log(`tfjs-mtp demo — backend ${tf.getBackend()}, ${kind} (V = ${model.vocabSize}, D = ${D}, k = ${model.numHeads}, context ${model.maxLength})`);
+  if (head instanceof MultiTokenHead) {
+    const { rank, mlpHiddenSize } = head.getConfig() as { rank?: number; mlpHiddenSize?: number }; // the widths of lowRank / mlp heads
+    const kinds = { offset0Kind: head.headKinds[0], headKind: head.headKinds.slice(1), rank, mlpHiddenSize };
+    console.log(formatParameterReport(parameterReport({ vocabSize: model.vocabSize, hiddenSize: D, numHeads: head.numHeads, ...kinds })));
+  } else {
+    console.log(`draft heads: ${head.getClassName()} (${head.countParams().toLocaleString('en-US')} parameters, offset 0 the model's own head)`);
+  }
   console.log(`\n${text.label}:\n${text.decode([])}`);
 
   await greedyDecode(model, text.ids, { maxNewTokens: 8 }); // warm-up (kernel setup) — not timed
