@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, greedyStream, speculativeDecode, speculativeStream, blockwiseDecode } from '../../src/decoding/index.js';
 import type { MultiTokenModel } from '../../src/decoding/model.js';
 import { CachedTransformer } from '../../src/models/index.js';
+import { countReadbacks } from '../helpers/readbacks.js';
 import { expectNoLeak } from '../helpers/leak.js';
 import { tinyTransformer, useCpu } from '../helpers/models.js';
 
@@ -63,26 +64,12 @@ describe('the fast path decodes what the device path decodes', () => {
   });
 
   it('reads back once per step with data(), never synchronously', async () => {
-    const proto = tf.Tensor.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
-    const originals = { data: proto.data, dataSync: proto.dataSync, arraySync: proto.arraySync };
-    let reads = 0;
-    let syncReads = 0;
-    proto.data = function (this: tf.Tensor, ...a: unknown[]) {
-      reads++;
-      return originals.data.apply(this, a);
-    };
-    proto.dataSync = proto.arraySync = function () {
-      syncReads++;
-      throw new Error('synchronous read in a decode loop');
-    };
-    try {
-      const s = await speculativeDecode(fast, PROMPT, { maxNewTokens: 25 });
-      const g = await greedyDecode(fast, PROMPT, { maxNewTokens: 10 });
-      expect(reads).toBe(s.stats.forwards + g.stats.forwards);
-      expect(syncReads).toBe(0);
-    } finally {
-      Object.assign(proto, originals);
-    }
+    const { value: [s, g], reads, syncReads } = await countReadbacks(async () => [
+      await speculativeDecode(fast, PROMPT, { maxNewTokens: 25 }),
+      await greedyDecode(fast, PROMPT, { maxNewTokens: 10 }),
+    ]);
+    expect(reads).toBe(s.stats.forwards + g.stats.forwards);
+    expect(syncReads).toBe(0);
   });
 
   it('prepares at the start and frees at the end after a throw, an abort and a takeover', async () => {

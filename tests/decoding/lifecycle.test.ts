@@ -2,7 +2,6 @@
  * No tensor left behind — after a normal run, a thrown error and an abort, for every decoder
  * and both model kinds — plus streaming, one-decode-per-model, and the readback budget.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   blockwiseDecode,
@@ -18,6 +17,7 @@ import {
 } from '../../src/decoding/index.js';
 import { TableModel, ToyAttentionModel } from '../helpers/toy_models.js';
 import { useCpu } from '../helpers/backend.js';
+import { countReadbacks } from '../helpers/readbacks.js';
 import { expectNoLeak } from '../helpers/leak.js';
 
 beforeAll(useCpu);
@@ -155,36 +155,20 @@ it.each([
   small.dispose();
 });
 
-/** Wraps a model and counts how often its tensors are read back, by patching data()/dataSync(). */
 it('reads back once per step with data(), never with dataSync()/arraySync()', async () => {
   const table = new TableModel([
     [[0, 1], [1, 0]],
     [[1, 0], [0, 1]],
     [[0, 1], [0, 1]],
   ]);
-  const proto = tf.Tensor.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
-  const originals = { data: proto.data, dataSync: proto.dataSync, arraySync: proto.arraySync };
-  let reads = 0;
-  let syncReads = 0;
-  proto.data = function (this: tf.Tensor, ...a: unknown[]) {
-    reads++;
-    return originals.data.apply(this, a);
-  };
-  proto.dataSync = function (this: tf.Tensor, ...a: unknown[]) {
-    syncReads++;
-    return originals.dataSync.apply(this, a);
-  };
-  proto.arraySync = function (this: tf.Tensor, ...a: unknown[]) {
-    syncReads++;
-    return originals.arraySync.apply(this, a);
-  };
   try {
-    const r = await speculativeDecode(table, [0], { maxNewTokens: 40, acceptance: 'sampling', seed: 1 });
-    const g = await greedyDecode(table, [0], { maxNewTokens: 10 });
+    const { value: [r, g], reads, syncReads } = await countReadbacks(async () => [
+      await speculativeDecode(table, [0], { maxNewTokens: 40, acceptance: 'sampling', seed: 1 }),
+      await greedyDecode(table, [0], { maxNewTokens: 10 }),
+    ]);
     expect(reads).toBe(r.stats.forwards + g.stats.forwards);
     expect(syncReads).toBe(0);
   } finally {
-    Object.assign(proto, originals);
     table.dispose();
   }
 });
