@@ -21,6 +21,23 @@ export interface TokenChunk {
    * ended inside the step, the drafts it committed. A live view of acceptance adds these up.
    */
   drafted: number;
+  /**
+   * The draft tree this step verified — present only when decoding with `tree` (on every step of
+   * such a decode; the prompt's step has an empty tree), absent on chain steps. Nodes are listed
+   * parents first; the root, the last committed token before this step, is not a node.
+   *
+   * When the step commits everything it produced, `tokens` is the accepted nodes' tokens followed
+   * by the verifier's own token; when a stop token, `maxNewTokens` or the context cuts the step
+   * short, `tokens` is a prefix of that (`accepted` still says what verification kept).
+   */
+  tree?: {
+    /** Per node, its draft token. */
+    tokens: number[];
+    /** Per node, the index of its parent node, or −1 for a child of the root. */
+    parents: number[];
+    /** The accepted root-to-node path, as node indices from the root down (empty: no draft kept). */
+    accepted: number[];
+  };
 }
 
 /** Why decoding ended. `'context'`: the model's context (`maxLength`) is full. */

@@ -26,6 +26,8 @@ export interface Forward {
   nodes?: number;
   /** False if any logit this forward used was NaN or ±Infinity (read back with the tokens). */
   finite: boolean;
+  /** The draft tree this forward verified (tree steps only; see `TokenChunk.tree`). */
+  tree?: NonNullable<TokenChunk['tree']>;
 }
 
 /** A decoder's loop: one {@link Forward} per model forward, for as long as the session asks. */
@@ -60,7 +62,7 @@ class Transcript {
     if (!f.finite) {
       throw new RangeError(`${this.opts.fn}: the model's logits at step ${step} contain NaN or ±Infinity, so no token can be chosen; nothing from that step was committed.`);
     }
-    const chunk: TokenChunk = { tokens: [], sources: [], step, drafted: 0 };
+    const chunk: TokenChunk = { tokens: [], sources: [], step, drafted: 0, ...(f.tree ? { tree: f.tree } : {}) };
     for (let i = 0; i < f.tokens.length && this.finishReason === null; i++) {
       chunk.tokens.push(f.tokens[i]);
       chunk.sources.push(f.sources[i]);
@@ -147,8 +149,11 @@ function keepFirst(fn: string, error: unknown, cleanupError: unknown): unknown {
   return new AggregateError([error, cleanupError], `${fn}: decoding failed, and cleaning up after it failed too (errors[0], then errors[1]).`);
 }
 
+/** A copy of `chunk` that its consumer may keep or change without touching another consumer's. */
 function copy(chunk: TokenChunk): TokenChunk {
-  return { ...chunk, tokens: chunk.tokens.slice(), sources: chunk.sources.slice() };
+  const c: TokenChunk = { ...chunk, tokens: chunk.tokens.slice(), sources: chunk.sources.slice() };
+  if (chunk.tree) c.tree = { tokens: chunk.tree.tokens.slice(), parents: chunk.tree.parents.slice(), accepted: chunk.tree.accepted.slice() };
+  return c;
 }
 
 /** Throws the signal's reason (an AbortError DOMException when it has none). */

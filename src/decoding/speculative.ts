@@ -218,7 +218,8 @@ function acceptTree(block: TreeBlock, step: TreeStep): Forward {
   const { nodes, tokens } = block.tree;
   const path = step.verdict.path;
   const depth = nodes.reduce((a, n) => Math.max(a, n.depth), 0);
-  return { tokens: [...path.map((i) => tokens[i]!), step.verdict.next], sources: [...path.map((i) => nodes[i]!.depth), 0], drafted: depth, nodes: nodes.length, finite: step.finite };
+  const tree = { tokens: tokens.slice(), parents: nodes.map((n) => n.parent), accepted: path.slice() }; // what the step verified, for views
+  return { tokens: [...path.map((i) => tokens[i]!), step.verdict.next], sources: [...path.map((i) => nodes[i]!.depth), 0], drafted: depth, nodes: nodes.length, finite: step.finite, tree };
 }
 
 /** advance (tree): keep the fed positions whose tokens are committed (the pending ones and the path), drop the rest of the tree. */
