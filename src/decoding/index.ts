@@ -14,3 +14,13 @@ export { greedyDecode, greedyStream } from './greedy.js';
 export { blockwiseDecode, blockwiseStream } from './blockwise.js';
 export { speculativeDecode, speculativeStream } from './speculative.js';
 export { TREE_LIMITS, type DynamicTree, type TreeOption, type TreePaths } from './tree.js';
+export {
+  chooseBudget,
+  defaultTree,
+  measureTreeCosts,
+  TREE_AUTO_DEFAULTS,
+  TREE_BACKEND_DEFAULTS,
+  type MeasureTreeCostsOptions,
+  type TreeBackend,
+  type TreeCost,
+} from './tree_auto.js';

@@ -8,6 +8,7 @@ import type { SamplingSettings } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
 import { type DynamicTree, resolveTree, type TreeOption, type TreeSpec } from './tree.js';
 import type { TokenChunk } from './result.js';
+import { TREE_BACKEND_DEFAULTS } from './tree_auto.js';
 import { checkModel, checkPrompt, toIds } from './validate.js';
 
 /** Token ids: an array or a typed array (e.g. `Int32Array`) of integers in [0, vocabSize). */
@@ -118,10 +119,11 @@ export const DECODE_DEFAULTS = Object.freeze({
   /** Typical acceptance's δ = √ε, Medusa's default. */
   posteriorAlpha: 0.3,
   /**
-   * A dynamic tree that measured well on the committed models (docs/decoding.md, "Tree drafting"):
-   * a suggestion to pass as `tree`, never applied unless asked (a chain is the default).
+   * A dynamic tree that measured well on every backend it was measured on: `TREE_BACKEND_DEFAULTS.fallback`.
+   * `defaultTree()` gives the running backend's own measured tree (docs/performance.md, "Tree
+   * drafting"). A suggestion to pass as `tree`, never applied unless asked (a chain is the default).
    */
-  tree: Object.freeze({ topK: 4, maxNodes: 6 }) as Readonly<DynamicTree>,
+  tree: TREE_BACKEND_DEFAULTS.fallback as Readonly<DynamicTree>,
   /**
    * About one 60 Hz frame: a page stays responsive (a click is seen within a frame or two)
    * while the turns themselves cost well under 1 % of decoding time.
