@@ -22,7 +22,7 @@ import { parseCommandLine } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend } from '../tools/backend.js';
 import { registerWasmTrainingKernels } from '../tools/wasm/index.js';
 import { uniformStream } from '../src/decoding/random.js';
-import { buildCorpus, type CorpusSequence, hiddenStates } from '../tools/heads/corpus.js';
+import { buildCorpus, type CorpusSequence, hiddenStates, storyOpenings } from '../tools/heads/corpus.js';
 import { batchLoss, type DraftParams, evaluate, mlpParams, prepareData } from '../tools/heads/train.js';
 import { sequentialParams } from '../tools/heads/sequential.js';
 import { measureTau } from '../tools/heads/measure.js';
@@ -41,7 +41,9 @@ const COMMAND = {
     minutes: { type: 'number', default: 5, min: 0, help: 'training wall time (the corpus is extra, once)' },
     corpusTokens: { type: 'number', default: 100_000, integer: true, min: 1000, help: 'corpus size in tokens' },
     greedyShare: { type: 'number', default: 0.8, min: 0, help: 'share of greedy sequences (the rest are temperature/top-p samples)' },
-    sequenceTokens: { type: 'number', default: 200, integer: true, min: 8, help: 'new tokens per corpus sequence' },
+    sequenceTokens: { type: 'number', default: 200, integer: true, min: 8, help: 'tokens per corpus sequence (its opening included)' },
+    maxPrefix: { type: 'number', default: 16, integer: true, min: 0, help: 'greedy sequences: up to this many sampled tokens after the opening, then greedy' },
+    corpusBatch: { type: 'number', default: 128, integer: true, min: 1, help: 'sequences generated together (batched trunk forward)' },
     temperature: { type: 'number', default: 0.8, min: 0, help: 'temperature of the sampled sequences' },
     topP: { type: 'number', default: 0.9, min: 0, help: 'top-p of the sampled sequences' },
     targets: { type: 'string', default: 'hard', choices: ['hard', 'soft', 'mix'], help: "the frozen model's argmax (hard), its distribution (soft), or half each" },
@@ -71,8 +73,8 @@ function modelFiles(dir: string): { checkpoint: string; tokenizer: string } {
 }
 
 /** The corpus: reused from out/corpus.json when made with the same settings, else generated. */
-async function corpusFor(s: Settings, model: LayersModel, tokenizer: Parameters<typeof buildCorpus>[1]): Promise<{ sequences: CorpusSequence[]; seconds: number }> {
-  const settings = { tokens: s.corpusTokens, greedyShare: s.greedyShare, sequenceTokens: s.sequenceTokens, temperature: s.temperature, topP: s.topP, seed: s.seed };
+async function corpusFor(s: Settings, model: LayersModel, unembeddingT: tf.Tensor2D, openings: number[][]): Promise<{ sequences: CorpusSequence[]; seconds: number }> {
+  const settings = { tokens: s.corpusTokens, greedyShare: s.greedyShare, sequenceTokens: s.sequenceTokens, temperature: s.temperature, topP: s.topP, maxPrefix: s.maxPrefix, batch: s.corpusBatch, seed: s.seed };
   const file = join(s.out, 'corpus.json');
   if (existsSync(file)) {
     const saved = JSON.parse(readFileSync(file, 'utf8')) as { settings: typeof settings; sequences: CorpusSequence[]; seconds: number };
@@ -84,7 +86,7 @@ async function corpusFor(s: Settings, model: LayersModel, tokenizer: Parameters<
   const bar = new SingleBar({ format: 'corpus   [{bar}] {value}/{total} tokens | {eta_formatted} left', etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000 });
   bar.start(s.corpusTokens, 0);
   const t0 = performance.now();
-  const sequences = await buildCorpus(model, tokenizer, settings, (n) => bar.update(Math.min(n, s.corpusTokens)));
+  const sequences = await buildCorpus(model, unembeddingT, openings, settings, (n) => bar.update(Math.min(n, s.corpusTokens)));
   bar.stop();
   const seconds = (performance.now() - t0) / 1000;
   writeFileSync(file, JSON.stringify({ settings, seconds, sequences }));
@@ -149,7 +151,7 @@ async function main(): Promise<void> {
   const [vocab, d] = embedding.shape;
   console.log(`model: ${files.checkpoint} (D = ${d}, V = ${vocab}), kind ${s.kind}, k = ${s.heads}, H = ${s.hidden}, backend ${s.backend}`);
 
-  const corpus = await corpusFor(s, model, tokenizer!);
+  const corpus = await corpusFor(s, model, unembeddingT, storyOpenings(tokenizer!));
   const tokens = corpus.sequences.reduce((a, q) => a + q.ids.length, 0);
   const t0 = performance.now();
   const data = prepareData(corpus.sequences, hiddenStates(model, corpus.sequences, d), d, unembeddingT, s.heads, s.heldOut);

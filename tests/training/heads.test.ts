@@ -10,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MultiTokenHead } from '../../src/layers/index.js';
 import { loadLlama2c } from '../../src/models/llama2c.js';
 import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
-import { buildCorpus, type CorpusSequence, hiddenStates, vocabularyOpenings } from '../../tools/heads/corpus.js';
+import { greedyDecode } from '../../src/decoding/index.js';
+import { CachedTransformer } from '../../src/models/cached.js';
+import { buildCorpus, type CorpusSequence, generateBatch, hiddenStates, sampleTopP, storyOpenings, vocabularyOpenings } from '../../tools/heads/corpus.js';
 import { type DraftParams, evaluate, heldOutMask, prepareData } from '../../tools/heads/train.js';
 import { useCpu } from '../helpers/backend.js';
 import { readStories, storiesAvailable } from '../helpers/stories.js';
@@ -36,14 +38,18 @@ describe.skipIf(!available)('train:heads pieces on stories260K', () => {
   });
 
   it('the corpus is the same for the same seed, mixes greedy and sampled text, and greedy text is the model’s own greedy choice', async () => {
-    const settings = { tokens: 80, greedyShare: 0.5, sequenceTokens: 12, temperature: 0.8, topP: 0.9, seed: 3 };
-    const a = await buildCorpus(model, tokenizer, settings);
-    const b = await buildCorpus(model, tokenizer, settings);
+    const unembeddingT = tf.transpose((model.getLayer('mtp_head') as unknown as MultiTokenHead).unembedding.matrix()) as tf.Tensor2D; // [D, V]
+    const openings = storyOpenings(tokenizer);
+    const settings = { tokens: 80, greedyShare: 0.5, sequenceTokens: 16, temperature: 0.8, topP: 0.9, maxPrefix: 3, batch: 3, seed: 3 };
+    const a = await buildCorpus(model, unembeddingT, openings, settings);
+    const b = await buildCorpus(model, unembeddingT, openings, settings);
     expect(a).toEqual(b);
     expect(a.reduce((n, q) => n + q.ids.length, 0)).toBeGreaterThanOrEqual(80);
+    expect(a.every((q) => q.ids.length === 16)).toBe(true);
     expect(new Set(a.map((q) => q.mode))).toEqual(new Set(['greedy', 'sampled']));
-    const c = await buildCorpus(model, tokenizer, { ...settings, seed: 4 });
+    const c = await buildCorpus(model, unembeddingT, openings, { ...settings, seed: 4 });
     expect(c).not.toEqual(a);
+    for (const q of a) expect(q.ids.slice(0, openings[q.opening!]!.length)).toEqual(openings[q.opening!]!.slice(0, 16));
     // the tail of a greedy sequence follows the frozen model's argmax
     const greedy = a.find((q) => q.mode === 'greedy')!;
     const head = model.getLayer('mtp_head') as unknown as MultiTokenHead;
@@ -51,6 +57,41 @@ describe.skipIf(!available)('train:heads pieces on stories260K', () => {
     const argmax = tf.tidy(() => tf.argMax(tf.matMul(tf.tensor2d(hidden, [greedy.ids.length, 64]), head.unembedding.matrix(), false, true), -1).arraySync() as number[]);
     const n = greedy.ids.length;
     expect(greedy.ids.slice(n - 4)).toEqual(argmax.slice(n - 5, n - 1));
+    unembeddingT.dispose();
+  });
+
+  it('batched greedy generation equals greedyDecode on each sequence, whatever else shares the batch', async () => {
+    const unembeddingT = tf.transpose((model.getLayer('mtp_head') as unknown as MultiTokenHead).unembedding.matrix()) as tf.Tensor2D; // [D, V]
+    const texts = ['Once upon a time', 'Tom and his dog', 'A friendly dragon', 'It was a cold winter morning'];
+    const plans = texts.map((t, i) => {
+      const opening = tokenizer.encode(t);
+      return { opening, greedyFrom: opening.length + (i % 2) * 3, seed: 10 + i }; // two sequences sample 3 tokens first
+    });
+    const before = tf.memory().numTensors;
+    const batched = await generateBatch(model, unembeddingT, plans, 48, 0.8, 0.9);
+    expect(tf.memory().numTensors).toBe(before);
+    const alone = await generateBatch(model, unembeddingT, [plans[2]!], 48, 0.8, 0.9);
+    expect(alone[0]).toEqual(batched[2]);
+    const cached = new CachedTransformer(model);
+    try {
+      for (let i = 0; i < plans.length; i++) {
+        const start = batched[i]!.slice(0, plans[i]!.greedyFrom);
+        const greedy = await greedyDecode(cached, start, { maxNewTokens: 48 - start.length });
+        expect(batched[i]).toEqual([...start, ...greedy.tokens]);
+      }
+    } finally {
+      cached.dispose();
+      unembeddingT.dispose();
+    }
+  });
+
+  it('top-p sampling keeps the smallest nucleus reaching p and draws inside it', () => {
+    const row = Float32Array.from([0, Math.log(6), Math.log(3), 0]); // probabilities 1, 6, 3, 1 (/11)
+    expect(sampleTopP(row, 1, 0.5, 0.99)).toBe(1); // 6/11 ≥ 0.5: the nucleus is {1}
+    expect(sampleTopP(row, 1, 0.8, 0)).toBe(1);
+    expect(sampleTopP(row, 1, 0.8, 0.99)).toBe(2); // {1, 2}: 9/11 ≥ 0.8
+    expect(sampleTopP(row, 1, 1, 0.999)).toBe(3); // everything, ties by index
+    expect(sampleTopP(row, 0, 0.9, 0.5)).toBe(1); // temperature 0: the argmax
   });
 
   it('sequences that record their opening are held out by opening, never split across train and held out', () => {

@@ -3,81 +3,63 @@
  * seeded. Draft heads are judged against the model's own greedy choice, so most sequences are
  * greedy continuations (what greedy acceptance sees); the rest are temperature/top-p samples
  * (what sampling acceptance sees). Greedy text from one opening is always the same, so each
- * greedy sequence starts from a varied opening: a hand-written story opening or a word of the
- * vocabulary, then a few sampled tokens, then greedy.
+ * greedy sequence starts from a varied opening (a hand-written story opening, a word of the
+ * vocabulary, or a window of the model's own training text), then 0…`maxPrefix` sampled tokens,
+ * then greedy.
+ *
+ * Generation is batched: `batch` sequences of one length advance together through the trunk's
+ * KV-cached forward (`[B]` new ids per step, one readback of `[B, V]` logits per step), every
+ * sequence starting from BOS (or its opening's first token) and fed its opening one token per
+ * step, so openings of any length share a batch.
  *
  * Reference: Cai et al., "Medusa" (2024), §2.3.2 (self-distillation when the training data is
  * unavailable); Li et al., "EAGLE" (2024), §4 (training on the base model's own generations).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { greedyDecode } from '../../src/decoding/index.js';
 import { uniformStream } from '../../src/decoding/random.js';
-import { CachedTransformer } from '../../src/models/cached.js';
-import { LAYER_NAMES } from '../../src/models/transformer.js';
+import { KVCache } from '../../src/models/cache.js';
+import { TransformerTrunk } from '../../src/models/trunk.js';
 import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
+import { HELD_OUT_OPENINGS, STORY_OPENINGS } from './openings.js';
 
-/** Hand-written story openings. The last {@link HELD_OUT_OPENINGS} are never used for training: they are the held-out prompts. */
-export const STORY_OPENINGS: readonly string[] = [
-  'Once upon a time',
-  'One day, a little boy',
-  'Tom and his dog',
-  'There was a big tree',
-  'The sun was shining and',
-  'Mom said to Sue',
-  'A small cat lived',
-  'In a little house by the sea',
-  'Ben wanted to fly',
-  'The princess looked at',
-  'It was a cold winter morning',
-  'Lily found a shiny stone',
-  'The old man had a garden',
-  'A bird sat on the fence',
-  'Sam and Mia went to the park',
-  'The little train was sad',
-  'Max liked to eat apples',
-  'Every night, the moon',
-  'Anna had a red hat',
-  'The bunny hopped into the forest',
-  'A friendly dragon',
-  'Dad made a big cake',
-  'The boat was very small',
-  'Jack saw a frog',
-  // held out (the last HELD_OUT_OPENINGS):
-  'Once there was a happy dog named Spot',
-  'Sara went to the beach with her mom',
-  'The little fish swam',
-  'A boy named Tim had a toy car',
-  'One sunny day, a girl',
-  'The king was very angry',
-  'Lucy and her brother',
-  'The big bear was hungry',
-];
-
-/** How many of the last {@link STORY_OPENINGS} are held out. */
-export const HELD_OUT_OPENINGS = 8;
+export { HELD_OUT_OPENINGS, STORY_OPENINGS };
 
 /** Settings of {@link buildCorpus}. */
 export interface CorpusSettings {
-  /** Tokens to generate in total (prompts included), approximately. */
+  /** Tokens to generate in total (openings included), approximately (whole batches). */
   tokens: number;
   /** Share of sequences that are greedy continuations (the rest are samples). */
   greedyShare: number;
-  /** New tokens per sequence. */
+  /** Tokens per sequence, its opening included. */
   sequenceTokens: number;
-  /** Temperature and top-p of the sampled sequences (and of the short sampled prefix of greedy ones). */
+  /** Temperature and top-p of the sampled sequences and of the sampled prefix of greedy ones. */
   temperature: number;
   topP: number;
+  /** Greedy sequences: a uniform 0…maxPrefix sampled tokens after the opening, then greedy. */
+  maxPrefix: number;
+  /** Sequences generated together. */
+  batch: number;
   /** Seed of everything random here. */
   seed: number;
 }
 
-/** One generated sequence: ids (BOS first) and how it was made. */
+/** One generated sequence: ids (BOS or the opening first) and how it was made. */
 export interface CorpusSequence {
   ids: number[];
   mode: 'greedy' | 'sampled';
-  /** Index of its opening (story openings first, then vocabulary words), so the held-out split can keep openings apart. */
+  /** Index of its opening, so the held-out split can keep openings apart. */
   opening?: number;
+}
+
+/** How one sequence of a batch is made. */
+export interface SequencePlan {
+  /** Its first tokens (BOS first for a llama2.c model), fed as they are. */
+  opening: readonly number[];
+  /** Position from which tokens are the argmax (≥ opening length); `Infinity`: sampled throughout. */
+  greedyFrom: number;
+  /** Seed of its sampled tokens. */
+  seed: number;
 }
 
 /** Vocabulary openings: the word pieces of the tokenizer that start with a space and are letters (" girl", " ball", …). */
@@ -90,57 +72,132 @@ export function vocabularyOpenings(tokenizer: Llama2cTokenizer): number[][] {
   return out;
 }
 
+/** The openings of a llama2.c story model: the training story openings (BOS first), then the vocabulary words. */
+export function storyOpenings(tokenizer: Llama2cTokenizer): number[][] {
+  return [...STORY_OPENINGS.slice(0, STORY_OPENINGS.length - HELD_OUT_OPENINGS).map((t) => tokenizer.encode(t)), ...vocabularyOpenings(tokenizer)];
+}
+
+/** The model's `TransformerTrunk` layer. */
+function trunkOf(model: LayersModel): TransformerTrunk {
+  const trunk = model.layers.find((l) => l instanceof TransformerTrunk);
+  if (trunk === undefined) throw new TypeError(`buildCorpus: model must have a TransformerTrunk layer, but '${model.name}' has [${model.layers.map((l) => l.getClassName()).join(', ')}].`);
+  return trunk as TransformerTrunk;
+}
+
+/** Index of the largest value of `row` (the first on ties, as `tf.argMax`). */
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let v = 1; v < row.length; v++) if (row[v]! > row[best]!) best = v;
+  return best;
+}
+
+/** A token from softmax(row / temperature) restricted to its top-p nucleus, drawn with `u` ∈ [0, 1). */
+export function sampleTopP(row: Float32Array, temperature: number, topP: number, u: number): number {
+  if (temperature <= 0) return argmax(row);
+  let max = -Infinity;
+  for (const x of row) max = Math.max(max, x);
+  const p = Float64Array.from(row, (x) => Math.exp((x - max) / temperature));
+  const order = Array.from(p.keys()).sort((a, b) => p[b]! - p[a]! || a - b);
+  const total = p.reduce((a, b) => a + b, 0);
+  let kept = 0;
+  let n = 0;
+  while (n < order.length && (n === 0 || kept < topP * total)) kept += p[order[n++]!]!;
+  let r = u * kept;
+  for (let i = 0; i < n; i++) {
+    r -= p[order[i]!]!;
+    if (r < 0) return order[i]!;
+  }
+  return order[n - 1]!;
+}
+
 /**
- * Generates the corpus with the frozen model (CachedTransformer + greedyDecode on the current
- * backend). `onProgress(tokens)` is called after each sequence.
+ * Generates `plans.length` sequences of `length` tokens together with the frozen model's trunk
+ * (KV-cached) and shared unembedding `unembeddingT` `[D, V]`. A plan's greedy tokens are the
+ * argmax of the float32 logits (greedyDecode's choice); its sampled ones use its own seeded stream.
  */
-export async function buildCorpus(model: LayersModel, tokenizer: Llama2cTokenizer, s: CorpusSettings, onProgress?: (tokens: number) => void): Promise<CorpusSequence[]> {
-  const random = uniformStream(s.seed);
-  const openings = [...STORY_OPENINGS.slice(0, STORY_OPENINGS.length - HELD_OUT_OPENINGS).map((t) => tokenizer.encode(t)), ...vocabularyOpenings(tokenizer)];
-  const cached = new CachedTransformer(model);
-  const sequences: CorpusSequence[] = [];
-  let total = 0;
+export async function generateBatch(model: LayersModel, unembeddingT: tf.Tensor2D, plans: readonly SequencePlan[], length: number, temperature: number, topP: number): Promise<number[][]> {
+  const trunk = trunkOf(model);
+  const B = plans.length;
+  const ids = plans.map((p) => [p.opening[0]!]);
+  const random = plans.map((p) => uniformStream(p.seed));
+  const cache = new KVCache();
+  const V = unembeddingT.shape[1];
   try {
-    while (total < s.tokens) {
-      const openingIndex = Math.floor(random() * openings.length);
-      const opening = openings[openingIndex]!;
-      const seed = Math.floor(random() * 2 ** 32);
-      const greedy = random() < s.greedyShare;
-      let ids: number[];
-      if (greedy) {
-        const prefixLength = 1 + Math.floor(random() * 6); // a few sampled tokens, so greedy text from one opening varies
-        const prefix = await greedyDecode(cached, opening, { maxNewTokens: prefixLength, temperature: 1, seed });
-        const start = [...opening, ...prefix.tokens];
-        const rest = await greedyDecode(cached, start, { maxNewTokens: s.sequenceTokens - prefixLength, temperature: 0 });
-        ids = [...start, ...rest.tokens];
-      } else {
-        const result = await greedyDecode(cached, opening, { maxNewTokens: s.sequenceTokens, temperature: s.temperature, topP: s.topP, seed });
-        ids = [...opening, ...result.tokens];
-      }
-      sequences.push({ ids, mode: greedy ? 'greedy' : 'sampled', opening: openingIndex });
-      total += ids.length;
-      onProgress?.(total);
+    for (let t = 0; t + 1 < length; t++) {
+      const logits = tf.tidy(() => {
+        const fed = tf.tensor1d(ids.map((q) => q[t]!), 'int32'); // [B]
+        // TransformerTrunk.step is batch-1; its forward takes B sequences of one length with a cache
+        const h = (trunk as unknown as { forward(i: tf.Tensor1D, b: number, c: KVCache): tf.Tensor2D }).forward(fed, B, cache); // [B, D]
+        return tf.matMul(h, unembeddingT); // [B, V]
+      });
+      const values = (await logits.data()) as Float32Array;
+      logits.dispose();
+      plans.forEach((p, i) => {
+        const next = t + 1;
+        const row = values.subarray(i * V, (i + 1) * V);
+        const u = random[i]!();
+        ids[i]!.push(next < p.opening.length ? p.opening[next]! : next >= p.greedyFrom ? argmax(row) : sampleTopP(row, temperature, topP, u));
+      });
     }
   } finally {
-    cached.dispose();
+    cache.clear();
+  }
+  return ids;
+}
+
+/**
+ * Generates the corpus with the frozen model in batches of `s.batch` (see the module header):
+ * each sequence draws an opening from `openings` (index kept), greedy with probability
+ * `greedyShare`. `onProgress(tokens)` is called after each batch.
+ */
+export async function buildCorpus(model: LayersModel, unembeddingT: tf.Tensor2D, openings: readonly (readonly number[])[], s: CorpusSettings, onProgress?: (tokens: number) => void): Promise<CorpusSequence[]> {
+  const random = uniformStream(s.seed);
+  const sequences: CorpusSequence[] = [];
+  let total = 0;
+  while (total < s.tokens) {
+    const count = Math.max(1, Math.min(s.batch, Math.ceil((s.tokens - total) / s.sequenceTokens)));
+    const plans: Array<SequencePlan & { index: number; greedy: boolean }> = [];
+    for (let i = 0; i < count; i++) {
+      const index = Math.floor(random() * openings.length);
+      const opening = openings[index]!.slice(0, s.sequenceTokens);
+      const greedy = random() < s.greedyShare;
+      const prefix = Math.floor(random() * (s.maxPrefix + 1));
+      plans.push({ opening, index, greedy, greedyFrom: greedy ? opening.length + prefix : Infinity, seed: Math.floor(random() * 2 ** 32) });
+    }
+    const ids = await generateBatch(model, unembeddingT, plans, s.sequenceTokens, s.temperature, s.topP);
+    plans.forEach((p, i) => sequences.push({ ids: ids[i]!, mode: p.greedy ? 'greedy' : 'sampled', opening: p.index }));
+    total += count * s.sequenceTokens;
+    onProgress?.(total);
   }
   return sequences;
 }
 
-/** Runs the frozen trunk once over every sequence: final hidden states `[N, D]` (row-major) of all positions, sequences back to back. */
-export function hiddenStates(model: LayersModel, sequences: readonly CorpusSequence[], d: number): Float32Array {
-  const trunk = model.getLayer(LAYER_NAMES.trunk);
-  const n = sequences.reduce((sum, q) => sum + q.ids.length, 0);
-  const out = new Float32Array(n * d);
-  let at = 0;
+/**
+ * Runs the frozen trunk over every sequence (full forwards of up to `batch` sequences of one
+ * length): final hidden states `[N, D]` (row-major) of all positions, sequences back to back.
+ */
+export function hiddenStates(model: LayersModel, sequences: readonly CorpusSequence[], d: number, batch = 32): Float32Array {
+  const trunk = trunkOf(model);
+  const offsets: number[] = [];
+  let n = 0;
   for (const q of sequences) {
-    const h = tf.tidy(() => trunk.apply(tf.tensor2d(q.ids, [1, q.ids.length], 'int32')) as tf.Tensor); // [1, T, D]
-    try {
-      out.set(h.dataSync() as Float32Array, at); // training setup, not a decode loop
-    } finally {
-      h.dispose();
+    offsets.push(n);
+    n += q.ids.length;
+  }
+  const out = new Float32Array(n * d);
+  const byLength = new Map<number, number[]>();
+  sequences.forEach((q, i) => byLength.set(q.ids.length, [...(byLength.get(q.ids.length) ?? []), i]));
+  for (const [T, members] of byLength) {
+    for (let at = 0; at < members.length; at += batch) {
+      const group = members.slice(at, at + batch);
+      const h = tf.tidy(() => trunk.apply(tf.tensor2d(group.flatMap((i) => sequences[i]!.ids), [group.length, T], 'int32')) as tf.Tensor); // [b, T, D]
+      try {
+        const values = h.dataSync() as Float32Array; // training setup, not a decode loop
+        group.forEach((i, g) => out.set(values.subarray(g * T * d, (g + 1) * T * d), offsets[i]! * d));
+      } finally {
+        h.dispose();
+      }
     }
-    at += q.ids.length * d;
   }
   return out;
 }
