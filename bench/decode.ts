@@ -6,6 +6,7 @@
  *
  *     npm run bench -- [--model DIR] [--backends wasm,cpu] [--repeats 3] [--json bench.json] [--prompts 6] [--tokens 80]
  *     npm run bench -- --model ../shared/models/stories260K --heads a.bin,b.bin [--temperature 0.8] [--ngram 3]
+ *     npm run bench -- --tree [--model DIR] [--heads a.bin,b.bin] [--backends wasm,cpu] [--repeats 3]
  *
  * `--model`: fixtures/tslib-k4 (byte-level, held-out TypeScript prompts) by default, or a
  * llama2.c folder such as stories260K (story openings through its tokenizer); see
@@ -24,6 +25,13 @@
  * no-training baseline. Prompts: held out from the heads' distillation corpus plus hand-written
  * story openings (tools/bench_model.ts `heldOutStoryPrompts`). No step-cost pass in this mode.
  *
+ * `--tree` (issue #13 §4, §6) benchmarks tree drafting instead: per backend, cached greedy, the
+ * chain (k = 4), a static Medusa-style tree and dynamic trees of a few node budgets (including the
+ * backend's `defaultTree`), for the model's own heads or each `--heads` file: τ, tokens/s, speedup
+ * against cached greedy (within each repeat, median), nodes verified per step, ms per step and
+ * whether every prompt's output equals greedy's; then what one tree forward costs per node budget
+ * (`measureTreeCosts`) and which budget `chooseBudget` would take at a few draft confidences.
+ *
  * Step cost: the cached greedy and speculative decoders run once more through a timing proxy
  * of the model (tools/step_cost.ts): ms per step split into forward / heads / readback /
  * rollback / other, medians over every step after the prompt's; kernels per step come from a
@@ -35,13 +43,18 @@ import { basename } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   blockwiseDecode,
+  chooseBudget,
   DECODE_DEFAULTS,
+  defaultTree,
   formatParameterReport,
   fromLayersModel,
   greedyDecode,
+  measureTreeCosts,
   speculativeDecode,
   type DecodeResult,
   type MultiTokenModel,
+  type TreeCost,
+  type TreeOption,
 } from '../src/index.js';
 import { CachedTransformer } from '../src/models/index.js';
 import { parseCommandLine } from '../tools/args.js';
@@ -66,6 +79,7 @@ const COMMAND = {
     heads: { type: 'strings', default: [], help: 'draft-heads files (exportDraftHeads) for a llama2.c --model: benchmark each (greedy and sampling acceptance) against cached greedy and prompt lookup' },
     temperature: { type: 'number', default: 0.8, help: "with --heads: temperature of the 'sampling' acceptance rows and of their baseline" },
     ngram: { type: 'number', default: PROMPT_LOOKUP_DEFAULTS.ngram, integer: true, min: 1, help: 'with --heads: longest n-gram prompt lookup matches' },
+    tree: { type: 'boolean', help: 'benchmark tree drafting instead: chain vs static and dynamic trees at k = 4 (the model\'s heads, or each --heads file), and the tree forward\'s cost per node budget' },
   },
 } as const;
 
@@ -98,6 +112,9 @@ interface Row {
   /** `--heads` rows: prompts whose output equals cached greedy's (lossless rows), of `prompts`. */
   identicalPrompts?: number;
   prompts?: number;
+  /** `--tree` rows: the drafting ('chain', a static or dynamic tree) and the draft nodes verified per step (ms per step: `msPerForward`). */
+  drafting?: string;
+  nodesPerStep?: number;
 }
 
 type Run = (model: MultiTokenModel, prompt: number[], maxNewTokens: number) => Promise<DecodeResult>;
@@ -113,6 +130,8 @@ interface Variant {
   yieldEveryMs: number;
   /** Whether the step-cost pass measures it. */
   costed: boolean;
+  /** `--tree` variants: how it drafts. */
+  drafting?: string;
   run: Run;
 }
 
@@ -120,6 +139,8 @@ interface Measured {
   results: DecodeResult[];
   tokens: number;
   forwards: number;
+  /** Draft nodes fed (stats.draftNodes summed over prompts). */
+  nodes: number;
   acceptance: number[];
   walls: number[]; // per repeat, ms for all prompts
 }
@@ -147,7 +168,7 @@ function speedRow(backend: NodeBackend, v: Variant, m: Measured, base: Measured)
  */
 async function measureAll(variants: Variant[], prompts: number[][], maxNewTokens: number, repeats: number): Promise<Measured[]> {
   for (const v of variants) await v.run(v.model, prompts[0]!, Math.min(8, maxNewTokens)); // warm-up: kernels, shapes, JIT
-  const out: Measured[] = variants.map(() => ({ results: [], tokens: 0, forwards: 0, acceptance: [], walls: [] }));
+  const out: Measured[] = variants.map(() => ({ results: [], tokens: 0, forwards: 0, nodes: 0, acceptance: [], walls: [] }));
   for (let r = 0; r < repeats; r++) {
     for (const [i, v] of variants.entries()) {
       const t0 = performance.now();
@@ -161,6 +182,7 @@ async function measureAll(variants: Variant[], prompts: number[][], maxNewTokens
     const m = out[i]!;
     m.tokens = m.results.reduce((a, x) => a + x.tokens.length, 0);
     m.forwards = m.results.reduce((a, x) => a + x.stats.forwards, 0);
+    m.nodes = m.results.reduce((a, x) => a + (x.stats.draftNodes ?? 0), 0);
     m.acceptance = Array.from({ length: v.k - 1 }, (_, j) => {
       const kept = m.results.reduce((a, x) => a + (x.stats.acceptedPerOffset[j] ?? 0), 0);
       const drafted = m.results.reduce((a, x) => a + (x.stats.draftedPerOffset[j] ?? 0), 0);
@@ -335,6 +357,160 @@ function headsTable(rows: Row[]): string {
   return lines.join('\n');
 }
 
+/** The `--tree` draftings at k = 4: the chain, a static Medusa-style tree, dynamic trees of growing budgets, and the backend's default. */
+function treeDraftings(backend: string): [string, TreeOption | undefined][] {
+  const out: [string, TreeOption | undefined][] = [
+    ['chain', undefined],
+    ['static 6 nodes [0] [1] [0,0] [1,0] [0,1] [0,0,0]', [[0], [1], [0, 0], [1, 0], [0, 1], [0, 0, 0]]],
+    ['dynamic topK 4, 6 nodes', { topK: 4, maxNodes: 6 }],
+    ['dynamic topK 4, 12 nodes', { topK: 4, maxNodes: 12 }],
+    ['dynamic topK 8, 32 nodes', { topK: 8, maxNodes: 32 }],
+  ];
+  const d = defaultTree(backend);
+  const name = `dynamic topK ${d.topK}, ${d.maxNodes} nodes`;
+  if (!out.some(([n]) => n === name)) out.push([`${name} (defaultTree)`, d]);
+  return out;
+}
+
+/** Node budgets of the `--tree` forward-cost table. */
+const COST_BUDGETS = [1, 2, 4, 6, 8, 12, 16, 24, 32];
+
+/** A `--tree` cost table: one model's tree forward per node budget on one backend. */
+interface CostTable {
+  backend: string;
+  heads: string;
+  cacheLength: number;
+  costs: readonly TreeCost[];
+}
+
+/**
+ * `--tree` on one backend: cached greedy and every drafting of {@link treeDraftings} for each
+ * model (its own heads, or each `--heads` file), round-robin over `repeats`; then each model's
+ * tree forward cost per node budget.
+ */
+async function benchTree(backend: NodeBackend, dir: string, work: Workload & { heads: string[] }, rows: Row[], costs: CostTable[], notes: string[]): Promise<BenchModel[]> {
+  await useBackend(backend);
+  const benches: BenchModel[] = [];
+  if (work.heads.length === 0) benches.push(await loadBenchModel(dir));
+  for (const file of work.heads) benches.push(await loadBenchModel(dir, 4, { name: basename(file), bytes: new Uint8Array(readFileSync(file)) }));
+  const cached = benches.map((b) => new CachedTransformer(b.model));
+  const cpu = backend === 'cpu';
+  const texts = heldOutStoryPrompts();
+  const prompts = work.heads.length > 0 ? texts.slice(0, work.prompts || texts.length).map((t) => benches[0]!.encode(t)) : benches[0]!.prompts(work.prompts || (cpu ? 2 : 6), 48);
+  const maxNewTokens = work.tokens || (cpu ? 40 : 80);
+  const yieldEveryMs = DECODE_DEFAULTS.yieldEveryMs;
+  const headsName = (i: number) => (work.heads.length > 0 ? basename(work.heads[i]!) : 'its own');
+  const greedy: Variant = { decoder: 'greedy (cached)', drafting: '–', heads: '–', k: 1, lossless: true, model: cached[0]!, yieldEveryMs, costed: false, run: (m, p, n) => greedyDecode(m, p, { maxNewTokens: n }) };
+  const variants: Variant[] = [greedy];
+  cached.forEach((model, i) => {
+    for (const [drafting, tree] of treeDraftings(backend)) {
+      variants.push({
+        decoder: 'speculative greedy (cached)', drafting, heads: headsName(i), k: model.numHeads, lossless: true, model, yieldEveryMs, costed: false,
+        run: (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, ...(tree === undefined ? {} : { tree }) }),
+      });
+    }
+  });
+  const measured = await measureAll(variants, prompts, maxNewTokens, work.repeats);
+  const base = measured[0]!;
+  variants.forEach((v, i) => {
+    const m = measured[i]!;
+    const identical = m.results.filter((r, p) => r.tokens.join() === base.results[p]!.tokens.join()).length;
+    rows.push({
+      ...speedRow(backend, v, m, base),
+      acceptance: m.acceptance,
+      equalsGreedy: identical === prompts.length,
+      msPerStep: null,
+      kernelsPerStep: null,
+      stepCost: null,
+      heads: v.heads!,
+      identicalPrompts: identical,
+      prompts: prompts.length,
+      drafting: v.drafting!,
+      nodesPerStep: m.nodes / m.forwards,
+    });
+    const row = rows.at(-1)!;
+    console.error(`  ${backend} ${v.heads} ${v.drafting}: ${fmt(row.tokensPerSecond, 1)} tok/s, ${fmt(row.speedup)}×, τ ${fmt(row.tau)}, ${fmt(row.nodesPerStep!, 1)} nodes/step`);
+  });
+  // the tree forward's cost per budget, after a prompt in the cache (as mid-decode)
+  for (const [i, model] of cached.entries()) {
+    model.truncate(0);
+    tf.dispose(model.forward(prompts[0]!));
+    const table = await measureTreeCosts(model, COST_BUDGETS, model.numHeads - 1, { repeats: 7 * work.repeats, warmup: 3 });
+    costs.push({ backend, heads: headsName(i), cacheLength: model.length, costs: table });
+    model.truncate(0);
+  }
+  notes.push(`${backend}: ${prompts.length} prompts × ${maxNewTokens} new tokens, median of ${work.repeats} repeats`);
+  cached.forEach((c) => c.dispose());
+  return benches;
+}
+
+/** The `--tree` table: one row per backend, heads and drafting; speedup against cached greedy. */
+function treeTable(rows: Row[]): string {
+  const lines = [
+    '| backend | draft heads | drafting | τ | nodes/step | tokens/s | ms/step | speedup vs greedy | output == greedy |',
+    '|---|---|---|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const r of rows) {
+    const eq = `${r.equalsGreedy ? 'yes' : '**NO**'} (${r.identicalPrompts}/${r.prompts})`;
+    lines.push(`| ${r.backend} | ${r.heads} | ${r.k === 1 ? 'greedy (cached)' : r.drafting} | ${fmt(r.tau)} | ${fmt(r.nodesPerStep!, 1)} | ${fmt(r.tokensPerSecond, 1)} | ${fmt(r.msPerForward)} | ${fmt(r.speedup)}× | ${eq} |`);
+  }
+  return lines.join('\n');
+}
+
+/** The `--tree` cost tables: ms of one tree forward (+ the verifier's argmax, one readback) per node budget. */
+function costTables(tables: CostTable[]): string {
+  const budgets = tables[0]!.costs.map((c) => c.nodes);
+  const lines = [
+    `Tree forward cost (measureTreeCosts: median ms of a forward over the root + n nodes and offset 0's argmax, one readback; chains ≤ 3 deep):`,
+    '',
+    `| backend | draft heads | cache length | ${budgets.map((n) => `${n} nodes`).join(' | ')} | 32 ÷ 1 |`,
+    `|---|---|---:|${budgets.map(() => '---:').join('|')}|---:|`,
+  ];
+  for (const t of tables) {
+    lines.push(`| ${t.backend} | ${t.heads} | ${t.cacheLength} | ${t.costs.map((c) => fmt(c.ms)).join(' | ')} | ${fmt(t.costs.at(-1)!.ms / t.costs[0]!.ms)}× |`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * What `chooseBudget` makes of a cost table: the budget it picks when the best-first nodes' path
+ * probabilities fall geometrically from `p` (p, p², … for a chain-shaped confidence; a lower p = a
+ * less sure draft), capped at 32 nodes.
+ */
+function budgetChoices(tables: CostTable[]): string {
+  const ps = [0.3, 0.5, 0.7, 0.8, 0.9];
+  const lines = [`chooseBudget on these costs, best-first path probabilities p, p², p³, … (in sorted order):`, '', `| backend | draft heads | ${ps.map((p) => `p = ${p}`).join(' | ')} |`, `|---|---|${ps.map(() => '---:').join('|')}|`];
+  for (const t of tables) {
+    const picks = ps.map((p) => chooseBudget(Array.from({ length: 32 }, (_, i) => (i + 1) * Math.log(p)), t.costs));
+    lines.push(`| ${t.backend} | ${t.heads} | ${picks.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** `--tree`: the tree table over every backend, the cost tables, and the JSON. */
+async function mainTree(dir: string, backends: NodeBackend[], work: Workload & { heads: string[] }, jsonPath: string, code: ReturnType<typeof codeVersion>): Promise<void> {
+  const rows: Row[] = [];
+  const costs: CostTable[] = [];
+  const notes: string[] = [];
+  let benches: BenchModel[] = [];
+  for (const b of backends) {
+    benches.forEach((x) => x.model.dispose());
+    benches = await benchTree(b, dir, work, rows, costs, notes);
+  }
+  benches.forEach((x) => x.model.dispose());
+  const version = code ? `${code.commit.slice(0, 7)}${code.dirty ? ' + uncommitted changes in src/' : ''}` : 'unknown';
+  const name = benches[0]!.name.replace(/; draft heads .*\)$/, ')');
+  console.log(`Model: ${name}${work.heads.length > 0 ? `; draft heads: ${work.heads.join(', ')}` : ''}; code: ${version}\n`);
+  console.log(treeTable(rows));
+  console.log(`\n${costTables(costs)}`);
+  console.log(`\n${budgetChoices(costs)}`);
+  for (const n of notes) console.log(`\n${n}`);
+  if (jsonPath) {
+    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), code, model: name, heads: work.heads, rows, costs, notes }, null, 2));
+    console.log(`\nwrote ${jsonPath}`);
+  }
+}
+
 /** A MultiTokenModel whose forward is nearly free and whose drafts are always right. */
 class TrivialModel implements MultiTokenModel {
   readonly numHeads = 4;
@@ -464,9 +640,13 @@ async function mainHeads(dir: string, backends: NodeBackend[], work: HeadsWork, 
 
 async function main(): Promise<void> {
   const code = codeVersion();
-  const { model: dir, backends, json: jsonPath, heads, temperature, ngram, ...work } = parseCommandLine(COMMAND);
+  const { model: dir, backends, json: jsonPath, heads, temperature, ngram, tree, ...work } = parseCommandLine(COMMAND);
   const rows: Row[] = [];
   const notes: string[] = [];
+  if (tree) {
+    await mainTree(dir, backends, { ...work, heads }, jsonPath, code);
+    return;
+  }
   if (heads.length > 0) {
     await mainHeads(dir, backends, { ...work, heads, temperature, ngram }, jsonPath, code);
     return;

@@ -57,7 +57,7 @@ export interface TreeCost {
 
 /** Options of {@link measureTreeCosts}. */
 export interface MeasureTreeCostsOptions {
-  /** Timed forwards per budget (the median is kept), an integer in [1, 64]. Default: {@link TREE_AUTO_DEFAULTS}.repeats. */
+  /** Timed forwards per budget (the median is kept), an integer in [1, 64], run in rounds over the budgets. Default: {@link TREE_AUTO_DEFAULTS}.repeats. */
   repeats?: number;
   /** Untimed forwards per budget first (shader compilation, kernel caches), an integer in [0, 16]. Default: {@link TREE_AUTO_DEFAULTS}.warmup. */
   warmup?: number;
@@ -113,9 +113,10 @@ async function timeForward(model: Required<Pick<MultiTokenModel, 'forwardTree' |
 /**
  * What a tree step's forward costs on `model` and the running backend, per node budget: for each
  * budget, a dummy tree of that many nodes (chains at most `depth` deep under one root token) runs
- * through `forwardTree` and the verifier's argmax over its rows, `warmup` times untimed and
- * `repeats` times timed (`performance.now()` around the forward and one awaited `data()`); the
- * median is kept. Measured once per (model, backend, depth, budgets): later calls return the same
+ * through `forwardTree` and the verifier's argmax over its rows, `warmup` rounds untimed and
+ * `repeats` rounds timed (`performance.now()` around the forward and one awaited `data()`; a round
+ * runs every budget once, so that other work on the machine hits every budget alike); the median
+ * is kept. Measured once per (model, backend, depth, budgets): later calls return the same
  * table. The model's cache is left as it was (every fed row is dropped with `keepRows([])`, or
  * `truncate` after a throw), and no tensor is left behind, also after a throw or an abort.
  *
@@ -153,22 +154,21 @@ export async function measureTreeCosts(
   if (cached !== undefined) return cached;
   signal?.throwIfAborted();
   const treeModel = model as Parameters<typeof timeForward>[0];
-  const table: TreeCost[] = [];
+  const trees = budgets.map((n) => dummyTree(n, depth, model.vocabSize));
+  const times: number[][] = budgets.map(() => []);
   try {
-    for (const nodes of budgets) {
-      const tree = dummyTree(nodes, depth, model.vocabSize);
-      const times: number[] = [];
-      for (let r = 0; r < warmup + repeats; r++) {
+    // round-robin over the budgets, so that a burst of other work hits every budget alike
+    for (let r = 0; r < warmup + repeats; r++) {
+      for (const [i, tree] of trees.entries()) {
         signal?.throwIfAborted();
         const ms = await timeForward(treeModel, tree);
-        if (r >= warmup) times.push(ms);
+        if (r >= warmup) times[i]!.push(ms);
       }
-      table.push({ nodes, ms: median(times) });
     }
   } finally {
     if (model.length !== length) model.truncate(length); // a forward threw after appending: drop what it fed
   }
-  const frozen = Object.freeze(table.map((row) => Object.freeze(row)));
+  const frozen = Object.freeze(budgets.map((nodes, i) => Object.freeze({ nodes, ms: median(times[i]!) })));
   if (!measured.has(model)) measured.set(model, new Map());
   measured.get(model)!.set(key, frozen);
   return frozen;

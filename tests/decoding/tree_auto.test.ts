@@ -140,13 +140,16 @@ describe('measureTreeCosts', () => {
     tf.dispose(model.forward([2, 3]));
     const table = await measureTreeCosts(model, [2, 5], 2, { repeats: 3, warmup: 1 });
     expect(model.trees).toHaveLength(2 * (1 + 3));
+    // round-robin: budget 2, budget 5, budget 2, …
     expect(model.trees[0]).toEqual([[0, 1, 2], [-1, 0, 1]]);
-    expect(model.trees[4]).toEqual([[0, 1, 2, 3, 4, 0], [-1, 0, 1, 0, 3, 0]]);
+    expect(model.trees[1]).toEqual([[0, 1, 2, 3, 4, 0], [-1, 0, 1, 0, 3, 0]]);
+    expect(model.trees.map((t) => t[0].length)).toEqual([3, 6, 3, 6, 3, 6, 3, 6]);
     expect(model.length).toBe(2);
     expect(await measureTreeCosts(model, [2, 5], 2, { repeats: 3, warmup: 1 })).toBe(table); // cached: no forward
     expect(model.trees).toHaveLength(8);
     await measureTreeCosts(model, [2, 5], 1, { repeats: 1, warmup: 0 }); // another depth: measured
     expect(model.trees).toHaveLength(10);
+    expect(model.trees[8]).toEqual([[0, 1, 2], [-1, 0, 0]]);
     expect(model.trees[9]).toEqual([[0, 1, 2, 3, 4, 0], [-1, 0, 0, 0, 0, 0]]);
     expect(Object.isFrozen(table)).toBe(true);
     model.dispose();
