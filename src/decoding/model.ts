@@ -23,6 +23,20 @@ export interface TopKCandidates {
   logProbs: tf.Tensor3D;
 }
 
+/**
+ * A candidate tree grown on the device (see `MultiTokenModel.headTree`): per state row, `G = k +
+ * (depth − 1)·k²` candidates in generation order — depth 1's `k` (children of the root), then for
+ * each deeper depth `k` groups of `k` siblings (the children of that depth's `k` expanded parents).
+ */
+export interface TreeCandidates {
+  /** int32 `[m, G]`: the candidates' tokens; −1 throughout a row whose logits held NaN or ±Infinity. */
+  ids: tf.Tensor2D;
+  /** int32 `[m, G]`: each candidate's parent, an earlier index into the same row's list, or −1 for a child of the root. */
+  parents: tf.Tensor2D;
+  /** float32 `[m, G]`: the summed draft log-probabilities along the path from the root to the candidate. */
+  scores: tf.Tensor2D;
+}
+
 /** A causal language model with k multi-token heads, as the decoders see it (batch size 1). */
 export interface MultiTokenModel {
   /** Number of heads k (offset 0 is the ordinary next-token head; offsets 1…k-1 draft). */
@@ -85,6 +99,19 @@ export interface MultiTokenModel {
    * The caller owns both tensors.
    */
   headTopK?(states: tf.Tensor2D, numOffsets: number, k: number): TopKCandidates;
+  /**
+   * Optional (dynamic trees with draft modules whose output depends on the previous token, such as
+   * sequential MTP modules): grows the next step's candidate tree on the device, the EAGLE-2 way
+   * (Li et al. 2024, §4). `states` `[m, stateSize]` are the rows the tree may hang under and
+   * `roots` int32 `[m]` the token each tree hangs under (the token the verifier commits after
+   * that row). Level 1 is offset 1's top-`k` given the root; then, `depth − 1` times, the `k`
+   * candidates of the last level with the highest cumulative log-probability are expanded, each
+   * conditioned on its own token, into their own top-`k` children. See {@link TreeCandidates}
+   * for the layout. Models whose drafts do not depend on earlier drafted tokens (parallel heads)
+   * leave it out: the per-depth ranking of `headTopK` already is the whole story there. The
+   * caller owns the result; no readback.
+   */
+  headTree?(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): TreeCandidates;
   /** Optional: called once when a decode starts, to prepare inference-only tensors (e.g. a pre-transposed unembedding). */
   beginDecode?(): void;
   /** Optional: called once when a decode ends (also after a throw or an abort), to free what `beginDecode` made. */

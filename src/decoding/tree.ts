@@ -57,11 +57,23 @@ export interface TreeSpec {
   depth: number;
 }
 
-/** The candidates a step drafted at the node it accepted: per depth d (index d − 1), the top-k ids and their log-probabilities. */
-export interface TreeDraft {
+/** Per-depth candidates (parallel heads): per depth d (index d − 1), the top-k ids and their log-probabilities. */
+export interface RankDraft {
   ids: number[][];
   logProbs: number[][] | null;
 }
+
+/**
+ * A candidate forest grown by the model (`MultiTokenModel.headTree`, sequential modules): one entry
+ * per candidate in generation order — its token, its parent (an earlier index, −1 = a child of the
+ * root), its rank among its siblings and its path's summed log-probability.
+ */
+export interface ForestDraft {
+  forest: { tokens: number[]; parents: number[]; ranks: number[]; scores: number[] };
+}
+
+/** The candidates a step drafted at the node it accepted, for the next tree. */
+export type TreeDraft = RankDraft | ForestDraft;
 
 /** A tree ready to feed: node tokens, their parents and depths. */
 export interface DraftTree {
@@ -153,15 +165,52 @@ function bestPaths(logProbs: number[][], topK: number, maxNodes: number): TreeNo
  */
 export function growTree(spec: TreeSpec, draft: TreeDraft | null, room: number): DraftTree {
   if (draft === null || room < 1) return { nodes: [], tokens: [] };
-  const all = spec.nodes ?? bestPaths(draft.logProbs!, spec.topK, spec.maxNodes);
+  let all: TreeNode[];
+  let tokenOf: (n: TreeNode, i: number) => number;
+  if ('forest' in draft) {
+    const best = bestOfForest(draft.forest, spec.maxNodes);
+    all = best.nodes;
+    tokenOf = (_, i) => best.tokens[i]!;
+  } else {
+    all = spec.nodes ?? bestPaths(draft.logProbs!, spec.topK, spec.maxNodes);
+    tokenOf = (n) => draft.ids[n.depth - 1]![n.rank]!;
+  }
   const kept: TreeNode[] = [];
+  const tokens: number[] = [];
   const renumber = new Map<number, number>();
   all.forEach((n, i) => {
     if (n.depth > room) return; // a parent is shallower, so what is kept stays a tree
     renumber.set(i, kept.length);
     kept.push({ ...n, parent: n.parent < 0 ? -1 : renumber.get(n.parent)! });
+    tokens.push(tokenOf(n, i));
   });
-  return { nodes: kept, tokens: kept.map((n) => draft.ids[n.depth - 1]![n.rank]!) };
+  return { nodes: kept, tokens };
+}
+
+/**
+ * EAGLE-2's re-ranking (Li et al. 2024, §4.2) of a grown forest: the `maxNodes` candidates of the
+ * highest path score, ordered by score (ties: generation order). A candidate's score is its
+ * parent's plus a log-probability ≤ 0 and its parent was generated before it, so every parent
+ * comes first: the kept candidates form a tree in topological order, siblings in rank order.
+ */
+function bestOfForest(f: ForestDraft['forest'], maxNodes: number): DraftTree {
+  const order = f.scores
+    .map((score, i) => ({ score, i }))
+    .filter((c) => c.score > -Infinity) // probability 0 (or NaN: the step reports it) is not worth a node
+    .sort((a, b) => b.score - a.score || a.i - b.i);
+  const index = new Map<number, number>();
+  const nodes: TreeNode[] = [];
+  const tokens: number[] = [];
+  for (const { i } of order) {
+    if (nodes.length === maxNodes) break;
+    const p = f.parents[i]!;
+    const parent = p < 0 ? -1 : index.get(p);
+    if (parent === undefined) continue; // only a score above its parent's could get here: not a tree path
+    index.set(i, nodes.length);
+    nodes.push({ parent, depth: parent < 0 ? 1 : nodes[parent]!.depth + 1, rank: f.ranks[i]! });
+    tokens.push(f.tokens[i]!);
+  }
+  return { nodes, tokens };
 }
 
 /** The children of the root (index 0) and of each node (index i + 1), in node order. */

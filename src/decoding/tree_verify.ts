@@ -126,6 +126,22 @@ function draftAt(data: Float32Array, at: number, row: number, D: number, K: numb
   return { ids: pick(at), logProbs: logAt === null ? null : pick(logAt) };
 }
 
+/** Candidates per row of a grown forest: depth 1's k, then k² per deeper depth. */
+const forestSize = (D: number, K: number) => K + (D - 1) * K * K;
+
+/** The forest at row `row` of a read-back `[rows, G]` table of ids, then parents, then scores, starting at `at`. */
+function forestAt(data: Float32Array, at: number, rows: number, row: number, D: number, K: number): TreeDraft {
+  const G = forestSize(D, K);
+  const pick = (table: number) => Array.from(data.subarray(at + (table * rows + row) * G, at + (table * rows + row + 1) * G));
+  const ranks = Array.from({ length: G }, (_, g) => (g < K ? g : (g - K) % K));
+  return { forest: { tokens: pick(0), parents: pick(1), ranks, scores: pick(2) } };
+}
+
+/** Whether every candidate of a draft is a token id (a −1 marks logits that held NaN or ±Infinity). */
+function draftFinite(draft: TreeDraft, vocabSize: number): boolean {
+  return 'forest' in draft ? allTokens(draft.forest.tokens, vocabSize) : draft.ids.every((row) => allTokens(row, vocabSize));
+}
+
 /** One tree step: forward, heads, one readback, the acceptance walk. */
 export async function verifyTree(model: TreeModel, b: TreeBlock, spec: TreeSpec, o: ResolvedSpeculativeOptions, random: () => number): Promise<TreeStep> {
   const { nodes, tokens } = b.tree;
@@ -135,7 +151,8 @@ export async function verifyTree(model: TreeModel, b: TreeBlock, spec: TreeSpec,
   const K = spec.topK;
   const dynamic = spec.nodes === null;
   const greedy = o.sampling.temperature === 0 || o.acceptance === 'greedy';
-  const fast = greedy && model.headTopK !== undefined && model.headArgmax !== undefined;
+  const grow = dynamic && model.headTree !== undefined; // EAGLE-2 growth: each node's children conditioned on its own token
+  const fast = greedy && model.headArgmax !== undefined && (grow || model.headTopK !== undefined);
   const children = childrenOf(nodes);
   const u = greedy ? null : uniforms(random, N + R);
   const fed = feed(b);
@@ -148,20 +165,32 @@ export async function verifyTree(model: TreeModel, b: TreeBlock, spec: TreeSpec,
       if (fast) {
         const best = tf.reshape(model.headArgmax!(rows, 1), [R]) as tf.Tensor1D; // [R] offset 0's argmax at every row
         const tip = N === 0 ? tf.zeros([1], 'int32') : greedyTip(b, best); // [1] the row the accepted path ends on
+        if (grow) {
+          const forest = model.headTree!(tf.gather(rows, tip), tf.gather(best, tip), D, K); // [1, G] each: the next tree, under the token committed at the tip
+          return tf.concat([flat(best), flat(tip), flat(forest.ids), flat(forest.parents), flat(forest.scores)]) as tf.Tensor1D; // [R + 1 + 3G]
+        }
         const top = model.headTopK!(tf.gather(rows, tip), D + 1, K); // [1, D + 1, K] the next tree's candidates, at the tip only
         const parts = [flat(best), flat(tip), flat(tf.slice(top.ids, [0, 1, 0], [1, D, K]))];
         if (dynamic) parts.push(flat(tf.slice(top.logProbs, [0, 1, 0], [1, D, K])));
         return tf.concat(parts) as tf.Tensor1D; // [R + 1 + D·K (+ D·K)]
       }
-      const offsets = Array.from({ length: D + 1 }, (_, j) => j);
-      const all = model.headLogits(rows, offsets); // [R, D + 1, V] offset 0 verifies, 1…D draft
+      const offsets = Array.from({ length: grow ? 1 : D + 1 }, (_, j) => j);
+      const all = model.headLogits(rows, offsets); // [R, D + 1, V] offset 0 verifies, 1…D draft (growing: [R, 1, V])
       const V = all.shape[2];
       const target = tf.reshape(tf.slice(all, [0, 0, 0], [R, 1, V]), [R, V]) as tf.Tensor2D; // [R, V]
-      const drafting = tf.reshape(tf.slice(all, [0, 1, 0], [R, D, V]), [R * D, V]) as tf.Tensor2D; // [R·D, V]
-      const top = topKRows(drafting, K); // [R·D, K] each
       const judged = greedy ? flat(argmaxRows(target)) : judgeOnDevice(o, b, children, target, tf.tensor1d(u!));
-      const parts = [flat(allFinite([all])), judged, flat(top.ids)];
-      if (dynamic) parts.push(flat(top.logProbs));
+      const parts = [flat(allFinite([all])), judged];
+      if (grow) {
+        // The token each row would commit if the walk ended there: the argmax, or the row's sample (judged's last R entries).
+        const roots = tf.cast(tf.slice(judged, judged.shape[0] - R, R), 'int32') as tf.Tensor1D; // [R]
+        const forest = model.headTree!(rows, roots, D, K); // [R, G] each
+        parts.push(flat(forest.ids), flat(forest.parents), flat(forest.scores));
+      } else {
+        const drafting = tf.reshape(tf.slice(all, [0, 1, 0], [R, D, V]), [R * D, V]) as tf.Tensor2D; // [R·D, V]
+        const top = topKRows(drafting, K); // [R·D, K] each
+        parts.push(flat(top.ids));
+        if (dynamic) parts.push(flat(top.logProbs));
+      }
       return tf.concat(parts) as tf.Tensor1D;
     });
     const data = (await packed.data()) as Float32Array;
@@ -170,11 +199,16 @@ export async function verifyTree(model: TreeModel, b: TreeBlock, spec: TreeSpec,
       const path: number[] = [];
       for (let i = data[R]! - 1; i >= 0; i = nodes[i]!.parent) path.unshift(i);
       const verdict = { path, next: best[data[R]!]! };
-      const ids = Array.from({ length: D }, (_, d) => Array.from(data.subarray(R + 1 + d * K, R + 1 + (d + 1) * K)));
-      const logAt = R + 1 + D * K;
-      const logProbs = dynamic ? Array.from({ length: D }, (_, d) => Array.from(data.subarray(logAt + d * K, logAt + (d + 1) * K))) : null;
-      const finite = allTokens(best, model.vocabSize) && ids.every((row) => allTokens(row, model.vocabSize));
-      return { verdict, draft: { ids, logProbs }, finite };
+      let draft: TreeDraft;
+      if (grow) {
+        draft = forestAt(data, R + 1, 1, 0, D, K);
+      } else {
+        const ids = Array.from({ length: D }, (_, d) => Array.from(data.subarray(R + 1 + d * K, R + 1 + (d + 1) * K)));
+        const logAt = R + 1 + D * K;
+        const logProbs = dynamic ? Array.from({ length: D }, (_, d) => Array.from(data.subarray(logAt + d * K, logAt + (d + 1) * K))) : null;
+        draft = { ids, logProbs };
+      }
+      return { verdict, draft, finite: allTokens(best, model.vocabSize) && draftFinite(draft, model.vocabSize) };
     }
     const finite = data[0] === 1;
     let verdict: TreeVerdict;
@@ -190,7 +224,8 @@ export async function verifyTree(model: TreeModel, b: TreeBlock, spec: TreeSpec,
       at += 2 * N + R;
     }
     const tip = verdict.path.length === 0 ? 0 : verdict.path[verdict.path.length - 1]! + 1;
-    return { verdict, draft: draftAt(data, at, tip, D, K, dynamic ? at + R * D * K : null), finite };
+    const draft = grow ? forestAt(data, at, R, tip, D, K) : draftAt(data, at, tip, D, K, dynamic ? at + R * D * K : null);
+    return { verdict, draft, finite: finite && (!grow || draftFinite(draft, model.vocabSize)) };
   } finally {
     states.dispose();
     packed?.dispose();

@@ -25,6 +25,20 @@ export interface HeadTopK {
 }
 
 /**
+ * The candidate tree a head of sequential modules grows on the device (see `InferenceHead.headTree`):
+ * per row, `G = k + (depth − 1)·k²` candidates in generation order. The caller owns the tensors.
+ * @internal
+ */
+export interface HeadTree {
+  /** int32 `[m, G]`: the candidates' tokens; −1 throughout a row whose logits held NaN or ±Infinity. */
+  ids: tf.Tensor2D;
+  /** int32 `[m, G]`: each candidate's parent, an earlier index into the same row's list, or −1 under the root. */
+  parents: tf.Tensor2D;
+  /** float32 `[m, G]`: the summed draft log-probabilities of the path from the root to the candidate. */
+  scores: tf.Tensor2D;
+}
+
+/**
  * What `CachedTransformer` calls on its head layer. Implementations must not read data back.
  * @internal
  */
@@ -47,6 +61,12 @@ export interface InferenceHead {
    * from `logits`.
    */
   headTopK?(states: tf.Tensor2D, n: number, k: number): HeadTopK;
+  /**
+   * Optional (sequential modules only: their children depend on the parent's token): EAGLE-2 tree
+   * growth from each row of `states` `[m, D]` under its root token `roots` int32 `[m]`, `depth`
+   * levels, `k` children per expanded node and `k` nodes expanded per level (see {@link HeadTree}).
+   */
+  headTree?(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): HeadTree;
   /** Logits of `offsets` at the rows of `states` `[m, D]` → `[m, offsets.length, V]`; the caller owns the result. */
   logits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D;
   /**

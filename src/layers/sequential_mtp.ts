@@ -31,6 +31,9 @@ const WHERE = 'SequentialMtpHead';
 /** RMSNorm epsilon of the modules' input norms. */
 export const SEQUENTIAL_NORM_EPSILON = 1e-5;
 
+/** Most children per node in `headTree` (the decoders' `TREE_LIMITS.topK`): a level holds k² candidates. */
+const MAX_TREE_WIDTH = 64;
+
 /** Arguments of {@link SequentialMtpHead}. */
 export interface SequentialMtpHeadArgs extends LayerArgs {
   /** Integer in `[2, SIZE_LIMITS.numHeads]`. Number of offsets k (offset 0 is the model's own head). */
@@ -202,6 +205,71 @@ export class SequentialMtpHead extends LayerBase {
       const finite = tf.all(tf.stack(logits.map((z) => tf.all(tf.isFinite(z), -1)), 1), -1); // [m]
       const table = tf.stack(ids, 1) as tf.Tensor2D; // [m, n]
       return tf.where(tf.expandDims(finite, 1), table, tf.fill(table.shape, -1, 'int32')) as tf.Tensor2D; // [m, n]
+    });
+  }
+
+  /**
+   * Tree drafting, the EAGLE-2 way (Li et al. 2024, §4.1 expansion, §4.2 re-ranking): from each
+   * row of `states` `[m, D]` and its root token `roots` int32 `[m]` (the token the tree hangs
+   * under), grows `depth` levels of candidates on the device. Level 1 is the top-`k` of module 1
+   * fed the root's embedding; at each deeper level the `k` nodes of the previous level with the
+   * highest cumulative log-probability are expanded, each through the next module fed ITS OWN
+   * token's embedding and its parent's module state, into its own top-`k` children. Per row, the
+   * `G = k + (depth − 1)·k²` candidates come back in generation order (level 1's `k`, then per
+   * level `k` groups of `k` siblings, each group in the expanded nodes' score order, siblings in
+   * rank order): `ids` int32, `parents` int32 (an index into the same row's list, −1 under the
+   * root) and `scores` float32 (the summed log-probabilities of the path), all `[m, G]`. A row
+   * whose logits anywhere hold NaN or ±Infinity has −1 in every id. No readback; the caller owns
+   * the result.
+   */
+  headTree(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): { ids: tf.Tensor2D; parents: tf.Tensor2D; scores: tf.Tensor2D } {
+    const where = `${WHERE}.headTree`;
+    checkInteger(where, 'depth', depth, 1, this.numHeads - 1);
+    checkInteger(where, 'k', k, 1, Math.min(this.vocabSize, MAX_TREE_WIDTH));
+    if (roots.rank !== 1 || roots.shape[0] !== states.shape[0]) fail(RangeError, where, 'roots', `must be a 1-D tensor of ${states.shape[0]} tokens (one per row)`, roots.shape);
+    return tf.tidy(() => {
+      const m = states.shape[0];
+      const d = states.shape[1];
+      const e = this.unembedding.matrix(); // [V, D]
+      const token = (ids: tf.Tensor) => tf.gather(e, tf.minimum(tf.maximum(tf.reshape(ids, [-1]), tf.scalar(0, 'int32')), tf.scalar(this.vocabSize - 1, 'int32'))) as tf.Tensor2D; // [n, D]; ids outside [0, V) (a broken row's) clamped, the row is reported below
+      /** Module j over `previous` `[n, D]` fed `tokens` `[n]`: the children's state, their top-k ids and log-probabilities `[n, k]`, and whether the logits were finite `[n]`. */
+      const expand = (j: number, previous: tf.Tensor2D, tokens: tf.Tensor) => {
+        const s = this.moduleState(j, previous, token(tokens)); // [n, D]
+        const logits = this.unembed(s); // [n, V]
+        const { values, indices } = tf.topk(logits, k); // [n, k]
+        return { s, ids: indices, logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)), finite: tf.isFinite(tf.sum(logits, 1)) };
+      };
+      const first = expand(1, states, roots); // [m, k]
+      const ids: tf.Tensor2D[] = [first.ids as tf.Tensor2D];
+      const parents: tf.Tensor2D[] = [tf.fill([m, k], -1, 'int32') as tf.Tensor2D];
+      const scores: tf.Tensor2D[] = [first.logProbs as tf.Tensor2D];
+      let finite = first.finite as tf.Tensor1D; // [m]
+      // The frontier (the last level): its tokens and scores [m, F] and the module state its members share with their siblings [m, F, D].
+      let frontier = { ids: first.ids, scores: first.logProbs, states: tf.tile(tf.reshape(first.s, [m, 1, d]), [1, k, 1]), start: 0 };
+      const rowBase = (width: number) => tf.mul(tf.expandDims(tf.range(0, m, 1, 'int32'), 1), tf.scalar(width, 'int32')); // [m, 1]
+      for (let j = 2; j <= depth; j++) {
+        const F = frontier.ids.shape[1]!;
+        const best = tf.topk(frontier.scores, k); // [m, k] the k frontier nodes to expand, by cumulative score
+        const flat = tf.reshape(tf.add(best.indices, rowBase(F)), [m * k]); // [m·k] into the flattened frontier
+        const chosenIds = tf.gather(tf.reshape(frontier.ids, [m * F]), flat); // [m·k]
+        const chosenStates = tf.gather(tf.reshape(frontier.states, [m * F, d]), flat) as tf.Tensor2D; // [m·k, D]
+        const next = expand(j, chosenStates, chosenIds); // [m·k, k]
+        const childIds = tf.reshape(next.ids, [m, k * k]) as tf.Tensor2D; // [m, k²]
+        const childScores = tf.reshape(tf.add(tf.expandDims(best.values, 2), tf.reshape(next.logProbs, [m, k, k])), [m, k * k]) as tf.Tensor2D; // [m, k²]
+        const childParents = tf.reshape(tf.tile(tf.expandDims(tf.add(best.indices, tf.scalar(frontier.start, 'int32')), 2), [1, 1, k]), [m, k * k]) as tf.Tensor2D; // [m, k²]
+        ids.push(childIds);
+        parents.push(childParents);
+        scores.push(childScores);
+        finite = tf.logicalAnd(finite, tf.all(tf.reshape(next.finite, [m, k]), 1)) as tf.Tensor1D;
+        const childStates = tf.tile(tf.reshape(next.s, [m, k, 1, d]), [1, 1, k, 1]); // [m, k, k, D] each child carries its parent's module state
+        frontier = { ids: childIds, scores: childScores, states: tf.reshape(childStates, [m, k * k, d]), start: frontier.start + F };
+      }
+      const table = tf.concat(ids, 1) as tf.Tensor2D; // [m, G]
+      return {
+        ids: tf.where(tf.expandDims(finite, 1), table, tf.fill(table.shape, -1, 'int32')) as tf.Tensor2D,
+        parents: tf.concat(parents, 1) as tf.Tensor2D,
+        scores: tf.concat(scores, 1) as tf.Tensor2D,
+      };
     });
   }
 

@@ -12,7 +12,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { fail, show } from '../internal/errors.js';
 import { topKOfLogits } from '../layers/inference_fused.js';
 import { type InferenceHead, isInferenceHead } from '../layers/inference_head.js';
-import type { MultiTokenModel, TopKCandidates } from '../decoding/model.js';
+import type { MultiTokenModel, TopKCandidates, TreeCandidates } from '../decoding/model.js';
 import { KVCache } from './cache.js';
 import { TransformerTrunk } from './trunk.js';
 
@@ -41,6 +41,13 @@ export class CachedTransformer implements MultiTokenModel {
   readonly vocabSize: number;
   /** The context limit (`maxLength` of the model's config). */
   readonly maxLength: number;
+  /**
+   * EAGLE-2 tree growth on the device (see `MultiTokenModel.headTree`): present when the head is
+   * made of sequential MTP modules (`SequentialMtpHead`), whose children depend on their parent's
+   * token; undefined for parallel heads, which dynamic trees rank per depth with
+   * {@link CachedTransformer.headTopK}.
+   */
+  readonly headTree?: (states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number) => TreeCandidates;
   private readonly trunk: TransformerTrunk;
   private readonly head: InferenceHead;
   private readonly cache = new KVCache();
@@ -60,6 +67,12 @@ export class CachedTransformer implements MultiTokenModel {
     this.numHeads = head.numHeads;
     this.vocabSize = head.vocabSize;
     this.maxLength = trunk.arch.maxLength;
+    if (head.headTree !== undefined) {
+      this.headTree = (states, roots, depth, k) => {
+        this.checkLive('headTree');
+        return head.headTree!(states, roots, depth, k);
+      };
+    }
   }
 
   /** Number of positions in the cache. */

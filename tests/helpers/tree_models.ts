@@ -39,3 +39,56 @@ export class TreeTableModel extends TableModel {
     this.lastFed = 0;
   }
 }
+
+/**
+ * A TreeTableModel whose drafts behave like sequential modules: `headTree` grows the EAGLE-2 tree
+ * with a child's logits read from `tables[1]` at its PARENT's token (the root's children at the
+ * root token), so each node's children depend on its own token. Same layout as
+ * `MultiTokenModel.headTree` (k at depth 1, then k groups of k per depth); `grown` counts the
+ * calls. Offset 0 and `headLogits` stay the plain Markov table.
+ */
+export class GrowingTableModel extends TreeTableModel {
+  /** Number of headTree calls. */
+  grown = 0;
+  private readonly draftTable: tf.Tensor2D; // [V, V]
+
+  constructor(tablesData: number[][][]) {
+    super(tablesData);
+    this.draftTable = tf.tensor2d(tablesData[1]!);
+  }
+
+  headTree(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): { ids: tf.Tensor2D; parents: tf.Tensor2D; scores: tf.Tensor2D } {
+    this.grown++;
+    return tf.tidy(() => {
+      const m = states.shape[0];
+      const children = (tokens: tf.Tensor) => {
+        const logits = tf.gather(this.draftTable, tf.reshape(tokens, [-1])) as tf.Tensor2D; // [n, V]
+        const { values, indices } = tf.topk(logits, k);
+        return { ids: indices, logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)) }; // [n, k]
+      };
+      const first = children(roots);
+      const ids = [first.ids];
+      const parents = [tf.fill([m, k], -1, 'int32')];
+      const scores = [first.logProbs];
+      let frontier = { ids: first.ids, scores: first.logProbs, start: 0 };
+      for (let d = 2; d <= depth; d++) {
+        const F = frontier.ids.shape[1]!;
+        const best = tf.topk(frontier.scores, k); // [m, k]
+        const flat = tf.reshape(tf.add(best.indices, tf.mul(tf.expandDims(tf.range(0, m, 1, 'int32'), 1), F)), [-1]);
+        const next = children(tf.gather(tf.reshape(frontier.ids, [-1]), flat)); // [m·k, k]
+        const childIds = tf.reshape(next.ids, [m, k * k]);
+        const childScores = tf.reshape(tf.add(tf.expandDims(best.values, 2), tf.reshape(next.logProbs, [m, k, k])), [m, k * k]);
+        ids.push(childIds);
+        parents.push(tf.reshape(tf.tile(tf.expandDims(tf.add(best.indices, frontier.start), 2), [1, 1, k]), [m, k * k]));
+        scores.push(childScores);
+        frontier = { ids: childIds, scores: childScores, start: frontier.start + F };
+      }
+      return { ids: tf.concat(ids, 1) as tf.Tensor2D, parents: tf.cast(tf.concat(parents, 1), 'int32') as tf.Tensor2D, scores: tf.concat(scores, 1) as tf.Tensor2D };
+    });
+  }
+
+  override dispose(): void {
+    this.draftTable.dispose();
+    super.dispose();
+  }
+}
