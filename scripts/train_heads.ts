@@ -72,25 +72,25 @@ function modelFiles(dir: string): { checkpoint: string; tokenizer: string } {
   return { checkpoint, tokenizer };
 }
 
-/** The corpus: reused from out/corpus.json when made with the same settings, else generated. */
-async function corpusFor(s: Settings, model: LayersModel, unembeddingT: tf.Tensor2D, openings: number[][]): Promise<{ sequences: CorpusSequence[]; seconds: number }> {
+/** The corpus and its hidden states: reused from out/corpus.json (states recomputed) when made with the same settings, else generated. */
+async function corpusFor(s: Settings, model: LayersModel, unembeddingT: tf.Tensor2D, openings: number[][]): Promise<{ sequences: CorpusSequence[]; hidden: Float32Array; seconds: number }> {
   const settings = { tokens: s.corpusTokens, greedyShare: s.greedyShare, sequenceTokens: s.sequenceTokens, temperature: s.temperature, topP: s.topP, maxPrefix: s.maxPrefix, batch: s.corpusBatch, seed: s.seed };
   const file = join(s.out, 'corpus.json');
   if (existsSync(file)) {
     const saved = JSON.parse(readFileSync(file, 'utf8')) as { settings: typeof settings; sequences: CorpusSequence[]; seconds: number };
     if (JSON.stringify(saved.settings) === JSON.stringify(settings)) {
       console.log(`corpus: reusing ${file} (${saved.sequences.length} sequences)`);
-      return saved;
+      return { ...saved, hidden: hiddenStates(model, saved.sequences, unembeddingT.shape[0]) };
     }
   }
   const bar = new SingleBar({ format: 'corpus   [{bar}] {value}/{total} tokens | {eta_formatted} left', etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000 });
   bar.start(s.corpusTokens, 0);
   const t0 = performance.now();
-  const sequences = await buildCorpus(model, unembeddingT, openings, settings, (n) => bar.update(Math.min(n, s.corpusTokens)));
+  const { sequences, hidden } = await buildCorpus(model, unembeddingT, openings, settings, (n) => bar.update(Math.min(n, s.corpusTokens)));
   bar.stop();
   const seconds = (performance.now() - t0) / 1000;
   writeFileSync(file, JSON.stringify({ settings, seconds, sequences }));
-  return { sequences, seconds };
+  return { sequences, hidden, seconds };
 }
 
 /** Saves the variables, the optimizer's state and the loop's position. */
@@ -153,10 +153,8 @@ async function main(): Promise<void> {
 
   const corpus = await corpusFor(s, model, unembeddingT, storyOpenings(tokenizer!));
   const tokens = corpus.sequences.reduce((a, q) => a + q.ids.length, 0);
-  const t0 = performance.now();
-  const data = prepareData(corpus.sequences, hiddenStates(model, corpus.sequences, d), d, unembeddingT, s.heads, s.heldOut);
-  const cacheSeconds = (performance.now() - t0) / 1000;
-  console.log(`corpus: ${corpus.sequences.length} sequences, ${tokens} tokens (${corpus.seconds.toFixed(0)} s); hidden states cached in ${cacheSeconds.toFixed(1)} s; ${data.trainRows.length} training rows, ${data.heldRows.length} held out`);
+  const data = prepareData(corpus.sequences, corpus.hidden, d, unembeddingT, s.heads, s.heldOut);
+  console.log(`corpus: ${corpus.sequences.length} sequences, ${tokens} tokens with their hidden states (${corpus.seconds.toFixed(0)} s); ${data.trainRows.length} training rows, ${data.heldRows.length} held out`);
 
   const params: DraftParams = sequential ? sequentialParams(head as SequentialMtpHead) : mlpFromModel(head as MultiTokenHead, s.heads, unembeddingT);
   const optimizer = tf.train.adam(s.learningRate, 0.9, 0.99, 1e-8);
@@ -220,7 +218,7 @@ async function main(): Promise<void> {
   bytes = await exportDraftHeads(model, { heldOut: metrics, corpusTokens: tokens, seed: s.seed });
   writeFileSync(join(s.out, 'heads.bin'), bytes);
   const pct = (xs: number[]) => xs.map((x) => `${(100 * x).toFixed(1)}%`).join(' ');
-  console.log(`held out (${metrics.rows} rows): agreement per offset ${pct(metrics.agreement)}; greedy chain ${pct(metrics.chain)}; τ estimate ${metrics.tauEstimate.toFixed(2)}`);
+  console.log(`held out (${metrics.rows} rows): agreement per offset ${pct(metrics.agreement)}; greedy chain ${pct(metrics.chain)}; τ estimate per position ${metrics.tauEstimate.toFixed(2)}, along decoder steps ${metrics.steps.tau.toFixed(2)}`);
   if (s.tauTokens > 0) {
     // the written file, attached to a fresh load of the checkpoint: what a user gets
     const fresh = await loadLlama2c(new Uint8Array(readFileSync(files.checkpoint)), { draftHeads: bytes });

@@ -41,19 +41,26 @@ describe.skipIf(!available)('train:heads pieces on stories260K', () => {
     const unembeddingT = tf.transpose((model.getLayer('mtp_head') as unknown as MultiTokenHead).unembedding.matrix()) as tf.Tensor2D; // [D, V]
     const openings = storyOpenings(tokenizer);
     const settings = { tokens: 80, greedyShare: 0.5, sequenceTokens: 16, temperature: 0.8, topP: 0.9, maxPrefix: 3, batch: 3, seed: 3 };
-    const a = await buildCorpus(model, unembeddingT, openings, settings);
-    const b = await buildCorpus(model, unembeddingT, openings, settings);
+    const made = await buildCorpus(model, unembeddingT, openings, settings);
+    const a = made.sequences;
+    const b = (await buildCorpus(model, unembeddingT, openings, settings)).sequences;
     expect(a).toEqual(b);
     expect(a.reduce((n, q) => n + q.ids.length, 0)).toBeGreaterThanOrEqual(80);
     expect(a.every((q) => q.ids.length === 16)).toBe(true);
     expect(new Set(a.map((q) => q.mode))).toEqual(new Set(['greedy', 'sampled']));
-    const c = await buildCorpus(model, unembeddingT, openings, { ...settings, seed: 4 });
+    const c = (await buildCorpus(model, unembeddingT, openings, { ...settings, seed: 4 })).sequences;
     expect(c).not.toEqual(a);
     for (const q of a) expect(q.ids.slice(0, openings[q.opening!]!.length)).toEqual(openings[q.opening!]!.slice(0, 16));
     // the tail of a greedy sequence follows the frozen model's argmax
     const greedy = a.find((q) => q.mode === 'greedy')!;
     const head = model.getLayer('mtp_head') as unknown as MultiTokenHead;
     const hidden = hiddenStates(model, [greedy], 64);
+    // the cached forward's states that came with the corpus equal a full forward's, up to float rounding
+    const full = hiddenStates(model, a, 64);
+    expect(made.hidden.length).toBe(full.length);
+    let worst = 0;
+    full.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - made.hidden[i]!))));
+    expect(worst).toBeLessThan(1e-4);
     const argmax = tf.tidy(() => tf.argMax(tf.matMul(tf.tensor2d(hidden, [greedy.ids.length, 64]), head.unembedding.matrix(), false, true), -1).arraySync() as number[]);
     const n = greedy.ids.length;
     expect(greedy.ids.slice(n - 4)).toEqual(argmax.slice(n - 5, n - 1));
@@ -68,9 +75,9 @@ describe.skipIf(!available)('train:heads pieces on stories260K', () => {
       return { opening, greedyFrom: opening.length + (i % 2) * 3, seed: 10 + i }; // two sequences sample 3 tokens first
     });
     const before = tf.memory().numTensors;
-    const batched = await generateBatch(model, unembeddingT, plans, 48, 0.8, 0.9);
+    const batched = (await generateBatch(model, unembeddingT, plans, 48, 0.8, 0.9)).ids;
     expect(tf.memory().numTensors).toBe(before);
-    const alone = await generateBatch(model, unembeddingT, [plans[2]!], 48, 0.8, 0.9);
+    const alone = (await generateBatch(model, unembeddingT, [plans[2]!], 48, 0.8, 0.9)).ids;
     expect(alone[0]).toEqual(batched[2]);
     const cached = new CachedTransformer(model);
     try {

@@ -110,49 +110,63 @@ export function sampleTopP(row: Float32Array, temperature: number, topP: number,
   return order[n - 1]!;
 }
 
+/** What {@link generateBatch} returns: the ids and, per sequence, the final hidden states `[length, D]` (row-major) of its positions. */
+export interface GeneratedBatch {
+  ids: number[][];
+  hidden: Float32Array[];
+}
+
 /**
  * Generates `plans.length` sequences of `length` tokens together with the frozen model's trunk
  * (KV-cached) and shared unembedding `unembeddingT` `[D, V]`. A plan's greedy tokens are the
- * argmax of the float32 logits (greedyDecode's choice); its sampled ones use its own seeded stream.
+ * argmax of the float32 logits (greedyDecode's choice); its sampled ones use its own seeded
+ * stream. The hidden states are the cached forward's (what the decoder's drafts read), so the
+ * corpus needs no second pass of the trunk.
  */
-export async function generateBatch(model: LayersModel, unembeddingT: tf.Tensor2D, plans: readonly SequencePlan[], length: number, temperature: number, topP: number): Promise<number[][]> {
+export async function generateBatch(model: LayersModel, unembeddingT: tf.Tensor2D, plans: readonly SequencePlan[], length: number, temperature: number, topP: number): Promise<GeneratedBatch> {
   const trunk = trunkOf(model);
   const B = plans.length;
+  const [D, V] = unembeddingT.shape;
   const ids = plans.map((p) => [p.opening[0]!]);
+  const hidden = plans.map(() => new Float32Array(length * D));
   const random = plans.map((p) => uniformStream(p.seed));
   const cache = new KVCache();
-  const V = unembeddingT.shape[1];
   try {
-    for (let t = 0; t + 1 < length; t++) {
-      const logits = tf.tidy(() => {
+    for (let t = 0; t < length; t++) {
+      const out = tf.tidy(() => {
         const fed = tf.tensor1d(ids.map((q) => q[t]!), 'int32'); // [B]
         // TransformerTrunk.step is batch-1; its forward takes B sequences of one length with a cache
         const h = (trunk as unknown as { forward(i: tf.Tensor1D, b: number, c: KVCache): tf.Tensor2D }).forward(fed, B, cache); // [B, D]
-        return tf.matMul(h, unembeddingT); // [B, V]
+        return tf.concat([h, tf.matMul(h, unembeddingT)], 1); // [B, D + V]
       });
-      const values = (await logits.data()) as Float32Array;
-      logits.dispose();
+      const values = (await out.data()) as Float32Array; // one readback per step
+      out.dispose();
       plans.forEach((p, i) => {
+        const row = values.subarray(i * (D + V), (i + 1) * (D + V));
+        hidden[i]!.set(row.subarray(0, D), t * D);
         const next = t + 1;
-        const row = values.subarray(i * V, (i + 1) * V);
+        if (next === length) return;
+        const logits = row.subarray(D);
         const u = random[i]!();
-        ids[i]!.push(next < p.opening.length ? p.opening[next]! : next >= p.greedyFrom ? argmax(row) : sampleTopP(row, temperature, topP, u));
+        ids[i]!.push(next < p.opening.length ? p.opening[next]! : next >= p.greedyFrom ? argmax(logits) : sampleTopP(logits, temperature, topP, u));
       });
     }
   } finally {
     cache.clear();
   }
-  return ids;
+  return { ids, hidden };
 }
 
 /**
  * Generates the corpus with the frozen model in batches of `s.batch` (see the module header):
  * each sequence draws an opening from `openings` (index kept), greedy with probability
- * `greedyShare`. `onProgress(tokens)` is called after each batch.
+ * `greedyShare`. Returns the sequences and their hidden states `[N, D]` (sequences back to
+ * back, as {@link hiddenStates}). `onProgress(tokens)` is called after each batch.
  */
-export async function buildCorpus(model: LayersModel, unembeddingT: tf.Tensor2D, openings: readonly (readonly number[])[], s: CorpusSettings, onProgress?: (tokens: number) => void): Promise<CorpusSequence[]> {
+export async function buildCorpus(model: LayersModel, unembeddingT: tf.Tensor2D, openings: readonly (readonly number[])[], s: CorpusSettings, onProgress?: (tokens: number) => void): Promise<{ sequences: CorpusSequence[]; hidden: Float32Array }> {
   const random = uniformStream(s.seed);
   const sequences: CorpusSequence[] = [];
+  const states: Float32Array[] = [];
   let total = 0;
   while (total < s.tokens) {
     const count = Math.max(1, Math.min(s.batch, Math.ceil((s.tokens - total) / s.sequenceTokens)));
@@ -164,12 +178,19 @@ export async function buildCorpus(model: LayersModel, unembeddingT: tf.Tensor2D,
       const prefix = Math.floor(random() * (s.maxPrefix + 1));
       plans.push({ opening, index, greedy, greedyFrom: greedy ? opening.length + prefix : Infinity, seed: Math.floor(random() * 2 ** 32) });
     }
-    const ids = await generateBatch(model, unembeddingT, plans, s.sequenceTokens, s.temperature, s.topP);
-    plans.forEach((p, i) => sequences.push({ ids: ids[i]!, mode: p.greedy ? 'greedy' : 'sampled', opening: p.index }));
+    const made = await generateBatch(model, unembeddingT, plans, s.sequenceTokens, s.temperature, s.topP);
+    plans.forEach((p, i) => sequences.push({ ids: made.ids[i]!, mode: p.greedy ? 'greedy' : 'sampled', opening: p.index }));
+    states.push(...made.hidden);
     total += count * s.sequenceTokens;
     onProgress?.(total);
   }
-  return sequences;
+  const hidden = new Float32Array(states.reduce((a, x) => a + x.length, 0));
+  let at = 0;
+  for (const x of states) {
+    hidden.set(x, at);
+    at += x.length;
+  }
+  return { sequences, hidden };
 }
 
 /**

@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CorpusSequence } from './corpus.js';
+import { type AcceptanceSummary, stepAcceptance, walkSteps } from './simulate.js';
 
 /** The cached training data: hidden states, tokens, teacher argmax, and row sets. */
 export interface HeadData {
@@ -144,8 +145,13 @@ export interface HeldOutMetrics {
   agreement: number[];
   /** Per offset, greedy held-out rows only: share where offsets 1…j all agree (teacher-forced chain acceptance). */
   chain: number[];
-  /** 1 + Σ chain: the teacher-forced estimate of τ for greedy chain acceptance. */
+  /** 1 + Σ chain: the teacher-forced per-position estimate of τ for greedy chain acceptance (an overestimate: see tools/heads/simulate.ts). */
   tauEstimate: number;
+  /**
+   * Greedy held-out sequences walked as the decoder steps (tools/heads/simulate.ts): per offset,
+   * the share of steps accepting it, and τ. This is what speculativeDecode measures on greedy text.
+   */
+  steps: AcceptanceSummary;
   /** Rows evaluated. */
   rows: number;
 }
@@ -156,6 +162,7 @@ export async function evaluate(params: DraftParams, data: HeadData, unembeddingT
   let offsets = 0;
   const sums = { hard: [] as number[], kl: [] as number[], agree: [] as number[], chain: [] as number[] };
   let greedyRows = 0;
+  const leading: Array<{ row: number; m: number }> = []; // greedy rows: leading agreeing offsets
   for (let at = 0; at < rowsAll.length; at += batch) {
     const chunk = rowsAll.subarray(at, Math.min(rowsAll.length, at + batch));
     const greedyMask = data.heldGreedy.subarray(at, at + chunk.length);
@@ -190,7 +197,21 @@ export async function evaluate(params: DraftParams, data: HeadData, unembeddingT
       sums.agree[j] = (sums.agree[j] ?? 0) + agree;
       sums.chain[j] = (sums.chain[j] ?? 0) + chain;
     });
-    for (let r = 0; r < chunk.length; r++) greedyRows += greedyMask[r]!;
+    for (let r = 0; r < chunk.length; r++) {
+      greedyRows += greedyMask[r]!;
+      if (greedyMask[r]) {
+        let m = 0;
+        while (m < values.length && values[m]![2 + r]! > 0.5) m++;
+        leading.push({ row: chunk[r]!, m });
+      }
+    }
+  }
+  const steps: number[] = [];
+  for (let i = 0; i < leading.length; ) {
+    let end = i + 1;
+    while (end < leading.length && leading[end]!.row === leading[end - 1]!.row + 1) end++; // one sequence's consecutive rows
+    steps.push(...walkSteps(leading.slice(i, end).map((x) => x.m), end - i));
+    i = end;
   }
   const n = rowsAll.length;
   const chain = Array.from({ length: offsets }, (_, j) => sums.chain[j]! / Math.max(1, greedyRows));
@@ -200,6 +221,7 @@ export async function evaluate(params: DraftParams, data: HeadData, unembeddingT
     agreement: sums.agree.map((x) => x / n),
     chain,
     tauEstimate: 1 + chain.reduce((a, b) => a + b, 0),
+    steps: stepAcceptance(steps, offsets),
     rows: n,
   };
 }
