@@ -3,8 +3,9 @@
  * llama2.c model such as stories260K through `loadLlama2c` and its BPE tokenizer — streams a
  * self-speculative continuation with every token coloured by how it was produced (the
  * verifier's own token, or a draft from offset j that verification kept), shows live tokens/s,
- * τ and per-offset acceptance, and races greedy decoding against speculative decoding on the
- * same model.
+ * τ and per-offset acceptance, and races greedy decoding against speculative decoding with a
+ * chain of drafts and with a dynamic draft tree on the same model. With a tree, the last step's
+ * tree (`TokenChunk.tree`) is drawn next to the text (tree_view.ts).
  *
  * The app owns the backend (`tf.setBackend`); the library never touches it. Served by serve.ts,
  * which also serves the wasm binaries under `wasm/`, the models under `checkpoint/` and
@@ -17,8 +18,9 @@ import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { greedyStream, speculativeStream, type DecodeResult, type TokenChunk } from 'tfjs-mtp';
+import { DECODE_DEFAULTS, TREE_LIMITS, greedyStream, speculativeStream, type DecodeResult, type DynamicTree, type TokenChunk } from 'tfjs-mtp';
 import { CachedTransformer, decodeBytes, encodeBytes, loadLlama2c, loadTransformer, type Llama2cTokenizer } from 'tfjs-mtp/models';
+import { TreePanel } from './tree_view.js';
 
 type Backend = 'webgl' | 'webgpu' | 'wasm' | 'cpu';
 
@@ -54,6 +56,8 @@ interface TextCodec {
   show(prompt: number[]): string;
   /** A function giving the text each next token adds after `prompt`. */
   stream(prompt: number[]): (token: number) => string;
+  /** One token's own text, out of context (a tree node's label). */
+  piece(token: number): string;
 }
 
 /** Bytes: the end of a long prompt; a streaming UTF-8 decoder keeps multi-byte characters whole. */
@@ -66,6 +70,7 @@ const BYTES: TextCodec = {
     const decoder = new TextDecoder();
     return (token) => decoder.decode(Uint8Array.of(token), { stream: true });
   },
+  piece: (token) => (token < 0x80 ? String.fromCharCode(token) : `\\x${token.toString(16)}`), // a lone byte of a multi-byte character reads as its value
 };
 
 /**
@@ -93,6 +98,7 @@ function bpe(tokenizer: Llama2cTokenizer, file: string): TextCodec {
         return piece;
       };
     },
+    piece: (token) => tokenizer.decode([token]),
   };
 }
 
@@ -120,7 +126,7 @@ function status(text: string, error = false): void {
 }
 
 function busy(on: boolean): void {
-  for (const id of ['generate', 'race', 'backend', 'model', 'draft']) ($(id) as HTMLButtonElement).disabled = on;
+  for (const id of ['generate', 'race', 'backend', 'model', 'draft', 'drafting', 'tree-nodes']) ($(id) as HTMLButtonElement).disabled = on;
   ($('stop') as HTMLButtonElement).disabled = !on;
 }
 
@@ -201,12 +207,27 @@ function fillPresets(presets: Record<string, string>): void {
   ($('prompt') as HTMLTextAreaElement).value = Object.values(presets)[0]!;
 }
 
-/** Prompt ids (fitting the context with room for 16 new tokens) and a token budget that fits the context. */
-function readInputs({ model, codec }: Loaded): { prompt: number[]; maxNewTokens: number; draftLength: number } {
+/** What the page's inputs ask for. */
+interface Inputs {
+  /** Prompt ids, fitting the context with room for 16 new tokens. */
+  prompt: number[];
+  /** The requested token budget, cut to what fits the context. */
+  maxNewTokens: number;
+  draftLength: number;
+  /** The dynamic tree of the node budget in the page (the library's suggested `topK`); null without drafts. */
+  tree: DynamicTree | null;
+  /** Whether Generate decodes with `tree` (else with a chain). */
+  useTree: boolean;
+}
+
+function readInputs({ model, codec }: Loaded): Inputs {
   const text = ($('prompt') as HTMLTextAreaElement).value;
   const requested = Math.max(1, Math.floor(Number(($('max-new') as HTMLInputElement).value) || 1));
   const prompt = codec.encode(text, model.maxLength - 16);
-  return { prompt, maxNewTokens: Math.min(requested, model.maxLength - prompt.length), draftLength: Number(($('draft') as HTMLSelectElement).value) };
+  const draftLength = Number(($('draft') as HTMLSelectElement).value);
+  const nodes = Math.min(TREE_LIMITS.maxNodes, Math.max(1, Math.floor(Number(($('tree-nodes') as HTMLInputElement).value) || DECODE_DEFAULTS.tree.maxNodes)));
+  const tree = draftLength > 0 ? { topK: Math.min(DECODE_DEFAULTS.tree.topK, model.vocabSize), maxNodes: nodes } : null; // a tree needs at least one draft depth
+  return { prompt, maxNewTokens: Math.min(requested, model.maxLength - prompt.length), draftLength, tree, useTree: ($('drafting') as HTMLSelectElement).value === 'tree' && tree !== null };
 }
 
 /** Appends one chunk's tokens as coloured spans (`text` gives the text each token adds). */
@@ -215,7 +236,10 @@ function appendChunk(output: HTMLElement, text: (token: number) => string, chunk
     const span = document.createElement('span');
     span.className = `t s${chunk.sources[i] % 8}`;
     span.textContent = text(token);
-    span.title = chunk.sources[i] === 0 ? `step ${chunk.step}: verifier (offset 0)` : `step ${chunk.step}: kept draft from offset ${chunk.sources[i]}`;
+    span.dataset.step = String(chunk.step);
+    span.dataset.token = String(token);
+    const where = chunk.tree ? `tree depth ${chunk.sources[i]}` : `offset ${chunk.sources[i]}`;
+    span.title = chunk.sources[i] === 0 ? `step ${chunk.step}: verifier (offset 0)` : `step ${chunk.step}: kept draft from ${where}`;
     output.append(span);
   });
   output.scrollTop = output.scrollHeight;
@@ -225,6 +249,7 @@ function appendChunk(output: HTMLElement, text: (token: number) => string, chunk
 class LiveStats {
   tokens = 0;
   steps = 0;
+  private nodes = 0;
   private readonly drafted: number[];
   private readonly kept: number[];
   private readonly start = performance.now();
@@ -237,18 +262,34 @@ class LiveStats {
   add(chunk: TokenChunk): void {
     this.tokens += chunk.tokens.length;
     this.steps = chunk.step + 1;
+    this.nodes += chunk.tree?.tokens.length ?? chunk.drafted; // a chain feeds its drafts (a cut step: what it committed)
     for (let j = 0; j < chunk.drafted; j++) this.drafted[j]++;
     for (const s of chunk.sources) if (s > 0) this.kept[s - 1]++;
     const seconds = (performance.now() - this.start) / 1000;
-    showStats(this.tokens / seconds, this.tokens / this.steps, this.tokens, this.steps, this.kept.map((k, j) => (this.drafted[j] > 0 ? k / this.drafted[j] : NaN)));
+    const rates = this.kept.map((k, j) => (this.drafted[j] > 0 ? k / this.drafted[j] : NaN));
+    showStats({ tps: this.tokens / seconds, tokens: this.tokens, forwards: this.steps, nodes: this.nodes, kept: this.kept.reduce((a, b) => a + b, 0) }, rates);
   }
 }
 
-function showStats(tps: number, tau: number, tokens: number, forwards: number, rates: number[]): void {
-  $('stat-tps').textContent = Number.isFinite(tps) ? tps.toFixed(1) : '–';
-  $('stat-tau').textContent = Number.isFinite(tau) ? tau.toFixed(2) : '–';
-  $('stat-tokens').textContent = String(tokens);
-  $('stat-forwards').textContent = String(forwards);
+/** The stat boxes' figures. */
+interface Figures {
+  tps: number;
+  tokens: number;
+  forwards: number;
+  /** Draft nodes fed. */
+  nodes: number;
+  /** Drafts kept. */
+  kept: number;
+}
+
+function showStats(f: Figures, rates: number[]): void {
+  const fixed = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
+  $('stat-tps').textContent = fixed(f.tps, 1);
+  $('stat-tau').textContent = fixed(f.tokens / f.forwards, 2);
+  $('stat-tokens').textContent = String(f.tokens);
+  $('stat-forwards').textContent = String(f.forwards);
+  $('stat-nodes').textContent = fixed(f.nodes / f.forwards, 1);
+  $('stat-kept').textContent = fixed(f.kept / f.forwards, 2);
   $('bars').innerHTML = rates
     .map((r, i) => {
       const pct = Number.isFinite(r) ? `${(100 * r).toFixed(0)}%` : '–';
@@ -270,7 +311,7 @@ async function consume(stream: AsyncGenerator<TokenChunk, DecodeResult>, each: (
 async function generate(): Promise<void> {
   const current = await load(chosenBackend(), chosenModel());
   const { model, codec } = current;
-  const { prompt, maxNewTokens, draftLength } = readInputs(current);
+  const { prompt, maxNewTokens, draftLength, tree, useTree } = readInputs(current);
   const output = $('output');
   output.innerHTML = '';
   const head = document.createElement('span');
@@ -279,23 +320,34 @@ async function generate(): Promise<void> {
   output.append(head);
   const text = codec.stream(prompt);
   const live = new LiveStats(draftLength);
+  const panel = new TreePanel($('tree-view'), $('tree-caption'));
+  $('view').classList.toggle('chain', !useTree);
+  panel.reset(useTree ? 'The last step’s draft tree appears here.' : '');
+  let root = prompt.at(-1)!; // the token before the next step: a tree hangs under it
   running = new AbortController();
-  status(`Decoding on ${tf.getBackend()} with ${draftLength} draft${draftLength === 1 ? '' : 's'} per step…`);
+  const how = useTree ? `a dynamic tree of up to ${tree!.maxNodes} nodes (top-${tree!.topK} per depth, ${draftLength} deep)` : `${draftLength} draft${draftLength === 1 ? '' : 's'}`;
+  status(`Decoding on ${tf.getBackend()} with ${how} per step…`);
   // The decoders give the event loop a turn between steps (every DECODE_DEFAULTS.yieldEveryMs), so
-  // the Stop button's click and the repaints of the coloured text run while this loop decodes.
+  // the Stop button's click and the repaints of the coloured text run while this loop decodes; the
+  // tree is drawn at most once per animation frame.
+  const options = { maxNewTokens, draftLength, signal: running.signal, ...(useTree ? { tree: tree! } : {}) };
   let result: DecodeResult;
   try {
-    result = await consume(speculativeStream(model, prompt, { maxNewTokens, draftLength, signal: running.signal }), (chunk) => {
+    result = await consume(speculativeStream(model, prompt, options), (chunk) => {
       appendChunk(output, text, chunk);
       live.add(chunk);
+      if (chunk.tree && chunk.tree.tokens.length > 0) panel.show({ chunk: chunk as Parameters<TreePanel['show']>[0]['chunk'], root, text: codec.piece });
+      root = chunk.tokens.at(-1) ?? root;
     });
   } catch (error) {
     if ((error as Error).name !== 'AbortError') throw error;
+    panel.flush();
     status(`Stopped after ${live.tokens} of ${maxNewTokens} tokens (${live.steps} forwards) on ${tf.getBackend()}.`);
     return;
   }
+  panel.flush();
   const s = result.stats;
-  showStats(s.tokensPerSecond, s.meanAcceptedLength, s.tokens, s.forwards, s.acceptanceRates.slice(0, draftLength));
+  showStats({ tps: s.tokensPerSecond, tokens: s.tokens, forwards: s.forwards, nodes: s.draftNodes ?? s.drafted, kept: s.accepted }, s.acceptanceRates.slice(0, draftLength));
   status(`Done: ${s.tokens} tokens in ${s.forwards} forwards (${s.wallTimeMs.toFixed(0)} ms, ${s.accepted}/${s.drafted} drafts kept) on ${tf.getBackend()}.`);
 }
 
@@ -309,32 +361,90 @@ async function lane(stream: AsyncGenerator<TokenChunk, DecodeResult>, bar: HTMLE
     meta.textContent = `${tokens} tokens, ${(performance.now() - start).toFixed(0)} ms`;
   });
   const s = result.stats;
-  meta.textContent = `${s.tokens} tokens, ${s.forwards} forwards, ${s.wallTimeMs.toFixed(0)} ms, ${s.tokensPerSecond.toFixed(1)} tok/s`;
+  meta.textContent = `${s.tokens} tokens, ${s.forwards} forwards, ${s.wallTimeMs.toFixed(0)} ms`;
   return result;
+}
+
+/** One lane's row of the race table (also the table's `data-results` JSON, read by tests and race.ts). */
+export interface LaneResult {
+  lane: 'greedy' | 'chain' | 'tree';
+  /** The tfjs backend the lane ran on. */
+  backend: string;
+  tokens: number;
+  forwards: number;
+  /** τ: tokens per forward. */
+  tau: number;
+  tokensPerSecond: number;
+  wallTimeMs: number;
+  /** Greedy's wall time over this lane's. */
+  speedup: number;
+  /** Draft nodes fed per forward (0 for greedy). */
+  nodesPerStep: number;
+  /** Output identical to the greedy lane's, token for token. */
+  identical: boolean;
+}
+
+function showRace(rows: LaneResult[], skipped: string): void {
+  const table = $('race-table');
+  table.dataset.results = JSON.stringify(rows);
+  table.innerHTML =
+    '<tr><th>lane</th><th>τ</th><th>tok/s</th><th>speedup</th><th>nodes/step</th><th>= greedy</th></tr>' +
+    rows
+      .map((r) => `<tr data-lane="${r.lane}"><td>${r.lane}</td><td>${r.tau.toFixed(2)}</td><td>${r.tokensPerSecond.toFixed(1)}</td><td>${r.speedup.toFixed(2)}×</td><td>${r.nodesPerStep.toFixed(1)}</td><td>${r.identical ? '✓' : '✗'}</td></tr>`)
+      .join('') +
+    (skipped ? `<tr><td>tree</td><td colspan="5">${skipped}</td></tr>` : '');
+  const greedy = rows[0]!;
+  const others = rows.slice(1);
+  const same = others.every((r) => r.identical);
+  $('race-verdict').innerHTML =
+    others.map((r) => `${r.lane} <b>${r.speedup.toFixed(2)}×</b> (${greedy.forwards} → ${r.forwards} forwards)`).join(', ') +
+    ' vs greedy; ' +
+    (same ? 'outputs <b>identical</b> ✓' : '<b style="color:#c92a2a">outputs differ</b>');
 }
 
 async function race(): Promise<void> {
   const current = await load(chosenBackend(), chosenModel());
   const { model } = current;
-  const { prompt, maxNewTokens, draftLength } = readInputs(current);
+  const { prompt, maxNewTokens, draftLength, tree } = readInputs(current);
   running = new AbortController();
   const signal = running.signal;
-  for (const id of ['lane-greedy', 'lane-spec']) $(id).style.width = '0';
+  const lanes: { lane: LaneResult['lane']; run: () => AsyncGenerator<TokenChunk, DecodeResult> }[] = [
+    { lane: 'greedy', run: () => greedyStream(model, prompt, { maxNewTokens, signal }) },
+    { lane: 'chain', run: () => speculativeStream(model, prompt, { maxNewTokens, draftLength, signal }) },
+    ...(tree ? [{ lane: 'tree' as const, run: () => speculativeStream(model, prompt, { maxNewTokens, draftLength, tree, signal }) }] : []),
+  ];
+  for (const id of ['lane-greedy', 'lane-chain', 'lane-tree']) $(id).style.width = '0';
+  for (const id of ['meta-greedy', 'meta-chain', 'meta-tree']) $(id).textContent = '–';
+  $('race-table').innerHTML = '';
+  delete $('race-table').dataset.results;
   $('race-verdict').textContent = '';
-  // A fair race: the first run of each input shape compiles GPU programs, so both decoders run
-  // once untimed on the same prompt and budget first.
-  status('Warming up: one untimed run of each decoder (the first run of each shape compiles GPU programs)…');
-  await consume(greedyStream(model, prompt, { maxNewTokens, signal }), () => undefined);
-  await consume(speculativeStream(model, prompt, { maxNewTokens, draftLength, signal }), () => undefined);
-  status('Racing: greedy first, then speculative, on the same model…');
-  const greedy = await lane(greedyStream(model, prompt, { maxNewTokens, signal }), $('lane-greedy'), $('meta-greedy'), maxNewTokens);
-  const spec = await lane(speculativeStream(model, prompt, { maxNewTokens, draftLength, signal }), $('lane-spec'), $('meta-spec'), maxNewTokens);
-  const same = greedy.tokens.length === spec.tokens.length && greedy.tokens.every((t, i) => t === spec.tokens[i]);
-  const speedup = greedy.stats.wallTimeMs / spec.stats.wallTimeMs;
-  $('race-verdict').innerHTML =
-    `<b>${(speedup >= 1 ? speedup : 1 / speedup).toFixed(2)}×</b> ${speedup >= 1 ? 'faster' : 'slower'}, ${greedy.stats.forwards} → ${spec.stats.forwards} forwards; ` +
-    (same ? 'outputs <b>identical</b> ✓' : '<b style="color:#c92a2a">outputs differ</b>');
-  status(`Race done on ${tf.getBackend()}.`);
+  // A fair race: the first run of each input shape compiles GPU programs (a tree step feeds other
+  // shapes than a chain step), so every lane runs once untimed on the same prompt and budget first.
+  status(`Warming up: one untimed run of each of the ${lanes.length} lanes (the first run of each shape compiles GPU programs)…`);
+  for (const l of lanes) await consume(l.run(), () => undefined);
+  status(`Racing on the same model: ${lanes.map((l) => l.lane).join(', then ')}…`);
+  const results: DecodeResult[] = [];
+  for (const l of lanes) results.push(await lane(l.run(), $(`lane-${l.lane}`), $(`meta-${l.lane}`), maxNewTokens));
+  const greedy = results[0]!;
+  const backend = tf.getBackend();
+  const rows = lanes.map(({ lane: name }, i): LaneResult => {
+    const s = results[i]!.stats;
+    const tokens = results[i]!.tokens;
+    return {
+      lane: name,
+      backend,
+      tokens: s.tokens,
+      forwards: s.forwards,
+      tau: s.meanAcceptedLength,
+      tokensPerSecond: s.tokensPerSecond,
+      wallTimeMs: s.wallTimeMs,
+      speedup: greedy.stats.wallTimeMs / s.wallTimeMs,
+      nodesPerStep: (s.draftNodes ?? s.drafted) / s.forwards,
+      identical: tokens.length === greedy.tokens.length && tokens.every((t, j) => t === greedy.tokens[j]),
+    };
+  });
+  showRace(rows, tree ? '' : 'needs drafts per step ≥ 1');
+  status(`Race done on ${backend}.`);
 }
 
 /** Runs an action with the controls locked; shows errors in the status line. */
@@ -358,6 +468,10 @@ async function init(): Promise<void> {
   const select = $('model') as HTMLSelectElement;
   models.forEach((m, i) => select.add(new Option(m.kind === 'llama2c' ? `${m.name} (llama2.c)` : `${m.name} (byte-level)`, String(i))));
   if (!('gpu' in navigator)) ($('backend') as HTMLSelectElement).querySelector<HTMLOptionElement>('option[value=webgpu]')!.disabled = true;
+  const nodes = $('tree-nodes') as HTMLInputElement;
+  nodes.max = String(TREE_LIMITS.maxNodes);
+  nodes.value = String(DECODE_DEFAULTS.tree.maxNodes); // the library's suggested budget
+  $('drafting').onchange = () => $('view').classList.toggle('chain', ($('drafting') as HTMLSelectElement).value !== 'tree');
   $('generate').onclick = () => void guarded(generate);
   $('race').onclick = () => void guarded(race);
   $('stop').onclick = () => running?.abort(new DOMException('stopped by the user', 'AbortError'));

@@ -1,8 +1,10 @@
 /**
  * The browser example works for a person: served by examples/browser/serve.ts, loaded in
- * Chromium, it decodes on webgl, shows coloured text and statistics, races greedy against
- * speculative decoding with identical outputs, leaves a screenshot in test-output/, and on wasm
- * its Stop button stops a long decode mid-way while the page keeps responding.
+ * Chromium, it decodes on webgl, shows coloured text and statistics, draws the last step's draft
+ * tree with its accepted path when decoding with a tree, races greedy against a chain and a tree
+ * of drafts with identical outputs, leaves a screenshot in test-output/, and on wasm its Stop
+ * button stops a long decode mid-way while the page keeps responding; the tree view and the tree
+ * lane are checked on wasm too.
  *
  * It decodes with the committed checkpoint (fixtures/tslib-k4), which is required: the suite
  * fails in `beforeAll` when it is missing. Served with `--llama2c` (stories260K, read from
@@ -19,11 +21,85 @@ import { startExampleServer } from '../../examples/browser/serve.js';
 import { ROOT } from '../../tools/browser/bundle.js';
 import { browserSuiteEnabled, launchChromium } from '../../tools/browser/chromium.js';
 import { STORIES_DIR, storiesAvailable, storiesReference } from '../helpers/stories.js';
+import type { LaneResult } from '../../examples/browser/main.js';
 import { checkpointForTests } from './harness.js';
 
 const SCREENSHOTS = join(ROOT, 'test-output');
 /** The committed trained draft heads for stories260K the llama2.c block serves. */
 const STORIES_HEADS = join(ROOT, 'fixtures/stories260k-heads/sequential-k4.bin');
+
+/** The race verdict: a speedup per speculative lane, then the identity verdict. */
+const VERDICT = (tokens: number) => new RegExp(`^chain \\d+\\.\\d\\d× \\(${tokens} → \\d+ forwards\\), tree \\d+\\.\\d\\d× \\(${tokens} → \\d+ forwards\\) vs greedy; outputs identical ✓$`);
+
+/** Clicks Race, waits for it, and returns the race table's rows (checked: three lanes on `backend`, all identical to greedy). */
+async function raceRows(page: Page, backend: string, tokens: number): Promise<LaneResult[]> {
+  await page.click('#race');
+  await page.waitForFunction(() => /^(Race done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
+  expect(await page.textContent('#status')).toBe(`Race done on ${backend}.`);
+  const rows = JSON.parse((await page.getAttribute('#race-table', 'data-results')) ?? '[]') as LaneResult[];
+  expect(rows.map((r) => r.lane)).toEqual(['greedy', 'chain', 'tree']);
+  for (const r of rows) {
+    expect(r.backend).toBe(backend); // tf.getBackend() when the race ended
+    expect(r.tokens).toBe(tokens);
+    expect(r.identical).toBe(true);
+    expect(r.tau).toBeCloseTo(r.tokens / r.forwards, 10);
+  }
+  expect(rows[0]!.nodesPerStep).toBe(0);
+  expect(rows[2]!.nodesPerStep).toBeGreaterThan(rows[1]!.nodesPerStep); // a tree verifies more nodes per step than the chain
+  expect(await page.locator('#race-table tr[data-lane]').count()).toBe(3);
+  expect(await page.textContent('#race-verdict')).toMatch(VERDICT(tokens));
+  return rows;
+}
+
+/** One line per lane, for the log. */
+const describeRows = (rows: LaneResult[]) =>
+  rows.map((r) => `${r.lane} τ ${r.tau.toFixed(2)} ${r.tokensPerSecond.toFixed(1)} tok/s ${r.speedup.toFixed(2)}× ${r.nodesPerStep.toFixed(1)} nodes/step`).join(' | ');
+
+/**
+ * Generates with a dynamic tree and checks the drawing of the last step's tree against the text:
+ * the accepted nodes (highlighted) carry the step's kept drafts in order, the verifier's token
+ * hangs under the path's end, the root is the token before the step, and the step kept a path.
+ */
+async function checkTreeView(page: Page, backend: string, tokens: number): Promise<void> {
+  await page.selectOption('#drafting', 'tree');
+  await page.fill('#max-new', String(tokens));
+  await page.click('#generate');
+  await page.waitForFunction(() => /^(Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
+  expect(await page.textContent('#status')).toMatch(new RegExp(`^Done: ${tokens} tokens in \\d+ forwards .* on ${backend}\\.$`));
+  expect(await page.isVisible('#tree-view svg')).toBe(true);
+  const caption = (await page.textContent('#tree-caption')) ?? '';
+  const view = await page.evaluate(() => {
+    const spans = Array.from(document.querySelectorAll<HTMLElement>('#output .t'));
+    const lastStep = spans.at(-1)!.dataset.step!;
+    const step = spans.filter((s) => s.dataset.step === lastStep);
+    const before = spans.filter((s) => Number(s.dataset.step) < Number(lastStep)).at(-1);
+    const nodes = Array.from(document.querySelectorAll<SVGGElement>('#tree-view g.node'));
+    const tokensOf = (cls: string) => nodes.filter((g) => g.classList.contains(cls)).map((g) => ({ token: Number(g.dataset.token), depth: Number(g.dataset.depth) }));
+    return {
+      lastStep: Number(lastStep),
+      stepTokens: step.map((s) => Number(s.dataset.token)),
+      tokenBefore: before === undefined ? null : Number(before.dataset.token),
+      root: tokensOf('root'),
+      kept: tokensOf('kept').sort((a, b) => a.depth - b.depth),
+      verifier: tokensOf('verifier'),
+      tried: tokensOf('tried').length,
+      heavyEdges: document.querySelectorAll('#tree-view path.edge.kept').length,
+    };
+  });
+  console.log(`example tree view (${backend}): ${caption} | kept ${view.kept.length}, tried ${view.tried}`);
+  expect(caption).toMatch(new RegExp(`^Step ${view.lastStep}: \\d+ draft nodes? verified in one forward; kept ${view.kept.length}`));
+  expect(view.kept.length).toBeGreaterThan(0); // the last step kept a path below the root
+  expect(view.kept.map((n) => n.depth)).toEqual(view.kept.map((_, d) => d + 1));
+  expect(view.root).toHaveLength(1);
+  if (view.tokenBefore !== null) expect(view.root[0]!.token).toBe(view.tokenBefore);
+  if (view.verifier.length === 1) {
+    expect([...view.kept.map((n) => n.token), view.verifier[0]!.token]).toEqual(view.stepTokens); // the path, then the verifier's token
+    expect(view.heavyEdges).toBe(view.kept.length + 1);
+  } else {
+    expect(view.kept.map((n) => n.token).slice(0, view.stepTokens.length)).toEqual(view.stepTokens); // the budget ended decoding inside the step
+  }
+  expect(view.tried).toBeGreaterThan(0); // a tree: candidates beside the path
+}
 
 describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example (Chromium, webgl)', () => {
   let server: Awaited<ReturnType<typeof startExampleServer>>;
@@ -65,13 +141,14 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
     expect(await page.locator('#legend > span').count()).toBe(numHeads);
   }, 300_000);
 
-  it('races greedy against speculative: identical outputs, a speedup figure, and a screenshot', async () => {
+  it("with a dynamic tree on webgl: the last step's tree is drawn beside the text, its accepted path highlighted", async () => {
+    await checkTreeView(page, 'webgl', 24);
+  }, 300_000);
+
+  it('races greedy, chain and tree on webgl: identical outputs, τ, tok/s, speedup, nodes per step, and a screenshot', async () => {
     await page.fill('#max-new', '24');
-    await page.click('#race');
-    await page.waitForFunction(() => /^(Race done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
-    const verdict = (await page.textContent('#race-verdict')) ?? '';
-    console.log(`example race: ${verdict} | greedy: ${await page.textContent('#meta-greedy')} | speculative: ${await page.textContent('#meta-spec')}`);
-    expect(verdict).toMatch(/^\d+\.\d\d× (faster|slower), 24 → \d+ forwards; outputs identical ✓$/); // speed is reported, not asserted: SwiftShader is no GPU
+    const rows = await raceRows(page, 'webgl', 24); // speed is reported, not asserted: SwiftShader is no GPU
+    console.log(`example race (webgl): ${describeRows(rows)}`);
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, 'browser-example.png'), fullPage: true });
     expect(errors).toEqual([]);
@@ -100,6 +177,15 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
     expect(await page.isDisabled('#stop')).toBe(true);
     await page.click('#presets button >> nth=1');
     expect(await page.inputValue('#prompt')).toMatch(/^interface Map<K, V>/);
+    expect(errors).toEqual([]);
+  }, 300_000);
+
+  it('on wasm, the tree view shows an accepted path and the tree lane is identical to greedy', async () => {
+    await page.selectOption('#draft', '3');
+    await checkTreeView(page, 'wasm', 24);
+    await page.fill('#max-new', '24');
+    const rows = await raceRows(page, 'wasm', 24);
+    console.log(`example race (wasm): ${describeRows(rows)}`);
     expect(errors).toEqual([]);
   }, 300_000);
 });
@@ -148,15 +234,13 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example (llama2c)') || !stor
       expect(errors).toEqual([]);
     }, 300_000);
 
-    it('races greedy against speculative with the trained heads: identical outputs, drafts kept', async () => {
+    it('races greedy, chain and tree with the trained heads: identical outputs, drafts kept', async () => {
       await page.fill('#max-new', '16');
-      await page.click('#race');
-      await page.waitForFunction(() => /^(Race done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
-      const verdict = (await page.textContent('#race-verdict')) ?? '';
-      console.log(`example race (llama2c): ${verdict}`);
-      expect(verdict).toMatch(/^\d+\.\d\d× (faster|slower), 16 → \d+ forwards; outputs identical ✓$/);
+      const rows = await raceRows(page, 'webgl', 16);
+      console.log(`example race (llama2c, webgl): ${describeRows(rows)}`);
       // trained heads keep drafts: the held-out τ is ~2.8, so 16 tokens take well under 16 forwards
-      expect(Number(/16 → (\d+) forwards/.exec(verdict)![1])).toBeLessThanOrEqual(12);
+      expect(rows[1]!.forwards).toBeLessThanOrEqual(12);
+      expect(rows[2]!.forwards).toBeLessThanOrEqual(12);
       expect(errors).toEqual([]);
     }, 300_000);
   },
