@@ -74,12 +74,12 @@ export class GrowingTableModel extends TreeTableModel {
       for (let d = 2; d <= depth; d++) {
         const F = frontier.ids.shape[1]!;
         const best = tf.topk(frontier.scores, k); // [m, k]
-        const flat = tf.reshape(tf.add(best.indices, tf.mul(tf.expandDims(tf.range(0, m, 1, 'int32'), 1), F)), [-1]);
+        const flat = tf.reshape(tf.add(best.indices, tf.mul(tf.expandDims(tf.range(0, m, 1, 'int32'), 1), tf.scalar(F, 'int32'))), [-1]);
         const next = children(tf.gather(tf.reshape(frontier.ids, [-1]), flat)); // [m·k, k]
         const childIds = tf.reshape(next.ids, [m, k * k]);
         const childScores = tf.reshape(tf.add(tf.expandDims(best.values, 2), tf.reshape(next.logProbs, [m, k, k])), [m, k * k]);
         ids.push(childIds);
-        parents.push(tf.reshape(tf.tile(tf.expandDims(tf.add(best.indices, frontier.start), 2), [1, 1, k]), [m, k * k]));
+        parents.push(tf.reshape(tf.tile(tf.expandDims(tf.add(best.indices, tf.scalar(frontier.start, 'int32')), 2), [1, 1, k]), [m, k * k]));
         scores.push(childScores);
         frontier = { ids: childIds, scores: childScores, start: frontier.start + F };
       }
