@@ -11,6 +11,15 @@
  *   log-probability among the top-`topK` candidates per depth (EAGLE-2's re-ranking rule, Li et
  *   al. 2024, §4.2, with the parallel heads' log-probabilities as the draft confidence).
  *
+ * Drafts whose output depends on the drafted tokens before them (sequential MTP modules) make a
+ * node's children depend on the node's own token, so per-depth ranks no longer describe them. A
+ * model with `headTree` grows a candidate forest instead (EAGLE-2 §4.1: per depth, the `topK`
+ * candidates of the highest cumulative log-probability are expanded, each through the next module
+ * fed its own token), and a dynamic tree keeps the forest's `maxNodes` best candidates by path
+ * score (§4.2). Static trees keep their rank semantics with every model: rank r at depth d is the
+ * r-th candidate of offset d along the top-1 chain (for sequential modules, offset d conditioned on
+ * the argmax tokens of offsets 1…d−1, whatever the node's ancestors are).
+ *
  * Nodes are kept in topological order (a parent before its children) and, among siblings, in
  * rank order — the order the acceptance walks try them in.
  */
@@ -72,7 +81,7 @@ export interface ForestDraft {
   forest: { tokens: number[]; parents: number[]; ranks: number[]; scores: number[] };
 }
 
-/** The candidates a step drafted at the node it accepted, for the next tree. */
+/** The candidates a step drafted at the node it accepted, for the next tree: per-depth ranks, or a grown forest. */
 export type TreeDraft = RankDraft | ForestDraft;
 
 /** A tree ready to feed: node tokens, their parents and depths. */
@@ -160,8 +169,9 @@ function bestPaths(logProbs: number[][], topK: number, maxNodes: number): TreeNo
 }
 
 /**
- * The tree to verify next: the spec's nodes (dynamic: chosen from `draft`'s log-probabilities),
- * cut to the depths that fit `room` more positions, with their tokens from `draft`.
+ * The tree to verify next: the spec's nodes (dynamic: chosen from `draft`'s log-probabilities, or
+ * the best of its grown forest), cut to the depths that fit `room` more positions, with their
+ * tokens from `draft`.
  */
 export function growTree(spec: TreeSpec, draft: TreeDraft | null, room: number): DraftTree {
   if (draft === null || room < 1) return { nodes: [], tokens: [] };

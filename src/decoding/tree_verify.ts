@@ -13,7 +13,10 @@
  *   sampling    — per node its target probability at its parent, per row a residual sample;
  *   typical     — per node whether it passes at its parent and its p there, per row a sample from p;
  * then the top-k candidate ids of offsets 1…depth at every row (and their log-probabilities for a
- * dynamic tree), and, off the fast path, whether every logit was finite.
+ * dynamic tree), and, off the fast path, whether every logit was finite. With a dynamic tree and a
+ * model that has `headTree` (sequential modules), the candidates are instead the grown forest
+ * (ids, parents, path scores) under the token each row commits — the verifier's argmax, or the
+ * row's sample — at the tip only on the fast path, at every row otherwise (EAGLE-2 §4).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { allFinite, allTokens, argmaxRows, sampleRows, toProbabilities } from './distributions.js';
