@@ -1,44 +1,49 @@
 /**
  * `npm run train:heads -- --model <dir> --kind mlp|sequential --heads 4 --minutes N …`: draft
- * heads for a frozen pretrained llama2.c model (e.g. stories260K), by self-distillation.
+ * heads for a frozen pretrained model by self-distillation: a llama2.c model (e.g. stories260K)
+ * or a tfjs-mtp checkpoint (e.g. fixtures/tslib-k4; sequential modules), see tools/heads/base.ts.
  *
- *   1. corpus: the model's own text, seeded (tools/heads/corpus.ts), saved as corpus.json;
- *   2. the frozen trunk's final hidden states of every corpus position, computed once;
- *   3. Adam on the draft heads only, in large batches of cached states, for --minutes
+ *   1. corpus: the model's own text, seeded, generated in batches (tools/heads/corpus.ts), saved
+ *      as corpus.json, with the frozen trunk's final hidden states of every position;
+ *   2. (reusing a corpus.json: the hidden states are recomputed once);
+ *   3. Adam on the draft heads only, in large batches of cached states, until --minutes of wall
+ *      time (counted from the start, corpus included) minus --reserve-seconds
  *      (a progress bar with per-offset loss and ETA; a checkpoint every --checkpoint-seconds;
  *      --resume continues from it);
- *   4. heads.bin (an `exportDraftHeads` file: attach with `loadLlama2c(ckpt, { draftHeads })`)
- *      and training.json (settings, seed, corpus size, held-out per-offset loss and agreement).
+ *   4. heads.bin (an `exportDraftHeads` file: attach with `loadLlama2c(ckpt, { draftHeads })`, or
+ *      `attachDraftHeads(withSequentialHeads(model, k, H), bytes)`) and training.json (settings,
+ *      seed, corpus size, held-out per-offset loss and agreement, τ on held-out prompts).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { SingleBar } from 'cli-progress';
 import { type LayersModel } from '@tensorflow/tfjs-layers';
-import { loadLlama2c } from '../src/models/llama2c.js';
 import type { MultiTokenHead } from '../src/layers/index.js';
 import { exportDraftHeads } from '../src/models/draft_heads.js';
 import { parseCommandLine } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend } from '../tools/backend.js';
 import { registerWasmTrainingKernels } from '../tools/wasm/index.js';
 import { uniformStream } from '../src/decoding/random.js';
-import { buildCorpus, type CorpusSequence, hiddenStates, storyOpenings } from '../tools/heads/corpus.js';
+import { buildCorpus, type CorpusSequence, hiddenStates } from '../tools/heads/corpus.js';
+import { loadHeadsBase } from '../tools/heads/base.js';
 import { batchLoss, type DraftParams, evaluate, mlpParams, prepareData } from '../tools/heads/train.js';
 import { sequentialParams } from '../tools/heads/sequential.js';
-import { measureTau } from '../tools/heads/measure.js';
+import { measureTauOn } from '../tools/heads/measure.js';
 import type { SequentialMtpHead } from '../src/layers/sequential_mtp.js';
 
 const COMMAND = {
   name: 'train:heads',
   usage: 'npm run train:heads -- --model <dir> [options]',
-  summary: 'Trains draft heads on a frozen llama2.c model (its .bin and tok512-format tokenizer in --model) by self-distillation, and writes heads.bin + training.json.',
+  summary: 'Trains draft heads on a frozen model (a llama2.c .bin + tokenizer, or a tfjs-mtp checkpoint folder, in --model) by self-distillation, and writes heads.bin + training.json.',
   options: {
-    model: { type: 'string', default: '../shared/models/stories260K', help: 'folder with the checkpoint (.bin) and the tokenizer (tok*.bin)' },
+    model: { type: 'string', default: '../shared/models/stories260K', help: 'folder with a llama2.c checkpoint (.bin) and its tokenizer (tok*.bin), or a tfjs-mtp checkpoint (model.json + weights.bin; sequential heads)' },
     out: { type: 'string', default: 'test-output/heads', help: 'output folder (corpus.json, checkpoint.*, heads.bin, training.json)' },
     kind: { type: 'string', default: 'mlp', choices: ['mlp', 'sequential'], help: 'parallel mlp offset heads, or sequential MTP modules' },
     heads: { type: 'number', default: 4, integer: true, min: 2, help: 'k: offsets including offset 0 (the model’s own head)' },
     hidden: { type: 'number', default: 256, integer: true, min: 1, help: 'MLP width H of each head/module' },
-    minutes: { type: 'number', default: 5, min: 0, help: 'training wall time (the corpus is extra, once)' },
+    minutes: { type: 'number', default: 5, min: 0, help: 'wall time of the whole run: corpus, training, evaluation and τ (training gets what the corpus leaves, minus --reserve-seconds)' },
+    reserveSeconds: { type: 'number', default: 90, min: 0, help: 'seconds of --minutes kept for the held-out evaluation and τ after training' },
     corpusTokens: { type: 'number', default: 100_000, integer: true, min: 1000, help: 'corpus size in tokens' },
     greedyShare: { type: 'number', default: 0.8, min: 0, help: 'share of greedy sequences (the rest are temperature/top-p samples)' },
     sequenceTokens: { type: 'number', default: 200, integer: true, min: 8, help: 'tokens per corpus sequence (its opening included)' },
@@ -48,29 +53,20 @@ const COMMAND = {
     topP: { type: 'number', default: 0.9, min: 0, help: 'top-p of the sampled sequences' },
     targets: { type: 'string', default: 'hard', choices: ['hard', 'soft', 'mix'], help: "the frozen model's argmax (hard), its distribution (soft), or half each" },
     batch: { type: 'number', default: 2048, integer: true, min: 1, help: 'rows per Adam step' },
-    learningRate: { type: 'number', default: 3e-3, min: 0, help: 'Adam learning rate (decays linearly to 10% over --minutes)' },
+    learningRate: { type: 'number', default: 3e-3, min: 0, help: 'Adam learning rate (decays linearly to 10% over the training time)' },
     heldOut: { type: 'number', default: 0.1, min: 0, help: 'share of corpus sequences held out for the metrics' },
     evalRows: { type: 'number', default: 10_000, integer: true, min: 1, help: 'held-out rows evaluated' },
     checkpointSeconds: { type: 'number', default: 60, min: 1, help: 'seconds between checkpoints' },
     seed: { type: 'number', default: 1, integer: true, min: 0, help: 'seed of the corpus, the initial weights and the batches' },
     backend: { type: 'string', default: 'wasm', choices: NODE_BACKENDS, help: 'tfjs backend' },
     resume: { type: 'boolean', help: 'continue from out/checkpoint.* (same settings)' },
-    tauTokens: { type: 'number', default: 200, integer: true, min: 0, help: 'new tokens per held-out prompt when measuring τ with speculativeDecode (0: skip)' },
+    tauTokens: { type: 'number', default: -1, integer: true, min: -1, help: "new tokens per held-out prompt when measuring τ with speculativeDecode (0: skip; -1: the model's default, 200 for llama2.c, the context minus the prompt for a tfjs-mtp checkpoint)" },
   },
 } as const;
 
 type Settings = ReturnType<typeof parseCommandLine<typeof COMMAND.options>>;
 
 const HARD_WEIGHT = { hard: 1, soft: 0, mix: 0.5 } as const;
-
-/** Finds the checkpoint and tokenizer files of a llama2.c folder. */
-function modelFiles(dir: string): { checkpoint: string; tokenizer: string } {
-  const names = ['stories260K.bin', 'model.bin'];
-  const checkpoint = names.map((n) => join(dir, n)).find(existsSync);
-  const tokenizer = ['tok512.bin', 'tokenizer.bin'].map((n) => join(dir, n)).find(existsSync);
-  if (!checkpoint || !tokenizer) throw new Error(`train:heads: --model ${dir} must hold a checkpoint (${names.join(' or ')}) and a tokenizer (tok512.bin or tokenizer.bin).`);
-  return { checkpoint, tokenizer };
-}
 
 /** The corpus and its hidden states: reused from out/corpus.json (states recomputed) when made with the same settings, else generated. */
 async function corpusFor(s: Settings, model: LayersModel, unembeddingT: tf.Tensor2D, openings: number[][]): Promise<{ sequences: CorpusSequence[]; hidden: Float32Array; seconds: number }> {
@@ -132,26 +128,23 @@ async function loadCheckpoint(s: Settings, params: DraftParams, optimizer: tf.Ad
 }
 
 async function main(): Promise<void> {
+  const runStart = performance.now();
   const s = parseCommandLine(COMMAND);
   s.out = resolve(s.out);
   mkdirSync(s.out, { recursive: true });
   if (s.backend === 'wasm') registerWasmTrainingKernels();
   await useBackend(s.backend as 'wasm' | 'cpu');
-  const files = modelFiles(resolve(s.model));
   const sequential = s.kind === 'sequential';
-  const { model, tokenizer } = await loadLlama2c(new Uint8Array(readFileSync(files.checkpoint)), {
-    tokenizer: new Uint8Array(readFileSync(files.tokenizer)),
-    mtpHeads: s.heads,
-    headKind: sequential ? 'sequential' : 'mlp',
-    mlpHiddenSize: s.hidden,
-  });
+  const base = await loadHeadsBase(resolve(s.model), s.kind as 'mlp' | 'sequential', s.heads, s.hidden, s.seed);
+  if (s.sequenceTokens > base.maxLength) throw new RangeError(`train:heads: --sequence-tokens must be at most the model's context (${base.maxLength}), but got ${s.sequenceTokens}.`);
+  const model = base.model;
   const head = model.getLayer('mtp_head') as unknown as MultiTokenHead | SequentialMtpHead;
   const embedding = head.unembedding.matrix(); // [V, D] frozen
   const unembeddingT = tf.keep(tf.transpose(embedding)) as tf.Tensor2D; // [D, V]: wasm's matMul(a, b, false, true) is slow
   const [vocab, d] = embedding.shape;
-  console.log(`model: ${files.checkpoint} (D = ${d}, V = ${vocab}), kind ${s.kind}, k = ${s.heads}, H = ${s.hidden}, backend ${s.backend}`);
+  console.log(`model: ${s.model} (${base.modelFile}, D = ${d}, V = ${vocab}), kind ${s.kind}, k = ${s.heads}, H = ${s.hidden}, backend ${s.backend}; ${base.openings.length} openings`);
 
-  const corpus = await corpusFor(s, model, unembeddingT, storyOpenings(tokenizer!));
+  const corpus = await corpusFor(s, model, unembeddingT, base.openings);
   const tokens = corpus.sequences.reduce((a, q) => a + q.ids.length, 0);
   const data = prepareData(corpus.sequences, corpus.hidden, d, unembeddingT, s.heads, s.heldOut);
   console.log(`corpus: ${corpus.sequences.length} sequences, ${tokens} tokens with their hidden states (${corpus.seconds.toFixed(0)} s); ${data.trainRows.length} training rows, ${data.heldRows.length} held out`);
@@ -168,7 +161,7 @@ async function main(): Promise<void> {
   const random = uniformStream(s.seed ^ 0x5eed);
   for (let i = 0; i < state.rngDraws; i++) random();
 
-  const budget = s.minutes * 60;
+  const budget = state.seconds + Math.max(0, s.minutes * 60 - (performance.now() - runStart) / 1000 - s.reserveSeconds); // training seconds: the whole run fits --minutes
   const bar = new SingleBar({ format: 'training [{bar}] {percentage}% | step {step} | loss per offset {losses} | {eta_formatted} left', etaBuffer: 20, noTTYOutput: true, notTTYSchedule: 15_000 }); // a log line every 15 s when not on a terminal
   bar.start(Math.max(1, Math.round(budget)), Math.round(state.seconds), { step: state.step, losses: '-' });
   let lastSave = state.seconds;
@@ -207,10 +200,11 @@ async function main(): Promise<void> {
   const facts = {
     command: `npm run train:heads -- ${process.argv.slice(2).join(' ')}`,
     settings: { ...s, out: undefined, model: undefined },
-    modelFile: files.checkpoint.split('/').pop(),
+    modelFile: base.modelFile,
     seed: s.seed,
     corpus: { sequences: corpus.sequences.length, tokens, greedySequences: corpus.sequences.filter((q) => q.mode === 'greedy').length, generationSeconds: Math.round(corpus.seconds), trainRows: data.trainRows.length, heldOutRows: data.heldRows.length },
     training: { steps: state.step, seconds: Math.round(state.seconds), backend: s.backend, parameters: varList.reduce((a, v) => a + v.size, 0) },
+    wallSeconds: 0, // set below: the whole run, corpus and τ included
     heldOut: metrics,
   };
   let bytes: Uint8Array;
@@ -219,14 +213,16 @@ async function main(): Promise<void> {
   writeFileSync(join(s.out, 'heads.bin'), bytes);
   const pct = (xs: number[]) => xs.map((x) => `${(100 * x).toFixed(1)}%`).join(' ');
   console.log(`held out (${metrics.rows} rows): agreement per offset ${pct(metrics.agreement)}; greedy chain ${pct(metrics.chain)}; τ estimate per position ${metrics.tauEstimate.toFixed(2)}, along decoder steps ${metrics.steps.tau.toFixed(2)}`);
-  if (s.tauTokens > 0) {
-    // the written file, attached to a fresh load of the checkpoint: what a user gets
-    const fresh = await loadLlama2c(new Uint8Array(readFileSync(files.checkpoint)), { draftHeads: bytes });
-    const tau = await measureTau(fresh.model, tokenizer!, s.tauTokens);
-    fresh.model.dispose();
+  const tauTokens = s.tauTokens < 0 ? base.tauTokens : s.tauTokens;
+  if (tauTokens > 0) {
+    // the written file, attached to a fresh load of the base model: what a user gets
+    const fresh = await base.withHeads(bytes);
+    const tau = await measureTauOn(fresh, base.prompts, tauTokens);
+    fresh.dispose();
     Object.assign(facts, { tau });
-    console.log(`speculativeDecode on ${tau.perPrompt.length} held-out prompts × ${s.tauTokens} tokens: τ = ${tau.tau.toFixed(2)}, acceptance per offset ${pct(tau.acceptancePerOffset)}, output ${tau.identical ? 'identical to' : 'DIFFERENT from'} greedy`);
+    console.log(`speculativeDecode on ${tau.perPrompt.length} held-out prompts × ${tauTokens} tokens: τ = ${tau.tau.toFixed(2)}, acceptance per offset ${pct(tau.acceptancePerOffset)}, output ${tau.identical ? 'identical to' : 'DIFFERENT from'} greedy`);
   }
+  facts.wallSeconds = Math.round((performance.now() - runStart) / 1000);
   writeFileSync(join(s.out, 'training.json'), `${JSON.stringify(facts, null, 2)}\n`);
   console.log(`wrote ${join(s.out, 'heads.bin')} (${bytes.length} bytes) and training.json`);
 }

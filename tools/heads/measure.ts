@@ -7,7 +7,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
 import { CachedTransformer } from '../../src/models/cached.js';
 import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
-import { HELD_OUT_OPENINGS, STORY_OPENINGS } from './corpus.js';
+import { HELD_OUT_OPENINGS, STORY_OPENINGS } from './openings.js';
 
 /** What {@link measureTau} finds. */
 export interface TauReport {
@@ -23,13 +23,13 @@ export interface TauReport {
   maxNewTokens: number;
 }
 
-/** The held-out prompts: the story openings never used to build the corpus. */
+/** The held-out story prompts: the story openings never used to build the corpus. */
 export function heldOutPrompts(): readonly string[] {
   return STORY_OPENINGS.slice(STORY_OPENINGS.length - HELD_OUT_OPENINGS);
 }
 
-/** Decodes every held-out prompt greedily and speculatively (greedy acceptance) and compares. */
-export async function measureTau(model: LayersModel, tokenizer: Llama2cTokenizer, maxNewTokens = 200): Promise<TauReport> {
+/** Decodes every prompt (`label` and token `ids`) greedily and speculatively (greedy acceptance) and compares. */
+export async function measureTauOn(model: LayersModel, prompts: ReadonlyArray<{ label: string; ids: number[] }>, maxNewTokens: number): Promise<TauReport> {
   const cached = new CachedTransformer(model);
   let tokens = 0;
   let forwards = 0;
@@ -38,8 +38,7 @@ export async function measureTau(model: LayersModel, tokenizer: Llama2cTokenizer
   const accepted: number[] = [];
   const perPrompt: TauReport['perPrompt'] = [];
   try {
-    for (const prompt of heldOutPrompts()) {
-      const ids = tokenizer.encode(prompt);
+    for (const { label, ids } of prompts) {
       const greedy = await greedyDecode(cached, ids, { maxNewTokens });
       const fast = await speculativeDecode(cached, ids, { maxNewTokens, acceptance: 'greedy' });
       identical &&= fast.tokens.length === greedy.tokens.length && fast.tokens.every((t, i) => t === greedy.tokens[i]);
@@ -47,10 +46,15 @@ export async function measureTau(model: LayersModel, tokenizer: Llama2cTokenizer
       forwards += fast.stats.forwards;
       fast.stats.draftedPerOffset.forEach((n, j) => (drafted[j] = (drafted[j] ?? 0) + n));
       fast.stats.acceptedPerOffset.forEach((n, j) => (accepted[j] = (accepted[j] ?? 0) + n));
-      perPrompt.push({ prompt, tau: fast.stats.meanAcceptedLength });
+      perPrompt.push({ prompt: label, tau: fast.stats.meanAcceptedLength });
     }
   } finally {
     cached.dispose();
   }
   return { tau: tokens / forwards, acceptancePerOffset: drafted.map((n, j) => (n === 0 ? 0 : accepted[j]! / n)), perPrompt, identical, maxNewTokens };
+}
+
+/** {@link measureTauOn} the held-out story prompts of a llama2.c story model. */
+export async function measureTau(model: LayersModel, tokenizer: Llama2cTokenizer, maxNewTokens = 200): Promise<TauReport> {
+  return measureTauOn(model, heldOutPrompts().map((label) => ({ label, ids: tokenizer.encode(label) })), maxNewTokens);
 }
