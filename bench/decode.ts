@@ -164,12 +164,30 @@ function speedRow(backend: NodeBackend, v: Variant, m: Measured, base: Measured)
 /**
  * Runs every variant over every prompt, `repeats` times, round-robin (repeat r of every variant
  * before repeat r + 1 of any), so that a burst of load from other processes hits all variants
- * alike; ratios are then taken within each repeat.
+ * alike; ratios are then taken within each repeat. `perPrompt` interleaves finer: within a repeat,
+ * prompt p of every variant before prompt p + 1 of any (a variant's wall is then the sum of its
+ * prompts' times) — what `--tree` uses, on a machine whose load swings within seconds.
  */
-async function measureAll(variants: Variant[], prompts: number[][], maxNewTokens: number, repeats: number): Promise<Measured[]> {
+async function measureAll(variants: Variant[], prompts: number[][], maxNewTokens: number, repeats: number, perPrompt = false): Promise<Measured[]> {
   for (const v of variants) await v.run(v.model, prompts[0]!, Math.min(8, maxNewTokens)); // warm-up: kernels, shapes, JIT
   const out: Measured[] = variants.map(() => ({ results: [], tokens: 0, forwards: 0, nodes: 0, acceptance: [], walls: [] }));
   for (let r = 0; r < repeats; r++) {
+    if (perPrompt) {
+      const walls = variants.map(() => 0);
+      const results = variants.map(() => [] as DecodeResult[]);
+      for (const p of prompts) {
+        for (const [i, v] of variants.entries()) {
+          const t0 = performance.now();
+          results[i]!.push(await v.run(v.model, p, maxNewTokens));
+          walls[i]! += performance.now() - t0;
+        }
+      }
+      variants.forEach((_, i) => {
+        out[i]!.walls.push(walls[i]!);
+        out[i]!.results = results[i]!;
+      });
+      continue;
+    }
     for (const [i, v] of variants.entries()) {
       const t0 = performance.now();
       const results: DecodeResult[] = [];
@@ -361,6 +379,7 @@ function headsTable(rows: Row[]): string {
 function treeDraftings(backend: string): [string, TreeOption | undefined][] {
   const out: [string, TreeOption | undefined][] = [
     ['chain', undefined],
+    ['dynamic topK 4, 3 nodes (a chain\'s size)', { topK: 4, maxNodes: 3 }],
     ['static 6 nodes [0] [1] [0,0] [1,0] [0,1] [0,0,0]', [[0], [1], [0, 0], [1, 0], [0, 1], [0, 0, 0]]],
     ['dynamic topK 4, 6 nodes', { topK: 4, maxNodes: 6 }],
     ['dynamic topK 4, 12 nodes', { topK: 4, maxNodes: 12 }],
@@ -410,7 +429,7 @@ async function benchTree(backend: NodeBackend, dir: string, work: Workload & { h
       });
     }
   });
-  const measured = await measureAll(variants, prompts, maxNewTokens, work.repeats);
+  const measured = await measureAll(variants, prompts, maxNewTokens, work.repeats, true);
   const base = measured[0]!;
   variants.forEach((v, i) => {
     const m = measured[i]!;
