@@ -118,7 +118,8 @@ async function timeForward(model: Required<Pick<MultiTokenModel, 'forwardTree' |
  * runs every budget once, so that other work on the machine hits every budget alike); the median
  * is kept. Measured once per (model, backend, depth, budgets): later calls return the same
  * table. The model's cache is left as it was (every fed row is dropped with `keepRows([])`, or
- * `truncate` after a throw), and no tensor is left behind, also after a throw or an abort.
+ * `truncate` after a throw), and no tensor is left behind, also after a throw or an abort. It
+ * feeds the model, so call it between decodes (or at a decode's start), never while one runs.
  *
  * @param model A model with `forwardTree` and `keepRows` (e.g. `CachedTransformer`).
  * @param budgets Node counts to measure, increasing integers in [1, `TREE_LIMITS.maxNodes`] (at most 32 of them).
