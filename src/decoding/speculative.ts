@@ -30,6 +30,7 @@ import { uniforms } from './random.js';
 import type { DecodeResult, TokenChunk } from './result.js';
 import { decodeSession, drain, type Forward, type Loop } from './session.js';
 import { growTree, type TreeDraft, type TreeSpec } from './tree.js';
+import { measureTreeCosts, TREE_AUTO_DEFAULTS, type TreeCost } from './tree_auto.js';
 import { type TreeBlock, type TreeModel, type TreeStep, verifyTree } from './tree_verify.js';
 
 /** The block the next forward feeds. */
@@ -207,10 +208,13 @@ interface TreeCarry {
   draft: TreeDraft | null;
 }
 
-/** propose (tree): the tree of candidates under the last pending token, cut to the depths the context holds. */
-function proposeTree(carried: TreeCarry, model: MultiTokenModel, spec: TreeSpec): TreeBlock {
+/**
+ * propose (tree): the tree of candidates under the last pending token, cut to the depths the
+ * context holds (with `tree: 'auto'`, to the best-first prefix worth its measured cost).
+ */
+function proposeTree(carried: TreeCarry, model: MultiTokenModel, spec: TreeSpec, costs: readonly TreeCost[] | null): TreeBlock {
   const room = model.maxLength - model.length - carried.pending.length;
-  return { pending: carried.pending, tree: growTree(spec, carried.draft, room) };
+  return { pending: carried.pending, tree: growTree(spec, carried.draft, room, costs) };
 }
 
 /** accept (tree): the accepted path's tokens (node depth d = offset d), then the verifier's own token. */
@@ -233,8 +237,11 @@ function advanceTree(model: TreeModel, block: TreeBlock, step: TreeStep): TreeCa
 function treeLoop(model: TreeModel, o: ResolvedSpeculativeOptions, spec: TreeSpec): Loop {
   return async function* (random) {
     let carried: TreeCarry = { pending: o.prompt, draft: null };
+    // 'auto': the forward's cost per node count, measured once per model, backend and depth (later decodes reuse it)
+    const budgets = TREE_AUTO_DEFAULTS.budgets.filter((n) => n <= spec.maxNodes);
+    const costs = spec.auto ? await measureTreeCosts(model, budgets, spec.depth, o.signal ? { signal: o.signal } : {}) : null;
     for (;;) {
-      const block = proposeTree(carried, model, spec);
+      const block = proposeTree(carried, model, spec, costs);
       const step = await verifyTree(model, block, spec, o, random);
       const forward = acceptTree(block, step);
       carried = advanceTree(model, block, step);

@@ -24,6 +24,7 @@
  * rank order — the order the acceptance walks try them in.
  */
 import { fail, show } from '../internal/errors.js';
+import { chooseBudget, TREE_AUTO_DEFAULTS, type TreeCost } from './tree_auto.js';
 
 /** A static tree: paths of per-depth candidate ranks (0 = the most likely), e.g. `[[0], [1], [0, 0]]`. */
 export type TreePaths = readonly (readonly number[])[];
@@ -36,8 +37,13 @@ export interface DynamicTree {
   maxNodes: number;
 }
 
-/** `speculativeDecode`'s `tree` option. */
-export type TreeOption = TreePaths | DynamicTree;
+/**
+ * `speculativeDecode`'s `tree` option: static paths, a dynamic tree, or `'auto'` — a dynamic tree
+ * whose size is chosen each step (`chooseBudget`: the expected tokens per millisecond of the
+ * best-first nodes, against the forward's cost per node count measured once for the model and
+ * backend by `measureTreeCosts`, before the first step).
+ */
+export type TreeOption = TreePaths | DynamicTree | 'auto';
 
 /** Bounds of a tree, checked before anything is allocated. */
 export const TREE_LIMITS = Object.freeze({
@@ -64,6 +70,8 @@ export interface TreeSpec {
   maxNodes: number;
   /** Deepest depth (offsets 1…depth are drafted). */
   depth: number;
+  /** `'auto'`: each step keeps the best-first prefix `chooseBudget` picks (at most `maxNodes`). */
+  auto: boolean;
 }
 
 /** Per-depth candidates (parallel heads): per depth d (index d − 1), the top-k ids and their log-probabilities. */
@@ -96,8 +104,13 @@ const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isInt
 export function resolveTree(fn: string, tree: unknown, draftLength: number, vocabSize: number): TreeSpec {
   const arg = 'options.tree';
   if (Array.isArray(tree)) return staticTree(fn, tree, draftLength, vocabSize);
+  if (tree === 'auto') {
+    if (draftLength < 1) fail(RangeError, fn, 'options.draftLength', 'must be at least 1 with options.tree', draftLength);
+    const budgets = TREE_AUTO_DEFAULTS.budgets;
+    return { nodes: null, topK: Math.min(TREE_AUTO_DEFAULTS.topK, vocabSize), maxNodes: budgets[budgets.length - 1]!, depth: draftLength, auto: true };
+  }
   if (tree === null || typeof tree !== 'object') {
-    fail(TypeError, fn, arg, 'must be a list of paths of candidate ranks (e.g. [[0], [1], [0, 0]]) or { topK, maxNodes }', tree);
+    fail(TypeError, fn, arg, "must be a list of paths of candidate ranks (e.g. [[0], [1], [0, 0]]), { topK, maxNodes } or 'auto'", tree);
   }
   const { topK, maxNodes } = tree as Partial<DynamicTree>;
   const maxK = Math.min(TREE_LIMITS.topK, vocabSize);
@@ -106,7 +119,7 @@ export function resolveTree(fn: string, tree: unknown, draftLength: number, voca
     fail(RangeError, fn, `${arg}.maxNodes`, `must be an integer in [1, ${TREE_LIMITS.maxNodes}]`, maxNodes);
   }
   if (draftLength < 1) fail(RangeError, fn, 'options.draftLength', 'must be at least 1 with options.tree', draftLength);
-  return { nodes: null, topK, maxNodes, depth: draftLength };
+  return { nodes: null, topK, maxNodes, depth: draftLength, auto: false };
 }
 
 /** Checks a static tree's paths and orders them into nodes (by depth, then by ranks). */
@@ -135,7 +148,7 @@ function staticTree(fn: string, paths: unknown[], draftLength: number, vocabSize
   }
   const index = new Map(sorted.map((p, i) => [p.join(','), i]));
   const nodes = sorted.map((p) => ({ parent: p.length === 1 ? -1 : index.get(p.slice(0, -1).join(','))!, depth: p.length, rank: p[p.length - 1]! }));
-  return { nodes, topK: Math.max(...nodes.map((n) => n.rank)) + 1, maxNodes: nodes.length, depth: Math.max(...nodes.map((n) => n.depth)) };
+  return { nodes, topK: Math.max(...nodes.map((n) => n.rank)) + 1, maxNodes: nodes.length, depth: Math.max(...nodes.map((n) => n.depth)), auto: false };
 }
 
 function compareRanks(a: readonly number[], b: readonly number[]): number {
@@ -148,7 +161,7 @@ function compareRanks(a: readonly number[], b: readonly number[]): number {
  * (a node's first child and next sibling enter the frontier when it is taken; both score no higher
  * than it, so the nodes come out in non-increasing score and every parent before its children).
  */
-function bestPaths(logProbs: number[][], topK: number, maxNodes: number): TreeNode[] {
+function bestPaths(logProbs: number[][], topK: number, maxNodes: number): { nodes: TreeNode[]; scores: number[] } {
   const depth = logProbs.length;
   const nodes: TreeNode[] = [];
   const scores: number[] = [];
@@ -165,7 +178,7 @@ function bestPaths(logProbs: number[][], topK: number, maxNodes: number): TreeNo
     if (f.rank + 1 < topK) frontier.push({ ...f, rank: f.rank + 1, score: base + logProbs[f.depth - 1]![f.rank + 1]! });
     if (f.depth < depth) frontier.push({ parent: nodes.length - 1, depth: f.depth + 1, rank: 0, score: f.score + logProbs[f.depth]![0]! });
   }
-  return nodes;
+  return { nodes, scores };
 }
 
 /**
@@ -173,18 +186,21 @@ function bestPaths(logProbs: number[][], topK: number, maxNodes: number): TreeNo
  * the best of its grown forest), cut to the depths that fit `room` more positions, with their
  * tokens from `draft`.
  */
-export function growTree(spec: TreeSpec, draft: TreeDraft | null, room: number): DraftTree {
+export function growTree(spec: TreeSpec, draft: TreeDraft | null, room: number, costs: readonly TreeCost[] | null = null): DraftTree {
   if (draft === null || room < 1) return { nodes: [], tokens: [] };
   let all: TreeNode[];
+  let scores: number[] = [];
   let tokenOf: (n: TreeNode, i: number) => number;
   if ('forest' in draft) {
     const best = bestOfForest(draft.forest, spec.maxNodes);
-    all = best.nodes;
+    [all, scores] = [best.nodes, best.scores];
     tokenOf = (_, i) => best.tokens[i]!;
   } else {
-    all = spec.nodes ?? bestPaths(draft.logProbs!, spec.topK, spec.maxNodes);
+    if (spec.nodes !== null) all = spec.nodes;
+    else ({ nodes: all, scores } = bestPaths(draft.logProbs!, spec.topK, spec.maxNodes));
     tokenOf = (n) => draft.ids[n.depth - 1]![n.rank]!;
   }
+  if (spec.auto && costs !== null) all = all.slice(0, chooseBudget(monotone(scores), costs)); // a best-first prefix is a tree
   const kept: TreeNode[] = [];
   const tokens: number[] = [];
   const renumber = new Map<number, number>();
@@ -203,7 +219,7 @@ export function growTree(spec: TreeSpec, draft: TreeDraft | null, room: number):
  * parent's plus a log-probability ≤ 0 and its parent was generated before it, so every parent
  * comes first: the kept candidates form a tree in topological order, siblings in rank order.
  */
-function bestOfForest(f: ForestDraft['forest'], maxNodes: number): DraftTree {
+function bestOfForest(f: ForestDraft['forest'], maxNodes: number): DraftTree & { scores: number[] } {
   const order = f.scores
     .map((score, i) => ({ score, i }))
     .filter((c) => c.score > -Infinity) // probability 0 (or NaN: the step reports it) is not worth a node
@@ -211,7 +227,8 @@ function bestOfForest(f: ForestDraft['forest'], maxNodes: number): DraftTree {
   const index = new Map<number, number>();
   const nodes: TreeNode[] = [];
   const tokens: number[] = [];
-  for (const { i } of order) {
+  const scores: number[] = [];
+  for (const { i, score } of order) {
     if (nodes.length === maxNodes) break;
     const p = f.parents[i]!;
     const parent = p < 0 ? -1 : index.get(p);
@@ -219,8 +236,15 @@ function bestOfForest(f: ForestDraft['forest'], maxNodes: number): DraftTree {
     index.set(i, nodes.length);
     nodes.push({ parent, depth: parent < 0 ? 1 : nodes[parent]!.depth + 1, rank: f.ranks[i]! });
     tokens.push(f.tokens[i]!);
+    scores.push(score);
   }
-  return { nodes, tokens };
+  return { nodes, tokens, scores };
+}
+
+/** Best-first scores made exactly non-increasing and ≤ 0 (a log-softmax of probability ≈ 1 can round a hair above 0). */
+function monotone(scores: readonly number[]): number[] {
+  let last = 0;
+  return scores.map((s) => (last = Math.min(last, s)));
 }
 
 /** The children of the root (index 0) and of each node (index i + 1), in node order. */

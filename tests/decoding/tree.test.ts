@@ -22,7 +22,7 @@ beforeAll(useCpu);
 describe('the tree option', () => {
   const model = new ToyAttentionModel({ vocabSize: 23, hidden: 8, numHeads: 3 });
   const cases: [unknown, string][] = [
-    ['wide', "speculativeDecode: options.tree must be a list of paths of candidate ranks (e.g. [[0], [1], [0, 0]]) or { topK, maxNodes }, but got \"wide\"."],
+    ['wide', "speculativeDecode: options.tree must be a list of paths of candidate ranks (e.g. [[0], [1], [0, 0]]), { topK, maxNodes } or 'auto', but got \"wide\"."],
     [[], `speculativeDecode: options.tree.length must be in [1, ${TREE_LIMITS.maxNodes}] paths, but got 0.`],
     [[[0], []], 'speculativeDecode: options.tree[1] must be a non-empty array of at most draftLength = 2 ranks, but got [].'],
     [[[0], [0, 0, 0]], 'speculativeDecode: options.tree[1] must be a non-empty array of at most draftLength = 2 ranks, but got [0, 0, 0].'],

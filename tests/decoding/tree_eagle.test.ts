@@ -73,7 +73,7 @@ function trunkStates(layers: LayersModel, ids: number[]): tf.Tensor2D {
 
 describe("SequentialMtpHead.headTree", () => {
   it("each candidate's children are the next module's top-k fed its own token and its parent's state; the expanded parents are their level's best", () => {
-    const { base, layers, head } = sequentialModel();
+    const { layers, head } = sequentialModel();
     const [D, K] = [3, 3];
     const G = K + (D - 1) * K * K;
     const before = tf.memory().numTensors;
@@ -148,7 +148,7 @@ describe("SequentialMtpHead.headTree", () => {
   });
 
   it("checks its arguments, naming them", async () => {
-    const { base, layers, head } = sequentialModel();
+    const { layers, head } = sequentialModel();
     const h = tf.zeros([2, 16]) as tf.Tensor2D;
     const roots = tf.tensor1d([1, 2], "int32");
     await expectThrowNoLeak(
@@ -214,7 +214,7 @@ describe.each(FAMILIES)("%s with sequential modules", (_, config) => {
   const PROMPTS = [[1], [5, 9, 2], [3, 17, 4, 4, 29], [30, 2, 2, 7, 11, 0, 13]];
 
   it("dynamic trees grown the EAGLE-2 way equal greedyDecode on 4 prompts, to the context end (fast path)", async () => {
-    const { base, layers } = sequentialModel(config, 40);
+    const { layers } = sequentialModel(config, 40);
     const model = new CachedTransformer(layers);
     const grow = model.headTree!;
     let calls = 0;
@@ -244,7 +244,7 @@ describe.each(FAMILIES)("%s with sequential modules", (_, config) => {
   });
 
   it("device path (no headArgmax): greedy, and sampling / typical run and stay in the vocabulary", async () => {
-    const { base, layers } = sequentialModel(config, 40);
+    const { layers } = sequentialModel(config, 40);
     const model = new CachedTransformer(layers);
     const plain = Object.assign(
       Object.create(CachedTransformer.prototype) as CachedTransformer,
@@ -281,7 +281,7 @@ describe.each(FAMILIES)("%s with sequential modules", (_, config) => {
 });
 
 it("the grown tree keeps more drafts than the top-1-chain ranking on the same sequential model, same tokens", async () => {
-  const { base, layers } = sequentialModel({}, 64);
+  const { layers } = sequentialModel({}, 64);
   const model = new CachedTransformer(layers);
   const old = Object.assign(
     Object.create(CachedTransformer.prototype) as CachedTransformer,
@@ -308,7 +308,7 @@ it("the grown tree keeps more drafts than the top-1-chain ranking on the same se
 
 describe("no tensor left behind (grown trees)", () => {
   it("after a success, a throw in onToken and an abort, for each acceptance rule", async () => {
-    const { base, layers } = sequentialModel({}, 64);
+    const { layers } = sequentialModel({}, 64);
     const model = new CachedTransformer(layers);
     const tree = { topK: 3, maxNodes: 8 };
     for (const acceptance of ["greedy", "sampling", "typical"] as const) {
@@ -351,7 +351,7 @@ describe("no tensor left behind (grown trees)", () => {
   });
 
   it("a 2,000-token grown-tree decode: the same number of tensors after every step, identical to greedy", async () => {
-    const { base, layers } = sequentialModel({ vocabSize: 32 }, 2100);
+    const { layers } = sequentialModel({ vocabSize: 32 }, 2100);
     const model = new CachedTransformer(layers);
     const counts: number[] = [];
     const r = await expectNoLeak(() =>

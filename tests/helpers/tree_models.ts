@@ -67,10 +67,10 @@ export class GrowingTableModel extends TreeTableModel {
         return { ids: indices, logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)) }; // [n, k]
       };
       const first = children(roots);
-      const ids = [first.ids];
-      const parents = [tf.fill([m, k], -1, 'int32')];
-      const scores = [first.logProbs];
-      let frontier = { ids: first.ids, scores: first.logProbs, start: 0 };
+      const ids: tf.Tensor[] = [first.ids];
+      const parents: tf.Tensor[] = [tf.fill([m, k], -1, 'int32')];
+      const scores: tf.Tensor[] = [first.logProbs];
+      let frontier: { ids: tf.Tensor; scores: tf.Tensor; start: number } = { ids: first.ids, scores: first.logProbs, start: 0 };
       for (let d = 2; d <= depth; d++) {
         const F = frontier.ids.shape[1]!;
         const best = tf.topk(frontier.scores, k); // [m, k]
