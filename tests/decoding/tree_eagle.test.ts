@@ -370,3 +370,22 @@ describe("no tensor left behind (grown trees)", () => {
     layers.dispose();
   }, 180_000);
 });
+
+it("a module whose output is NaN stops a grown-tree decode with the decoders' non-finite error (fast and device paths)", async () => {
+  const { layers, head } = sequentialModel({}, 32);
+  const b2 = head.moduleWeights(2)["b2"]!;
+  const poisoned = tf.fill(b2.shape as number[], NaN);
+  b2.write(poisoned);
+  poisoned.dispose();
+  const model = new CachedTransformer(layers);
+  const plain = Object.assign(Object.create(CachedTransformer.prototype) as CachedTransformer, model);
+  Object.defineProperty(plain, "headArgmax", { value: undefined });
+  for (const m of [model, plain]) {
+    await expectThrowNoLeak(
+      () => speculativeDecode(m, [5], { tree: { topK: 2, maxNodes: 4 }, maxNewTokens: 10 }),
+      "speculativeDecode: the model's logits at step 0 contain NaN or ±Infinity",
+    );
+  }
+  model.dispose();
+  layers.dispose();
+});
