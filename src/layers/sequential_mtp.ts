@@ -10,7 +10,8 @@
  * training x_{t+j} is the true token; when decoding it is the token drafted by column j−1 (its
  * argmax), so drafting is a short chain argmax → embedding gather → next module, all on the
  * device. The embedding E is the trunk's token embedding, tied (the modules own no vocabulary
- * matrix).
+ * matrix). For tree drafting, `headTree` grows candidate trees the EAGLE-2 way (each candidate's
+ * children from the next module fed that candidate's own token; Li et al. 2024, §4).
  *
  * Reference: DeepSeek-AI, "DeepSeek-V3 Technical Report" (2024), §2.2 (MTP modules: RMSNorm of
  * the previous depth's state and of the next token's embedding, concatenated, projected, then a
@@ -76,8 +77,9 @@ function projectionInit(d: number): tf.Tensor2D {
 
 /**
  * Sequential MTP modules over the shared (tied) unembedding. It has the members
- * `CachedTransformer` drives on its head (`headArgmax`, `logits`, `prepare`, `release`), so a model
- * with this head decodes like any other; `headArgmax` chains on the device.
+ * `CachedTransformer` drives on its head (`headArgmax`, `logits`, `prepare`, `release`, and
+ * `headTree` for dynamic draft trees), so a model with this head decodes like any other;
+ * `headArgmax` chains on the device.
  *
  * **Input shape** `[batch, seq, hidden]`.
  * **Output shape** `[batch, seq, numHeads, vocabSize]`: column j's logits, each module fed the
