@@ -16,6 +16,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseCommandLine } from '../../tools/args.js';
 import { ROOT } from '../../tools/browser/bundle.js';
@@ -83,6 +84,7 @@ function git(...args: string[]): string {
 }
 
 const withStories = llama2c !== '' && existsSync(llama2c);
+const loadAtStart = loadavg()[0]!; // other work on the machine slows every lane; recorded with the results
 const server = await startExampleServer({ ...(withStories ? { llama2c, heads: [heads] } : {}) });
 const browser = await launchChromium();
 const summaries: Summary[] = [];
@@ -143,6 +145,7 @@ try {
       code: { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no', '--', 'src', 'examples/browser').length > 0 },
       command: `npx tsx examples/browser/race.ts ${process.argv.slice(2).join(' ')}`.trim(),
       browser: `Chromium ${browser.version()} (headless; WebGL on SwiftShader, no GPU)`,
+      loadAverage1m: { start: loadAtStart, end: loadavg()[0]! },
       tokensPerRace: tokens,
       repeats,
       summaries,
