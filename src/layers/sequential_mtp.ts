@@ -19,6 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
+import type { TreeCandidates } from '../decoding/model.js';
 import { checkInteger, checkPositiveInteger, fail, SIZE_LIMITS, checkWeightSize } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
@@ -224,7 +225,7 @@ export class SequentialMtpHead extends LayerBase {
    * whose logits anywhere hold NaN or ±Infinity has −1 in every id. No readback; the caller owns
    * the result.
    */
-  headTree(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): { ids: tf.Tensor2D; parents: tf.Tensor2D; scores: tf.Tensor2D } {
+  headTree(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): TreeCandidates {
     const where = `${WHERE}.headTree`;
     checkInteger(where, 'depth', depth, 1, this.numHeads - 1);
     checkInteger(where, 'k', k, 1, Math.min(this.vocabSize, MAX_TREE_WIDTH));
