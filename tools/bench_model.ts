@@ -4,13 +4,16 @@
  * TypeScript lib files) or a llama2.c checkpoint (a `.bin` model + its `tok*.bin` tokenizer,
  * e.g. stories260K from Karpathy's `tinyllamas`, prompts: story openings through its tokenizer),
  * optionally with trained draft heads (an `exportDraftHeads` file, e.g.
- * fixtures/stories260k-heads/sequential-k4.bin) and then with prompts held out from their
- * distillation corpus ({@link heldOutStoryPrompts}).
+ * fixtures/stories260k-heads/sequential-k4.bin, or fixtures/tslib-k4-heads/sequential-k4.bin for
+ * the tfjs-mtp checkpoint: sequential modules attached to its trunk with `withSequentialHeads`)
+ * and then with prompts held out from their distillation corpus (`headsPrompts`).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadLlama2c } from '../src/models/index.js';
+import { attachDraftHeads, readDraftHeads, withSequentialHeads } from '../src/models/draft_heads.js';
+import { LAYER_NAMES } from '../src/models/transformer.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { heldOutPrompts } from './corpus.js';
 import { STORY_OPENINGS as CORPUS_OPENINGS } from './heads/corpus.js';
@@ -26,6 +29,12 @@ export interface BenchModel {
   prompts(count: number, length: number): number[][];
   /** `text` as the model's token ids (bytes for the byte-level model; BOS + tokens for llama2.c). */
   encode(text: string): number[];
+  /**
+   * Prompts (text) held out from the draft heads' distillation corpus: {@link heldOutStoryPrompts}
+   * for a llama2.c story model; the held-out TypeScript lib prompts (6 × 48 bytes, the ones
+   * `prompts` gives) for the byte-level model.
+   */
+  headsPrompts: string[];
 }
 
 /** Story openings for a TinyStories model (its own kind of text; the model's greedy continuation is what is timed). */
@@ -65,10 +74,26 @@ export function heldOutStoryPrompts(): string[] {
 export async function loadBenchModel(dir: string, mtpHeads = 4, draftHeads?: { name: string; bytes: Uint8Array }): Promise<BenchModel> {
   const path = resolve(dir);
   if (existsSync(join(path, 'model.json'))) {
-    if (draftHeads) throw new Error(`loadBenchModel: draftHeads are for a llama2.c model, but ${path} is a tfjs-mtp checkpoint (its heads are its own).`);
-    const model = await loadCheckpoint(path);
+    let model = await loadCheckpoint(path);
+    if (draftHeads) {
+      const { manifest } = readDraftHeads(draftHeads.bytes, `loadBenchModel: ${draftHeads.name}`);
+      if (manifest.kind !== 'sequential' || manifest.mlpHiddenSize === undefined) {
+        throw new Error(`loadBenchModel: draftHeads for a tfjs-mtp checkpoint must be sequential modules (npm run train:heads -- --model ${dir} --kind sequential), but ${draftHeads.name} has kind '${manifest.kind}'.`);
+      }
+      const own = model.getLayer(LAYER_NAMES.head);
+      model = withSequentialHeads(model, manifest.numHeads, manifest.mlpHiddenSize);
+      own.dispose(); // the checkpoint's own draft heads, replaced
+      await attachDraftHeads(model, draftHeads.bytes);
+    }
     const encode = (text: string) => Array.from(new TextEncoder().encode(text));
-    return { name: `${basename(path)} (byte-level)`, model, prompts: (count, length) => heldOutPrompts(count, length).map((p) => p.bytes), encode };
+    const heads = draftHeads ? `; draft heads ${draftHeads.name}` : '';
+    return {
+      name: `${basename(path)} (byte-level${heads})`,
+      model,
+      prompts: (count, length) => heldOutPrompts(count, length).map((p) => p.bytes),
+      encode,
+      headsPrompts: heldOutPrompts(6, 48).map((p) => p.text),
+    };
   }
   const files = existsSync(path) ? llama2cFiles(path) : null;
   if (files === null) throw new Error(`loadBenchModel: dir must hold model.json + weights.bin or a llama2.c .bin with its tok*.bin, but ${path} has neither.`);
@@ -79,5 +104,5 @@ export async function loadBenchModel(dir: string, mtpHeads = 4, draftHeads?: { n
   const encode = (text: string) => tokenizer!.encode(text, { bos: true });
   const prompts = (count: number) => Array.from({ length: count }, (_, i) => encode(STORY_OPENINGS[i % STORY_OPENINGS.length]!));
   const heads = draftHeads ? `draft heads ${draftHeads.name}` : `offsets 1…${mtpHeads - 1} untrained`;
-  return { name: `${basename(files.checkpoint, '.bin')} (llama2.c, ${basename(files.tokenizer)}; ${heads})`, model, prompts, encode };
+  return { name: `${basename(files.checkpoint, '.bin')} (llama2.c, ${basename(files.tokenizer)}; ${heads})`, model, prompts, encode, headsPrompts: heldOutStoryPrompts() };
 }

@@ -13,6 +13,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { uniformStream } from '../../src/decoding/random.js';
 import { loadLlama2c } from '../../src/models/llama2c.js';
 import { attachDraftHeads, withSequentialHeads } from '../../src/models/draft_heads.js';
+import { LAYER_NAMES } from '../../src/models/transformer.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { heldOutPrompts as libPrompts, loadCorpus } from '../corpus.js';
 import { llama2cFiles } from '../llama2c_files.js';
@@ -71,7 +72,10 @@ export async function loadHeadsBase(dir: string, kind: 'mlp' | 'sequential', k: 
       maxLength,
       tauTokens: maxLength - promptBytes,
       withHeads: async (heads) => {
-        const model = withSequentialHeads(await loadCheckpoint(dir), k, hidden);
+        const loaded = await loadCheckpoint(dir);
+        const own = loaded.getLayer(LAYER_NAMES.head);
+        const model = withSequentialHeads(loaded, k, hidden);
+        own.dispose(); // the checkpoint's own draft heads, replaced
         await attachDraftHeads(model, heads);
         return model;
       },
