@@ -232,45 +232,51 @@ export class SequentialMtpHead extends LayerBase {
     if (roots.rank !== 1 || roots.shape[0] !== states.shape[0]) fail(RangeError, where, 'roots', `must be a 1-D tensor of ${states.shape[0]} tokens (one per row)`, roots.shape);
     return tf.tidy(() => {
       const m = states.shape[0];
-      const d = states.shape[1];
       const e = this.unembedding.matrix(); // [V, D]
-      const token = (ids: tf.Tensor) => tf.gather(e, tf.minimum(tf.maximum(tf.reshape(ids, [-1]), tf.scalar(0, 'int32')), tf.scalar(this.vocabSize - 1, 'int32'))) as tf.Tensor2D; // [n, D]; ids outside [0, V) (a broken row's) clamped, the row is reported below
-      /** Module j over `previous` `[n, D]` fed `tokens` `[n]`: the children's state, their top-k ids and log-probabilities `[n, k]`, and whether the logits were finite `[n]`. */
-      const expand = (j: number, previous: tf.Tensor2D, tokens: tf.Tensor) => {
-        const s = this.moduleState(j, previous, token(tokens)); // [n, D]
+      const int = (x: number) => tf.scalar(x, 'int32');
+      /** Row r's offset in a flattened `[m, width]` table, `[m, 1]` (none for one row, the fast path's case). */
+      const rowBase = (t: tf.Tensor, width: number) => (m === 1 ? t : tf.add(t, tf.mul(tf.expandDims(tf.range(0, m, 1, 'int32'), 1), int(width))));
+      /** Module j fed `previous` `[n, D]` and the tokens `[n]`: its state, the top-k children `[n, k]` with log-probabilities, and the logits' row sums `[n]` (non-finite iff a logit is). */
+      const expand = (j: number, previous: tf.Tensor2D, tokens: tf.Tensor1D) => {
+        const s = this.moduleState(j, previous, tf.gather(e, tokens) as tf.Tensor2D); // [n, D]
         const logits = this.unembed(s); // [n, V]
         const { values, indices } = tf.topk(logits, k); // [n, k]
-        return { s, ids: indices, logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)), finite: tf.isFinite(tf.sum(logits, 1)) };
+        return { s, ids: indices, logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)), sums: tf.sum(logits, 1) };
       };
-      const first = expand(1, states, roots); // [m, k]
-      const ids: tf.Tensor2D[] = [first.ids as tf.Tensor2D];
-      const parents: tf.Tensor2D[] = [tf.fill([m, k], -1, 'int32') as tf.Tensor2D];
-      const scores: tf.Tensor2D[] = [first.logProbs as tf.Tensor2D];
-      let finite = first.finite as tf.Tensor1D; // [m]
-      // The frontier (the last level): its tokens and scores [m, F] and the module state its members share with their siblings [m, F, D].
-      let frontier = { ids: first.ids, scores: first.logProbs, states: tf.tile(tf.reshape(first.s, [m, 1, d]), [1, k, 1]), start: 0 };
-      const rowBase = (width: number) => tf.mul(tf.expandDims(tf.range(0, m, 1, 'int32'), 1), tf.scalar(width, 'int32')); // [m, 1]
+      // roots come from outside (a broken row's −1 included): clamped into [0, V) for the gather, the row is reported below
+      const first = expand(1, states, tf.minimum(tf.maximum(roots, int(0)), int(this.vocabSize - 1)) as tf.Tensor1D); // [m, k]
+      const ids: tf.Tensor[] = [first.ids]; // each [m, width] once reshaped
+      const scores: tf.Tensor[] = [first.logProbs];
+      const sums: tf.Tensor[] = [tf.reshape(first.sums, [m, 1])];
+      const chosen: tf.Tensor[] = []; // per level ≥ 2: the expanded nodes' indices within their level, [m, k]
+      // The frontier (the last level): tokens [m·F] and scores [m, F]; the state that ranked it, [m·k, D] (level 1: [m, D], shared by all k).
+      let frontier = { ids: tf.reshape(first.ids, [m * k]) as tf.Tensor1D, scores: first.logProbs, states: first.s, shared: true };
       for (let j = 2; j <= depth; j++) {
-        const F = frontier.ids.shape[1]!;
+        const F = frontier.scores.shape[1]!;
         const best = tf.topk(frontier.scores, k); // [m, k] the k frontier nodes to expand, by cumulative score
-        const flat = tf.reshape(tf.add(best.indices, rowBase(F)), [m * k]); // [m·k] into the flattened frontier
-        const chosenIds = tf.gather(tf.reshape(frontier.ids, [m * F]), flat); // [m·k]
-        const chosenStates = tf.gather(tf.reshape(frontier.states, [m * F, d]), flat) as tf.Tensor2D; // [m·k, D]
-        const next = expand(j, chosenStates, chosenIds); // [m·k, k]
-        const childIds = tf.reshape(next.ids, [m, k * k]) as tf.Tensor2D; // [m, k²]
-        const childScores = tf.reshape(tf.add(tf.expandDims(best.values, 2), tf.reshape(next.logProbs, [m, k, k])), [m, k * k]) as tf.Tensor2D; // [m, k²]
-        const childParents = tf.reshape(tf.tile(tf.expandDims(tf.add(best.indices, tf.scalar(frontier.start, 'int32')), 2), [1, 1, k]), [m, k * k]) as tf.Tensor2D; // [m, k²]
-        ids.push(childIds);
-        parents.push(childParents);
+        const flat = tf.reshape(rowBase(best.indices, F), [m * k]) as tf.Tensor1D; // [m·k] into the flattened frontier
+        const slot = frontier.shared ? tf.reshape(rowBase(tf.zerosLike(best.indices), 1), [m * k]) : tf.reshape(rowBase(tf.floorDiv(best.indices, int(k)), k), [m * k]); // [m·k] whose module state ranked each
+        const next = expand(j, tf.gather(frontier.states, slot) as tf.Tensor2D, tf.gather(frontier.ids, flat) as tf.Tensor1D); // [m·k, k]
+        const childScores = tf.reshape(tf.add(tf.reshape(next.logProbs, [m, k, k]), tf.expandDims(best.values, 2)), [m, k * k]); // [m, k²]
+        chosen.push(best.indices);
+        ids.push(tf.reshape(next.ids, [m, k * k]));
         scores.push(childScores);
-        finite = tf.logicalAnd(finite, tf.all(tf.reshape(next.finite, [m, k]), 1)) as tf.Tensor1D;
-        const childStates = tf.tile(tf.reshape(next.s, [m, k, 1, d]), [1, 1, k, 1]); // [m, k, k, D] each child carries its parent's module state
-        frontier = { ids: childIds, scores: childScores, states: tf.reshape(childStates, [m, k * k, d]), start: frontier.start + F };
+        sums.push(tf.reshape(next.sums, [m, k]));
+        frontier = { ids: tf.reshape(next.ids, [m * k * k]) as tf.Tensor1D, scores: childScores, states: next.s, shared: false };
       }
+      const finite = tf.isFinite(tf.sum(tf.concat(sums, 1), 1)); // [m]
       const table = tf.concat(ids, 1) as tf.Tensor2D; // [m, G]
+      let parents = tf.fill([m, k], -1, 'int32') as tf.Tensor2D; // level 1 hangs under the root
+      if (chosen.length > 0) {
+        // level j's parents: level j−1's start + the expanded node's index there, each repeated for its k children
+        const starts = Array.from({ length: depth - 1 }, (_, i) => (i === 0 ? 0 : k + (i - 1) * k * k));
+        const offsets = tf.tensor1d(starts.flatMap((st) => Array<number>(k).fill(st)), 'int32'); // [(depth − 1)·k]
+        const expanded = tf.add(tf.concat(chosen, 1), offsets); // [m, (depth − 1)·k]
+        parents = tf.concat([parents, tf.reshape(tf.tile(tf.expandDims(expanded, 2), [1, 1, k]), [m, (depth - 1) * k * k])], 1) as tf.Tensor2D;
+      }
       return {
         ids: tf.where(tf.expandDims(finite, 1), table, tf.fill(table.shape, -1, 'int32')) as tf.Tensor2D,
-        parents: tf.concat(parents, 1) as tf.Tensor2D,
+        parents,
         scores: tf.concat(scores, 1) as tf.Tensor2D,
       };
     });
