@@ -43,6 +43,7 @@ const COMMAND = {
 /** The draftings measured (null = the chain). */
 const DRAFTINGS: [string, TreeOption | null][] = [
   ['chain', null],
+  ['dynamic topK 4, 3 nodes', { topK: 4, maxNodes: 3 }],
   ['dynamic topK 4, 6 nodes', { topK: 4, maxNodes: 6 }],
   ['dynamic topK 4, 12 nodes', { topK: 4, maxNodes: 12 }],
   ['dynamic topK 8, 32 nodes', { topK: 8, maxNodes: 32 }],
