@@ -48,6 +48,7 @@ const COMMAND = {
     greedyShare: { type: 'number', default: 0.8, min: 0, help: 'share of greedy sequences (the rest are temperature/top-p samples)' },
     sequenceTokens: { type: 'number', default: 200, integer: true, min: 8, help: 'tokens per corpus sequence (its opening included)' },
     maxPrefix: { type: 'number', default: 16, integer: true, min: 0, help: 'greedy sequences: up to this many sampled tokens after the opening, then greedy' },
+    corpusFrom: { type: 'string', default: '', help: 'a folder of an earlier run whose corpus (corpus.json + corpus.hidden.bin) to reuse when its settings match' },
     corpusBatch: { type: 'number', default: 128, integer: true, min: 1, help: 'sequences generated together (batched trunk forward)' },
     temperature: { type: 'number', default: 0.8, min: 0, help: 'temperature of the sampled sequences' },
     topP: { type: 'number', default: 0.9, min: 0, help: 'top-p of the sampled sequences' },
@@ -68,16 +69,22 @@ type Settings = ReturnType<typeof parseCommandLine<typeof COMMAND.options>>;
 
 const HARD_WEIGHT = { hard: 1, soft: 0, mix: 0.5 } as const;
 
-/** The corpus and its hidden states: reused from out/corpus.json (states recomputed) when made with the same settings, else generated. */
-async function corpusFor(s: Settings, model: LayersModel, unembeddingT: tf.Tensor2D, openings: number[][]): Promise<{ sequences: CorpusSequence[]; hidden: Float32Array; seconds: number }> {
-  const settings = { tokens: s.corpusTokens, greedyShare: s.greedyShare, sequenceTokens: s.sequenceTokens, temperature: s.temperature, topP: s.topP, maxPrefix: s.maxPrefix, batch: s.corpusBatch, seed: s.seed };
-  const file = join(s.out, 'corpus.json');
-  if (existsSync(file)) {
+/**
+ * The corpus and its hidden states: reused from corpus.json + corpus.hidden.bin in --corpus-from
+ * (or --out) when made with the same settings and model, else generated and saved in --out.
+ */
+async function corpusFor(s: Settings, modelFile: string, model: LayersModel, unembeddingT: tf.Tensor2D, openings: number[][]): Promise<{ sequences: CorpusSequence[]; hidden: Float32Array; seconds: number; reused?: string }> {
+  const settings = { model: modelFile, tokens: s.corpusTokens, greedyShare: s.greedyShare, sequenceTokens: s.sequenceTokens, temperature: s.temperature, topP: s.topP, maxPrefix: s.maxPrefix, batch: s.corpusBatch, seed: s.seed };
+  for (const dir of [s.corpusFrom ? resolve(s.corpusFrom) : '', s.out].filter(Boolean)) {
+    const file = join(dir, 'corpus.json');
+    if (!existsSync(file)) continue;
     const saved = JSON.parse(readFileSync(file, 'utf8')) as { settings: typeof settings; sequences: CorpusSequence[]; seconds: number };
-    if (JSON.stringify(saved.settings) === JSON.stringify(settings)) {
-      console.log(`corpus: reusing ${file} (${saved.sequences.length} sequences)`);
-      return { ...saved, hidden: hiddenStates(model, saved.sequences, unembeddingT.shape[0]) };
-    }
+    if (JSON.stringify(saved.settings) !== JSON.stringify(settings)) continue;
+    const bin = join(dir, 'corpus.hidden.bin');
+    const bytes = existsSync(bin) ? readFileSync(bin) : null;
+    const hidden = bytes ? new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) : hiddenStates(model, saved.sequences, unembeddingT.shape[0]);
+    console.log(`corpus: reusing ${file} (${saved.sequences.length} sequences, generated in ${saved.seconds.toFixed(0)} s by an earlier run)`);
+    return { ...saved, hidden, reused: file };
   }
   const bar = new SingleBar({ format: 'corpus   [{bar}] {value}/{total} tokens | {eta_formatted} left', etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000 });
   bar.start(s.corpusTokens, 0);
@@ -85,7 +92,8 @@ async function corpusFor(s: Settings, model: LayersModel, unembeddingT: tf.Tenso
   const { sequences, hidden } = await buildCorpus(model, unembeddingT, openings, settings, (n) => bar.update(Math.min(n, s.corpusTokens)));
   bar.stop();
   const seconds = (performance.now() - t0) / 1000;
-  writeFileSync(file, JSON.stringify({ settings, seconds, sequences }));
+  writeFileSync(join(s.out, 'corpus.json'), JSON.stringify({ settings, seconds, sequences }));
+  writeFileSync(join(s.out, 'corpus.hidden.bin'), new Uint8Array(hidden.buffer, hidden.byteOffset, hidden.byteLength));
   return { sequences, hidden, seconds };
 }
 
@@ -144,7 +152,7 @@ async function main(): Promise<void> {
   const [vocab, d] = embedding.shape;
   console.log(`model: ${s.model} (${base.modelFile}, D = ${d}, V = ${vocab}), kind ${s.kind}, k = ${s.heads}, H = ${s.hidden}, backend ${s.backend}; ${base.openings.length} openings`);
 
-  const corpus = await corpusFor(s, model, unembeddingT, base.openings);
+  const corpus = await corpusFor(s, base.modelFile, model, unembeddingT, base.openings);
   const tokens = corpus.sequences.reduce((a, q) => a + q.ids.length, 0);
   const data = prepareData(corpus.sequences, corpus.hidden, d, unembeddingT, s.heads, s.heldOut);
   console.log(`corpus: ${corpus.sequences.length} sequences, ${tokens} tokens with their hidden states (${corpus.seconds.toFixed(0)} s); ${data.trainRows.length} training rows, ${data.heldRows.length} held out`);
@@ -202,7 +210,7 @@ async function main(): Promise<void> {
     settings: { ...s, out: undefined, model: undefined },
     modelFile: base.modelFile,
     seed: s.seed,
-    corpus: { sequences: corpus.sequences.length, tokens, greedySequences: corpus.sequences.filter((q) => q.mode === 'greedy').length, generationSeconds: Math.round(corpus.seconds), trainRows: data.trainRows.length, heldOutRows: data.heldRows.length },
+    corpus: { sequences: corpus.sequences.length, tokens, greedySequences: corpus.sequences.filter((q) => q.mode === 'greedy').length, generationSeconds: Math.round(corpus.seconds), reusedFrom: corpus.reused, trainRows: data.trainRows.length, heldOutRows: data.heldRows.length },
     training: { steps: state.step, seconds: Math.round(state.seconds), backend: s.backend, parameters: varList.reduce((a, v) => a + v.size, 0) },
     wallSeconds: 0, // set below: the whole run, corpus and τ included
     heldOut: metrics,
