@@ -1,33 +1,37 @@
 /**
- * `npx tsx tools/heads/tau.ts --heads <file>`: τ of a draft-heads file on stories260K's held-out
- * prompts (speculativeDecode, greedy acceptance, vs greedyDecode: identical output checked), as
- * `npm run train:heads` measures at its end. Prints one JSON line.
+ * `npx tsx tools/heads/tau.ts --heads <file> [--model <dir>]`: τ of a draft-heads file on the base
+ * model's held-out prompts (speculativeDecode, greedy acceptance, vs greedyDecode: identical
+ * output checked), as `npm run train:heads` measures at its end: stories260K's 8 held-out story
+ * openings × 200 tokens, or a tfjs-mtp checkpoint's held-out lib prompts × the rest of its
+ * context (tools/heads/base.ts). Prints one JSON line.
  */
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { loadLlama2c } from '../../src/models/llama2c.js';
+import { resolve } from 'node:path';
+import { readDraftHeads } from '../../src/models/draft_heads.js';
 import { parseCommandLine } from '../args.js';
 import { NODE_BACKENDS, useBackend } from '../backend.js';
-import { measureTau } from './measure.js';
+import { loadHeadsBase } from './base.js';
+import { measureTauOn } from './measure.js';
 
 const options = parseCommandLine({
   name: 'heads:tau',
   usage: 'npx tsx tools/heads/tau.ts --heads <file> [options]',
   summary: 'Measures τ of trained draft heads on held-out prompts (output identical to greedy is checked).',
   options: {
-    model: { type: 'string', default: '../shared/models/stories260K', help: 'folder with stories260K.bin and tok512.bin' },
+    model: { type: 'string', default: '../shared/models/stories260K', help: 'the base model folder (llama2.c .bin + tok*.bin, or model.json + weights.bin)' },
     heads: { type: 'string', default: 'fixtures/stories260k-heads/mlp-k4.bin', help: 'the draft-heads file' },
-    tokens: { type: 'number', default: 200, integer: true, min: 1, help: 'new tokens per prompt' },
+    tokens: { type: 'number', default: 0, integer: true, min: 0, help: "new tokens per prompt (0: the model's default, 200 for llama2.c)" },
     backend: { type: 'string', default: 'wasm', choices: NODE_BACKENDS, help: 'tfjs backend' },
   },
 } as const);
 
 await useBackend(options.backend as 'wasm' | 'cpu');
-const dir = resolve(options.model);
-const { model, tokenizer } = await loadLlama2c(new Uint8Array(readFileSync(join(dir, 'stories260K.bin'))), {
-  tokenizer: new Uint8Array(readFileSync(join(dir, 'tok512.bin'))),
-  draftHeads: new Uint8Array(readFileSync(options.heads)),
-});
-const report = await measureTau(model, tokenizer!, options.tokens);
+const bytes = new Uint8Array(readFileSync(options.heads));
+const { manifest } = readDraftHeads(bytes, options.heads);
+const kind = manifest.kind === 'sequential' ? 'sequential' : 'mlp';
+const base = await loadHeadsBase(resolve(options.model), kind, manifest.numHeads, manifest.mlpHiddenSize ?? 1, 1);
+base.model.dispose();
+const model = await base.withHeads(bytes);
+const report = await measureTauOn(model, base.prompts, options.tokens || base.tauTokens);
 model.dispose();
-console.log(JSON.stringify({ heads: options.heads, backend: options.backend, ...report }));
+console.log(JSON.stringify({ heads: options.heads, model: base.modelFile, backend: options.backend, ...report }));
