@@ -189,6 +189,27 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
     console.log(`example race (wasm): ${describeRows(rows)}`);
     expect(errors).toEqual([]);
   }, 300_000);
+
+  it('on wasm, Stop stops a decode with a large tree mid-way while its tree is drawn', async () => {
+    await page.selectOption('#drafting', 'tree');
+    await page.fill('#tree-nodes', '256'); // the largest budget: every step verifies all of top-4 ^ depth 1…3 (84 nodes)
+    await page.fill('#prompt', '\n');
+    await page.fill('#max-new', '127');
+    await page.click('#generate');
+    await page.waitForFunction(() => document.querySelectorAll('#output .t').length >= 3 && document.querySelector('#tree-view svg') !== null, undefined, { timeout: 120_000 });
+    await page.click('#stop', { force: true });
+    await page.waitForFunction(() => /^(Stopped|Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    const status = (await page.textContent('#status')) ?? '';
+    console.log(`example stop (tree): ${status} | ${await page.textContent('#tree-caption')}`);
+    const match = /^Stopped after (\d+) of 127 tokens \(\d+ forwards\) on wasm\.$/.exec(status);
+    expect(match, status).not.toBeNull();
+    expect(Number(match![1])).toBe(await page.locator('#output .t').count());
+    expect(Number(match![1])).toBeLessThan(127);
+    expect(await page.textContent('#tree-caption')).toMatch(/^Step \d+: \d+ draft nodes verified in one forward; kept \d+/);
+    expect(await page.locator('#tree-view g.node').count()).toBeGreaterThan(6);
+    expect(await page.isDisabled('#generate')).toBe(false);
+    expect(errors).toEqual([]);
+  }, 300_000);
 });
 
 describe.skipIf(!browserSuiteEnabled('tests/browser/example (llama2c)') || !storiesAvailable('tests/browser/example (llama2c)'))(
