@@ -14,6 +14,8 @@ import { greedyDecode } from '../../src/decoding/index.js';
 import { CachedTransformer } from '../../src/models/cached.js';
 import { buildCorpus, type CorpusSequence, generateBatch, hiddenStates, sampleTopP, storyOpenings, vocabularyOpenings } from '../../tools/heads/corpus.js';
 import { type DraftParams, evaluate, heldOutMask, prepareData } from '../../tools/heads/train.js';
+import { textOpenings } from '../../tools/heads/base.js';
+import { perPositionAcceptance, stepAcceptance, walkSteps } from '../../tools/heads/simulate.js';
 import { useCpu } from '../helpers/backend.js';
 import { readStories, storiesAvailable } from '../helpers/stories.js';
 
@@ -131,6 +133,10 @@ describe.skipIf(!available)('train:heads pieces on stories260K', () => {
     expect(perfect.agreement).toEqual([1, 1]);
     expect(perfect.chain).toEqual([1, 1]);
     expect(perfect.tauEstimate).toBe(k);
+    // the oracle's drafts all agree; walking the held-out greedy rows as the decoder steps (11…13: one step of 2;
+    // 16…19: a step of 2, then the last row, where no token is left to accept): 3 steps, 2 of them whole
+    expect(perfect.steps.acceptancePerOffset).toEqual([2 / 3, 2 / 3]);
+    expect(perfect.steps.count).toBe(3);
     expect(perfect.softKl.every((x) => Math.abs(x) < 1e-4)).toBe(true);
     // offset 1 always wrong (it predicts the token at p instead of p + 1): the chain breaks at once
     const wrong: DraftParams = { variables: new Map(), logits: (d, rows) => [tf.matMul(tf.gather(d.hidden, rows) as tf.Tensor2D, unembeddingT) as tf.Tensor2D, ...oracle.logits(d, rows).slice(1)] };
@@ -140,3 +146,33 @@ describe.skipIf(!available)('train:heads pieces on stories260K', () => {
     tf.dispose([unembeddingT, data.hidden, data.tokens, data.teacher]);
   });
 });
+
+describe('acceptance along the decoder steps (tools/heads/simulate.ts)', () => {
+  it('a step accepts the leading agreeing drafts and the next step starts after them', () => {
+    // leading agreement per position: the walk visits 0 (accepts 3, makes 4), 4 (accepts 0), 5 (accepts 2), 8 (accepts 1)
+    const leading = [3, 9, 9, 9, 0, 2, 9, 9, 1, 0];
+    expect(walkSteps(leading, 10)).toEqual([3, 0, 2, 1]);
+    expect(stepAcceptance([3, 0, 2, 1], 3)).toEqual({ acceptancePerOffset: [0.75, 0.5, 0.25], tau: 2.5, count: 4 });
+    // the last step accepts no more than the tokens left
+    expect(walkSteps([3, 3, 3], 3)).toEqual([2]);
+    expect(walkSteps([], 2)).toEqual([0, 0]);
+    // the per-position average counts every position, also those inside accepted runs
+    expect(perPositionAcceptance([3, 0], 3)).toEqual({ acceptancePerOffset: [0.5, 0.5, 0.5], tau: 2.5, count: 2 });
+  });
+});
+
+describe('byte-level openings (tools/heads/base.ts)', () => {
+  it('are seeded windows of 16…longest bytes starting at line starts', () => {
+    const text = new TextEncoder().encode(Array.from({ length: 40 }, (_, i) => `interface Line${i} { readonly value: number; }`).join('\n'));
+    const a = textOpenings(text, 50, 30, 7);
+    expect(textOpenings(text, 50, 30, 7)).toEqual(a);
+    expect(textOpenings(text, 50, 30, 8)).not.toEqual(a);
+    const decoded = a.map((o) => new TextDecoder().decode(Uint8Array.from(o)));
+    for (const [i, o] of a.entries()) {
+      expect(o.length).toBeGreaterThanOrEqual(16);
+      expect(o.length).toBeLessThanOrEqual(30);
+      expect(decoded[i]).toMatch(/^interface Line\d+/);
+    }
+  });
+});
+
