@@ -7,9 +7,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { blockwiseStream, greedyStream, speculativeDecode, speculativeStream, type TokenChunk, type TreeOption } from '../../src/decoding/index.js';
+import { blockwiseStream, greedyStream, speculativeDecode, speculativeStream, type MultiTokenModel, type TokenChunk, type TreeOption } from '../../src/decoding/index.js';
+import { withSequentialHeads } from '../../src/models/draft_heads.js';
 import { CachedTransformer } from '../../src/models/index.js';
 import { useCpu } from '../helpers/backend.js';
+import { randomizeWeights } from '../helpers/layers.js';
 import { expectNoLeak } from '../helpers/leak.js';
 import { tinyTransformer } from '../helpers/models.js';
 
@@ -43,34 +45,41 @@ function expectValidTree(tree: NonNullable<TokenChunk['tree']>): void {
   });
 }
 
+/**
+ * Streams `tree` decodes of every prompt and checks each chunk's tree against what it commits;
+ * returns how many steps kept a path below the root.
+ */
+async function checkChunks(model: MultiTokenModel, tree: TreeOption): Promise<number> {
+  let keptPaths = 0;
+  await expectNoLeak(async () => {
+    for (const prompt of PROMPTS) {
+      const chunks = await collect(speculativeStream(model, prompt, { maxNewTokens: 40, tree }));
+      const full = await speculativeDecode(model, prompt, { maxNewTokens: 40, tree });
+      expect(chunks.flatMap((c) => c.tokens)).toEqual(full.tokens);
+      expect(chunks[0]!.tree).toEqual({ tokens: [], parents: [], accepted: [] }); // the prompt's forward drafts nothing yet
+      chunks.forEach((chunk, i) => {
+        const t = chunk.tree!;
+        expectValidTree(t);
+        const pathTokens = t.accepted.map((node) => t.tokens[node]!);
+        if (i < chunks.length - 1) {
+          expect(chunk.tokens.slice(0, -1)).toEqual(pathTokens); // not cut: the path, then the verifier's token
+          expect(chunk.sources.slice(0, -1)).toEqual(pathTokens.map((_t, d) => d + 1)); // node depth d drafted by offset d
+        } else {
+          expect(chunk.tokens.slice(0, t.accepted.length)).toEqual(pathTokens.slice(0, chunk.tokens.length)); // possibly cut
+        }
+        keptPaths += t.accepted.length > 0 ? 1 : 0;
+      });
+      expect(chunks.reduce((n, c) => n + c.tree!.tokens.length, 0)).toBe(full.stats.draftNodes); // the same nodes the stats count
+    }
+  });
+  return keptPaths;
+}
+
 describe.each(TREES)('%s tree', (_, tree) => {
   it('every chunk reports a valid tree whose accepted path is what it commits before the verifier token', async () => {
     const layers = tinyTransformer({ mtpHeads: 4, maxLength: 24 });
     const model = new CachedTransformer(layers);
-    let keptPaths = 0;
-    await expectNoLeak(async () => {
-      for (const prompt of PROMPTS) {
-        const stream = speculativeStream(model, prompt, { maxNewTokens: 40, tree });
-        const chunks = await collect(stream);
-        const full = await speculativeDecode(model, prompt, { maxNewTokens: 40, tree });
-        expect(chunks.flatMap((c) => c.tokens)).toEqual(full.tokens);
-        expect(chunks[0]!.tree).toEqual({ tokens: [], parents: [], accepted: [] }); // the prompt's forward drafts nothing yet
-        chunks.forEach((chunk, i) => {
-          const t = chunk.tree!;
-          expectValidTree(t);
-          const pathTokens = t.accepted.map((node) => t.tokens[node]!);
-          if (i < chunks.length - 1) {
-            expect(chunk.tokens.slice(0, -1)).toEqual(pathTokens); // not cut: the path, then the verifier's token
-            expect(chunk.sources.slice(0, -1)).toEqual(pathTokens.map((_t, d) => d + 1)); // node depth d drafted by offset d
-          } else {
-            expect(chunk.tokens.slice(0, t.accepted.length)).toEqual(pathTokens.slice(0, chunk.tokens.length)); // possibly cut
-          }
-          keptPaths += t.accepted.length > 0 ? 1 : 0;
-        });
-        expect(chunks.reduce((n, c) => n + c.tree!.tokens.length, 0)).toBe(full.stats.draftNodes); // the same nodes the stats count
-      }
-    });
-    expect(keptPaths).toBeGreaterThan(0); // some steps kept a path below the root
+    expect(await checkChunks(model, tree)).toBeGreaterThan(0); // some steps kept a path below the root
     model.dispose();
     layers.dispose();
   });
@@ -91,6 +100,18 @@ describe.each(TREES)('%s tree', (_, tree) => {
     model.dispose();
     layers.dispose();
   });
+});
+
+it('with sequential modules (a tree grown the EAGLE-2 way), chunks report the grown tree the same way', async () => {
+  const base = tinyTransformer({ mtpHeads: 1, maxLength: 24 });
+  const layers = withSequentialHeads(base, 4, 8); // shares base's trunk: disposing layers frees both
+  const head = layers.getLayer('mtp_head');
+  randomizeWeights({ weights: head.weights.filter((w) => w.originalName.includes('module')) }, 11, 0.4);
+  const model = new CachedTransformer(layers);
+  expect(model.headTree).toBeDefined();
+  expect(await checkChunks(model, { topK: 3, maxNodes: 12 })).toBeGreaterThan(0);
+  model.dispose();
+  layers.dispose();
 });
 
 it('chain steps, greedy and blockwise chunks carry no tree', async () => {
