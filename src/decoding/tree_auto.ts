@@ -24,17 +24,27 @@ import { checkModel } from './validate.js';
 export type TreeBackend = 'cpu' | 'wasm' | 'webgl' | 'webgpu' | 'fallback';
 
 /**
- * A dynamic tree per backend, each the fastest drafting measured on that backend on the committed
- * models (docs/performance.md, "Tree drafting: per-backend defaults", gives the table behind each
- * number). `fallback` serves any other backend (e.g. tensorflow in Node): the small tree that was
- * never slower than the chain anywhere it was measured.
+ * A dynamic tree per backend: the fastest tree measured on that backend on the committed models
+ * (fixtures/tslib-k4; stories260K with its trained heads), k = 4, greedy acceptance. The tables
+ * behind each entry are in docs/performance.md ("Tree drafting: chain vs trees per backend").
+ *
+ * - cpu: 3 nodes — the plain-JS kernels cost in proportion to the rows, so only a tree as small as
+ *   the chain pays (it beat the chain on every model measured); 6 nodes and more lost.
+ * - wasm: 3 nodes — fastest or tied in 3 of the 4 comparisons of the best-of-repeats runs
+ *   (sequential modules: the chain); larger trees raise τ but cost more per step than they gain.
+ * - webgl: 3 nodes — fastest tree (the chain is faster still while the tree's top-k reads the
+ *   logits back synchronously on WebGL, docs/performance.md).
+ * - webgpu: 6 nodes — the forward cost per budget was flat from 1 to 6 nodes (SwiftShader), and
+ *   the 6-node tree keeps more per step.
+ * - fallback (any other backend, e.g. tensorflow in Node): 3 nodes, the tree whose forward is the
+ *   chain's size: the safe choice where nothing was measured.
  */
 export const TREE_BACKEND_DEFAULTS: Readonly<Record<TreeBackend, Readonly<DynamicTree>>> = Object.freeze({
-  cpu: Object.freeze({ topK: 4, maxNodes: 6 }),
-  wasm: Object.freeze({ topK: 4, maxNodes: 6 }),
-  webgl: Object.freeze({ topK: 4, maxNodes: 6 }),
+  cpu: Object.freeze({ topK: 4, maxNodes: 3 }),
+  wasm: Object.freeze({ topK: 4, maxNodes: 3 }),
+  webgl: Object.freeze({ topK: 4, maxNodes: 3 }),
   webgpu: Object.freeze({ topK: 4, maxNodes: 6 }),
-  fallback: Object.freeze({ topK: 4, maxNodes: 6 }),
+  fallback: Object.freeze({ topK: 4, maxNodes: 3 }),
 });
 
 /**
