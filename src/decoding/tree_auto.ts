@@ -29,9 +29,9 @@ export type TreeBackend = 'cpu' | 'wasm' | 'webgl' | 'webgpu' | 'fallback';
  * behind each entry are in docs/performance.md ("Tree drafting: chain vs trees per backend").
  *
  * - cpu: 3 nodes — the plain-JS kernels cost in proportion to the rows, so only a tree as small as
- *   the chain pays (it beat the chain on every model measured); 6 nodes and more lost.
- * - wasm: 3 nodes — fastest or tied in 3 of the 4 comparisons of the best-of-repeats runs
- *   (sequential modules: the chain); larger trees raise τ but cost more per step than they gain.
+ *   the chain pays: the fastest tree in 3 of 4 comparisons, ahead of the chain in 3 of 4.
+ * - wasm: 3 nodes — the fastest tree in 3 of 4 comparisons (sequential modules: the static
+ *   6-node tree); larger trees raise τ but cost more per step than they gain on these models.
  * - webgl: 3 nodes — fastest tree (the chain is faster still while the tree's top-k reads the
  *   logits back synchronously on WebGL, docs/performance.md).
  * - webgpu: 6 nodes — the forward cost per budget was flat from 1 to 6 nodes (SwiftShader), and
