@@ -213,6 +213,7 @@ async function main(): Promise<void> {
     corpus: { sequences: corpus.sequences.length, tokens, greedySequences: corpus.sequences.filter((q) => q.mode === 'greedy').length, generationSeconds: Math.round(corpus.seconds), reusedFrom: corpus.reused, trainRows: data.trainRows.length, heldOutRows: data.heldRows.length },
     training: { steps: state.step, seconds: Math.round(state.seconds), backend: s.backend, parameters: varList.reduce((a, v) => a + v.size, 0) },
     wallSeconds: 0, // set below: the whole run, corpus and τ included
+    cpuSeconds: 0, // set below: CPU time this process got in that wall time (the machine is shared)
     heldOut: metrics,
   };
   let bytes: Uint8Array;
@@ -231,6 +232,8 @@ async function main(): Promise<void> {
     console.log(`speculativeDecode on ${tau.perPrompt.length} held-out prompts × ${tauTokens} tokens: τ = ${tau.tau.toFixed(2)}, acceptance per offset ${pct(tau.acceptancePerOffset)}, output ${tau.identical ? 'identical to' : 'DIFFERENT from'} greedy`);
   }
   facts.wallSeconds = Math.round((performance.now() - runStart) / 1000);
+  const cpu = process.cpuUsage();
+  facts.cpuSeconds = Math.round((cpu.user + cpu.system) / 1e6);
   writeFileSync(join(s.out, 'training.json'), `${JSON.stringify(facts, null, 2)}\n`);
   console.log(`wrote ${join(s.out, 'heads.bin')} (${bytes.length} bytes) and training.json`);
 }
