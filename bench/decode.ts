@@ -388,7 +388,7 @@ function headsTable(rows: Row[]): string {
   return lines.join('\n');
 }
 
-/** The `--tree` draftings at k = 4: the chain, a static Medusa-style tree, dynamic trees of growing budgets, and the backend's default. */
+/** The `--tree` draftings at k = 4: the chain, a static Medusa-style tree, dynamic trees of growing budgets, `'auto'`, and the backend's default. */
 function treeDraftings(backend: string): [string, TreeOption | undefined][] {
   const out: [string, TreeOption | undefined][] = [
     ['chain', undefined],
@@ -398,6 +398,7 @@ function treeDraftings(backend: string): [string, TreeOption | undefined][] {
     ['dynamic topK 4, 12 nodes', { topK: 4, maxNodes: 12 }],
     ['dynamic topK 8, 32 nodes', { topK: 8, maxNodes: 32 }],
   ];
+  out.push(["'auto' (measureTreeCosts once, chooseBudget per step)", 'auto']);
   const d = defaultTree(backend);
   const name = `dynamic topK ${d.topK}, ${d.maxNodes} nodes`;
   if (!out.some(([n]) => n === name)) out.push([`${name} (defaultTree)`, d]);

@@ -9,6 +9,7 @@
  *
  *     npx tsx bench/tree_browser.ts [--model DIR] [--heads FILE] [--backends webgl,webgpu] [--prompts 2] [--tokens 32] [--repeats 1] [--json out.json]
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
@@ -47,10 +48,21 @@ const DRAFTINGS: [string, TreeOption | null][] = [
   ['dynamic topK 4, 6 nodes', { topK: 4, maxNodes: 6 }],
   ['dynamic topK 4, 12 nodes', { topK: 4, maxNodes: 12 }],
   ['dynamic topK 8, 32 nodes', { topK: 8, maxNodes: 32 }],
+  ["'auto'", 'auto'],
 ];
 
 /** Node budgets of the cost table. */
 const BUDGETS = [1, 2, 4, 6, 8, 12, 16, 24, 32];
+
+/** The commit measured, and whether src/ differed from it. */
+function codeVersion(): { commit: string; dirty: boolean } | null {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no', '--', 'src').length > 0 };
+  } catch {
+    return null;
+  }
+}
 
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 
@@ -105,7 +117,8 @@ async function main(): Promise<void> {
     await server.close();
   }
   const model = `${basename(dir)}${o.heads ? ` + ${basename(o.heads)}` : ''}`;
-  console.log(`Model: ${model}; Chromium headless (SwiftShader); ${o.prompts} prompts × ${o.tokens} new tokens, median of ${o.repeats} repeats\n`);
+  const code = codeVersion();
+  console.log(`Model: ${model}; code: ${code ? `${code.commit.slice(0, 7)}${code.dirty ? ' + uncommitted changes in src/' : ''}` : 'unknown'}; Chromium headless (SwiftShader); ${o.prompts} prompts × ${o.tokens} new tokens, median of ${o.repeats} repeats\n`);
   console.log(`Tree forward cost (measureTreeCosts: median ms of a forward over the root + n nodes and offset 0's argmax, one readback):\n`);
   console.log(`| backend | cache length | ${BUDGETS.map((n) => `${n} nodes`).join(' | ')} | 32 ÷ 1 |`);
   console.log(`|---|---:|${BUDGETS.map(() => '---:').join('|')}|---:|`);
@@ -124,7 +137,7 @@ async function main(): Promise<void> {
     else console.log(`\n${backend}: not measured — ${error}`);
   }
   if (o.json) {
-    writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), model, prompts: o.prompts, tokens: o.tokens, repeats: o.repeats, budgets: BUDGETS, runs }, null, 2));
+    writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), code: codeVersion(), model, prompts: o.prompts, tokens: o.tokens, repeats: o.repeats, budgets: BUDGETS, runs }, null, 2));
     console.log(`\nwrote ${o.json}`);
   }
 }
