@@ -18,7 +18,7 @@ import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { DECODE_DEFAULTS, TREE_LIMITS, greedyStream, speculativeStream, type DecodeResult, type DynamicTree, type TokenChunk } from 'tfjs-mtp';
+import { TREE_LIMITS, defaultTree, greedyStream, speculativeStream, type DecodeResult, type DynamicTree, type TokenChunk } from 'tfjs-mtp';
 import { CachedTransformer, decodeBytes, encodeBytes, loadLlama2c, loadTransformer, type Llama2cTokenizer } from 'tfjs-mtp/models';
 import { TreePanel } from './tree_view.js';
 
@@ -152,6 +152,7 @@ async function loadEntry(entry: ModelEntry): Promise<{ layers: LayersModel; code
 async function load(backend: Backend, entry: ModelEntry): Promise<Loaded> {
   if (loaded?.backend === backend && loaded.entry === entry) return loaded;
   const previous = loaded?.entry;
+  const previousBackend = loaded?.backend;
   if (loaded) {
     loaded.model.dispose();
     loaded.layers.dispose();
@@ -174,6 +175,7 @@ async function load(backend: Backend, entry: ModelEntry): Promise<Loaded> {
     `${entry.name}: ${(params / 1e3).toFixed(0)}k parameters, k = ${model.numHeads} heads${untrained}, ` +
     `vocabulary ${model.vocabSize} (${codec.describe}), context ${model.maxLength} tokens.<br>Backend: <b>${tf.getBackend()}</b>.`;
   fillDraftChoices(model.numHeads);
+  if (previousBackend !== backend) ($('tree-nodes') as HTMLInputElement).value = String(defaultTree(backend).maxNodes); // a new backend: its measured default budget
   if (previous !== entry) fillPresets(codec.presets); // a new model: its kind of prompts (a backend switch keeps the prompt)
   loaded = { backend, entry, layers, model, codec };
   return loaded;
@@ -214,7 +216,7 @@ interface Inputs {
   /** The requested token budget, cut to what fits the context. */
   maxNewTokens: number;
   draftLength: number;
-  /** The dynamic tree of the node budget in the page (the library's suggested `topK`); null without drafts. */
+  /** The dynamic tree of the node budget in the page (`topK` from the backend's `defaultTree()`); null without drafts. */
   tree: DynamicTree | null;
   /** Whether Generate decodes with `tree` (else with a chain). */
   useTree: boolean;
@@ -225,8 +227,9 @@ function readInputs({ model, codec }: Loaded): Inputs {
   const requested = Math.max(1, Math.floor(Number(($('max-new') as HTMLInputElement).value) || 1));
   const prompt = codec.encode(text, model.maxLength - 16);
   const draftLength = Number(($('draft') as HTMLSelectElement).value);
-  const nodes = Math.min(TREE_LIMITS.maxNodes, Math.max(1, Math.floor(Number(($('tree-nodes') as HTMLInputElement).value) || DECODE_DEFAULTS.tree.maxNodes)));
-  const tree = draftLength > 0 ? { topK: Math.min(DECODE_DEFAULTS.tree.topK, model.vocabSize), maxNodes: nodes } : null; // a tree needs at least one draft depth
+  const suggested = defaultTree(); // the library's measured tree for the running backend
+  const nodes = Math.min(TREE_LIMITS.maxNodes, Math.max(1, Math.floor(Number(($('tree-nodes') as HTMLInputElement).value) || suggested.maxNodes)));
+  const tree = draftLength > 0 ? { topK: Math.min(suggested.topK, model.vocabSize), maxNodes: nodes } : null; // a tree needs at least one draft depth
   return { prompt, maxNewTokens: Math.min(requested, model.maxLength - prompt.length), draftLength, tree, useTree: ($('drafting') as HTMLSelectElement).value === 'tree' && tree !== null };
 }
 
@@ -468,9 +471,7 @@ async function init(): Promise<void> {
   const select = $('model') as HTMLSelectElement;
   models.forEach((m, i) => select.add(new Option(m.kind === 'llama2c' ? `${m.name} (llama2.c)` : `${m.name} (byte-level)`, String(i))));
   if (!('gpu' in navigator)) ($('backend') as HTMLSelectElement).querySelector<HTMLOptionElement>('option[value=webgpu]')!.disabled = true;
-  const nodes = $('tree-nodes') as HTMLInputElement;
-  nodes.max = String(TREE_LIMITS.maxNodes);
-  nodes.value = String(DECODE_DEFAULTS.tree.maxNodes); // the library's suggested budget
+  ($('tree-nodes') as HTMLInputElement).max = String(TREE_LIMITS.maxNodes);
   $('drafting').onchange = () => $('view').classList.toggle('chain', ($('drafting') as HTMLSelectElement).value !== 'tree');
   $('generate').onclick = () => void guarded(generate);
   $('race').onclick = () => void guarded(race);

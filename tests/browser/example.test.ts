@@ -22,6 +22,7 @@ import { ROOT } from '../../tools/browser/bundle.js';
 import { browserSuiteEnabled, launchChromium } from '../../tools/browser/chromium.js';
 import { STORIES_DIR, storiesAvailable, storiesReference } from '../helpers/stories.js';
 import type { LaneResult } from '../../examples/browser/main.js';
+import { defaultTree } from '../../src/decoding/index.js';
 import { checkpointForTests } from './harness.js';
 
 const SCREENSHOTS = join(ROOT, 'test-output');
@@ -31,8 +32,12 @@ const STORIES_HEADS = join(ROOT, 'fixtures/stories260k-heads/sequential-k4.bin')
 /** The race verdict: a speedup per speculative lane, then the identity verdict. */
 const VERDICT = (tokens: number) => new RegExp(`^chain \\d+\\.\\d\\d× \\(${tokens} → \\d+ forwards\\), tree \\d+\\.\\d\\d× \\(${tokens} → \\d+ forwards\\) vs greedy; outputs identical ✓$`);
 
+/** A tree wider than the chain (whose 3 drafts a 3-node default tree would match), so the lanes and the drawing differ. */
+const TREE_NODES = '6';
+
 /** Clicks Race, waits for it, and returns the race table's rows (checked: three lanes on `backend`, all identical to greedy). */
 async function raceRows(page: Page, backend: string, tokens: number): Promise<LaneResult[]> {
+  await page.fill('#tree-nodes', TREE_NODES);
   await page.click('#race');
   await page.waitForFunction(() => /^(Race done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
   expect(await page.textContent('#status')).toBe(`Race done on ${backend}.`);
@@ -62,6 +67,7 @@ const describeRows = (rows: LaneResult[]) =>
  */
 async function checkTreeView(page: Page, backend: string, tokens: number): Promise<void> {
   await page.selectOption('#drafting', 'tree');
+  await page.fill('#tree-nodes', TREE_NODES);
   await page.fill('#max-new', String(tokens));
   await page.click('#generate');
   await page.waitForFunction(() => /^(Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
@@ -125,6 +131,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
   });
 
   it('generates on webgl: coloured text, τ, tokens/s and per-offset acceptance appear', async () => {
+    expect(await page.inputValue('#tree-nodes')).toBe(String(defaultTree('webgl').maxNodes)); // the backend's measured budget is offered
     await page.fill('#max-new', '32');
     await page.click('#generate');
     await page.waitForFunction(() => /^(Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
@@ -158,6 +165,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
   it('on wasm, Stop stops a long decode mid-way and the page keeps responding', async () => {
     await page.selectOption('#backend', 'wasm');
     await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('Ready on wasm'), undefined, { timeout: 120_000 });
+    expect(await page.inputValue('#tree-nodes')).toBe(String(defaultTree('wasm').maxNodes));
     await page.fill('#prompt', '\n'); // one-byte prompt: room for 127 new tokens in the 128-token context
     await page.fill('#max-new', '127');
     await page.selectOption('#draft', '0'); // one token per forward: the longest decode the page can run
