@@ -34,7 +34,7 @@ const { backends, tokens, repeats, nodes, llama2c, heads, out } = parseCommandLi
     backends: { type: 'strings', default: ['webgl', 'wasm'], choices: ['webgl', 'webgpu', 'wasm', 'cpu'], help: 'backends to race on' },
     tokens: { type: 'number', default: 48, integer: true, min: 1, help: 'new tokens per race' },
     repeats: { type: 'numbers', default: [1], help: 'races per prompt preset: one value, or one per backend' },
-    nodes: { type: 'numbers', default: [], help: "tree node budgets ([]: the page's default, DECODE_DEFAULTS.tree.maxNodes)" },
+    nodes: { type: 'numbers', default: [], help: "tree node budgets ([]: the page's default, the backend's defaultTree().maxNodes)" },
     llama2c: { type: 'string', default: join(ROOT, '../shared/models/stories260K'), help: 'llama2.c model folder raced with --heads ("" or missing: none)' },
     heads: { type: 'string', default: join(ROOT, 'fixtures/stories260k-heads/sequential-k4.bin'), help: 'draft-heads file for the --llama2c model' },
     out: { type: 'string', default: '', help: 'JSON file for the results ("": print only)' },
