@@ -1,5 +1,5 @@
 /** Decoding: the model interface, its LayersModel adapter, and the three decoders. */
-export type { MultiTokenModel, TopKCandidates } from './model.js';
+export type { MultiTokenModel, TopKCandidates, TreeCandidates } from './model.js';
 export { fromLayersModel, type LayersModelAdapterOptions } from './layers_model.js';
 export {
   DECODE_DEFAULTS,

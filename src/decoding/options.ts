@@ -83,9 +83,12 @@ export interface SpeculativeOptions extends DecodeOptions {
    * [1, 0]]`; every prefix of a path must be listed too, and no path may be longer than
    * `draftLength`), or `{ topK, maxNodes }` for a tree grown each step from the heads' top-`topK`
    * per depth, keeping the `maxNodes` paths of the highest draft log-probability (EAGLE-2).
-   * Exact like the chain with every acceptance rule that is. The model needs `forwardTree` and
-   * `keepRows` (`CachedTransformer` has both). Default: none (a chain). See {@link DECODE_DEFAULTS}.tree
-   * for a budget that measured well.
+   * Exact like the chain with every acceptance rule that is. `'auto'` measures the model's tree
+   * forward cost per node count once (per model and backend, `measureTreeCosts`) and then keeps,
+   * each step, the number of best-first nodes whose expected accepted length per unit of cost is
+   * highest (`chooseBudget`). The model needs `forwardTree` and `keepRows` (`CachedTransformer`
+   * has both). Default: none (a chain). `defaultTree()` gives the running backend's measured
+   * budget; see {@link DECODE_DEFAULTS}.tree.
    */
   tree?: TreeOption;
 }
