@@ -19,6 +19,7 @@
  * row's sample — at the tip only on the fast path, at every row otherwise (EAGLE-2 §4).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { topk2d } from '../internal/topk.js';
 import { allFinite, allTokens, argmaxRows, sampleRows, toProbabilities } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
 import type { ResolvedSpeculativeOptions } from './options.js';
@@ -54,7 +55,7 @@ function feed(b: TreeBlock): { tokens: number[]; parents: number[] } {
 
 /** The `k` most likely ids of each row of `logits` `[n, V]` and their log-probabilities, `[n, k]` each. */
 function topKRows(logits: tf.Tensor2D, k: number): { ids: tf.Tensor2D; logProbs: tf.Tensor2D } {
-  const { values, indices } = tf.topk(logits, k);
+  const { values, indices } = topk2d(logits, k);
   return { ids: indices as tf.Tensor2D, logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)) as tf.Tensor2D };
 }
 

@@ -17,6 +17,7 @@
  * transforms before one shared vocabulary projection).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { topk2d } from '../internal/topk.js';
 import type { OffsetHeadKind } from './args.js';
 import type { LightweightOffsetHead } from './offset_head.js';
 import type { SharedUnembedding } from './shared_unembedding.js';
@@ -117,7 +118,7 @@ export function checkedArgmax(logits: tf.Tensor2D): tf.Tensor1D {
  * −1 in every id.
  */
 export function topKOfLogits(logits: tf.Tensor2D, k: number): { ids: tf.Tensor2D; logProbs: tf.Tensor2D } {
-  const { values, indices } = tf.topk(logits, k); // [N, k] each
+  const { values, indices } = topk2d(logits, k); // [N, k] each
   const best = tf.expandDims(checkedArgmax(logits), 1); // [N, 1]
   const rest = k > 1 ? tf.concat([best, tf.slice(indices, [0, 1], [-1, k - 1])], 1) : best; // [N, k]
   const finite = tf.expandDims(tf.isFinite(tf.sum(logits, 1)), 1); // [N, 1]

@@ -22,6 +22,7 @@ import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
 import type { TreeCandidates } from '../decoding/model.js';
 import { checkInteger, checkPositiveInteger, fail, SIZE_LIMITS, checkWeightSize } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
+import { topk2d } from '../internal/topk.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
 import { type Layer, type LayerArgs, LayerBase } from './args.js';
 import { setWeightNamePrefix, weightName } from './nesting.js';
@@ -240,7 +241,7 @@ export class SequentialMtpHead extends LayerBase {
       const expand = (j: number, previous: tf.Tensor2D, tokens: tf.Tensor1D) => {
         const s = this.moduleState(j, previous, tf.gather(e, tokens) as tf.Tensor2D); // [n, D]
         const logits = this.unembed(s); // [n, V]
-        const { values, indices } = tf.topk(logits, k); // [n, k]
+        const { values, indices } = topk2d(logits as tf.Tensor2D, k); // [n, k]
         return { s, ids: indices, logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)), sums: tf.sum(logits, 1) };
       };
       // roots come from outside (a broken row's −1 included): clamped into [0, V) for the gather, the row is reported below
@@ -253,7 +254,7 @@ export class SequentialMtpHead extends LayerBase {
       let frontier = { ids: tf.reshape(first.ids, [m * k]) as tf.Tensor1D, scores: first.logProbs, states: first.s, shared: true };
       for (let j = 2; j <= depth; j++) {
         const F = frontier.scores.shape[1]!;
-        const best = tf.topk(frontier.scores, k); // [m, k] the k frontier nodes to expand, by cumulative score
+        const best = topk2d(frontier.scores as tf.Tensor2D, k); // [m, k] the k frontier nodes to expand, by cumulative score
         const flat = tf.reshape(rowBase(best.indices, F), [m * k]) as tf.Tensor1D; // [m·k] into the flattened frontier
         const slot = frontier.shared ? tf.reshape(rowBase(tf.zerosLike(best.indices), 1), [m * k]) : tf.reshape(rowBase(tf.floorDiv(best.indices, int(k)), k), [m * k]); // [m·k] whose module state ranked each
         const next = expand(j, tf.gather(frontier.states, slot) as tf.Tensor2D, tf.gather(frontier.ids, flat) as tf.Tensor1D); // [m·k, k]
