@@ -17,13 +17,14 @@
  * round-robin), median over repeats; τ = tokens per forward; acceptance of offset j = the
  * decoders' own `acceptedPerOffset / draftedPerOffset` summed over prompts.
  *
- * `--heads a.bin,b.bin` (a llama2.c model with trained draft heads, issue #12 §5) benchmarks the
+ * `--heads a.bin,b.bin` (a model with trained draft heads: llama2.c with any kind, the tfjs-mtp checkpoint with sequential modules; issue #12 §5) benchmarks the
  * heads instead: one row per heads file for `speculativeDecode` with greedy acceptance (against
  * cached greedy, output checked identical on every prompt) and with `'sampling'` acceptance at
  * `--temperature` (against ordinary sampling at that temperature, same seed; equality does not
  * apply), plus prompt lookup (tools/prompt_lookup.ts: n-gram copy, greedy verification), the
- * no-training baseline. Prompts: held out from the heads' distillation corpus plus hand-written
- * story openings (tools/bench_model.ts `heldOutStoryPrompts`). No step-cost pass in this mode.
+ * no-training baseline. Prompts: the model's held-out prompts (`BenchModel.headsPrompts`: for
+ * llama2.c story openings held out from the distillation corpus, for the byte-level checkpoint
+ * the bench's held-out lib text). No step-cost pass in this mode.
  *
  * `--tree` (issue #13 §4, §6) benchmarks tree drafting instead: per backend, cached greedy, the
  * chain (k = 4), a static Medusa-style tree and dynamic trees of a few node budgets (including the
@@ -60,7 +61,7 @@ import {
 import { CachedTransformer } from '../src/models/index.js';
 import { parseCommandLine } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend, type NodeBackend } from '../tools/backend.js';
-import { heldOutStoryPrompts, loadBenchModel, type BenchModel } from '../tools/bench_model.js';
+import { loadBenchModel, type BenchModel } from '../tools/bench_model.js';
 import { PROMPT_LOOKUP_DEFAULTS, promptLookupDecode } from '../tools/prompt_lookup.js';
 import { headReport, REFERENCE_CHECKPOINT } from '../tools/checkpoint.js';
 import { median } from '../tools/stats.js';
@@ -328,7 +329,7 @@ async function benchHeads(backend: NodeBackend, dir: string, work: HeadsWork, ro
   for (const file of work.heads) benches.push(await loadBenchModel(dir, 4, { name: basename(file), bytes: new Uint8Array(readFileSync(file)) }));
   const cached = benches.map((b) => new CachedTransformer(b.model));
   const cpu = backend === 'cpu';
-  const texts = heldOutStoryPrompts();
+  const texts = benches[0]!.headsPrompts;
   const prompts = texts.slice(0, work.prompts || texts.length).map((t) => benches[0]!.encode(t));
   const maxNewTokens = work.tokens || (cpu ? 40 : 80);
   const T = work.temperature;
@@ -428,7 +429,7 @@ async function benchTree(backend: NodeBackend, dir: string, work: Workload & { h
   for (const file of work.heads) benches.push(await loadBenchModel(dir, 4, { name: basename(file), bytes: new Uint8Array(readFileSync(file)) }));
   const cached = benches.map((b) => new CachedTransformer(b.model));
   const cpu = backend === 'cpu';
-  const texts = heldOutStoryPrompts();
+  const texts = benches[0]!.headsPrompts;
   const prompts = work.heads.length > 0 ? texts.slice(0, work.prompts || texts.length).map((t) => benches[0]!.encode(t)) : benches[0]!.prompts(work.prompts || (cpu ? 2 : 6), 48);
   const maxNewTokens = work.tokens || (cpu ? 40 : 80);
   const yieldEveryMs = DECODE_DEFAULTS.yieldEveryMs;
