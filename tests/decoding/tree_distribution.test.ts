@@ -15,7 +15,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { speculativeDecode } from '../../src/decoding/index.js';
 import { useCpu } from '../helpers/backend.js';
-import { TreeTableModel } from '../helpers/tree_models.js';
+import { softmaxAt, top2, TREE_TABLE_DRAFT, TREE_TABLE_P, TreeTableModel } from '../helpers/tree_models.js';
 
 beforeAll(useCpu);
 
@@ -24,27 +24,9 @@ const N = 4000;
 /** 0.999 quantiles of χ²(df), scipy.stats.chi2.ppf(0.999, df). */
 const CHI2_999: Record<number, number> = { 63: 103.44 };
 
-// Offset 0 (p) and offset 1 logits per previous token (offset 1 ranks the candidates). Tokens 0
-// and 1 — the candidates after the prompt — are likely under every row of p, so the rule matters.
-const T0 = [
-  [2.0, 1.4, -0.5, 0.1],
-  [1.1, 1.6, 0.4, -1.0],
-  [1.5, 1.2, 0.9, 0.0],
-  [1.3, 1.0, -0.4, 1.1],
-];
-const T1 = [
-  [-1.0, 1.5, 0.3, -0.2],
-  [1.3, -0.8, 0.0, 0.6],
-  [1.4, 0.2, -1.1, -0.4],
-  [0.9, 0.7, -0.9, -0.95],
-];
-
-const softmax = (l: number[], t: number) => {
-  const e = l.map((x) => Math.exp(x / t));
-  const z = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / z);
-};
-const top2 = (l: number[]) => l.map((x, i) => [x, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 2).map(([, i]) => i);
+const T0 = TREE_TABLE_P; // offset 0 (p) per previous token
+const T1 = TREE_TABLE_DRAFT; // offset 1 per previous token (ranks the candidates)
+const softmax = softmaxAt;
 const cells = (f: (t1: number, t2: number, t3: number) => number): number[] =>
   Array.from({ length: V ** 3 }, (_, i) => f(Math.floor(i / V ** 2), Math.floor(i / V) % V, i % V));
 

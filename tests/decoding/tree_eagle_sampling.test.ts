@@ -10,7 +10,7 @@
 import { beforeAll, expect, it } from 'vitest';
 import { speculativeDecode } from '../../src/decoding/index.js';
 import { useCpu } from '../helpers/backend.js';
-import { GrowingTableModel } from '../helpers/tree_models.js';
+import { GrowingTableModel, softmaxAt, top2, TREE_TABLE_DRAFT, TREE_TABLE_P } from '../helpers/tree_models.js';
 
 beforeAll(useCpu);
 
@@ -19,25 +19,9 @@ const N = 3000;
 /** 0.999 quantile of χ²(63), scipy.stats.chi2.ppf(0.999, 63). */
 const CHI2_999_63 = 103.44;
 
-// Offset 0 (p) logits per previous token, and the draft table (a child's logits at its parent's token).
-const T0 = [
-  [2.0, 1.4, -0.5, 0.1],
-  [1.1, 1.6, 0.4, -1.0],
-  [1.5, 1.2, 0.9, 0.0],
-  [1.3, 1.0, -0.4, 1.1],
-];
-const T1 = [
-  [-1.0, 1.5, 0.3, -0.2],
-  [1.3, -0.8, 0.0, 0.6],
-  [1.4, 0.2, -1.1, -0.4],
-  [0.9, 0.7, -0.9, -0.95],
-];
-const softmax = (l: number[]) => {
-  const e = l.map((x) => Math.exp(x));
-  const z = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / z);
-};
-const top2 = (l: number[]) => l.map((x, i) => [x, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 2).map(([, i]) => i);
+const T0 = TREE_TABLE_P; // offset 0 (p) per previous token
+const T1 = TREE_TABLE_DRAFT; // the draft table: a child's logits at its parent's token
+const softmax = (l: number[]) => softmaxAt(l);
 
 it('a grown 2-level tree samples the exact joint distribution (chi-square), each node drafted from its own token', async () => {
   const prompt = [2];

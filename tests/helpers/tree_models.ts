@@ -92,3 +92,33 @@ export class GrowingTableModel extends TreeTableModel {
     super.dispose();
   }
 }
+
+/**
+ * The 4-token Markov tables of the tree sampling tests: offset 0 (p) logits per previous token,
+ * and the draft logits per previous token (the candidates' ranking). Tokens 0 and 1 — the
+ * candidates after the prompt — are likely under every row of p, so the acceptance rule matters.
+ */
+export const TREE_TABLE_P: number[][] = [
+  [2.0, 1.4, -0.5, 0.1],
+  [1.1, 1.6, 0.4, -1.0],
+  [1.5, 1.2, 0.9, 0.0],
+  [1.3, 1.0, -0.4, 1.1],
+];
+export const TREE_TABLE_DRAFT: number[][] = [
+  [-1.0, 1.5, 0.3, -0.2],
+  [1.3, -0.8, 0.0, 0.6],
+  [1.4, 0.2, -1.1, -0.4],
+  [0.9, 0.7, -0.9, -0.95],
+];
+
+/** softmax(logits / temperature), in float64. */
+export function softmaxAt(logits: readonly number[], temperature = 1): number[] {
+  const e = logits.map((x) => Math.exp(x / temperature));
+  const z = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / z);
+}
+
+/** The indices of the two largest logits, largest first. */
+export function top2(logits: readonly number[]): number[] {
+  return logits.map((x, i) => [x, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 2).map(([, i]) => i);
+}
