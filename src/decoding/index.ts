@@ -9,7 +9,19 @@ export {
   type SpeculativeOptions,
   type TokenIds,
 } from './options.js';
-export type { DecodeResult, DecodeStats, FinishReason, TokenChunk } from './result.js';
+export type { DecodeResult, DecodeStats, DrafterStats, FinishReason, TokenChunk } from './result.js';
+export {
+  headsDrafter,
+  promptLookupDrafter,
+  PROMPT_LOOKUP_DEFAULTS,
+  type Drafter,
+  type DraftContext,
+  type DraftOutcome,
+  type DraftProposal,
+  type DraftTreeProposal,
+  type PromptLookupOptions,
+} from './drafters.js';
+export { MASKED_LOGIT } from '../internal/draft_vocab.js';
 export { greedyDecode, greedyStream } from './greedy.js';
 export { blockwiseDecode, blockwiseStream } from './blockwise.js';
 export { speculativeDecode, speculativeStream } from './speculative.js';

@@ -14,6 +14,7 @@
  * Models" (NeurIPS 2018), §3–4 (one forward both verifies the last block and proposes the next).
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { MASKED_LOGIT } from '../internal/draft_vocab.js';
 
 /** The `k` most likely tokens of n offsets at m state rows (see `MultiTokenModel.headTopK`). */
 export interface TopKCandidates {
@@ -112,6 +113,38 @@ export interface MultiTokenModel {
    * caller owns the result; no readback.
    */
   headTree?(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): TreeCandidates;
+  /**
+   * Optional: the draft vocabulary — the token ids offsets 1…k−1 may propose, increasing and
+   * distinct — or `null`/absent for the whole vocabulary. Offset 0 (verification) always uses the
+   * whole vocabulary, so a draft vocabulary never changes what is decoded, only how often drafts
+   * are right and what they cost (FR-Spec, EAGLE-3's draft vocabulary).
+   */
+  readonly draftVocab?: readonly number[] | null;
+  /**
+   * Optional fast path of drafting at the accepted tip: the argmax token of offsets 1…n at every
+   * row of `states` `[m, stateSize]`, int32 `[m, n]`, within {@link MultiTokenModel.draftVocab}.
+   * `roots` int32 `[m]` is the token committed right after each row (the verifier's token at the
+   * tip): drafts that depend on the tokens before them (sequential modules) chain from it — column
+   * 1 is conditioned on the root, column j on column j − 1 — and parallel heads ignore it. A row
+   * whose logits hold NaN or ±Infinity has −1 throughout. No readback; the caller owns the result.
+   * Without it the decoders take `draftLogits` (or `headLogits`) and argmax on the device.
+   */
+  draftArgmax?(states: tf.Tensor2D, roots: tf.Tensor1D, n: number): tf.Tensor2D;
+  /**
+   * Optional (tree drafting at the tip): the `k` most likely tokens of offsets 1…n at every row of
+   * `states` (sequential modules: along the argmax chain from `roots`, as `draftArgmax`) and their
+   * log-probabilities renormalised over the draft vocabulary, `[m, n, k]` each; rank 0 equals
+   * `draftArgmax`'s column. −1 ids in a row whose logits hold NaN or ±Infinity. The caller owns both.
+   */
+  draftTopK?(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): TopKCandidates;
+  /**
+   * Optional: logits of offsets 1…n at every row of `states`, `[m, n, vocabSize]`, with
+   * {@link MASKED_LOGIT} at every id outside the draft vocabulary. Sequential modules condition
+   * column 1 on `roots` and column j on the token `choose(j − 1, logits)` picks from column j − 1's
+   * logits `[m, vocabSize]` (int32 `[m]`; default: the argmax), so a sampled chain feeds its own
+   * samples forward. Without it the decoders take `headLogits(states, [1…n])`. The caller owns the result.
+   */
+  draftLogits?(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, choose?: (column: number, logits: tf.Tensor2D) => tf.Tensor1D): tf.Tensor3D;
   /** Optional: called once when a decode starts, to prepare inference-only tensors (e.g. a pre-transposed unembedding). */
   beginDecode?(): void;
   /** Optional: called once when a decode ends (also after a throw or an abort), to free what `beginDecode` made. */

@@ -10,6 +10,7 @@ import { type DynamicTree, resolveTree, type TreeOption, type TreeSpec } from '.
 import type { TokenChunk } from './result.js';
 import { TREE_BACKEND_DEFAULTS } from './tree_auto.js';
 import { checkModel, checkPrompt, toIds } from './validate.js';
+import { type Drafter, headsDrafter, isHeadsDrafter, resolveDrafters } from './drafters.js';
 
 /** Token ids: an array or a typed array (e.g. `Int32Array`) of integers in [0, vocabSize). */
 export type TokenIds = readonly number[] | ArrayLike<number>;
@@ -71,8 +72,23 @@ export interface SpeculativeOptions extends DecodeOptions {
    * opt-in, lossy, keeps any draft offset 0 finds plausible enough.
    */
   acceptance?: AcceptanceRule;
-  /** Drafts per step, `0 ≤ draftLength ≤ numHeads - 1`. Default: `numHeads - 1`. */
-  draftLength?: number;
+  /**
+   * Drafts per step (a chain's length; a tree's depth), or `'auto'`: each step drafts the length
+   * with the most tokens per millisecond under the step costs measured while decoding and the
+   * acceptance seen so far, 0 included — an ordinary decoding step, chosen where speculation
+   * does not pay on the running backend (the cpu backend prices every verified row in full). A
+   * number fixes it: an integer in [0, numHeads − 1] with the heads, in [0,
+   * {@link DECODE_DEFAULTS}.maxDraftLength] with drafters of your own. Default: `'auto'`.
+   */
+  draftLength?: number | 'auto';
+  /**
+   * Where drafts come from: the model's heads (`headsDrafter()`, the default), prompt lookup
+   * (`promptLookupDrafter()`), your own {@link Drafter}, or a list of them — each step the first
+   * that proposes anything wins (`[promptLookupDrafter(), headsDrafter()]`: n-gram copies where the
+   * text repeats, the heads elsewhere). Verification is the same whatever drafts, so the output
+   * never depends on it.
+   */
+  drafter?: Drafter | readonly Drafter[];
   /** `'typical'` only: ε, the probability above which a draft is always plausible, in (0, 1]. Default: {@link DECODE_DEFAULTS}.posteriorThreshold. */
   posteriorThreshold?: number;
   /** `'typical'` only: δ, scales the entropy-adaptive threshold δ·exp(−H(p)), in (0, 1]. Default: {@link DECODE_DEFAULTS}.posteriorAlpha. */
@@ -117,6 +133,8 @@ export const DECODE_DEFAULTS = Object.freeze({
   topP: 1,
   /** Lossless and deterministic. */
   acceptance: 'greedy' as AcceptanceRule,
+  /** `draftLength: 'auto'`'s ceiling with drafters other than the heads (prompt lookup): a forward over 8 rows costs about one row's on wasm at small sizes. */
+  maxDraftLength: 7,
   /** Typical acceptance's ε, Medusa's default (Cai et al. 2024, §2.3.1). */
   posteriorThreshold: 0.09,
   /** Typical acceptance's δ = √ε, Medusa's default. */
@@ -150,7 +168,12 @@ export interface ResolvedOptions {
 /** Speculative options after validation and defaults (internal). */
 export interface ResolvedSpeculativeOptions extends ResolvedOptions {
   acceptance: AcceptanceRule;
+  /** The deepest draft (the ceiling when `autoLength`). */
   draftLength: number;
+  /** `draftLength: 'auto'`: the tuner sizes each step. */
+  autoLength: boolean;
+  /** The drafters, in the order they are asked. */
+  drafters: Drafter[];
   posteriorThreshold: number;
   posteriorAlpha: number;
   /** The draft tree, or null for a chain. */
@@ -232,11 +255,16 @@ export function resolveSpeculativeOptions(
   if (acceptance === 'greedy' && base.sampling.temperature !== 0) {
     fail(RangeError, fn, 'options.temperature', "must be 0 with acceptance 'greedy' (use 'sampling' to sample)", options.temperature);
   }
-  const maxDraft = model.numHeads - 1;
-  const { draftLength = maxDraft } = options;
-  if (!isInt(draftLength) || draftLength < 0 || draftLength > maxDraft) {
-    fail(RangeError, fn, 'options.draftLength', `must be an integer in [0, numHeads - 1 = ${maxDraft}]`, draftLength);
+  const drafters = resolveDrafters(fn, options.drafter ?? headsDrafter());
+  const headsOnly = drafters.every(isHeadsDrafter);
+  const maxDraft = headsOnly ? model.numHeads - 1 : Math.max(model.numHeads - 1, DECODE_DEFAULTS.maxDraftLength);
+  const { draftLength: given = 'auto' } = options;
+  if (given !== 'auto' && (!isInt(given) || given < 0 || given > maxDraft)) {
+    const bound = headsOnly ? `numHeads - 1 = ${maxDraft}` : `max(numHeads - 1, DECODE_DEFAULTS.maxDraftLength) = ${maxDraft}`;
+    fail(RangeError, fn, 'options.draftLength', `must be 'auto' or an integer in [0, ${bound}]`, given);
   }
+  const autoLength = given === 'auto';
+  const draftLength = given === 'auto' ? maxDraft : given;
   const { posteriorThreshold = DECODE_DEFAULTS.posteriorThreshold, posteriorAlpha = DECODE_DEFAULTS.posteriorAlpha } = options;
   if (typeof posteriorThreshold !== 'number' || !(posteriorThreshold > 0 && posteriorThreshold <= 1)) {
     fail(RangeError, fn, 'options.posteriorThreshold', 'must be in (0, 1]', posteriorThreshold);
@@ -246,13 +274,17 @@ export function resolveSpeculativeOptions(
   }
   let tree: TreeSpec | null = null;
   if (options.tree !== undefined) {
-    tree = resolveTree(fn, options.tree, draftLength, model.vocabSize);
+    if (!drafters.some(isHeadsDrafter)) {
+      throw new TypeError(`${fn}: options.tree shapes the heads' drafts, so options.drafter must include headsDrafter(), but it is [${drafters.map((d) => d.name).join(', ')}].`);
+    }
+    const candidates = Math.min(model.vocabSize, model.draftVocab?.length ?? model.vocabSize); // trees rank within the draft vocabulary
+    tree = resolveTree(fn, options.tree, autoLength ? model.numHeads - 1 : draftLength, candidates);
     const missing = (['forwardTree', 'keepRows'] as const).filter((m) => typeof model[m] !== 'function');
     if (missing.length > 0) {
       throw new TypeError(`${fn}: options.tree needs a model with forwardTree and keepRows (one forward over the tree, then keeping the accepted path's positions), but model.${missing.join(' and model.')} ${missing.length > 1 ? 'are' : 'is'} missing.`);
     }
   }
-  return { ...base, acceptance, draftLength, posteriorThreshold, posteriorAlpha, tree };
+  return { ...base, acceptance, draftLength, autoLength, drafters, posteriorThreshold, posteriorAlpha, tree };
 }
 
 /** Validates and defaults `blockwiseDecode`'s options; returns the block size too. */

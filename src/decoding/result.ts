@@ -15,6 +15,8 @@ export interface TokenChunk {
   sources: number[];
   /** 0-based index of the model forward that committed this chunk (0 = the prompt's forward). */
   step: number;
+  /** The drafter whose proposal this step verified (`speculativeDecode`; absent when nothing was proposed). */
+  drafter?: string;
   /**
    * Drafts this step counts in the statistics, from offsets 1 … `drafted` (see
    * {@link DecodeStats}): the drafts it verified (`blockwiseDecode`: emitted), or, when decoding
@@ -83,12 +85,27 @@ export interface DecodeStats {
    * this library (optional for stats made elsewhere).
    */
   draftNodes?: number;
+  /**
+   * Per drafter (by name; `speculativeDecode` only): steps that verified its proposal, tokens it
+   * proposed there (a tree's nodes), and drafts of its that were accepted and committed.
+   */
+  drafters?: Record<string, DrafterStats>;
   /** Milliseconds from the call to the end, validation and prompt included. */
   wallTimeMs: number;
   /** Milliseconds from the call until the first token was committed. */
   timeToFirstTokenMs: number;
   /** tokens / wall time, in tokens per second. */
   tokensPerSecond: number;
+}
+
+/** One drafter's share of a decode (see {@link DecodeStats.drafters}), in llama.cpp's and vLLM's terms. */
+export interface DrafterStats {
+  /** Steps that verified this drafter's proposal. */
+  steps: number;
+  /** Tokens it proposed in those steps. */
+  drafted: number;
+  /** Of those, drafts accepted and committed. */
+  accepted: number;
 }
 
 /** What every decoder resolves to. */

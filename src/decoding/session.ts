@@ -12,7 +12,7 @@ import { macrotask, now } from './event_loop.js';
 import type { MultiTokenModel } from './model.js';
 import type { ResolvedOptions } from './options.js';
 import { uniformStream } from './random.js';
-import type { DecodeResult, FinishReason, TokenChunk } from './result.js';
+import type { DecodeResult, DrafterStats, FinishReason, TokenChunk } from './result.js';
 
 /** What one model forward produced, as a loop reports it. */
 export interface Forward {
@@ -28,6 +28,8 @@ export interface Forward {
   finite: boolean;
   /** The draft tree this forward verified (tree steps only; see `TokenChunk.tree`). */
   tree?: NonNullable<TokenChunk['tree']>;
+  /** The drafter whose proposal this forward verified (absent: nothing was proposed). */
+  drafter?: string;
 }
 
 /** A decoder's loop: one {@link Forward} per model forward, for as long as the session asks. */
@@ -41,6 +43,7 @@ class Transcript {
   private forwards = 0;
   private nodes = 0;
   private readonly drafted: number[];
+  private readonly perDrafter: Record<string, DrafterStats> = {};
   private readonly kept: number[];
   /** Most tokens the context allows: every committed token is predicted from positions inside it, as in greedy decoding. */
   private readonly contextBudget: number;
@@ -62,7 +65,7 @@ class Transcript {
     if (!f.finite) {
       throw new RangeError(`${this.opts.fn}: the model's logits at step ${step} contain NaN or ±Infinity, so no token can be chosen; nothing from that step was committed.`);
     }
-    const chunk: TokenChunk = { tokens: [], sources: [], step, drafted: 0, ...(f.tree ? { tree: f.tree } : {}) };
+    const chunk: TokenChunk = { tokens: [], sources: [], step, drafted: 0, ...(f.tree ? { tree: f.tree } : {}), ...(f.drafter !== undefined ? { drafter: f.drafter } : {}) };
     for (let i = 0; i < f.tokens.length && this.finishReason === null; i++) {
       chunk.tokens.push(f.tokens[i]);
       chunk.sources.push(f.sources[i]);
@@ -75,8 +78,15 @@ class Transcript {
     this.nodes += f.nodes ?? f.drafted;
     const keptOffsets = chunk.sources.filter((s) => s > 0); // offsets 1 … a, in order
     chunk.drafted = cut ? keptOffsets.length : f.drafted;
-    for (let j = 0; j < chunk.drafted; j++) this.drafted[j]++;
-    for (const s of keptOffsets) this.kept[s - 1]++;
+    for (let j = 0; j < chunk.drafted; j++) this.drafted[j] = (this.drafted[j] ?? 0) + 1; // drafters other than the heads may go deeper than k − 1
+    for (let j = this.kept.length; j < this.drafted.length; j++) this.kept[j] = 0;
+    for (const s of keptOffsets) this.kept[s - 1]!++;
+    if (f.drafter !== undefined) {
+      const d = (this.perDrafter[f.drafter] ??= { steps: 0, drafted: 0, accepted: 0 });
+      d.steps++;
+      d.drafted += f.nodes ?? f.drafted;
+      d.accepted += keptOffsets.length;
+    }
     this.tokens.push(...chunk.tokens);
     this.sources.push(...chunk.sources);
     if (Number.isNaN(this.firstTokenAt) && chunk.tokens.length > 0) this.firstTokenAt = now();
@@ -101,6 +111,7 @@ class Transcript {
         acceptedPerOffset: this.kept.slice(),
         acceptanceRates: this.drafted.map((d, j) => (d > 0 ? this.kept[j] / d : NaN)),
         draftNodes: this.nodes,
+        drafters: Object.fromEntries(Object.entries(this.perDrafter).map(([name, d]) => [name, { ...d }])),
         wallTimeMs,
         timeToFirstTokenMs: this.firstTokenAt - this.start,
         tokensPerSecond: wallTimeMs > 0 ? (1000 * this.tokens.length) / wallTimeMs : 0,

@@ -24,7 +24,7 @@
  * rank order — the order the acceptance walks try them in.
  */
 import { fail, show } from '../internal/errors.js';
-import { chooseBudget, TREE_AUTO_DEFAULTS, type TreeCost } from './tree_auto.js';
+import { TREE_AUTO_DEFAULTS } from './tree_auto.js';
 
 /** A static tree: paths of per-depth candidate ranks (0 = the most likely), e.g. `[[0], [1], [0, 0]]`. */
 export type TreePaths = readonly (readonly number[])[];
@@ -182,12 +182,13 @@ function bestPaths(logProbs: number[][], topK: number, maxNodes: number): { node
 }
 
 /**
- * The tree to verify next: the spec's nodes (dynamic: chosen from `draft`'s log-probabilities, or
- * the best of its grown forest), cut to the depths that fit `room` more positions, with their
- * tokens from `draft`.
+ * The candidates of the tree to verify next, best first where the tree has scores: the spec's
+ * nodes (dynamic: chosen from `draft`'s log-probabilities, or the best of its grown forest), cut to
+ * the depths that fit `room` more positions, with their tokens from `draft`. A prefix of the
+ * nodes is a tree too (parents come first), which is how `tree: 'auto'` sizes it.
  */
-export function growTree(spec: TreeSpec, draft: TreeDraft | null, room: number, costs: readonly TreeCost[] | null = null): DraftTree {
-  if (draft === null || room < 1) return { nodes: [], tokens: [] };
+export function growTree(spec: TreeSpec, draft: TreeDraft | null, room: number): { nodes: TreeNode[]; tokens: number[]; scores: number[] } {
+  if (draft === null || room < 1) return { nodes: [], tokens: [], scores: [] };
   let all: TreeNode[];
   let scores: number[] = [];
   let tokenOf: (n: TreeNode, i: number) => number;
@@ -200,17 +201,19 @@ export function growTree(spec: TreeSpec, draft: TreeDraft | null, room: number, 
     else ({ nodes: all, scores } = bestPaths(draft.logProbs!, spec.topK, spec.maxNodes));
     tokenOf = (n) => draft.ids[n.depth - 1]![n.rank]!;
   }
-  if (spec.auto && costs !== null) all = all.slice(0, chooseBudget(monotone(scores), costs)); // a best-first prefix is a tree
   const kept: TreeNode[] = [];
   const tokens: number[] = [];
+  const keptScores: number[] = [];
   const renumber = new Map<number, number>();
+  const clean = monotone(scores);
   all.forEach((n, i) => {
     if (n.depth > room) return; // a parent is shallower, so what is kept stays a tree
     renumber.set(i, kept.length);
     kept.push({ ...n, parent: n.parent < 0 ? -1 : renumber.get(n.parent)! });
     tokens.push(tokenOf(n, i));
+    if (clean.length > 0) keptScores.push(clean[i]!);
   });
-  return { nodes: kept, tokens };
+  return { nodes: kept, tokens, scores: keptScores };
 }
 
 /**

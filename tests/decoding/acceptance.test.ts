@@ -1,7 +1,10 @@
 /** The acceptance rules on hand-made logits, and the commit logic on a hand-made model. */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { greedyAccept, leadingTrue, samplingAccept, typicalAccept } from '../../src/decoding/acceptance.js';
+import { greedyVerdict, samplingVerdict, treeShape, typicalVerdict, type Verdict } from '../../src/decoding/acceptance.js';
+import { draftTree } from '../../src/decoding/drafters.js';
+import { uniformStream } from '../../src/decoding/random.js';
+import { greedyWalk, samplingWalk, typicalWalk } from '../helpers/acceptance_reference.js';
 import { toProbabilities } from '../../src/decoding/distributions.js';
 import { blockwiseDecode, greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
 import { TableModel } from '../helpers/toy_models.js';
@@ -11,16 +14,12 @@ import { expectNoLeak } from '../helpers/leak.js';
 beforeAll(useCpu);
 
 
-/** Rows of logits whose argmax is the given token (V = 6). */
-const peaked = (tokens: number[], V = 6): tf.Tensor2D =>
-  tf.tensor2d(tokens.map((t) => Array.from({ length: V }, (_, i) => (i === t ? 5 : i * 0.1))));
-
-/** Runs a rule inside `tidy` and reads back `[accepted, next]`, asserting that nothing leaked. */
-function verdict(f: () => { accepted: tf.Scalar; next: tf.Scalar }): Promise<[number, number]> {
+/** Runs a rule inside `tidy` and reads back `[tip, next]`, asserting that nothing leaked. */
+function verdict(f: () => Verdict): Promise<[number, number]> {
   return expectNoLeak(async () => {
     const packed = tf.tidy(() => {
       const v = f();
-      return tf.stack([v.accepted, v.next]);
+      return tf.concat([v.tip, v.next]);
     });
     const out = Array.from(await packed.data());
     packed.dispose();
@@ -28,80 +27,131 @@ function verdict(f: () => { accepted: tf.Scalar; next: tf.Scalar }): Promise<[nu
   });
 }
 
-describe('greedyAccept', () => {
+/** A chain's shape. */
+const chain = (tokens: number[]) => treeShape(draftTree(tokens, tokens.map((_, i) => i - 1)));
+/** The accepted path ending on row `tip` of a tree with `parents`. */
+const pathTo = (tip: number, parents: readonly number[]) => {
+  const path: number[] = [];
+  for (let i = tip - 1; i >= 0; i = parents[i]!) path.unshift(i);
+  return path;
+};
+const all = { temperature: 1, topK: 1 << 20, topP: 1 };
+/** Logits whose softmax is `p` (0 → a logit far below). */
+const logitsOf = (p: number[][]) => tf.tensor2d(p.map((row) => row.map((x) => (x > 0 ? Math.log(x) : -1e4))));
+
+describe('greedyVerdict (a chain)', () => {
   it.each([
     ['all accepted', [1, 2, 3], [1, 2, 3, 4], [3, 4]],
     ['none accepted', [0, 2, 3], [1, 2, 3, 4], [0, 1]],
     ['mismatch in the middle', [1, 5, 3], [1, 2, 3, 4], [1, 2]],
     ['no drafts', [], [4], [0, 4]],
-  ])('%s: drafts %j against argmax %j → [accepted, next] %j', async (_, drafts, best, expected) => {
-    const got = await verdict(() => greedyAccept(peaked(best), tf.tensor1d(drafts, 'int32')));
+  ])('%s: drafts %j against argmax %j → [tip, next] %j', async (_, drafts, best, expected) => {
+    const got = await verdict(() => greedyVerdict(chain(drafts), tf.tensor1d(best, 'int32')));
     expect(got).toEqual(expected);
-  });
-
-  it('leadingTrue counts only the leading run', async () => {
-    const n = await expectNoLeak(async () => {
-      const t = tf.tidy(() => leadingTrue(tf.tensor1d([1, 1, 0, 1], 'bool')));
-      const out = await t.data();
-      t.dispose();
-      return out;
-    });
-    expect(n).toEqual(new Int32Array([2]));
   });
 });
 
-describe('samplingAccept', () => {
-  const probs = (rows: number[][]) => tf.tensor2d(rows);
+describe('samplingVerdict (a chain with its q)', () => {
   it('keeps every draft when p == q (ratio 1), then samples the bonus from the last row', async () => {
-    const p = [[0.5, 0.5, 0], [0.2, 0.8, 0], [0, 0, 1]];
-    const got = await verdict(() => samplingAccept(probs(p), tf.tensor1d([0, 1], 'int32'), probs(p.slice(0, 2)), tf.tensor1d([0.99, 0.99, 0.3])));
+    const p = [[0.5, 0.5, 0], [0.25, 0.75, 0], [0, 0, 1]];
+    const got = await verdict(() => samplingVerdict(chain([0, 1]), logitsOf(p), tf.tensor1d([0.99, 0.99, 0.3]), tf.tensor2d(p.slice(0, 2)), all));
     expect(got).toEqual([2, 2]);
   });
 
   it('rejects a draft p gives zero probability and resamples from norm(max(0, p − q))', async () => {
     // draft 2 has q = 0.9, p = 0: always rejected; residual = max(0, [0.5,0.5,0] − [0.05,0.05,0.9]) ∝ [1, 1, 0]
-    const got = await verdict(() =>
-      samplingAccept(probs([[0.5, 0.5, 0], [1, 0, 0]]), tf.tensor1d([2], 'int32'), probs([[0.05, 0.05, 0.9]]), tf.tensor1d([0, 0.75])),
-    );
+    const got = await verdict(() => samplingVerdict(chain([2]), logitsOf([[0.5, 0.5, 0], [1, 0, 0]]), tf.tensor1d([0, 0.75]), tf.tensor2d([[0.05, 0.05, 0.9]]), all));
     expect(got).toEqual([0, 1]);
   });
 
   it('accepts with probability p/q: u below the ratio keeps, u above rejects', async () => {
-    const p = probs([[0.3, 0.7], [0.5, 0.5]]);
-    const q = probs([[0.6, 0.4]]); // draft 0: ratio 0.5
-    const keep = await verdict(() => samplingAccept(p, tf.tensor1d([0], 'int32'), q, tf.tensor1d([0.49, 0.1])));
-    const reject = await verdict(() => samplingAccept(p, tf.tensor1d([0], 'int32'), q, tf.tensor1d([0.51, 0.1])));
-    expect(keep).toEqual([1, 0]);
-    expect(reject).toEqual([0, 1]); // residual ∝ [0, 0.3]: only token 1 possible
-    tf.dispose([p, q]);
+    const p = [[0.25, 0.75], [0.5, 0.5]];
+    const q = [[0.5, 0.5]]; // draft 0: ratio 0.5
+    expect(await verdict(() => samplingVerdict(chain([0]), logitsOf(p), tf.tensor1d([0.49, 0.1]), tf.tensor2d(q), all))).toEqual([1, 0]);
+    expect(await verdict(() => samplingVerdict(chain([0]), logitsOf(p), tf.tensor1d([0.51, 0.1]), tf.tensor2d(q), all))).toEqual([0, 1]); // residual ∝ [0, 0.25]
   });
 });
 
-describe('typicalAccept', () => {
+describe('typicalVerdict (a chain)', () => {
   const s = { temperature: 1, topK: 20, topP: 1 };
   it('keeps a plausible draft and stops at an implausible one (ε = 0.09, δ = 0.3)', async () => {
-    const logits = tf.tensor2d([[2, 2, -9], [2, 2, -9], [0, 0, 0]]); // p ≈ [0.5, 0.5, 0]: H = ln 2, bar = min(0.09, 0.15)
-    const got = await verdict(() => typicalAccept(logits, tf.tensor1d([1, 2], 'int32'), { temperature: 1, topK: 3, topP: 1 }, 0.09, 0.3, tf.tensor1d([0.7])));
-    expect(got).toEqual([1, 1]); // p(1) = 0.5 > 0.09 kept; p(2) ≈ 0 < 0.09 rejected; next sampled from row 1 (u = 0.7 → token 1)
-    logits.dispose();
+    const logits = () => tf.tensor2d([[2, 2, -9], [2, 2, -9], [0, 0, 0]]); // p ≈ [0.5, 0.5, 0]: H = ln 2, bar = min(0.09, 0.15)
+    const got = await verdict(() => typicalVerdict(chain([1, 2]), logits(), tf.tensor1d([0.7]), { temperature: 1, topK: 3, topP: 1 }, 0.09, 0.3));
+    expect(got).toEqual([1, 1]); // p(1) = 0.5 > 0.09 kept; p(2) ≈ 0 rejected; next sampled from row 1 (u = 0.7 → token 1)
   });
 
   it('a high-entropy row lowers the bar: 20 equal logits (p = 0.05 < ε) keep any draft, as δ·exp(−H) = 0.015', async () => {
     const flat = new Array<number>(20).fill(0);
-    const got = await verdict(() => typicalAccept(tf.tensor2d([flat, flat]), tf.tensor1d([13], 'int32'), s, 0.09, 0.3, tf.tensor1d([0.5])));
-    expect(got).toEqual([1, 10]); // kept; the bonus row is uniform, u = 0.5 → token 10
+    expect(await verdict(() => typicalVerdict(chain([13]), tf.tensor2d([flat, flat]), tf.tensor1d([0.5]), s, 0.09, 0.3))).toEqual([1, 10]);
     // With ε alone (no entropy term, or its sign flipped: δ·exp(+H) = 6), p = 0.05 < 0.09 would reject it.
-    const strict = await verdict(() => typicalAccept(tf.tensor2d([flat, flat]), tf.tensor1d([13], 'int32'), s, 0.04, 1, tf.tensor1d([0.5])));
-    expect(strict).toEqual([1, 10]); // bar = min(0.04, 0.05): 0.05 > 0.04 kept
+    expect(await verdict(() => typicalVerdict(chain([13]), tf.tensor2d([flat, flat]), tf.tensor1d([0.5]), s, 0.04, 1))).toEqual([1, 10]);
   });
 
   it('a low-entropy row: ε decides, the first implausible draft ends the block, next comes from its row', async () => {
     const peakedRow = (t: number) => Array.from({ length: 20 }, (_, i) => (i === t ? 8 : 0)); // p(t) ≈ 0.99, H small
-    const rows = [peakedRow(3), peakedRow(5), peakedRow(7), peakedRow(9)];
-    const all = await verdict(() => typicalAccept(tf.tensor2d(rows), tf.tensor1d([3, 5, 7], 'int32'), s, 0.09, 0.3, tf.tensor1d([0.5])));
-    expect(all).toEqual([3, 9]); // every draft kept; next from the bonus row
-    const first = await verdict(() => typicalAccept(tf.tensor2d(rows), tf.tensor1d([4, 5, 7], 'int32'), s, 0.09, 0.3, tf.tensor1d([0.5])));
-    expect(first).toEqual([0, 3]); // draft 4 has p ≈ 3e-4: rejected at once, even though 5 and 7 would pass
+    const rows = () => tf.tensor2d([peakedRow(3), peakedRow(5), peakedRow(7), peakedRow(9)]);
+    expect(await verdict(() => typicalVerdict(chain([3, 5, 7]), rows(), tf.tensor1d([0.5]), s, 0.09, 0.3))).toEqual([3, 9]);
+    expect(await verdict(() => typicalVerdict(chain([4, 5, 7]), rows(), tf.tensor1d([0.5]), s, 0.09, 0.3))).toEqual([0, 3]); // 4 has p ≈ 3e-4
+  });
+});
+
+/**
+ * Random trees (chains among them) over V = 6 with dyadic probabilities (exact in float32), and
+ * a grid of uniforms that never ties with a probability: each device rule must agree exactly with
+ * its sequential reference walk — the rules are pure functions of the uniforms.
+ */
+describe('the device rules equal their sequential reference walks, over grids of uniforms', () => {
+  const V = 6;
+  const DYADIC = [0, 0.03125, 0.0625, 0.125, 0.25, 0.5];
+  /** A distribution over V tokens from dyadic masses (renormalised by a power of 2 keeps it dyadic enough; exactness is not needed, ties are avoided). */
+  const dist = (rand: () => number) => {
+    const w: number[] = Array.from({ length: V }, () => DYADIC[Math.floor(rand() * DYADIC.length)]!);
+    if (!w.some((x) => x > 0)) w[Math.floor(rand() * V)] = 1;
+    const t = w.reduce((a, b) => a + b, 0);
+    return w.map((x) => x / t);
+  };
+  /** A random tree of up to 7 nodes, siblings distinct (as the loop feeds them), or a chain. */
+  const randomTree = (rand: () => number, asChain: boolean) => {
+    const N = 1 + Math.floor(rand() * 7);
+    const tokens: number[] = [];
+    const parents: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const p = asChain ? i - 1 : Math.floor(rand() * (i + 1)) - 1;
+      const taken = new Set(tokens.filter((_, j) => parents[j] === p));
+      const free = Array.from({ length: V }, (_, t) => t).filter((t) => !taken.has(t));
+      if (free.length === 0) break;
+      parents.push(p);
+      tokens.push(free[Math.floor(rand() * free.length)]!);
+    }
+    return { tokens, parents };
+  };
+  const UGRID = [0.0137, 0.1337, 0.2937, 0.4137, 0.5537, 0.6937, 0.8337, 0.9737];
+
+  it.each([['trees', false], ['chains', true]] as const)('greedy, sampling and typical on 40 random %s × 8 uniforms each', async (_, asChain) => {
+    const rand = uniformStream(asChain ? 11 : 7);
+    let checked = 0;
+    for (let c = 0; c < 40; c++) {
+      const { tokens, parents } = randomTree(rand, asChain);
+      const N = tokens.length;
+      const shape = treeShape(draftTree(tokens, parents));
+      const p = Array.from({ length: N + 1 }, () => dist(rand));
+      const q = asChain ? tokens.map(() => dist(rand)) : tokens.map(() => null);
+      // greedy: the argmax (first among equal masses, as tf.argMax)
+      const best = p.map((row) => row.indexOf(Math.max(...row)));
+      const g = await verdict(() => greedyVerdict(shape, tf.tensor1d(best, 'int32')));
+      expect({ path: pathTo(g[0], parents), next: g[1] }).toEqual(greedyWalk(tokens, parents, best));
+      for (const a of UGRID) {
+        const u = tokens.map((_, i) => UGRID[(UGRID.indexOf(a) + 3 * i) % UGRID.length]!).concat([a]);
+        const qt = asChain ? tf.tensor2d(q as number[][]) : null;
+        const sampled = await verdict(() => samplingVerdict(shape, logitsOf(p), tf.tensor1d(u), qt, all));
+        qt?.dispose();
+        expect({ path: pathTo(sampled[0], parents), next: sampled[1] }).toEqual(samplingWalk(tokens, parents, p, u, q));
+        const typical = await verdict(() => typicalVerdict(shape, logitsOf(p), tf.tensor1d([a]), all, 0.09, 0.3));
+        expect({ path: pathTo(typical[0], parents), next: typical[1] }).toEqual(typicalWalk(tokens, parents, p, 0.09, 0.3, a));
+        checked++;
+      }
+    }
+    expect(checked).toBe(320);
   });
 });
 

@@ -27,7 +27,7 @@ describe.each([2, 3, 4])('KV-cached toy model, k = %i', (k) => {
     await expectNoLeak(async () => {
       for (const prompt of prompts(23, 12)) {
         const greedy = await greedyDecode(model, prompt, { maxNewTokens: 24 });
-        const spec = await speculativeDecode(model, prompt, { maxNewTokens: 24 });
+        const spec = await speculativeDecode(model, prompt, { maxNewTokens: 24, draftLength: k - 1 });
         expect(spec.tokens).toEqual(greedy.tokens);
         expect(spec.stats.forwards).toBeLessThanOrEqual(greedy.stats.forwards);
         const { accepted, drafted } = spec.stats;

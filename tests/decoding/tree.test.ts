@@ -1,7 +1,7 @@
 /**
  * Tree drafting's pieces and its contract with the session: the tree option's validation (every
- * guard fires, naming the option), static and dynamic tree construction, the three acceptance
- * walks on hand-made numbers, typical acceptance on a tree, non-finite logits (device and fast
+ * guard fires, naming the option), static and dynamic tree construction, (the acceptance rules
+ * themselves: acceptance.test.ts), typical acceptance on a tree, non-finite logits (device and fast
  * path), and no tensor left behind after a success, a throw and an abort, nor any growth over a
  * 2,000-token tree decode.
  */
@@ -9,7 +9,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { speculativeDecode, speculativeStream, TREE_LIMITS } from '../../src/decoding/index.js';
 import { growTree, resolveTree } from '../../src/decoding/tree.js';
-import { greedyTreeAccept, samplingTreeAccept, typicalTreeAccept } from '../../src/decoding/tree_acceptance.js';
 import { CachedTransformer } from '../../src/models/index.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
@@ -75,37 +74,6 @@ describe('tree construction', () => {
       { parent: 2, depth: 2, rank: 0 },
     ]);
     expect(tree.tokens).toEqual([1, 4, 2, 4]);
-  });
-});
-
-describe('acceptance walks', () => {
-  // Root (row 0) → nodes 0 (token 5), 1 (token 6); node 0 → node 2 (token 7), node 1 → node 3 (token 8).
-  const nodes = [
-    { parent: -1, depth: 1, rank: 0 },
-    { parent: -1, depth: 1, rank: 1 },
-    { parent: 0, depth: 2, rank: 0 },
-    { parent: 1, depth: 2, rank: 0 },
-  ];
-  const tokens = [5, 6, 7, 8];
-  const children = [[0, 1], [2], [3], [], []];
-  it('greedy follows the argmax through the second candidate', () => {
-    expect(greedyTreeAccept(tokens, children, [6, 0, 8, 3, 4])).toEqual({ path: [1, 3], next: 4 });
-    expect(greedyTreeAccept(tokens, children, [9, 0, 8, 3, 4])).toEqual({ path: [], next: 9 });
-  });
-  it('sampling tries the candidates in order against the renormalised residual', () => {
-    // p(5) = 0.5 at the root: u = 0.6 rejects; p(6) = 0.3 of the remaining 0.5: u = 0.55 accepts (0.55·0.5 < 0.3).
-    const p = [0.5, 0.3, 0.2, 0.1];
-    expect(samplingTreeAccept(tokens, children, p, [0.6, 0.55, 0, 0.99], [11, 12, 13, 14, 15])).toEqual({ path: [1], next: 13 });
-    // u = 0.61 for node 1 rejects (0.305 ≥ 0.3): the residual sample at the root.
-    expect(samplingTreeAccept(tokens, children, p, [0.6, 0.61, 0, 0], [11, 12, 13, 14, 15])).toEqual({ path: [], next: 11 });
-  });
-  it('typical keeps the deepest path whose nodes all pass, the most likely among equals', () => {
-    const p = [0.5, 0.3, 0.2, 0.1];
-    expect(typicalTreeAccept(nodes, [1, 1, 0, 1], p, [20, 21, 22, 23, 24])).toEqual({ path: [1, 3], next: 24 });
-    expect(typicalTreeAccept(nodes, [0, 0, 1, 1], p, [20, 21, 22, 23, 24])).toEqual({ path: [], next: 20 });
-    // both depth-2 paths pass: 0.5·0.2 > 0.3·0.1
-    expect(typicalTreeAccept(nodes, [1, 1, 1, 1], p, [20, 21, 22, 23, 24])).toEqual({ path: [0, 2], next: 23 });
-    expect(typicalTreeAccept(nodes, [1, 1, 1, 1], [0.3, 0.5, 0.1, 0.2], [20, 21, 22, 23, 24])).toEqual({ path: [1, 3], next: 24 });
   });
 });
 

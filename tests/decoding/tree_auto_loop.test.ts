@@ -1,13 +1,12 @@
 /**
- * `tree: 'auto'` in the decode loop: the forward's cost per node count is measured once before the
- * first step (measureTreeCosts, tree_auto.ts), then each step verifies the best-first prefix of the
- * dynamic tree that `chooseBudget` picks. Output identical to greedyDecode (parallel heads and
+ * `tree: 'auto'` in the decode loop: each step verifies the best-first prefix of the dynamic tree
+ * that the tuner picks from step costs measured while decoding (tuner.ts). Output identical to greedyDecode (parallel heads and
  * sequential modules), at most the largest measured budget per step, and no tensor left behind
  * after a success, a throw and an abort.
  */
 import { beforeAll, expect, it } from 'vitest';
-import { chooseBudget, greedyDecode, speculativeDecode, speculativeStream, TREE_AUTO_DEFAULTS } from '../../src/decoding/index.js';
-import { growTree, resolveTree } from '../../src/decoding/tree.js';
+import { greedyDecode, speculativeDecode, speculativeStream, TREE_AUTO_DEFAULTS } from '../../src/decoding/index.js';
+import { resolveTree } from '../../src/decoding/tree.js';
 import { withSequentialHeads } from '../../src/models/draft_heads.js';
 import { CachedTransformer } from '../../src/models/index.js';
 import { useCpu } from '../helpers/backend.js';
@@ -22,26 +21,6 @@ it("resolves 'auto' to a dynamic tree of TREE_AUTO_DEFAULTS.topK candidates and 
   expect(spec).toEqual({ nodes: null, topK: TREE_AUTO_DEFAULTS.topK, maxNodes: TREE_AUTO_DEFAULTS.budgets[TREE_AUTO_DEFAULTS.budgets.length - 1], depth: 3, auto: true });
   expect(resolveTree('f', 'auto', 3, 5).topK).toBe(5); // never more candidates than the vocabulary
   expect(() => resolveTree('f', 'auto', 0, 5)).toThrow('f: options.draftLength must be at least 1 with options.tree, but got 0.');
-});
-
-it('growTree keeps the best-first prefix chooseBudget picks from the cost table', () => {
-  const spec = resolveTree('f', 'auto', 2, 10);
-  const lp = [Math.log(0.9), Math.log(0.05), Math.log(0.03), Math.log(0.01), Math.log(0.005), Math.log(0.003), Math.log(0.001), Math.log(0.001)];
-  const draft = { ids: [[1, 2, 3, 4, 5, 6, 7, 8], [9, 8, 7, 6, 5, 4, 3, 2]], logProbs: [lp, lp] };
-  const full = growTree(spec, draft, 5);
-  expect(full.nodes.length).toBe(spec.maxNodes);
-  // flat costs: every extra node is free, so all are kept; steep costs: only the best ones
-  const flat = [{ nodes: 1, ms: 1 }, { nodes: 32, ms: 1 }];
-  const steep = [{ nodes: 1, ms: 1 }, { nodes: 32, ms: 32 }];
-  expect(growTree(spec, draft, 5, flat).nodes.length).toBe(spec.maxNodes);
-  const cut = growTree(spec, draft, 5, steep);
-  // every path of depth ≤ 2, best first: the list the loop's chooseBudget sees
-  const paths = [...lp, ...lp.flatMap((a) => lp.map((b) => a + b))].sort((a, b) => b - a).slice(0, spec.maxNodes);
-  const n = chooseBudget(paths, steep);
-  expect(n).toBeGreaterThan(0);
-  expect(n).toBeLessThan(spec.maxNodes);
-  expect(cut.nodes.length).toBe(n);
-  expect(cut.tokens).toEqual(full.tokens.slice(0, cut.nodes.length));
 });
 
 it.each([

@@ -30,7 +30,7 @@ describe('speculativeDecode rejects bad input', () => {
     ['topP 0', [1], { acceptance: 'sampling', topP: 0 }, 'speculativeDecode: options.topP must be in (0, 1], but got 0.'],
     ['topP 1.5', [1], { acceptance: 'sampling', topP: 1.5 }, 'speculativeDecode: options.topP must be in (0, 1], but got 1.5.'],
     ['topK 0', [1], { acceptance: 'sampling', topK: 0 }, 'speculativeDecode: options.topK must be a positive integer, but got 0.'],
-    ['draftLength = k', [1], { draftLength: 3 }, 'speculativeDecode: options.draftLength must be an integer in [0, numHeads - 1 = 2], but got 3.'],
+    ['draftLength = k', [1], { draftLength: 3 }, "speculativeDecode: options.draftLength must be 'auto' or an integer in [0, numHeads - 1 = 2], but got 3."],
     ['unknown acceptance', [1], { acceptance: 'fast' as 'greedy' }, "speculativeDecode: options.acceptance must be 'greedy', 'sampling' or 'typical', but got \"fast\"."],
     ['stop token out of range', [1], { stopTokens: [9] }, 'speculativeDecode: options.stopTokens[0] must be an integer token id in [0, 5), but got 9.'],
     ['seed not an integer', [1], { seed: 0.5 }, 'speculativeDecode: options.seed must be an integer in [0, 4294967295], but got 0.5.'],

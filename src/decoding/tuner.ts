@@ -1,0 +1,213 @@
+/**
+ * `draftLength: 'auto'` and `tree: 'auto'`: how much to draft, chosen while decoding. A step that
+ * verifies n draft tokens costs c(n) milliseconds and commits E(n) tokens in expectation; the
+ * tuner keeps the n with the most tokens per millisecond, E(n) / c(n), and n = 0 — an ordinary
+ * greedy (or sampling) step — is always a candidate, so a backend where speculation cannot pay
+ * decodes at greedy speed instead of losing to it.
+ *
+ * - c(n): the median wall time of recent steps that verified n drafts (the forward, the rule, the
+ *   tip's drafts and the one readback), measured on the decode's own steps — nothing is run just
+ *   to measure, so nothing blocks the event loop and an abort is seen between steps as usual.
+ *   Sizes not measured yet are interpolated between measured ones. A step whose tip drafting does
+ *   not match its own size (the step that switches sizes) is not recorded.
+ * - E(n): for a chain, 1 + Σ_{j ≤ n} a_j with a_j the share of steps that verified depth j whose
+ *   first j drafts were all kept (vLLM's per-position acceptance); for a tree, 1 + λ Σ_{i < n}
+ *   exp(score_i) over the best-first nodes' path log-probabilities (EAGLE-2 §4.1), λ the ratio of
+ *   tokens accepted to tokens so predicted on this model so far (the draft confidences are not
+ *   calibrated acceptance rates).
+ * - Exploration: the smallest and largest sizes are measured first, then re-measured every
+ *   {@link TUNER_DEFAULTS}.probeEvery steps for two steps (the first of which switches), so a
+ *   change of load or of text is noticed.
+ *
+ * What was learned is kept per model, backend and drafting (a WeakMap: it goes with the model),
+ * so the next decode starts from it instead of exploring again.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { MultiTokenModel } from './model.js';
+
+/** Defaults of the tuner, each with its reason. */
+export const TUNER_DEFAULTS = Object.freeze({
+  /** Recent steps per size whose median is its cost: one scheduling hiccup cannot move it, a change of load shows within a few steps. */
+  window: 8,
+  /** Clean samples of the smallest and largest size before choosing: a median of 3 ignores one outlier. */
+  warmup: 3,
+  /** Steps between two probes of a size not in use: ~6 % of steps spent away from the best size at most. */
+  probeEvery: 32,
+  /** Acceptance counts decay by this factor per step: the estimate follows the text (a decode's topic drifts) with a memory of ~200 steps. */
+  decay: 0.995,
+});
+
+/** What the tuner remembers for one (model, backend, drafting): costs per size and acceptance. */
+interface Memory {
+  /** Recent clean step times per size. */
+  costs: Map<number, number[]>;
+  /** Chains: per depth j (index j − 1), decayed counts of steps that verified depth j and of those that kept drafts 1…j. */
+  drafted: number[];
+  kept: number[];
+  /** Trees: decayed sums of tokens accepted and of tokens the scores predicted (λ = accepted / predicted). */
+  accepted: number;
+  predicted: number;
+  /** Trees: prefix sums of exp(score) of the latest proposal's best-first nodes (what E(n) is judged by before the next proposal exists). */
+  cumulative: number[];
+  /** Steps since the last probe. */
+  sinceProbe: number;
+  /** Which end to probe next (alternates). */
+  probeHigh: boolean;
+}
+
+const memories = new WeakMap<MultiTokenModel, Map<string, Memory>>();
+
+function memoryOf(model: MultiTokenModel, key: string, depth: number): Memory {
+  let byKey = memories.get(model);
+  if (byKey === undefined) memories.set(model, (byKey = new Map()));
+  const full = `${tf.getBackend()}|${key}`;
+  let m = byKey.get(full);
+  if (m === undefined) {
+    m = { costs: new Map(), drafted: new Array<number>(depth).fill(0), kept: new Array<number>(depth).fill(0), accepted: 0, predicted: 0, cumulative: [], sinceProbe: 0, probeHigh: false };
+    byKey.set(full, m);
+  }
+  return m;
+}
+
+function median(xs: readonly number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
+
+/**
+ * The tuner of one decode. `sizes` are the candidate draft sizes (increasing, 0 first): depths of
+ * a chain, or node budgets of a tree.
+ */
+export class StepTuner {
+  private readonly memory: Memory;
+  /** Steps left of a probe in progress, and its size. */
+  private probe: { size: number; steps: number } | null = null;
+
+  constructor(model: MultiTokenModel, key: string, private readonly sizes: readonly number[], depth: number) {
+    this.memory = memoryOf(model, key, depth);
+  }
+
+  /** The largest size. */
+  get max(): number {
+    return this.sizes[this.sizes.length - 1]!;
+  }
+
+  /** Median ms of a step of `size`, interpolated between measured sizes (null when nothing is measured). */
+  cost(size: number): number | null {
+    const measured = this.sizes.filter((s) => (this.memory.costs.get(s)?.length ?? 0) > 0);
+    if (measured.length === 0) return null;
+    const at = (s: number) => median(this.memory.costs.get(s)!);
+    if (measured.includes(size)) return at(size);
+    const below = measured.filter((s) => s < size).at(-1);
+    const above = measured.find((s) => s > size);
+    if (below === undefined) return at(above!);
+    if (above === undefined) {
+      const before = measured.filter((s) => s < below).at(-1);
+      // past the largest measured size: extend the last measured slope (never below flat)
+      return before === undefined ? at(below) : at(below) + Math.max(0, ((at(below) - at(before)) / (below - before)) * (size - below));
+    }
+    return at(below) + ((at(above) - at(below)) * (size - below)) / (above - below);
+  }
+
+  /** Whether `size` still needs warm-up samples. */
+  private cold(size: number): boolean {
+    return (this.memory.costs.get(size)?.length ?? 0) < TUNER_DEFAULTS.warmup;
+  }
+
+  /**
+   * The size of the next step: warm-up first (largest, then smallest), a probe when one is due,
+   * else the size of the most expected tokens per millisecond under `expected(size)`.
+   */
+  choose(expected: (size: number) => number): number {
+    const low = this.sizes[0]!;
+    const high = this.max;
+    if (this.probe !== null) {
+      const size = this.probe.size;
+      if (--this.probe.steps <= 0) this.probe = null;
+      return size;
+    }
+    if (this.cold(high)) return high;
+    if (this.cold(low)) return low;
+    let best = low;
+    let bestRate = -Infinity;
+    for (const s of this.sizes) {
+      const c = this.cost(s);
+      const rate = c === null || !(c > 0) ? -Infinity : expected(s) / c;
+      if (rate > bestRate + 1e-12) [best, bestRate] = [s, rate];
+    }
+    if (++this.memory.sinceProbe >= TUNER_DEFAULTS.probeEvery) {
+      this.memory.sinceProbe = 0;
+      this.memory.probeHigh = !this.memory.probeHigh;
+      const size = this.memory.probeHigh ? high : low;
+      if (size !== best) {
+        this.probe = { size, steps: 1 }; // this step switches, the next is measured clean
+        return size;
+      }
+    }
+    return best;
+  }
+
+  /** Records a clean step of `size` that took `ms`. */
+  record(size: number, ms: number): void {
+    if (!(ms > 0) || !Number.isFinite(ms)) return;
+    const list = this.memory.costs.get(size) ?? [];
+    list.push(ms);
+    if (list.length > TUNER_DEFAULTS.window) list.shift();
+    this.memory.costs.set(size, list);
+  }
+
+  /** Chains: a step verified `depth` drafts and kept the first `kept` of them. */
+  observeChain(depth: number, kept: number): void {
+    const m = this.memory;
+    for (let j = 0; j < m.drafted.length; j++) {
+      m.drafted[j]! *= TUNER_DEFAULTS.decay;
+      m.kept[j]! *= TUNER_DEFAULTS.decay;
+    }
+    for (let j = 0; j < Math.min(depth, m.drafted.length); j++) {
+      m.drafted[j]! += 1;
+      if (j < kept) m.kept[j]! += 1;
+    }
+  }
+
+  /**
+   * Chains: expected tokens of a step of `depth` drafts, 1 + Σ_{j ≤ depth} a_j (a depth never
+   * verified yet counts as its shallower neighbour's rate, an optimistic start the warm-up corrects).
+   */
+  expectedChain(depth: number): number {
+    const m = this.memory;
+    let total = 1;
+    let rate = 1;
+    for (let j = 0; j < depth; j++) {
+      if (m.drafted[j]! > 0) rate = Math.min(rate, m.kept[j]! / m.drafted[j]!);
+      total += rate;
+    }
+    return total;
+  }
+
+  /** Trees: a step whose nodes' scores predicted `predicted` accepted tokens kept `accepted`. */
+  observeTree(predicted: number, accepted: number): void {
+    const m = this.memory;
+    m.predicted = m.predicted * TUNER_DEFAULTS.decay + predicted;
+    m.accepted = m.accepted * TUNER_DEFAULTS.decay + accepted;
+  }
+
+  /** Trees: λ, accepted ÷ predicted so far (1 before anything was seen), clamped to [0.05, 2]. */
+  calibration(): number {
+    const m = this.memory;
+    return m.predicted > 0 ? Math.min(2, Math.max(0.05, m.accepted / m.predicted)) : 1;
+  }
+
+  /** Trees: remembers the latest proposal's best-first scores (path log-probabilities). */
+  rememberScores(scores: readonly number[]): void {
+    let sum = 0;
+    this.memory.cumulative = scores.map((x) => (sum += Math.exp(x)));
+  }
+
+  /** Trees: expected tokens of a step of `nodes` best-first nodes, 1 + λ Σ_{i < nodes} exp(score_i), from the remembered scores. */
+  expectedTree(nodes: number): number {
+    const c = this.memory.cumulative;
+    if (nodes === 0 || c.length === 0) return 1;
+    return 1 + this.calibration() * c[Math.min(nodes, c.length) - 1]!;
+  }
+}
