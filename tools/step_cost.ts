@@ -3,9 +3,9 @@
  * the `MultiTokenModel` the decoders drive, a readback timer and a kernel counter.
  *
  * - {@link instrument} wraps a model: every call of `forward`, `headLogits`, `truncate` and the
- *   optional `headArgmax` / `beginDecode` / `endDecode` is timed and charged to the current step.
- *   A step starts at a `forward` call (one forward per step) and ends at the next one or at the
- *   decode's end. Optional members are passed on only when the model has them, so the decoder
+ *   optional members (`forwardTree`, `keepRows`, the head passes, `beginDecode` / `endDecode`) is
+ *   timed and charged to the current step. A step starts at a `forward` or `forwardTree` call (one
+ *   per step) and ends at the next one or at the decode's end. Optional members are passed on only when the model has them, so the decoder
  *   takes the same path through the proxy as without it.
  * - {@link timeReadbacks} times every `await tensor.data()` (the decoders' one readback per step).
  * - {@link countKernels} counts kernel dispatches through the engine (`runKernelFunc`). It costs
@@ -139,7 +139,21 @@ export function instrument(inner: MultiTokenModel, recorder: StepRecorder): Mult
     headLogits: (states, offsets) => timed('heads', () => inner.headLogits(states, offsets)),
     truncate: (length) => timed('rollback', () => inner.truncate(length)),
   };
+  // optional members are passed on only when the model has them, so the decoder takes the same path through the proxy
   if (inner.headArgmax) proxy.headArgmax = (states, n) => timed('heads', () => inner.headArgmax!(states, n));
+  if (inner.headTopK) proxy.headTopK = (states, n, k) => timed('heads', () => inner.headTopK!(states, n, k));
+  if (inner.headTree) proxy.headTree = (states, roots, depth, k) => timed('heads', () => inner.headTree!(states, roots, depth, k));
+  if (inner.draftArgmax) proxy.draftArgmax = (states, roots, n) => timed('heads', () => inner.draftArgmax!(states, roots, n));
+  if (inner.draftTopK) proxy.draftTopK = (states, roots, n, k) => timed('heads', () => inner.draftTopK!(states, roots, n, k));
+  if (inner.draftLogits) proxy.draftLogits = (states, roots, n, choose) => timed('heads', () => inner.draftLogits!(states, roots, n, choose));
+  if (inner.forwardTree) {
+    proxy.forwardTree = (tokenIds, parents) => {
+      recorder.newStep();
+      return timed('forward', () => inner.forwardTree!(tokenIds, parents));
+    };
+  }
+  if (inner.keepRows) proxy.keepRows = (rows) => timed('rollback', () => inner.keepRows!(rows));
+  if (inner.draftVocab !== undefined) Object.defineProperty(proxy, 'draftVocab', { get: () => inner.draftVocab });
   if (inner.beginDecode) proxy.beginDecode = () => timed('prepare', () => inner.beginDecode!());
   if (inner.endDecode) proxy.endDecode = () => timed('prepare', () => inner.endDecode!());
   return proxy;

@@ -27,7 +27,11 @@ export interface DraftContext {
   readonly tokens: readonly number[];
   /** Most tokens deep a proposal may go this step (a chain's length, a tree's depth), ≥ 1. */
   readonly maxDepth: number;
-  /** Most tokens a proposal may hold this step (a chain: `maxDepth`; a tree: the node budget). */
+  /**
+   * Most tokens a proposal may hold this step: `options.tree`'s node budget; without it, when the
+   * model can verify trees (`forwardTree` and `keepRows`), `TREE_LIMITS.maxNodes`; else
+   * `maxDepth` (chains only).
+   */
   readonly maxNodes: number;
   /** Size V of the model's vocabulary: every proposed token is an integer in [0, V). */
   readonly vocabSize: number;

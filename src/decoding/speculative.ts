@@ -25,7 +25,7 @@ import type { DecodeResult, TokenChunk } from './result.js';
 import { decodeSession, drain, type Forward, type Loop } from './session.js';
 import { isGreedy, runStep, type StepBlock, type StepResult } from './step.js';
 import type { HeadDraft, TipPlan } from './tip_draft.js';
-import { growTree, type TreeSpec } from './tree.js';
+import { growTree, TREE_LIMITS, type TreeSpec } from './tree.js';
 import { StepTuner } from './tuner.js';
 import { now } from './event_loop.js';
 
@@ -122,7 +122,9 @@ function propose(d: Drafting, carry: Carry, text: readonly number[]): Proposal {
   const none: Proposal = { pending: carry.pending, tree: NO_DRAFT, q: null, drafter: null, scores: null };
   if (room < 1 || size === 0) return none;
   const maxDepth = Math.min(d.depth, room, d.mode.kind === 'chain' ? size : d.depth);
-  const maxNodes = d.mode.kind === 'chain' ? maxDepth : size;
+  const maxNodes = d.mode.kind === 'tree' ? size : maxDepth;
+  // drafters of one's own may propose trees (within the node limit) when the model can verify them
+  const ownNodes = d.mode.kind === 'tree' ? size : typeof model.forwardTree === 'function' && typeof model.keepRows === 'function' ? TREE_LIMITS.maxNodes : maxDepth;
   for (const drafter of o.drafters) {
     if (isHeadsDrafter(drafter)) {
       const { tree, scores } = headsProposal(d, carry.draft, maxDepth, maxNodes);
@@ -131,11 +133,9 @@ function propose(d: Drafting, carry: Carry, text: readonly number[]): Proposal {
       if (carry.q !== null && tree.path) q = tree.tokens.length === carry.q.shape[0] ? carry.q : (tf.slice(carry.q, [0, 0], [tree.tokens.length, -1]) as tf.Tensor2D); // [N, V] the fed drafts' q only
       return { pending: carry.pending, tree, q, drafter, scores };
     }
-    const tree = checkProposal(o.fn, drafter, drafter.propose({ tokens: text, maxDepth, maxNodes, vocabSize: model.vocabSize }), { tokens: text, maxDepth, maxNodes, vocabSize: model.vocabSize });
+    const context = { tokens: text, maxDepth, maxNodes: ownNodes, vocabSize: model.vocabSize };
+    const tree = checkProposal(o.fn, drafter, drafter.propose(context), context);
     if (tree.tokens.length === 0) continue;
-    if (!tree.path && (typeof model.forwardTree !== 'function' || typeof model.keepRows !== 'function')) {
-      throw new TypeError(`${o.fn}: drafter '${drafter.name}' proposed a tree, which needs a model with forwardTree and keepRows, but this model has no ${typeof model.forwardTree !== 'function' ? 'forwardTree' : 'keepRows'}.`);
-    }
     return { pending: carry.pending, tree, q: null, drafter, scores: null };
   }
   return none;
