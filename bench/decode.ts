@@ -21,7 +21,7 @@
  * heads instead: one row per heads file for `speculativeDecode` with greedy acceptance (against
  * cached greedy, output checked identical on every prompt) and with `'sampling'` acceptance at
  * `--temperature` (against ordinary sampling at that temperature, same seed; equality does not
- * apply), plus prompt lookup (tools/prompt_lookup.ts: n-gram copy, greedy verification), the
+ * apply), plus prompt lookup (the library's `promptLookupDrafter`: n-gram copy, greedy verification), the
  * no-training baseline. Prompts: the model's held-out prompts (`BenchModel.headsPrompts`: for
  * llama2.c story openings held out from the distillation corpus, for the byte-level checkpoint
  * the bench's held-out lib text). No step-cost pass in this mode.
@@ -52,6 +52,9 @@ import {
   fromLayersModel,
   greedyDecode,
   measureTreeCosts,
+  headsDrafter,
+  promptLookupDrafter,
+  PROMPT_LOOKUP_DEFAULTS,
   speculativeDecode,
   type DecodeResult,
   type MultiTokenModel,
@@ -62,7 +65,6 @@ import { CachedTransformer } from '../src/models/index.js';
 import { parseCommandLine } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend, type NodeBackend } from '../tools/backend.js';
 import { loadBenchModel, type BenchModel } from '../tools/bench_model.js';
-import { PROMPT_LOOKUP_DEFAULTS, promptLookupDecode } from '../tools/prompt_lookup.js';
 import { headReport, REFERENCE_CHECKPOINT } from '../tools/checkpoint.js';
 import { median } from '../tools/stats.js';
 import { countKernels, instrument, StepRecorder, timeReadbacks, type StepCost } from '../tools/step_cost.js';
@@ -179,7 +181,8 @@ function speedRow(backend: NodeBackend, v: Variant, m: Measured, base: Measured)
  * prompts' times) — what `--tree` uses, on a machine whose load swings within seconds.
  */
 async function measureAll(variants: Variant[], prompts: number[][], maxNewTokens: number, repeats: number, perPrompt = false): Promise<Measured[]> {
-  for (const v of variants) await v.run(v.model, prompts[0]!, Math.min(8, maxNewTokens)); // warm-up: kernels, shapes, JIT
+  // warm-up, the same for every variant: two whole decodes each (kernels, shapes, JIT, XNNPACK packing, the 'auto' tuner's first costs)
+  for (const v of variants) for (const p of prompts.slice(0, 2)) await v.run(v.model, p, maxNewTokens);
   const out: Measured[] = variants.map(() => ({ results: [], tokens: 0, forwards: 0, nodes: 0, acceptance: [], walls: [], bestWalls: [] }));
   for (let r = 0; r < repeats; r++) {
     if (perPrompt) {
@@ -256,6 +259,18 @@ async function measureStepCost(variants: Variant[], prompts: number[][], maxNewT
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
+/**
+ * A speedup above τ cannot be real: a speculative step does at least a greedy step's work, so
+ * tokens per second can grow at most by the tokens each step commits. A row above it (beyond 5 %
+ * of noise) is a measurement bug — a cold baseline, a skipped warm-up — so the bench says so and
+ * exits with code 1 instead of printing a number someone might quote.
+ */
+function checkSpeedups(rows: Row[]): void {
+  const impossible = rows.filter((r) => r.equalsGreedy !== null && (r.speedupVs === undefined || r.speedupVs.startsWith('greedy')) && r.speedup > 1.05 * r.tau);
+  for (const r of impossible) console.log(`\n**Measurement error**: ${r.backend} ${r.decoder}${r.heads ? ` (${r.heads})` : ''} shows ${fmt(r.speedup)}× at τ ${fmt(r.tau)}; a speedup above τ is impossible.`);
+  if (impossible.length > 0) process.exitCode = 1;
+}
+
 const fmt = (x: number | null, d = 2) => (x !== null && Number.isFinite(x) ? x.toFixed(d) : '–');
 
 /** How much each backend decodes: `prompts` × `tokens` new tokens (0: the backend's default). */
@@ -277,9 +292,11 @@ async function benchBackend(backend: NodeBackend, dir: string, work: Workload, r
   const dflt = DECODE_DEFAULTS.yieldEveryMs;
   const greedy: Run = (m, p, n) => greedyDecode(m, p, { maxNewTokens: n });
   const speculative = (k: number, yieldEveryMs: number): Run => (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, draftLength: k - 1, yieldEveryMs });
+  const automatic: Run = (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n });
   const variants: Variant[] = [
     { decoder: 'greedy (cached)', k: 1, lossless: true, model: cached, yieldEveryMs: dflt, costed: true, run: greedy },
     ...KS.map((k) => ({ decoder: 'speculative greedy (cached)', k, lossless: true, model: cached, yieldEveryMs: dflt, costed: true, run: speculative(k, dflt) })),
+    { decoder: "speculative greedy, draftLength 'auto' (cached)", k: cached.numHeads, lossless: true, model: cached, yieldEveryMs: dflt, costed: false, run: automatic },
     { decoder: 'speculative greedy (uncached fromLayersModel)', k: 4, lossless: true, model: uncached, yieldEveryMs: dflt, costed: false, run: speculative(4, dflt) },
     ...[2, 4].map((k) => ({
       decoder: 'blockwise (cached, unverified)', k, lossless: false, model: cached, yieldEveryMs: dflt, costed: false,
@@ -339,14 +356,17 @@ async function benchHeads(backend: NodeBackend, dir: string, work: HeadsWork, ro
   const sampling: Variant = { decoder: `sampling T=${T} (cached)`, k: 1, lossless: false, model: cached[0]!, yieldEveryMs: DECODE_DEFAULTS.yieldEveryMs, costed: false, heads: '–', run: (m, p, n) => greedyDecode(m, p, { maxNewTokens: n, temperature: T, seed }) };
   sampling.baseline = sampling;
   const lookup: Variant = {
-    decoder: `prompt lookup (${work.ngram}-gram copy, greedy verification)`, k: PROMPT_LOOKUP_DEFAULTS.draftLength + 1, lossless: true, model: cached[0]!, yieldEveryMs: DECODE_DEFAULTS.yieldEveryMs, costed: false, heads: '–', baseline: greedy,
-    run: (m, p, n) => promptLookupDecode(m, p, { maxNewTokens: n, ngram: work.ngram }),
+    decoder: `prompt lookup (${work.ngram}-gram copy, draftLength 3)`, k: 4, lossless: true, model: cached[0]!, yieldEveryMs: DECODE_DEFAULTS.yieldEveryMs, costed: false, heads: '–', baseline: greedy,
+    run: (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, drafter: promptLookupDrafter({ ngram: work.ngram }), draftLength: 3 }),
   };
   const variants: Variant[] = [greedy, lookup, sampling];
   work.heads.forEach((file, i) => {
     const model = cached[i]!;
     const common = { k: model.numHeads, model, yieldEveryMs: DECODE_DEFAULTS.yieldEveryMs, costed: false, heads: basename(file) };
-    variants.push({ ...common, decoder: 'speculative, greedy acceptance (cached)', lossless: true, baseline: greedy, run: (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, acceptance: 'greedy' }) });
+    const k = model.numHeads - 1;
+    variants.push({ ...common, decoder: `speculative, greedy acceptance, draftLength ${k} (cached)`, lossless: true, baseline: greedy, run: (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, draftLength: k }) });
+    variants.push({ ...common, decoder: "speculative, greedy acceptance, draftLength 'auto' (the default)", lossless: true, baseline: greedy, run: (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n }) });
+    variants.push({ ...common, decoder: "prompt lookup, then the heads ('auto')", lossless: true, baseline: greedy, run: (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, drafter: [promptLookupDrafter({ ngram: work.ngram }), headsDrafter()] }) });
     variants.push({ ...common, decoder: `speculative, sampling acceptance T=${T} (cached)`, lossless: false, baseline: sampling, run: (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, acceptance: 'sampling', temperature: T, seed }) });
   });
   const measured = await measureAll(variants, prompts, maxNewTokens, work.repeats);
@@ -541,6 +561,7 @@ async function mainTree(dir: string, backends: NodeBackend[], work: Workload & {
   const name = benches[0]!.name.replace(/; draft heads .*\)$/, ')');
   console.log(`Model: ${name}${work.heads.length > 0 ? `; draft heads: ${work.heads.join(', ')}` : ''}; code: ${version}\n`);
   console.log(treeTable(rows));
+  checkSpeedups(rows);
   console.log(`\n${costTables(costs)}`);
   console.log(`\n${budgetChoices(costs)}`);
   for (const n of notes) console.log(`\n${n}`);
@@ -668,6 +689,7 @@ async function mainHeads(dir: string, backends: NodeBackend[], work: HeadsWork, 
   const name = benches[0]!.name.replace(/; draft heads .*\)$/, ')');
   console.log(`Model: ${name}; draft heads: ${work.heads.join(', ')}; code: ${version}\n`);
   console.log(headsTable(rows));
+  checkSpeedups(rows);
   for (const n of notes) console.log(`\n${n}`);
   const sizes = work.heads.map((f) => `${basename(f)} ${(statSync(f).size / 1024).toFixed(0)} KiB`).join(', ');
   console.log(`\nDraft-heads files: ${sizes} (parameters: see each file's training.json)`);
@@ -703,6 +725,7 @@ async function main(): Promise<void> {
   const version = code ? `${code.commit.slice(0, 7)}${code.dirty ? ' + uncommitted changes in src/' : ''}` : 'unknown';
   console.log(`Model: ${bench!.name}; code: ${version}\n`);
   console.log(speedTable(rows));
+  checkSpeedups(rows);
   console.log(`\n${stepTables(rows)}`);
   console.log(`\n${yieldTable(rows)}`);
   console.log(`\nLoop overhead (trivial model, ${backends[0]}): ${overhead}`);
