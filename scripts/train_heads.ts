@@ -6,13 +6,16 @@
  *   1. corpus: the model's own text, seeded, generated in batches (tools/heads/corpus.ts), saved
  *      as corpus.json, with the frozen trunk's final hidden states of every position;
  *   2. (reusing a corpus.json: the hidden states are recomputed once);
- *   3. Adam on the draft heads only, in large batches of cached states, until --minutes of wall
- *      time (counted from the start, corpus included) minus --reserve-seconds
+ *   3. --draftVocab N: the N most frequent corpus tokens become the heads' draft vocabulary
+ *      (tools/heads/draft_vocab.ts); the drafts are trained, measured and saved with it;
+ *   4. Adam on the draft heads only, in large batches of cached states, until --minutes of wall
+ *      time (counted from the start, corpus included) minus --reserve-seconds, or --steps steps
  *      (a progress bar with per-offset loss and ETA; a checkpoint every --checkpoint-seconds;
  *      --resume continues from it);
- *   4. heads.bin (an `exportDraftHeads` file: attach with `loadLlama2c(ckpt, { draftHeads })`, or
- *      `attachDraftHeads(withSequentialHeads(model, k, H), bytes)`) and training.json (settings,
- *      seed, corpus size, held-out per-offset loss and agreement, τ on held-out prompts).
+ *   5. heads.bin (an `exportDraftHeads` file, with the draft vocabulary: attach with
+ *      `loadLlama2c(ckpt, { draftHeads })`, or `attachDraftHeads(withSequentialHeads(model, k, H),
+ *      bytes)`) and training.json (settings, seed, corpus size, draft vocabulary size and coverage,
+ *      held-out per-offset loss and agreement, τ on held-out prompts).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -30,6 +33,7 @@ import { loadHeadsBase } from '../tools/heads/base.js';
 import { batchLoss, type DraftParams, evaluate, mlpParams, prepareData } from '../tools/heads/train.js';
 import { sequentialParams } from '../tools/heads/sequential.js';
 import { measureTauOn } from '../tools/heads/measure.js';
+import { frequentTokens } from '../tools/heads/draft_vocab.js';
 import type { SequentialMtpHead } from '../src/layers/sequential_mtp.js';
 
 const COMMAND = {
@@ -41,6 +45,7 @@ const COMMAND = {
     out: { type: 'string', default: 'test-output/heads', help: 'output folder (corpus.json, checkpoint.*, heads.bin, training.json)' },
     kind: { type: 'string', default: 'mlp', choices: ['mlp', 'sequential'], help: 'parallel mlp offset heads, or sequential MTP modules' },
     heads: { type: 'number', default: 4, integer: true, min: 2, help: 'k: offsets including offset 0 (the model’s own head)' },
+    draftVocab: { type: 'number', default: 0, integer: true, min: 0, help: 'draft vocabulary: the N most frequent corpus tokens (ties by lower id); the heads are trained, measured and saved drafting from them only (0: the whole vocabulary)' },
     hidden: { type: 'number', default: 256, integer: true, min: 1, help: 'MLP width H of each head/module' },
     minutes: { type: 'number', default: 5, min: 0, help: 'wall time of the whole run: corpus, training, evaluation and τ (training gets what the corpus leaves, minus --reserve-seconds)' },
     reserveSeconds: { type: 'number', default: 90, min: 0, help: 'seconds of --minutes kept for the held-out evaluation and τ after training' },
@@ -58,6 +63,7 @@ const COMMAND = {
     heldOut: { type: 'number', default: 0.1, min: 0, help: 'share of corpus sequences held out for the metrics' },
     evalRows: { type: 'number', default: 10_000, integer: true, min: 1, help: 'held-out rows evaluated' },
     checkpointSeconds: { type: 'number', default: 60, min: 1, help: 'seconds between checkpoints' },
+    steps: { type: 'number', default: 0, integer: true, min: 0, help: 'stop training after this many Adam steps (0: only the time budget stops it)' },
     seed: { type: 'number', default: 1, integer: true, min: 0, help: 'seed of the corpus, the initial weights and the batches' },
     backend: { type: 'string', default: 'wasm', choices: NODE_BACKENDS, help: 'tfjs backend' },
     resume: { type: 'boolean', help: 'continue from out/checkpoint.* (same settings)' },
@@ -114,8 +120,9 @@ async function loadCheckpoint(s: Settings, params: DraftParams, optimizer: tf.Ad
   const file = join(s.out, 'checkpoint.json');
   if (!existsSync(file)) return null;
   const meta = JSON.parse(readFileSync(file, 'utf8')) as { settings: Settings; step: number; seconds: number; rngDraws: number; tensors: Array<{ name: string; shape: number[] }> };
-  for (const key of ['kind', 'heads', 'hidden', 'seed', 'corpusTokens', 'targets'] as const) {
-    if (meta.settings[key] !== s[key]) throw new Error(`train:heads: --resume: the checkpoint was made with --${key} ${meta.settings[key]}, but this run has ${s[key]}.`);
+  for (const key of ['kind', 'heads', 'hidden', 'seed', 'corpusTokens', 'targets', 'draftVocab'] as const) {
+    const saved = meta.settings[key] ?? (key === 'draftVocab' ? 0 : undefined); // checkpoints without the option drafted from the whole vocabulary
+    if (saved !== s[key]) throw new Error(`train:heads: --resume: the checkpoint was made with --${key} ${saved}, but this run has ${s[key]}.`);
   }
   const bytes = readFileSync(join(s.out, 'checkpoint.bin'));
   const flat = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
@@ -150,14 +157,21 @@ async function main(): Promise<void> {
   const embedding = head.unembedding.matrix(); // [V, D] frozen
   const unembeddingT = tf.keep(tf.transpose(embedding)) as tf.Tensor2D; // [D, V]: wasm's matMul(a, b, false, true) is slow
   const [vocab, d] = embedding.shape;
+  if (s.draftVocab > vocab) throw new RangeError(`train:heads: --draftVocab must be at most the vocabulary size (${vocab}), but got ${s.draftVocab}.`);
   console.log(`model: ${s.model} (${base.modelFile}, D = ${d}, V = ${vocab}), kind ${s.kind}, k = ${s.heads}, H = ${s.hidden}, backend ${s.backend}; ${base.openings.length} openings`);
 
   const corpus = await corpusFor(s, base.modelFile, model, unembeddingT, base.openings);
   const tokens = corpus.sequences.reduce((a, q) => a + q.ids.length, 0);
-  const data = prepareData(corpus.sequences, corpus.hidden, d, unembeddingT, s.heads, s.heldOut);
+  const draftVocab = s.draftVocab > 0 ? frequentTokens(corpus.sequences, s.draftVocab, vocab) : null;
+  if (draftVocab !== null) {
+    head.setDraftVocab(draftVocab.ids); // the heads draft from it: trained, measured and exported with it
+    console.log(`draft vocabulary: the ${draftVocab.ids.length} most frequent corpus tokens of ${vocab}, ${(100 * draftVocab.coverage).toFixed(1)}% of the corpus`);
+  }
+  const data = prepareData(corpus.sequences, corpus.hidden, d, unembeddingT, s.heads, s.heldOut, draftVocab?.ids);
   console.log(`corpus: ${corpus.sequences.length} sequences, ${tokens} tokens with their hidden states (${corpus.seconds.toFixed(0)} s); ${data.trainRows.length} training rows, ${data.heldRows.length} held out`);
 
-  const params: DraftParams = sequential ? sequentialParams(head as SequentialMtpHead) : mlpFromModel(head as MultiTokenHead, s.heads, unembeddingT);
+  const draftT = data.draftIds === null ? unembeddingT : (tf.keep(tf.gather(unembeddingT, data.draftIds, 1)) as tf.Tensor2D); // [D, Vd]: the draft logits' columns
+  const params: DraftParams = sequential ? sequentialParams(head as SequentialMtpHead) : mlpFromModel(head as MultiTokenHead, s.heads, draftT);
   const optimizer = tf.train.adam(s.learningRate, 0.9, 0.99, 1e-8);
   const varList = [...params.variables.values()];
   let state = { step: 0, seconds: 0, rngDraws: 0 };
@@ -175,7 +189,7 @@ async function main(): Promise<void> {
   let lastSave = state.seconds;
   let start = performance.now() - state.seconds * 1000;
   const rows = new Int32Array(s.batch);
-  while ((performance.now() - start) / 1000 < budget) {
+  while ((performance.now() - start) / 1000 < budget && (s.steps === 0 || state.step < s.steps)) {
     for (let r = 0; r < s.batch; r++) rows[r] = data.trainRows[Math.floor(random() * data.trainRows.length)]!;
     state.rngDraws += s.batch;
     const progress = (performance.now() - start) / 1000 / Math.max(budget, 1e-9);
@@ -211,6 +225,7 @@ async function main(): Promise<void> {
     modelFile: base.modelFile,
     seed: s.seed,
     corpus: { sequences: corpus.sequences.length, tokens, greedySequences: corpus.sequences.filter((q) => q.mode === 'greedy').length, generationSeconds: Math.round(corpus.seconds), reusedFrom: corpus.reused, trainRows: data.trainRows.length, heldOutRows: data.heldRows.length },
+    draftVocab: draftVocab === null ? null : { size: draftVocab.ids.length, corpusCoverage: draftVocab.coverage },
     training: { steps: state.step, seconds: Math.round(state.seconds), backend: s.backend, parameters: varList.reduce((a, v) => a + v.size, 0) },
     wallSeconds: 0, // set below: the whole run, corpus and τ included
     cpuSeconds: 0, // set below: CPU time this process got in that wall time (the machine is shared)
@@ -218,7 +233,7 @@ async function main(): Promise<void> {
   };
   let bytes: Uint8Array;
   if (!sequential) writeBack(head as MultiTokenHead, params); // sequential: the layer's own variables were trained
-  bytes = await exportDraftHeads(model, { heldOut: metrics, corpusTokens: tokens, seed: s.seed });
+  bytes = await exportDraftHeads(model, { heldOut: metrics, corpusTokens: tokens, seed: s.seed }); // with the head's draft vocabulary, if any
   writeFileSync(join(s.out, 'heads.bin'), bytes);
   const pct = (xs: number[]) => xs.map((x) => `${(100 * x).toFixed(1)}%`).join(' ');
   console.log(`held out (${metrics.rows} rows): agreement per offset ${pct(metrics.agreement)}; greedy chain ${pct(metrics.chain)}; τ estimate per position ${metrics.tauEstimate.toFixed(2)}, along decoder steps ${metrics.steps.tau.toFixed(2)}`);
@@ -238,8 +253,8 @@ async function main(): Promise<void> {
   console.log(`wrote ${join(s.out, 'heads.bin')} (${bytes.length} bytes) and training.json`);
 }
 
-/** Parallel mlp parameters starting from the model's freshly initialised offset heads. */
-function mlpFromModel(head: MultiTokenHead, k: number, unembeddingT: tf.Tensor2D): DraftParams {
+/** Parallel mlp parameters starting from the model's freshly initialised offset heads, projected with `draftT` (`[D, V]`, or the draft vocabulary's `[D, Vd]`). */
+function mlpFromModel(head: MultiTokenHead, k: number, draftT: tf.Tensor2D): DraftParams {
   const initial = new Map<string, Float32Array>();
   const shapes = new Map<string, number[]>();
   const names = ['w1', 'b1', 'w2', 'b2'];
@@ -249,7 +264,7 @@ function mlpFromModel(head: MultiTokenHead, k: number, unembeddingT: tf.Tensor2D
       shapes.set(`offset${j}/${names[n]}`, w.shape as number[]);
     });
   }
-  return mlpParams(initial, shapes, k, unembeddingT);
+  return mlpParams(initial, shapes, k, draftT);
 }
 
 /** Copies trained parallel-head variables into the model's offset heads. */

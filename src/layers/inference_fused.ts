@@ -1,11 +1,12 @@
 /**
- * The fused inference pass of a `MultiTokenHead` (issue #10 §1): all requested offsets at all
- * rows in a handful of kernels. `prepare` (once per decode) pre-transposes the `[V, D]`
- * unembedding to `[D, V]` — `matMul(h, W, false, true)` takes a slow path on wasm, `matMul(h, Wᵀ)`
- * the XNNPACK one — and, per list of offsets asked for, stacks the offset heads' kernels: a run of
- * offsets of one kind becomes one matMul with their first matrices side by side (and, for
- * `lowRank`/`mlp`, one matMul with their second matrices on a block diagonal). The states of every
- * offset at every row then go through ONE unembedding matMul, and `argmax` runs on the device.
+ * The fused inference pass of a `MultiTokenHead`: all requested offsets at all rows in a handful
+ * of kernels. Per list of offsets asked for (within one `prepare`), the offset heads' kernels are
+ * stacked: a run of offsets of one kind becomes one matMul with their first matrices side by side
+ * (and, for `lowRank`/`mlp`, one matMul with their second matrices on a block diagonal). The
+ * states of every requested offset at every row come out as one `[R, n, D]` tensor, which the
+ * shared unembedding projects (see draft_projection.ts: pre-transposed `[D, V]` — `matMul(h, W,
+ * false, true)` takes a slow path on wasm, `matMul(h, Wᵀ)` the XNNPACK one — and, for draft
+ * offsets, the draft vocabulary's `[D, Vd]`), and `argmax` runs on the device.
  *
  * The ops are those of `LightweightOffsetHead.call` and `SharedUnembedding.call` (matMul, then
  * bias add, then activation, then the residual add, in the same order), so the values equal the
@@ -20,7 +21,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { topk2d } from '../internal/topk.js';
 import type { OffsetHeadKind } from './args.js';
 import type { LightweightOffsetHead } from './offset_head.js';
-import type { SharedUnembedding } from './shared_unembedding.js';
+import type { UnembeddingProjection } from './draft_projection.js';
 
 /** A run of consecutive requested offsets of one kind and activation, computed by one stacked matMul (or two). */
 interface Group {
@@ -127,15 +128,14 @@ export function topKOfLogits(logits: tf.Tensor2D, k: number): { ids: tf.Tensor2D
   return { ids, logProbs };
 }
 
-/** The prepared (counted) fused pass over a `MultiTokenHead`'s offset heads and unembedding. @internal */
+/** The prepared (counted) fused pass over a `MultiTokenHead`'s offset heads and its unembedding projection. @internal */
 export class FusedHeads {
   private count = 0;
-  private transposed: tf.Tensor2D | null = null; // [D, V]
   private readonly plans = new Map<string, Plan>();
 
   constructor(
     private readonly heads: readonly LightweightOffsetHead[],
-    private readonly unembedding: SharedUnembedding,
+    private readonly projection: UnembeddingProjection,
   ) {}
 
   /** Whether a `prepare` is in effect. */
@@ -144,13 +144,14 @@ export class FusedHeads {
   }
 
   /**
-   * Pre-transposes the unembedding from the current weights; the offset stacks are rebuilt on
-   * first use. Counted. A prepare while another is in effect (two decodes sharing one head)
-   * remakes the tensors too, so a decode never runs on weights older than its own start.
+   * Makes the projection's tensors (pre-transposed unembedding, draft rows) from the current
+   * weights; the offset stacks are rebuilt on first use. Counted. A prepare while another is in
+   * effect (two decodes sharing one head) remakes the tensors too, so a decode never runs on
+   * weights older than its own start.
    */
   prepare(): void {
     this.free();
-    this.transposed = tf.tidy(() => tf.keep(tf.transpose(this.unembedding.matrix()) as tf.Tensor2D)); // [D, V]
+    this.projection.make();
     this.count++;
   }
 
@@ -165,8 +166,7 @@ export class FusedHeads {
       for (const g of plan) tf.dispose(tensorsOf(g));
     }
     this.plans.clear();
-    this.transposed?.dispose();
-    this.transposed = null;
+    this.projection.free();
   }
 
   /** The stacked weights for `offsets`, made on first use within a prepare. */
@@ -192,13 +192,9 @@ export class FusedHeads {
     return plan;
   }
 
-  /** Logits `[R·n, V]` of `offsets` (n of them) at the rows of `x` `[R, D]`, row r·n + i for offset i of row r. Prepared only. */
-  flatLogits(x: tf.Tensor2D, offsets: readonly number[]): tf.Tensor2D {
-    const [R, D] = x.shape;
+  /** The states `[R, n, D]` of `offsets` (n of them) at the rows of `x` `[R, D]`: column i is offset `offsets[i]`. Prepared only; call inside `tf.tidy`. */
+  offsetStates(x: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D {
     const parts = this.plan(offsets).map((g) => runGroup(g, x)); // [R, count, D] each
-    const states = parts.length === 1 ? parts[0]! : tf.concat(parts, 1); // [R, n, D]
-    const logits = tf.matMul(tf.reshape(states, [R * offsets.length, D]), this.transposed!); // [R·n, V]
-    const bias = this.unembedding.biasValue();
-    return (bias === null ? logits : tf.add(logits, bias)) as tf.Tensor2D;
+    return (parts.length === 1 ? parts[0]! : tf.concat(parts, 1)) as tf.Tensor3D; // [R, n, D]
   }
 }

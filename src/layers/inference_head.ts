@@ -67,6 +67,33 @@ export interface InferenceHead {
    * levels, `k` children per expanded node and `k` nodes expanded per level (see {@link HeadTree}).
    */
   headTree?(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): HeadTree;
+  /**
+   * The draft vocabulary offsets 1…k−1 propose from (increasing distinct ids), or `null` for the
+   * whole vocabulary. Offset 0 always uses the whole vocabulary.
+   */
+  readonly draftVocab: readonly number[] | null;
+  /**
+   * Drafting at the tip: the argmax of offsets 1…n at every row of `states` `[m, D]`, int32
+   * `[m, n]`, within the draft vocabulary (ids are full-vocabulary ids). `roots` int32 `[m]` is the
+   * token committed after each row: sequential modules chain from it (module 1 fed its embedding,
+   * module j fed column j − 1's token); parallel heads ignore it. A row whose draft logits hold NaN
+   * or ±Infinity has −1 throughout. Computes offsets 1…n only (never offset 0) at the given rows only.
+   */
+  draftArgmax(states: tf.Tensor2D, roots: tf.Tensor1D, n: number): tf.Tensor2D;
+  /**
+   * The `k` most likely draft tokens of offsets 1…n at every row (sequential modules: along the
+   * argmax chain from `roots`, as {@link InferenceHead.draftArgmax}), ranked within the draft
+   * vocabulary, with their log-probabilities renormalised over it: `[m, n, k]` each (rank 0 equals
+   * `draftArgmax`'s column; −1 ids in a broken row). `k` is at most the draft vocabulary's size.
+   */
+  draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): HeadTopK;
+  /**
+   * Logits of offsets 1…n at every row, `[m, n, V]` over the whole vocabulary with `MASKED_LOGIT`
+   * outside the draft vocabulary. Sequential modules feed module j the token `choose(j − 1, logits
+   * of column j − 1)` picks (int32 `[m]`, default: argmax within the draft vocabulary), module 1 the
+   * root; parallel heads call `choose` for nothing.
+   */
+  draftLogits(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, choose?: (column: number, logits: tf.Tensor2D) => tf.Tensor1D): tf.Tensor3D;
   /** Logits of `offsets` at the rows of `states` `[m, D]` → `[m, offsets.length, V]`; the caller owns the result. */
   logits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D;
   /**

@@ -10,7 +10,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { checkPositiveInteger, SIZE_LIMITS } from '../internal/errors.js';
+import { checkDraftVocab } from '../internal/draft_vocab.js';
+import { checkPositiveInteger, fail, SIZE_LIMITS } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
 import {
@@ -28,6 +29,7 @@ import {
   resolveUseBias,
   serializeInitializer,
 } from './args.js';
+import { breakRows, checkDraftCall, checkTopK, UnembeddingProjection } from './draft_projection.js';
 import { checkedArgmax, FusedHeads, topKOfLogits } from './inference_fused.js';
 import type { HeadTopK } from './inference_head.js';
 import { setWeightNamePrefix } from './nesting.js';
@@ -60,6 +62,13 @@ export interface MultiTokenHeadArgs extends LayerArgs {
   unembeddingInitializer?: InitializerIdentifier | Initializer;
   /** Tie the unembedding to an input Embedding (the layer or its name), as {@link SharedUnembeddingArgs.tiedTo}. */
   tiedTo?: Layer | string;
+  /**
+   * Distinct token ids in `[0, vocabSize)`, 1…vocabSize of them, any order (stored increasing).
+   * The draft vocabulary: at inference offsets 1…k−1 propose only these tokens (their logits are
+   * the gathered rows of the shared unembedding; no parameter is added). Offset 0 and the layer's
+   * `call` (training, `predict`) always use the whole vocabulary. Default: none (the whole vocabulary).
+   */
+  draftVocab?: readonly number[] | null;
 }
 
 /**
@@ -71,7 +80,9 @@ export interface MultiTokenHeadArgs extends LayerArgs {
  *
  * A decoder that needs only some offsets at some rows calls {@link MultiTokenHead.computeLogits}.
  * `CachedTransformer` drives it through its internal inference members (`prepare`, `release`,
- * `logits`, `headArgmax`: the fused pass of issue #10).
+ * `logits`, `headArgmax`, `headTopK` and the tip passes `draftArgmax`, `draftTopK`,
+ * `draftLogits`: the fused pass). With a draft vocabulary (`draftVocab`) those inference members
+ * restrict offsets 1…k−1 to it; `call` and `computeLogits` (training, `predict`) never do.
  *
  * @example
  * const ids = tf.input({ shape: [null], dtype: 'int32' });
@@ -98,6 +109,7 @@ export class MultiTokenHead extends LayerBase {
   private readonly activation: ActivationIdentifier | undefined;
   private readonly unembeddingInitializer: Initializer | undefined;
   private readonly fused: FusedHeads;
+  private readonly projection: UnembeddingProjection;
 
   constructor(args: MultiTokenHeadArgs) {
     super(args);
@@ -130,7 +142,28 @@ export class MultiTokenHead extends LayerBase {
       name: `${this.name}_unembedding`,
     });
     setWeightNamePrefix(this.unembedding, 'unembedding/');
-    this.fused = new FusedHeads(this.offsetHeads, this.unembedding);
+    this.projection = new UnembeddingProjection(this.unembedding, this.vocabSize);
+    if (args.draftVocab !== undefined && args.draftVocab !== null) this.projection.setDraftVocab(checkDraftVocab(WHERE, 'draftVocab', args.draftVocab, this.vocabSize));
+    this.fused = new FusedHeads(this.offsetHeads, this.projection);
+  }
+
+  /**
+   * The draft vocabulary (increasing token ids) offsets 1…k−1 propose from at inference, or `null`
+   * for the whole vocabulary. Change it with {@link MultiTokenHead.setDraftVocab}.
+   */
+  get draftVocab(): readonly number[] | null {
+    return this.projection.draftVocab;
+  }
+
+  /**
+   * Replaces the draft vocabulary (`ids` as {@link MultiTokenHeadArgs.draftVocab}, or `null` for the
+   * whole vocabulary). Not while the head is prepared for a decode; a decode started later uses it.
+   */
+  setDraftVocab(ids: readonly number[] | null): void {
+    const where = `${WHERE}.setDraftVocab`;
+    const checked = ids === null ? null : checkDraftVocab(where, 'ids', ids, this.vocabSize);
+    if (this.fused.prepared) throw new Error(`${where}: the draft vocabulary must not change while the head is prepared for a decode, but it is prepared; call it before prepare or after the last release.`);
+    this.projection.setDraftVocab(checked);
   }
 
   override apply(inputs: Parameters<Layer['apply']>[0], kwargs?: Parameters<Layer['apply']>[1]): ReturnType<Layer['apply']> {
@@ -211,7 +244,8 @@ export class MultiTokenHead extends LayerBase {
 
   /**
    * Eager: the logits of chosen offsets at chosen rows, computing only those offsets'
-   * transforms and then one matMul with the shared unembedding.
+   * transforms and then one matMul with the shared unembedding. Always the whole vocabulary, as
+   * `call` (a draft vocabulary restricts the inference members only).
    *
    * @param hidden Trunk states `[m, D]` (or `[b, s, D]`).
    * @param offsets Offsets in `[0, numHeads)`, in the order wanted (repeats allowed).
@@ -221,16 +255,15 @@ export class MultiTokenHead extends LayerBase {
     if (!this.built) {
       throw new Error(`${WHERE}.computeLogits: the layer must be built (applied once) first, but it is not built.`);
     }
-    if (!Array.isArray(offsets) || offsets.length === 0) {
-      throw new RangeError(`${WHERE}.computeLogits: offsets must be a non-empty array, but got ${JSON.stringify(offsets)}.`);
-    }
-    for (const j of offsets) {
-      if (!Number.isInteger(j) || j < 0 || j >= this.numHeads) {
-        throw new RangeError(`${WHERE}.computeLogits: every offset must be an integer in [0, ${this.numHeads}), but got ${j}.`);
-      }
-    }
+    this.checkOffsets('computeLogits', offsets);
     lastDim(`${WHERE}.computeLogits`, hidden.shape, [2, 3]);
-    if (this.fused.prepared && hidden.rank === 2) return this.logits(hidden as tf.Tensor2D, offsets);
+    if (this.fused.prepared && hidden.rank === 2) {
+      const [m, d] = hidden.shape as [number, number];
+      return tf.tidy(() => {
+        const x = tf.reshape(this.fused.offsetStates(hidden as tf.Tensor2D, offsets), [m * offsets.length, d]) as tf.Tensor2D; // [m·n, D]
+        return tf.reshape(this.projection.full(x), [m, offsets.length, this.vocabSize]); // [m, n, V]
+      });
+    }
     return tf.tidy(() => {
       const states = offsets.map((j) => this.offsetHeads[j]!.call(hidden)); // n × [..., D]
       return this.unembedding.call(tf.stack(states, hidden.rank - 1)); // [..., n, V]
@@ -242,9 +275,10 @@ export class MultiTokenHead extends LayerBase {
   }
 
   /**
-   * Prepares the fused inference pass (a decode calls it once at its start): the unembedding is
-   * pre-transposed now, the offset kernels are stacked on first use. Counted; pair each call with
-   * {@link MultiTokenHead.release}. The prepared tensors are copies of the weights at this call.
+   * Prepares the fused inference pass (a decode calls it once at its start): the unembedding and
+   * the draft vocabulary's rows are pre-transposed now, the offset kernels are stacked on first
+   * use. Counted; pair each call with {@link MultiTokenHead.release}. The prepared tensors are
+   * copies of the weights at this call.
    * @internal
    */
   prepare(): void {
@@ -257,15 +291,34 @@ export class MultiTokenHead extends LayerBase {
     this.fused.release();
   }
 
+  /** Throws unless `offsets` is a non-empty array of offsets in `[0, numHeads)`. */
+  private checkOffsets(method: string, offsets: readonly number[]): void {
+    if (!Array.isArray(offsets) || offsets.length === 0) {
+      throw new RangeError(`${WHERE}.${method}: offsets must be a non-empty array, but got ${JSON.stringify(offsets)}.`);
+    }
+    for (const j of offsets) {
+      if (!Number.isInteger(j) || j < 0 || j >= this.numHeads) {
+        throw new RangeError(`${WHERE}.${method}: every offset must be an integer in [0, ${this.numHeads}), but got ${j}.`);
+      }
+    }
+  }
+
+  /** States `[m, n, D]` of `offsets` at the rows of `states` `[m, D]`: the fused pass when prepared, else each offset head's `call`. */
+  private offsetStates(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D {
+    if (this.fused.prepared) return this.fused.offsetStates(states, offsets);
+    if (!this.built) throw new Error(`${WHERE}: the layer must be built (applied once) first, but it is not built.`);
+    return tf.stack(offsets.map((j) => this.offsetHeads[j]!.call(states)), 1) as tf.Tensor3D; // [m, n, D]
+  }
+
   /**
-   * Logits of `offsets` at the rows of `states` `[m, D]` → `[m, offsets.length, V]`: the fused
-   * pass when prepared, else {@link MultiTokenHead.computeLogits}. Offsets as in `computeLogits`
-   * (checked there when unprepared; the decoders pass valid ones).
+   * Logits of `offsets` at the rows of `states` `[m, D]` → `[m, offsets.length, V]` (offsets in any
+   * order, repeats allowed): the fused pass when prepared. Offset 0 over the whole vocabulary;
+   * with a draft vocabulary, offsets ≥ 1 hold `MASKED_LOGIT` outside it.
    * @internal
    */
   logits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D {
-    if (!this.fused.prepared) return this.computeLogits(states, offsets) as tf.Tensor3D;
-    return tf.tidy(() => tf.reshape(this.fused.flatLogits(states, offsets), [states.shape[0], offsets.length, this.vocabSize]) as tf.Tensor3D);
+    this.checkOffsets('logits', offsets);
+    return tf.tidy(() => this.projection.offsetLogits(this.offsetStates(states, offsets), offsets));
   }
 
   /** Throws unless `n` is a number of leading offsets, 1…k. */
@@ -275,44 +328,133 @@ export class MultiTokenHead extends LayerBase {
     }
   }
 
-  /** Logits of offsets 0…n−1 at every row, row-major `[m·n, V]`: the fused pass when prepared. */
-  private leadingOffsetLogits(states: tf.Tensor2D, n: number): tf.Tensor2D {
-    const offsets = Array.from({ length: n }, (_, j) => j);
-    if (this.fused.prepared) return this.fused.flatLogits(states, offsets); // [m·n, V]
-    return tf.reshape(this.computeLogits(states, offsets), [states.shape[0] * n, this.vocabSize]) as tf.Tensor2D;
+  /**
+   * Offsets 0…n−1 at every row, projected: offset 0's whole-vocabulary logits `[m, V]` and, for
+   * n ≥ 2, the draft offsets' draft-vocabulary logits, row-major `[m·(n−1), Vd]`.
+   */
+  private leadingLogits(states: tf.Tensor2D, n: number): { first: tf.Tensor2D; drafts: tf.Tensor2D | null } {
+    const m = states.shape[0];
+    const x = this.offsetStates(states, Array.from({ length: n }, (_, j) => j)); // [m, n, D]
+    const d = x.shape[2];
+    const first = this.projection.full(tf.reshape(tf.slice(x, [0, 0, 0], [-1, 1, -1]), [m, d]) as tf.Tensor2D); // [m, V]
+    if (n === 1) return { first, drafts: null };
+    return { first, drafts: this.projection.draft(tf.reshape(tf.slice(x, [0, 1, 0], [-1, n - 1, -1]), [m * (n - 1), d]) as tf.Tensor2D) }; // [m·(n−1), Vd]
   }
 
   /**
    * The argmax token of offsets 0…n−1 at every row of `states` `[m, D]`, int32 `[m, n]` (−1
-   * where that offset's logits hold NaN or ±Infinity). Prepared: one fused pass (offsets stacked,
-   * one unembedding matMul, one argmax), no readback.
+   * where that offset's logits hold NaN or ±Infinity); offsets ≥ 1 within the draft vocabulary.
+   * Prepared: one fused pass (offsets stacked, one unembedding matMul per vocabulary, one argmax
+   * each), no readback.
    * @internal
    */
   headArgmax(states: tf.Tensor2D, n: number): tf.Tensor2D {
     this.checkOffsetCount('headArgmax', n);
     return tf.tidy(() => {
-      const flat = this.leadingOffsetLogits(states, n); // [m·n, V]
-      return tf.reshape(checkedArgmax(flat), [states.shape[0], n]) as tf.Tensor2D; // [m, n]
+      const m = states.shape[0];
+      if (this.projection.draftVocab === null || n === 1) {
+        // one vocabulary: every offset through one unembedding matMul
+        const x = this.offsetStates(states, Array.from({ length: n }, (_, j) => j)); // [m, n, D]
+        const flat = this.projection.full(tf.reshape(x, [m * n, x.shape[2]]) as tf.Tensor2D); // [m·n, V]
+        return tf.reshape(checkedArgmax(flat), [m, n]) as tf.Tensor2D; // [m, n]
+      }
+      const { first, drafts } = this.leadingLogits(states, n);
+      const { ids, finite } = this.projection.pick(drafts!); // [m·(n−1)] each
+      const rest = tf.where(finite, ids, tf.fill(ids.shape, -1, 'int32')); // [m·(n−1)]
+      return tf.concat([tf.expandDims(checkedArgmax(first), 1), tf.reshape(rest, [m, n - 1])], 1) as tf.Tensor2D; // [m, n]
     });
   }
 
   /**
    * The `k` most likely tokens of offsets 0…n−1 at every row of `states` `[m, D]`, with their
    * log-probabilities (`[m, n, k]` each; rank 0 is exactly {@link MultiTokenHead.headArgmax}'s
-   * column, −1 ids where the logits hold NaN or ±Infinity). Prepared: the same fused pass as
-   * `headArgmax`, then one `topk`. Tree drafting's one pass per step.
+   * column, −1 ids where the logits hold NaN or ±Infinity). Offsets ≥ 1 are ranked within the
+   * draft vocabulary, their log-probabilities renormalised over it (k at most its size). Prepared:
+   * the same fused pass as `headArgmax`, then `topk`. Tree drafting's one pass per step.
    * @internal
    */
   headTopK(states: tf.Tensor2D, n: number, k: number): HeadTopK {
+    const where = `${WHERE}.headTopK`;
     this.checkOffsetCount('headTopK', n);
     if (!Number.isInteger(k) || k < 1 || k > this.vocabSize) {
-      throw new RangeError(`${WHERE}.headTopK: k must be an integer in [1, ${this.vocabSize}], but got ${k}.`);
+      throw new RangeError(`${where}: k must be an integer in [1, ${this.vocabSize}], but got ${k}.`);
     }
+    if (n > 1) checkTopK(where, k, this.projection.draftSize);
     return tf.tidy(() => {
       const m = states.shape[0];
-      const { ids, logProbs } = topKOfLogits(this.leadingOffsetLogits(states, n), k); // [m·n, k] each
-      return { ids: tf.reshape(ids, [m, n, k]) as tf.Tensor3D, logProbs: tf.reshape(logProbs, [m, n, k]) as tf.Tensor3D };
+      if (this.projection.draftVocab === null) {
+        const x = this.offsetStates(states, Array.from({ length: n }, (_, j) => j)); // [m, n, D]
+        const { ids, logProbs } = topKOfLogits(this.projection.full(tf.reshape(x, [m * n, x.shape[2]]) as tf.Tensor2D), k); // [m·n, k] each
+        return { ids: tf.reshape(ids, [m, n, k]) as tf.Tensor3D, logProbs: tf.reshape(logProbs, [m, n, k]) as tf.Tensor3D };
+      }
+      const { first, drafts } = this.leadingLogits(states, n);
+      const top = topKOfLogits(first, k); // [m, k] each
+      if (drafts === null) return { ids: tf.reshape(top.ids, [m, 1, k]) as tf.Tensor3D, logProbs: tf.reshape(top.logProbs, [m, 1, k]) as tf.Tensor3D };
+      const r = this.projection.rank(drafts, k); // [m·(n−1), k]
+      const ids = tf.where(tf.expandDims(r.finite, 1), r.ids, tf.fill(r.ids.shape, -1, 'int32')); // [m·(n−1), k]
+      return {
+        ids: tf.concat([tf.reshape(top.ids, [m, 1, k]), tf.reshape(ids, [m, n - 1, k])], 1) as tf.Tensor3D, // [m, n, k]
+        logProbs: tf.concat([tf.reshape(top.logProbs, [m, 1, k]), tf.reshape(r.logProbs, [m, n - 1, k])], 1) as tf.Tensor3D, // [m, n, k]
+      };
     });
+  }
+
+  /** Draft-vocabulary logits of offsets 1…n at every row of `states` `[m, D]`, row-major `[m·n, Vd]` (checked by the caller). */
+  private draftSubset(states: tf.Tensor2D, n: number): tf.Tensor2D {
+    const x = this.offsetStates(states, Array.from({ length: n }, (_, j) => j + 1)); // [m, n, D]
+    return this.projection.draft(tf.reshape(x, [states.shape[0] * n, x.shape[2]]) as tf.Tensor2D); // [m·n, Vd]
+  }
+
+  /**
+   * Drafting at the tip: the argmax token of offsets 1…n at every row of `states` `[m, D]`,
+   * within the draft vocabulary, int32 `[m, n]` (token ids; −1 throughout a row whose draft logits
+   * hold NaN or ±Infinity). `roots` int32 `[m]` is checked and otherwise ignored: parallel heads
+   * do not depend on the tokens before them. Computes offsets 1…n only, at these rows only:
+   * one fused pass, one matMul with the draft matrix, one argmax, one gather.
+   * @internal
+   */
+  draftArgmax(states: tf.Tensor2D, roots: tf.Tensor1D, n: number): tf.Tensor2D {
+    checkDraftCall(`${WHERE}.draftArgmax`, this.numHeads, states, roots, n);
+    return tf.tidy(() => {
+      const m = states.shape[0];
+      const { ids, finite } = this.projection.pick(this.draftSubset(states, n)); // [m·n] each
+      return breakRows(tf.reshape(ids, [m, n]) as tf.Tensor2D, tf.reshape(finite, [m, n])); // [m, n]
+    });
+  }
+
+  /**
+   * The `k` most likely draft tokens of offsets 1…n at every row of `states` `[m, D]`, ranked
+   * within the draft vocabulary, and their log-probabilities renormalised over it, `[m, n, k]`
+   * each: rank 0 is exactly {@link MultiTokenHead.draftArgmax}'s column; −1 ids throughout a
+   * broken row. `k` is at most the draft vocabulary's size. `roots` is checked and ignored.
+   * @internal
+   */
+  draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): HeadTopK {
+    const where = `${WHERE}.draftTopK`;
+    checkDraftCall(where, this.numHeads, states, roots, n);
+    checkTopK(where, k, this.projection.draftSize);
+    return tf.tidy(() => {
+      const m = states.shape[0];
+      const r = this.projection.rank(this.draftSubset(states, n), k); // [m·n, k]
+      return {
+        ids: breakRows(tf.reshape(r.ids, [m, n, k]) as tf.Tensor3D, tf.reshape(r.finite, [m, n])), // [m, n, k]
+        logProbs: tf.reshape(r.logProbs, [m, n, k]) as tf.Tensor3D, // [m, n, k]
+      };
+    });
+  }
+
+  /**
+   * Logits of offsets 1…n at every row of `states` `[m, D]`, `[m, n, V]` over the whole vocabulary
+   * with `MASKED_LOGIT` at every id outside the draft vocabulary (the draft-vocabulary logits
+   * expanded by one gather). `roots` is checked and ignored, and `choose` is never called:
+   * parallel offsets do not depend on the tokens drafted before them.
+   * @internal
+   */
+  draftLogits(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, choose?: (column: number, logits: tf.Tensor2D) => tf.Tensor1D): tf.Tensor3D {
+    const where = `${WHERE}.draftLogits`;
+    checkDraftCall(where, this.numHeads, states, roots, n);
+    if (choose !== undefined && typeof choose !== 'function') fail(TypeError, where, 'choose', 'must be a function or undefined', choose);
+    return tf.tidy(() => tf.reshape(this.projection.expand(this.draftSubset(states, n)), [states.shape[0], n, this.vocabSize]) as tf.Tensor3D); // [m, n, V]
   }
 
   /**
@@ -347,6 +489,7 @@ export class MultiTokenHead extends LayerBase {
     if (this.activation !== undefined) config['activation'] = this.activation;
     if (this.unembeddingInitializer !== undefined) config['unembeddingInitializer'] = serializeInitializer(this.unembeddingInitializer);
     if (this.unembedding.isTied) config['tiedTo'] = this.unembedding.tiedLayerObject?.name ?? this.unembedding.tiedName!;
+    if (this.draftVocab !== null) config['draftVocab'] = [...this.draftVocab];
     return { ...config, ...super.getConfig() };
   }
 }

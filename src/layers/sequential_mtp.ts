@@ -11,7 +11,10 @@
  * argmax), so drafting is a short chain argmax → embedding gather → next module, all on the
  * device. The embedding E is the trunk's token embedding, tied (the modules own no vocabulary
  * matrix). For tree drafting, `headTree` grows candidate trees the EAGLE-2 way (each candidate's
- * children from the next module fed that candidate's own token; Li et al. 2024, §4).
+ * children from the next module fed that candidate's own token; Li et al. 2024, §4). At the
+ * accepted tip, `draftArgmax` / `draftTopK` / `draftLogits` run modules 1…n only, the chain
+ * starting from the token the verifier committed there (the root). With a draft vocabulary the
+ * modules' inference logits are over its gathered rows of E (see draft_projection.ts).
  *
  * Reference: DeepSeek-AI, "DeepSeek-V3 Technical Report" (2024), §2.2 (MTP modules: RMSNorm of
  * the previous depth's state and of the next token's embedding, concatenated, projected, then a
@@ -20,11 +23,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
 import type { TreeCandidates } from '../decoding/model.js';
+import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { checkInteger, checkPositiveInteger, fail, SIZE_LIMITS, checkWeightSize } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
 import { topk2d } from '../internal/topk.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
 import { type Layer, type LayerArgs, LayerBase } from './args.js';
+import { breakRows, checkDraftCall, checkTopK, UnembeddingProjection } from './draft_projection.js';
+import type { HeadTopK } from './inference_head.js';
 import { setWeightNamePrefix, weightName } from './nesting.js';
 import { resolveTie, SharedUnembedding } from './shared_unembedding.js';
 import { isSymbolic } from './tying.js';
@@ -47,6 +53,13 @@ export interface SequentialMtpHeadArgs extends LayerArgs {
   mlpHiddenSize: number;
   /** The token embedding the modules read and unembed with (the layer, e.g. the trunk, or its name). */
   tiedTo: Layer | string;
+  /**
+   * Distinct token ids in `[0, vocabSize)`, 1…vocabSize of them, any order (stored increasing).
+   * The draft vocabulary: at inference modules 1…k−1 propose only these tokens (logits over the
+   * gathered rows of the tied embedding). Offset 0 and the layer's `call` (`predict`) always use
+   * the whole vocabulary. Default: none (the whole vocabulary).
+   */
+  draftVocab?: readonly number[] | null;
 }
 
 /** One weight of a sequential module. */
@@ -79,13 +92,15 @@ function projectionInit(d: number): tf.Tensor2D {
 
 /**
  * Sequential MTP modules over the shared (tied) unembedding. It has the members
- * `CachedTransformer` drives on its head (`headArgmax`, `logits`, `prepare`, `release`, and
- * `headTree` for dynamic draft trees), so a model with this head decodes like any other;
- * `headArgmax` chains on the device.
+ * `CachedTransformer` drives on its head (`headArgmax`, `logits`, `prepare`, `release`, the tip
+ * passes `draftArgmax`, `draftTopK`, `draftLogits`, and `headTree` for dynamic draft trees), so
+ * a model with this head decodes like any other; the chains run on the device. With a draft
+ * vocabulary (`draftVocab`) those inference members restrict offsets 1…k−1 to it.
  *
  * **Input shape** `[batch, seq, hidden]`.
- * **Output shape** `[batch, seq, numHeads, vocabSize]`: column j's logits, each module fed the
- * argmax of the column before it (the decoding chain).
+ * **Output shape** `[batch, seq, numHeads, vocabSize]`: column j's logits over the whole
+ * vocabulary (also with a draft vocabulary), each module fed the argmax of the column before it
+ * (the decoding chain).
  */
 export class SequentialMtpHead extends LayerBase {
   /** Name under which the class is registered for serialization. */
@@ -101,7 +116,8 @@ export class SequentialMtpHead extends LayerBase {
   /** The shared unembedding (tied to the token embedding), offset 0's head. */
   readonly unembedding: SharedUnembedding;
   private readonly modules: Array<Record<string, LayerVariable>> = [];
-  private prepared: { transposed: tf.Tensor2D; count: number } | null = null;
+  private readonly projection: UnembeddingProjection;
+  private preparedCount = 0;
 
   constructor(args: SequentialMtpHeadArgs) {
     super(args);
@@ -112,6 +128,27 @@ export class SequentialMtpHead extends LayerBase {
     if (args.tiedTo === undefined || args.tiedTo === null) fail(TypeError, WHERE, 'tiedTo', 'must be the token embedding layer or its name', args.tiedTo);
     this.unembedding = new SharedUnembedding({ vocabSize: this.vocabSize, useBias: false, tiedTo: args.tiedTo, name: `${this.name}_unembedding` });
     setWeightNamePrefix(this.unembedding, 'unembedding/');
+    this.projection = new UnembeddingProjection(this.unembedding, this.vocabSize);
+    if (args.draftVocab !== undefined && args.draftVocab !== null) this.projection.setDraftVocab(checkDraftVocab(WHERE, 'draftVocab', args.draftVocab, this.vocabSize));
+  }
+
+  /**
+   * The draft vocabulary (increasing token ids) modules 1…k−1 propose from at inference, or `null`
+   * for the whole vocabulary. Change it with {@link SequentialMtpHead.setDraftVocab}.
+   */
+  get draftVocab(): readonly number[] | null {
+    return this.projection.draftVocab;
+  }
+
+  /**
+   * Replaces the draft vocabulary (`ids` as {@link SequentialMtpHeadArgs.draftVocab}, or `null` for
+   * the whole vocabulary). Not while the head is prepared for a decode; a decode started later uses it.
+   */
+  setDraftVocab(ids: readonly number[] | null): void {
+    const where = `${WHERE}.setDraftVocab`;
+    const checked = ids === null ? null : checkDraftVocab(where, 'ids', ids, this.vocabSize);
+    if (this.preparedCount > 0) throw new Error(`${where}: the draft vocabulary must not change while the head is prepared for a decode, but it is prepared; call it before prepare or after the last release.`);
+    this.projection.setDraftVocab(checked);
   }
 
   override apply(inputs: Parameters<Layer['apply']>[0], kwargs?: Parameters<Layer['apply']>[1]): ReturnType<Layer['apply']> {
@@ -162,8 +199,12 @@ export class SequentialMtpHead extends LayerBase {
 
   /** `states` `[m, D]` → logits `[m, V]` with the shared matrix (pre-transposed inside a decode). */
   private unembed(states: tf.Tensor2D): tf.Tensor2D {
-    const e = this.unembedding.matrix(); // [V, D]
-    return (this.prepared ? tf.matMul(states, this.prepared.transposed) : tf.matMul(states, e, false, true)) as tf.Tensor2D; // [m, V]
+    return this.projection.full(states); // [m, V]
+  }
+
+  /** Token ids `[m]` (from outside: a broken row's −1 included) clamped into [0, V) for an embedding gather. */
+  private clampTokens(tokens: tf.Tensor1D): tf.Tensor1D {
+    return tf.minimum(tf.maximum(tokens, tf.scalar(0, 'int32')), tf.scalar(this.vocabSize - 1, 'int32')) as tf.Tensor1D;
   }
 
   /**
@@ -184,31 +225,153 @@ export class SequentialMtpHead extends LayerBase {
     });
   }
 
-  /** The chain on the device: column logits and argmax tokens of offsets 0…n−1 (each module fed the previous column's argmax). */
-  private chain(states: tf.Tensor2D, n: number): { logits: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
+  /**
+   * Teacher-forced logits of offsets 1…k−1 over the draft vocabulary (training drafts for it):
+   * module j of row i fed the true tokens `tokens[i, 0…j−1]`, `states` `[m, D]`, `tokens` int32
+   * `[m, k−1]` → `[m, k−1, Vd]`, column c of the last axis being token `draftVocab[c]` (the whole
+   * vocabulary without a draft vocabulary).
+   */
+  teacherForcedDraftLogits(states: tf.Tensor2D, tokens: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const e = this.unembedding.matrix(); // [V, D]
+      const columns: tf.Tensor2D[] = [];
+      let s = states;
+      for (let j = 1; j < this.numHeads; j++) {
+        const emb = tf.gather(e, tf.squeeze(tf.slice(tokens, [0, j - 1], [-1, 1]), [1])) as tf.Tensor2D; // [m, D]
+        s = this.moduleState(j, s, emb);
+        columns.push(this.projection.draft(s)); // [m, Vd]
+      }
+      return tf.stack(columns, 1) as tf.Tensor3D; // [m, k − 1, Vd]
+    });
+  }
+
+  /**
+   * The chain on the device from offset 0: per column its logits and argmax tokens, offsets 0…n−1
+   * (each module fed the previous column's token). `restricted`: offsets ≥ 1 over the draft
+   * vocabulary (their `logits` are `[m, Vd]` subset logits, their tokens within it), as inference
+   * drafts; otherwise every column over the whole vocabulary, as `call`.
+   */
+  private chain(states: tf.Tensor2D, n: number, restricted: boolean): { logits: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
     const e = this.unembedding.matrix(); // [V, D]
-    const logits: tf.Tensor2D[] = [this.unembed(states)];
+    const logits: tf.Tensor2D[] = [this.unembed(states)]; // [m, V]
     const ids: tf.Tensor1D[] = [tf.cast(tf.argMax(logits[0]!, -1), 'int32') as tf.Tensor1D];
     let s = states;
     for (let j = 1; j < n; j++) {
       s = this.moduleState(j, s, tf.gather(e, ids[j - 1]!) as tf.Tensor2D); // [m, D]
-      logits.push(this.unembed(s));
-      ids.push(tf.cast(tf.argMax(logits[j]!, -1), 'int32') as tf.Tensor1D);
+      if (restricted) {
+        logits.push(this.projection.draft(s)); // [m, Vd]
+        ids.push(this.projection.pick(logits[j]!).ids);
+      } else {
+        logits.push(this.unembed(s)); // [m, V]
+        ids.push(tf.cast(tf.argMax(logits[j]!, -1), 'int32') as tf.Tensor1D);
+      }
     }
     return { logits, ids };
   }
 
   /**
+   * The chain at the tip: modules 1…n from `states` `[m, D]`, module 1 fed the embedding of
+   * `roots` (clamped into [0, V)), module c + 1 fed the token `pick(c, subset logits of column c)`
+   * returns. Per column its draft-vocabulary logits `[m, Vd]` and (where picked) its token `[m]`.
+   */
+  private tipChain(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, pick: (column: number, sub: tf.Tensor2D) => tf.Tensor1D, pickLast: boolean): { subs: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
+    const e = this.unembedding.matrix(); // [V, D]
+    const subs: tf.Tensor2D[] = [];
+    const ids: tf.Tensor1D[] = [];
+    let s = states;
+    let token = this.clampTokens(roots); // [m]
+    for (let c = 1; c <= n; c++) {
+      s = this.moduleState(c, s, tf.gather(e, token) as tf.Tensor2D); // [m, D]
+      subs.push(this.projection.draft(s)); // [m, Vd]
+      if (c < n || pickLast) ids.push(pick(c, subs[c - 1]!));
+      if (c < n) token = this.clampTokens(ids[c - 1]!);
+    }
+    return { subs, ids };
+  }
+
+  /** The tip chain fed its own draft argmax: the subset logits and tokens of offsets 1…n. */
+  private argmaxTipChain(states: tf.Tensor2D, roots: tf.Tensor1D, n: number): { subs: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
+    return this.tipChain(states, roots, n, (_, sub) => this.projection.pick(sub).ids, true);
+  }
+
+  /** bool `[m]`: every logit of every column of the row is finite. */
+  private static finiteRows(logits: readonly tf.Tensor2D[]): tf.Tensor1D {
+    return tf.all(tf.stack(logits.map((z) => tf.isFinite(tf.sum(z, 1))), 1), 1) as tf.Tensor1D; // [m]
+  }
+
+  /**
    * The argmax tokens of offsets 0…n−1 at every row, chained (column j conditioned on column
-   * j−1's token), int32 `[m, n]`; a row with a non-finite logit in any column is −1 throughout.
+   * j−1's token; offsets ≥ 1 within the draft vocabulary), int32 `[m, n]`; a row with a
+   * non-finite logit in any column is −1 throughout.
    */
   headArgmax(states: tf.Tensor2D, n: number): tf.Tensor2D {
     checkInteger(`${WHERE}.headArgmax`, 'n', n, 1, this.numHeads);
     return tf.tidy(() => {
-      const { logits, ids } = this.chain(states, n);
-      const finite = tf.all(tf.stack(logits.map((z) => tf.all(tf.isFinite(z), -1)), 1), -1); // [m]
-      const table = tf.stack(ids, 1) as tf.Tensor2D; // [m, n]
-      return tf.where(tf.expandDims(finite, 1), table, tf.fill(table.shape, -1, 'int32')) as tf.Tensor2D; // [m, n]
+      const { logits, ids } = this.chain(states, n, true);
+      return breakRows(tf.stack(ids, 1) as tf.Tensor2D, SequentialMtpHead.finiteRows(logits)); // [m, n]
+    });
+  }
+
+  /**
+   * Drafting at the tip: the argmax tokens of offsets 1…n at every row of `states` `[m, D]`, int32
+   * `[m, n]`, within the draft vocabulary: module 1 fed the embedding of `roots` int32 `[m]` (the
+   * token the verifier committed after the row; clamped into [0, V)) and the row's state, module j
+   * fed column j − 1's token and module j − 1's state. A row with a non-finite logit in any column
+   * is −1 throughout. Runs modules 1…n at these rows only (never offset 0).
+   */
+  draftArgmax(states: tf.Tensor2D, roots: tf.Tensor1D, n: number): tf.Tensor2D {
+    checkDraftCall(`${WHERE}.draftArgmax`, this.numHeads, states, roots, n);
+    return tf.tidy(() => {
+      const { subs, ids } = this.argmaxTipChain(states, roots, n);
+      return breakRows(tf.stack(ids, 1) as tf.Tensor2D, SequentialMtpHead.finiteRows(subs)); // [m, n]
+    });
+  }
+
+  /**
+   * The `k` most likely draft tokens of offsets 1…n at every row, along the argmax chain from
+   * `roots` (as {@link SequentialMtpHead.draftArgmax}), ranked within the draft vocabulary, with
+   * their log-probabilities renormalised over it: `[m, n, k]` each; rank 0 is exactly
+   * `draftArgmax`'s column, −1 ids throughout a broken row. `k` is at most the draft vocabulary's size.
+   */
+  draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): HeadTopK {
+    const where = `${WHERE}.draftTopK`;
+    checkDraftCall(where, this.numHeads, states, roots, n);
+    checkTopK(where, k, this.projection.draftSize);
+    return tf.tidy(() => {
+      const { subs } = this.argmaxTipChain(states, roots, n);
+      const ranked = subs.map((sub) => this.projection.rank(sub, k)); // n × [m, k]
+      return {
+        ids: breakRows(tf.stack(ranked.map((r) => r.ids), 1) as tf.Tensor3D, SequentialMtpHead.finiteRows(subs)), // [m, n, k]
+        logProbs: tf.stack(ranked.map((r) => r.logProbs), 1) as tf.Tensor3D, // [m, n, k]
+      };
+    });
+  }
+
+  /**
+   * Logits of offsets 1…n at every row of `states` `[m, D]`, `[m, n, V]` over the whole vocabulary
+   * with `MASKED_LOGIT` outside the draft vocabulary. Module 1 is fed `roots`' embedding; module
+   * c + 1 the token `choose(c, column c's logits [m, V])` returns (int32 `[m]`, clamped into
+   * [0, V); default: the argmax within the draft vocabulary, as `draftArgmax`), so a sampled chain
+   * feeds its own samples forward.
+   */
+  draftLogits(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, choose?: (column: number, logits: tf.Tensor2D) => tf.Tensor1D): tf.Tensor3D {
+    const where = `${WHERE}.draftLogits`;
+    checkDraftCall(where, this.numHeads, states, roots, n);
+    if (choose !== undefined && typeof choose !== 'function') fail(TypeError, where, 'choose', 'must be a function or undefined', choose);
+    return tf.tidy(() => {
+      const m = states.shape[0];
+      const expanded: tf.Tensor2D[] = [];
+      const pick = (c: number, sub: tf.Tensor2D): tf.Tensor1D => {
+        expanded[c - 1] = this.projection.expand(sub); // [m, V]
+        if (choose === undefined) return this.projection.pick(sub).ids;
+        const chosen = choose(c, expanded[c - 1]!);
+        if (!(chosen instanceof tf.Tensor) || chosen.rank !== 1 || chosen.shape[0] !== m || chosen.dtype !== 'int32') {
+          fail(TypeError, where, 'choose', `must return an int32 tensor [${m}] of token ids`, chosen instanceof tf.Tensor ? `${chosen.dtype} [${chosen.shape.join(', ')}]` : chosen);
+        }
+        return chosen;
+      };
+      const { subs } = this.tipChain(states, roots, n, pick, false);
+      return tf.stack(subs.map((sub, i) => expanded[i] ?? this.projection.expand(sub)), 1) as tf.Tensor3D; // [m, n, V]
     });
   }
 
@@ -229,7 +392,7 @@ export class SequentialMtpHead extends LayerBase {
   headTree(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): TreeCandidates {
     const where = `${WHERE}.headTree`;
     checkInteger(where, 'depth', depth, 1, this.numHeads - 1);
-    checkInteger(where, 'k', k, 1, Math.min(this.vocabSize, MAX_TREE_WIDTH));
+    checkInteger(where, 'k', k, 1, Math.min(this.projection.draftSize, MAX_TREE_WIDTH));
     if (roots.rank !== 1 || roots.shape[0] !== states.shape[0]) fail(RangeError, where, 'roots', `must be a 1-D tensor of ${states.shape[0]} tokens (one per row)`, roots.shape);
     return tf.tidy(() => {
       const m = states.shape[0];
@@ -237,15 +400,19 @@ export class SequentialMtpHead extends LayerBase {
       const int = (x: number) => tf.scalar(x, 'int32');
       /** Row r's offset in a flattened `[m, width]` table, `[m, 1]` (none for one row, the fast path's case). */
       const rowBase = (t: tf.Tensor, width: number) => (m === 1 ? t : tf.add(t, tf.mul(tf.expandDims(tf.range(0, m, 1, 'int32'), 1), int(width))));
-      /** Module j fed `previous` `[n, D]` and the tokens `[n]`: its state, the top-k children `[n, k]` with log-probabilities, and the logits' row sums `[n]` (non-finite iff a logit is). */
+      /**
+       * Module j fed `previous` `[n, D]` and the tokens `[n]`: its state, the top-k children `[n, k]`
+       * (token ids, ranked within the draft vocabulary) with log-probabilities renormalised over it,
+       * and the logits' row sums `[n]` (non-finite iff a logit is).
+       */
       const expand = (j: number, previous: tf.Tensor2D, tokens: tf.Tensor1D) => {
         const s = this.moduleState(j, previous, tf.gather(e, tokens) as tf.Tensor2D); // [n, D]
-        const logits = this.unembed(s); // [n, V]
-        const { values, indices } = topk2d(logits as tf.Tensor2D, k); // [n, k]
-        return { s, ids: indices, logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)), sums: tf.sum(logits, 1) };
+        const logits = this.projection.draft(s); // [n, Vd]
+        const { values, indices } = topk2d(logits, k); // [n, k]
+        return { s, ids: this.projection.toIds(indices), logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)), sums: tf.sum(logits, 1) };
       };
       // roots come from outside (a broken row's −1 included): clamped into [0, V) for the gather, the row is reported below
-      const first = expand(1, states, tf.minimum(tf.maximum(roots, int(0)), int(this.vocabSize - 1)) as tf.Tensor1D); // [m, k]
+      const first = expand(1, states, this.clampTokens(roots)); // [m, k]
       const ids: tf.Tensor[] = [first.ids]; // each [m, width] once reshaped
       const scores: tf.Tensor[] = [first.logProbs];
       const sums: tf.Tensor[] = [tf.reshape(first.sums, [m, 1])];
@@ -283,40 +450,44 @@ export class SequentialMtpHead extends LayerBase {
     });
   }
 
-  /** Logits of `offsets` (each computed along the decoding chain) at the rows of `states` `[m, D]` → `[m, offsets.length, V]`. */
+  /**
+   * Logits of `offsets` (each computed along the decoding chain) at the rows of `states` `[m, D]`
+   * → `[m, offsets.length, V]`; offsets ≥ 1 over the draft vocabulary (`MASKED_LOGIT` outside it).
+   */
   logits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D {
     if (!Array.isArray(offsets) || offsets.length === 0) fail(RangeError, `${WHERE}.logits`, 'offsets', 'must be a non-empty array', offsets);
     offsets.forEach((j, i) => checkInteger(`${WHERE}.logits`, `offsets[${i}]`, j, 0, this.numHeads - 1));
     return tf.tidy(() => {
-      const { logits } = this.chain(states, Math.max(...offsets) + 1);
-      return tf.stack(offsets.map((j) => logits[j]!), 1) as tf.Tensor3D; // [m, n, V]
+      const { logits } = this.chain(states, Math.max(...offsets) + 1, true);
+      return tf.stack(offsets.map((j) => (j === 0 ? logits[0]! : this.projection.expand(logits[j]!))), 1) as tf.Tensor3D; // [m, n, V]
     });
   }
 
-  /** Pre-transposes the unembedding for a decode (counted; one {@link SequentialMtpHead.release} each). */
+  /**
+   * Pre-transposes the unembedding and the draft vocabulary's rows for a decode (counted; one
+   * {@link SequentialMtpHead.release} each; the first prepare makes them from the current weights).
+   */
   prepare(): void {
-    if (this.prepared) {
-      this.prepared.count += 1;
-      return;
-    }
-    this.prepared = { transposed: tf.keep(tf.transpose(this.unembedding.matrix())) as tf.Tensor2D, count: 1 }; // [D, V]
+    if (this.preparedCount === 0) this.projection.make();
+    this.preparedCount += 1;
   }
 
-  /** Undoes one {@link SequentialMtpHead.prepare}; the last frees the transposed matrix. */
+  /** Undoes one {@link SequentialMtpHead.prepare}; the last frees the prepared matrices. */
   release(): void {
-    if (!this.prepared) return;
-    this.prepared.count -= 1;
-    if (this.prepared.count === 0) {
-      this.prepared.transposed.dispose();
-      this.prepared = null;
-    }
+    if (this.preparedCount === 0) return;
+    this.preparedCount -= 1;
+    if (this.preparedCount === 0) this.projection.free();
   }
 
+  /**
+   * Every column over the whole vocabulary, each module fed the previous column's whole-vocabulary
+   * argmax (a draft vocabulary restricts the inference members only, never `call`/`predict`).
+   */
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = one(inputs); // [b, s, D]
       const [b, s, d] = x.shape as [number, number, number];
-      const { logits } = this.chain(tf.reshape(x, [b * s, d]) as tf.Tensor2D, this.numHeads);
+      const { logits } = this.chain(tf.reshape(x, [b * s, d]) as tf.Tensor2D, this.numHeads, false);
       return tf.reshape(tf.stack(logits, 1), [b, s, this.numHeads, this.vocabSize]); // [b, s, k, V]
     });
   }
@@ -327,7 +498,9 @@ export class SequentialMtpHead extends LayerBase {
 
   override getConfig(): tf.serialization.ConfigDict {
     const tied = (this.unembedding.getConfig() as { tiedTo?: string }).tiedTo;
-    return { numHeads: this.numHeads, vocabSize: this.vocabSize, mlpHiddenSize: this.mlpHiddenSize, tiedTo: tied ?? null, ...super.getConfig() };
+    const config: tf.serialization.ConfigDict = { numHeads: this.numHeads, vocabSize: this.vocabSize, mlpHiddenSize: this.mlpHiddenSize, tiedTo: tied ?? null };
+    if (this.draftVocab !== null) config['draftVocab'] = [...this.draftVocab];
+    return { ...config, ...super.getConfig() };
   }
 }
 

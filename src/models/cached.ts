@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { fail, show } from '../internal/errors.js';
+import { checkTopK } from '../layers/draft_projection.js';
 import { topKOfLogits } from '../layers/inference_fused.js';
 import { type InferenceHead, isInferenceHead } from '../layers/inference_head.js';
 import type { MultiTokenModel, TopKCandidates, TreeCandidates } from '../decoding/model.js';
@@ -73,6 +74,14 @@ export class CachedTransformer implements MultiTokenModel {
         return head.headTree!(states, roots, depth, k);
       };
     }
+  }
+
+  /**
+   * The draft vocabulary of the head (increasing token ids offsets 1…k−1 may propose), or `null`
+   * for the whole vocabulary. Set it on the head (`setDraftVocab`) or through the model's config.
+   */
+  get draftVocab(): readonly number[] | null {
+    return this.head.draftVocab ?? null;
   }
 
   /** Number of positions in the cache. */
@@ -145,6 +154,8 @@ export class CachedTransformer implements MultiTokenModel {
   headTopK(states: tf.Tensor2D, numOffsets: number, k: number): TopKCandidates {
     this.checkLive('headTopK');
     if (this.head.headTopK !== undefined) return this.head.headTopK(states, numOffsets, k);
+    const vocab = this.head.draftVocab;
+    if (vocab !== null && numOffsets > 1) checkTopK(`${WHERE}.headTopK`, k, vocab.length); // draft offsets rank within the draft vocabulary
     const offsets = Array.from({ length: numOffsets }, (_, j) => j);
     return tf.tidy(() => {
       const m = states.shape[0];
@@ -168,6 +179,37 @@ export class CachedTransformer implements MultiTokenModel {
   headArgmax(states: tf.Tensor2D, numOffsets: number): tf.Tensor2D {
     this.checkLive('headArgmax');
     return this.head.headArgmax(states, numOffsets);
+  }
+
+  /**
+   * Drafting at the accepted tip: the argmax token of offsets 1…n at every row of `states`
+   * `[m, D]` within the draft vocabulary, int32 `[m, n]`; `roots` int32 `[m]` is the token the
+   * verifier committed after each row (sequential modules chain from it). See
+   * `MultiTokenModel.draftArgmax`. No readback.
+   */
+  draftArgmax(states: tf.Tensor2D, roots: tf.Tensor1D, n: number): tf.Tensor2D {
+    this.checkLive('draftArgmax');
+    return this.head.draftArgmax(states, roots, n);
+  }
+
+  /**
+   * The `k` most likely draft tokens of offsets 1…n at every row, ranked within the draft
+   * vocabulary, with log-probabilities renormalised over it, `[m, n, k]` each (rank 0 equals
+   * {@link CachedTransformer.draftArgmax}). See `MultiTokenModel.draftTopK`. No readback.
+   */
+  draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): TopKCandidates {
+    this.checkLive('draftTopK');
+    return this.head.draftTopK(states, roots, n, k);
+  }
+
+  /**
+   * Logits of offsets 1…n at every row, `[m, n, V]`, `MASKED_LOGIT` outside the draft vocabulary;
+   * sequential modules feed module j + 1 the token `choose(j, column j's logits)` picks. See
+   * `MultiTokenModel.draftLogits`. No readback.
+   */
+  draftLogits(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, choose?: (column: number, logits: tf.Tensor2D) => tf.Tensor1D): tf.Tensor3D {
+    this.checkLive('draftLogits');
+    return this.head.draftLogits(states, roots, n, choose);
   }
 
   /** Prepares the head's fused pass from the current weights (the decoders call it when a decode starts). */

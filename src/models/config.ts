@@ -8,6 +8,7 @@
  *
  * Reference: nanoGPT's `GPTConfig`; llama2.c's `Config`; Hugging Face's `LlamaConfig`.
  */
+import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { checkInteger, fail, show, SIZE_LIMITS } from '../internal/errors.js';
 import { OFFSET_HEAD_KINDS, type OffsetHeadKind } from '../layers/args.js';
 
@@ -62,6 +63,12 @@ export interface TransformerConfig {
   rank?: number;
   /** Width of `mlp` offset heads (required for that kind; the trunk's MLP width is `mlpHiddenSize`). */
   headHiddenSize?: number;
+  /**
+   * The draft vocabulary: distinct token ids in [0, vocabSize) that offsets 1…k−1 may propose at
+   * inference (the head's `draftVocab`); `null` for the whole vocabulary. Offset 0 always uses the
+   * whole vocabulary.
+   */
+  draftVocab?: readonly number[] | null;
   /** Seed of every initializer: the same seed gives the same initial weights. */
   seed?: number;
   /** Name of the `LayersModel`. */
@@ -69,7 +76,7 @@ export interface TransformerConfig {
 }
 
 /** Fully resolved configuration. */
-export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank' | 'headHiddenSize' | 'mlpHiddenSize' | 'numKeyValueHeads'>> & {
+export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank' | 'headHiddenSize' | 'mlpHiddenSize' | 'numKeyValueHeads' | 'draftVocab'>> & {
   /** Key/value heads (resolved: `numHeads` when not given). */
   numKeyValueHeads: number;
   /** MLP width F (resolved: `mlpRatio · hiddenSize` when not given). */
@@ -78,6 +85,8 @@ export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank' 
   rank: number | undefined;
   /** Width of `mlp` offset heads; `undefined` for other kinds. */
   headHiddenSize: number | undefined;
+  /** The draft vocabulary, increasing, or `null` for the whole vocabulary. */
+  draftVocab: readonly number[] | null;
 };
 
 /** Default configuration (the GPT-style reference model), each value with its reason. */
@@ -107,6 +116,7 @@ export const TRANSFORMER_DEFAULTS: Readonly<Omit<ResolvedTransformerConfig, 'num
   headKind: 'residual', // x + act(W·x), zero-initialized: starts as the next-token head, D² params each
   rank: undefined, // only for 'lowRank' heads
   headHiddenSize: undefined, // only for 'mlp' heads
+  draftVocab: null, // drafts may propose any token; a subset pays off at large vocabularies
   seed: 0, // deterministic initialization
   name: 'mtp_transformer',
 };
@@ -196,12 +206,13 @@ export function resolveTransformerConfig(config: TransformerConfig = {}, WHERE =
   } else if (headKind === 'mlp') {
     fail(TypeError, WHERE, 'config.headHiddenSize', `must be given for headKind "mlp" (an integer in [1, ${SIZE_LIMITS.hiddenSize}])`, undefined);
   }
+  const draftVocab = given['draftVocab'] === undefined || given['draftVocab'] === null ? null : checkDraftVocab(WHERE, 'config.draftVocab', given['draftVocab'], vocabSize);
   const seed = checkInteger(WHERE, 'config.seed', pick('seed'), -(2 ** 31), 2 ** 31 - 1);
   const name = pick('name');
   if (typeof name !== 'string' || name.length === 0) fail(TypeError, WHERE, 'config.name', 'must be a non-empty string', name);
   return {
     vocabSize, maxLength, hiddenSize, numLayers, numHeads, numKeyValueHeads, mlpRatio, mlpHiddenSize,
     norm, normEpsilon, positions, ropeTheta, ropeLayout, mlp, useBias, tiedEmbeddings,
-    mtpHeads, headKind, rank, headHiddenSize, seed, name,
+    mtpHeads, headKind, rank, headHiddenSize, draftVocab, seed, name,
   };
 }

@@ -1,18 +1,21 @@
 /**
  * Draft heads as a small file of their own, separate from the base model: `exportDraftHeads`
- * writes the trained offsets 1…k−1 of a model's `MultiTokenHead`, `attachDraftHeads` writes them
- * back into a model of the same base (checked by a fingerprint of the base weights), and
- * `readDraftHeads` parses and checks a file without a model (what `loadLlama2c` uses to build
- * the right head before attaching).
+ * writes the trained offsets 1…k−1 of a model's `MultiTokenHead` (or `SequentialMtpHead`) and
+ * its draft vocabulary, `attachDraftHeads` writes them back into a model of the same base
+ * (checked by a fingerprint of the base weights), and `readDraftHeads` parses and checks a file
+ * without a model (what `loadLlama2c` uses to build the right head before attaching).
  *
  * Format (little-endian): the 8 ASCII bytes `MTPHEADS`, a uint32 byte length n, n bytes of
  * UTF-8 JSON (the {@link DraftHeadsManifest}), zero padding to a multiple of 4, then the float32
- * values of every weight in manifest order, row-major.
+ * values of every weight in manifest order, row-major. Manifest versions: 1 (the heads), and 2,
+ * which may also carry `draftVocab`, the JSON array of token ids (increasing, distinct, in
+ * [0, base.vocabSize)) the heads draft from. Both are read; version 2 is written.
  *
  * Reference: Cai et al., "Medusa" (2024), §2.3 (heads trained on a frozen base ship apart from it).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { checkInteger, checkPositiveInteger, fail, show, SIZE_LIMITS } from '../internal/errors.js';
 import { OFFSET_HEAD_KINDS, type OffsetHeadKind } from '../layers/args.js';
 import type { MultiTokenHead } from '../layers/index.js';
@@ -26,10 +29,15 @@ import { LAYER_NAMES } from './transformer.js';
 const MAGIC = 'MTPHEADS';
 /** Value of `manifest.format`. */
 export const DRAFT_HEADS_FORMAT = 'tfjs-mtp-draft-heads';
-/** The manifest version this reader writes and reads. */
-const VERSION = 1;
-/** Largest manifest accepted (bytes): far above any real one (a few hundred bytes per offset). */
-const MAX_MANIFEST_BYTES = 1 << 20;
+/** The manifest version this library writes. */
+const VERSION = 2;
+/** The manifest versions it reads: 1 (no draft vocabulary) and 2. */
+const VERSIONS: readonly number[] = [1, 2];
+/**
+ * Largest manifest accepted (bytes): a few hundred bytes per offset, plus a draft vocabulary of
+ * up to `SIZE_LIMITS.vocabSize` ids of at most 7 digits and a comma each (8 MiB).
+ */
+const MAX_MANIFEST_BYTES = 1 << 24;
 
 /** What a draft-heads file holds: parallel offset heads of one kind, or sequential MTP modules. */
 export type DraftHeadsKind = OffsetHeadKind | 'sequential';
@@ -46,7 +54,7 @@ export interface DraftHeadsWeight {
 export interface DraftHeadsManifest {
   /** Always {@link DRAFT_HEADS_FORMAT}. */
   format: typeof DRAFT_HEADS_FORMAT;
-  /** Format version (1). */
+  /** Format version: 1, or 2 (written by this library; may carry `draftVocab`). */
   version: number;
   /** Number of offsets k of the head they belong to (offset 0 is the base model's and is not stored). */
   numHeads: number;
@@ -69,6 +77,11 @@ export interface DraftHeadsManifest {
   };
   /** Every stored weight, in file order. */
   weights: DraftHeadsWeight[];
+  /**
+   * Version 2: the draft vocabulary the heads were trained to draft from (increasing token ids in
+   * [0, base.vocabSize)); absent for the whole vocabulary. `attachDraftHeads` sets it on the head.
+   */
+  draftVocab?: number[];
   /** Free-form facts about training (copied, never interpreted). */
   training?: Record<string, unknown>;
 }
@@ -104,13 +117,15 @@ function hiddenOf(head: MultiTokenHead | SequentialMtpHead): number {
  * @param base A model from `loadLlama2c` / `createTransformer` with tied embeddings.
  * @param numHeads k, offset 0 included (≥ 2).
  * @param mlpHiddenSize Width H of each module's MLP.
+ * @param draftVocab The modules' draft vocabulary (see `SequentialMtpHeadArgs.draftVocab`); omitted or `null`: the whole vocabulary.
  */
-export function withSequentialHeads(base: LayersModel, numHeads: number, mlpHiddenSize: number): LayersModel {
+export function withSequentialHeads(base: LayersModel, numHeads: number, mlpHiddenSize: number, draftVocab?: readonly number[] | null): LayersModel {
   const fn = 'withSequentialHeads';
   const head = headOf(fn, base);
   if (!head.unembedding.isTied) fail(RangeError, fn, 'base', 'must tie its unembedding to the token embedding (sequential modules read that embedding)', base.name);
+  const vocab = draftVocab === undefined || draftVocab === null ? null : checkDraftVocab(fn, 'draftVocab', draftVocab, head.vocabSize);
   const trunk = base.getLayer(LAYER_NAMES.trunk);
-  const sequential = new SequentialMtpHead({ numHeads, vocabSize: head.vocabSize, mlpHiddenSize, tiedTo: trunk, name: LAYER_NAMES.head });
+  const sequential = new SequentialMtpHead({ numHeads, vocabSize: head.vocabSize, mlpHiddenSize, tiedTo: trunk, name: LAYER_NAMES.head, ...(vocab !== null ? { draftVocab: vocab } : {}) });
   const logits = sequential.apply(trunk.output as SymbolicTensor) as SymbolicTensor; // [B, T, k, V]
   return functionalModel({ inputs: base.inputs, outputs: logits, name: base.name });
 }
@@ -166,7 +181,8 @@ function draftWeights(head: MultiTokenHead | SequentialMtpHead): Array<{ name: s
 type LayerVariable = MultiTokenHead['offsetHeads'][number]['weights'][number];
 
 /**
- * Writes offsets 1…k−1 of `model`'s head (one kind for all of them) as a draft-heads file.
+ * Writes offsets 1…k−1 of `model`'s head (one kind for all of them), and its draft vocabulary
+ * when it has one, as a draft-heads file (manifest version 2).
  * @param model A built model whose draft offsets were trained (its base is fingerprinted).
  * @param training Optional facts about training to store in the manifest (JSON values).
  * @returns The file's bytes.
@@ -186,6 +202,7 @@ export async function exportDraftHeads(model: LayersModel, training?: Record<str
     ...sizes,
     base: { hiddenSize, vocabSize, fingerprint: await baseFingerprint(model) },
     weights: weights.map(({ name, shape }) => ({ name, shape })),
+    ...(head.draftVocab !== null ? { draftVocab: [...head.draftVocab] } : {}),
     ...(training !== undefined ? { training } : {}),
   };
   const json = new TextEncoder().encode(JSON.stringify(manifest));
@@ -227,7 +244,8 @@ function checkManifest(where: string, m: unknown): DraftHeadsManifest {
   if (m === null || typeof m !== 'object' || Array.isArray(m)) fail(TypeError, where, 'manifest', 'must be a JSON object', m);
   const o = m as Record<string, unknown>;
   if (o['format'] !== DRAFT_HEADS_FORMAT) fail(TypeError, where, 'manifest.format', `must be "${DRAFT_HEADS_FORMAT}"`, o['format']);
-  if (o['version'] !== VERSION) fail(RangeError, where, 'manifest.version', `must be ${VERSION}`, o['version']);
+  if (!VERSIONS.includes(o['version'] as number)) fail(RangeError, where, 'manifest.version', `must be one of ${VERSIONS.join(', ')}`, o['version']);
+  const version = o['version'] as number;
   const numHeads = checkInteger(where, 'manifest.numHeads', o['numHeads'], 2, SIZE_LIMITS.numHeads);
   const kind = o['kind'];
   if (!DRAFT_KINDS.includes(kind as DraftHeadsKind)) fail(TypeError, where, 'manifest.kind', `must be one of ${DRAFT_KINDS.join(', ')}`, kind);
@@ -258,15 +276,21 @@ function checkManifest(where: string, m: unknown): DraftHeadsManifest {
     const same = w !== null && typeof w === 'object' && w.name === e.name && Array.isArray(w.shape) && w.shape.length === e.shape.length && w.shape.every((d, n) => d === e.shape[n]);
     if (!same) fail(RangeError, where, `manifest.weights[${i}]`, `must be { name: "${e.name}", shape: [${e.shape.join(', ')}] }`, JSON.stringify(w));
   });
+  let draftVocab: number[] | undefined;
+  if (o['draftVocab'] !== undefined) {
+    if (version < 2) throw new RangeError(`${where}: manifest.draftVocab needs manifest.version 2 (version 1 has no draft vocabulary), but got version ${version}.`);
+    draftVocab = checkDraftVocab(where, 'manifest.draftVocab', o['draftVocab'], vocabSize);
+  }
   return {
     format: DRAFT_HEADS_FORMAT,
-    version: VERSION,
+    version,
     numHeads,
     kind: kind as DraftHeadsKind,
     ...sizes,
     activation: o['activation'] as string,
     base: { hiddenSize, vocabSize, fingerprint: base['fingerprint'] as string },
     weights: expected,
+    ...(draftVocab !== undefined ? { draftVocab } : {}),
     ...(o['training'] !== null && typeof o['training'] === 'object' ? { training: o['training'] as Record<string, unknown> } : {}),
   };
 }
@@ -309,7 +333,9 @@ export function readDraftHeads(bytes: Uint8Array, where = 'readDraftHeads: bytes
 /**
  * Writes trained draft heads into `model`'s offsets 1…k−1, after checking that the model's head
  * has the same number of offsets, kind, sizes and activation, and that its base weights have the
- * fingerprint the heads were trained on. Offset 0 and the trunk are never touched.
+ * fingerprint the heads were trained on; a file with a draft vocabulary sets the head's (the head
+ * must not be prepared for a decode then). Everything is checked before anything is written.
+ * Offset 0 and the trunk are never touched.
  *
  * @example
  * ```ts
@@ -344,12 +370,26 @@ export async function attachDraftHeads(model: LayersModel, heads: BytesSource | 
   if (own.mlpHiddenSize !== m.mlpHiddenSize) mismatch('mlpHiddenSize', own.mlpHiddenSize, m.mlpHiddenSize);
   if (own.rank !== m.rank) mismatch('rank', own.rank, m.rank);
   if (own.activation !== m.activation) mismatch('activation', own.activation, m.activation);
+  const vocab = m.draftVocab === undefined ? null : checkDraftVocab(fn, 'heads draftVocab', m.draftVocab, vocabSize);
+  const writes = draftWeights(head).map((w) => {
+    const values = parsed.values.get(w.name);
+    const size = w.shape.reduce((a, b) => a * b, 1);
+    if (!(values instanceof Float32Array) || values.length !== size) fail(RangeError, fn, `heads weight ${w.name}`, `must be a Float32Array of ${size} values`, values);
+    return { ...w, values };
+  });
   const fingerprint = await baseFingerprint(model);
   if (fingerprint !== m.base.fingerprint) {
     throw new Error(`${fn}: heads were trained on another base model: base.fingerprint must be this model's ${fingerprint}, but got ${m.base.fingerprint}.`);
   }
-  for (const w of draftWeights(head)) {
-    const value = tf.tensor(parsed.values.get(w.name)!, w.shape, 'float32');
+  if (vocab !== null) {
+    try {
+      head.setDraftVocab(vocab); // before any write: it refuses while the head is prepared for a decode
+    } catch (error) {
+      throw new Error(`${fn}: the heads' draftVocab cannot be set (${(error as Error).message})`);
+    }
+  }
+  for (const w of writes) {
+    const value = tf.tensor(w.values, w.shape, 'float32');
     try {
       w.variable.write(value);
     } finally {

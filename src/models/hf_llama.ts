@@ -12,6 +12,7 @@
  * (the q/k permutation).
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { SIZE_LIMITS, checkInteger, checkPositiveInteger, fail, show } from '../internal/errors.js';
 import { TRANSFORMER_DEFAULTS, type TransformerConfig } from './config.js';
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
@@ -45,7 +46,14 @@ export interface HfLlamaModel {
 export interface LoadHfLlamaOptions {
   /** Number k of multi-token heads; offset 0 is the checkpoint's `lm_head`. Default: `TRANSFORMER_DEFAULTS.mtpHeads`. */
   mtpHeads?: number;
+  /**
+   * The draft vocabulary: distinct token ids in [0, vocab_size) offsets 1…k−1 may propose (see the
+   * head's `draftVocab`). Default: the whole vocabulary.
+   */
+  draftVocab?: readonly number[];
 }
+
+const OPTION_KEYS = ['mtpHeads', 'draftVocab'] as const;
 
 /** Reads `files.config` to an object; errors start with `where`. */
 async function readConfig(source: HfLlamaFiles['config'], fn: string): Promise<{ json: Record<string, unknown>; where: string }> {
@@ -209,7 +217,7 @@ export function parseHfLlama(
  * const cached = new CachedTransformer(model);
  * ```
  * @param files `config.json` and `model.safetensors` (bytes, text/object, or URLs).
- * @param options Number of heads.
+ * @param options Number of heads and the draft vocabulary.
  */
 export async function loadHfLlama(files: HfLlamaFiles, options: LoadHfLlamaOptions = {}): Promise<HfLlamaModel> {
   const fn = 'loadHfLlama';
@@ -217,10 +225,11 @@ export async function loadHfLlama(files: HfLlamaFiles, options: LoadHfLlamaOptio
     fail(TypeError, fn, 'files', 'must be an object { config, safetensors }', files);
   }
   if (options === null || typeof options !== 'object') fail(TypeError, fn, 'options', 'must be an object', options);
-  const unknown = Object.keys(options).find((key) => key !== 'mtpHeads');
-  if (unknown !== undefined) fail(TypeError, fn, 'options', 'may only have the key mtpHeads', unknown);
+  const unknown = Object.keys(options).find((key) => !(OPTION_KEYS as readonly string[]).includes(key));
+  if (unknown !== undefined) fail(TypeError, fn, 'options', `may only have the keys ${OPTION_KEYS.join(', ')}`, unknown);
   const mtpHeads = checkPositiveInteger(fn, 'options.mtpHeads', options.mtpHeads ?? TRANSFORMER_DEFAULTS.mtpHeads, SIZE_LIMITS.numHeads);
   const [config, tensors] = await Promise.all([readConfig(files.config, fn), readBytes(files.safetensors, fn, 'files.safetensors')]);
   const parsed = parseHfLlama(config.json, tensors.bytes, { config: config.where, safetensors: tensors.where });
-  return { model: transformerFromWeights({ ...parsed.config, mtpHeads, name: 'hf_llama' }, parsed.weights, tensors.where) };
+  const draftVocab = options.draftVocab === undefined ? null : checkDraftVocab(fn, 'options.draftVocab', options.draftVocab, parsed.config.vocabSize!);
+  return { model: transformerFromWeights({ ...parsed.config, mtpHeads, draftVocab, name: 'hf_llama' }, parsed.weights, tensors.where) };
 }

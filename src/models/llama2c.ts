@@ -13,6 +13,7 @@
  * `legacy_export`.
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { checkDraftVocab, sameDraftVocab } from '../internal/draft_vocab.js';
 import { SIZE_LIMITS, checkInteger, checkPositiveInteger, fail, show } from '../internal/errors.js';
 import { TRANSFORMER_DEFAULTS, type TransformerConfig } from './config.js';
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
@@ -227,14 +228,21 @@ export interface LoadLlama2cOptions {
   /** Rank of `lowRank` offsets: required for `headKind: 'lowRank'` unless `draftHeads` gives it. */
   rank?: number;
   /**
+   * The draft vocabulary: distinct token ids offsets 1…k−1 may propose (see the head's
+   * `draftVocab`). Default: `draftHeads`' draft vocabulary when the file has one (then one given
+   * here must be the same set), else the whole vocabulary.
+   */
+  draftVocab?: readonly number[];
+  /**
    * Trained draft heads for this checkpoint (an `exportDraftHeads` file: bytes or a URL): the
-   * head is built with their k, kind and sizes, and they are attached after checking that they
-   * were trained on this checkpoint (see `attachDraftHeads`). Fields given as well must agree.
+   * head is built with their k, kind, sizes and draft vocabulary, and they are attached after
+   * checking that they were trained on this checkpoint (see `attachDraftHeads`). Fields given as
+   * well must agree.
    */
   draftHeads?: BytesSource;
 }
 
-const OPTION_KEYS = ['tokenizer', 'mtpHeads', 'headKind', 'mlpHiddenSize', 'rank', 'draftHeads'] as const;
+const OPTION_KEYS = ['tokenizer', 'mtpHeads', 'headKind', 'mlpHiddenSize', 'rank', 'draftVocab', 'draftHeads'] as const;
 
 /** What {@link loadLlama2c} resolves to. */
 export interface Llama2cModel {
@@ -275,19 +283,20 @@ export async function loadLlama2c(checkpoint: BytesSource, options: LoadLlama2cO
   const heads = headsFile && readDraftHeads(headsFile.bytes, headsFile.where);
   const head = headOptions(fn, options, heads?.manifest);
   const parsed = parseLlama2c(checkpointFile.bytes, checkpointFile.where);
+  const draftVocab = draftVocabOption(fn, options, heads?.manifest, parsed.header.vocabSize);
   const tokenizer = tokenizerFile && Llama2cTokenizer.fromBytes(tokenizerFile.bytes, parsed.header.vocabSize, tokenizerFile.where);
   let model: LayersModel;
   if (head.headKind === 'sequential') {
     if (head.headHiddenSize === undefined) fail(TypeError, fn, 'options.mlpHiddenSize', "must be set for headKind 'sequential'", undefined);
     const base = transformerFromWeights({ ...parsed.config, mtpHeads: 1, name: 'llama2c' }, parsed.weights, checkpointFile.where);
     try {
-      model = withSequentialHeads(base, head.mtpHeads!, head.headHiddenSize);
+      model = withSequentialHeads(base, head.mtpHeads!, head.headHiddenSize, draftVocab);
     } catch (error) {
       base.dispose();
       throw error;
     }
   } else {
-    model = transformerFromWeights({ ...parsed.config, ...head, headKind: head.headKind, name: 'llama2c' }, parsed.weights, checkpointFile.where);
+    model = transformerFromWeights({ ...parsed.config, ...head, headKind: head.headKind, draftVocab, name: 'llama2c' }, parsed.weights, checkpointFile.where);
   }
   if (heads !== undefined) {
     try {
@@ -320,6 +329,19 @@ function headOptions(fn: string, options: LoadLlama2cOptions, manifest: DraftHea
     ...(mlpHiddenSize !== undefined ? { headHiddenSize: checkPositiveInteger(fn, 'options.mlpHiddenSize', mlpHiddenSize, SIZE_LIMITS.hiddenSize) } : {}),
     ...(rank !== undefined ? { rank: checkPositiveInteger(fn, 'options.rank', rank, SIZE_LIMITS.hiddenSize) } : {}),
   };
+}
+
+/**
+ * The draft vocabulary: `options.draftVocab` (checked against the checkpoint's vocabulary) or the
+ * draft heads' (both given: the same set), or `null`.
+ */
+function draftVocabOption(fn: string, options: LoadLlama2cOptions, manifest: DraftHeadsManifest | undefined, vocabSize: number): number[] | null {
+  const given = options.draftVocab === undefined ? null : checkDraftVocab(fn, 'options.draftVocab', options.draftVocab, vocabSize);
+  const fromFile = manifest?.draftVocab ?? null;
+  if (given !== null && fromFile !== null && !sameDraftVocab(given, fromFile)) {
+    fail(RangeError, fn, 'options.draftVocab', `must be the same set of ids as options.draftHeads' draftVocab (${fromFile.length} ids) or be omitted`, options.draftVocab);
+  }
+  return given ?? fromFile;
 }
 
 /** A file's contents: its bytes, or a URL to fetch them from. */

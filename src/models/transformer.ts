@@ -43,6 +43,7 @@ export function buildTransformer(c: ResolvedTransformerConfig, initialValues?: I
     ...(c.rank !== undefined ? { rank: c.rank } : {}),
     ...(c.headHiddenSize !== undefined ? { mlpHiddenSize: c.headHiddenSize } : {}),
     ...(c.tiedEmbeddings ? { tiedTo: trunk } : {}), // untied: the head's SharedUnembedding owns a [V, D] matrix
+    ...(c.draftVocab !== null ? { draftVocab: c.draftVocab } : {}),
     name: LAYER_NAMES.head,
   });
   const logits = head.apply(hidden) as SymbolicTensor; // [B, T, k, V]

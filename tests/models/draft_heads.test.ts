@@ -198,7 +198,7 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
     try {
       expect(cached.numHeads).toBe(4);
       const greedy = await greedyDecode(cached, prompt, { maxNewTokens: 60 });
-      const fast = await speculativeDecode(cached, prompt, { maxNewTokens: 60 });
+      const fast = await speculativeDecode(cached, prompt, { maxNewTokens: 60, draftLength: 3 });
       expect(fast.tokens).toEqual(greedy.tokens);
       // untrained (identity-start) heads draft what offset 0 predicts at the same position: τ ≈ 1
       expect(fast.stats.meanAcceptedLength).toBeGreaterThan(1.5);

@@ -59,7 +59,8 @@ const k = head.numHeads;
 const embedding = head.unembedding.matrix(); // [V, D]
 const unembeddingT = tf.keep(tf.transpose(embedding)) as tf.Tensor2D; // [D, V]
 const d = embedding.shape[1];
-const data = prepareData(sequences, hiddenStates(model, sequences, d), d, unembeddingT, k, 0);
+const vocab = head.draftVocab ?? undefined; // the heads file's draft vocabulary, applied by loadLlama2c
+const data = prepareData(sequences, hiddenStates(model, sequences, d), d, unembeddingT, k, 0, vocab);
 let params: DraftParams;
 if ('teacherForcedLogits' in head) params = sequentialParams(head);
 else {
@@ -67,7 +68,7 @@ else {
   const initial = new Map<string, Float32Array>();
   const shapes = new Map<string, number[]>();
   for (let j = 1; j < k; j++) head.offsetHeads[j]!.weights.forEach((w, n) => (initial.set(`offset${j}/${names[n]}`, w.read().dataSync() as Float32Array), shapes.set(`offset${j}/${names[n]}`, w.shape as number[])));
-  params = mlpParams(initial, shapes, k, unembeddingT);
+  params = mlpParams(initial, shapes, k, data.draftIds === null ? unembeddingT : (tf.keep(tf.gather(unembeddingT, data.draftIds, 1)) as tf.Tensor2D)); // [D, Vd]
 }
 // decoded positions: from the prompt's last token on, while p + k − 1 stays inside the text
 const rowsAll: number[] = [];

@@ -22,8 +22,8 @@ export async function leadingAgreement(params: DraftParams, data: HeadData, rows
     const chunk = rows.subarray(at, Math.min(rows.length, at + batch));
     const hits = tf.tidy(() => {
       const r = tf.tensor1d(chunk, 'int32');
-      const logits = params.logits(data, r); // (k−1) × [m, V]
-      return tf.stack(logits.map((z, i) => tf.equal(tf.cast(tf.argMax(z, -1), 'int32'), tf.gather(data.teacher, tf.add(r, tf.scalar(i + 1, 'int32'))))), 1); // [m, k−1] bool
+      const logits = params.logits(data, r); // (k−1) × [m, V] (or [m, Vd]: then the targets are draft columns)
+      return tf.stack(logits.map((z, i) => tf.equal(tf.cast(tf.argMax(z, -1), 'int32'), tf.gather(data.target, tf.add(r, tf.scalar(i + 1, 'int32'))))), 1); // [m, k−1] bool
     });
     const v = await hits.data();
     hits.dispose();

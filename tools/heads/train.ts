@@ -12,6 +12,13 @@
  * Kinds: `mlp` (parallel heads `h + W2·act(W1·h + b1) + b2` on h[p], the library's `mlp`
  * offset head) and `sequential` (DeepSeek-V3 / Qwen3-Next MTP modules: module j reads module
  * j−1's state and the embedding of the token at p + j; see src/layers/sequential_mtp.ts).
+ *
+ * With a draft vocabulary (`--draftVocab`, FR-Spec's frequency-ranked subset) the drafts' logits
+ * are over its ids only (the gathered columns of the frozen unembedding), as the heads decode:
+ * the hard target is the teacher's argmax as a column of those logits, and a row whose target is
+ * outside the subset is left out of the hard loss (no draft from the subset can be right there;
+ * it still counts as a miss in the held-out agreement); the soft target is the teacher's
+ * distribution restricted to the subset and renormalised.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CorpusSequence } from './corpus.js';
@@ -25,6 +32,13 @@ export interface HeadData {
   tokens: tf.Tensor1D;
   /** The frozen model's argmax at every position `[N]` (int32, constant). */
   teacher: tf.Tensor1D;
+  /**
+   * The same as a column of the draft logits `[N]` (int32, constant): its index in the draft
+   * vocabulary, −1 outside it; `teacher` itself without a draft vocabulary.
+   */
+  target: tf.Tensor1D;
+  /** The draft vocabulary's ids, int32 `[Vd]` (the draft logits' columns), or null for the whole vocabulary. */
+  draftIds: tf.Tensor1D | null;
   /** Same, on the host. */
   teacherIds: Int32Array;
   /** Positions usable with k offsets, of training sequences. */
@@ -52,9 +66,10 @@ export function heldOutMask(sequences: readonly CorpusSequence[], share: number)
 
 /**
  * Uploads the corpus' hidden states and computes the teacher argmax with the frozen unembedding
- * `unembedding` `[V, D]`; the held-out sequences are {@link heldOutMask}'s.
+ * `unembeddingT` `[D, V]`; the held-out sequences are {@link heldOutMask}'s. `draftVocab`
+ * (increasing ids): the drafts' logits are over these columns (see {@link HeadData.target}).
  */
-export function prepareData(sequences: readonly CorpusSequence[], hiddenFlat: Float32Array, d: number, unembeddingT: tf.Tensor2D, numHeads: number, heldOutShare: number): HeadData {
+export function prepareData(sequences: readonly CorpusSequence[], hiddenFlat: Float32Array, d: number, unembeddingT: tf.Tensor2D, numHeads: number, heldOutShare: number, draftVocab?: readonly number[]): HeadData {
   const n = hiddenFlat.length / d;
   const hidden = tf.tensor2d(hiddenFlat, [n, d]);
   const teacherIds = new Int32Array(n);
@@ -80,10 +95,21 @@ export function prepareData(sequences: readonly CorpusSequence[], hiddenFlat: Fl
     }
     start += q.ids.length;
   });
+  const teacher = tf.tensor1d(teacherIds, 'int32');
+  let target = teacher;
+  let draftIds: tf.Tensor1D | null = null;
+  if (draftVocab !== undefined) {
+    const column = new Int32Array(unembeddingT.shape[1]).fill(-1); // token id → draft column
+    draftVocab.forEach((t, i) => (column[t] = i));
+    target = tf.tensor1d(teacherIds.map((t) => column[t]!), 'int32');
+    draftIds = tf.tensor1d(Int32Array.from(draftVocab), 'int32');
+  }
   return {
     hidden,
     tokens: tf.tensor1d(tokenIds, 'int32'),
-    teacher: tf.tensor1d(teacherIds, 'int32'),
+    teacher,
+    target,
+    draftIds,
     teacherIds,
     trainRows: Int32Array.from(train),
     heldRows: Int32Array.from(heldRows),
@@ -108,13 +134,29 @@ export interface LossSettings {
   hardWeight: number;
 }
 
-/** Per-offset teacher targets at rows + j. */
+/**
+ * Per-offset teacher targets at rows + j, in the draft logits' columns: the hard target's column
+ * `[m]` (−1 outside the draft vocabulary) and the teacher's distribution `[m, Vd]` (restricted to
+ * the draft vocabulary and renormalised).
+ */
 function targets(data: HeadData, rows: tf.Tensor1D, j: number, unembeddingT: tf.Tensor2D): { hard: tf.Tensor1D; soft: () => tf.Tensor2D } {
   const at = tf.add(rows, tf.scalar(j, 'int32')) as tf.Tensor1D; // [m]
   return {
-    hard: tf.gather(data.teacher, at) as tf.Tensor1D, // [m]
-    soft: () => tf.softmax(tf.matMul(tf.gather(data.hidden, at) as tf.Tensor2D, unembeddingT)) as tf.Tensor2D, // [m, V]
+    hard: tf.gather(data.target, at) as tf.Tensor1D, // [m]
+    soft: () => {
+      const p = tf.softmax(tf.matMul(tf.gather(data.hidden, at) as tf.Tensor2D, unembeddingT)) as tf.Tensor2D; // [m, V]
+      if (data.draftIds === null) return p;
+      const kept = tf.gather(p, data.draftIds, 1); // [m, Vd]
+      return tf.div(kept, tf.sum(kept, -1, true)) as tf.Tensor2D; // [m, Vd]
+    },
   };
+}
+
+/** Mean over rows of `perRow` `[m]`: all rows, or (draft vocabulary) the rows whose hard target `hard` `[m]` is in it. */
+function meanOverTargets(perRow: tf.Tensor1D, hard: tf.Tensor1D, restricted: boolean): tf.Scalar {
+  if (!restricted) return tf.mean(perRow) as tf.Scalar;
+  const valid = tf.cast(tf.greaterEqual(hard, tf.scalar(0, 'int32')), 'float32'); // [m]
+  return tf.div(tf.sum(tf.mul(perRow, valid)), tf.maximum(tf.sum(valid), 1)) as tf.Scalar;
 }
 
 /** Mean loss over offsets of one batch, and (kept) the per-offset losses `[k − 1]`. */
@@ -125,8 +167,8 @@ export function batchLoss(params: DraftParams, data: HeadData, rows: tf.Tensor1D
     const logp = tf.logSoftmax(z); // [m, V]
     const parts: tf.Scalar[] = [];
     if (s.hardWeight > 0) {
-      const hot = tf.oneHot(t.hard, z.shape[1]!); // [m, V] (a gather's gradient would need a segment sum)
-      parts.push(tf.mul(tf.neg(tf.mean(tf.sum(tf.mul(hot, logp), -1))), s.hardWeight) as tf.Scalar);
+      const hot = tf.oneHot(t.hard, z.shape[1]!); // [m, Vd] (a gather's gradient would need a segment sum; −1: a zero row)
+      parts.push(tf.mul(tf.neg(meanOverTargets(tf.sum(tf.mul(hot, logp), -1) as tf.Tensor1D, t.hard, data.draftIds !== null)), s.hardWeight) as tf.Scalar);
     }
     if (s.hardWeight < 1) parts.push(tf.mul(tf.neg(tf.mean(tf.sum(tf.mul(t.soft(), logp), -1))), 1 - s.hardWeight) as tf.Scalar);
     return parts.length === 1 ? parts[0]! : (tf.add(parts[0]!, parts[1]!) as tf.Scalar);
@@ -137,11 +179,11 @@ export function batchLoss(params: DraftParams, data: HeadData, rows: tf.Tensor1D
 
 /** Held-out metrics of one evaluation. */
 export interface HeldOutMetrics {
-  /** Per offset 1…k−1: cross-entropy against the hard target. */
+  /** Per offset 1…k−1: cross-entropy against the hard target (with a draft vocabulary: over the rows whose target is in it). */
   hardLoss: number[];
   /** Per offset: cross-entropy against the soft target minus the teacher's entropy (KL). */
   softKl: number[];
-  /** Per offset: share of rows whose argmax equals the frozen model's argmax at p + j. */
+  /** Per offset: share of rows whose argmax equals the frozen model's argmax at p + j (a target outside the draft vocabulary: a miss). */
   agreement: number[];
   /** Per offset, greedy held-out rows only: share where offsets 1…j all agree (teacher-forced chain acceptance). */
   chain: number[];
@@ -154,13 +196,15 @@ export interface HeldOutMetrics {
   steps: AcceptanceSummary;
   /** Rows evaluated. */
   rows: number;
+  /** With a draft vocabulary: share of the rows' hard targets (over all offsets) inside it. */
+  targetCoverage?: number;
 }
 
 /** Evaluates on (at most `maxRows` of) the held-out rows, in batches. */
 export async function evaluate(params: DraftParams, data: HeadData, unembeddingT: tf.Tensor2D, maxRows: number, batch = 2048): Promise<HeldOutMetrics> {
   const rowsAll = data.heldRows.subarray(0, Math.min(maxRows, data.heldRows.length));
   let offsets = 0;
-  const sums = { hard: [] as number[], kl: [] as number[], agree: [] as number[], chain: [] as number[] };
+  const sums = { hard: [] as number[], kl: [] as number[], agree: [] as number[], chain: [] as number[], covered: [] as number[] };
   let greedyRows = 0;
   const leading: Array<{ row: number; m: number }> = []; // greedy rows: leading agreeing offsets
   for (let at = 0; at < rowsAll.length; at += batch) {
@@ -173,10 +217,11 @@ export async function evaluate(params: DraftParams, data: HeadData, unembeddingT
         const t = targets(data, rows, i + 1, unembeddingT);
         const logp = tf.logSoftmax(z); // [m, V]
         const p = t.soft(); // [m, V]
-        const hard = tf.neg(tf.sum(tf.mul(tf.oneHot(t.hard, z.shape[1]!), logp))); // Σ rows (wasm's batched gather is unsafe)
+        const hard = tf.neg(tf.sum(tf.mul(tf.oneHot(t.hard, z.shape[1]!), logp))); // Σ rows (wasm's batched gather is unsafe; −1: a zero row)
         const kl = tf.sum(tf.mul(p, tf.sub(tf.log(tf.add(p, 1e-20)), logp))); // Σ rows KL(p‖q)
+        const covered = tf.sum(tf.cast(tf.greaterEqual(t.hard, tf.scalar(0, 'int32')), 'float32')); // rows whose target is a draft column
         const hit = tf.cast(tf.equal(tf.cast(tf.argMax(z, -1), 'int32'), t.hard), 'float32'); // [m]
-        return tf.concat([tf.stack([hard, kl]), hit]); // [2 + m]
+        return tf.concat([tf.stack([hard, kl, covered]), hit]); // [3 + m]
       });
     });
     const values = await Promise.all(stats.map((s) => s.data()));
@@ -186,10 +231,11 @@ export async function evaluate(params: DraftParams, data: HeadData, unembeddingT
     values.forEach((v, j) => {
       sums.hard[j] = (sums.hard[j] ?? 0) + v[0]!;
       sums.kl[j] = (sums.kl[j] ?? 0) + v[1]!;
+      sums.covered[j] = (sums.covered[j] ?? 0) + v[2]!;
       let agree = 0;
       let chain = 0;
       for (let r = 0; r < chunk.length; r++) {
-        const hit = v[2 + r]! > 0.5;
+        const hit = v[3 + r]! > 0.5;
         agree += hit ? 1 : 0;
         alive[r] = alive[r]! & (hit ? 1 : 0);
         if (greedyMask[r]) chain += alive[r]!;
@@ -201,7 +247,7 @@ export async function evaluate(params: DraftParams, data: HeadData, unembeddingT
       greedyRows += greedyMask[r]!;
       if (greedyMask[r]) {
         let m = 0;
-        while (m < values.length && values[m]![2 + r]! > 0.5) m++;
+        while (m < values.length && values[m]![3 + r]! > 0.5) m++;
         leading.push({ row: chunk[r]!, m });
       }
     }
@@ -215,14 +261,16 @@ export async function evaluate(params: DraftParams, data: HeadData, unembeddingT
   }
   const n = rowsAll.length;
   const chain = Array.from({ length: offsets }, (_, j) => sums.chain[j]! / Math.max(1, greedyRows));
+  const restricted = data.draftIds !== null;
   return {
-    hardLoss: sums.hard.map((x) => x / n),
+    hardLoss: sums.hard.map((x, j) => x / Math.max(1, restricted ? sums.covered[j]! : n)),
     softKl: sums.kl.map((x) => x / n),
     agreement: sums.agree.map((x) => x / n),
     chain,
     tauEstimate: 1 + chain.reduce((a, b) => a + b, 0),
     steps: stepAcceptance(steps, offsets),
     rows: n,
+    ...(restricted ? { targetCoverage: sums.covered.reduce((a, b) => a + b, 0) / Math.max(1, n * offsets) } : {}),
   };
 }
 
@@ -235,7 +283,8 @@ export function mlpState(v: Map<string, tf.Variable>, j: number, h: tf.Tensor2D)
 
 /**
  * Parallel `mlp` draft heads, starting from `initial` (the model's offset-head weights by
- * `offset<j>/<name>`, so training starts where the layer's initializers put them).
+ * `offset<j>/<name>`, so training starts where the layer's initializers put them), projected with
+ * `unembeddingT` `[D, V]` — or, with a draft vocabulary, its columns at the draft ids `[D, Vd]`.
  */
 export function mlpParams(initial: Map<string, Float32Array>, shapes: Map<string, number[]>, numHeads: number, unembeddingT: tf.Tensor2D): DraftParams {
   const variables = new Map<string, tf.Variable>();
@@ -244,7 +293,7 @@ export function mlpParams(initial: Map<string, Float32Array>, shapes: Map<string
     variables,
     logits: (data, rows) => {
       const h = tf.gather(data.hidden, rows) as tf.Tensor2D; // [m, D]
-      return Array.from({ length: numHeads - 1 }, (_, i) => tf.matMul(mlpState(variables, i + 1, h), unembeddingT) as tf.Tensor2D); // (k−1) × [m, V]
+      return Array.from({ length: numHeads - 1 }, (_, i) => tf.matMul(mlpState(variables, i + 1, h), unembeddingT) as tf.Tensor2D); // (k−1) × [m, V] (or [m, Vd])
     },
   };
 }
