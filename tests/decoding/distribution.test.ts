@@ -12,7 +12,9 @@
  * same N — resampling from p instead of norm(max(0, p − q)) after a rejection, and drawing the
  * bonus token from the wrong row — and requires each to be ≥ 4× the threshold.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { MASKED_LOGIT } from '../../src/internal/draft_vocab.js';
 import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
 import { useCpu } from '../helpers/backend.js';
 import { TableModel } from '../helpers/toy_models.js';
@@ -98,7 +100,7 @@ describe.each<Setting & { ordinary: boolean }>([
     const model = new TableModel([T0, T1]);
     const counts = new Array<number>(V ** 3).fill(0);
     for (let seed = 0; seed < N; seed++) {
-      const r = await speculativeDecode(model, prompt, { acceptance: 'sampling', maxNewTokens: 3, ...setting, seed });
+      const r = await speculativeDecode(model, prompt, { acceptance: 'sampling', maxNewTokens: 3, ...setting, seed, draftLength: 1 });
       counts[(r.tokens[0] * V + r.tokens[1]) * V + r.tokens[2]]++;
     }
     model.dispose();
@@ -145,4 +147,68 @@ it('a seed reproduces a sampled run; another seed changes it', async () => {
   expect(b.tokens).toEqual(a.tokens);
   expect(c.tokens).not.toEqual(a.tokens);
   model.dispose();
+});
+
+/**
+ * A table model whose draft offset proposes from a subset of the vocabulary (`draftVocab`): its
+ * offset-1 logits are `MASKED_LOGIT` outside the subset, as a head with a draft vocabulary gives.
+ */
+class SubsetTable extends TableModel {
+  constructor(tables: number[][][], readonly draftVocab: readonly number[]) {
+    super(tables);
+  }
+  override headLogits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D {
+    const keep = tf.tensor1d(Array.from({ length: this.vocabSize }, (_, t) => (this.draftVocab.includes(t) ? 1 : 0)), 'bool');
+    return tf.tidy(() => {
+      const all = super.headLogits(states, offsets); // [m, o, V]
+      const drafting = tf.reshape(tf.tensor1d(offsets.map((j) => (j > 0 ? 1 : 0)), 'bool'), [1, offsets.length, 1]); // [1, o, 1]
+      const masked = tf.logicalAnd(drafting, tf.logicalNot(tf.reshape(keep, [1, 1, -1]))); // [1, o, V]
+      return tf.where(masked, tf.fill(all.shape, MASKED_LOGIT), all) as tf.Tensor3D;
+    });
+  }
+}
+
+describe('a draft vocabulary that leaves out likely tokens', () => {
+  // After the prompt (token 2), q favours tokens 3 and 1 and p token 2: the subset {0, 2} leaves out q's likely tokens, and token 3 (likely under p after 3) is reached through the residual only.
+  const setting = { temperature: 1, topK: V, topP: 1 };
+  const subset = [0, 2];
+  const prompt = [2];
+  const p = (token: number) => dist(T0[token], setting);
+  const qSub = (token: number) => {
+    const q = dist(T1[token], setting).map((x, t) => (subset.includes(t) ? x : 0));
+    const z = sum(q);
+    return q.map((x) => x / z); // q renormalised over the subset: what the drafts are drawn from
+  };
+  const p1 = p(prompt[0]);
+  const exact = cells((t1, t2, t3) => p1[t1] * p(t1)[t2] * p(t2)[t3]);
+  const threshold = CHI2_999[exact.filter((x) => x > 0).length - 1];
+
+  it('speculative sampling stays exact (chi-square), drafts only ever from the subset, and the test has power', async () => {
+    const model = new SubsetTable([T0, T1], subset);
+    const counts = new Array<number>(V ** 3).fill(0);
+    let keptOutside = 0;
+    for (let seed = 0; seed < N; seed++) {
+      const r = await speculativeDecode(model, prompt, { acceptance: 'sampling', maxNewTokens: 3, ...setting, seed, draftLength: 1 });
+      counts[(r.tokens[0] * V + r.tokens[1]) * V + r.tokens[2]]++;
+      r.tokens.forEach((t, i) => (keptOutside += r.sources[i]! > 0 && !subset.includes(t) ? 1 : 0));
+    }
+    model.dispose();
+    expect(keptOutside).toBe(0); // no kept draft outside the draft vocabulary
+    expect(chiSquare(counts, exact)).toBeLessThan(threshold);
+
+    // The bug the subset invites: accepting with the unrenormalised q(x) (as if the masked tokens still held their mass).
+    // Its (t1, t2) marginal alone is far from exact — and a chi-square over the V³ cells is at least as large in expectation.
+    const marginal = (joint: (t1: number, t2: number) => number) => Array.from({ length: V * V }, (_, i) => joint(Math.floor(i / V), i % V));
+    const draft = qSub(prompt[0]);
+    const full = dist(T1[prompt[0]], setting);
+    const buggy = marginal((t1, t2) => {
+      const row = p(t1);
+      const accept = draft.map((d, x) => d * Math.min(1, row[x] / full[x])); // accepted with min(1, p/q_full)
+      const residual = row.map((x, t) => Math.max(0, x - full[t]));
+      const z = sum(residual);
+      return p1[t1] * (accept[t2] + (1 - sum(accept)) * (z > 0 ? residual[t2] / z : row[t2]));
+    });
+    const exactMarginal = marginal((t1, t2) => p1[t1] * p(t1)[t2]);
+    expect(expectedChiSquare(buggy, exactMarginal)).toBeGreaterThan(4 * threshold);
+  });
 });

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupDraft } from '../../src/decoding/drafters.js';
 import { greedyDecode, headsDrafter, promptLookupDrafter, speculativeDecode, speculativeStream, TREE_LIMITS, type Drafter, type MultiTokenModel } from '../../src/index.js';
 import { CachedTransformer } from '../../src/models/index.js';
+import { withSequentialHeads } from '../../src/models/draft_heads.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 import { tinyTransformer } from '../helpers/models.js';
@@ -268,6 +269,41 @@ describe('the heads draft at the accepted tip only', () => {
     expect(draftRows.length).toBeGreaterThan(5);
     expect(new Set(draftRows)).toEqual(new Set([1])); // one row per draft pass: the tip's
     expect(Math.max(...verifyRows)).toBeGreaterThan(1); // verification saw whole blocks
+    inner.dispose();
+    layers.dispose();
+  });
+});
+
+describe('a draft vocabulary: no draft outside it is ever fed, and the output is greedy decoding', () => {
+  const SUBSET = [0, 3, 5, 8, 13, 21, 30]; // leaves out most of the 32 tokens, the likely ones among them
+  it.each([
+    ['parallel heads, greedy chain', 'mlp', {}],
+    ['parallel heads, sampling chain', 'mlp', { acceptance: 'sampling' as const, seed: 2 }],
+    ['parallel heads, static tree', 'mlp', { tree: [[0], [1], [0, 0], [2]] }],
+    ['parallel heads, dynamic tree', 'mlp', { tree: { topK: 4, maxNodes: 8 } }],
+    ['sequential modules, greedy chain', 'sequential', {}],
+    ['sequential modules, sampling chain', 'sequential', { acceptance: 'sampling' as const, seed: 2 }],
+    ['sequential modules, grown tree', 'sequential', { tree: { topK: 3, maxNodes: 6 } }],
+  ])('%s', async (_, kind, extra) => {
+    const base = tinyTransformer({ mtpHeads: kind === 'mlp' ? 4 : 1, maxLength: 64, headKind: kind === 'mlp' ? 'mlp' : 'residual', ...(kind === 'mlp' ? { headHiddenSize: 8 } : {}) });
+    const layers = kind === 'mlp' ? base : withSequentialHeads(base, 4, 8);
+    (layers.getLayer('mtp_head') as unknown as { setDraftVocab(ids: number[] | null): void }).setDraftVocab(SUBSET);
+    const inner = new CachedTransformer(layers);
+    expect(inner.draftVocab).toEqual(SUBSET);
+    const fed: number[][] = [];
+    // a view of `inner` that records what is fed (methods run with the view as `this`, so its state stays in one place)
+    const spy: MultiTokenModel = Object.create(inner, {
+      forward: { value(this: CachedTransformer, ids: readonly number[]) { fed.push(ids.slice(1)); return CachedTransformer.prototype.forward.call(this, ids); } },
+      forwardTree: { value(this: CachedTransformer, ids: readonly number[], parents: readonly number[]) { fed.push(ids.slice(1)); return CachedTransformer.prototype.forwardTree.call(this, ids, parents); } },
+    });
+    const prompt = [4, 9, 16];
+    const greedy = await greedyDecode(inner, prompt, { maxNewTokens: 40 });
+    const r = await expectNoLeak(() => speculativeDecode(spy, prompt, { maxNewTokens: 40, draftLength: 3, ...extra }));
+    if (!('acceptance' in extra)) expect(r.tokens).toEqual(greedy.tokens);
+    const drafts = fed.slice(1).flat(); // every step after the prompt's feeds one committed token, then drafts
+    expect(drafts.length).toBeGreaterThan(20);
+    expect(drafts.filter((t) => !SUBSET.includes(t))).toEqual([]);
+    expect(r.tokens.some((t) => !SUBSET.includes(t))).toBe(true); // the verifier still commits any token
     inner.dispose();
     layers.dispose();
   });
