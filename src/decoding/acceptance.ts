@@ -100,9 +100,9 @@ function overEarlierSiblings(s: TreeShape, x: tf.Tensor1D): tf.Tensor1D {
  * path is ok, or the root. On a chain, the number of leading ok nodes.
  */
 export function tipOf(s: TreeShape, ok: tf.Tensor1D): tf.Tensor1D {
+  if (s.path) return tf.reshape(tf.sum(tf.cumprod(tf.cast(ok, 'int32'))), [1]) as tf.Tensor1D; // a chain: the run of accepted nodes from the root (Medusa's cumprod)
   const misses = alongPath(s, tf.cast(tf.logicalNot(ok), 'float32') as tf.Tensor1D); // [N] rejections on the path to each node
   const clear = tf.cast(tf.equal(misses, 0), 'int32') as tf.Tensor1D; // [N] 1 where the whole path is accepted
-  if (s.path) return tf.reshape(tf.sum(clear), [1]) as tf.Tensor1D; // the run of accepted nodes from the root
   const rank = tf.tensor1d(s.depth.map((d, i) => d * (s.N + 1) - i), 'int32'); // [N] deeper first, then earlier (all > 0)
   return tf.reshape(tf.cast(tf.argMax(tf.concat([tf.zeros([1], 'int32'), tf.mul(clear, rank)]), 0), 'int32'), [1]) as tf.Tensor1D;
 }

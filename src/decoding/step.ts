@@ -44,7 +44,11 @@ export interface StepResult {
   q: tf.Tensor2D | null;
 }
 
-/** The rule's decision over the rows `[R, S]`, plus a finiteness flag (float32 `[1]`). */
+/**
+ * The rule's decision over the rows `[R, S]`, and what shows whether every logit it used was
+ * finite: greedy — the verifier's argmax at every row, int32 `[R]` (−1 marks a broken row, checked
+ * in JS after the readback); the others — a float32 flag `[1]`.
+ */
 function judge(model: MultiTokenModel, block: StepBlock, rows: tf.Tensor2D, o: ResolvedSpeculativeOptions, u: Float32Array | null): Verdict & { finite: tf.Tensor } {
   const shape = treeShape(block.tree);
   const R = shape.N + 1;
@@ -52,7 +56,7 @@ function judge(model: MultiTokenModel, block: StepBlock, rows: tf.Tensor2D, o: R
   if (u === null) {
     // greedy: the verifier's argmax at every row, −1 where its logits hold NaN or ±Infinity
     const best = (model.headArgmax ? tf.reshape(model.headArgmax(rows, 1), [R]) : checkedArgmax(tf.reshape(model.headLogits(rows, [0]), [R, V]) as tf.Tensor2D)) as tf.Tensor1D; // [R]
-    return { ...greedyVerdict(shape, best), finite: tf.cast(tf.greaterEqual(tf.min(best), 0), 'float32') };
+    return { ...greedyVerdict(shape, best), finite: best };
   }
   const logits = tf.reshape(model.headLogits(rows, [0]), [R, V]) as tf.Tensor2D; // [R, V] offset 0 only
   const verdict = o.acceptance === 'sampling'
@@ -85,21 +89,25 @@ export async function runStep(model: MultiTokenModel, block: StepBlock, plan: Ti
     packed = tf.tidy(() => {
       const rows = P === 1 ? states : (tf.slice(states, [P - 1, 0], [R, -1]) as tf.Tensor2D); // [R, S] the root, then each node
       const { tip, next, finite } = judge(model, block, rows, o, u);
-      const flat = (t: tf.Tensor) => tf.reshape(tf.cast(t, 'float32'), [-1]);
-      const parts = [flat(tip), flat(next), flat(finite)];
+      const parts: tf.Tensor[] = [tip, next, finite];
       if (plan.kind !== 'none') {
         const at = R === 1 ? rows : (tf.gather(rows, tip) as tf.Tensor2D); // [1, S] the tip's state
         const out = draftAtTip(model, plan, at, next, o.sampling, uTip === null ? null : tf.tensor1d(uTip));
         parts.push(...out.parts);
         if (out.q !== null) q = tf.keep(out.q);
       }
-      return tf.concat(parts) as tf.Tensor1D; // [3 + drafts]
+      // one vector for the one readback: int32 when every part is (greedy chains), else float32 (ids < 2²⁴ are exact)
+      const int = parts.every((t) => t.dtype === 'int32');
+      const flat = (t: tf.Tensor) => (t.rank === 1 ? t : tf.reshape(t, [-1]));
+      return tf.concat(parts.map((t) => flat(int ? t : tf.cast(t, 'float32')))) as tf.Tensor1D; // [2 + finite + drafts]
     });
-    const data = (await packed.data()) as Float32Array;
+    const data = await packed.data();
     const path: number[] = [];
     for (let i = data[0]! - 1; i >= 0; i = tree.parents[i]!) path.unshift(i);
-    const tipDraft = readTipDraft(plan, data, 3, model.vocabSize);
-    return { path, next: data[1]!, finite: data[2] === 1 && tipDraft.finite, draft: tipDraft.draft, q };
+    const after = greedy ? 2 + R : 3; // greedy: the argmax of every row; else one flag
+    const finite = greedy ? Array.prototype.every.call(data.subarray(2, after), (t: number) => t >= 0 && t < model.vocabSize) : data[2] === 1;
+    const tipDraft = readTipDraft(plan, data, after, model.vocabSize);
+    return { path, next: data[1]!, finite: finite && tipDraft.finite, draft: tipDraft.draft, q };
   } catch (error) {
     (q as tf.Tensor2D | null)?.dispose();
     throw error;

@@ -40,13 +40,13 @@ export type HeadDraft = ChainDraft | TreeDraft;
 
 /** The device side of a tip draft. */
 export interface TipOutput {
-  /** Flat float32 parts for the step's readback, in the order {@link readTipDraft} parses them. */
-  parts: tf.Tensor1D[];
+  /** Parts for the step's readback (int32 ids, float32 log-probabilities and scores), in the order {@link readTipDraft} parses them. */
+  parts: tf.Tensor[];
   /** A sampled chain's distributions `[depth, V]` (to be kept by the caller), else null. */
   q: tf.Tensor2D | null;
 }
 
-const flat = (t: tf.Tensor) => tf.reshape(tf.cast(t, 'float32'), [-1]) as tf.Tensor1D;
+const flat = (t: tf.Tensor) => tf.reshape(t, [-1]) as tf.Tensor1D;
 
 /** Offsets 1…n. */
 const draftOffsets = (n: number) => Array.from({ length: n }, (_, j) => j + 1);
@@ -119,7 +119,7 @@ function allIds(ids: ArrayLike<number>, vocab: number): boolean {
 }
 
 /** The tip draft of `plan` from the readback `data` at `at` (null for 'none'), and whether its ids are all tokens. */
-export function readTipDraft(plan: TipPlan, data: Float32Array, at: number, vocab: number): { draft: HeadDraft | null; finite: boolean } {
+export function readTipDraft(plan: TipPlan, data: Float32Array | Int32Array | Uint8Array, at: number, vocab: number): { draft: HeadDraft | null; finite: boolean } {
   switch (plan.kind) {
     case 'none':
       return { draft: null, finite: true };

@@ -30,6 +30,7 @@ import { topk2d } from '../internal/topk.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
 import { type Layer, type LayerArgs, LayerBase } from './args.js';
 import { breakRows, checkDraftCall, checkTopK, UnembeddingProjection } from './draft_projection.js';
+import { checkedArgmax } from './inference_fused.js';
 import type { HeadTopK } from './inference_head.js';
 import { setWeightNamePrefix, weightName } from './nesting.js';
 import { resolveTie, SharedUnembedding } from './shared_unembedding.js';
@@ -117,6 +118,8 @@ export class SequentialMtpHead extends LayerBase {
   readonly unembedding: SharedUnembedding;
   private readonly modules: Array<Record<string, LayerVariable>> = [];
   private readonly projection: UnembeddingProjection;
+  /** The modules folded for inference while prepared (see `moduleStep`), else null. */
+  private folded: { modules: { state: tf.Tensor2D; token: tf.Tensor2D; w1: tf.Tensor2D; b1: tf.Tensor1D; w2: tf.Tensor2D; b2: tf.Tensor1D }[]; tokenScale: tf.Tensor2D } | null = null;
   private preparedCount = 0;
 
   constructor(args: SequentialMtpHeadArgs) {
@@ -197,6 +200,49 @@ export class SequentialMtpHead extends LayerBase {
     });
   }
 
+  /**
+   * Module j fed the tokens `tokens` int32 `[m]` (valid ids) after offset j−1's state `previous`
+   * `[m, D]` → offset j's state `[m, D]`: {@link SequentialMtpHead.moduleState} with the embeddings
+   * gathered here. Inside a decode (prepared) the same function runs folded into fewer kernels —
+   * the norms' gains folded into the projection's halves, the token rows' RMS scale looked up —
+   * equal up to float rounding.
+   */
+  private moduleStep(j: number, previous: tf.Tensor2D, tokens: tf.Tensor1D): tf.Tensor2D {
+    const e = this.unembedding.matrix(); // [V, D]
+    if (this.folded === null) return this.moduleState(j, previous, tf.gather(e, tokens) as tf.Tensor2D);
+    const f = this.folded.modules[j - 1]!;
+    return tf.tidy(() => {
+      const scale = tf.rsqrt(tf.add(tf.mean(tf.square(previous), -1, true), SEQUENTIAL_NORM_EPSILON)); // [m, 1] the state's 1 / RMS
+      const fromState = tf.mul(tf.matMul(previous, f.state), scale); // [m, D] = rms(s)·g_s · P_state
+      const fromToken = tf.mul(tf.matMul(tf.gather(e, tokens) as tf.Tensor2D, f.token), tf.gather(this.folded!.tokenScale, tokens)); // [m, D] = rms(e)·g_e · P_token
+      const u = tf.add(fromState, fromToken) as tf.Tensor2D; // [m, D]
+      const hidden = tf.add(tf.matMul(u, f.w1), f.b1); // [m, H] (tf.fused.matMul would dispatch more kernels: its reshapes and a custom gradient)
+      return tf.add(u, tf.add(tf.matMul(tf.mul(hidden, tf.sigmoid(hidden)), f.w2), f.b2)) as tf.Tensor2D; // [m, D]
+    });
+  }
+
+  /** Folds the modules' weights for inference (see {@link SequentialMtpHead.moduleStep}); copies of the weights of this moment. */
+  private fold(): void {
+    this.folded = tf.tidy(() => {
+      const e = this.unembedding.matrix(); // [V, D]
+      const d = e.shape[1];
+      const tokenScale = tf.keep(tf.rsqrt(tf.add(tf.mean(tf.square(e), -1, true), SEQUENTIAL_NORM_EPSILON)) as tf.Tensor2D); // [V, 1]
+      const modules = this.modules.map((w) => {
+        const proj = w['proj']!.read() as tf.Tensor2D; // [2D, D]
+        const gain = (name: string) => tf.reshape(w[name]!.read(), [d, 1]); // [D, 1]
+        return {
+          state: tf.keep(tf.mul(tf.slice(proj, [0, 0], [d, d]), gain('norm_state')) as tf.Tensor2D), // [D, D] diag(g_s)·P_state
+          token: tf.keep(tf.mul(tf.slice(proj, [d, 0], [d, d]), gain('norm_token')) as tf.Tensor2D), // [D, D] diag(g_e)·P_token
+          w1: tf.keep(tf.clone(w['w1']!.read()) as tf.Tensor2D), // [D, H]
+          b1: tf.keep(tf.clone(w['b1']!.read()) as tf.Tensor1D), // [H]
+          w2: tf.keep(tf.clone(w['w2']!.read()) as tf.Tensor2D), // [H, D]
+          b2: tf.keep(tf.clone(w['b2']!.read()) as tf.Tensor1D), // [D]
+        };
+      });
+      return { modules, tokenScale };
+    });
+  }
+
   /** `states` `[m, D]` → logits `[m, V]` with the shared matrix (pre-transposed inside a decode). */
   private unembed(states: tf.Tensor2D): tf.Tensor2D {
     return this.projection.full(states); // [m, V]
@@ -252,18 +298,17 @@ export class SequentialMtpHead extends LayerBase {
    * drafts; otherwise every column over the whole vocabulary, as `call`.
    */
   private chain(states: tf.Tensor2D, n: number, restricted: boolean): { logits: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
-    const e = this.unembedding.matrix(); // [V, D]
     const logits: tf.Tensor2D[] = [this.unembed(states)]; // [m, V]
-    const ids: tf.Tensor1D[] = [tf.cast(tf.argMax(logits[0]!, -1), 'int32') as tf.Tensor1D];
+    const ids: tf.Tensor1D[] = [tf.argMax(logits[0]!, -1) as tf.Tensor1D]; // int32
     let s = states;
     for (let j = 1; j < n; j++) {
-      s = this.moduleState(j, s, tf.gather(e, ids[j - 1]!) as tf.Tensor2D); // [m, D]
+      s = this.moduleStep(j, s, ids[j - 1]!); // [m, D]
       if (restricted) {
         logits.push(this.projection.draft(s)); // [m, Vd]
         ids.push(this.projection.pick(logits[j]!).ids);
       } else {
         logits.push(this.unembed(s)); // [m, V]
-        ids.push(tf.cast(tf.argMax(logits[j]!, -1), 'int32') as tf.Tensor1D);
+        ids.push(tf.argMax(logits[j]!, -1) as tf.Tensor1D); // int32
       }
     }
     return { logits, ids };
@@ -274,29 +319,28 @@ export class SequentialMtpHead extends LayerBase {
    * `roots` (clamped into [0, V)), module c + 1 fed the token `pick(c, subset logits of column c)`
    * returns. Per column its draft-vocabulary logits `[m, Vd]` and (where picked) its token `[m]`.
    */
-  private tipChain(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, pick: (column: number, sub: tf.Tensor2D) => tf.Tensor1D, pickLast: boolean): { subs: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
-    const e = this.unembedding.matrix(); // [V, D]
+  private tipChain(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, pick: (column: number, sub: tf.Tensor2D) => tf.Tensor1D, pickLast: boolean, trusted = false): { subs: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
     const subs: tf.Tensor2D[] = [];
     const ids: tf.Tensor1D[] = [];
     let s = states;
     let token = this.clampTokens(roots); // [m]
     for (let c = 1; c <= n; c++) {
-      s = this.moduleState(c, s, tf.gather(e, token) as tf.Tensor2D); // [m, D]
+      s = this.moduleStep(c, s, token); // [m, D]
       subs.push(this.projection.draft(s)); // [m, Vd]
       if (c < n || pickLast) ids.push(pick(c, subs[c - 1]!));
-      if (c < n) token = this.clampTokens(ids[c - 1]!);
+      if (c < n) token = trusted ? ids[c - 1]! : this.clampTokens(ids[c - 1]!); // the draft argmax is always an id; a caller's choice is clamped
     }
     return { subs, ids };
   }
 
   /** The tip chain fed its own draft argmax: the subset logits and tokens of offsets 1…n. */
   private argmaxTipChain(states: tf.Tensor2D, roots: tf.Tensor1D, n: number): { subs: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
-    return this.tipChain(states, roots, n, (_, sub) => this.projection.pick(sub).ids, true);
+    return this.tipChain(states, roots, n, (_, sub) => this.projection.pick(sub).ids, true, true);
   }
 
   /** bool `[m]`: every logit of every column of the row is finite. */
   private static finiteRows(logits: readonly tf.Tensor2D[]): tf.Tensor1D {
-    return tf.all(tf.stack(logits.map((z) => tf.isFinite(tf.sum(z, 1))), 1), 1) as tf.Tensor1D; // [m]
+    return tf.isFinite(logits.length === 1 ? tf.sum(logits[0]!, 1) : tf.addN(logits.map((z) => tf.sum(z, 1)))) as tf.Tensor1D; // [m] a non-finite logit (or an overflowing sum) anywhere makes the total non-finite
   }
 
   /**
@@ -306,6 +350,7 @@ export class SequentialMtpHead extends LayerBase {
    */
   headArgmax(states: tf.Tensor2D, n: number): tf.Tensor2D {
     checkInteger(`${WHERE}.headArgmax`, 'n', n, 1, this.numHeads);
+    if (n === 1) return tf.tidy(() => tf.expandDims(checkedArgmax(this.unembed(states)), 1) as tf.Tensor2D); // [m, 1] offset 0 alone: the verifier's pass
     return tf.tidy(() => {
       const { logits, ids } = this.chain(states, n, true);
       return breakRows(tf.stack(ids, 1) as tf.Tensor2D, SequentialMtpHead.finiteRows(logits)); // [m, n]
@@ -396,7 +441,6 @@ export class SequentialMtpHead extends LayerBase {
     if (roots.rank !== 1 || roots.shape[0] !== states.shape[0]) fail(RangeError, where, 'roots', `must be a 1-D tensor of ${states.shape[0]} tokens (one per row)`, roots.shape);
     return tf.tidy(() => {
       const m = states.shape[0];
-      const e = this.unembedding.matrix(); // [V, D]
       const int = (x: number) => tf.scalar(x, 'int32');
       /** Row r's offset in a flattened `[m, width]` table, `[m, 1]` (none for one row, the fast path's case). */
       const rowBase = (t: tf.Tensor, width: number) => (m === 1 ? t : tf.add(t, tf.mul(tf.expandDims(tf.range(0, m, 1, 'int32'), 1), int(width))));
@@ -406,7 +450,7 @@ export class SequentialMtpHead extends LayerBase {
        * and the logits' row sums `[n]` (non-finite iff a logit is).
        */
       const expand = (j: number, previous: tf.Tensor2D, tokens: tf.Tensor1D) => {
-        const s = this.moduleState(j, previous, tf.gather(e, tokens) as tf.Tensor2D); // [n, D]
+        const s = this.moduleStep(j, previous, tokens); // [n, D]
         const logits = this.projection.draft(s); // [n, Vd]
         const { values, indices } = topk2d(logits, k); // [n, k]
         return { s, ids: this.projection.toIds(indices), logProbs: tf.sub(values, tf.logSumExp(logits, 1, true)), sums: tf.sum(logits, 1) };
@@ -468,7 +512,10 @@ export class SequentialMtpHead extends LayerBase {
    * {@link SequentialMtpHead.release} each; the first prepare makes them from the current weights).
    */
   prepare(): void {
-    if (this.preparedCount === 0) this.projection.make();
+    if (this.preparedCount === 0) {
+      this.projection.make();
+      this.fold();
+    }
     this.preparedCount += 1;
   }
 
@@ -476,7 +523,11 @@ export class SequentialMtpHead extends LayerBase {
   release(): void {
     if (this.preparedCount === 0) return;
     this.preparedCount -= 1;
-    if (this.preparedCount === 0) this.projection.free();
+    if (this.preparedCount === 0) {
+      this.projection.free();
+      if (this.folded !== null) tf.dispose([this.folded.tokenScale, ...this.folded.modules.flatMap((f) => [f.state, f.token, f.w1, f.b1, f.w2, f.b2])]);
+      this.folded = null;
+    }
   }
 
   /**

@@ -417,7 +417,8 @@ describe('tip passes compute offsets 1…n at the given rows only, never offset 
               const unembed = spy.calls.filter((c) => c.b.includes(Vd) || c.b.includes(V));
               expect(unembed).toHaveLength(n); // modules 1…n, no offset-0 projection of the states
               for (const c of unembed) expect(c.b).toEqual(prepared ? [D, Vd] : [Vd, D]);
-              expect(spy.calls).toHaveLength(4 * n); // per module: projection, w1, w2, unembedding
+              // per module: the projection (prepared: its state and token halves, the norms folded in), w1, w2, and the unembedding
+              expect(spy.calls).toHaveLength((prepared ? 5 : 4) * n);
             }
           }
         });
