@@ -5,9 +5,12 @@
  * greedy (or sampling) step — is always a candidate, so a backend where speculation cannot pay
  * decodes at greedy speed instead of losing to it.
  *
- * - c(n): the median wall time of recent steps that verified n drafts (the forward, the rule, the
- *   tip's drafts and the one readback), measured on the decode's own steps — nothing is run just
- *   to measure, so nothing blocks the event loop and an abort is seen between steps as usual.
+ * - c(n): the shortest wall time among recent steps that verified n drafts (the forward, the rule,
+ *   the tip's drafts and the one readback), measured on the decode's own steps — nothing is run
+ *   just to measure, so nothing blocks the event loop and an abort is seen between steps as usual.
+ *   The shortest, not the median: other work on the machine, a garbage collection or a scheduling
+ *   hiccup only ever add time, and they hit whichever size happens to run then, so the fastest
+ *   recent step of each size is the fairest comparison between sizes.
  *   Sizes not measured yet are interpolated between measured ones. A step whose tip drafting does
  *   not match its own size (the step that switches sizes) is not recorded.
  * - E(n): for a chain, 1 + Σ_{j ≤ n} a_j with a_j the share of steps that verified depth j whose
@@ -27,9 +30,9 @@ import type { MultiTokenModel } from './model.js';
 
 /** Defaults of the tuner, each with its reason. */
 export const TUNER_DEFAULTS = Object.freeze({
-  /** Recent steps per size whose median is its cost: one scheduling hiccup cannot move it, a change of load shows within a few steps. */
+  /** Recent steps per size whose fastest is its cost: a lasting change (a bigger cache, a slower machine) shows within this many steps of that size. */
   window: 8,
-  /** Clean samples of the smallest and largest size before choosing: a median of 3 ignores one outlier. */
+  /** Clean samples of the smallest and largest size before choosing: the fastest of 3 ignores two disturbed steps. */
   warmup: 3,
   /** Steps between two probes of a size not in use: ~6 % of steps spent away from the best size at most. */
   probeEvery: 32,
@@ -69,12 +72,6 @@ function memoryOf(model: MultiTokenModel, key: string, depth: number): Memory {
   return m;
 }
 
-function median(xs: readonly number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 === 1 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
-}
-
 /**
  * The tuner of one decode. `sizes` are the candidate draft sizes (increasing, 0 first): depths of
  * a chain, or node budgets of a tree.
@@ -93,11 +90,11 @@ export class StepTuner {
     return this.sizes[this.sizes.length - 1]!;
   }
 
-  /** Median ms of a step of `size`, interpolated between measured sizes (null when nothing is measured). */
+  /** The cost of a step of `size` in ms (the fastest recent one), interpolated between measured sizes (null when nothing is measured). */
   cost(size: number): number | null {
     const measured = this.sizes.filter((s) => (this.memory.costs.get(s)?.length ?? 0) > 0);
     if (measured.length === 0) return null;
-    const at = (s: number) => median(this.memory.costs.get(s)!);
+    const at = (s: number) => Math.min(...this.memory.costs.get(s)!);
     if (measured.includes(size)) return at(size);
     const below = measured.filter((s) => s < size).at(-1);
     const above = measured.find((s) => s > size);

@@ -307,4 +307,17 @@ describe('a draft vocabulary: no draft outside it is ever fed, and the output is
     inner.dispose();
     layers.dispose();
   });
+
+  it('2,000 tokens of sequential modules with a draft vocabulary: the tensor count is the same after every step', async () => {
+    const layers = withSequentialHeads(tinyTransformer({ mtpHeads: 1, maxLength: 2100 }), 4, 8, SUBSET);
+    const model = new CachedTransformer(layers);
+    const counts: number[] = [];
+    await expectNoLeak(async () => {
+      for await (const chunk of speculativeStream(model, [1, 2, 3], { maxNewTokens: 2000, draftLength: 3 })) if (chunk.step > 0) counts.push(tf.memory().numTensors);
+    });
+    expect(counts.length).toBeGreaterThan(100);
+    expect(new Set(counts).size).toBe(1);
+    model.dispose();
+    layers.dispose();
+  }, 300_000);
 });
