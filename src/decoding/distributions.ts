@@ -5,6 +5,7 @@
  * Everything here is synchronous tensor code meant to run inside the caller's `tf.tidy`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { topk2d, topkHandsOffToCpu } from '../internal/topk.js';
 
 /** Sampling settings after resolution (see `DecodeOptions`); `temperature === 0` means argmax. */
 export interface SamplingSettings {
@@ -26,20 +27,48 @@ const MASKED = -1e30;
  */
 const MIN_TOP_P = 1e-30;
 
+/** Halvings of the nucleus bisection: the floor is then found to within max(p)·2⁻³², below float32's resolution of any probability near it. */
+const NUCLEUS_STEPS = 32;
+
+/**
+ * The nucleus floor of each row of `probs` `[n, V]` without sorting, `[n, 1]`: the smallest
+ * probability v whose strictly larger probabilities hold less than `topP` — every token of at
+ * least v is kept (the same tokens as sorting, then keeping each token whose mass before it is
+ * below `topP`). Found by bisection on the threshold, all on the device: used where the backend's
+ * `TopK` would read back synchronously (WebGL, under 100,000 columns). @internal
+ */
+export function nucleusFloor(probs: tf.Tensor2D, topP: number): tf.Tensor2D {
+  const p = tf.scalar(Math.max(topP, MIN_TOP_P));
+  let lo: tf.Tensor = tf.zeros([probs.shape[0], 1]); // mass strictly above lo reaches topP (or lo = 0)
+  let hi: tf.Tensor = tf.max(probs, 1, true); // mass strictly above hi is below topP (nothing is above the top)
+  for (let i = 0; i < NUCLEUS_STEPS; i++) {
+    const mid = tf.mul(tf.add(lo, hi), 0.5); // [n, 1]
+    const above = tf.cast(tf.less(tf.sum(tf.mul(probs, tf.cast(tf.greater(probs, mid), 'float32')), 1, true), p), 'float32'); // [n, 1] 1: mass above mid < topP
+    hi = tf.add(tf.mul(above, mid), tf.mul(tf.sub(1, above), hi));
+    lo = tf.add(tf.mul(above, lo), tf.mul(tf.sub(1, above), mid));
+  }
+  return tf.min(tf.add(probs, tf.mul(tf.cast(tf.lessEqual(probs, lo), 'float32'), 2)), 1, true) as tf.Tensor2D; // [n, 1] the smallest probability above lo
+}
+
 /** Rows of logits `[n, V]` → rows of probabilities `[n, V]` under temperature, top-k and top-p. */
 export function toProbabilities(logits: tf.Tensor2D, s: SamplingSettings): tf.Tensor2D {
   const vocab = logits.shape[1];
   let scaled: tf.Tensor2D = tf.div(logits, tf.scalar(s.temperature > 0 ? s.temperature : 1)); // [n, V]
   if (s.topK < vocab) {
-    const kth = tf.slice(tf.topk(scaled, s.topK).values, [0, s.topK - 1], [-1, 1]); // [n, 1]
+    const kth = tf.slice(topk2d(scaled, s.topK).values, [0, s.topK - 1], [-1, 1]); // [n, 1] (argMax passes where WebGL's TopK would read back)
     scaled = tf.where(tf.less(scaled, kth), tf.fill(scaled.shape, MASKED), scaled);
   }
   let probs: tf.Tensor2D = tf.softmax(scaled); // [n, V]
   if (s.topP < 1) {
-    const sorted = tf.topk(probs, vocab).values; // [n, V], descending
-    const before = tf.sub(tf.cumsum(sorted, 1), sorted); // mass strictly before each token
-    const kept = tf.where(tf.less(before, tf.scalar(Math.max(s.topP, MIN_TOP_P))), sorted, tf.onesLike(sorted)); // 1 never lowers the min
-    const floor = tf.min(kept, 1, true); // [n, 1] smallest kept probability
+    let floor: tf.Tensor; // [n, 1] smallest kept probability
+    if (topkHandsOffToCpu(vocab, vocab)) {
+      floor = nucleusFloor(probs, s.topP);
+    } else {
+      const sorted = tf.topk(probs, vocab).values; // [n, V], descending
+      const before = tf.sub(tf.cumsum(sorted, 1), sorted); // mass strictly before each token
+      const kept = tf.where(tf.less(before, tf.scalar(Math.max(s.topP, MIN_TOP_P))), sorted, tf.onesLike(sorted)); // 1 never lowers the min
+      floor = tf.min(kept, 1, true);
+    }
     probs = tf.where(tf.greaterEqual(probs, floor), probs, tf.zerosLike(probs));
     probs = tf.div(probs, tf.sum(probs, 1, true));
   }

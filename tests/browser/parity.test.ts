@@ -5,9 +5,13 @@
  *
  * - produce the same logits as Node's cpu backend, within a per-backend tolerance;
  * - decode the same tokens: speculativeDecode (greedy acceptance) equals greedyDecode token for
- *   token, through `fromLayersModel` and through the KV-cached `CachedTransformer`, and both
- *   equal Node's greedy tokens;
- * - leave `tf.memory().numTensors` unchanged across the decodes;
+ *   token, through `fromLayersModel` and through the KV-cached `CachedTransformer`, with every
+ *   drafter (the heads as a chain, `draftLength: 'auto'` and a dynamic tree; prompt lookup; prompt
+ *   lookup then the heads; a drafter of the page's own proposing trees; sequential MTP modules),
+ *   with and without a draft vocabulary, and all equal Node's greedy tokens; speculative sampling
+ *   (seeded; plain, with `topK`/`topP`, with a draft vocabulary) gives `maxNewTokens` valid ids;
+ * - read back exactly once per model forward (one awaited `data()` per step);
+ * - leave `tf.memory().numTensors` unchanged across every decode;
  * - never read GPU data back synchronously during a decode (no `dataSync` in the loops:
  *   WebGPU has no real synchronous readback).
  *
@@ -19,12 +23,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browserSuiteEnabled } from '../../tools/browser/chromium.js';
 import { startHarness, type BrowserHarness } from './harness.js';
 import type { BackendName } from './pages/backend.js';
-import { runCase, type CaseResult, type CaseSpec } from './pages/cases.js';
+import { DECODES, EXCLUDING_VOCAB_DECODES, OWN_DRAFTER, runCase, type CaseResult, type CaseSpec, type DecodeSummary } from './pages/cases.js';
 import { buildTiny, buildTransformer, fixedWeights, type TinyConfig } from './pages/models.js';
 import type { ParityPage } from './pages/parity_page.js';
 import type { TransformerConfig } from '../../src/models/index.js';
 
 const BACKENDS: BackendName[] = ['webgl', 'webgpu', 'wasm', 'cpu'];
+const CASES = ['tiny', 'transformer'] as const;
+
+/** Every greedy(-acceptance) decode, as [case, decode] (each must equal greedy). */
+const GREEDY_DECODES = CASES.flatMap((c) => DECODES[c].greedy.map((d) => [c, d] as const));
+/** Every decode, greedy-acceptance and sampled, as [case, decode, group]. */
+const ALL_DECODES = CASES.flatMap((c) => [...DECODES[c].greedy.map((d) => [c, d, 'decodes'] as const), ...DECODES[c].sampled.map((d) => [c, d, 'sampled'] as const)]);
 
 /**
  * Logit tolerance against Node's cpu backend: |browser − node| ≤ atol + rtol·|node|, element-wise.
@@ -43,6 +53,8 @@ const TOLERANCE: Record<BackendName, { atol: number; rtol: number }> = {
 const MIN_MARGIN = 1e-2;
 
 const TINY: TinyConfig = { length: 32, vocabSize: 40, hidden: 24, numHeads: 4 };
+/** New tokens of the transformer's decodes: short (every decode is a dozen SwiftShader forwards at most), past the greedy path's change of token. */
+const TRANSFORMER_TOKENS = 8;
 const TRANSFORMER: TransformerConfig = { vocabSize: 48, maxLength: 64, hiddenSize: 32, numLayers: 1, numHeads: 2, mlpRatio: 2, mtpHeads: 4, headKind: 'residual', seed: 3 };
 
 function makeSpecs(): Record<'tiny' | 'transformer', CaseSpec> {
@@ -50,7 +62,7 @@ function makeSpecs(): Record<'tiny' | 'transformer', CaseSpec> {
   const transformer = buildTransformer(TRANSFORMER);
   const specs = {
     tiny: { model: { kind: 'tiny', config: TINY }, weights: fixedWeights(tiny, 11, { gain: 3, offsetsNearIdentity: true }), probe: [1, 5, 9, 2, 33, 7], prompt: [3, 14, 15, 9, 26], maxNewTokens: 24, draftLength: 3 },
-    transformer: { model: { kind: 'transformer', config: TRANSFORMER }, weights: fixedWeights(transformer, 23), probe: [4, 8, 15, 16, 23, 42, 0, 47], prompt: [2, 7, 1, 8], maxNewTokens: 10, draftLength: 3 },
+    transformer: { model: { kind: 'transformer', config: TRANSFORMER }, weights: fixedWeights(transformer, 23), probe: [4, 8, 15, 16, 23, 42, 0, 47], prompt: [2, 7, 1, 8], maxNewTokens: TRANSFORMER_TOKENS, draftLength: 3 },
   } satisfies Record<string, CaseSpec>;
   tiny.dispose();
   transformer.dispose();
@@ -72,7 +84,7 @@ async function runPage(harness: BrowserHarness, backend: BackendName, specs: Rec
   try {
     const info = await page.evaluate((b) => (globalThis as unknown as { parity: ParityPage }).parity.init(b), backend);
     const results = {} as PageRun['results'];
-    for (const name of ['tiny', 'transformer'] as const) {
+    for (const name of CASES) {
       results[name] = await page.evaluate((spec) => (globalThis as unknown as { parity: ParityPage }).parity.run(spec), specs[name]);
     }
     return { ...info, results, errors };
@@ -93,6 +105,32 @@ function compare(actual: number[], expected: number[], tol: { atol: number; rtol
   return { ratio, maxAbs };
 }
 
+/** Every decode of a case's result, greedy-acceptance and sampled, by name. */
+function allDecodes(r: CaseResult): [string, DecodeSummary][] {
+  return [...Object.entries(r.decodes), ...Object.entries(r.sampled)];
+}
+
+/** Steps each drafter was credited with, by name (the drafters a decode actually used). */
+function drafterSteps(d: DecodeSummary): Record<string, number> {
+  return Object.fromEntries(Object.entries(d.drafters).map(([name, s]) => [name, s.steps]));
+}
+
+/** What every backend (and Node) must show of the transformer's drafters and draft vocabularies. */
+function checkDrafting(where: string, r: CaseResult): void {
+  const { decodes } = r;
+  // each drafter is credited under its name, and lookup-then-heads used both
+  expect(Object.keys(decodes.promptLookup.drafters), `${where} promptLookup`).toEqual(['promptLookup']);
+  expect(Object.keys(decodes.ownTree.drafters), `${where} ownTree`).toEqual([OWN_DRAFTER]);
+  expect(Object.keys(decodes.lookupThenHeads.drafters).sort(), `${where} lookupThenHeads`).toEqual(['heads', 'promptLookup']);
+  // a draft vocabulary without the greedy tokens: no draft of the heads can be kept (so it is in force) ...
+  for (const name of EXCLUDING_VOCAB_DECODES) {
+    expect(decodes[name].drafters.heads?.steps, `${where} ${name}: the heads drafted`).toBeGreaterThan(0);
+    expect(decodes[name].drafters.heads.accepted, `${where} ${name}: heads' drafts kept`).toBe(0);
+  }
+  // ... and a subset holding them keeps drafts (its indices map back to token ids)
+  expect(decodes.sequentialSubset.accepted, `${where} sequentialSubset`).toBeGreaterThan(0);
+}
+
 describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (Chromium)', () => {
   let harness: BrowserHarness;
   const reference: Partial<Record<'tiny' | 'transformer', CaseResult>> = {};
@@ -108,7 +146,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
       run.catch(() => undefined); // reported by that backend's hook; never an unhandled rejection
       runs.set(backend, run);
     }
-    for (const name of ['tiny', 'transformer'] as const) reference[name] = await runCase(specs[name]);
+    for (const name of CASES) reference[name] = await runCase(specs[name]);
   }, 300_000);
 
   afterAll(async () => {
@@ -117,7 +155,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
   });
 
   it('Node reference: the greedy paths are far from ties, and speculative equals greedy on cpu', () => {
-    for (const name of ['tiny', 'transformer'] as const) {
+    for (const name of CASES) {
       const r = reference[name]!;
       console.log(`node cpu ${name}: min top-2 margin ${r.minMargin.toFixed(4)}, speculative τ = ${r.decodes.speculative.meanAcceptedLength.toFixed(2)}, accepted ${r.decodes.speculative.accepted}/${r.decodes.speculative.drafted}`);
       expect(r.minMargin).toBeGreaterThan(MIN_MARGIN);
@@ -126,7 +164,22 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
       expect(r.decodes.speculative.accepted).toBeGreaterThan(0);
       expect(r.decodes.speculative.accepted).toBeLessThan(r.decodes.speculative.drafted);
       expect(r.numTensors.after).toBe(r.numTensors.before);
+      expect(r.leftBehind, `node ${name}: tensors left behind by the case`).toBe(0);
+      expect(Object.keys(r.decodes), `node ${name}`).toEqual([...DECODES[name].greedy]);
+      expect(Object.keys(r.sampled), `node ${name}`).toEqual([...DECODES[name].sampled]);
+      for (const [decoder, d] of Object.entries(r.decodes)) expect(d.tokens, `node ${name} ${decoder}`).toEqual(r.decodes.greedy.tokens);
+      for (const [decoder, d] of allDecodes(r)) {
+        expect(d.reads, `node ${name} ${decoder}: readbacks`).toBe(d.forwards);
+        expect(d.numTensors.after, `node ${name} ${decoder}: numTensors`).toBe(d.numTensors.before);
+      }
     }
+    const t = reference.transformer!;
+    checkDrafting('node transformer', t);
+    // every kind of drafter keeps some drafts here, so the accept path runs for each of them in every browser
+    for (const name of ['promptLookup', 'lookupThenHeads', 'ownTree', 'tree', 'sequential'] as const) {
+      expect(t.decodes[name].accepted, `node transformer ${name}`).toBeGreaterThan(0);
+    }
+    console.log(`node cpu transformer drafters: ${allDecodes(t).map(([n, d]) => `${n} ${d.accepted}/${d.drafted} in ${d.forwards}`).join(', ')}`);
   });
 
   describe.each(BACKENDS)('%s', (backend) => {
@@ -149,26 +202,32 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
       });
     }
 
-    it.each(['tiny', 'transformer'] as const)('%s: logits equal Node cpu within tolerance', (name) => {
+    it.each(CASES)('%s: logits equal Node cpu within tolerance', (name) => {
       const { ratio, maxAbs } = compare(results[name].logits, reference[name]!.logits, TOLERANCE[backend]);
       console.log(`${backend} ${name}: max |Δlogit| = ${maxAbs.toExponential(2)} (${(100 * ratio).toFixed(1)}% of the tolerance), case ${results[name].wallTimeMs.toFixed(0)} ms`);
       expect(results[name].logits.length).toBe(reference[name]!.logits.length);
       expect(ratio).toBeLessThanOrEqual(1);
     });
 
-    it.each(['tiny', 'transformer'] as const)('%s: speculative (greedy acceptance) equals greedy, token for token, and equals Node', (name) => {
+    it.each(CASES)('%s: the page ran every decode', (name) => {
+      expect(Object.keys(results[name].decodes)).toEqual([...DECODES[name].greedy]);
+      expect(Object.keys(results[name].sampled)).toEqual([...DECODES[name].sampled]);
+    });
+
+    it.each(GREEDY_DECODES)('%s %s: equals greedy token for token, and equals Node', (name, decoder) => {
+      const d = results[name].decodes[decoder]!;
+      expect(d.tokens).toEqual(reference[name]!.decodes.greedy.tokens);
+    });
+
+    it.each(CASES)('%s: speculative keeps drafts and adds one token of its own per forward; greedy takes one forward per token', (name) => {
       const { decodes } = results[name];
-      const expected = reference[name]!.decodes.greedy.tokens;
-      for (const [decoder, d] of Object.entries(decodes)) {
-        expect(d.tokens, `${backend} ${name} ${decoder}`).toEqual(expected);
-      }
       const spec = decodes.speculative;
       // each forward commits its kept drafts (sources j ≥ 1) and then one token of its own (source 0) — the
       // last one only if the token budget leaves room for it
       const own = spec.sources.filter((s) => s === 0).length;
       expect([spec.forwards - 1, spec.forwards]).toContain(own);
       expect(spec.accepted).toBeGreaterThanOrEqual(spec.tokens.length - own);
-      expect(decodes.greedy.forwards).toBe(expected.length);
+      expect(decodes.greedy.forwards).toBe(reference[name]!.decodes.greedy.tokens.length);
     });
 
     it('transformer: the KV-cached model keeps the same drafts as the recomputing adapter', () => {
@@ -178,10 +237,37 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
       console.log(`${backend} transformer: cached speculative τ = ${decodes.cachedSpeculative.meanAcceptedLength.toFixed(2)}, ${decodes.cachedSpeculative.tokensPerSecond.toFixed(1)} tok/s; cached greedy ${decodes.greedy.tokensPerSecond.toFixed(1)} tok/s`);
     });
 
-    it.each(['tiny', 'transformer'] as const)('%s: no tensor leaks, no synchronous GPU readback, no page errors', (name) => {
+    it('transformer: every drafter is credited by name, and the draft vocabularies are in force', () => {
+      checkDrafting(backend, results.transformer);
+      const { decodes } = results.transformer;
+      // deterministic drafters (prompt lookup, the page's own) see the same text as in Node, so they draft and keep the same
+      for (const name of ['promptLookup', 'ownTree'] as const) {
+        expect(drafterSteps(decodes[name]), `${backend} ${name}`).toEqual(drafterSteps(reference.transformer!.decodes[name]));
+        expect(decodes[name].accepted, `${backend} ${name}`).toBe(reference.transformer!.decodes[name].accepted);
+      }
+      console.log(`${backend} transformer drafters: ${allDecodes(results.transformer).map(([n, d]) => `${n} ${d.accepted}/${d.drafted} in ${d.forwards} (${d.wallTimeMs.toFixed(0)} ms)`).join(', ')}`);
+    });
+
+    it.each(DECODES.transformer.sampled)('transformer %s: speculative sampling gives maxNewTokens token ids', (name) => {
+      const d = results.transformer.sampled[name];
+      const vocab = TRANSFORMER.vocabSize!;
+      console.log(`${backend} ${name}: ${d.tokens.join(',')} (node: ${reference.transformer!.sampled[name].tokens.join(',')})`);
+      expect(d.tokens).toHaveLength(TRANSFORMER_TOKENS);
+      for (const t of d.tokens) expect(Number.isInteger(t) && t >= 0 && t < vocab, `${backend} ${name}: token ${t}`).toBe(true);
+      expect(d.sources).toHaveLength(d.tokens.length);
+    });
+
+    it.each(ALL_DECODES)('%s %s: one awaited readback per forward, no synchronous GPU readback, no tensor left behind', (name, decoder, group) => {
+      const d = results[name][group][decoder]!;
+      expect(d.reads, `readbacks in ${d.forwards} forwards`).toBe(d.forwards);
+      expect(d.syncDownloads, 'synchronous GPU→CPU downloads').toBe(0);
+      expect(d.numTensors.after, 'tf.memory().numTensors after the decode').toBe(d.numTensors.before);
+    });
+
+    it.each(CASES)('%s: no tensor left behind by the whole case, no page errors', (name) => {
       const r = results[name];
       expect(r.numTensors.after).toBe(r.numTensors.before);
-      expect(r.syncDownloads).toBe(0);
+      expect(r.leftBehind, 'tensors left behind by the case (models included)').toBe(0);
       expect(errors).toEqual([]);
     });
   });

@@ -5,7 +5,7 @@ import { greedyVerdict, samplingVerdict, treeShape, typicalVerdict, type Verdict
 import { draftTree } from '../../src/decoding/drafters.js';
 import { uniformStream } from '../../src/decoding/random.js';
 import { greedyWalk, samplingWalk, typicalWalk } from '../helpers/acceptance_reference.js';
-import { toProbabilities } from '../../src/decoding/distributions.js';
+import { nucleusFloor, toProbabilities } from '../../src/decoding/distributions.js';
 import { blockwiseDecode, greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
 import { TableModel } from '../helpers/toy_models.js';
 import { useCpu } from '../helpers/backend.js';
@@ -284,5 +284,30 @@ describe('commit logic on a counting model (k = 4)', () => {
     expect(r.stats.forwards).toBe(5);
     expect(r.stats.meanAcceptedLength).toBe(1);
     model.dispose();
+  });
+});
+
+describe('the nucleus floor by bisection (the WebGL path, no TopK) equals the sorted one', () => {
+  it('on 300 random rows with ties and a spread of topP', async () => {
+    const rand = uniformStream(99);
+    for (let c = 0; c < 300; c++) {
+      const V = 2 + Math.floor(rand() * 30);
+      const levels = [0.1, 0.5, 1, 2, 3].slice(0, 1 + Math.floor(rand() * 5)); // few distinct logits: many ties
+      const logits = Array.from({ length: V }, () => levels[Math.floor(rand() * levels.length)]! + (rand() < 0.5 ? 0 : rand()));
+      const topP = [0.05, 0.3, 0.5, 0.8, 0.95, 0.999][c % 6]!;
+      const [sorted, bisected] = await expectNoLeak(async () => {
+        const t = tf.tidy(() => {
+          const probs = tf.softmax(tf.tensor2d([logits])) as tf.Tensor2D;
+          const viaSort = toProbabilities(tf.tensor2d([logits]), { temperature: 1, topK: V, topP }); // cpu: the sorted path
+          const floor = nucleusFloor(probs, topP);
+          const kept = tf.where(tf.greaterEqual(probs, floor), probs, tf.zerosLike(probs));
+          return tf.stack([viaSort, tf.div(kept, tf.sum(kept, 1, true))]);
+        });
+        const out = (await t.array()) as number[][][];
+        t.dispose();
+        return [out[0]![0]!, out[1]![0]!];
+      });
+      expect(bisected).toEqual(sorted);
+    }
   });
 });
