@@ -124,7 +124,7 @@ function probAtParents(s: TreeShape, p: tf.Tensor2D): tf.Tensor1D {
  * Greedy acceptance from the verifier's argmax `best` int32 `[R]` at every row (row 0 the root).
  */
 export function greedyVerdict(s: TreeShape, best: tf.Tensor1D): Verdict {
-  if (s.N === 0) return { tip: tf.zeros([1], 'int32'), next: tf.reshape(best, [1]) };
+  if (s.N === 0) return { tip: tf.zeros([1], 'int32'), next: best }; // no node: the root, and its argmax ([1] already)
   const ok = tf.equal(atParents(s, best), tf.tensor1d(s.tokens, 'int32')) as tf.Tensor1D; // [N] each node is its parent's argmax
   const tip = tipOf(s, ok);
   return { tip, next: tf.gather(best, tip) as tf.Tensor1D };

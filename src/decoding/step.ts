@@ -89,7 +89,8 @@ export async function runStep(model: MultiTokenModel, block: StepBlock, plan: Ti
     packed = tf.tidy(() => {
       const rows = P === 1 ? states : (tf.slice(states, [P - 1, 0], [R, -1]) as tf.Tensor2D); // [R, S] the root, then each node
       const { tip, next, finite } = judge(model, block, rows, o, u);
-      const parts: tf.Tensor[] = [tip, next, finite];
+      // greedy: [tip (when there are drafts), the verifier's argmax at every row]; else [tip, next, finite]
+      const parts: tf.Tensor[] = greedy ? (N > 0 ? [tip, finite] : [finite]) : [tip, next, finite];
       if (plan.kind !== 'none') {
         const at = R === 1 ? rows : (tf.gather(rows, tip) as tf.Tensor2D); // [1, S] the tip's state
         const out = draftAtTip(model, plan, at, next, o.sampling, uTip === null ? null : tf.tensor1d(uTip));
@@ -99,15 +100,28 @@ export async function runStep(model: MultiTokenModel, block: StepBlock, plan: Ti
       // one vector for the one readback: int32 when every part is (greedy chains), else float32 (ids < 2²⁴ are exact)
       const int = parts.every((t) => t.dtype === 'int32');
       const flat = (t: tf.Tensor) => (t.rank === 1 ? t : tf.reshape(t, [-1]));
-      return tf.concat(parts.map((t) => flat(int ? t : tf.cast(t, 'float32')))) as tf.Tensor1D; // [2 + finite + drafts]
+      const all = parts.map((t) => flat(int ? t : tf.cast(t, 'float32')));
+      return (all.length === 1 ? all[0]! : tf.concat(all)) as tf.Tensor1D;
     });
     const data = await packed.data();
+    let tip: number; // the row the accepted path ends on
+    let next: number;
+    let finite: boolean;
+    let after: number; // where the drafts start
+    if (greedy) {
+      const at = N > 0 ? 1 : 0;
+      tip = N > 0 ? data[0]! : 0;
+      const best = data.subarray(at, at + R); // the verifier's argmax at every row (−1: its logits were not finite)
+      next = best[tip]!;
+      finite = Array.prototype.every.call(best, (t: number) => t >= 0 && t < model.vocabSize);
+      after = at + R;
+    } else {
+      [tip, next, finite, after] = [data[0]!, data[1]!, data[2] === 1, 3];
+    }
     const path: number[] = [];
-    for (let i = data[0]! - 1; i >= 0; i = tree.parents[i]!) path.unshift(i);
-    const after = greedy ? 2 + R : 3; // greedy: the argmax of every row; else one flag
-    const finite = greedy ? Array.prototype.every.call(data.subarray(2, after), (t: number) => t >= 0 && t < model.vocabSize) : data[2] === 1;
+    for (let i = tip - 1; i >= 0; i = tree.parents[i]!) path.unshift(i);
     const tipDraft = readTipDraft(plan, data, after, model.vocabSize);
-    return { path, next: data[1]!, finite: finite && tipDraft.finite, draft: tipDraft.draft, q };
+    return { path, next, finite: finite && tipDraft.finite, draft: tipDraft.draft, q };
   } catch (error) {
     (q as tf.Tensor2D | null)?.dispose();
     throw error;

@@ -18,9 +18,10 @@
  *   exp(score_i) over the best-first nodes' path log-probabilities (EAGLE-2 §4.1), λ the ratio of
  *   tokens accepted to tokens so predicted on this model so far (the draft confidences are not
  *   calibrated acceptance rates).
- * - Exploration: the smallest and largest sizes are measured first, then re-measured every
- *   {@link TUNER_DEFAULTS}.probeEvery steps for two steps (the first of which switches), so a
- *   change of load or of text is noticed.
+ * - Exploration: the smallest and largest sizes are measured first, then the end not in use is
+ *   re-measured for two steps (the first of which switches) every {@link TUNER_DEFAULTS}.probeEvery
+ *   steps, an interval that doubles (to {@link TUNER_DEFAULTS}.maxProbeEvery) while probes leave the
+ *   choice as it was, so a change of load or of text is noticed and a settled choice costs little.
  *
  * What was learned is kept per model, backend and drafting (a WeakMap: it goes with the model),
  * so the next decode starts from it instead of exploring again.
@@ -34,8 +35,10 @@ export const TUNER_DEFAULTS = Object.freeze({
   window: 8,
   /** Clean samples of the smallest and largest size before choosing: the fastest of 3 ignores two disturbed steps. */
   warmup: 3,
-  /** Steps between two probes of a size not in use: ~6 % of steps spent away from the best size at most. */
+  /** Steps between two probes of a size not in use at first: ~6 % of steps spent away from the best size at most. */
   probeEvery: 32,
+  /** The longest interval between probes once they keep confirming the choice: ~0.4 % of steps. */
+  maxProbeEvery: 512,
   /** Acceptance counts decay by this factor per step: the estimate follows the text (a decode's topic drifts) with a memory of ~200 steps. */
   decay: 0.995,
 });
@@ -52,8 +55,11 @@ interface Memory {
   predicted: number;
   /** Trees: prefix sums of exp(score) of the latest proposal's best-first nodes (what E(n) is judged by before the next proposal exists). */
   cumulative: number[];
-  /** Steps since the last probe. */
+  /** Steps since the last probe, and the current interval between probes. */
   sinceProbe: number;
+  probeEvery: number;
+  /** The best size when the last probe started (null: no probe yet). */
+  bestBeforeProbe: number | null;
   /** Which end to probe next (alternates). */
   probeHigh: boolean;
 }
@@ -66,7 +72,7 @@ function memoryOf(model: MultiTokenModel, key: string, depth: number): Memory {
   const full = `${tf.getBackend()}|${key}`;
   let m = byKey.get(full);
   if (m === undefined) {
-    m = { costs: new Map(), drafted: new Array<number>(depth).fill(0), kept: new Array<number>(depth).fill(0), accepted: 0, predicted: 0, cumulative: [], sinceProbe: 0, probeHigh: false };
+    m = { costs: new Map(), drafted: new Array<number>(depth).fill(0), kept: new Array<number>(depth).fill(0), accepted: 0, predicted: 0, cumulative: [], sinceProbe: 0, probeEvery: TUNER_DEFAULTS.probeEvery, bestBeforeProbe: null, probeHigh: false };
     byKey.set(full, m);
   }
   return m;
@@ -133,13 +139,22 @@ export class StepTuner {
       const rate = c === null || !(c > 0) ? -Infinity : expected(s) / c;
       if (rate > bestRate + 1e-12) [best, bestRate] = [s, rate];
     }
-    if (++this.memory.sinceProbe >= TUNER_DEFAULTS.probeEvery) {
-      this.memory.sinceProbe = 0;
-      this.memory.probeHigh = !this.memory.probeHigh;
-      const size = this.memory.probeHigh ? high : low;
-      if (size !== best) {
-        this.probe = { size, steps: 1 }; // this step switches, the next is measured clean
-        return size;
+    const m = this.memory;
+    if (m.bestBeforeProbe !== null) {
+      // the first choice after a probe: a confirmed choice probes half as often, a changed one as often as at first
+      m.probeEvery = best === m.bestBeforeProbe ? Math.min(2 * m.probeEvery, TUNER_DEFAULTS.maxProbeEvery) : TUNER_DEFAULTS.probeEvery;
+      m.bestBeforeProbe = null;
+    }
+    if (++m.sinceProbe >= m.probeEvery) {
+      m.sinceProbe = 0;
+      m.probeHigh = !m.probeHigh;
+      const size = m.probeHigh ? high : low;
+      if (size === best) m.probeHigh = !m.probeHigh; // the other end, then
+      const other = m.probeHigh ? high : low;
+      if (other !== best) {
+        m.bestBeforeProbe = best;
+        this.probe = { size: other, steps: 1 }; // this step switches, the next is measured clean
+        return other;
       }
     }
     return best;

@@ -52,13 +52,18 @@ describe('StepTuner', () => {
     expect(steep.choose((n) => steep.expectedChain(n))).toBe(0);
   });
 
-  it(`probes the size not in use every ${TUNER_DEFAULTS.probeEvery} steps, for two steps, alternating ends`, () => {
+  it(`probes the size not in use after ${TUNER_DEFAULTS.probeEvery} steps, for two steps, then ever more rarely while the choice holds`, () => {
     const t = new StepTuner(anyModel(), 'k', [0, 1, 2, 3], 3);
     for (const d of [0, 0, 0, 3, 3, 3]) t.record(d, 1);
     for (let i = 0; i < 20; i++) t.observeChain(3, 3);
-    const picks = Array.from({ length: 3 * TUNER_DEFAULTS.probeEvery }, () => t.choose((n) => t.expectedChain(n)));
-    expect(picks.filter((d) => d === 0).length).toBe(2); // one probe of 0 (the low end), two steps; the high end is in use
-    expect(picks.indexOf(0)).toBe(2 * TUNER_DEFAULTS.probeEvery - 1);
+    const picks = Array.from({ length: 2000 }, () => t.choose((n) => t.expectedChain(n)));
+    const starts = picks.flatMap((d, i) => (d === 0 && picks[i - 1] !== 0 ? [i] : []));
+    expect(starts[0]).toBe(TUNER_DEFAULTS.probeEvery - 1); // the low end: the high one is in use
+    starts.forEach((s) => expect(picks.slice(s, s + 3)).toEqual([0, 0, 3])); // two steps each
+    const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
+    gaps.slice(1).forEach((g, i) => expect(g).toBeGreaterThanOrEqual(gaps[i]!)); // the interval grows while the choice holds …
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(TUNER_DEFAULTS.maxProbeEvery + 2); // … up to its ceiling
+    expect(picks.filter((d) => d === 0).length).toBeLessThan(20);
   });
 
   it('remembers per model, backend and key: a second tuner starts where the first left off', () => {
