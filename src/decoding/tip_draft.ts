@@ -72,13 +72,37 @@ export function draftAtTip(model: MultiTokenModel, plan: TipPlan, tip: tf.Tensor
       return { parts: [flat(tf.where(tf.isFinite(tf.sum(logits, 1)), ids, tf.fill([plan.depth], -1, 'int32')))], q: null };
     }
     case 'sample': {
-      // sequential modules: each module is fed the sample drawn for the offset before it
-      const choose = (column: number, logits: tf.Tensor2D) => sampleRows(toProbabilities(logits, settings), tf.slice(u!, column - 1, 1));
-      const logits = tf.reshape(logitsAt(model, tip, root, plan.depth, choose), [plan.depth, V]) as tf.Tensor2D; // [d, V]
-      const q = toProbabilities(logits, settings); // [d, V]
+      // sequential modules: each module is fed the sample drawn for the offset before it (kept, not drawn twice)
+      const probs: tf.Tensor2D[] = [];
+      const picks: tf.Tensor1D[] = [];
+      // kept: the model runs `choose` inside its own tidy; they are disposed below once used
+      const choose = (column: number, logits: tf.Tensor2D) => {
+        probs[column - 1] = tf.keep(toProbabilities(logits, settings)); // [1, V]
+        picks[column - 1] = tf.keep(sampleRows(probs[column - 1]!, tf.slice(u!, column - 1, 1))); // [1]
+        return picks[column - 1]!;
+      };
+      let logits: tf.Tensor2D; // [d, V]
+      try {
+        logits = tf.reshape(logitsAt(model, tip, root, plan.depth, choose), [plan.depth, V]) as tf.Tensor2D;
+      } catch (error) {
+        tf.dispose([...probs, ...picks]);
+        throw error;
+      }
+      let q: tf.Tensor2D; // [d, V]
+      let ids: tf.Tensor1D; // [d]
+      if (picks.length === plan.depth - 1) {
+        // the chain drew columns 1…d−1 itself: only the last is left
+        const last = toProbabilities(tf.slice(logits, [plan.depth - 1, 0], [1, V]) as tf.Tensor2D, settings); // [1, V]
+        q = tf.concat([...probs, last]) as tf.Tensor2D;
+        ids = tf.concat([...picks, sampleRows(last, tf.slice(u!, plan.depth - 1, 1))]) as tf.Tensor1D;
+        tf.dispose([...probs, ...picks]);
+      } else {
+        tf.dispose([...probs, ...picks]); // a model that called `choose` for some columns only
+        q = toProbabilities(logits, settings); // parallel heads: every column at once
+        ids = sampleRows(q, u!);
+      }
       const finite = tf.cast(tf.isFinite(tf.sum(logits)), 'int32');
-      const ids = tf.sub(tf.mul(tf.add(sampleRows(q, u!), 1), finite), 1); // [d], −1 throughout when a logit is not finite
-      return { parts: [flat(ids)], q };
+      return { parts: [tf.sub(tf.mul(tf.add(ids, 1), finite), 1)], q }; // [d], −1 throughout when a logit is not finite
     }
     case 'topk': {
       let ids: tf.Tensor;
