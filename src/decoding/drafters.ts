@@ -43,7 +43,9 @@ export interface DraftContext {
  * tree `{ tokens: [a, b, c], parents: [-1, 0, 1] }`.
  */
 export interface DraftTreeProposal {
+  /** Per node, its token id. */
   readonly tokens: readonly number[];
+  /** Per node, its parent: an earlier index into `tokens`, or −1 under the committed text. */
   readonly parents: readonly number[];
 }
 

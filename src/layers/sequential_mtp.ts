@@ -363,6 +363,7 @@ export class SequentialMtpHead extends LayerBase {
    * token the verifier committed after the row; clamped into [0, V)) and the row's state, module j
    * fed column j − 1's token and module j − 1's state. A row with a non-finite logit in any column
    * is −1 throughout. Runs modules 1…n at these rows only (never offset 0).
+   * @internal
    */
   draftArgmax(states: tf.Tensor2D, roots: tf.Tensor1D, n: number): tf.Tensor2D {
     checkDraftCall(`${WHERE}.draftArgmax`, this.numHeads, states, roots, n);
@@ -377,6 +378,7 @@ export class SequentialMtpHead extends LayerBase {
    * `roots` (as {@link SequentialMtpHead.draftArgmax}), ranked within the draft vocabulary, with
    * their log-probabilities renormalised over it: `[m, n, k]` each; rank 0 is exactly
    * `draftArgmax`'s column, −1 ids throughout a broken row. `k` is at most the draft vocabulary's size.
+   * @internal
    */
   draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): HeadTopK {
     const where = `${WHERE}.draftTopK`;
@@ -398,6 +400,7 @@ export class SequentialMtpHead extends LayerBase {
    * c + 1 the token `choose(c, column c's logits [m, V])` returns (int32 `[m]`, clamped into
    * [0, V); default: the argmax within the draft vocabulary, as `draftArgmax`), so a sampled chain
    * feeds its own samples forward.
+   * @internal
    */
   draftLogits(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, choose?: (column: number, logits: tf.Tensor2D) => tf.Tensor1D): tf.Tensor3D {
     const where = `${WHERE}.draftLogits`;
