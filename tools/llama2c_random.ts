@@ -15,17 +15,10 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { uniformStream } from '../src/decoding/random.js';
 import { checkInteger, fail } from '../src/internal/errors.js';
+import type { Llama2cHeader } from '../src/models/llama2c.js';
 
-/** The header of a llama2.c checkpoint, in run.c's words (`Config`). */
-export interface Llama2cShape {
-  dim: number;
-  hiddenDim: number;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  vocabSize: number;
-  seqLen: number;
-}
+/** The header of a llama2.c checkpoint, in run.c's words (`Config`); the classifier is always the shared embedding here. */
+export type Llama2cShape = Omit<Llama2cHeader, 'sharedClassifier'>;
 
 /**
  * The shapes of Karpathy's public `tinyllamas` story models (their 32,000-token Llama 2

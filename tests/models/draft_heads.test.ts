@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { batchLoss, mlpParams, prepareData } from '../../tools/heads/train.js';
 import { useCpu } from '../helpers/backend.js';
+import { readManifest, withManifest } from '../helpers/heads_file.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 import { readStories, storiesAvailable, storiesReference } from '../helpers/stories.js';
 
@@ -157,18 +158,8 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
 
     it('rejects a bad file before allocating anything, naming the field', async () => {
       const bytes = await exportDraftHeads(model);
-      const n = new DataView(bytes.buffer).getUint32(8, true);
-      const manifest = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + n))) as Record<string, unknown>;
-      const rewrite = (m: Record<string, unknown>, tail = bytes.subarray(12 + n + ((4 - (n % 4)) % 4))): Uint8Array => {
-        const json = new TextEncoder().encode(JSON.stringify(m));
-        const pad = (4 - (json.length % 4)) % 4;
-        const out = new Uint8Array(12 + json.length + pad + tail.length);
-        out.set(bytes.subarray(0, 8));
-        new DataView(out.buffer).setUint32(8, json.length, true);
-        out.set(json, 12);
-        out.set(tail, 12 + json.length + pad);
-        return out;
-      };
+      const { manifest } = readManifest(bytes);
+      const rewrite = (m: Record<string, unknown>, tail?: Uint8Array): Uint8Array => withManifest(bytes, m, tail);
       const where = 'loadLlama2c: options.draftHeads';
       const load = (heads: Uint8Array) => loadLlama2c(file, { draftHeads: heads });
       await expectThrowNoLeak(() => load(Uint8Array.from([1, 2, 3])), `${where}: file must start with the magic "MTPHEADS", but got`);

@@ -18,6 +18,7 @@ import { attachDraftHeads, exportDraftHeads, readDraftHeads, withSequentialHeads
 import { CachedTransformer, createTransformer, loadHfLlama, parseLlama2c } from '../../src/models/index.js';
 import { loadLlama2c } from '../../src/models/llama2c.js';
 import { useCpu } from '../helpers/backend.js';
+import { readManifest, withManifest } from '../helpers/heads_file.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 import { randomizeWeights } from '../helpers/layers.js';
 import { readStories, storiesAvailable, storiesReference, toHfLayout, writeSafetensors } from '../helpers/stories.js';
@@ -175,19 +176,8 @@ describe.skipIf(!storiesOk)('draft-heads files with a draft vocabulary (stories2
     await expectThrowNoLeak(() => loadLlama2c(file, { draftVocab: [512] }), 'loadLlama2c: options.draftVocab[0] must be a token id, an integer in [0, 512), but got 512.');
     await expectThrowNoLeak(() => loadLlama2c(file, { draftVocab: [] }), 'loadLlama2c: options.draftVocab.length must be in [1, 512] (at most the vocabulary), but got 0.');
     // manifest fields
-    const n = new DataView(bytes.buffer).getUint32(8, true);
-    const manifest = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + n))) as Record<string, unknown>;
-    const rewrite = (m: Record<string, unknown>): Uint8Array => {
-      const tail = bytes.subarray(12 + n + ((4 - (n % 4)) % 4));
-      const json = new TextEncoder().encode(JSON.stringify(m));
-      const pad = (4 - (json.length % 4)) % 4;
-      const out = new Uint8Array(12 + json.length + pad + tail.length);
-      out.set(bytes.subarray(0, 8));
-      new DataView(out.buffer).setUint32(8, json.length, true);
-      out.set(json, 12);
-      out.set(tail, 12 + json.length + pad);
-      return out;
-    };
+    const { manifest } = readManifest(bytes);
+    const rewrite = (m: Record<string, unknown>): Uint8Array => withManifest(bytes, m);
     const where = 'loadLlama2c: options.draftHeads';
     await expectThrowNoLeak(() => loadLlama2c(file, { draftHeads: rewrite({ ...manifest, draftVocab: [3, 3] }) }), `${where}: manifest.draftVocab must not repeat a token id, but manifest.draftVocab[1] repeats 3.`);
     await expectThrowNoLeak(() => loadLlama2c(file, { draftHeads: rewrite({ ...manifest, draftVocab: [0, 600] }) }), `${where}: manifest.draftVocab[1] must be a token id, an integer in [0, 512), but got 600.`);
