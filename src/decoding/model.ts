@@ -145,6 +145,12 @@ export interface MultiTokenModel {
    * samples forward. Without it the decoders take `headLogits(states, [1…n])`. The caller owns the result.
    */
   draftLogits?(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, choose?: (column: number, logits: tf.Tensor2D) => tf.Tensor1D): tf.Tensor3D;
+  /**
+   * Optional: the token ids that end a text for this model (llama2.c: BOS and EOS, as run.c stops
+   * at them; Hugging Face: `eos_token_id`). The decoders stop at them when the caller gives no
+   * `stopTokens` (`stopTokens: []` decodes past them).
+   */
+  readonly stopTokens?: readonly number[];
   /** Optional: called once when a decode starts, to prepare inference-only tensors (e.g. a pre-transposed unembedding). */
   beginDecode?(): void;
   /** Optional: called once when a decode ends (also after a throw or an abort), to free what `beginDecode` made. */
