@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { allFinite, allTokens, pickTokens, type SamplingSettings } from './distributions.js';
+import { checkedModel } from './checked.js';
 import type { MultiTokenModel } from './model.js';
 import { resolveBlockwiseOptions, type BlockwiseOptions, type ResolvedOptions, type TokenIds } from './options.js';
 import { uniforms } from './random.js';
@@ -14,13 +15,13 @@ import type { DecodeResult, TokenChunk } from './result.js';
 import { decodeSession, drain, type Forward, type Loop } from './session.js';
 
 /** Greedy fast path: offsets 0…b-1's argmax at the last position from `headArgmax` (one readback of b ids). */
-async function nextGreedyBlock(model: MultiTokenModel & Required<Pick<MultiTokenModel, 'headArgmax'>>, tokens: readonly number[], b: number): Promise<Forward> {
+async function nextGreedyBlock(model: MultiTokenModel & Required<Pick<MultiTokenModel, 'headArgmax'>>, tokens: readonly number[], b: number, fn: string): Promise<Forward> {
   const states = model.forward(tokens); // [n, S]
   let ids: tf.Tensor | undefined;
   try {
     ids = tf.tidy(() => model.headArgmax(states.shape[0] === 1 ? states : tf.slice(states, [states.shape[0] - 1, 0], [1, -1]), b)); // [1, b]
     const picked = await ids.data();
-    return { tokens: Array.from(picked), sources: Array.from({ length: b }, (_, j) => j), drafted: b - 1, finite: allTokens(picked, model.vocabSize) };
+    return { tokens: Array.from(picked), sources: Array.from({ length: b }, (_, j) => j), drafted: b - 1, finite: allTokens(picked, model.vocabSize, fn, 'headArgmax') };
   } finally {
     states.dispose();
     ids?.dispose();
@@ -52,12 +53,13 @@ async function nextBlock(model: MultiTokenModel, tokens: readonly number[], b: n
  * 0…b-1's picks at its last position, unchecked. With one token it is greedy decoding (offset 0
  * only), which `greedyDecode` runs. Greedy picks take the model's `headArgmax` when it has one.
  */
-export function blockLoop(model: MultiTokenModel, opts: ResolvedOptions, blockSize: number): Loop {
+export function blockLoop(unchecked: MultiTokenModel, opts: ResolvedOptions, blockSize: number): Loop {
+  const model = checkedModel(opts.fn, unchecked);
   return async function* (random) {
     let feed = opts.prompt;
     const fast = opts.sampling.temperature === 0 && model.headArgmax !== undefined;
     for (;;) {
-      const forward = fast ? await nextGreedyBlock(model as Parameters<typeof nextGreedyBlock>[0], feed, blockSize) : await nextBlock(model, feed, blockSize, opts.sampling, random);
+      const forward = fast ? await nextGreedyBlock(model as Parameters<typeof nextGreedyBlock>[0], feed, blockSize, opts.fn) : await nextBlock(model, feed, blockSize, opts.sampling, random);
       yield forward;
       feed = forward.tokens;
     }

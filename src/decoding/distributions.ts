@@ -116,10 +116,18 @@ export function allFinite(parts: tf.Tensor[]): tf.Tensor1D {
 }
 
 /**
- * Whether every id read back from a model's `headArgmax` is a token id in [0, `vocab`): the fast
- * path marks an offset whose logits hold NaN or ±Infinity with −1 (plain JS, after the readback).
+ * Whether every id read back from a model's argmax pass (`headArgmax`, `draftArgmax`) is a token
+ * id in [0, `vocab`): such a pass marks a row whose logits hold NaN or ±Infinity with −1 (plain
+ * JS, after the readback). Any other value is the model breaking its contract: thrown, naming
+ * `fn` and `method`.
  */
-export function allTokens(ids: ArrayLike<number>, vocab: number): boolean {
-  for (let i = 0; i < ids.length; i++) if (!(ids[i]! >= 0 && ids[i]! < vocab)) return false;
-  return true;
+export function allTokens(ids: ArrayLike<number>, vocab: number, fn: string, method: string): boolean {
+  let finite = true;
+  for (let i = 0; i < ids.length; i++) {
+    const t = ids[i]!;
+    if (t >= 0 && t < vocab) continue;
+    if (t !== -1) throw new RangeError(`${fn}: model.${method} must return token ids in [0, ${vocab}) or −1 (non-finite logits), but returned ${t}.`);
+    finite = false;
+  }
+  return finite;
 }

@@ -20,6 +20,7 @@
  * distributed exactly as ordinary sampling whatever the drafter proposes.
  */
 import { checkInteger, fail, show } from '../internal/errors.js';
+import { checkKeys } from '../internal/keys.js';
 
 /** What a drafter sees when asked for a proposal (plain data; valid during the call only). */
 export interface DraftContext {
@@ -150,6 +151,7 @@ export function lookupDraft(text: readonly number[], ngram: number, maxLength: n
 export function promptLookupDrafter(options: PromptLookupOptions = {}): Drafter {
   const fn = 'promptLookupDrafter';
   if (options === null || typeof options !== 'object') fail(TypeError, fn, 'options', 'must be an object', options);
+  checkKeys(fn, 'options', options, ['ngram', 'minNgram']);
   const ngram = checkInteger(fn, 'options.ngram', options.ngram ?? PROMPT_LOOKUP_DEFAULTS.ngram, 1, MAX_NGRAM);
   const minNgram = checkInteger(fn, 'options.minNgram', options.minNgram ?? Math.min(PROMPT_LOOKUP_DEFAULTS.minNgram, ngram), 1, ngram);
   return {

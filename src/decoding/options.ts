@@ -4,6 +4,7 @@
  * default lives in {@link DECODE_DEFAULTS}.
  */
 import { checkInteger, fail } from '../internal/errors.js';
+import { checkKeys } from '../internal/keys.js';
 import type { SamplingSettings } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
 import { type DynamicTree, resolveTree, type TreeOption, type TreeSpec } from './tree.js';
@@ -187,6 +188,13 @@ export interface ResolvedBlockwiseOptions extends ResolvedOptions {
 
 const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x);
 
+/** The keys of {@link DecodeOptions}: any other key is refused (a misspelled option would be ignored). */
+const DECODE_OPTION_KEYS = ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'stopTokens', 'signal', 'onToken', 'yieldEveryMs'] as const;
+/** The keys of {@link SpeculativeOptions}. */
+const SPECULATIVE_OPTION_KEYS = [...DECODE_OPTION_KEYS, 'acceptance', 'draftLength', 'drafter', 'posteriorThreshold', 'posteriorAlpha', 'tree'] as const;
+/** The keys of {@link BlockwiseOptions}. */
+const BLOCKWISE_OPTION_KEYS = [...DECODE_OPTION_KEYS, 'blockSize'] as const;
+
 /** Checks that `signal` is an AbortSignal (anything with a boolean `aborted` and `throwIfAborted`). */
 function checkSignal(fn: string, signal: unknown): void {
   const s = signal as Partial<AbortSignal> | null;
@@ -202,11 +210,14 @@ export function resolveOptions(
   prompt: TokenIds,
   options: DecodeOptions,
   defaultTemperature: number = DECODE_DEFAULTS.temperature,
+  known: readonly string[] = DECODE_OPTION_KEYS,
 ): ResolvedOptions {
   checkModel(fn, model);
   if (options === null || typeof options !== 'object') fail(TypeError, fn, 'options', 'must be an object', options);
+  checkKeys(fn, 'options', options, known);
   const { maxNewTokens = DECODE_DEFAULTS.maxNewTokens, temperature = defaultTemperature, topK = model.vocabSize } = options;
-  const { topP = DECODE_DEFAULTS.topP, seed, stopTokens = [], signal, onToken, yieldEveryMs = DECODE_DEFAULTS.yieldEveryMs } = options;
+  const { topP = DECODE_DEFAULTS.topP, seed, signal, onToken, yieldEveryMs = DECODE_DEFAULTS.yieldEveryMs } = options;
+  const stopTokens = options.stopTokens ?? model.stopTokens ?? []; // the model's own end-of-text ids unless the caller says
   if (!isInt(maxNewTokens) || maxNewTokens < 1) fail(RangeError, fn, 'options.maxNewTokens', 'must be a positive integer', maxNewTokens);
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) {
     fail(RangeError, fn, 'options.temperature', 'must be a finite number ≥ 0', temperature);
@@ -214,14 +225,12 @@ export function resolveOptions(
   if (!isInt(topK) || topK < 1) fail(RangeError, fn, 'options.topK', 'must be a positive integer', topK);
   if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) fail(RangeError, fn, 'options.topP', 'must be in (0, 1]', topP);
   if (seed !== undefined) checkInteger(fn, 'options.seed', seed, 0, 2 ** 32 - 1);
-  const stops = toIds(fn, 'options.stopTokens', stopTokens, model.vocabSize);
+  const stops = toIds(fn, options.stopTokens === undefined && model.stopTokens !== undefined ? 'model.stopTokens' : 'options.stopTokens', stopTokens, model.vocabSize);
   if (signal !== undefined) checkSignal(fn, signal);
   if (onToken !== undefined && typeof onToken !== 'function') fail(TypeError, fn, 'options.onToken', 'must be a function', onToken);
   if (typeof yieldEveryMs !== 'number' || !(yieldEveryMs >= 0)) fail(RangeError, fn, 'options.yieldEveryMs', 'must be a number ≥ 0', yieldEveryMs);
   const ids = checkPrompt(fn, prompt, model);
-  if (signal?.aborted) {
-    throw new DOMException(`${fn}: options.signal is already aborted (reason: ${String(signal.reason)}); nothing was decoded.`, 'AbortError');
-  }
+  if (signal?.aborted) throw signal.reason ?? new DOMException(`${fn}: options.signal is already aborted; nothing was decoded.`, 'AbortError'); // the signal's reason, as an abort mid-way
   return {
     fn,
     prompt: ids,
@@ -251,7 +260,7 @@ export function resolveSpeculativeOptions(
     fail(TypeError, fn, 'options.acceptance', "must be 'greedy', 'sampling' or 'typical'", acceptance);
   }
   const defaultTemperature = acceptance === 'greedy' ? DECODE_DEFAULTS.temperature : DECODE_DEFAULTS.samplingTemperature;
-  const base = resolveOptions(fn, model, prompt, options, defaultTemperature);
+  const base = resolveOptions(fn, model, prompt, options, defaultTemperature, SPECULATIVE_OPTION_KEYS);
   if (acceptance === 'greedy' && base.sampling.temperature !== 0) {
     fail(RangeError, fn, 'options.temperature', "must be 0 with acceptance 'greedy' (use 'sampling' to sample)", options.temperature);
   }
@@ -294,7 +303,7 @@ export function resolveBlockwiseOptions(
   prompt: TokenIds,
   options: BlockwiseOptions,
 ): ResolvedBlockwiseOptions {
-  const base = resolveOptions(fn, model, prompt, options);
+  const base = resolveOptions(fn, model, prompt, options, DECODE_DEFAULTS.temperature, BLOCKWISE_OPTION_KEYS);
   const { blockSize = model.numHeads } = options;
   if (!isInt(blockSize) || blockSize < 1 || blockSize > model.numHeads) {
     fail(RangeError, fn, 'options.blockSize', `must be an integer in [1, numHeads = ${model.numHeads}]`, blockSize);

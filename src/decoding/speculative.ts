@@ -19,6 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { checkProposal, type Drafter, type DraftTree, draftTree, isHeadsDrafter, NO_DRAFT, withoutRepeatedSiblings } from './drafters.js';
+import { checkedModel } from './checked.js';
 import type { MultiTokenModel } from './model.js';
 import { resolveSpeculativeOptions, type ResolvedSpeculativeOptions, type SpeculativeOptions, type TokenIds } from './options.js';
 import type { DecodeResult, TokenChunk } from './result.js';
@@ -62,7 +63,8 @@ class Drafting {
   /** The size the next step may use: chain depth or tree nodes (fixed, or chosen by the tuner a step ahead). */
   size = 0;
 
-  constructor(readonly model: MultiTokenModel, readonly o: ResolvedSpeculativeOptions) {
+  /** `owner`: the model as the caller passed it (what the tuner's memory is kept for); `model`: its checked view. */
+  constructor(readonly model: MultiTokenModel, readonly o: ResolvedSpeculativeOptions, owner: MultiTokenModel) {
     this.heads = o.drafters.some(isHeadsDrafter);
     this.mode = o.tree === null ? { kind: 'chain' } : { kind: 'tree', spec: o.tree };
     this.depth = o.tree === null ? o.draftLength : o.tree.depth;
@@ -71,7 +73,7 @@ class Drafting {
     if ((o.tree === null && o.autoLength) || treeAuto) {
       const sizes = treeAuto ? Array.from({ length: o.tree!.maxNodes + 1 }, (_, n) => n) : Array.from({ length: this.depth + 1 }, (_, d) => d);
       const key = `${treeAuto ? `tree:${o.tree!.topK}` : 'chain'}|${isGreedy(o) ? 'greedy' : o.acceptance}|${o.drafters.map((d) => d.name).join('+')}|${this.depth}`;
-      this.tuner = new StepTuner(model, key, sizes, this.depth);
+      this.tuner = new StepTuner(owner, key, sizes, this.depth);
     } else {
       this.tuner = null;
     }
@@ -168,9 +170,10 @@ function advance(model: MultiTokenModel, start: number, block: Proposal, step: S
 }
 
 /** The loop: propose → verify → accept → advance, one forward per step. */
-function speculativeLoop(model: MultiTokenModel, o: ResolvedSpeculativeOptions): Loop {
+function speculativeLoop(unchecked: MultiTokenModel, o: ResolvedSpeculativeOptions): Loop {
+  const model = checkedModel(o.fn, unchecked);
   return async function* (random) {
-    const d = new Drafting(model, o);
+    const d = new Drafting(model, o, unchecked);
     const text = o.prompt.slice(); // what the drafters continue: the prompt and every committed token
     let carry: Carry = { pending: o.prompt, draft: null, q: null };
     try {

@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { checkedArgmax } from '../layers/inference_fused.js';
 import { greedyVerdict, samplingVerdict, treeShape, typicalVerdict, type Verdict } from './acceptance.js';
 import type { DraftTree } from './drafters.js';
-import { allFinite } from './distributions.js';
+import { allFinite, allTokens } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
 import type { ResolvedSpeculativeOptions } from './options.js';
 import { uniforms } from './random.js';
@@ -113,14 +113,14 @@ export async function runStep(model: MultiTokenModel, block: StepBlock, plan: Ti
       tip = N > 0 ? data[0]! : 0;
       const best = data.subarray(at, at + R); // the verifier's argmax at every row (−1: its logits were not finite)
       next = best[tip]!;
-      finite = Array.prototype.every.call(best, (t: number) => t >= 0 && t < model.vocabSize);
+      finite = allTokens(best, model.vocabSize, o.fn, model.headArgmax ? 'headArgmax' : 'headLogits');
       after = at + R;
     } else {
       [tip, next, finite, after] = [data[0]!, data[1]!, data[2] === 1, 3];
     }
     const path: number[] = [];
     for (let i = tip - 1; i >= 0; i = tree.parents[i]!) path.unshift(i);
-    const tipDraft = readTipDraft(plan, data, after, model.vocabSize);
+    const tipDraft = readTipDraft(plan, data, after, model.vocabSize, o.fn);
     return { path, next, finite: finite && tipDraft.finite, draft: tipDraft.draft, q };
   } catch (error) {
     (q as tf.Tensor2D | null)?.dispose();

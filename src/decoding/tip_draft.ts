@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { topKOfLogits } from '../layers/inference_fused.js';
-import { sampleRows, toProbabilities, type SamplingSettings } from './distributions.js';
+import { allTokens, sampleRows, toProbabilities, type SamplingSettings } from './distributions.js';
 import type { MultiTokenModel } from './model.js';
 import type { TreeDraft } from './tree.js';
 
@@ -136,14 +136,11 @@ export function tipDraftLength(plan: TipPlan): number {
   }
 }
 
-/** Whether every drafted id is a token id (−1 marks logits that held NaN or ±Infinity). */
-function allIds(ids: ArrayLike<number>, vocab: number): boolean {
-  for (let i = 0; i < ids.length; i++) if (!(ids[i]! >= 0 && ids[i]! < vocab)) return false;
-  return true;
-}
 
 /** The tip draft of `plan` from the readback `data` at `at` (null for 'none'), and whether its ids are all tokens. */
-export function readTipDraft(plan: TipPlan, data: Float32Array | Int32Array | Uint8Array, at: number, vocab: number): { draft: HeadDraft | null; finite: boolean } {
+export function readTipDraft(plan: TipPlan, data: Float32Array | Int32Array | Uint8Array, at: number, vocab: number, fn: string): { draft: HeadDraft | null; finite: boolean } {
+  const method = plan.kind === 'forest' ? 'headTree' : plan.kind === 'topk' ? 'draftTopK' : 'draftArgmax';
+  const allIds = (ids: ArrayLike<number>, v: number) => allTokens(ids, v, fn, method);
   switch (plan.kind) {
     case 'none':
       return { draft: null, finite: true };

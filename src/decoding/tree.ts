@@ -24,6 +24,7 @@
  * rank order — the order the acceptance walks try them in.
  */
 import { fail, show } from '../internal/errors.js';
+import { checkKeys } from '../internal/keys.js';
 import { TREE_AUTO_DEFAULTS } from './tree_auto.js';
 
 /** A static tree: paths of per-depth candidate ranks (0 = the most likely), e.g. `[[0], [1], [0, 0]]`. */
@@ -112,6 +113,7 @@ export function resolveTree(fn: string, tree: unknown, draftLength: number, voca
   if (tree === null || typeof tree !== 'object') {
     fail(TypeError, fn, arg, "must be a list of paths of candidate ranks (e.g. [[0], [1], [0, 0]]), { topK, maxNodes } or 'auto'", tree);
   }
+  checkKeys(fn, arg, tree, ['topK', 'maxNodes']);
   const { topK, maxNodes } = tree as Partial<DynamicTree>;
   const maxK = Math.min(TREE_LIMITS.topK, vocabSize);
   if (!isInt(topK) || topK < 1 || topK > maxK) fail(RangeError, fn, `${arg}.topK`, `must be an integer in [1, ${maxK}]`, topK);
@@ -128,17 +130,19 @@ function staticTree(fn: string, paths: unknown[], draftLength: number, vocabSize
   if (paths.length < 1 || paths.length > TREE_LIMITS.maxNodes) fail(RangeError, fn, `${arg}.length`, `must be in [1, ${TREE_LIMITS.maxNodes}] paths`, paths.length);
   const maxRank = Math.min(TREE_LIMITS.topK, vocabSize) - 1;
   const keys = new Set<string>();
-  paths.forEach((path, i) => {
+  for (let i = 0; i < paths.length; i++) { // indices, not forEach: a hole in a sparse array is a missing path, not a skipped one
+    const path: unknown = paths[i];
     if (!Array.isArray(path) || path.length < 1 || path.length > draftLength) {
       fail(RangeError, fn, `${arg}[${i}]`, `must be a non-empty array of at most draftLength = ${draftLength} ranks`, path);
     }
-    path.forEach((r: unknown, d) => {
+    for (let d = 0; d < path.length; d++) {
+      const r: unknown = path[d];
       if (!isInt(r) || r < 0 || r > maxRank) fail(RangeError, fn, `${arg}[${i}][${d}]`, `must be a candidate rank, an integer in [0, ${maxRank}]`, r);
-    });
+    }
     const key = path.join(',');
     if (keys.has(key)) fail(RangeError, fn, `${arg}[${i}]`, 'must not repeat an earlier path', path);
     keys.add(key);
-  });
+  }
   const sorted = (paths as number[][]).slice().sort((a, b) => a.length - b.length || compareRanks(a, b));
   for (const path of sorted) {
     const parent = path.slice(0, -1);

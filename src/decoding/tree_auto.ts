@@ -16,6 +16,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { checkInteger, fail, show } from '../internal/errors.js';
+import { checkKeys } from '../internal/keys.js';
+import { macrotask } from './event_loop.js';
 import type { MultiTokenModel } from './model.js';
 import { type DynamicTree, TREE_LIMITS } from './tree.js';
 import { checkModel } from './validate.js';
@@ -128,8 +130,10 @@ async function timeForward(model: Required<Pick<MultiTokenModel, 'forwardTree' |
  * runs every budget once, so that other work on the machine hits every budget alike); the median
  * is kept. Measured once per (model, backend, depth, budgets): later calls return the same
  * table. The model's cache is left as it was (every fed row is dropped with `keepRows([])`, or
- * `truncate` after a throw), and no tensor is left behind, also after a throw or an abort. It
- * feeds the model, so call it between decodes (or at a decode's start), never while one runs.
+ * `truncate` after a throw), and no tensor is left behind, also after a throw or an abort. The
+ * event loop gets a turn between forwards, so a page stays responsive and a signal aborted by a
+ * timer is seen (the call rejects with its reason). It feeds the model, so call it between decodes,
+ * never while one runs.
  *
  * @param model A model with `forwardTree` and `keepRows` (e.g. `CachedTransformer`).
  * @param budgets Node counts to measure, increasing integers in [1, `TREE_LIMITS.maxNodes`] (at most 32 of them).
@@ -150,6 +154,7 @@ export async function measureTreeCosts(
   budgets.forEach((b, i) => checkInteger(fn, `budgets[${i}]`, b, i === 0 ? 1 : budgets[i - 1]! + 1, TREE_LIMITS.maxNodes));
   checkInteger(fn, 'depth', depth, 1, Math.max(1, model.numHeads - 1));
   if (options === null || typeof options !== 'object') fail(TypeError, fn, 'options', 'must be an object', options);
+  checkKeys(fn, 'options', options, ['repeats', 'warmup', 'signal']);
   const { repeats = TREE_AUTO_DEFAULTS.repeats, warmup = TREE_AUTO_DEFAULTS.warmup, signal } = options;
   checkInteger(fn, 'options.repeats', repeats, 1, 64);
   checkInteger(fn, 'options.warmup', warmup, 0, 16);
@@ -171,6 +176,7 @@ export async function measureTreeCosts(
     // round-robin over the budgets, so that a burst of other work hits every budget alike
     for (let r = 0; r < warmup + repeats; r++) {
       for (const [i, tree] of trees.entries()) {
+        await macrotask(); // a turn for timers and events between forwards (a readback alone resolves as a microtask on cpu and wasm), untimed
         signal?.throwIfAborted();
         const ms = await timeForward(treeModel, tree);
         if (r >= warmup) times[i]!.push(ms);

@@ -4,6 +4,7 @@
  * `speculativeDecode: options.topP must be in (0, 1], but got 1.5.`
  */
 import { fail } from '../internal/errors.js';
+import { checkSameTfjs } from '../internal/instance.js';
 import type { MultiTokenModel } from './model.js';
 
 const isPositiveInt = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x > 0;
@@ -11,6 +12,7 @@ const isPositiveInt = (x: unknown): boolean => typeof x === 'number' && Number.i
 /** Checks that `model` implements {@link MultiTokenModel}. */
 export function checkModel(fn: string, model: MultiTokenModel): void {
   if (model === null || typeof model !== 'object') fail(TypeError, fn, 'model', 'must be a MultiTokenModel', model);
+  checkSameTfjs(fn, 'model', model);
   for (const method of ['forward', 'headLogits', 'truncate'] as const) {
     if (typeof model[method] !== 'function') fail(TypeError, fn, `model.${method}`, 'must be a function', model[method]);
   }
@@ -27,7 +29,10 @@ export function checkModel(fn: string, model: MultiTokenModel): void {
  */
 export function toIds(fn: string, arg: string, value: unknown, vocabSize: number): number[] {
   const isTyped = ArrayBuffer.isView(value) && !(value instanceof DataView);
-  if (!Array.isArray(value) && !isTyped) fail(TypeError, fn, arg, 'must be an array or a typed array of token ids', value);
+  if (!Array.isArray(value) && !isTyped) {
+    checkSameTfjs(fn, arg, value);
+    fail(TypeError, fn, arg, 'must be an array or a typed array of token ids', value);
+  }
   const ids = Array.from(value as ArrayLike<number>);
   ids.forEach((t, i) => {
     if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t >= vocabSize) {

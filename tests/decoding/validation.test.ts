@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockwiseDecode, fromLayersModel, greedyDecode, speculativeDecode, type SpeculativeOptions } from '../../src/decoding/index.js';
 import { TableModel } from '../helpers/toy_models.js';
 import { useCpu } from '../helpers/backend.js';
-import { expectNoLeak } from '../helpers/leak.js';
+import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 
 beforeAll(useCpu);
 
@@ -50,10 +50,32 @@ describe('speculativeDecode rejects bad input', () => {
     expect(model.forwards).toBe(before); // nothing ran
   });
 
-  it('an already-aborted signal', async () => {
-    await expect(speculativeDecode(model, [1], { signal: AbortSignal.abort('user left') })).rejects.toThrow(
-      'speculativeDecode: options.signal is already aborted (reason: user left); nothing was decoded.',
-    );
+  it('an already-aborted signal: rejects with the signal\'s reason (whatever it is), before any work', async () => {
+    await expect(speculativeDecode(model, [1], { signal: AbortSignal.abort('user left') })).rejects.toBe('user left');
+    const reason = new Error('closed the tab');
+    await expect(greedyDecode(model, [1], { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+  });
+
+  it.each([
+    ['greedyDecode', { maxTokens: 3 }, 'greedyDecode: options has no option "maxTokens" (did you mean "maxNewTokens"?); its options are maxNewTokens, temperature, topK, topP, seed, stopTokens, signal, onToken, yieldEveryMs.'],
+    ['speculativeDecode', { temprature: 0.5 }, 'speculativeDecode: options has no option "temprature" (did you mean "temperature"?)'],
+    ['speculativeDecode', { topk: 5 }, 'speculativeDecode: options has no option "topk" (did you mean "topK"?)'],
+    ['speculativeDecode', { acceptence: 'sampling' }, 'speculativeDecode: options has no option "acceptence" (did you mean "acceptance"?)'],
+    ['speculativeDecode', { tree: { topK: 2, maxNode: 4 } }, 'speculativeDecode: options.tree has no option "maxNode" (did you mean "maxNodes"?)'],
+    ['blockwiseDecode', { blocksize: 2 }, 'blockwiseDecode: options has no option "blocksize" (did you mean "blockSize"?)'],
+    ['greedyDecode', { whatever: 1 }, 'greedyDecode: options has no option "whatever"; its options are'],
+  ])('%s refuses a misspelled option, naming it and the nearest known one: %j', async (fn, options, message) => {
+    const decode = { greedyDecode, speculativeDecode, blockwiseDecode }[fn as 'greedyDecode']!;
+    await expectThrowNoLeak(() => decode(model, [1], options as never), message);
+  });
+
+  it('a sparse static tree names its hole', async () => {
+    const sparse = [[0], , [1]] as number[][]; // eslint-disable-line no-sparse-arrays
+    const { ToyAttentionModel } = await import('../helpers/toy_models.js');
+    const toy = new ToyAttentionModel({ vocabSize: 9, hidden: 4, numHeads: 3 });
+    await expectThrowNoLeak(() => speculativeDecode(toy, [1], { tree: sparse, draftLength: 2 }), 'speculativeDecode: options.tree[1] must be a non-empty array of at most draftLength = 2 ranks, but got undefined.');
+    toy.dispose();
+    await expectThrowNoLeak(() => greedyDecode(model, [, 1] as number[]), 'greedyDecode: prompt[0] must be an integer token id in [0, 5), but got undefined.'); // eslint-disable-line no-sparse-arrays
   });
 
   it('a prompt longer than the context', async () => {
