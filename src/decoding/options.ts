@@ -38,7 +38,11 @@ export interface DecodeOptions {
    * same output. Default: a random seed.
    */
   seed?: number;
-  /** Token ids that end decoding; the stop token is included in the output. Default: none. */
+  /**
+   * Token ids that end decoding; the stop token is included in the output. Default: the model's
+   * own `stopTokens` (what the loaders record: llama2.c's BOS and EOS, a Hugging Face config's
+   * `eos_token_id`), none for a model without; `[]` decodes past them.
+   */
   stopTokens?: TokenIds;
   /**
    * Aborting rejects the call (or the stream's next step) with the signal's reason, after
