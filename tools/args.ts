@@ -1,7 +1,9 @@
 /**
  * Command-line options for the node-only commands (`npm run train`, `npm run bench`, …): Node's
  * `util.parseArgs` (unknown flags and missing values rejected), plus typed numbers, lists and
- * choices, and a `--help` text built from the same table that parses.
+ * choices, and a `--help` text built from the same table that parses. Tables name options in
+ * camelCase (`reserveSeconds`); the command line takes the kebab-case flag that `--help` shows
+ * (`--reserve-seconds`) or the camelCase one (`--reserveSeconds`).
  */
 import { parseArgs } from 'node:util';
 
@@ -44,9 +46,15 @@ export interface CommandInfo<T extends Record<string, OptionSpec>> {
 /** Thrown for a bad command line; {@link parseCommandLine} prints it with a pointer to `--help`. */
 export class UsageError extends Error {}
 
-/** The `--help` text of a command. */
+/** The kebab-case flag name of an option: `reserveSeconds` → `reserve-seconds`. */
+export function flagName(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The `--help` text of a command (flags in kebab-case). */
 export function helpText<T extends Record<string, OptionSpec>>(info: CommandInfo<T>): string {
-  const rows = Object.entries(info.options).map(([name, spec]) => {
+  const rows = Object.entries(info.options).map(([key, spec]) => {
+    const name = flagName(key);
     const choices = 'choices' in spec && spec.choices ? spec.choices.join('|') : undefined;
     const list = spec.type === 'strings' || spec.type === 'numbers';
     const value = list ? `${choices ?? spec.type.slice(0, -1)},…` : (choices ?? spec.type);
@@ -84,21 +92,32 @@ function convert(name: string, spec: OptionSpec, raw: string | boolean | undefin
 }
 
 /**
- * Parses `argv` against `info.options` and returns typed values (defaults filled in). Throws a
- * {@link UsageError} for an unknown flag, a missing value, a positional argument or a bad value.
+ * Parses `argv` against `info.options` and returns typed values under the table's camelCase keys
+ * (defaults filled in). Each option is read from its kebab-case flag or its camelCase one. Throws
+ * a {@link UsageError} for an unknown flag, a missing value, a positional argument, a bad value or
+ * an option given under both spellings.
  */
 export function parseOptions<T extends Record<string, OptionSpec>>(info: CommandInfo<T>, argv: readonly string[]): OptionValues<T> & { help: boolean } {
-  const options = Object.fromEntries(
-    Object.entries(info.options).map(([name, spec]) => [name, { type: spec.type === 'boolean' ? ('boolean' as const) : ('string' as const) }]),
-  );
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const [key, spec] of Object.entries(info.options)) {
+    const type = spec.type === 'boolean' ? ('boolean' as const) : ('string' as const);
+    options[key] = { type };
+    options[flagName(key)] = { type };
+  }
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
   const out: Record<string, unknown> = { help: values['help'] === true };
-  for (const [name, spec] of Object.entries(info.options)) out[name] = convert(name, spec, values[name]);
+  for (const [key, spec] of Object.entries(info.options)) {
+    const flag = flagName(key);
+    if (flag !== key && values[flag] !== undefined && values[key] !== undefined) {
+      throw new UsageError(`--${flag} must be given once, but got both --${flag} and --${key}.`);
+    }
+    out[key] = convert(flag, spec, values[flag] ?? values[key]);
+  }
   return out as OptionValues<T> & { help: boolean };
 }
 

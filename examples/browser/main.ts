@@ -7,7 +7,9 @@
  * chain of drafts and with a dynamic draft tree on the same model. With a tree, the last step's
  * tree (`TokenChunk.tree`) is drawn next to the text (tree_view.ts).
  *
- * The app owns the backend (`tf.setBackend`); the library never touches it. Served by serve.ts,
+ * The app owns the backend (`tf.setBackend`); the library never touches it. A backend that cannot
+ * start in this browser (no WebGL, no WebGPU) is marked unavailable and the page falls back to the
+ * next one in its list, saying so beside the controls. Served by serve.ts,
  * which also serves the wasm binaries under `wasm/`, the models under `checkpoint/` and
  * `llama2c/`, trained draft heads for the llama2.c model under `heads/` (a model entry each, chosen
  * in the model select), and their list as `models.json`.
@@ -23,6 +25,9 @@ import { CachedTransformer, decodeBytes, encodeBytes, loadLlama2c, loadTransform
 import { TreePanel } from './tree_view.js';
 
 type Backend = 'webgl' | 'webgpu' | 'wasm' | 'cpu';
+
+/** The page's backends, in the order it falls back through when one cannot start (the backend select's order). */
+const BACKENDS: readonly Backend[] = ['webgl', 'webgpu', 'wasm', 'cpu'];
 
 /** One model the server offers (its `models.json`; URLs relative to the page). */
 type ModelEntry = { kind: 'layers'; name: string; modelJson: string } | { kind: 'llama2c'; name: string; checkpoint: string; tokenizer: string; draftHeads?: string };
@@ -119,6 +124,8 @@ interface Loaded {
 let models: ModelEntry[] = [];
 let loaded: Loaded | null = null;
 let running: AbortController | null = null;
+/** Backends that could not start in this browser, and why. */
+const unavailable = new Map<Backend, string>();
 
 function status(text: string, error = false): void {
   $('status').textContent = text;
@@ -148,9 +155,47 @@ async function loadEntry(entry: ModelEntry): Promise<{ layers: LayersModel; code
   return { layers: model, codec: bpe(tokenizer!, entry.tokenizer.split('/').at(-1)!) };
 }
 
-/** Switches the backend (the app's call, not the library's) and (re)loads the chosen model on it. */
-async function load(backend: Backend, entry: ModelEntry): Promise<Loaded> {
-  if (loaded?.backend === backend && loaded.entry === entry) return loaded;
+/** Marks `backend` unavailable: the reason is kept, its option disabled and labelled. */
+function markUnavailable(backend: Backend, reason: string): void {
+  unavailable.set(backend, reason);
+  const option = ($('backend') as HTMLSelectElement).querySelector<HTMLOptionElement>(`option[value=${backend}]`)!;
+  option.disabled = true;
+  option.textContent = `${backend} (unavailable)`;
+  option.title = reason;
+}
+
+/**
+ * Starts `wanted` (the app's call, not the library's), or else the first backend of
+ * {@link BACKENDS} that starts, skipping those known to be unavailable; says on the page which
+ * could not start and which one is used, and shows it in the backend select.
+ */
+async function startBackend(wanted: Backend): Promise<Backend> {
+  const failed: Backend[] = [];
+  for (const backend of [wanted, ...BACKENDS.filter((b) => b !== wanted)]) {
+    if (unavailable.has(backend)) continue;
+    status(`Starting ${backend}…`);
+    // Decoding changes shapes every step (the KV cache grows): with shape uniforms WebGL reuses one
+    // compiled program per op instead of compiling one per sequence length.
+    if (backend === 'webgl') tf.env().set('WEBGL_USE_SHAPES_UNIFORMS', true);
+    const started = await tf.setBackend(backend).catch(() => false); // false (or a throw): tfjs could not create it here
+    if (started && tf.getBackend() === backend) {
+      await tf.ready();
+      ($('backend') as HTMLSelectElement).value = backend;
+      if (backend !== wanted) {
+        const names = failed.length === 1 ? `${failed[0]} is` : `${failed.join(' and ')} are`;
+        $('backend-note').textContent = `${names} not available in this browser (tfjs could not start ${failed.length === 1 ? 'it' : 'them'}), so the page uses ${backend}.`;
+      }
+      return backend;
+    }
+    markUnavailable(backend, 'tfjs could not start it');
+    failed.push(backend);
+  }
+  throw new Error(`No backend could start in this browser: tried ${failed.join(', ')}.`);
+}
+
+/** Switches the backend (falling back when it cannot start) and (re)loads the chosen model on it. */
+async function load(wanted: Backend, entry: ModelEntry): Promise<Loaded> {
+  if (loaded?.backend === wanted && loaded.entry === entry) return loaded;
   const previous = loaded?.entry;
   const previousBackend = loaded?.backend;
   if (loaded) {
@@ -158,14 +203,7 @@ async function load(backend: Backend, entry: ModelEntry): Promise<Loaded> {
     loaded.layers.dispose();
     loaded = null;
   }
-  status(`Starting ${backend}…`);
-  // Decoding changes shapes every step (the KV cache grows): with shape uniforms WebGL reuses one
-  // compiled program per op instead of compiling one per sequence length.
-  if (backend === 'webgl') tf.env().set('WEBGL_USE_SHAPES_UNIFORMS', true);
-  if (!(await tf.setBackend(backend)) || tf.getBackend() !== backend) {
-    throw new Error(`The ${backend} backend is not available in this browser (tfjs kept '${tf.getBackend()}').`);
-  }
-  await tf.ready();
+  const backend = await startBackend(wanted);
   status(`Loading ${entry.name} on ${backend}…`);
   const { layers, codec } = await loadEntry(entry);
   const model = new CachedTransformer(layers);
@@ -423,11 +461,23 @@ async function race(): Promise<void> {
   $('race-verdict').textContent = '';
   // A fair race: the first run of each input shape compiles GPU programs (a tree step feeds other
   // shapes than a chain step), so every lane runs once untimed on the same prompt and budget first.
-  status(`Warming up: one untimed run of each of the ${lanes.length} lanes (the first run of each shape compiles GPU programs)…`);
-  for (const l of lanes) await consume(l.run(), () => undefined);
-  status(`Racing on the same model: ${lanes.map((l) => l.lane).join(', then ')}…`);
+  // That takes a while on a GPU backend: the status line counts the lanes and their tokens.
+  const which = (i: number) => `lane ${i + 1} of ${lanes.length} (${lanes[i]!.lane})`;
+  for (const [i, l] of lanes.entries()) {
+    let tokens = 0;
+    status(`Warming up ${which(i)}: an untimed run, so that compiling GPU programs is not timed…`);
+    $(`meta-${l.lane}`).textContent = 'warming up…';
+    await consume(l.run(), (chunk) => {
+      tokens += chunk.tokens.length;
+      status(`Warming up ${which(i)}: ${tokens} of ${maxNewTokens} tokens (untimed)…`);
+    });
+    $(`meta-${l.lane}`).textContent = 'warmed up';
+  }
   const results: DecodeResult[] = [];
-  for (const l of lanes) results.push(await lane(l.run(), $(`lane-${l.lane}`), $(`meta-${l.lane}`), maxNewTokens));
+  for (const [i, l] of lanes.entries()) {
+    status(`Racing ${which(i)}…`);
+    results.push(await lane(l.run(), $(`lane-${l.lane}`), $(`meta-${l.lane}`), maxNewTokens));
+  }
   const greedy = results[0]!;
   const backend = tf.getBackend();
   const rows = lanes.map(({ lane: name }, i): LaneResult => {
@@ -470,7 +520,7 @@ async function init(): Promise<void> {
   models = (await (await fetch('models.json')).json()) as ModelEntry[];
   const select = $('model') as HTMLSelectElement;
   models.forEach((m, i) => select.add(new Option(m.kind === 'llama2c' ? `${m.name} (llama2.c)` : `${m.name} (byte-level)`, String(i))));
-  if (!('gpu' in navigator)) ($('backend') as HTMLSelectElement).querySelector<HTMLOptionElement>('option[value=webgpu]')!.disabled = true;
+  if (!('gpu' in navigator)) markUnavailable('webgpu', 'no navigator.gpu');
   ($('tree-nodes') as HTMLInputElement).max = String(TREE_LIMITS.maxNodes);
   $('drafting').onchange = () => $('view').classList.toggle('chain', ($('drafting') as HTMLSelectElement).value !== 'tree');
   $('generate').onclick = () => void guarded(generate);

@@ -130,8 +130,11 @@ try {
   for (const entry of entries) {
     for (const [b, backend] of backends.entries()) {
       const times = repeats[repeats.length === 1 ? 0 : b]!;
+      const unavailable = async (why: string) => new Error(`race: ${backend} ${why}: ${(await page.textContent('#backend-note')) || 'the page could not start it'}`);
+      if (await page.isDisabled(`#backend option[value=${backend}]`)) throw await unavailable('is not available in this browser');
       await page.selectOption('#backend', backend);
       await status(/^(Ready on|Error)/);
+      if ((await page.inputValue('#backend')) !== backend) throw await unavailable('could not start, and the page fell back');
       await page.selectOption('#model', String(entry.index));
       await status(new RegExp(`^(Ready on ${backend}|Error)`));
       const budgets = nodes.length > 0 ? nodes : [Number(await page.inputValue('#tree-nodes'))];

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { layers, type LayerVariable, type SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { checkPositiveInteger, checkWeightSize, fail, SIZE_LIMITS } from '../internal/errors.js';
+import { checkSameTfjs } from '../internal/instance.js';
 import { registerOnce } from '../internal/registration.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
 import { type Initializer, type InitializerIdentifier, type Layer, type LayerArgs, LayerBase, LAYER_DEFAULTS, resolveInitializer, resolveUseBias, serializeInitializer } from './args.js';
@@ -80,6 +81,7 @@ export class SharedUnembedding extends LayerBase {
       this.tiedName = tied.name;
       resolvedTies.set(this, tied);
     } else {
+      checkSameTfjs(WHERE, 'tiedTo', tied);
       fail(TypeError, WHERE, 'tiedTo', 'must be an Embedding layer or a non-empty layer name', tied);
     }
   }
@@ -95,7 +97,7 @@ export class SharedUnembedding extends LayerBase {
   }
 
   override apply(inputs: Parameters<Layer['apply']>[0], kwargs?: Parameters<Layer['apply']>[1]): ReturnType<Layer['apply']> {
-    if (isSymbolic(inputs)) resolveTie(this, inputs);
+    if (isSymbolic(inputs, WHERE)) resolveTie(this, inputs);
     return super.apply(inputs, kwargs);
   }
 

@@ -9,6 +9,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { checkSameTfjs } from '../internal/instance.js';
 import type { Layer } from './args.js';
 
 /** A name with underscores and case removed: `'tok_emb'` and `'tokEmb'` both become `'tokemb'`. */
@@ -29,9 +30,13 @@ function upstreamLayers(inputs: SymbolicTensor[]): Layer[] {
   return [...seen];
 }
 
-/** True when every input is a `SymbolicTensor` (the functional-API path of `Layer.apply`). */
-export function isSymbolic(inputs: unknown): inputs is SymbolicTensor | SymbolicTensor[] {
+/**
+ * True when every input is a `SymbolicTensor` (the functional-API path of `Layer.apply`). Throws,
+ * naming `where`, when an input is a tensor from another copy of tfjs.
+ */
+export function isSymbolic(inputs: unknown, where = 'Layer.apply'): inputs is SymbolicTensor | SymbolicTensor[] {
   const list = Array.isArray(inputs) ? inputs : [inputs];
+  list.forEach((t, i) => checkSameTfjs(where, Array.isArray(inputs) ? `inputs[${i}]` : 'inputs', t));
   return list.length > 0 && list.every((t) => t instanceof SymbolicTensor);
 }
 

@@ -7,6 +7,7 @@
  * Prediction" (2024), §2; Cai et al., "Medusa" (2024), §2.1.1 (weighted head losses).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { checkGatherGradient } from './backend_check.js';
 import { type OffsetWeights, resolveOffsetWeights } from './weights.js';
 
 /** Options of {@link multiTokenLoss}. */
@@ -75,6 +76,7 @@ function hotAndValid(targets: tf.Tensor, vocab: number): [tf.Tensor, tf.Tensor] 
 export function multiTokenLoss(targets: tf.Tensor, logits: tf.Tensor, options: MultiTokenLossOptions = {}): MultiTokenLossResult {
   const k = checkShapes(targets, logits, options.mask);
   const weights = resolveOffsetWeights(WHERE, options.offsetWeights, k);
+  checkGatherGradient(WHERE); // inside model.fit / optimizer.minimize: fail with the fix, not deep in backprop
   return tf.tidy(() => {
     const [hot, validIds] = hotAndValid(targets, logits.shape[3]!); // [b, s, k, V], [b, s, k]
     const valid = options.mask === undefined ? validIds : tf.mul(validIds, tf.expandDims(tf.cast(options.mask, 'float32'), 2)); // [b, s, k]

@@ -4,7 +4,10 @@
  * tree with its accepted path when decoding with a tree, races greedy against a chain and a tree
  * of drafts with identical outputs, leaves a screenshot in test-output/, and on wasm its Stop
  * button stops a long decode mid-way while the page keeps responding; the tree view and the tree
- * lane are checked on wasm too.
+ * lane are checked on wasm too. Every race shows its progress in the status line while it warms
+ * up and runs (lane i of n, tokens so far). In a Chromium without WebGL (`--disable-gpu
+ * --disable-software-rasterizer`: no GPU and no SwiftShader, so no WebGL context of any kind) the
+ * page falls back to the next backend that starts and says so.
  *
  * It decodes with the committed checkpoint (fixtures/tslib-k4), which is required: the suite
  * fails in `beforeAll` when it is missing. Served with `--llama2c` (stories260K, read from
@@ -15,11 +18,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startExampleServer } from '../../examples/browser/serve.js';
 import { ROOT } from '../../tools/browser/bundle.js';
-import { browserSuiteEnabled, launchChromium } from '../../tools/browser/chromium.js';
+import { browserSuiteEnabled, CHROMIUM_ARGS, CHROMIUM_PATH, launchChromium } from '../../tools/browser/chromium.js';
 import { STORIES_DIR, storiesAvailable, storiesReference } from '../helpers/stories.js';
 import type { LaneResult } from '../../examples/browser/main.js';
 import { defaultTree } from '../../src/decoding/index.js';
@@ -35,12 +38,49 @@ const VERDICT = (tokens: number) => new RegExp(`^chain \\d+\\.\\d\\d× \\(${toke
 /** A tree wider than the chain (whose 3 drafts a 3-node default tree would match), so the lanes and the drawing differ. */
 const TREE_NODES = '6';
 
-/** Clicks Race, waits for it, and returns the race table's rows (checked: three lanes on `backend`, all identical to greedy). */
+/**
+ * Starts recording every text the status line shows (a MutationObserver in the page: each text
+ * node set, however many land between two observer callbacks); returns a reader of the record.
+ */
+async function recordStatus(page: Page): Promise<() => Promise<string[]>> {
+  await page.evaluate(() => {
+    const texts: string[] = [];
+    (window as unknown as { statusTexts: string[] }).statusTexts = texts;
+    new MutationObserver((records) => {
+      for (const r of records) r.addedNodes.forEach((node) => texts.push(node.textContent ?? ''));
+    }).observe(document.getElementById('status')!, { childList: true });
+  });
+  return () => page.evaluate(() => [...(window as unknown as { statusTexts: string[] }).statusTexts]);
+}
+
+/**
+ * Checks that a race reported its progress before it finished: each lane's warm-up (lane i of n,
+ * then its tokens so far), then each timed lane, in order, then the end.
+ */
+function expectRaceProgress(texts: string[], tokens: number): void {
+  const lanes = ['greedy', 'chain', 'tree'];
+  const first = (pattern: RegExp) => texts.findIndex((t) => pattern.test(t));
+  const steps = [
+    ...lanes.flatMap((lane, i) => [
+      new RegExp(`^Warming up lane ${i + 1} of 3 \\(${lane}\\): an untimed run`),
+      new RegExp(`^Warming up lane ${i + 1} of 3 \\(${lane}\\): \\d+ of ${tokens} tokens \\(untimed\\)…$`),
+    ]),
+    ...lanes.map((lane, i) => new RegExp(`^Racing lane ${i + 1} of 3 \\(${lane}\\)…$`)),
+    /^Race done on /,
+  ];
+  const at = steps.map(first);
+  expect(at.every((i) => i >= 0), `status texts: ${JSON.stringify(texts)}`).toBe(true);
+  expect(at).toEqual([...at].sort((a, b) => a - b)); // in that order
+}
+
+/** Clicks Race, waits for it, and returns the race table's rows (checked: three lanes on `backend`, all identical to greedy, progress shown). */
 async function raceRows(page: Page, backend: string, tokens: number): Promise<LaneResult[]> {
   await page.fill('#tree-nodes', TREE_NODES);
+  const statusTexts = await recordStatus(page);
   await page.click('#race');
   await page.waitForFunction(() => /^(Race done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
   expect(await page.textContent('#status')).toBe(`Race done on ${backend}.`);
+  expectRaceProgress(await statusTexts(), tokens);
   const rows = JSON.parse((await page.getAttribute('#race-table', 'data-results')) ?? '[]') as LaneResult[];
   expect(rows.map((r) => r.lane)).toEqual(['greedy', 'chain', 'tree']);
   for (const r of rows) {
@@ -216,6 +256,51 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
     expect(await page.textContent('#tree-caption')).toMatch(/^Step \d+: \d+ draft nodes verified in one forward; kept \d+/);
     expect(await page.locator('#tree-view g.node').count()).toBeGreaterThan(6);
     expect(await page.isDisabled('#generate')).toBe(false);
+    expect(errors).toEqual([]);
+  }, 300_000);
+});
+
+describe.skipIf(!browserSuiteEnabled('tests/browser/example (no WebGL)'))('browser example in a Chromium without WebGL (--disable-gpu --disable-software-rasterizer)', () => {
+  let server: Awaited<ReturnType<typeof startExampleServer>>;
+  let browser: Browser;
+  let page: Page;
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    server = await startExampleServer({ checkpoint: checkpointForTests('tests/browser/example (no WebGL)') });
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: [...CHROMIUM_ARGS, '--disable-gpu', '--disable-software-rasterizer'] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
+    });
+    await page.goto(server.url);
+  }, 300_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('falls back from webgl to the next backend that starts, says so beside the controls, and decodes there', async () => {
+    const contexts = await page.evaluate(() => (['webgl2', 'webgl'] as const).flatMap((kind) => [document.createElement('canvas').getContext(kind), new OffscreenCanvas(1, 1).getContext(kind)]));
+    expect(contexts).toEqual([null, null, null, null]); // the flags took: no WebGL, on or off screen
+    await page.waitForFunction(() => /^(Ready on|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 120_000 });
+    const status = (await page.textContent('#status')) ?? '';
+    const backend = /^Ready on (webgpu|wasm|cpu)\. Type a prompt and press Generate\.$/.exec(status)?.[1];
+    expect(backend, status).toBeDefined();
+    const note = (await page.textContent('#backend-note')) ?? '';
+    console.log(`example without WebGL: ${status} | ${note}`);
+    expect(note).toMatch(new RegExp(`^webgl (is|and webgpu are) not available in this browser \\(tfjs could not start (it|them)\\), so the page uses ${backend}\\.$`));
+    expect(await page.isVisible('#backend-note')).toBe(true);
+    expect(await page.inputValue('#backend')).toBe(backend);
+    expect(await page.isDisabled('#backend option[value=webgl]')).toBe(true);
+    expect(await page.textContent('#backend option[value=webgl]')).toBe('webgl (unavailable)');
+    expect(await page.textContent('#model-info')).toContain(`Backend: ${backend}.`);
+    await page.fill('#max-new', '8');
+    await page.click('#generate');
+    await page.waitForFunction(() => /^(Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 240_000 });
+    expect(await page.textContent('#status')).toMatch(new RegExp(`^Done: 8 tokens in \\d+ forwards .* on ${backend}\\.$`));
     expect(errors).toEqual([]);
   }, 300_000);
 });

@@ -92,7 +92,7 @@ const available = storiesAvailable('training/draft_vocab.test.ts');
 describe.skipIf(!available)('npm run train:heads -- --draftVocab (stories260K, a short run)', () => {
   it('--help documents the option', async () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', 'scripts/train_heads.ts', '--help'], { cwd: ROOT, timeout: 60_000 });
-    expect(stdout).toMatch(/--draftVocab <number>\s+draft vocabulary: the N most frequent corpus tokens/);
+    expect(stdout).toMatch(/--draft-vocab <number>\s+draft vocabulary: the N most frequent corpus tokens/);
     expect(stdout).toMatch(/--steps <number>\s+stop training after this many Adam steps/);
   });
 

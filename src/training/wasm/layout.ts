@@ -1,22 +1,27 @@
 /**
- * Two more training-only wasm kernels, for layout work that tfjs-backend-wasm 4.22 does
- * slowly (profiled on this model: ~40 ms per `SplitV` of the attention's q/k/v, ~15 ms per
- * bias-gradient `Sum` over the batch axis — together ~20% of a training step):
+ * Layout kernels for training on the wasm backend, for work that tfjs-backend-wasm 4.22 does
+ * slowly (on the reference transformer, a `SplitV` of the attention's q/k/v and a bias-gradient
+ * `Sum` over the batch axis together take about a fifth of a training step):
  *
- * - `SplitV` and `Unpack` (the gradient of `stack`) along any axis, as contiguous block
- *   copies (`TypedArray.set`);
- * - `Sum` over the leading axes (a bias gradient), as one pass over rows; other reductions go
- *   to the wasm kernel.
+ * - `SplitV` and `Unpack` (the gradient of `stack`) along any axis, as contiguous block copies
+ *   (`TypedArray.set`);
+ * - `Sum` of float32 over the leading axes (a bias gradient), as one pass over rows accumulated in
+ *   float64; other reductions go to the wasm kernel.
  *
- * Same results up to float summation order. Registered by the training script only.
+ * The same results, up to float summation order in `Sum`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { wrapWasmKernel } from './replace.js';
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+/** The members of tfjs-backend-wasm's backend that the kernels use. */
 interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array;
+  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
 }
+
+/** The kernels replaced here. */
+export const LAYOUT_KERNELS: readonly string[] = [tf.SplitV, tf.Unpack, tf.Sum];
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -53,8 +58,8 @@ function unpack(args: KernelArgs): tf.TensorInfo[] {
   return splitAlong(args.backend as WasmBackendLike, value, a, new Array<number>(value.shape[a]!).fill(1), true);
 }
 
-function makeSum(original: tf.KernelFunc) {
-  return (args: KernelArgs): tf.TensorInfo => {
+function makeSum(original: tf.KernelFunc): tf.KernelFunc {
+  const sum = (args: KernelArgs): tf.TensorInfo => {
     const backend = args.backend as WasmBackendLike;
     const { x } = args.inputs as { x: tf.TensorInfo };
     const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
@@ -74,27 +79,12 @@ function makeSum(original: tf.KernelFunc) {
     backend.typedArrayFromHeap(out).set(acc);
     return out;
   };
+  return sum as unknown as tf.KernelFunc;
 }
 
-function replace(kernelName: string, make: (original: tf.KernelFunc) => unknown): void {
-  const original = tf.getKernel(kernelName, 'wasm');
-  if (original === undefined) throw new Error(`registerWasmLayoutKernels: the wasm backend has no ${kernelName} kernel.`);
-  tf.unregisterKernel(kernelName, 'wasm');
-  tf.registerKernel({
-    kernelName,
-    backendName: 'wasm',
-    kernelFunc: make(original.kernelFunc) as tf.KernelFunc,
-    ...(original.setupFunc ? { setupFunc: original.setupFunc } : {}),
-  });
-}
-
-let registered = false;
-
-/** Replaces the wasm `SplitV`, `Unpack` and `Sum` kernels (idempotent; call before `setBackend('wasm')`). */
+/** Replaces the wasm `SplitV`, `Unpack` and `Sum` kernels (the caller has checked that {@link LAYOUT_KERNELS} exist). */
 export function registerWasmLayoutKernels(): void {
-  if (registered) return;
-  replace(tf.SplitV, () => splitV);
-  replace(tf.Unpack, () => unpack);
-  replace(tf.Sum, (original) => makeSum(original));
-  registered = true;
+  wrapWasmKernel(tf.SplitV, () => splitV as unknown as tf.KernelFunc);
+  wrapWasmKernel(tf.Unpack, () => unpack as unknown as tf.KernelFunc);
+  wrapWasmKernel(tf.Sum, makeSum);
 }
