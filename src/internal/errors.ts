@@ -5,12 +5,19 @@
  * entry point's chunk to another's side effects.
  */
 
+/** Nesting of arrays rendered element by element; deeper ones are summarised (so a value nested 10⁵ deep renders in a line). */
+const SHOWN_DEPTH = 4;
+
 /** Renders a received value for an error message (short, unambiguous, never huge). */
 export function show(value: unknown): string {
+  return showAt(value, 0);
+}
+
+function showAt(value: unknown, depth: number): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 61)}...` : value);
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return value.length > 8 ? `an array of length ${value.length}` : `[${value.map(show).join(', ')}]`;
+  if (Array.isArray(value)) return value.length > 8 || depth >= SHOWN_DEPTH ? `an array of length ${value.length}` : `[${value.map((v) => showAt(v, depth + 1)).join(', ')}]`;
   if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of length ${(value as unknown as ArrayLike<unknown>).length ?? value.byteLength}`;
   if (typeof value === 'function') return 'a function';
   return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;

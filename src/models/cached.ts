@@ -9,7 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { fail, show } from '../internal/errors.js';
+import { checkInteger, fail, show } from '../internal/errors.js';
+import { modelStopTokens } from '../internal/stop_tokens.js';
 import { checkTopK } from '../layers/draft_projection.js';
 import { topKOfLogits } from '../layers/inference_fused.js';
 import { type InferenceHead, isInferenceHead } from '../layers/inference_head.js';
@@ -49,20 +50,36 @@ export class CachedTransformer implements MultiTokenModel {
    * {@link CachedTransformer.headTopK}.
    */
   readonly headTree?: (states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number) => TreeCandidates;
+  /**
+   * The token ids that end a text for this model (see `MultiTokenModel.stopTokens`): `options.stopTokens`,
+   * else what the loader recorded on the wrapped model (`loadLlama2c`: BOS and EOS; `loadHfLlama`:
+   * `eos_token_id`); undefined for a model no loader saw (e.g. `createTransformer`'s).
+   */
+  readonly stopTokens?: readonly number[];
   private readonly trunk: TransformerTrunk;
   private readonly head: InferenceHead;
   private readonly cache = new KVCache();
   private disposed = false;
   private prepared = false;
-  /** Rows the last forward appended, for `keepRows` (0 once anything else changed the cache). */
-  private lastFed = 0;
+  /**
+   * The parent of each row the last forward appended (−1: the cached prefix; a plain `forward`
+   * appends a chain), for `keepRows`; empty once anything else changed the cache.
+   */
+  private lastParents: readonly number[] = [];
 
   /**
    * Wraps `model` (not copied: later weight updates are seen; `dispose` leaves it alone).
    * @param model A `LayersModel` from {@link createTransformer}, `transformerFromWeights` or `loadTransformer`.
+   * @param options `stopTokens`: the ids that end a text for this model (default: those its loader recorded).
    */
-  constructor(readonly model: LayersModel) {
+  constructor(
+    readonly model: LayersModel,
+    options: CachedTransformerOptions = {},
+  ) {
     const { trunk, head } = findTrunkAndHead(model);
+    if (options === null || typeof options !== 'object') fail(TypeError, WHERE, 'options', 'must be an object', options);
+    const stopTokens = options.stopTokens === undefined ? modelStopTokens(model) : checkStopTokens(options.stopTokens, head.vocabSize);
+    if (stopTokens !== undefined) this.stopTokens = stopTokens;
     this.trunk = trunk;
     this.head = head;
     this.numHeads = head.numHeads;
@@ -97,7 +114,7 @@ export class CachedTransformer implements MultiTokenModel {
   forward(tokenIds: readonly number[] | Int32Array | Uint32Array | Uint16Array | Uint8Array): tf.Tensor2D {
     const ids = this.checkTokens(tokenIds);
     const states = this.trunk.step(ids, this.cache);
-    this.lastFed = ids.length;
+    this.lastParents = ids.map((_, i) => i - 1); // a chain
     return states;
   }
 
@@ -124,26 +141,36 @@ export class CachedTransformer implements MultiTokenModel {
       throw new RangeError(`${where}: the deepest token (depth ${deepest}) must fit the context (length ${this.cache.length} + ${deepest + 1} ≤ maxLength = ${this.maxLength}), but it does not.`);
     }
     const states = this.trunk.stepTree(ids, Array.from(parents as ArrayLike<number>), this.cache);
-    this.lastFed = ids.length;
+    this.lastParents = Array.from(parents as ArrayLike<number>);
     return states;
   }
 
   /**
-   * Of the tokens the last `forward`/`forwardTree` appended, keeps exactly `rows` (increasing
-   * indices into that call's tokens, each the parent of the next in a tree) and drops the others
-   * from the cache, without copying: `length` becomes the earlier length + `rows.length`.
+   * Of the tokens the last `forward`/`forwardTree` appended, keeps exactly `rows` and drops the
+   * others from the cache, without copying: `length` becomes the earlier length + `rows.length`.
+   * `rows` must be one root-to-node path of that call's tokens (or empty): `rows[0]` hangs under
+   * the cached prefix (parent −1) and each next row is a child of the one before, so every kept
+   * row attended to exactly the rows kept before it. After a plain `forward`, whose tokens form a
+   * chain, that is a prefix `0 … r−1`.
    */
   keepRows(rows: readonly number[]): void {
     const where = `${WHERE}.keepRows`;
     this.checkLive('keepRows');
     if (!Array.isArray(rows)) fail(TypeError, where, 'rows', 'must be an array of row indices', rows);
-    if (this.lastFed === 0) throw new Error(`${where}: rows are kept of the last forward, but nothing was fed since the cache last changed.`);
+    const parents = this.lastParents;
+    const fed = parents.length;
+    if (fed === 0) throw new Error(`${where}: rows are kept of the last forward, but nothing was fed since the cache last changed.`);
     rows.forEach((r, i) => {
       const min = i === 0 ? 0 : rows[i - 1]! + 1;
-      if (!Number.isInteger(r) || r < min || r >= this.lastFed) fail(RangeError, where, `rows[${i}]`, `must be an integer in [${min}, ${this.lastFed - 1}] (increasing, of the last forward's ${this.lastFed} tokens)`, r);
+      if (!Number.isInteger(r) || r < min || r >= fed) fail(RangeError, where, `rows[${i}]`, `must be an integer in [${min}, ${fed - 1}] (increasing, of the last forward's ${fed} tokens)`, r);
+      const parent = i === 0 ? -1 : rows[i - 1]!;
+      if (parents[r] !== parent) {
+        const rule = i === 0 ? "must be a root of the last forward's tree (parent -1: it hangs under the cached prefix)" : `must be a child of rows[${i - 1}] = ${parent} (the kept rows are one root-to-node path)`;
+        throw new RangeError(`${where}: rows[${i}] ${rule}, but got ${r}, whose parent is ${parents[r]}.`);
+      }
     });
-    this.cache.keepLast(this.lastFed, rows);
-    this.lastFed = 0;
+    this.cache.keepLast(fed, rows);
+    this.lastParents = [];
   }
 
   /**
@@ -234,14 +261,14 @@ export class CachedTransformer implements MultiTokenModel {
       throw new RangeError(`${WHERE}.truncate: length must be an integer in [0, length = ${this.cache.length}], but got ${show(length)}.`);
     }
     this.cache.truncate(length);
-    this.lastFed = 0;
+    this.lastParents = [];
   }
 
   /** Frees the cache; the wrapped model (and its weights) stay usable. */
   dispose(): void {
     this.endDecode();
     this.cache.clear();
-    this.lastFed = 0;
+    this.lastParents = [];
     this.disposed = true;
   }
 
@@ -278,6 +305,19 @@ export class CachedTransformer implements MultiTokenModel {
 }
 
 /** Factory of {@link CachedTransformer}. */
-export function cachedTransformer(model: LayersModel): CachedTransformer {
-  return new CachedTransformer(model);
+export function cachedTransformer(model: LayersModel, options?: CachedTransformerOptions): CachedTransformer {
+  return new CachedTransformer(model, options);
+}
+
+/** Options of {@link CachedTransformer}. */
+export interface CachedTransformerOptions {
+  /** The token ids that end a text for this model (default: those its loader recorded, if any). */
+  stopTokens?: readonly number[];
+}
+
+/** `ids` checked (integers in [0, vocabSize)) and frozen. */
+function checkStopTokens(ids: unknown, vocabSize: number): readonly number[] {
+  if (!Array.isArray(ids)) fail(TypeError, WHERE, 'options.stopTokens', 'must be an array of token ids', ids);
+  ids.forEach((id, i) => checkInteger(WHERE, `options.stopTokens[${i}]`, id, 0, vocabSize - 1));
+  return Object.freeze([...(ids as number[])]);
 }

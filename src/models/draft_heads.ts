@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { checkInteger, checkPositiveInteger, fail, show, SIZE_LIMITS } from '../internal/errors.js';
+import { checkJsonText } from '../internal/json.js';
 import { OFFSET_HEAD_KINDS, type OffsetHeadKind } from '../layers/args.js';
 import type { MultiTokenHead } from '../layers/index.js';
 import { headSizes } from '../layers/offset_head.js';
@@ -239,6 +240,15 @@ function headFields(fn: string, head: MultiTokenHead | SequentialMtpHead): Pick<
 /** Every kind a file may hold. */
 const DRAFT_KINDS: readonly DraftHeadsKind[] = [...OFFSET_HEAD_KINDS, 'sequential'];
 
+/** `value` as JSON for a message, or as {@link show} renders it when it cannot be written (nested too deep, a cycle). */
+function jsonOrShow(value: unknown): unknown {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return value;
+  }
+}
+
 /** Checks a manifest field by field; errors name `where` and the field. */
 function checkManifest(where: string, m: unknown): DraftHeadsManifest {
   if (m === null || typeof m !== 'object' || Array.isArray(m)) fail(TypeError, where, 'manifest', 'must be a JSON object', m);
@@ -274,7 +284,7 @@ function checkManifest(where: string, m: unknown): DraftHeadsManifest {
   expected.forEach((e, i) => {
     const w = weights[i] as { name?: unknown; shape?: unknown } | null;
     const same = w !== null && typeof w === 'object' && w.name === e.name && Array.isArray(w.shape) && w.shape.length === e.shape.length && w.shape.every((d, n) => d === e.shape[n]);
-    if (!same) fail(RangeError, where, `manifest.weights[${i}]`, `must be { name: "${e.name}", shape: [${e.shape.join(', ')}] }`, JSON.stringify(w));
+    if (!same) fail(RangeError, where, `manifest.weights[${i}]`, `must be { name: "${e.name}", shape: [${e.shape.join(', ')}] }`, jsonOrShow(w));
   });
   let draftVocab: number[] | undefined;
   if (o['draftVocab'] !== undefined) {
@@ -302,15 +312,29 @@ function checkManifest(where: string, m: unknown): DraftHeadsManifest {
  */
 export function readDraftHeads(bytes: Uint8Array, where = 'readDraftHeads: bytes'): DraftHeads {
   if (!(bytes instanceof Uint8Array)) fail(TypeError, where, 'bytes', 'must be a Uint8Array', bytes);
-  const magic = new TextDecoder().decode(bytes.subarray(0, 8));
-  if (bytes.length < 12 || magic !== MAGIC) throw new Error(`${where}: file must start with the magic "${MAGIC}", but got ${show(magic)}.`);
+  const head = bytes.subarray(0, MAGIC.length);
+  if (!head.every((b, i) => b === MAGIC.charCodeAt(i))) {
+    const magic = new TextDecoder().decode(head);
+    throw new Error(`${where}: file must start with the magic "${MAGIC}", but got ${show(magic)}.`);
+  }
+  if (bytes.length < 12) {
+    throw new Error(`${where}: file is truncated: it must hold the 12-byte header (the magic "${MAGIC}" and the uint32 manifest length), but has ${bytes.length} bytes.`);
+  }
   const n = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(8, true);
   if (n > MAX_MANIFEST_BYTES || 12 + n > bytes.length) fail(RangeError, where, 'manifest length', `must be at most ${Math.min(MAX_MANIFEST_BYTES, bytes.length - 12)} bytes`, n);
+  const notJson = (error: unknown) => new Error(`${where}: manifest must be UTF-8 JSON, but parsing failed (${(error as Error).message}).`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(12, 12 + n));
+  } catch (error) {
+    throw notJson(error);
+  }
+  checkJsonText(text, where, 'manifest');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(12, 12 + n)));
+    parsed = JSON.parse(text);
   } catch (error) {
-    throw new Error(`${where}: manifest must be UTF-8 JSON, but parsing failed (${(error as Error).message}).`);
+    throw notJson(error);
   }
   const manifest = checkManifest(where, parsed);
   const dataStart = 12 + n + ((4 - (n % 4)) % 4);
@@ -334,8 +358,9 @@ export function readDraftHeads(bytes: Uint8Array, where = 'readDraftHeads: bytes
  * Writes trained draft heads into `model`'s offsets 1…k−1, after checking that the model's head
  * has the same number of offsets, kind, sizes and activation, and that its base weights have the
  * fingerprint the heads were trained on; a file with a draft vocabulary sets the head's (the head
- * must not be prepared for a decode then). Everything is checked before anything is written.
- * Offset 0 and the trunk are never touched.
+ * must not be prepared for a decode then). Everything (an already parsed {@link DraftHeads}
+ * included: its manifest, every weight's length and finiteness) is checked before anything is
+ * written, and a failed attach leaves the head as it was. Offset 0 and the trunk are never touched.
  *
  * @example
  * ```ts
@@ -348,17 +373,30 @@ export function readDraftHeads(bytes: Uint8Array, where = 'readDraftHeads: bytes
  */
 export async function attachDraftHeads(model: LayersModel, heads: BytesSource | DraftHeads): Promise<DraftHeadsManifest> {
   const fn = 'attachDraftHeads';
-  const head = headOf(fn, model);
-  let parsed: DraftHeads;
-  if (heads !== null && typeof heads === 'object' && 'manifest' in heads && 'values' in heads) parsed = heads;
-  else {
-    const file = await readBytes(heads as BytesSource, fn, 'heads');
-    parsed = readDraftHeads(file.bytes, file.where);
+  headOf(fn, model);
+  if (heads !== null && typeof heads === 'object' && 'manifest' in heads && 'values' in heads) {
+    const where = `${fn}: heads`;
+    return attachParsedDraftHeads(model, { manifest: checkManifest(where, heads.manifest), values: heads.values }, fn, 'heads');
   }
+  const file = await readBytes(heads as BytesSource, fn, 'heads');
+  return attachParsedDraftHeads(model, readDraftHeads(file.bytes, file.where), fn, 'heads');
+}
+
+/**
+ * {@link attachDraftHeads} of parsed heads whose manifest is checked, with errors naming `fn`
+ * and the argument `arg` the heads came from (e.g. `loadLlama2c: options.draftHeads`). Every
+ * check (the head's fields, each weight's length and finiteness, the base fingerprint) comes
+ * before the first write, and the writes are all or nothing: a write that throws restores the
+ * weights and the draft vocabulary it had changed.
+ * @internal shared with `loadLlama2c`
+ */
+export async function attachParsedDraftHeads(model: LayersModel, parsed: DraftHeads, fn: string, arg: string): Promise<DraftHeadsManifest> {
+  const head = headOf(fn, model);
   const m = parsed.manifest;
+  const where = `${fn}: ${arg}`;
   const [vocabSize, hiddenSize] = head.unembedding.matrix().shape as [number, number];
   const mismatch = (field: string, want: unknown, got: unknown): never => {
-    throw new RangeError(`${fn}: heads ${field} must match the model's (${show(want)}), but got ${show(got)}.`);
+    throw new RangeError(`${where} ${field} must match the model's (${show(want)}), but got ${show(got)}.`);
   };
   if (m.numHeads !== head.numHeads) mismatch('numHeads', head.numHeads, m.numHeads);
   if (m.base.hiddenSize !== hiddenSize) mismatch('base.hiddenSize', hiddenSize, m.base.hiddenSize);
@@ -370,17 +408,20 @@ export async function attachDraftHeads(model: LayersModel, heads: BytesSource | 
   if (own.mlpHiddenSize !== m.mlpHiddenSize) mismatch('mlpHiddenSize', own.mlpHiddenSize, m.mlpHiddenSize);
   if (own.rank !== m.rank) mismatch('rank', own.rank, m.rank);
   if (own.activation !== m.activation) mismatch('activation', own.activation, m.activation);
-  const vocab = m.draftVocab === undefined ? null : checkDraftVocab(fn, 'heads draftVocab', m.draftVocab, vocabSize);
+  const vocab = m.draftVocab === undefined ? null : checkDraftVocab(fn, `${arg} draftVocab`, m.draftVocab, vocabSize);
   const writes = draftWeights(head).map((w) => {
-    const values = parsed.values.get(w.name);
+    const values = parsed.values instanceof Map ? parsed.values.get(w.name) : undefined;
     const size = w.shape.reduce((a, b) => a * b, 1);
-    if (!(values instanceof Float32Array) || values.length !== size) fail(RangeError, fn, `heads weight ${w.name}`, `must be a Float32Array of ${size} values`, values);
+    if (!(values instanceof Float32Array) || values.length !== size) fail(RangeError, fn, `${arg} weight ${w.name}`, `must be a Float32Array of ${size} values`, values);
+    const bad = values.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) fail(RangeError, fn, `${arg} weight ${w.name}[${bad}]`, 'must be a finite float32', values[bad]);
     return { ...w, values };
   });
   const fingerprint = await baseFingerprint(model);
   if (fingerprint !== m.base.fingerprint) {
-    throw new Error(`${fn}: heads were trained on another base model: base.fingerprint must be this model's ${fingerprint}, but got ${m.base.fingerprint}.`);
+    throw new Error(`${where} were trained on another base model: base.fingerprint must be this model's ${fingerprint}, but got ${m.base.fingerprint}.`);
   }
+  const oldVocab = head.draftVocab;
   if (vocab !== null) {
     try {
       head.setDraftVocab(vocab); // before any write: it refuses while the head is prepared for a decode
@@ -388,13 +429,17 @@ export async function attachDraftHeads(model: LayersModel, heads: BytesSource | 
       throw new Error(`${fn}: the heads' draftVocab cannot be set (${(error as Error).message})`);
     }
   }
-  for (const w of writes) {
-    const value = tf.tensor(w.values, w.shape, 'float32');
-    try {
-      w.variable.write(value);
-    } finally {
-      value.dispose();
-    }
+  const values = writes.map((w) => tf.tensor(w.values, w.shape, 'float32'));
+  const saved = writes.map((w) => tf.clone(w.variable.read())); // the old values, restored if a write throws
+  let written = 0;
+  try {
+    for (; written < writes.length; written++) writes[written]!.variable.write(values[written]!);
+  } catch (error) {
+    for (let i = 0; i < written; i++) writes[i]!.variable.write(saved[i]!);
+    if (vocab !== null) head.setDraftVocab(oldVocab);
+    throw error;
+  } finally {
+    tf.dispose([...values, ...saved]);
   }
   return m;
 }

@@ -14,6 +14,8 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { SIZE_LIMITS, checkInteger, checkPositiveInteger, fail, show } from '../internal/errors.js';
+import { checkJsonText } from '../internal/json.js';
+import { setModelStopTokens } from '../internal/stop_tokens.js';
 import { TRANSFORMER_DEFAULTS, type TransformerConfig } from './config.js';
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
 import { readBytes, type BytesSource } from './llama2c.js';
@@ -34,12 +36,24 @@ export interface HfLlamaFiles {
   config: Record<string, unknown> | string | ArrayBuffer | Uint8Array;
   /** `model.safetensors`: its bytes or a URL to fetch. */
   safetensors: BytesSource;
+  /**
+   * Optional `generation_config.json`, in any form `config` takes: its `eos_token_id`, when it has
+   * the field, replaces config.json's as the model's stop tokens (as in transformers' `generate`).
+   */
+  generationConfig?: Record<string, unknown> | string | ArrayBuffer | Uint8Array;
 }
 
 /** What {@link loadHfLlama} resolves to. */
 export interface HfLlamaModel {
   /** The transformer with a `MultiTokenHead` of k offsets (offset 0 = the checkpoint's `lm_head`). */
   model: LayersModel;
+  /**
+   * The token ids that end a text: `eos_token_id` (a number or a list) of generation_config.json
+   * when given and it has the field, else of config.json; empty when neither names one. Recorded
+   * on `model` too, so `new CachedTransformer(model).stopTokens` has them and the decoders stop
+   * there unless given `stopTokens`.
+   */
+  stopTokens: number[];
 }
 
 /** Options of {@link loadHfLlama}. */
@@ -55,16 +69,17 @@ export interface LoadHfLlamaOptions {
 
 const OPTION_KEYS = ['mtpHeads', 'draftVocab'] as const;
 
-/** Reads `files.config` to an object; errors start with `where`. */
-async function readConfig(source: HfLlamaFiles['config'], fn: string): Promise<{ json: Record<string, unknown>; where: string }> {
+/** Reads a JSON file given as `files[arg]` (an object, its text, its bytes or a URL) to an object; errors start with `where`. */
+async function readConfig(source: HfLlamaFiles['config'], fn: string, arg = 'files.config'): Promise<{ json: Record<string, unknown>; where: string }> {
   let json: unknown = source;
-  let where = `${fn}: files.config`;
+  let where = `${fn}: ${arg}`;
   if ((typeof source === 'string' && !source.trimStart().startsWith('{')) || source instanceof Uint8Array || source instanceof ArrayBuffer) {
-    const file = await readBytes(source as BytesSource, fn, 'files.config');
+    const file = await readBytes(source as BytesSource, fn, arg);
     where = file.where;
     json = new TextDecoder().decode(file.bytes);
   }
   if (typeof json === 'string') {
+    checkJsonText(json, where, '');
     try {
       json = JSON.parse(json);
     } catch (error) {
@@ -117,6 +132,19 @@ function hfLlamaConfig(c: Record<string, unknown>, where: string): TransformerCo
     useBias: false,
     tiedEmbeddings: flag('tie_word_embeddings', HF_LLAMA_DEFAULTS.tie_word_embeddings),
   };
+}
+
+/**
+ * The stop tokens of a config's `eos_token_id`: a token id, a list of them, or absent/null (none).
+ * @param c config.json or generation_config.json as an object.
+ * @param vocabSize The model's vocabulary size (every id must be below it).
+ */
+function eosTokenIds(c: Record<string, unknown>, where: string, vocabSize: number): number[] {
+  const eos = c.eos_token_id;
+  if (eos === undefined || eos === null) return [];
+  if (!Array.isArray(eos)) return [checkInteger(where, 'eos_token_id', eos, 0, vocabSize - 1)];
+  if (eos.length > SIZE_LIMITS.vocabSize) fail(RangeError, where, 'eos_token_id', `must list at most ${SIZE_LIMITS.vocabSize} token ids`, eos);
+  return eos.map((id, i) => checkInteger(where, `eos_token_id[${i}]`, id, 0, vocabSize - 1));
 }
 
 /** Hugging Face name → [canonical name, expected `[out, in]` shape (HF), transpose?] for every tensor of `config`. */
@@ -186,6 +214,8 @@ export interface ParsedHfLlama {
   config: TransformerConfig;
   /** Every trunk weight (and `output.weight` when untied) by its canonical name. */
   weights: CheckpointWeights;
+  /** config.json's `eos_token_id` as a list (empty when absent or null). */
+  stopTokens: number[];
 }
 
 /**
@@ -201,8 +231,9 @@ export function parseHfLlama(
   where: { config: string; safetensors: string } = { config: 'parseHfLlama: config', safetensors: 'parseHfLlama: safetensors' },
 ): ParsedHfLlama {
   const transformerConfig = hfLlamaConfig(config, where.config);
+  const stopTokens = eosTokenIds(config, where.config, transformerConfig.vocabSize!);
   const file = readSafetensors(safetensors, where.safetensors);
-  return { config: transformerConfig, weights: hfWeights(file, transformerConfig, where.safetensors) };
+  return { config: transformerConfig, weights: hfWeights(file, transformerConfig, where.safetensors), stopTokens };
 }
 
 /**
@@ -216,7 +247,7 @@ export function parseHfLlama(
  * const { model } = await loadHfLlama({ config: '/llama/config.json', safetensors: '/llama/model.safetensors' });
  * const cached = new CachedTransformer(model);
  * ```
- * @param files `config.json` and `model.safetensors` (bytes, text/object, or URLs).
+ * @param files `config.json` and `model.safetensors` (bytes, text/object, or URLs), optionally `generation_config.json`.
  * @param options Number of heads and the draft vocabulary.
  */
 export async function loadHfLlama(files: HfLlamaFiles, options: LoadHfLlamaOptions = {}): Promise<HfLlamaModel> {
@@ -228,8 +259,16 @@ export async function loadHfLlama(files: HfLlamaFiles, options: LoadHfLlamaOptio
   const unknown = Object.keys(options).find((key) => !(OPTION_KEYS as readonly string[]).includes(key));
   if (unknown !== undefined) fail(TypeError, fn, 'options', `may only have the keys ${OPTION_KEYS.join(', ')}`, unknown);
   const mtpHeads = checkPositiveInteger(fn, 'options.mtpHeads', options.mtpHeads ?? TRANSFORMER_DEFAULTS.mtpHeads, SIZE_LIMITS.numHeads);
-  const [config, tensors] = await Promise.all([readConfig(files.config, fn), readBytes(files.safetensors, fn, 'files.safetensors')]);
+  const [config, tensors, generation] = await Promise.all([
+    readConfig(files.config, fn),
+    readBytes(files.safetensors, fn, 'files.safetensors'),
+    files.generationConfig === undefined ? undefined : readConfig(files.generationConfig, fn, 'files.generationConfig'),
+  ]);
   const parsed = parseHfLlama(config.json, tensors.bytes, { config: config.where, safetensors: tensors.where });
-  const draftVocab = options.draftVocab === undefined ? null : checkDraftVocab(fn, 'options.draftVocab', options.draftVocab, parsed.config.vocabSize!);
-  return { model: transformerFromWeights({ ...parsed.config, mtpHeads, draftVocab, name: 'hf_llama' }, parsed.weights, tensors.where) };
+  const vocabSize = parsed.config.vocabSize!;
+  const stopTokens = generation !== undefined && generation.json.eos_token_id !== undefined ? eosTokenIds(generation.json, generation.where, vocabSize) : parsed.stopTokens;
+  const draftVocab = options.draftVocab === undefined ? null : checkDraftVocab(fn, 'options.draftVocab', options.draftVocab, vocabSize);
+  const model = transformerFromWeights({ ...parsed.config, mtpHeads, draftVocab, name: 'hf_llama' }, parsed.weights, tensors.where);
+  setModelStopTokens(model, stopTokens);
+  return { model, stopTokens };
 }

@@ -18,7 +18,7 @@ export {
 export { transformerFromWeights, type CheckpointTensor, type CheckpointWeights } from './from_weights.js';
 export { TransformerTrunk, type TransformerTrunkArgs, type InitialValues, transformerTrunk } from './trunk.js';
 export { type ArchConfig } from './weights.js';
-export { CachedTransformer, cachedTransformer } from './cached.js';
+export { CachedTransformer, cachedTransformer, type CachedTransformerOptions } from './cached.js';
 export { BYTE_VOCAB_SIZE, encodeBytes, decodeBytes } from './tokenizer.js';
 export { loadLlama2c, parseLlama2c, type LoadLlama2cOptions, type Llama2cModel, type Llama2cHeader, type ParsedLlama2c, type BytesSource } from './llama2c.js';
 export { Llama2cTokenizer, type Llama2cEncodeOptions } from './llama2c_tokenizer.js';

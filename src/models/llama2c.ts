@@ -17,7 +17,9 @@ import { checkDraftVocab, sameDraftVocab } from '../internal/draft_vocab.js';
 import { SIZE_LIMITS, checkInteger, checkPositiveInteger, fail, show } from '../internal/errors.js';
 import { TRANSFORMER_DEFAULTS, type TransformerConfig } from './config.js';
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
-import { attachDraftHeads, type DraftHeadsKind, type DraftHeadsManifest, readDraftHeads, withSequentialHeads } from './draft_heads.js';
+import { setModelStopTokens } from '../internal/stop_tokens.js';
+import { OFFSET_HEAD_KINDS } from '../layers/args.js';
+import { attachParsedDraftHeads, type DraftHeadsKind, type DraftHeadsManifest, readDraftHeads, withSequentialHeads } from './draft_heads.js';
 import { Llama2cTokenizer } from './llama2c_tokenizer.js';
 
 /** The seven header fields, in file order, as llama2.c names them. */
@@ -26,6 +28,12 @@ const HEADER_BYTES = 4 * HEADER_FIELDS.length;
 
 /** First int32 of a version ≥ 1 export (the ASCII magic "ak42"), which this reader does not take. */
 const VERSIONED_MAGIC = 0x616b3432;
+
+/**
+ * The ids that end a text: BOS (1), which run.c stops at (the training data delimits stories
+ * with it), and EOS (2).
+ */
+const LLAMA2C_STOP_TOKENS: readonly number[] = Object.freeze([1, 2]);
 
 /** What llama2.c fixes rather than stores: run.c's RMSNorm epsilon and RoPE base. */
 const LLAMA2C_NORM_EPSILON = 1e-5;
@@ -243,6 +251,8 @@ export interface LoadLlama2cOptions {
 }
 
 const OPTION_KEYS = ['tokenizer', 'mtpHeads', 'headKind', 'mlpHiddenSize', 'rank', 'draftVocab', 'draftHeads'] as const;
+/** Every `options.headKind`: a parallel offset-head kind, or sequential modules. */
+const HEAD_KINDS: readonly DraftHeadsKind[] = [...OFFSET_HEAD_KINDS, 'sequential'];
 
 /** What {@link loadLlama2c} resolves to. */
 export interface Llama2cModel {
@@ -250,6 +260,12 @@ export interface Llama2cModel {
   model: LayersModel;
   /** The tokenizer, when `options.tokenizer` was given. */
   tokenizer?: Llama2cTokenizer;
+  /**
+   * The token ids that end a text: BOS (1), where run.c stops (llama2.c's stories are delimited
+   * by it), and EOS (2). Recorded on `model` too, so `new CachedTransformer(model).stopTokens`
+   * has them and the decoders stop there unless given `stopTokens`.
+   */
+  stopTokens: number[];
 }
 
 /**
@@ -300,17 +316,22 @@ export async function loadLlama2c(checkpoint: BytesSource, options: LoadLlama2cO
   }
   if (heads !== undefined) {
     try {
-      await attachDraftHeads(model, heads);
+      await attachParsedDraftHeads(model, heads, fn, 'options.draftHeads');
     } catch (error) {
       model.dispose();
       throw error;
     }
   }
-  return tokenizer ? { model, tokenizer } : { model };
+  setModelStopTokens(model, LLAMA2C_STOP_TOKENS);
+  const stopTokens = [...LLAMA2C_STOP_TOKENS];
+  return tokenizer ? { model, tokenizer, stopTokens } : { model, stopTokens };
 }
 
 /** The head fields of the transformer config: the options, or the draft heads' manifest (both given: they must agree). */
 function headOptions(fn: string, options: LoadLlama2cOptions, manifest: DraftHeadsManifest | undefined): Pick<TransformerConfig, 'mtpHeads' | 'headHiddenSize' | 'rank'> & { headKind?: DraftHeadsKind } {
+  if (options.headKind !== undefined && !HEAD_KINDS.includes(options.headKind)) {
+    fail(TypeError, fn, 'options.headKind', `must be one of ${HEAD_KINDS.map((k) => `"${k}"`).join(', ')}`, options.headKind);
+  }
   const fromFile = { mtpHeads: manifest?.numHeads, headKind: manifest?.kind, mlpHiddenSize: manifest?.mlpHiddenSize, rank: manifest?.rank };
   if (manifest !== undefined) {
     for (const key of ['mtpHeads', 'headKind', 'mlpHiddenSize', 'rank'] as const) {

@@ -11,6 +11,7 @@
  * its Rust `Metadata::validate`.
  */
 import { SIZE_LIMITS, fail, show } from '../internal/errors.js';
+import { checkJsonText } from '../internal/json.js';
 
 /** Largest header accepted (bytes): the Rust reader's bound; a real header is a few kilobytes. */
 export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
@@ -131,9 +132,16 @@ export function readSafetensors(bytes: Uint8Array, where = 'readSafetensors: byt
   if (8 + headerBytes > bytes.byteLength) {
     throw new Error(`${where}: file is truncated: the header size says ${headerBytes} bytes, but only ${bytes.byteLength - 8} follow it.`);
   }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerBytes));
+  } catch (error) {
+    throw new Error(`${where}: header must be UTF-8 JSON, but parsing failed (${(error as Error).message}).`);
+  }
+  checkJsonText(text, where, 'header', { uniqueKeys: true }); // nesting bounded, no tensor named twice
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerBytes)));
+    header = JSON.parse(text);
   } catch (error) {
     throw new Error(`${where}: header must be UTF-8 JSON, but parsing failed (${(error as Error).message}).`);
   }

@@ -13,12 +13,12 @@ export function encodeBytes(text: string): number[] {
 
 /**
  * Text of byte token ids. Invalid UTF-8 (e.g. a multi-byte character cut by `maxNewTokens`)
- * decodes to U+FFFD instead of throwing.
+ * decodes to U+FFFD instead of throwing; a leading U+FEFF is kept, so every string round-trips.
  */
 export function decodeBytes(tokens: readonly number[]): string {
   const bad = tokens.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= BYTE_VOCAB_SIZE);
   if (bad >= 0) {
     throw new RangeError(`decodeBytes: tokens[${bad}] must be an integer in [0, 256), but got ${String(tokens[bad])}.`);
   }
-  return new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(tokens));
+  return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(Uint8Array.from(tokens)); // ignoreBOM: a leading U+FEFF is text, kept
 }

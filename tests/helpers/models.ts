@@ -11,7 +11,9 @@ export function tinyTransformer(config: TransformerConfig = {}): LayersModel {
   const model = createTransformer({ vocabSize: 32, maxLength: 24, hiddenSize: 16, numLayers: 2, numHeads: 2, mlpRatio: 2, mtpHeads: 3, seed: 7, ...config });
   // perturb every weight so the offset heads differ from offset 0 and nothing is symmetric
   const weights = model.getWeights();
-  model.setWeights(weights.map((w, i) => tf.tidy(() => tf.add(w, tf.randomNormal(w.shape, 0, 0.2, 'float32', 100 + i)))));
+  const perturbed = weights.map((w, i) => tf.tidy(() => tf.add(w, tf.randomNormal(w.shape, 0, 0.2, 'float32', 100 + i))));
+  model.setWeights(perturbed); // copies the values into the variables
+  tf.dispose(perturbed);
   return model;
 }
 

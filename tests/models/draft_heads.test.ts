@@ -138,7 +138,7 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
       const bytes = await exportDraftHeads(model);
       const changed = file.slice();
       new DataView(changed.buffer).setFloat32(28 + 4 * 100, 0.5, true); // one weight of token_embedding
-      await expectThrowNoLeak(() => loadLlama2c(changed, { draftHeads: bytes }), /^attachDraftHeads: heads were trained on another base model: base\.fingerprint must be this model's [0-9a-f]{16}, but got [0-9a-f]{16}\.$/);
+      await expectThrowNoLeak(() => loadLlama2c(changed, { draftHeads: bytes }), /^loadLlama2c: options\.draftHeads were trained on another base model: base\.fingerprint must be this model's [0-9a-f]{16}, but got [0-9a-f]{16}\.$/);
       const { model: residual } = await loadLlama2c(file, { mtpHeads: 4 });
       try {
         await expectThrowNoLeak(() => attachDraftHeads(residual, bytes), "attachDraftHeads: heads kind must match the model's (\"residual\"), but got \"mlp\".");

@@ -219,7 +219,7 @@ describe.skipIf(!storiesAvailable('tests/models/llama2c'))('llama2.c loader on s
 
     it('a tokenizer that disagrees with the checkpoint fails before the model is built', async () => {
       const before = tf.memory().numTensors;
-      await expectThrowNoLeak(() => loadLlama2c(file, { tokenizer: tokFile.slice(0, 3000) }), /^loadLlama2c: options\.tokenizer: file is truncated: token \d+'s/);
+      await expectThrowNoLeak(() => loadLlama2c(file, { tokenizer: tokFile.slice(0, 3000) }), 'loadLlama2c: options.tokenizer: file is truncated: vocabSize 512 tokens need at least 4100 bytes (a score and a length each), but the file has 3000 bytes.');
       expect(tf.memory().numTensors).toBe(before);
     });
 
