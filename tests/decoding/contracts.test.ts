@@ -85,3 +85,17 @@ describe('measureTreeCosts and a signal a timer aborts', () => {
     layers.dispose();
   });
 });
+
+describe("tree: 'auto' measures nothing up front", () => {
+  it('a first decode on a fresh model sees a timer abort within a few steps (costs are measured on the decode\'s own steps)', async () => {
+    const layers = tinyTransformer({ mtpHeads: 4, maxLength: 512 });
+    const model = new CachedTransformer(layers);
+    const signal = AbortSignal.timeout(50);
+    const t0 = performance.now();
+    await expectThrowNoLeak(() => speculativeDecode(model, [1, 2, 3], { tree: 'auto', maxNewTokens: 500, signal }), /TimeoutError|timed out|aborted/i);
+    expect(performance.now() - t0).toBeLessThan(400); // a step and a yield after the timer, not a cost table first
+    expect(model.length).toBe(0); // the cache reset, as after any abort
+    model.dispose();
+    layers.dispose();
+  });
+});
