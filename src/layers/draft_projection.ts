@@ -37,6 +37,20 @@ export function checkDraftCall(where: string, numHeads: number, states: tf.Tenso
   }
 }
 
+/**
+ * Checks the arguments of `trainingLogits` of a built head of `numHeads` offsets: `states` a 2-D
+ * tensor `[m, D]`, `nextTokens` an int32 tensor `[m, numHeads − 1]`.
+ */
+export function checkTrainingCall(where: string, numHeads: number, built: boolean, states: tf.Tensor2D, nextTokens: tf.Tensor2D): void {
+  if (!built) throw new Error(`${where}: the layer must be built (applied once) first, but it is not built.`);
+  if (numHeads < 2) throw new RangeError(`${where}: the head must have draft offsets (numHeads at least 2), but numHeads is ${numHeads}.`);
+  if (!(states instanceof tf.Tensor) || states.rank !== 2) fail(TypeError, where, 'states', 'must be a 2-D tensor [m, D]', states instanceof tf.Tensor ? states.shape : states);
+  const m = states.shape[0];
+  if (!(nextTokens instanceof tf.Tensor) || nextTokens.rank !== 2 || nextTokens.shape[0] !== m || nextTokens.shape[1] !== numHeads - 1 || nextTokens.dtype !== 'int32') {
+    fail(TypeError, where, 'nextTokens', `must be an int32 tensor [${m}, ${numHeads - 1}] (the tokens at t+1…t+k−1 of each row)`, nextTokens instanceof tf.Tensor ? `${nextTokens.dtype} [${nextTokens.shape.join(', ')}]` : nextTokens);
+  }
+}
+
 /** Checks `k` of a ranking within a draft vocabulary of `size` tokens. */
 export function checkTopK(where: string, k: number, size: number): void {
   if (typeof k !== 'number' || !Number.isInteger(k)) fail(TypeError, where, 'k', `must be an integer in [1, ${size}] (at most the draft vocabulary's size)`, k);

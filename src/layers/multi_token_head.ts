@@ -11,7 +11,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { checkDraftVocab } from '../internal/draft_vocab.js';
-import { checkPositiveInteger, fail, SIZE_LIMITS } from '../internal/errors.js';
+import { checkInteger, checkPositiveInteger, fail, SIZE_LIMITS } from '../internal/errors.js';
+import { deriveSeed } from '../internal/seed.js';
 import { registerOnce } from '../internal/registration.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
 import {
@@ -29,12 +30,13 @@ import {
   resolveUseBias,
   serializeInitializer,
 } from './args.js';
-import { breakRows, checkDraftCall, checkTopK, UnembeddingProjection } from './draft_projection.js';
+import { breakRows, checkDraftCall, checkTopK, checkTrainingCall, UnembeddingProjection } from './draft_projection.js';
 import { checkedArgmax, FusedHeads, topKOfLogits } from './inference_fused.js';
+import type { DraftHeadLayer, DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
 import type { HeadTopK } from './inference_head.js';
 import { setWeightNamePrefix } from './nesting.js';
-import { LightweightOffsetHead } from './offset_head.js';
-import { checkOffsetHead, makeReport, offsetHeadParams, type ParameterReport, resolveHeadKinds } from './parameter_report.js';
+import { headSizes, LightweightOffsetHead } from './offset_head.js';
+import { checkOffsetHead, makeReport, offsetHeadParams, offsetHeadWeights, type ParameterReport, resolveHeadKinds } from './parameter_report.js';
 import { resolveTie, SharedUnembedding } from './shared_unembedding.js';
 import { isSymbolic } from './tying.js';
 
@@ -69,6 +71,8 @@ export interface MultiTokenHeadArgs extends LayerArgs {
    * `call` (training, `predict`) always use the whole vocabulary. Default: none (the whole vocabulary).
    */
   draftVocab?: readonly number[] | null;
+  /** Integer. Seed of the offset heads' random initial values (each offset and weight its own stream): the same seed gives the same weights. Default: unseeded. */
+  seed?: number;
 }
 
 /**
@@ -90,7 +94,7 @@ export interface MultiTokenHeadArgs extends LayerArgs {
  * const h = emb.apply(ids) as tf.SymbolicTensor;                                // [batch, seq, 32]
  * const logits = multiTokenHead({ numHeads: 4, vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 4, 256]
  */
-export class MultiTokenHead extends LayerBase {
+export class MultiTokenHead extends LayerBase implements DraftHeadLayer {
   /** Name under which the class is registered for serialization (a getter, for the reason given at `LayerBase`). */
   static get className(): string {
     return 'MultiTokenHead';
@@ -110,6 +114,7 @@ export class MultiTokenHead extends LayerBase {
   private readonly unembeddingInitializer: Initializer | undefined;
   private readonly fused: FusedHeads;
   private readonly projection: UnembeddingProjection;
+  private readonly seed: number | null;
 
   constructor(args: MultiTokenHeadArgs) {
     super(args);
@@ -121,6 +126,7 @@ export class MultiTokenHead extends LayerBase {
     this.sizes = resolveHeadSizes(WHERE, this.headKinds, args);
     this.activation = args.activation;
     if (this.activation !== undefined) makeActivation(WHERE, this.activation);
+    this.seed = args.seed === undefined || args.seed === null ? null : checkInteger(WHERE, 'seed', args.seed, -(2 ** 31), 2 ** 31 - 1);
     const useBias = resolveUseBias(WHERE, args.useBias);
     this.unembeddingInitializer = args.unembeddingInitializer === undefined ? undefined : resolveInitializer(WHERE, 'unembeddingInitializer', args.unembeddingInitializer);
     this.offsetHeads = this.headKinds.map((kind, j) => {
@@ -129,6 +135,7 @@ export class MultiTokenHead extends LayerBase {
         ...(kind === 'lowRank' ? { rank: this.sizes.rank! } : {}),
         ...(kind === 'mlp' ? { mlpHiddenSize: this.sizes.mlpHiddenSize! } : {}),
         ...(this.activation !== undefined ? { activation: this.activation } : {}),
+        ...(this.seed !== null ? { seed: deriveSeed(this.seed, j) } : {}),
         name: `${this.name}_offset${j}`,
       });
       setWeightNamePrefix(head, `offset${j}/`);
@@ -457,6 +464,45 @@ export class MultiTokenHead extends LayerBase {
     return tf.tidy(() => tf.reshape(this.projection.expand(this.draftSubset(states, n)), [states.shape[0], n, this.vocabSize]) as tf.Tensor3D); // [m, n, V]
   }
 
+  /** Kind, sizes and activation of offsets 1…k−1 (throws naming the kinds unless they share one). */
+  draftSpec(): DraftHeadSpec {
+    const kinds = new Set(this.headKinds.slice(1));
+    if (kinds.size !== 1) fail(RangeError, `${WHERE}.draftSpec`, 'headKind', 'must be one kind for offsets 1…k−1', [...kinds]);
+    const first = this.offsetHeads[1]!;
+    return {
+      kind: first.kind,
+      ...(first.mlpHiddenSize !== null ? { mlpHiddenSize: first.mlpHiddenSize } : {}),
+      ...(first.rank !== null ? { rank: first.rank } : {}),
+      activation: String(first.activation),
+    };
+  }
+
+  /** The weights of offsets 1…k−1 in heads-file order (`offset<j>/<name>`; empty until built). */
+  draftWeights(): DraftHeadWeight[] {
+    if (!this.built) return [];
+    const d = this.unembedding.matrix().shape[1]!;
+    return this.offsetHeads.slice(1).flatMap((h, i) =>
+      offsetHeadWeights(h.kind, d, headSizes(h)).map((spec, n) => ({ name: `offset${i + 1}/${spec.name}`, shape: spec.shape, variable: h.weights[n]! })),
+    );
+  }
+
+  /**
+   * Teacher-forced training logits of offsets 1…k−1 (see `DraftHeadLayer.trainingLogits`):
+   * `states` `[m, D]` → `[m, k−1, Vd]`, each offset head's own `call` on the live weights (never
+   * the fused inference copies) projected onto the draft vocabulary. `nextTokens` int32
+   * `[m, k−1]` is checked and otherwise unused: parallel offsets read only the state.
+   */
+  trainingLogits(states: tf.Tensor2D, nextTokens: tf.Tensor2D): tf.Tensor3D {
+    const where = `${WHERE}.trainingLogits`;
+    checkTrainingCall(where, this.numHeads, this.built, states, nextTokens);
+    return tf.tidy(() => {
+      const [m, d] = states.shape;
+      const x = tf.stack(this.offsetHeads.slice(1).map((h) => h.call(states) as tf.Tensor2D), 1); // [m, k−1, D]
+      const logits = this.projection.draft(tf.reshape(x, [m * (this.numHeads - 1), d]) as tf.Tensor2D); // [m·(k−1), Vd]
+      return tf.reshape(logits, [m, this.numHeads - 1, this.projection.draftSize]) as tf.Tensor3D; // [m, k−1, Vd]
+    });
+  }
+
   /**
    * Counts this built layer's actual weights (the tied matrix, owned by the embedding, is
    * counted once as the unembedding's).
@@ -490,6 +536,7 @@ export class MultiTokenHead extends LayerBase {
     if (this.unembeddingInitializer !== undefined) config['unembeddingInitializer'] = serializeInitializer(this.unembeddingInitializer);
     if (this.unembedding.isTied) config['tiedTo'] = this.unembedding.tiedLayerObject?.name ?? this.unembedding.tiedName!;
     if (this.draftVocab !== null) config['draftVocab'] = [...this.draftVocab];
+    if (this.seed !== null) config['seed'] = this.seed;
     return { ...config, ...super.getConfig() };
   }
 }

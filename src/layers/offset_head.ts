@@ -9,9 +9,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
+import { checkInteger } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
+import { deriveSeed } from '../internal/seed.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
-import { type ActivationIdentifier, checkKind, type HeadSizes, type Layer, type LayerArgs, LayerBase, LAYER_DEFAULTS, makeActivation, type OffsetHeadKind, resolveHeadSizes, resolveInitializer } from './args.js';
+import { type ActivationIdentifier, checkKind, type HeadSizes, type Layer, type LayerArgs, LayerBase, LAYER_DEFAULTS, makeActivation, type OffsetHeadKind, resolveHeadSizes } from './args.js';
 import { weightName } from './nesting.js';
 import { checkOffsetHead, offsetHeadWeights, type OffsetHeadWeight } from './parameter_report.js';
 
@@ -27,6 +29,8 @@ export interface LightweightOffsetHeadArgs extends LayerArgs {
   mlpHiddenSize?: number;
   /** Activation of the `residual`, `lowRank` and `mlp` kinds. */
   activation?: ActivationIdentifier;
+  /** Integer. Seed of the random initial values (`lowRank`'s `A`, `mlp`'s `W1`): the same seed gives the same weights. Default: unseeded. */
+  seed?: number;
 }
 
 /**
@@ -63,6 +67,8 @@ export class LightweightOffsetHead extends LayerBase {
   readonly mlpHiddenSize: number | null;
   /** Activation name of the `residual`, `lowRank` and `mlp` kinds. */
   readonly activation: ActivationIdentifier;
+  /** Seed of the random initial values, or `null` (unseeded). */
+  readonly seed: number | null;
   private readonly act: Layer;
   private readonly w: Record<string, LayerVariable> = {}; // the weights of offsetHeadWeights(kind, D, …), by name
 
@@ -75,15 +81,16 @@ export class LightweightOffsetHead extends LayerBase {
     this.mlpHiddenSize = sizes.mlpHiddenSize ?? null;
     this.activation = args.activation ?? LAYER_DEFAULTS.activation;
     this.act = makeActivation(WHERE, this.activation);
+    this.seed = args.seed === undefined || args.seed === null ? null : checkInteger(WHERE, 'seed', args.seed, -(2 ** 31), 2 ** 31 - 1);
   }
 
   override build(inputShape: Shape | Shape[]): void {
     const d = lastDim(WHERE, inputShape, [2, 3, 4, 5]);
     const sizes = headSizes(this);
     checkOffsetHead(WHERE, this.kind, d, sizes); // before any weight is created
-    for (const spec of offsetHeadWeights(this.kind, d, sizes)) {
-      this.w[spec.name] = this.addWeight(weightName(this, spec.name), spec.shape, 'float32', initializer(spec.init));
-    }
+    offsetHeadWeights(this.kind, d, sizes).forEach((spec, n) => {
+      this.w[spec.name] = this.addWeight(weightName(this, spec.name), spec.shape, 'float32', initializer(spec.init, this.seed === null ? null : deriveSeed(this.seed, n)));
+    });
     this.built = true;
   }
 
@@ -129,6 +136,7 @@ export class LightweightOffsetHead extends LayerBase {
     const config: tf.serialization.ConfigDict = { kind: this.kind, activation: this.activation };
     if (this.rank !== null) config['rank'] = this.rank;
     if (this.mlpHiddenSize !== null) config['mlpHiddenSize'] = this.mlpHiddenSize;
+    if (this.seed !== null) config['seed'] = this.seed;
     return { ...config, ...super.getConfig() };
   }
 }
@@ -139,9 +147,10 @@ export function headSizes(head: LightweightOffsetHead): HeadSizes {
 }
 
 /** The tfjs-layers initializer of a weight's initial value. */
-function initializer(init: OffsetHeadWeight['init']): ReturnType<typeof initializers.zeros> {
+function initializer(init: OffsetHeadWeight['init'], seed: number | null): ReturnType<typeof initializers.zeros> {
   if (init === 'identity') return initializers.identity({ gain: 1 });
-  return resolveInitializer(WHERE, 'initializer', init === 'zeros' ? 'zeros' : 'glorotUniform');
+  if (init === 'zeros') return initializers.zeros();
+  return seed === null ? initializers.glorotUniform({}) : initializers.glorotUniform({ seed });
 }
 
 /**

@@ -26,10 +26,12 @@ import type { TreeCandidates } from '../decoding/model.js';
 import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { checkInteger, checkPositiveInteger, fail, SIZE_LIMITS, checkWeightSize } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
+import { deriveSeed } from '../internal/seed.js';
 import { topk2d } from '../internal/topk.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
 import { type Layer, type LayerArgs, LayerBase } from './args.js';
-import { breakRows, checkDraftCall, checkTopK, UnembeddingProjection } from './draft_projection.js';
+import { breakRows, checkDraftCall, checkTopK, checkTrainingCall, UnembeddingProjection } from './draft_projection.js';
+import type { DraftHeadLayer, DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
 import { checkedArgmax } from './inference_fused.js';
 import type { HeadTopK } from './inference_head.js';
 import { setWeightNamePrefix, weightName } from './nesting.js';
@@ -61,6 +63,8 @@ export interface SequentialMtpHeadArgs extends LayerArgs {
    * the whole vocabulary. Default: none (the whole vocabulary).
    */
   draftVocab?: readonly number[] | null;
+  /** Integer. Seed of the modules' random initial values (each module and weight its own stream): the same seed gives the same weights. Default: unseeded. */
+  seed?: number;
 }
 
 /** One weight of a sequential module. */
@@ -87,8 +91,8 @@ export function sequentialModuleWeights(d: number, h: number): SequentialModuleW
 }
 
 /** `[I; 0]` plus a small random token part: a fresh module passes the normalized state through. */
-function projectionInit(d: number): tf.Tensor2D {
-  return tf.tidy(() => tf.concat([tf.eye(d), tf.mul(tf.randomNormal([d, d]), 0.02)], 0) as tf.Tensor2D); // [2D, D]
+function projectionInit(d: number, seed: number | null): tf.Tensor2D {
+  return tf.tidy(() => tf.concat([tf.eye(d), tf.mul(tf.randomNormal([d, d], 0, 1, 'float32', seed ?? undefined), 0.02)], 0) as tf.Tensor2D); // [2D, D]
 }
 
 /**
@@ -103,7 +107,7 @@ function projectionInit(d: number): tf.Tensor2D {
  * vocabulary (also with a draft vocabulary), each module fed the argmax of the column before it
  * (the decoding chain).
  */
-export class SequentialMtpHead extends LayerBase {
+export class SequentialMtpHead extends LayerBase implements DraftHeadLayer {
   /** Name under which the class is registered for serialization. */
   static get className(): string {
     return 'SequentialMtpHead';
@@ -121,6 +125,8 @@ export class SequentialMtpHead extends LayerBase {
   /** The modules folded for inference while prepared (see `moduleStep`), else null. */
   private folded: { modules: { state: tf.Tensor2D; token: tf.Tensor2D; w1: tf.Tensor2D; b1: tf.Tensor1D; w2: tf.Tensor2D; b2: tf.Tensor1D }[]; tokenScale: tf.Tensor2D } | null = null;
   private preparedCount = 0;
+  /** Seed of the modules' random initial values, or `null` (unseeded). */
+  readonly seed: number | null;
 
   constructor(args: SequentialMtpHeadArgs) {
     super(args);
@@ -128,6 +134,7 @@ export class SequentialMtpHead extends LayerBase {
     this.numHeads = checkInteger(WHERE, 'numHeads', args.numHeads, 2, SIZE_LIMITS.numHeads);
     this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize, SIZE_LIMITS.vocabSize);
     this.mlpHiddenSize = checkPositiveInteger(WHERE, 'mlpHiddenSize', args.mlpHiddenSize, SIZE_LIMITS.hiddenSize);
+    this.seed = args.seed === undefined || args.seed === null ? null : checkInteger(WHERE, 'seed', args.seed, -(2 ** 31), 2 ** 31 - 1);
     if (args.tiedTo === undefined || args.tiedTo === null) fail(TypeError, WHERE, 'tiedTo', 'must be the token embedding layer or its name', args.tiedTo);
     this.unembedding = new SharedUnembedding({ vocabSize: this.vocabSize, useBias: false, tiedTo: args.tiedTo, name: `${this.name}_unembedding` });
     setWeightNamePrefix(this.unembedding, 'unembedding/');
@@ -167,16 +174,16 @@ export class SequentialMtpHead extends LayerBase {
     this.unembedding.build(shape);
     for (let j = 1; j < this.numHeads; j++) {
       const w: Record<string, LayerVariable> = {};
-      for (const spec of specs) {
-        const init =
-          spec.init === 'ones' ? initializers.ones() : spec.init === 'zeros' ? initializers.zeros() : spec.init === 'random' ? initializers.glorotUniform({}) : null;
-        w[spec.name] = this.addWeight(weightName(this, `module${j}/${spec.name}`), spec.shape, 'float32', init ?? initializers.zeros());
+      specs.forEach((spec, n) => {
+        const seed = this.seed === null ? null : deriveSeed(this.seed, j, n);
+        const init = spec.init === 'ones' ? initializers.ones() : spec.init === 'random' ? initializers.glorotUniform(seed === null ? {} : { seed }) : initializers.zeros();
+        w[spec.name] = this.addWeight(weightName(this, `module${j}/${spec.name}`), spec.shape, 'float32', init);
         if (spec.init === 'projection') {
-          const value = projectionInit(d);
+          const value = projectionInit(d, seed);
           w[spec.name]!.write(value);
           value.dispose();
         }
-      }
+      });
       this.modules.push(w);
     }
     this.built = true;
@@ -253,37 +260,33 @@ export class SequentialMtpHead extends LayerBase {
     return tf.minimum(tf.maximum(tokens, tf.scalar(0, 'int32')), tf.scalar(this.vocabSize - 1, 'int32')) as tf.Tensor1D;
   }
 
-  /**
-   * Teacher-forced logits (training): offset j of row i fed the true tokens `tokens[i, 0…j−1]`
-   * (the tokens at t+1…t+j). `states` `[m, D]`, `tokens` int32 `[m, k−1]` → `[m, k, V]`.
-   */
-  teacherForcedLogits(states: tf.Tensor2D, tokens: tf.Tensor2D): tf.Tensor3D {
-    return tf.tidy(() => {
-      const e = this.unembedding.matrix(); // [V, D]
-      const columns: tf.Tensor2D[] = [this.unembed(states)];
-      let s = states;
-      for (let j = 1; j < this.numHeads; j++) {
-        const emb = tf.gather(e, tf.squeeze(tf.slice(tokens, [0, j - 1], [-1, 1]), [1])) as tf.Tensor2D; // [m, D]
-        s = this.moduleState(j, s, emb);
-        columns.push(this.unembed(s));
-      }
-      return tf.stack(columns, 1) as tf.Tensor3D; // [m, k, V]
-    });
+  /** Kind, sizes and activation of the modules (the heads file's fields). */
+  draftSpec(): DraftHeadSpec {
+    return { kind: 'sequential', mlpHiddenSize: this.mlpHiddenSize, activation: 'swish' };
+  }
+
+  /** The modules' weights in heads-file order (`module<j>/<name>`; empty until built). */
+  draftWeights(): DraftHeadWeight[] {
+    if (!this.built) return [];
+    const d = this.unembedding.matrix().shape[1]!;
+    const specs = sequentialModuleWeights(d, this.mlpHiddenSize);
+    return this.modules.flatMap((w, i) => specs.map((spec) => ({ name: `module${i + 1}/${spec.name}`, shape: spec.shape, variable: w[spec.name]! })));
   }
 
   /**
-   * Teacher-forced logits of offsets 1…k−1 over the draft vocabulary (training drafts for it):
-   * module j of row i fed the true tokens `tokens[i, 0…j−1]`, `states` `[m, D]`, `tokens` int32
-   * `[m, k−1]` → `[m, k−1, Vd]`, column c of the last axis being token `draftVocab[c]` (the whole
-   * vocabulary without a draft vocabulary).
+   * Teacher-forced training logits of offsets 1…k−1 over the draft vocabulary: module j of row i
+   * fed the true tokens `nextTokens[i, 0…j−1]` (the tokens at t+1…t+j) on the live weights (never
+   * the folded inference copies). `states` `[m, D]`, `nextTokens` int32 `[m, k−1]` → `[m, k−1, Vd]`,
+   * column c of the last axis being token `draftVocab[c]` (the whole vocabulary without one).
    */
-  teacherForcedDraftLogits(states: tf.Tensor2D, tokens: tf.Tensor2D): tf.Tensor3D {
+  trainingLogits(states: tf.Tensor2D, nextTokens: tf.Tensor2D): tf.Tensor3D {
+    checkTrainingCall(`${WHERE}.trainingLogits`, this.numHeads, this.built, states, nextTokens);
     return tf.tidy(() => {
       const e = this.unembedding.matrix(); // [V, D]
       const columns: tf.Tensor2D[] = [];
       let s = states;
       for (let j = 1; j < this.numHeads; j++) {
-        const emb = tf.gather(e, tf.squeeze(tf.slice(tokens, [0, j - 1], [-1, 1]), [1])) as tf.Tensor2D; // [m, D]
+        const emb = tf.gather(e, this.clampTokens(tf.reshape(tf.slice(nextTokens, [0, j - 1], [-1, 1]), [-1]) as tf.Tensor1D)) as tf.Tensor2D; // [m, D]
         s = this.moduleState(j, s, emb);
         columns.push(this.projection.draft(s)); // [m, Vd]
       }
@@ -297,12 +300,19 @@ export class SequentialMtpHead extends LayerBase {
    * vocabulary (their `logits` are `[m, Vd]` subset logits, their tokens within it), as inference
    * drafts; otherwise every column over the whole vocabulary, as `call`.
    */
-  private chain(states: tf.Tensor2D, n: number, restricted: boolean): { logits: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
+  private chain(states: tf.Tensor2D, n: number, restricted: boolean, teacher: tf.Tensor2D | null = null, teacherOnly = false): { logits: tf.Tensor2D[]; ids: tf.Tensor1D[] } {
     const logits: tf.Tensor2D[] = [this.unembed(states)]; // [m, V]
     const ids: tf.Tensor1D[] = [tf.argMax(logits[0]!, -1) as tf.Tensor1D]; // int32
     let s = states;
     for (let j = 1; j < n; j++) {
-      s = this.moduleStep(j, s, ids[j - 1]!); // [m, D]
+      let fed = ids[j - 1]!; // [m] the previous column's argmax
+      if (teacher !== null) {
+        const truth = tf.reshape(tf.slice(teacher, [0, j - 1], [-1, 1]), [-1]) as tf.Tensor1D; // [m] the true token at t + j, or −1 beyond the window
+        // training: beyond the window the targets are masked, so any valid id will do — and no token may
+        // derive from the weights (an argmax on the gradient tape makes the gather's int indices need a gradient)
+        fed = teacherOnly ? this.clampTokens(truth) : (tf.where(tf.greaterEqual(truth, tf.scalar(0, 'int32')), truth, fed) as tf.Tensor1D);
+      }
+      s = teacher !== null ? this.moduleState(j, s, tf.gather(this.unembedding.matrix(), fed) as tf.Tensor2D) : this.moduleStep(j, s, fed); // [m, D]
       if (restricted) {
         logits.push(this.projection.draft(s)); // [m, Vd]
         ids.push(this.projection.pick(logits[j]!).ids);
@@ -534,14 +544,33 @@ export class SequentialMtpHead extends LayerBase {
   }
 
   /**
-   * Every column over the whole vocabulary, each module fed the previous column's whole-vocabulary
-   * argmax (a draft vocabulary restricts the inference members only, never `call`/`predict`).
+   * Every column over the whole vocabulary. Input `x` `[b, s, D]` alone: each module fed the
+   * previous column's whole-vocabulary argmax (the decoding chain; a draft vocabulary restricts the
+   * inference members only, never `call`/`predict`). Inputs `[x, ids]` with the token ids `[b, s]`
+   * of the same positions (as `createTransformer` and `withSequentialHeads` wire them): teacher
+   * forced, module j at position t fed the true token `ids[t + j]` wherever it is inside the
+   * window (the argmax chain beyond it; in training, where the targets there are masked, a fixed
+   * id), so `fit` with `multiTokenLossFunction` trains the modules
+   * on the true tokens (DeepSeek-V3 §2.2) and `predict` gives the logits greedy acceptance tests.
    */
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs?: Record<string, unknown>): tf.Tensor {
     return tf.tidy(() => {
       const x = one(inputs); // [b, s, D]
       const [b, s, d] = x.shape as [number, number, number];
-      const { logits } = this.chain(tf.reshape(x, [b * s, d]) as tf.Tensor2D, this.numHeads, false);
+      const ids = Array.isArray(inputs) && inputs.length > 1 ? inputs[1]! : null;
+      const training = kwargs?.['training'] === true;
+      let teacher: tf.Tensor2D | null = null;
+      if (ids !== null) {
+        if (ids.rank !== 2 || ids.shape[0] !== b || ids.shape[1] !== s) throw new RangeError(`${WHERE}: the token ids input must be [${b}, ${s}] (one id per position of the states), but got [${ids.shape.join(', ')}].`);
+        const tokens = tf.cast(ids, 'int32') as tf.Tensor2D; // [b, s]
+        const columns = Array.from({ length: this.numHeads - 1 }, (_, i) => {
+          const j = i + 1; // module j reads the token at t + j
+          if (j >= s) return tf.fill([b, s], -1, 'int32') as tf.Tensor2D;
+          return tf.concat([tf.slice(tokens, [0, j], [b, s - j]), tf.fill([b, j], -1, 'int32')], 1) as tf.Tensor2D; // [b, s]
+        });
+        teacher = tf.reshape(tf.stack(columns, 2), [b * s, this.numHeads - 1]) as tf.Tensor2D; // [b·s, k − 1]
+      }
+      const { logits } = this.chain(tf.reshape(x, [b * s, d]) as tf.Tensor2D, this.numHeads, false, teacher, teacher !== null && training);
       return tf.reshape(tf.stack(logits, 1), [b, s, this.numHeads, this.vocabSize]); // [b, s, k, V]
     });
   }
@@ -554,6 +583,7 @@ export class SequentialMtpHead extends LayerBase {
     const tied = (this.unembedding.getConfig() as { tiedTo?: string }).tiedTo;
     const config: tf.serialization.ConfigDict = { numHeads: this.numHeads, vocabSize: this.vocabSize, mlpHiddenSize: this.mlpHiddenSize, tiedTo: tied ?? null };
     if (this.draftVocab !== null) config['draftVocab'] = [...this.draftVocab];
+    if (this.seed !== null) config['seed'] = this.seed;
     return { ...config, ...super.getConfig() };
   }
 }

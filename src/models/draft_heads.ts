@@ -19,12 +19,11 @@ import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { checkInteger, checkPositiveInteger, fail, show, SIZE_LIMITS } from '../internal/errors.js';
 import { checkJsonText } from '../internal/json.js';
 import { OFFSET_HEAD_KINDS, type OffsetHeadKind } from '../layers/args.js';
-import type { MultiTokenHead } from '../layers/index.js';
-import { headSizes } from '../layers/offset_head.js';
+import { type DraftHeadKind, type DraftHeadLayer, findDraftHead } from '../layers/draft_head.js';
 import { offsetHeadWeights } from '../layers/parameter_report.js';
 import { SequentialMtpHead, sequentialModuleWeights } from '../layers/sequential_mtp.js';
 import { type BytesSource, readBytes } from './llama2c.js';
-import { LAYER_NAMES } from './transformer.js';
+import { headSeed, LAYER_NAMES } from './transformer.js';
 
 /** The file's first 8 bytes. */
 const MAGIC = 'MTPHEADS';
@@ -41,7 +40,7 @@ const VERSIONS: readonly number[] = [1, 2];
 const MAX_MANIFEST_BYTES = 1 << 24;
 
 /** What a draft-heads file holds: parallel offset heads of one kind, or sequential MTP modules. */
-export type DraftHeadsKind = OffsetHeadKind | 'sequential';
+export type DraftHeadsKind = DraftHeadKind;
 
 /** One stored weight of a draft-heads file. */
 export interface DraftHeadsWeight {
@@ -95,20 +94,8 @@ export interface DraftHeads {
   values: Map<string, Float32Array>;
 }
 
-function headOf(fn: string, model: LayersModel): MultiTokenHead | SequentialMtpHead {
-  if (model === null || typeof model !== 'object' || !Array.isArray((model as { layers?: unknown }).layers)) {
-    fail(TypeError, fn, 'model', 'must be a tf.LayersModel with a MultiTokenHead or a SequentialMtpHead', model);
-  }
-  const head = model.layers.find((l) => l instanceof SequentialMtpHead || l.getClassName() === 'MultiTokenHead');
-  if (head === undefined) {
-    throw new TypeError(`${fn}: model must have a MultiTokenHead or a SequentialMtpHead layer, but model '${model.name}' has layers [${model.layers.map((l) => l.getClassName()).join(', ')}].`);
-  }
-  return head as unknown as MultiTokenHead | SequentialMtpHead;
-}
-
-/** Hidden size D of a head's (built) unembedding. */
-function hiddenOf(head: MultiTokenHead | SequentialMtpHead): number {
-  return head.unembedding.matrix().shape[1]!;
+function headOf(fn: string, model: LayersModel): DraftHeadLayer {
+  return findDraftHead(fn, model);
 }
 
 /**
@@ -119,15 +106,16 @@ function hiddenOf(head: MultiTokenHead | SequentialMtpHead): number {
  * @param numHeads k, offset 0 included (≥ 2).
  * @param mlpHiddenSize Width H of each module's MLP.
  * @param draftVocab The modules' draft vocabulary (see `SequentialMtpHeadArgs.draftVocab`); omitted or `null`: the whole vocabulary.
+ * @param seed Integer seed of the modules' random initial values (default 0: the same modules every call).
  */
-export function withSequentialHeads(base: LayersModel, numHeads: number, mlpHiddenSize: number, draftVocab?: readonly number[] | null): LayersModel {
+export function withSequentialHeads(base: LayersModel, numHeads: number, mlpHiddenSize: number, draftVocab?: readonly number[] | null, seed = 0): LayersModel {
   const fn = 'withSequentialHeads';
   const head = headOf(fn, base);
   if (!head.unembedding.isTied) fail(RangeError, fn, 'base', 'must tie its unembedding to the token embedding (sequential modules read that embedding)', base.name);
   const vocab = draftVocab === undefined || draftVocab === null ? null : checkDraftVocab(fn, 'draftVocab', draftVocab, head.vocabSize);
   const trunk = base.getLayer(LAYER_NAMES.trunk);
-  const sequential = new SequentialMtpHead({ numHeads, vocabSize: head.vocabSize, mlpHiddenSize, tiedTo: trunk, name: LAYER_NAMES.head, ...(vocab !== null ? { draftVocab: vocab } : {}) });
-  const logits = sequential.apply(trunk.output as SymbolicTensor) as SymbolicTensor; // [B, T, k, V]
+  const sequential = new SequentialMtpHead({ numHeads, vocabSize: head.vocabSize, mlpHiddenSize, tiedTo: trunk, name: LAYER_NAMES.head, seed: headSeed(checkInteger(fn, 'seed', seed, -(2 ** 31), 2 ** 31 - 1)), ...(vocab !== null ? { draftVocab: vocab } : {}) });
+  const logits = sequential.apply([trunk.output as SymbolicTensor, base.inputs[0]!]) as SymbolicTensor; // [B, T, k, V]: teacher forced by the input ids (fit), see SequentialMtpHead.call
   return functionalModel({ inputs: base.inputs, outputs: logits, name: base.name });
 }
 
@@ -152,7 +140,7 @@ function fnv1a(state: [number, number], data: Uint8Array): void {
  */
 export async function baseFingerprint(model: LayersModel): Promise<string> {
   const head = headOf('baseFingerprint', model);
-  const drafts = new Set(draftWeights(head).map((w) => w.variable.id));
+  const drafts = new Set(head.draftWeights().map((w) => w.variable.id));
   const state: [number, number] = [0x811c9dc5, 0xcbf29ce4];
   const encoder = new TextEncoder();
   for (const w of model.weights) {
@@ -163,23 +151,6 @@ export async function baseFingerprint(model: LayersModel): Promise<string> {
   }
   return state.map((x) => x.toString(16).padStart(8, '0')).join('');
 }
-
-/** The draft offsets' weights of `head` in file order: `offset<j>/<name>` and the variable. */
-function draftWeights(head: MultiTokenHead | SequentialMtpHead): Array<{ name: string; shape: number[]; variable: LayerVariable }> {
-  if (head instanceof SequentialMtpHead) {
-    if (!head.built) return [];
-    return Array.from({ length: head.numHeads - 1 }, (_, i) => {
-      const w = head.moduleWeights(i + 1);
-      return sequentialModuleWeights(hiddenOf(head), head.mlpHiddenSize).map((spec) => ({ name: `module${i + 1}/${spec.name}`, shape: spec.shape, variable: w[spec.name]! }));
-    }).flat();
-  }
-  return head.offsetHeads.slice(1).flatMap((h, i) => {
-    const specs = offsetHeadWeights(h.kind, hiddenOf(head), headSizes(h));
-    return specs.map((spec, n) => ({ name: `offset${i + 1}/${spec.name}`, shape: spec.shape, variable: h.weights[n]! }));
-  });
-}
-
-type LayerVariable = MultiTokenHead['offsetHeads'][number]['weights'][number];
 
 /**
  * Writes offsets 1…k−1 of `model`'s head (one kind for all of them), and its draft vocabulary
@@ -195,7 +166,7 @@ export async function exportDraftHeads(model: LayersModel, training?: Record<str
   if (head.numHeads < 2) fail(RangeError, fn, 'model', 'must have at least 2 heads (offset 0 is the base model’s)', head.numHeads);
   const sizes = headFields(fn, head);
   const [vocabSize, hiddenSize] = head.unembedding.matrix().shape as [number, number];
-  const weights = draftWeights(head);
+  const weights = head.draftWeights();
   const manifest: DraftHeadsManifest = {
     format: DRAFT_HEADS_FORMAT,
     version: VERSION,
@@ -224,17 +195,12 @@ export async function exportDraftHeads(model: LayersModel, training?: Record<str
 }
 
 /** The manifest's head fields of a model's head: kind, sizes, activation. */
-function headFields(fn: string, head: MultiTokenHead | SequentialMtpHead): Pick<DraftHeadsManifest, 'kind' | 'mlpHiddenSize' | 'rank' | 'activation'> {
-  if (head instanceof SequentialMtpHead) return { kind: 'sequential', mlpHiddenSize: head.mlpHiddenSize, activation: 'swish' };
-  const kinds = new Set(head.headKinds.slice(1));
-  if (kinds.size !== 1) fail(RangeError, fn, 'model', 'must have one kind for offsets 1…k−1', [...kinds]);
-  const first = head.offsetHeads[1]!;
-  return {
-    kind: first.kind,
-    ...(first.mlpHiddenSize !== null ? { mlpHiddenSize: first.mlpHiddenSize } : {}),
-    ...(first.rank !== null ? { rank: first.rank } : {}),
-    activation: String(first.activation),
-  };
+function headFields(fn: string, head: DraftHeadLayer): Pick<DraftHeadsManifest, 'kind' | 'mlpHiddenSize' | 'rank' | 'activation'> {
+  try {
+    return head.draftSpec();
+  } catch (error) {
+    throw new RangeError(`${fn}: model must have one kind for offsets 1…k−1 (${(error as Error).message})`);
+  }
 }
 
 /** Every kind a file may hold. */
@@ -401,15 +367,13 @@ export async function attachParsedDraftHeads(model: LayersModel, parsed: DraftHe
   if (m.numHeads !== head.numHeads) mismatch('numHeads', head.numHeads, m.numHeads);
   if (m.base.hiddenSize !== hiddenSize) mismatch('base.hiddenSize', hiddenSize, m.base.hiddenSize);
   if (m.base.vocabSize !== vocabSize) mismatch('base.vocabSize', vocabSize, m.base.vocabSize);
-  if (head instanceof SequentialMtpHead) {
-    if (m.kind !== 'sequential') mismatch('kind', 'sequential', m.kind);
-  } else head.headKinds.slice(1).forEach((kind) => kind !== m.kind && mismatch('kind', kind, m.kind));
   const own = headFields(fn, head);
+  if (own.kind !== m.kind) mismatch('kind', own.kind, m.kind);
   if (own.mlpHiddenSize !== m.mlpHiddenSize) mismatch('mlpHiddenSize', own.mlpHiddenSize, m.mlpHiddenSize);
   if (own.rank !== m.rank) mismatch('rank', own.rank, m.rank);
   if (own.activation !== m.activation) mismatch('activation', own.activation, m.activation);
   const vocab = m.draftVocab === undefined ? null : checkDraftVocab(fn, `${arg} draftVocab`, m.draftVocab, vocabSize);
-  const writes = draftWeights(head).map((w) => {
+  const writes = head.draftWeights().map((w) => {
     const values = parsed.values instanceof Map ? parsed.values.get(w.name) : undefined;
     const size = w.shape.reduce((a, b) => a * b, 1);
     if (!(values instanceof Float32Array) || values.length !== size) fail(RangeError, fn, `${arg} weight ${w.name}`, `must be a Float32Array of ${size} values`, values);

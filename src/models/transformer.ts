@@ -15,6 +15,7 @@ import { input, model as functionalModel, type LayersModel, type SymbolicTensor 
 import { fail } from '../internal/errors.js';
 import { MAX_JSON_DEPTH } from '../internal/json.js';
 import { registerOnce } from '../internal/registration.js';
+import { deriveSeed } from '../internal/seed.js';
 import { multiTokenHead, registerMtpLayers } from '../layers/index.js';
 import { type ResolvedTransformerConfig, type TransformerConfig, resolveTransformerConfig } from './config.js';
 import { type InitialValues, TransformerTrunk } from './trunk.js';
@@ -32,6 +33,11 @@ export function registerModelLayers(): void {
   registerOnce(TransformerTrunk);
 }
 
+/** The seed of a model's draft heads, derived from its config's `seed` (so heads and trunk never share random values). @internal */
+export function headSeed(seed: number): number {
+  return deriveSeed(seed, 0x4ead);
+}
+
 /** Builds the model of a resolved config; `initialValues` replaces the trunk's initializers. @internal */
 export function buildTransformer(c: ResolvedTransformerConfig, initialValues?: InitialValues): LayersModel {
   registerModelLayers();
@@ -46,6 +52,7 @@ export function buildTransformer(c: ResolvedTransformerConfig, initialValues?: I
     ...(c.headHiddenSize !== undefined ? { mlpHiddenSize: c.headHiddenSize } : {}),
     ...(c.tiedEmbeddings ? { tiedTo: trunk } : {}), // untied: the head's SharedUnembedding owns a [V, D] matrix
     ...(c.draftVocab !== null ? { draftVocab: c.draftVocab } : {}),
+    seed: headSeed(c.seed),
     name: LAYER_NAMES.head,
   });
   const logits = head.apply(hidden) as SymbolicTensor; // [B, T, k, V]

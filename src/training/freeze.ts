@@ -15,8 +15,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, LayerVariable } from '@tensorflow/tfjs-layers';
 import { fail } from '../internal/errors.js';
 import type { Layer } from '../layers/args.js';
-import { MultiTokenHead } from '../layers/multi_token_head.js';
-import { SequentialMtpHead } from '../layers/sequential_mtp.js';
+import { type DraftHeadLayer, isDraftHeadLayer } from '../layers/draft_head.js';
 
 const WHERE = 'freezeAllButDraftHeads';
 
@@ -35,11 +34,10 @@ export interface DraftHeadFreeze {
   restore(): void;
 }
 
-type Head = MultiTokenHead | SequentialMtpHead;
+type Head = DraftHeadLayer & Layer;
 
 function isHead(layer: Layer): layer is Head {
-  // by class name too: a second copy of this package (ESM and CJS in one app) has its own classes
-  return layer instanceof MultiTokenHead || layer instanceof SequentialMtpHead || ['MultiTokenHead', 'SequentialMtpHead'].includes(layer.getClassName());
+  return isDraftHeadLayer(layer); // duck-typed: a second copy of this package (ESM and CJS in one app) has its own classes
 }
 
 /** The layers nested in `layer` (a model used as a layer has `layers`). */
@@ -53,15 +51,15 @@ function descendants(root: Layer): Layer[] {
   return children(root).flatMap((l) => [l, ...descendants(l)]);
 }
 
-/** The sub-layers a head owns outside `layers`: its offset heads and its unembedding. */
+/** The sub-layers a head owns outside `layers`: its offset heads (parallel heads) and its unembedding. */
 function headParts(head: Head): Layer[] {
-  return 'offsetHeads' in head ? [...head.offsetHeads, head.unembedding] : [head.unembedding];
+  const offsets = (head as { offsetHeads?: Layer[] }).offsetHeads;
+  return [...(Array.isArray(offsets) ? offsets : []), head.unembedding];
 }
 
 /** The weights that stay trainable: offsets 1…k−1 (a `MultiTokenHead`), or the modules (a `SequentialMtpHead`, whose own weights are exactly those). */
 function draftWeights(head: Head): LayerVariable[] {
-  if ('offsetHeads' in head) return head.offsetHeads.slice(1).flatMap((h) => h.weights);
-  return (head as Layer).weights.filter((w) => !headParts(head).some((p) => p.weights.includes(w)));
+  return head.draftWeights().map((w) => w.variable);
 }
 
 /** The weights of `layer` itself (a container's come from its layers, which are visited on their own). */
@@ -107,7 +105,7 @@ export function freezeAllButDraftHeads(model: LayersModel): DraftHeadFreeze {
   // Every check before any flag changes.
   for (const head of heads) {
     if (draftWeights(head).length === 0) {
-      const kinds = 'headKinds' in head ? ` (offsets 1…k−1: ${head.headKinds.slice(1).join(', ') || 'none'})` : '';
+      const kinds = Array.isArray((head as { headKinds?: unknown }).headKinds) ? ` (offsets 1…k−1: ${(head as unknown as { headKinds: string[] }).headKinds.slice(1).join(', ') || 'none'})` : '';
       throw new RangeError(`${WHERE}: every head must have weights in offsets 1…k−1 to train, but '${head.name}' (numHeads ${head.numHeads}${kinds}, built ${head.built}) has none.`);
     }
   }
@@ -124,7 +122,7 @@ export function freezeAllButDraftHeads(model: LayersModel): DraftHeadFreeze {
   for (const head of heads) {
     head.trainable = true; // cascades to a MultiTokenHead's offset heads and unembedding
     for (const part of headParts(head)) part.trainable = false;
-    if ('offsetHeads' in head) head.offsetHeads.slice(1).forEach((h) => (h.trainable = true));
+    headParts(head).slice(1, -1).forEach((h) => (h.trainable = true)); // offsets 1…k−1 of parallel heads
   }
   // And every variable's own flag, which a custom loop's `optimizer.minimize(f)` (no varList) goes by:
   // a layer's `trainable` setter misses weights it does not own directly (an RNN's cell, for one).

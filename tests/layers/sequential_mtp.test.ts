@@ -45,8 +45,8 @@ describe('SequentialMtpHead', () => {
       expect(table.map((r) => r[0])).toEqual(base0);
       // the same tokens fed teacher-forced give the same argmax in every column
       const tokens = tf.tensor2d(table.map((r) => r.slice(0, K - 1)), [IDS.length, K - 1], 'int32');
-      const forced = tf.tidy(() => tf.argMax(head.teacherForcedLogits(h, tokens), -1).arraySync() as number[][]);
-      expect(forced).toEqual(table);
+      const forced = tf.tidy(() => tf.argMax(head.trainingLogits(h, tokens), -1).arraySync() as number[][]); // offsets 1…k−1
+      expect(forced).toEqual(table.map((r) => r.slice(1)));
       // logits of chosen offsets follow the chain too
       const picked = tf.tidy(() => tf.argMax(head.logits(h, [2, 0]), -1).arraySync() as number[][]);
       expect(picked).toEqual(table.map((r) => [r[2], r[0]]));

@@ -233,7 +233,7 @@ describe('freezeAllButDraftHeads then a custom loop', () => {
           tf.tidy(() => {
             const states = tf.reshape(tf.slice(trunk.apply(x, { training: true }) as tf.Tensor, [0, 0, 0], [-1, T, -1]), [8 * T, D]) as tf.Tensor2D; // [8·T, D]
             const next = tf.stack(Array.from({ length: K - 1 }, (_, j) => tf.slice(x, [0, 1 + j], [-1, T])), 2); // [8, T, k−1]: tokens t+1…t+k−1
-            const logits = head.teacherForcedLogits(states, tf.reshape(next, [8 * T, K - 1]) as tf.Tensor2D); // [8·T, k, V]
+            const logits = tf.concat([head.logits(states, [0]), head.trainingLogits(states, tf.reshape(next, [8 * T, K - 1]) as tf.Tensor2D)], 1); // [8·T, k, V]
             const targets = tf.reshape(tf.slice(multiTokenTargets(x, K), [0, 0, 0], [-1, T, -1]), [1, 8 * T, K]); // [1, 8·T, k]
             return multiTokenLoss(targets, tf.expandDims(logits, 0)).loss;
           }),

@@ -14,7 +14,7 @@ import { greedyDecode } from '../../src/decoding/index.js';
 import { CachedTransformer } from '../../src/models/cached.js';
 import { loadLlama2c } from '../../src/models/llama2c.js';
 import type { MultiTokenHead } from '../../src/layers/index.js';
-import type { SequentialMtpHead } from '../../src/layers/sequential_mtp.js';
+import { SequentialMtpHead } from '../../src/layers/sequential_mtp.js';
 import { parseCommandLine } from '../args.js';
 import { NODE_BACKENDS, useBackend } from '../backend.js';
 import { hiddenStates, type CorpusSequence } from './corpus.js';
@@ -62,7 +62,7 @@ const d = embedding.shape[1];
 const vocab = head.draftVocab ?? undefined; // the heads file's draft vocabulary, applied by loadLlama2c
 const data = prepareData(sequences, hiddenStates(model, sequences, d), d, unembeddingT, k, 0, vocab);
 let params: DraftParams;
-if ('teacherForcedLogits' in head) params = sequentialParams(head);
+if (head instanceof SequentialMtpHead) params = sequentialParams(head);
 else {
   const names = ['w1', 'b1', 'w2', 'b2'];
   const initial = new Map<string, Float32Array>();

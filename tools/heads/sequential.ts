@@ -23,9 +23,7 @@ export function sequentialParams(head: SequentialMtpHead): DraftParams {
       const h = tf.gather(data.hidden, rows) as tf.Tensor2D; // [m, D]
       const next = Array.from({ length: head.numHeads - 1 }, (_, i) => tf.gather(data.tokens, tf.add(rows, tf.scalar(i + 1, 'int32')))); // (k−1) × [m]
       const tokens = tf.stack(next, 1) as tf.Tensor2D; // [m, k − 1]
-      if (head.draftVocab !== null) return tf.unstack(head.teacherForcedDraftLogits(h, tokens), 1) as tf.Tensor2D[]; // (k−1) × [m, Vd]
-      const logits = head.teacherForcedLogits(h, tokens); // [m, k, V]
-      return tf.unstack(logits, 1).slice(1) as tf.Tensor2D[]; // (k−1) × [m, V]
+      return tf.unstack(head.trainingLogits(h, tokens), 1) as tf.Tensor2D[]; // (k−1) × [m, Vd]
     },
   };
 }
