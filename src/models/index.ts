@@ -24,3 +24,4 @@ export { loadLlama2c, parseLlama2c, type LoadLlama2cOptions, type Llama2cModel, 
 export { Llama2cTokenizer, type Llama2cEncodeOptions } from './llama2c_tokenizer.js';
 export { loadHfLlama, parseHfLlama, type HfLlamaFiles, type HfLlamaModel, type LoadHfLlamaOptions, type ParsedHfLlama } from './hf_llama.js';
 export { attachDraftHeads, baseFingerprint, exportDraftHeads, readDraftHeads, withSequentialHeads, DRAFT_HEADS_FORMAT, type DraftHeads, type DraftHeadsKind, type DraftHeadsManifest, type DraftHeadsWeight } from './draft_heads.js';
+export { createHeadAdapter, type AdaptReport, type HeadAdapter, type HeadAdapterOptions } from './adapter.js';
