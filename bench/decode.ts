@@ -348,7 +348,7 @@ async function benchHeads(backend: NodeBackend, dir: string, work: HeadsWork, ro
   const cached = benches.map((b) => new CachedTransformer(b.model));
   const cpu = backend === 'cpu';
   const texts = benches[0]!.headsPrompts;
-  const prompts = texts.slice(0, work.prompts || texts.length).map((t) => benches[0]!.encode(t));
+  const prompts = texts.slice(0, work.prompts || texts.length).map((t) => benches[0]!.tokenizer.encode(t));
   const maxNewTokens = work.tokens || (cpu ? 40 : 80);
   const T = work.temperature;
   const seed = 1; // every sampling run: the same seed per prompt
@@ -451,7 +451,7 @@ async function benchTree(backend: NodeBackend, dir: string, work: Workload & { h
   const cached = benches.map((b) => new CachedTransformer(b.model));
   const cpu = backend === 'cpu';
   const texts = benches[0]!.headsPrompts;
-  const prompts = work.heads.length > 0 ? texts.slice(0, work.prompts || texts.length).map((t) => benches[0]!.encode(t)) : benches[0]!.prompts(work.prompts || (cpu ? 2 : 6), 48);
+  const prompts = work.heads.length > 0 ? texts.slice(0, work.prompts || texts.length).map((t) => benches[0]!.tokenizer.encode(t)) : benches[0]!.prompts(work.prompts || (cpu ? 2 : 6), 48);
   const maxNewTokens = work.tokens || (cpu ? 40 : 80);
   const yieldEveryMs = DECODE_DEFAULTS.yieldEveryMs;
   const headsName = (i: number) => (work.heads.length > 0 ? basename(work.heads[i]!) : 'its own');

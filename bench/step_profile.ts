@@ -202,7 +202,7 @@ async function main(): Promise<void> {
   const bench = await loadBenchModel(named?.dir ?? opts.model);
   const cached = new CachedTransformer(bench.model);
   const text = opts.prompt || named?.prompt;
-  let prompt = text ? bench.encode(text) : bench.prompts(1, 48)[0]!;
+  let prompt = text ? bench.tokenizer.encode(text) : bench.prompts(1, 48)[0]!;
   const extended = opts.position > prompt.length;
   if (extended) {
     const lead = await greedyDecode(cached, prompt, { maxNewTokens: opts.position - prompt.length, yieldEveryMs: Infinity });

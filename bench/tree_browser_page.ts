@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { greedyDecode, measureTreeCosts, speculativeDecode, type DecodeResult, type TreeCost, type TreeOption } from '../src/decoding/index.js';
-import { CachedTransformer, loadLlama2c, loadTransformer } from '../src/models/index.js';
+import { byteTokenizer, CachedTransformer, loadLlama2c, loadTransformer } from '../src/models/index.js';
 import { countSyncDownloads, useBackend, type BackendInfo, type BackendName } from '../tests/browser/pages/backend.js';
 
 /** Where the model is (URLs on the bench's server). */
@@ -63,16 +63,13 @@ const api: TreeBenchPage = {
     return info;
   },
   async run(source, prompts, maxNewTokens, draftings, budgets, repeats) {
-    const { layers, encode } =
+    const { layers, tokenizer } =
       source.kind === 'layers'
-        ? { layers: await loadTransformer(source.modelJson), encode: null }
-        : await loadLlama2c(source.checkpoint, { tokenizer: source.tokenizer, ...(source.draftHeads ? { draftHeads: source.draftHeads } : {}) }).then(({ model, tokenizer }) => ({
-            layers: model,
-            encode: (t: string) => tokenizer!.encode(t, { bos: true }),
-          }));
+        ? { layers: await loadTransformer(source.modelJson), tokenizer: byteTokenizer }
+        : await loadLlama2c(source.checkpoint, { tokenizer: source.tokenizer, ...(source.draftHeads ? { draftHeads: source.draftHeads } : {}) }).then(({ model, tokenizer }) => ({ layers: model, tokenizer: tokenizer! }));
     const model = new CachedTransformer(layers);
     try {
-      const ids = 'ids' in prompts ? prompts.ids : prompts.texts.map((t) => encode!(t));
+      const ids = 'ids' in prompts ? prompts.ids : prompts.texts.map((t) => tokenizer.encode(t)); // llama2.c: BOS first
       const before = tf.memory().numTensors;
       const reads = downloads();
       // the tree forward's cost per budget, after a prompt in the cache (as mid-decode)

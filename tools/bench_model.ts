@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { loadLlama2c } from '../src/models/index.js';
+import { byteTokenizer, loadLlama2c, type Tokenizer } from '../src/models/index.js';
 import { attachDraftHeads, readDraftHeads, withSequentialHeads } from '../src/models/draft_heads.js';
 import { LAYER_NAMES } from '../src/models/transformer.js';
 import { loadCheckpoint } from './checkpoint.js';
@@ -27,8 +27,8 @@ export interface BenchModel {
   model: LayersModel;
   /** `count` prompts as token ids (`length`: bytes per prompt, for the byte-level model). */
   prompts(count: number, length: number): number[][];
-  /** `text` as the model's token ids (bytes for the byte-level model; BOS + tokens for llama2.c). */
-  encode(text: string): number[];
+  /** The model's tokenizer: `byteTokenizer` for the byte-level model, the checkpoint's own for llama2.c (`encode` puts BOS first). */
+  tokenizer: Tokenizer;
   /**
    * Prompts (text) held out from the draft heads' distillation corpus: {@link heldOutStoryPrompts}
    * for a llama2.c story model; the held-out TypeScript lib prompts (6 × 48 bytes, the ones
@@ -85,13 +85,12 @@ export async function loadBenchModel(dir: string, mtpHeads = 4, draftHeads?: { n
       own.dispose(); // the checkpoint's own draft heads, replaced
       await attachDraftHeads(model, draftHeads.bytes);
     }
-    const encode = (text: string) => Array.from(new TextEncoder().encode(text));
     const heads = draftHeads ? `; draft heads ${draftHeads.name}` : '';
     return {
       name: `${basename(path)} (byte-level${heads})`,
       model,
       prompts: (count, length) => heldOutPrompts(count, length).map((p) => p.bytes),
-      encode,
+      tokenizer: byteTokenizer,
       headsPrompts: heldOutPrompts(6, 48).map((p) => p.text),
     };
   }
@@ -101,8 +100,7 @@ export async function loadBenchModel(dir: string, mtpHeads = 4, draftHeads?: { n
     tokenizer: new Uint8Array(readFileSync(files.tokenizer)),
     ...(draftHeads ? { draftHeads: draftHeads.bytes } : { mtpHeads }),
   });
-  const encode = (text: string) => tokenizer!.encode(text, { bos: true });
-  const prompts = (count: number) => Array.from({ length: count }, (_, i) => encode(STORY_OPENINGS[i % STORY_OPENINGS.length]!));
+  const prompts = (count: number) => Array.from({ length: count }, (_, i) => tokenizer!.encode(STORY_OPENINGS[i % STORY_OPENINGS.length]!));
   const heads = draftHeads ? `draft heads ${draftHeads.name}` : `offsets 1…${mtpHeads - 1} untrained`;
-  return { name: `${basename(files.checkpoint, '.bin')} (llama2.c, ${basename(files.tokenizer)}; ${heads})`, model, prompts, encode, headsPrompts: heldOutStoryPrompts() };
+  return { name: `${basename(files.checkpoint, '.bin')} (llama2.c, ${basename(files.tokenizer)}; ${heads})`, model, prompts, tokenizer: tokenizer!, headsPrompts: heldOutStoryPrompts() };
 }

@@ -24,7 +24,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { formatParameterReport, greedyDecode, MultiTokenHead, parameterReport, speculativeDecode, type DecodeResult } from 'tfjs-mtp';
-import { CachedTransformer, decodeBytes, encodeBytes, loadLlama2c, loadTransformer } from 'tfjs-mtp/models';
+import { byteTokenizer, CachedTransformer, loadLlama2c, loadTransformer, type Tokenizer } from 'tfjs-mtp/models';
 
 const HELP = `Decodes a prompt greedily and speculatively (k = 4) and colours the accepted drafts.
 
@@ -90,7 +90,7 @@ function promptFrom(file: string, length: number): number[] {
   const lines = text.split('\n');
   const first = lines.findIndex((line, i) => i > 0 && /^\s*(\/\*\*|interface |declare |readonly |\w+\()/.test(line));
   const start = lines.slice(0, Math.max(first, 0)).join('\n').length + (first > 0 ? 1 : 0);
-  return encodeBytes(text.slice(start)).slice(0, length);
+  return byteTokenizer.encode(text.slice(start)).slice(0, length);
 }
 
 // ANSI colours per source: offset 0 (the verifier's own token) plain, drafts from offsets 1, 2, 3 coloured
@@ -103,6 +103,11 @@ interface Text {
   ids: number[];
   /** The text of the prompt followed by `tokens`. */
   decode: (tokens: number[]) => string;
+}
+
+/** A prompt's ids and their text through any tokenizer of the package (bytes, llama2.c, Hugging Face). */
+function promptText(label: string, ids: number[], tokenizer: Tokenizer): Text {
+  return { label, ids, decode: (tokens) => tokenizer.decode([...ids, ...tokens]) };
 }
 
 /**
@@ -130,7 +135,7 @@ function highlight(text: Text, tokens: number[], sources: number[]): string {
 async function byteLevel(checkpoint: string, file: string): Promise<{ layersModel: LayersModel; text: Text; kind: string; unit: string }> {
   const layersModel = await loadCheckpointFolder(checkpoint);
   const bytes = promptFrom(file, 48);
-  const text = { label: `held-out prompt (from ${file}, never trained on)`, ids: bytes, decode: (tokens: number[]) => decodeBytes([...bytes, ...tokens]) };
+  const text = promptText(`held-out prompt (from ${file}, never trained on)`, bytes, byteTokenizer);
   return { layersModel, text, kind: 'byte-level model', unit: 'tokens are bytes' };
 }
 
@@ -140,8 +145,8 @@ async function llama2c(dir: string, prompt: string, heads: string): Promise<{ la
     tokenizer: readFileSync(join(dir, LLAMA2C_FILES[1])),
     ...(heads ? { draftHeads: new Uint8Array(readFileSync(heads)) } : { mtpHeads: 4 }), // trained heads carry their own k
   });
-  const ids = tokenizer!.encode(prompt, { bos: true });
-  const text = { label: `prompt (${ids.length} tokens, BOS included)`, ids, decode: (tokens: number[]) => tokenizer!.decode([...ids, ...tokens]) };
+  const ids = tokenizer!.encode(prompt); // BOS first
+  const text = promptText(`prompt (${ids.length} tokens, BOS included)`, ids, tokenizer!);
   const drafts = heads ? `draft heads ${basename(heads)}` : 'offsets 1…3 untrained';
   return { layersModel, text, kind: `llama2.c model ${basename(resolve(dir))}, ${drafts}`, unit: 'tokens are BPE pieces' };
 }

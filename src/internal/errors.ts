@@ -90,4 +90,6 @@ export const SIZE_LIMITS = {
   mlpRatio: 64,
   /** Elements of one weight matrix (2³¹, tfjs' own typed-array limit). */
   matrixElements: 2 ** 31,
+  /** Bytes of a JSON file a loader reads, e.g. a tokenizer.json (the largest real ones are ~35 MB); text counts UTF-16 units. */
+  jsonFileBytes: 64 * 2 ** 20,
 } as const;

@@ -1,7 +1,8 @@
 /**
  * `tfjs-mtp/models`: one configurable decoder-only transformer (GPT family and Llama family)
  * with multi-token heads, its construction from a checkpoint's named weights, a KV-cached
- * `MultiTokenModel` view of it, and a byte-level tokenizer.
+ * `MultiTokenModel` view of it, and tokenizers behind one `Tokenizer` interface (bytes, llama2.c,
+ * Hugging Face `tokenizer.json`).
  *
  * @packageDocumentation
  */
@@ -19,7 +20,9 @@ export { transformerFromWeights, type CheckpointTensor, type CheckpointWeights }
 export { TransformerTrunk, type TransformerTrunkArgs, type InitialValues, transformerTrunk } from './trunk.js';
 export { type ArchConfig } from './weights.js';
 export { CachedTransformer, cachedTransformer, type CachedTransformerOptions } from './cached.js';
-export { BYTE_VOCAB_SIZE, encodeBytes, decodeBytes } from './tokenizer.js';
+export { BYTE_VOCAB_SIZE, encodeBytes, decodeBytes, byteTokenizer } from './tokenizer.js';
+export { type Tokenizer, type TokenizerEncodeOptions, type TokenizerDecodeOptions, type ChatMessage, type ChatTemplateOptions } from './tokenizer_interface.js';
+export { loadHfTokenizer, HfTokenizer, type HfDecodeOptions, type HfJsonSource } from './hf_tokenizer.js';
 export { loadLlama2c, parseLlama2c, type LoadLlama2cOptions, type Llama2cModel, type Llama2cHeader, type ParsedLlama2c, type BytesSource } from './llama2c.js';
 export { Llama2cTokenizer, type Llama2cEncodeOptions } from './llama2c_tokenizer.js';
 export { loadHfLlama, parseHfLlama, type HfLlamaFiles, type HfLlamaModel, type LoadHfLlamaOptions, type ParsedHfLlama } from './hf_llama.js';

@@ -15,6 +15,7 @@
  * Reference: karpathy/llama2.c (MIT), run.c `build_tokenizer`, `encode`, `decode`.
  */
 import { SIZE_LIMITS, fail } from '../internal/errors.js';
+import { isIdList, type Tokenizer, type TokenizerDecodeOptions, type TokenizerEncodeOptions } from './tokenizer_interface.js';
 
 /** Id of the beginning-of-sequence token. */
 const BOS = 1;
@@ -30,8 +31,8 @@ const PAIR_MEMO_SIZE = 1 << 16;
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 
 /** Options of {@link Llama2cTokenizer.encode}. */
-export interface Llama2cEncodeOptions {
-  /** Prepend BOS (id 1), as llama2.c does for a prompt. Default true. */
+export interface Llama2cEncodeOptions extends TokenizerEncodeOptions {
+  /** Prepend BOS (id 1), as llama2.c does for a prompt. Default: `addSpecialTokens` (true). */
   bos?: boolean;
   /** Append EOS (id 2). Default false. */
   eos?: boolean;
@@ -44,16 +45,18 @@ function latin1(bytes: Uint8Array): string {
   return s;
 }
 
-/** llama2.c's tokenizer (see the module header for the exact rules). */
-export class Llama2cTokenizer {
+/** llama2.c's tokenizer (see the module header for the exact rules); a {@link Tokenizer}. */
+export class Llama2cTokenizer implements Tokenizer {
   /** Number of tokens V. */
   readonly vocabSize: number;
   /** Longest piece in bytes, as stored in the file. */
   readonly maxTokenLength: number;
   /** Beginning-of-sequence id. */
-  readonly bosId = BOS;
+  readonly bosId: number = BOS;
   /** End-of-sequence id. */
-  readonly eosId = EOS;
+  readonly eosId: number = EOS;
+  /** BOS and EOS: what `decode` renders as nothing unless `skipSpecialTokens: false`. */
+  readonly specialIds: readonly number[] = Object.freeze([BOS, EOS]);
   private readonly pieces: Uint8Array[];
   private readonly keys: string[];
   private readonly scores: Float32Array;
@@ -148,12 +151,12 @@ export class Llama2cTokenizer {
    * Encodes `text` as run.c does (dummy prefix, per-character pieces with byte fallback,
    * highest-score merges first).
    * @param text Any string (encoded as UTF-8).
-   * @param options Whether to add BOS (default true) and EOS (default false).
+   * @param options Whether to add BOS (default: `addSpecialTokens`, true) and EOS (default false).
    */
   encode(text: string, options: Llama2cEncodeOptions = {}): number[] {
     if (typeof text !== 'string') fail(TypeError, 'Llama2cTokenizer.encode', 'text', 'must be a string', text);
     const tokens: number[] = [];
-    if (options.bos ?? true) tokens.push(BOS);
+    if (options.bos ?? options.addSpecialTokens ?? true) tokens.push(BOS);
     const bytes = new TextEncoder().encode(text);
     if (bytes.length > 0) tokens.push(...this.lookup([0x20])); // the dummy prefix " "
     // one token per UTF-8 character: a lead byte and its continuation bytes (at most 4 bytes)
@@ -171,19 +174,22 @@ export class Llama2cTokenizer {
   }
 
   /**
-   * Decodes ids to text as run.c prints them: BOS and EOS render as nothing, the piece after
+   * Decodes ids to text as run.c prints them: BOS and EOS render as nothing (their pieces as
+   * stored, `"\n<s>\n"` and `"\n</s>\n"`, with `skipSpecialTokens: false`), the piece after
    * BOS loses a leading space, `<0xNN>` becomes byte NN, and the bytes are read as UTF-8
    * (an invalid sequence becomes U+FFFD). Unlike run.c's printing, no byte is filtered out.
-   * @param ids Token ids in [0, vocabSize).
+   * @param ids Token ids in [0, vocabSize): an array or a typed array.
+   * @param options Whether BOS and EOS render as nothing (default true).
    */
-  decode(ids: readonly number[]): string {
-    if (!Array.isArray(ids)) fail(TypeError, 'Llama2cTokenizer.decode', 'ids', 'must be an array of token ids', ids);
+  decode(ids: ArrayLike<number>, options: TokenizerDecodeOptions = {}): string {
+    if (!isIdList(ids)) fail(TypeError, 'Llama2cTokenizer.decode', 'ids', 'must be an array or a typed array of token ids', ids);
+    const skip = options.skipSpecialTokens ?? true;
     const chunks: Uint8Array[] = [];
-    ids.forEach((id, i) => {
+    Array.prototype.forEach.call(ids, (id: number, i: number) => {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
         fail(RangeError, 'Llama2cTokenizer.decode', `ids[${i}]`, `must be an integer in [0, vocabSize = ${this.vocabSize})`, id);
       }
-      if (id === BOS || id === EOS) return;
+      if (skip && (id === BOS || id === EOS)) return;
       let piece = this.pieces[id]!;
       if (i > 0 && ids[i - 1] === BOS && piece[0] === 0x20) piece = piece.subarray(1);
       const byte = BYTE_PIECE.exec(this.keys[id]!);

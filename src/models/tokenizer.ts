@@ -3,6 +3,9 @@
  * string round-trips. Consequence for the numbers: τ (tokens per forward) counts bytes.
  */
 
+import { fail } from '../internal/errors.js';
+import { isIdList, type Tokenizer } from './tokenizer_interface.js';
+
 /** Vocabulary size of the byte tokenizer. */
 export const BYTE_VOCAB_SIZE = 256;
 
@@ -22,3 +25,22 @@ export function decodeBytes(tokens: readonly number[]): string {
   }
   return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(Uint8Array.from(tokens)); // ignoreBOM: a leading U+FEFF is text, kept
 }
+
+/**
+ * The byte tokenizer as a {@link Tokenizer}: no special tokens (BOS and EOS are null, options
+ * change nothing), `encode` = {@link encodeBytes}, `decode` = {@link decodeBytes}.
+ */
+export const byteTokenizer: Tokenizer = Object.freeze({
+  vocabSize: BYTE_VOCAB_SIZE,
+  bosId: null,
+  eosId: null,
+  specialIds: Object.freeze([]) as readonly number[],
+  encode: (text: string): number[] => {
+    if (typeof text !== 'string') fail(TypeError, 'byteTokenizer.encode', 'text', 'must be a string', text);
+    return encodeBytes(text);
+  },
+  decode: (ids: ArrayLike<number>): string => {
+    if (!isIdList(ids)) fail(TypeError, 'byteTokenizer.decode', 'ids', 'must be an array or a typed array of token ids', ids);
+    return decodeBytes(Array.from(ids));
+  },
+});

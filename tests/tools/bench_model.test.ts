@@ -39,8 +39,8 @@ describe('loadBenchModel with draft heads on the byte-level checkpoint', () => {
     const bench = await loadBenchModel(REFERENCE_CHECKPOINT, 4, { name: 'test.bin', bytes });
     try {
       expect(bench.name).toContain('draft heads test.bin');
-      expect(bench.headsPrompts.map((t) => bench.encode(t))).toEqual(heldOutPrompts(6, 48).map((p) => p.bytes));
-      const ids = tf.tensor2d([bench.encode(bench.headsPrompts[0]!)], undefined, 'int32'); // [1, 48]
+      expect(bench.headsPrompts.map((t) => bench.tokenizer.encode(t))).toEqual(heldOutPrompts(6, 48).map((p) => p.bytes));
+      const ids = tf.tensor2d([bench.tokenizer.encode(bench.headsPrompts[0]!)], undefined, 'int32'); // [1, 48]
       const [own, attached] = tf.tidy(() => [base, bench.model].map((m) => tf.squeeze(tf.slice(m.predict(ids) as tf.Tensor4D, [0, 0, 0, 0], [1, -1, 1, -1])).dataSync())); // offset 0 [48, V]
       ids.dispose();
       expect(Array.from(attached!)).toEqual(Array.from(own!));
