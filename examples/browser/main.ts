@@ -5,7 +5,9 @@
  * verifier's own token, or a draft from offset j that verification kept), shows live tokens/s,
  * τ and per-offset acceptance, and races greedy decoding against speculative decoding with a
  * chain of drafts and with a dynamic draft tree on the same model. With a tree, the last step's
- * tree (`TokenChunk.tree`) is drawn next to the text (tree_view.ts).
+ * tree (`TokenChunk.tree`) is drawn next to the text (tree_view.ts). For a llama2.c model, the
+ * "Train draft heads" panel (train_panel.ts) trains fresh draft heads on the running backend and
+ * adds the trained model to the model select.
  *
  * The app owns the backend (`tf.setBackend`); the library never touches it. A backend that cannot
  * start in this browser (no WebGL, no WebGPU) is marked unavailable and the page falls back to the
@@ -23,6 +25,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { TREE_LIMITS, defaultTree, greedyStream, speculativeStream, type DecodeResult, type DynamicTree, type TokenChunk } from 'tfjs-mtp';
 import { CachedTransformer, decodeBytes, encodeBytes, loadLlama2c, loadTransformer, type Llama2cTokenizer } from 'tfjs-mtp/models';
 import { TreePanel } from './tree_view.js';
+import { TrainPanel } from './train_panel.js';
 
 type Backend = 'webgl' | 'webgpu' | 'wasm' | 'cpu';
 
@@ -133,8 +136,8 @@ function status(text: string, error = false): void {
 }
 
 function busy(on: boolean): void {
-  for (const id of ['generate', 'race', 'backend', 'model', 'draft', 'drafting', 'tree-nodes']) ($(id) as HTMLButtonElement).disabled = on;
-  ($('stop') as HTMLButtonElement).disabled = !on;
+  for (const id of ['generate', 'race', 'backend', 'model', 'draft', 'drafting', 'tree-nodes', 'train', 'train-race']) ($(id) as HTMLButtonElement).disabled = on;
+  for (const id of ['stop', 'train-stop']) ($(id) as HTMLButtonElement).disabled = !on;
 }
 
 /** The model chosen in the page. */
@@ -147,8 +150,16 @@ function chosenBackend(): Backend {
   return ($('backend') as HTMLSelectElement).value as Backend;
 }
 
+/** Models the train panel handed over, by their entry: loaded from memory once (then from their heads file). */
+const trained = new Map<ModelEntry, { layers: LayersModel; codec: TextCodec }>();
+
 /** Reads a model entry on the current backend: its layers and how its tokens read. */
 async function loadEntry(entry: ModelEntry): Promise<{ layers: LayersModel; codec: TextCodec }> {
+  const handedOver = trained.get(entry);
+  if (handedOver) {
+    trained.delete(entry);
+    return handedOver;
+  }
   if (entry.kind === 'layers') return { layers: await loadTransformer(entry.modelJson), codec: BYTES }; // registers the layer classes, then tf.loadLayersModel
   // fetched by URL; trained draft heads (when the entry has them) set k, their kind and width
   const { model, tokenizer } = await loadLlama2c(entry.checkpoint, { tokenizer: entry.tokenizer, ...(entry.draftHeads ? { draftHeads: entry.draftHeads } : {}) });
@@ -208,7 +219,7 @@ async function load(wanted: Backend, entry: ModelEntry): Promise<Loaded> {
   const { layers, codec } = await loadEntry(entry);
   const model = new CachedTransformer(layers);
   const params = layers.countParams();
-  const untrained = entry.kind !== 'llama2c' ? '' : entry.draftHeads ? ` (trained draft heads ${entry.draftHeads.split('/').at(-1)!})` : ' (offsets 1…k−1 untrained: drafts are rarely kept)';
+  const untrained = entry.kind !== 'llama2c' ? '' : entry.draftHeads ? ` (trained draft heads ${entry.draftHeads.split(/[/#]/).at(-1)!})` : ' (offsets 1…k−1 untrained: drafts are rarely kept)';
   $('model-info').innerHTML =
     `${entry.name}: ${(params / 1e3).toFixed(0)}k parameters, k = ${model.numHeads} heads${untrained}, ` +
     `vocabulary ${model.vocabSize} (${codec.describe}), context ${model.maxLength} tokens.<br>Backend: <b>${tf.getBackend()}</b>.`;
@@ -532,6 +543,24 @@ async function init(): Promise<void> {
   });
   $('backend').onchange = reload;
   select.onchange = reload;
+  new TrainPanel({
+    baseModel: () => models.find((m): m is Extract<ModelEntry, { kind: 'llama2c' }> => m.kind === 'llama2c' && m.draftHeads === undefined) ?? null, // serve.ts lists it with and without heads files
+    startBackend: async () => (await load(chosenBackend(), chosenModel())).backend,
+    run: (action) => guarded(() => action((running = new AbortController()).signal)),
+    stop: () => running?.abort(new DOMException('stopped by the user', 'AbortError')),
+    status,
+    adopt: async (entry, layers, tokenizer) => {
+      models.push(entry);
+      select.add(new Option(`${entry.name} (llama2.c)`, String(models.length - 1)));
+      select.value = String(models.length - 1);
+      trained.set(entry, { layers, codec: bpe(tokenizer, entry.tokenizer.split('/').at(-1)!) });
+      await load(chosenBackend(), entry);
+    },
+    race: (entry) => {
+      select.value = String(models.indexOf(entry));
+      return guarded(race);
+    },
+  });
   await guarded(async () => {
     const l = await load(chosenBackend(), chosenModel());
     status(`Ready on ${l.backend}. Type a prompt and press Generate.`);
