@@ -20,6 +20,19 @@ export type PositionKind = 'learned' | 'rotary';
 export type RopeLayout = 'interleaved' | 'halfSplit';
 /** The position-wise MLP: `w2(act(w1 x))` for relu/gelu, `w2(silu(w1 x) * w3 x)` for swiglu. */
 export type MlpKind = 'relu' | 'gelu' | 'swiglu';
+/** Which attention projections carry a bias: none, the query/key/value ones (Qwen2), or those and the output (GPT). */
+export type AttentionBias = 'none' | 'qkv' | 'qkvo';
+
+/**
+ * A change of the rotary inverse frequencies for contexts longer than the training one, as
+ * Hugging Face's `rope_scaling` (transformers' `modeling_rope_utils.py`):
+ * - `linear`: every frequency divided by `factor` (positions interpolated);
+ * - `llama3` (Llama 3.1): wavelengths above `originalMaxLength / lowFreqFactor` divided by
+ *   `factor`, those below `originalMaxLength / highFreqFactor` kept, a smooth blend between.
+ */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxLength: number };
 
 /** Options of {@link createTransformer}. Every field is optional; see {@link TRANSFORMER_DEFAULTS}. */
 export interface TransformerConfig {
@@ -31,10 +44,12 @@ export interface TransformerConfig {
   hiddenSize?: number;
   /** Number of transformer blocks. */
   numLayers?: number;
-  /** Query heads per block H; must divide `hiddenSize` (head size hs = D / H). */
+  /** Query heads per block H; must divide `hiddenSize` unless `headDim` is given. */
   numHeads?: number;
   /** Key/value heads per block (grouped-query attention; 1 = multi-query); must divide `numHeads`. Default `numHeads`. */
   numKeyValueHeads?: number;
+  /** Width hs of one attention head (q/k/v are `[D, heads·hs]`, the output `[H·hs, D]`). Default `hiddenSize / numHeads`. */
+  headDim?: number;
   /** MLP width as a multiple of `hiddenSize` (used when `mlpHiddenSize` is not given). */
   mlpRatio?: number;
   /** MLP width F; default `mlpRatio · hiddenSize`. */
@@ -49,10 +64,16 @@ export interface TransformerConfig {
   ropeTheta?: number;
   /** Rotary pairing of a head's dimensions; see {@link RopeLayout}. */
   ropeLayout?: RopeLayout;
+  /** Rotary frequency scaling (rotary positions only); see {@link RopeScaling}. `null`: none. */
+  ropeScaling?: RopeScaling | null;
   /** MLP kind; see {@link MlpKind}. */
   mlp?: MlpKind;
-  /** Biases on the attention and MLP projections (and a shift in layerNorm is separate). */
+  /** Biases on every attention and MLP projection (a layerNorm's shift is separate): the default of `attentionBias` and `mlpBias`. */
   useBias?: boolean;
+  /** Which attention projections carry a bias; see {@link AttentionBias}. Default: `'qkvo'` with `useBias`, else `'none'`. */
+  attentionBias?: AttentionBias;
+  /** Biases on the MLP projections. Default: `useBias`. */
+  mlpBias?: boolean;
   /** Output projection = token embedding (one matrix); otherwise the head owns its own. */
   tiedEmbeddings?: boolean;
   /** Number k of multi-token heads (offset 0 is next-token; 1…k-1 draft further ahead). */
@@ -76,9 +97,19 @@ export interface TransformerConfig {
 }
 
 /** Fully resolved configuration. */
-export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank' | 'headHiddenSize' | 'mlpHiddenSize' | 'numKeyValueHeads' | 'draftVocab'>> & {
+export type ResolvedTransformerConfig = Required<
+  Omit<TransformerConfig, 'rank' | 'headHiddenSize' | 'mlpHiddenSize' | 'numKeyValueHeads' | 'headDim' | 'attentionBias' | 'mlpBias' | 'ropeScaling' | 'draftVocab'>
+> & {
   /** Key/value heads (resolved: `numHeads` when not given). */
   numKeyValueHeads: number;
+  /** Head width (resolved: `hiddenSize / numHeads` when not given). */
+  headDim: number;
+  /** Attention biases (resolved from `useBias` when not given). */
+  attentionBias: AttentionBias;
+  /** MLP biases (resolved: `useBias` when not given). */
+  mlpBias: boolean;
+  /** Rotary scaling, or `null`. */
+  ropeScaling: RopeScaling | null;
   /** MLP width F (resolved: `mlpRatio · hiddenSize` when not given). */
   mlpHiddenSize: number;
   /** Rank of `lowRank` offset heads; `undefined` for other kinds. */
@@ -90,9 +121,15 @@ export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'rank' 
 };
 
 /** Default configuration (the GPT-style reference model), each value with its reason. */
-export const TRANSFORMER_DEFAULTS: Readonly<Omit<ResolvedTransformerConfig, 'numKeyValueHeads' | 'mlpHiddenSize'>> & {
+export const TRANSFORMER_DEFAULTS: Readonly<Omit<ResolvedTransformerConfig, 'numKeyValueHeads' | 'headDim' | 'mlpHiddenSize' | 'attentionBias' | 'mlpBias'>> & {
   /** Not set: resolves to `numHeads`. */
   readonly numKeyValueHeads: undefined;
+  /** Not set: resolves to `hiddenSize / numHeads`. */
+  readonly headDim: undefined;
+  /** Not set: resolves from `useBias`. */
+  readonly attentionBias: undefined;
+  /** Not set: resolves to `useBias`. */
+  readonly mlpBias: undefined;
   /** Not set: resolves to `mlpRatio · hiddenSize`. */
   readonly mlpHiddenSize: undefined;
 } = {
@@ -102,6 +139,7 @@ export const TRANSFORMER_DEFAULTS: Readonly<Omit<ResolvedTransformerConfig, 'num
   numLayers: 4, // depth buys more than width at this size; a forward stays overhead-bound on wasm
   numHeads: 4, // head size 32, as in small GPTs
   numKeyValueHeads: undefined, // = numHeads: plain multi-head attention
+  headDim: undefined, // = hiddenSize / numHeads, as in GPT-2 and Llama 2
   mlpRatio: 4, // GPT-2's ratio
   mlpHiddenSize: undefined, // = mlpRatio · hiddenSize
   norm: 'layerNorm', // GPT-2
@@ -109,8 +147,11 @@ export const TRANSFORMER_DEFAULTS: Readonly<Omit<ResolvedTransformerConfig, 'num
   positions: 'learned', // GPT-2
   ropeTheta: 10000, // RoFormer's and Llama's base (only for rotary positions)
   ropeLayout: 'interleaved', // llama2.c's pairing (only for rotary positions)
+  ropeScaling: null, // the frequencies of RoFormer (only for rotary positions)
   mlp: 'relu', // the reference checkpoint's; GPT-2 uses 'gelu'
   useBias: true, // GPT-2
+  attentionBias: undefined, // = 'qkvo' with useBias, else 'none'
+  mlpBias: undefined, // = useBias
   tiedEmbeddings: true, // GPT-2: one V·D matrix in and out
   mtpHeads: 4, // k = 4: draft 3 tokens per forward
   headKind: 'residual', // x + act(W·x), zero-initialized: starts as the next-token head, D² params each
@@ -140,6 +181,29 @@ function positiveNumber(WHERE: string, field: string, value: unknown, max: numbe
   return value;
 }
 
+/** The fields of each rotary scaling type, besides `type`. */
+const ROPE_SCALING_FIELDS = { linear: ['factor'], llama3: ['factor', 'lowFreqFactor', 'highFreqFactor', 'originalMaxLength'] } as const;
+
+/** Checks `config.ropeScaling`: null, or one of the {@link RopeScaling} objects with exactly its fields, each in range. */
+function resolveRopeScaling(WHERE: string, value: unknown, positions: PositionKind): RopeScaling | null {
+  if (value === null) return null;
+  const arg = 'config.ropeScaling';
+  if (typeof value !== 'object' || Array.isArray(value)) fail(TypeError, WHERE, arg, 'must be null or an object { type, factor, … }', value);
+  const o = value as Record<string, unknown>;
+  const type = oneOf(WHERE, 'ropeScaling.type', o['type'], ['linear', 'llama3'] as const);
+  if (positions !== 'rotary') fail(TypeError, WHERE, arg, 'applies only to rotary positions (config.positions is "learned")', type);
+  const fields: readonly string[] = ROPE_SCALING_FIELDS[type];
+  const extra = Object.keys(o).find((key) => key !== 'type' && !fields.includes(key));
+  if (extra !== undefined) fail(TypeError, WHERE, arg, `of type ${show(type)} may only have the keys type, ${fields.join(', ')}`, extra);
+  const factor = positiveNumber(WHERE, 'ropeScaling.factor', o['factor'], 1e6);
+  if (type === 'linear') return { type, factor };
+  const lowFreqFactor = positiveNumber(WHERE, 'ropeScaling.lowFreqFactor', o['lowFreqFactor'], 1e6);
+  const highFreqFactor = positiveNumber(WHERE, 'ropeScaling.highFreqFactor', o['highFreqFactor'], 1e6);
+  if (!(highFreqFactor > lowFreqFactor)) fail(RangeError, WHERE, 'config.ropeScaling.highFreqFactor', `must be above lowFreqFactor (${lowFreqFactor})`, highFreqFactor);
+  const originalMaxLength = checkInteger(WHERE, 'config.ropeScaling.originalMaxLength', o['originalMaxLength'], 1, SIZE_LIMITS.maxLength);
+  return { type, factor, lowFreqFactor, highFreqFactor, originalMaxLength };
+}
+
 /**
  * Applies the defaults and checks every field (types, {@link SIZE_LIMITS}, relations); throws an
  * `Error` naming the field and value. Pure: allocates no tensor. Only own keys count (so
@@ -167,13 +231,18 @@ export function resolveTransformerConfig(config: TransformerConfig = {}, WHERE =
   const mtpHeads = int('mtpHeads', SIZE_LIMITS.numHeads);
   const numKeyValueHeads = given['numKeyValueHeads'] === undefined ? numHeads : int('numKeyValueHeads', numHeads);
   const mlpHiddenSize = given['mlpHiddenSize'] === undefined ? mlpRatio * hiddenSize : int('mlpHiddenSize', SIZE_LIMITS.hiddenSize * SIZE_LIMITS.mlpRatio);
-  if (hiddenSize % numHeads !== 0) {
+  const headDim = given['headDim'] === undefined ? hiddenSize / numHeads : int('headDim', SIZE_LIMITS.hiddenSize);
+  if (given['headDim'] === undefined && hiddenSize % numHeads !== 0) {
     throw new RangeError(`${WHERE}: config.hiddenSize must be divisible by config.numHeads = ${numHeads}, but got ${hiddenSize}.`);
   }
   if (numHeads % numKeyValueHeads !== 0) {
     throw new RangeError(`${WHERE}: config.numKeyValueHeads must divide config.numHeads = ${numHeads}, but got ${numKeyValueHeads}.`);
   }
-  const matrices: [string, number][] = [['vocabSize · hiddenSize', vocabSize * hiddenSize], ['hiddenSize · mlpHiddenSize', hiddenSize * mlpHiddenSize]];
+  const matrices: [string, number][] = [
+    ['vocabSize · hiddenSize', vocabSize * hiddenSize],
+    ['hiddenSize · mlpHiddenSize', hiddenSize * mlpHiddenSize],
+    ['hiddenSize · numHeads · headDim', hiddenSize * numHeads * headDim],
+  ];
   if (pick('positions') !== 'rotary') matrices.push(['maxLength · hiddenSize', maxLength * hiddenSize]); // the learned table
   for (const [what, elements] of matrices) {
     if (elements > SIZE_LIMITS.matrixElements) {
@@ -185,11 +254,15 @@ export function resolveTransformerConfig(config: TransformerConfig = {}, WHERE =
   const positions = oneOf(WHERE, 'positions', pick('positions'), ['learned', 'rotary'] as const);
   const ropeTheta = positiveNumber(WHERE, 'ropeTheta', pick('ropeTheta'), 1e12);
   const ropeLayout = oneOf(WHERE, 'ropeLayout', pick('ropeLayout'), ['interleaved', 'halfSplit'] as const);
-  if (positions === 'rotary' && (hiddenSize / numHeads) % 2 !== 0) {
-    throw new RangeError(`${WHERE}: the head size config.hiddenSize / config.numHeads must be even for rotary positions, but got ${hiddenSize / numHeads}.`);
+  if (positions === 'rotary' && headDim % 2 !== 0) {
+    const field = given['headDim'] === undefined ? 'the head size config.hiddenSize / config.numHeads' : 'config.headDim';
+    throw new RangeError(`${WHERE}: ${field} must be even for rotary positions, but got ${headDim}.`);
   }
+  const ropeScaling = resolveRopeScaling(WHERE, given['ropeScaling'] ?? null, positions);
   const mlp = oneOf(WHERE, 'mlp', pick('mlp'), ['relu', 'gelu', 'swiglu'] as const);
   const useBias = boolean(WHERE, 'useBias', pick('useBias'));
+  const attentionBias = given['attentionBias'] === undefined ? (useBias ? 'qkvo' : 'none') : oneOf(WHERE, 'attentionBias', given['attentionBias'], ['none', 'qkv', 'qkvo'] as const);
+  const mlpBias = given['mlpBias'] === undefined ? useBias : boolean(WHERE, 'mlpBias', given['mlpBias']);
   const tiedEmbeddings = boolean(WHERE, 'tiedEmbeddings', pick('tiedEmbeddings'));
   const headKind = oneOf(WHERE, 'headKind', pick('headKind'), OFFSET_HEAD_KINDS);
   let rank: number | undefined;
@@ -211,8 +284,8 @@ export function resolveTransformerConfig(config: TransformerConfig = {}, WHERE =
   const name = pick('name');
   if (typeof name !== 'string' || name.length === 0) fail(TypeError, WHERE, 'config.name', 'must be a non-empty string', name);
   return {
-    vocabSize, maxLength, hiddenSize, numLayers, numHeads, numKeyValueHeads, mlpRatio, mlpHiddenSize,
-    norm, normEpsilon, positions, ropeTheta, ropeLayout, mlp, useBias, tiedEmbeddings,
+    vocabSize, maxLength, hiddenSize, numLayers, numHeads, numKeyValueHeads, headDim, mlpRatio, mlpHiddenSize,
+    norm, normEpsilon, positions, ropeTheta, ropeLayout, ropeScaling, mlp, useBias, attentionBias, mlpBias, tiedEmbeddings,
     mtpHeads, headKind, rank, headHiddenSize, draftVocab, seed, name,
   };
 }

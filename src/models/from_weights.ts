@@ -15,7 +15,7 @@ import { show } from '../internal/errors.js';
 import type { MultiTokenHead } from '../layers/index.js';
 import { type TransformerConfig, resolveTransformerConfig } from './config.js';
 import { buildTransformer, LAYER_NAMES } from './transformer.js';
-import { trunkWeightSpecs } from './weights.js';
+import { outputWeightSpec, trunkWeightSpecs } from './weights.js';
 
 /** One tensor of a checkpoint, float32, row-major. */
 export interface CheckpointTensor {
@@ -71,12 +71,13 @@ export function transformerFromWeights(config: TransformerConfig, weights: Check
   if (!(weights instanceof Map)) throw new TypeError(`${where}: weights must be a Map of canonical name → { shape, data }, but got ${show(weights)}.`);
   const values = new Map<string, Float32Array>();
   for (const spec of trunkWeightSpecs(c)) values.set(spec.name, checkTensor(where, spec.name, weights.get(spec.name), spec.shape));
+  const outputSpec = outputWeightSpec(c);
   let output: Float32Array | null = null;
   if (!c.tiedEmbeddings) {
-    const data = checkTensor(where, 'output.weight', weights.get('output.weight'), [c.hiddenSize, c.vocabSize]); // [D, V]
+    const data = checkTensor(where, outputSpec.name, weights.get(outputSpec.name), outputSpec.shape); // [D, V]
     output = transpose(data, c.hiddenSize, c.vocabSize); // [V, D]: the SharedUnembedding's layout
   }
-  const extra = [...weights.keys()].filter((name) => !values.has(name) && !(name === 'output.weight' && output !== null));
+  const extra = [...weights.keys()].filter((name) => !values.has(name) && !(name === outputSpec.name && output !== null));
   if (extra.length > 0) {
     throw new Error(`${where}: the checkpoint has weights this config does not use: ${extra.slice(0, 5).map(show).join(', ')}${extra.length > 5 ? `, … (${extra.length})` : ''}.`);
   }

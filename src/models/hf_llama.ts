@@ -1,52 +1,276 @@
 /**
- * Hugging Face Llama checkpoints: `loadHfLlama` reads a `LlamaForCausalLM` (`config.json` +
- * one `model.safetensors`, F32/F16/BF16) into the transformer of `transformerFromWeights`.
+ * Hugging Face checkpoints of the Llama family: `loadHfLlama` reads a `LlamaForCausalLM`,
+ * `MistralForCausalLM` or `Qwen2ForCausalLM` (`config.json` + one `model.safetensors`, or
+ * `model.safetensors.index.json` + its shards, or the folder holding them) into the transformer
+ * of `transformerFromWeights`, converting F32/F16/BF16 on load, shard by shard.
  *
- * Hugging Face stores q_proj/k_proj rows permuted so that its `rotate_half` rotates dims
- * (i, i + head_size/2) together; the loader keeps those rows as stored and sets
- * `ropeLayout: 'halfSplit'`, which is the same model. Matrices are stored `[out, in]`
- * (y = x·Wᵀ) and transposed to the canonical `[in, out]`.
+ * The loader is a mapping from Hugging Face's tensor names to the canonical roles of
+ * `weights.ts` ({@link HF_NAMES}). Hugging Face stores q_proj/k_proj rows permuted so that its
+ * `rotate_half` rotates dims (i, i + head_dim/2) together; the loader keeps those rows (and the
+ * q/k biases) as stored and sets `ropeLayout: 'halfSplit'`, which is the same model. Matrices are
+ * stored `[out, in]` (y = x·Wᵀ) and transposed to the canonical `[in, out]`.
  *
- * Reference: huggingface/transformers, `models/llama/configuration_llama.py` (fields and
- * defaults), `modeling_llama.py` (names, `rotate_half`), `convert_llama_weights_to_hf.py`
- * (the q/k permutation).
+ * Reference: huggingface/transformers, `models/llama/modeling_llama.py` (names, `rotate_half`),
+ * `models/qwen2/modeling_qwen2.py` (q/k/v biases), `convert_llama_weights_to_hf.py` (the q/k
+ * permutation), `modeling_utils.py` (the sharded index: `weight_map` of tensor → shard file).
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { checkDraftVocab } from '../internal/draft_vocab.js';
-import { SIZE_LIMITS, checkInteger, checkPositiveInteger, fail, show } from '../internal/errors.js';
-import { checkJsonText } from '../internal/json.js';
+import { SIZE_LIMITS, checkPositiveInteger, fail, show } from '../internal/errors.js';
 import { setModelStopTokens } from '../internal/stop_tokens.js';
-import { TRANSFORMER_DEFAULTS, type TransformerConfig } from './config.js';
+import { checkFitsBackend } from './capacity.js';
+import { TRANSFORMER_DEFAULTS, type ResolvedTransformerConfig, type TransformerConfig, resolveTransformerConfig } from './config.js';
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
+import { eosTokenIds, hfArchitecture, parseJsonObject, readJson, type HfArchitecture, type HfModelType, type JsonSource } from './hf_config.js';
 import { readBytes, type BytesSource } from './llama2c.js';
-import { readSafetensors, type SafetensorsFile } from './safetensors.js';
+import { readSafetensors } from './safetensors.js';
+import { checkpointWeightSpecs, type WeightPart, type WeightSpec } from './weights.js';
 
-/** `LlamaConfig` defaults of the optional fields this loader reads (transformers' values). */
-const HF_LLAMA_DEFAULTS = { rope_theta: 10000, rms_norm_eps: 1e-6, tie_word_embeddings: false, hidden_act: 'silu' } as const;
+/** Hugging Face's name of each canonical role (the three model types share them); a block's are under `model.layers.<i>.`. */
+const HF_NAMES: Readonly<Record<Exclude<WeightPart, 'positions'>, string>> = {
+  embedding: 'model.embed_tokens',
+  attentionNorm: 'input_layernorm',
+  wq: 'self_attn.q_proj',
+  wk: 'self_attn.k_proj',
+  wv: 'self_attn.v_proj',
+  wo: 'self_attn.o_proj',
+  ffnNorm: 'post_attention_layernorm',
+  w1: 'mlp.gate_proj',
+  w2: 'mlp.down_proj',
+  w3: 'mlp.up_proj',
+  norm: 'model.norm',
+  output: 'lm_head',
+};
 
 /** Tensors a checkpoint may carry that the model does not use (old exports saved RoPE buffers). */
 const IGNORED_TENSOR = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
 
-/** The two files of a Hugging Face Llama checkpoint. */
-export interface HfLlamaFiles {
-  /**
-   * `config.json`: the parsed object, its text (a string starting with `{`), its bytes, or a URL
-   * to fetch (any other string).
-   */
-  config: Record<string, unknown> | string | ArrayBuffer | Uint8Array;
-  /** `model.safetensors`: its bytes or a URL to fetch. */
-  safetensors: BytesSource;
+/** The file name of an unsharded checkpoint's weights (as Hugging Face saves it). */
+const SINGLE_FILE = 'model.safetensors';
+/** The sharded checkpoint's index and the optional generation config, in a folder. */
+const INDEX_FILE = 'model.safetensors.index.json';
+const GENERATION_FILE = 'generation_config.json';
+
+/** One tensor of the checkpoint: its Hugging Face name and shape, and the canonical weight it becomes. */
+interface HfTensor {
+  hf: string;
+  shape: number[];
+  spec: WeightSpec;
+  /** A projection matrix: stored `[out, in]`, canonical `[in, out]`. */
+  transpose: boolean;
+}
+
+/** Every tensor a checkpoint of `c` must hold, in the canonical order. */
+function hfTensors(c: ResolvedTransformerConfig): HfTensor[] {
+  return checkpointWeightSpecs(c).map((spec) => {
+    const name = HF_NAMES[spec.part as Exclude<WeightPart, 'positions'>];
+    const hf = `${spec.layer === null ? '' : `model.layers.${spec.layer}.`}${name}.${spec.kind}`;
+    const transpose = spec.shape.length === 2 && spec.part !== 'embedding';
+    return { hf, shape: transpose ? [spec.shape[1]!, spec.shape[0]!] : spec.shape, spec, transpose };
+  });
+}
+
+/** Whether the file may hold tensor `name` though the model does not use it: a stored copy of the tied head, old RoPE buffers. */
+function ignorable(name: string, tied: boolean): boolean {
+  return (tied && name === 'lm_head.weight') || IGNORED_TENSOR.test(name);
+}
+
+/** `[out, in]` → `[in, out]`. */
+function transpose(data: Float32Array, out: number, inp: number): Float32Array {
+  const t = new Float32Array(data.length);
+  for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) t[i * out + o] = data[o * inp + i]!;
+  return t;
+}
+
+/** One safetensors file of a checkpoint: where it comes from and the tensors it must hold. */
+interface FilePlan {
+  /** Its file name (`model.safetensors`, or the shard's name in the index). */
+  name: string;
+  /** Its bytes or URL. */
+  source: BytesSource;
+  /** The argument naming it in errors (`files.safetensors`, `files.shards["…"]`; parsed from memory: the whole error prefix). */
+  arg: string;
+  /** The tensors the model reads from it (Hugging Face names). */
+  tensors: HfTensor[];
+  /** Why it must hold them, for the "missing tensor" error. */
+  reason: string;
+}
+
+/** A checkpoint's architecture and the tensors it must hold, checked before any weight is read. */
+interface ModelPlan extends HfArchitecture {
+  /** `config` resolved (every field checked). */
+  resolved: ResolvedTransformerConfig;
+  /** Every tensor the model reads. */
+  tensors: HfTensor[];
+}
+
+/** The architecture and tensor table of config.json; errors start with `where`. */
+function planModel(json: Record<string, unknown>, where: string): ModelPlan {
+  const arch = hfArchitecture(json, where);
+  const resolved = resolveTransformerConfig(arch.config, where);
+  return { ...arch, resolved, tensors: hfTensors(resolved) };
+}
+
+/**
+ * The shard files of a sharded checkpoint from its index, checked against config.json and the
+ * given shards: every tensor the model needs has a shard, no tensor is unexpected, every shard
+ * named is given and every shard given is named. Reads no shard.
+ */
+function planShards(
+  model: ModelPlan,
+  index: Record<string, unknown>,
+  shards: Readonly<Record<string, BytesSource>>,
+  where: { index: string; shards: string },
+  argOf: (file: string) => string,
+): FilePlan[] {
+  const map = index.weight_map;
+  if (map === null || typeof map !== 'object' || Array.isArray(map)) fail(Error, where.index, 'weight_map', 'must be an object of tensor name → shard file name', map);
+  const weightMap = map as Record<string, unknown>;
+  const tied = model.resolved.tiedEmbeddings;
+  const expected = new Set(model.tensors.map((t) => t.hf));
+  for (const [name, file] of Object.entries(weightMap)) {
+    if (typeof file !== 'string' || file.length === 0) fail(Error, where.index, `weight_map[${show(name)}]`, 'must be a shard file name', file);
+    if (!expected.has(name) && !ignorable(name, tied)) fail(Error, where.index, `weight_map key ${show(name)}`, `must be a ${model.architecture} weight of config.json`, 'an unexpected tensor');
+  }
+  const byFile = new Map<string, HfTensor[]>();
+  for (const t of model.tensors) {
+    const file = weightMap[t.hf];
+    if (file === undefined) fail(Error, where.index, `weight_map[${show(t.hf)}]`, 'must name the shard holding the tensor (config.json expects it)', 'no entry');
+    const list = byFile.get(file as string) ?? [];
+    if (list.length === 0) byFile.set(file as string, list);
+    list.push(t);
+  }
+  const named = new Set(Object.values(weightMap) as string[]);
+  const given = Object.keys(shards);
+  const extra = given.find((file) => !named.has(file));
+  if (extra !== undefined) {
+    const names = `${[...named].slice(0, 4).map(show).join(', ')}${named.size > 4 ? ', …' : ''}`;
+    throw new Error(`${where.shards} key ${show(extra)} must be a shard the index names (${names}), but got "a file it does not name".`);
+  }
+  return [...byFile.keys()].sort().map((file) => {
+    if (!Object.prototype.hasOwnProperty.call(shards, file)) {
+      throw new Error(`${where.shards}[${show(file)}] must be given (the index maps ${byFile.get(file)!.length} tensors to it), but got "no such shard".`);
+    }
+    return { name: file, source: shards[file]!, arg: argOf(file), tensors: byFile.get(file)!, reason: 'the index maps it to this file' };
+  });
+}
+
+/**
+ * Checks one safetensors file against its plan — every tensor it must hold present with its
+ * shape, nothing unexpected, no NaN/Infinity — on the stored bytes, then converts its tensors to
+ * canonical float32 weights in `weights`. The file's bytes are not kept.
+ */
+function readFile(bytes: Uint8Array, file: FilePlan, where: string, model: ModelPlan, weights: CheckpointWeights): void {
+  const st = readSafetensors(bytes, where);
+  const mine = new Set(file.tensors.map((t) => t.hf));
+  const expected = new Set(model.tensors.map((t) => t.hf));
+  for (const t of file.tensors) {
+    const entry = st.tensors.get(t.hf);
+    if (entry === undefined) fail(Error, where, `tensor ${show(t.hf)}`, `must be in the file (${file.reason})`, 'no such tensor');
+    if (entry.shape.join() !== t.shape.join()) fail(Error, where, `tensor ${show(t.hf)} shape`, `must be ${show(t.shape)} (config.json)`, entry.shape);
+  }
+  for (const name of st.tensors.keys()) {
+    if (!mine.has(name) && !ignorable(name, model.resolved.tiedEmbeddings)) {
+      fail(Error, where, `tensor ${show(name)}`, expected.has(name) ? 'must be in the shard the index maps it to' : `must be a ${model.architecture} weight of config.json`, 'an unexpected tensor');
+    }
+  }
+  for (const t of file.tensors) {
+    const bad = st.firstNonFinite(t.hf);
+    if (bad >= 0) fail(Error, where, `tensor ${show(t.hf)}[${bad}]`, 'must be finite', st.float32(t.hf)[bad]);
+  }
+  for (const t of file.tensors) {
+    const data = st.float32(t.hf);
+    weights.set(t.spec.name, { shape: t.spec.shape, data: t.transpose ? transpose(data, t.shape[0]!, t.shape[1]!) : data });
+  }
+}
+
+/** The safetensors of a checkpoint in memory: one file, or an index and its shards by file name. */
+export type HfTensorBytes = Uint8Array | { index: Record<string, unknown>; shards: Readonly<Record<string, Uint8Array>> };
+
+/** A parsed Hugging Face checkpoint: the architecture and the weights by canonical name (matrices `[in, out]`). */
+export interface ParsedHfLlama {
+  /** config.json's `model_type` (absent: `llama`). */
+  modelType: HfModelType;
+  /** The Llama-family `TransformerConfig` (`ropeLayout: 'halfSplit'`, without `mtpHeads`). */
+  config: TransformerConfig;
+  /** Every trunk weight (and `output.weight` when untied) by its canonical name. */
+  weights: CheckpointWeights;
+  /** config.json's `eos_token_id` as a list (empty when absent or null). */
+  stopTokens: number[];
+}
+
+/**
+ * Parses a Hugging Face checkpoint held in memory into a transformer config
+ * (`ropeLayout: 'halfSplit'`) and canonical weights, checking everything first; errors name the
+ * file and the field.
+ * @param config `config.json` as an object.
+ * @param tensors The bytes of `model.safetensors`, or `{ index, shards }`: the parsed
+ *   `model.safetensors.index.json` and each shard's bytes by its file name.
+ * @param where Error prefixes of config.json, of the safetensors file (sharded: of the shards,
+ *   each named `[file]` after it) and of the index.
+ */
+export function parseHfLlama(config: Record<string, unknown>, tensors: HfTensorBytes, where: { config?: string; safetensors?: string; index?: string } = {}): ParsedHfLlama {
+  const sharded = !(tensors instanceof Uint8Array);
+  const at = { config: where.config ?? 'parseHfLlama: config', safetensors: where.safetensors ?? (sharded ? 'parseHfLlama: shards' : 'parseHfLlama: safetensors'), index: where.index ?? 'parseHfLlama: index' };
+  const model = planModel(parseJsonObject(config, at.config), at.config);
+  const stopTokens = eosTokenIds(config, at.config, model.resolved.vocabSize);
+  const files = sharded
+    ? planShards(model, parseJsonObject(tensors.index, at.index, 'index'), tensors.shards, { index: at.index, shards: at.safetensors }, (file) => `${at.safetensors}[${show(file)}]`)
+    : [{ name: SINGLE_FILE, source: tensors, arg: at.safetensors, tensors: model.tensors, reason: 'config.json expects it' }];
+  const weights: CheckpointWeights = new Map();
+  for (const file of files) {
+    if (!(file.source instanceof Uint8Array)) fail(TypeError, file.arg, 'file', 'must be a Uint8Array', file.source);
+    readFile(file.source, file, file.arg, model, weights);
+  }
+  return { modelType: model.modelType, config: model.config, weights, stopTokens };
+}
+
+/** What every form of {@link HfLlamaFiles} has besides the weights. */
+interface HfFilesBase {
+  /** `config.json`: the parsed object, its text (a string starting with `{`), its bytes, or a URL to fetch (any other string). */
+  config: JsonSource;
   /**
    * Optional `generation_config.json`, in any form `config` takes: its `eos_token_id`, when it has
    * the field, replaces config.json's as the model's stop tokens (as in transformers' `generate`).
    */
-  generationConfig?: Record<string, unknown> | string | ArrayBuffer | Uint8Array;
+  generationConfig?: JsonSource;
+}
+
+/** An unsharded checkpoint: `config.json` + `model.safetensors`. */
+export interface HfSingleFiles extends HfFilesBase {
+  /** `model.safetensors`: its bytes or a URL to fetch. */
+  safetensors: BytesSource;
+}
+
+/** A sharded checkpoint: `config.json` + `model.safetensors.index.json` + the shards it names. */
+export interface HfShardedFiles extends HfFilesBase {
+  /** `model.safetensors.index.json`, in any form `config` takes (its `weight_map` names each tensor's shard). */
+  index: JsonSource;
+  /** Every shard the index names, by its file name (`model-00001-of-00002.safetensors`): its bytes or a URL to fetch. */
+  shards: Readonly<Record<string, BytesSource>>;
+}
+
+/** The files of a Hugging Face checkpoint: unsharded or sharded. */
+export type HfLlamaFiles = HfSingleFiles | HfShardedFiles;
+
+/** What {@link LoadHfLlamaOptions.onProgress} is told after each safetensors file is read and converted. */
+export interface HfLoadProgress {
+  /** The file just read: `model.safetensors` or the shard's name in the index. */
+  file: string;
+  /** Safetensors files read so far, this one included. */
+  filesLoaded: number;
+  /** Safetensors files the checkpoint has (1 unsharded). */
+  filesTotal: number;
+  /** Bytes of the safetensors files read so far. */
+  bytesLoaded: number;
 }
 
 /** What {@link loadHfLlama} resolves to. */
 export interface HfLlamaModel {
   /** The transformer with a `MultiTokenHead` of k offsets (offset 0 = the checkpoint's `lm_head`). */
   model: LayersModel;
+  /** config.json's `model_type` (absent: `llama`). */
+  modelType: HfModelType;
   /**
    * The token ids that end a text: `eos_token_id` (a number or a list) of generation_config.json
    * when given and it has the field, else of config.json; empty when neither names one. Recorded
@@ -65,210 +289,129 @@ export interface LoadHfLlamaOptions {
    * head's `draftVocab`). Default: the whole vocabulary.
    */
   draftVocab?: readonly number[];
+  /** Called after each safetensors file is read and converted (a shard at a time), e.g. for a progress bar. */
+  onProgress?: (progress: HfLoadProgress) => void;
 }
 
-const OPTION_KEYS = ['mtpHeads', 'draftVocab'] as const;
+const OPTION_KEYS = ['mtpHeads', 'draftVocab', 'onProgress'] as const;
 
-/** Reads a JSON file given as `files[arg]` (an object, its text, its bytes or a URL) to an object; errors start with `where`. */
-async function readConfig(source: HfLlamaFiles['config'], fn: string, arg = 'files.config'): Promise<{ json: Record<string, unknown>; where: string }> {
-  let json: unknown = source;
-  let where = `${fn}: ${arg}`;
-  if ((typeof source === 'string' && !source.trimStart().startsWith('{')) || source instanceof Uint8Array || source instanceof ArrayBuffer) {
-    const file = await readBytes(source as BytesSource, fn, arg);
-    where = file.where;
-    json = new TextDecoder().decode(file.bytes);
-  }
-  if (typeof json === 'string') {
-    checkJsonText(json, where, '');
-    try {
-      json = JSON.parse(json);
-    } catch (error) {
-      throw new Error(`${where}: must be JSON, but parsing failed (${(error as Error).message}).`);
-    }
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) fail(TypeError, where, 'config', 'must be a JSON object', json);
-  return { json: json as Record<string, unknown>, where };
+/** Float32 bytes of the loaded model: the checkpoint's tensors plus k − 1 residual offset heads (D² + D each). */
+function modelBytes(model: ModelPlan, mtpHeads: number): number {
+  const D = model.resolved.hiddenSize;
+  const elements = model.tensors.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0) + (mtpHeads - 1) * (D * D + D);
+  return 4 * elements;
 }
 
-/** The transformer config of a `LlamaConfig` object, every field checked. */
-function hfLlamaConfig(c: Record<string, unknown>, where: string): TransformerConfig {
-  const int = (key: string, max: number, fallback?: unknown) => checkInteger(where, key, c[key] ?? fallback, 1, max);
-  const hiddenSize = int('hidden_size', SIZE_LIMITS.hiddenSize);
-  const numHeads = int('num_attention_heads', SIZE_LIMITS.attentionHeads);
-  const numKeyValueHeads = int('num_key_value_heads', numHeads, numHeads);
-  if (hiddenSize % numHeads !== 0 || (hiddenSize / numHeads) % 2 !== 0) fail(RangeError, where, 'hidden_size', `must be num_attention_heads (${numHeads}) × an even head size`, hiddenSize);
-  if (numHeads % numKeyValueHeads !== 0) fail(RangeError, where, 'num_key_value_heads', `must divide num_attention_heads (${numHeads})`, numKeyValueHeads);
-  if (c.head_dim !== undefined && c.head_dim !== null && c.head_dim !== hiddenSize / numHeads) {
-    fail(RangeError, where, 'head_dim', `must be hidden_size / num_attention_heads = ${hiddenSize / numHeads}`, c.head_dim);
-  }
-  const positive = (key: string, fallback: number) => {
-    const v = c[key] ?? fallback;
-    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) fail(RangeError, where, key, 'must be a positive number', v);
-    return v;
-  };
-  const flag = (key: string, fallback: boolean) => {
-    const v = c[key] ?? fallback;
-    if (typeof v !== 'boolean') fail(TypeError, where, key, 'must be a boolean', v);
-    return v;
-  };
-  const act = c.hidden_act ?? HF_LLAMA_DEFAULTS.hidden_act;
-  if (act !== 'silu') fail(Error, where, 'hidden_act', 'must be "silu" (SwiGLU)', act);
-  if (c.rope_scaling !== undefined && c.rope_scaling !== null) fail(Error, where, 'rope_scaling', 'must be null (scaled RoPE is not supported)', c.rope_scaling);
-  for (const key of ['attention_bias', 'mlp_bias']) if (flag(key, false)) fail(Error, where, key, 'must be false (biases are not supported)', true);
-  return {
-    vocabSize: int('vocab_size', SIZE_LIMITS.vocabSize),
-    maxLength: int('max_position_embeddings', SIZE_LIMITS.maxLength),
-    hiddenSize,
-    numLayers: int('num_hidden_layers', SIZE_LIMITS.numLayers),
-    numHeads,
-    numKeyValueHeads,
-    mlpHiddenSize: int('intermediate_size', SIZE_LIMITS.hiddenSize),
-    norm: 'rmsNorm',
-    normEpsilon: positive('rms_norm_eps', HF_LLAMA_DEFAULTS.rms_norm_eps),
-    positions: 'rotary',
-    ropeTheta: positive('rope_theta', HF_LLAMA_DEFAULTS.rope_theta),
-    ropeLayout: 'halfSplit',
-    mlp: 'swiglu',
-    useBias: false,
-    tiedEmbeddings: flag('tie_word_embeddings', HF_LLAMA_DEFAULTS.tie_word_embeddings),
-  };
-}
+/** `folder` + `/` + `file` (a URL of a file in the folder). */
+const inFolder = (folder: string, file: string) => `${folder.replace(/\/+$/, '')}/${file}`;
 
 /**
- * The stop tokens of a config's `eos_token_id`: a token id, a list of them, or absent/null (none).
- * @param c config.json or generation_config.json as an object.
- * @param vocabSize The model's vocabulary size (every id must be below it).
+ * Fetches `url` like `readBytes`, except that a 404 resolves to undefined (an optional file of a
+ * folder: generation_config.json; the index, absent from an unsharded checkpoint).
  */
-function eosTokenIds(c: Record<string, unknown>, where: string, vocabSize: number): number[] {
-  const eos = c.eos_token_id;
-  if (eos === undefined || eos === null) return [];
-  if (!Array.isArray(eos)) return [checkInteger(where, 'eos_token_id', eos, 0, vocabSize - 1)];
-  if (eos.length > SIZE_LIMITS.vocabSize) fail(RangeError, where, 'eos_token_id', `must list at most ${SIZE_LIMITS.vocabSize} token ids`, eos);
-  return eos.map((id, i) => checkInteger(where, `eos_token_id[${i}]`, id, 0, vocabSize - 1));
-}
-
-/** Hugging Face name → [canonical name, expected `[out, in]` shape (HF), transpose?] for every tensor of `config`. */
-function tensorTable(config: TransformerConfig): Array<[string, string, number[], boolean]> {
-  const D = config.hiddenSize!;
-  const F = config.mlpHiddenSize!;
-  const kv = (D / config.numHeads!) * config.numKeyValueHeads!;
-  const table: Array<[string, string, number[], boolean]> = [['model.embed_tokens.weight', 'tok_embeddings.weight', [config.vocabSize!, D], false]];
-  for (let i = 0; i < config.numLayers!; i++) {
-    const [hf, ours] = [`model.layers.${i}.`, `layers.${i}.`];
-    table.push(
-      [`${hf}input_layernorm.weight`, `${ours}attention_norm.weight`, [D], false],
-      [`${hf}self_attn.q_proj.weight`, `${ours}attention.wq.weight`, [D, D], true],
-      [`${hf}self_attn.k_proj.weight`, `${ours}attention.wk.weight`, [kv, D], true],
-      [`${hf}self_attn.v_proj.weight`, `${ours}attention.wv.weight`, [kv, D], true],
-      [`${hf}self_attn.o_proj.weight`, `${ours}attention.wo.weight`, [D, D], true],
-      [`${hf}post_attention_layernorm.weight`, `${ours}ffn_norm.weight`, [D], false],
-      [`${hf}mlp.gate_proj.weight`, `${ours}feed_forward.w1.weight`, [F, D], true],
-      [`${hf}mlp.down_proj.weight`, `${ours}feed_forward.w2.weight`, [D, F], true],
-      [`${hf}mlp.up_proj.weight`, `${ours}feed_forward.w3.weight`, [F, D], true],
-    );
+async function fetchOptional(url: string, fn: string, arg: string): Promise<Uint8Array | undefined> {
+  const where = `${fn}: ${arg} ${show(url)}`;
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new Error(`${where}: fetching failed (${(error as Error).message}).`);
   }
-  table.push(['model.norm.weight', 'norm.weight', [D], false]);
-  if (!config.tiedEmbeddings) table.push(['lm_head.weight', 'output.weight', [config.vocabSize!, D], true]);
-  return table;
+  if (response.status === 404) return undefined;
+  if (!response.ok) throw new Error(`${where}: fetching failed with HTTP ${response.status} ${response.statusText}.`);
+  return new Uint8Array(await response.arrayBuffer());
 }
 
-/** `[out, in]` → `[in, out]`. */
-function transpose(data: Float32Array, out: number, inp: number): Float32Array {
-  const t = new Float32Array(data.length);
-  for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) t[i * out + o] = data[o * inp + i]!;
-  return t;
+/** The files of the checkpoint in folder `url`: config.json, then the index if there is one (else model.safetensors), and generation_config.json if there is one. */
+async function folderFiles(url: string, fn: string): Promise<HfLlamaFiles> {
+  const [index, generation] = await Promise.all([fetchOptional(inFolder(url, INDEX_FILE), fn, INDEX_FILE), fetchOptional(inFolder(url, GENERATION_FILE), fn, GENERATION_FILE)]);
+  const base = { config: inFolder(url, 'config.json'), ...(generation !== undefined ? { generationConfig: generation } : {}) };
+  if (index === undefined) return { ...base, safetensors: inFolder(url, SINGLE_FILE) };
+  const where = `${fn}: ${INDEX_FILE} ${show(inFolder(url, INDEX_FILE))}`;
+  const map = parseJsonObject(new TextDecoder().decode(index), where, 'index').weight_map;
+  const names = map !== null && typeof map === 'object' && !Array.isArray(map) ? new Set(Object.values(map as Record<string, unknown>)) : new Set<unknown>();
+  const shards: Record<string, string> = {};
+  for (const name of names) {
+    if (typeof name !== 'string' || !/^[^/\\?#]+$/.test(name) || name === '.' || name === '..') fail(Error, where, 'weight_map', 'must name shard files inside the folder', name);
+    shards[name] = inFolder(url, name);
+  }
+  return { ...base, index, shards };
+}
+
+/** Which form of the files `files` is, or null for none. */
+function filesForm(files: unknown): 'folder' | 'single' | 'sharded' | null {
+  if (typeof files === 'string') return 'folder';
+  if (files === null || typeof files !== 'object' || !('config' in files)) return null;
+  const [single, index, shards] = ['safetensors' in files, 'index' in files, 'shards' in files];
+  if (single) return index || shards ? null : 'single';
+  return index && shards ? 'sharded' : null;
 }
 
 /**
- * The canonical weights of `config` from a checked safetensors file: every expected tensor
- * present with its shape, no unexpected one, no NaN/Infinity anywhere — all checked on the
- * stored bytes before any tensor is converted.
- */
-function hfWeights(file: SafetensorsFile, config: TransformerConfig, where: string): CheckpointWeights {
-  const table = tensorTable(config);
-  const expected = new Set(table.map(([hf]) => hf));
-  for (const [hf, , shape] of table) {
-    const entry = file.tensors.get(hf);
-    if (entry === undefined) fail(Error, where, `tensor ${show(hf)}`, 'must be in the file (config.json expects it)', 'no such tensor');
-    if (entry.shape.join() !== shape.join()) fail(Error, where, `tensor ${show(hf)} shape`, `must be ${show(shape)} (config.json)`, entry.shape);
-  }
-  for (const name of file.tensors.keys()) {
-    const tiedHead = name === 'lm_head.weight' && config.tiedEmbeddings; // some exports store the tied copy too
-    if (!expected.has(name) && !tiedHead && !IGNORED_TENSOR.test(name)) fail(Error, where, `tensor ${show(name)}`, 'must be a LlamaForCausalLM weight of config.json', 'an unexpected tensor');
-  }
-  for (const [hf] of table) {
-    const bad = file.firstNonFinite(hf);
-    if (bad >= 0) fail(Error, where, `tensor ${show(hf)}[${bad}]`, 'must be finite', file.float32(hf)[bad]);
-  }
-  const weights: CheckpointWeights = new Map();
-  for (const [hf, ours, shape, transposeIt] of table) {
-    const data = file.float32(hf);
-    weights.set(ours, transposeIt ? { shape: [shape[1]!, shape[0]!], data: transpose(data, shape[0]!, shape[1]!) } : { shape, data });
-  }
-  return weights;
-}
-
-/** A parsed Hugging Face checkpoint: the architecture and the weights by canonical name (matrices `[in, out]`). */
-export interface ParsedHfLlama {
-  /** The Llama-family `TransformerConfig` (`ropeLayout: 'halfSplit'`, without `mtpHeads`). */
-  config: TransformerConfig;
-  /** Every trunk weight (and `output.weight` when untied) by its canonical name. */
-  weights: CheckpointWeights;
-  /** config.json's `eos_token_id` as a list (empty when absent or null). */
-  stopTokens: number[];
-}
-
-/**
- * Parses a Hugging Face Llama checkpoint into a transformer config (`ropeLayout: 'halfSplit'`)
- * and canonical weights, checking everything first; errors name the file and the field.
- * @param config `config.json` as an object.
- * @param safetensors The bytes of `model.safetensors`.
- * @param where Error prefixes for the two files.
- */
-export function parseHfLlama(
-  config: Record<string, unknown>,
-  safetensors: Uint8Array,
-  where: { config: string; safetensors: string } = { config: 'parseHfLlama: config', safetensors: 'parseHfLlama: safetensors' },
-): ParsedHfLlama {
-  const transformerConfig = hfLlamaConfig(config, where.config);
-  const stopTokens = eosTokenIds(config, where.config, transformerConfig.vocabSize!);
-  const file = readSafetensors(safetensors, where.safetensors);
-  return { config: transformerConfig, weights: hfWeights(file, transformerConfig, where.safetensors), stopTokens };
-}
-
-/**
- * Loads a Hugging Face `LlamaForCausalLM` checkpoint (`config.json` + a single
- * `model.safetensors` of F32, F16 or BF16 tensors) as a transformer with k multi-token heads.
- * Offset 0 is exactly the checkpoint's `lm_head` (or the tied embedding); offsets 1…k−1 start
- * as the identity. Everything is checked before any tensor is allocated.
+ * Loads a Hugging Face `LlamaForCausalLM`, `MistralForCausalLM` or `Qwen2ForCausalLM` checkpoint
+ * (F32, F16 or BF16 safetensors, one file or sharded) as a transformer with k multi-token heads.
+ * Offset 0 is exactly the checkpoint's `lm_head` (or the tied embedding); offsets 1…k−1 start as
+ * the identity.
+ *
+ * Before any weight is read: config.json is checked (anything the transformer does not run is
+ * refused naming the field), the model's size against what the running backend can hold (wasm:
+ * 4 GiB), and a sharded index against config.json and the shards given. Shards are then read one
+ * at a time (fetched, checked, converted to float32, released), so the memory used is one shard's
+ * bytes plus the model's float32 weights; no tensor exists until every file has been read.
  *
  * @example
  * ```ts
- * const { model } = await loadHfLlama({ config: '/llama/config.json', safetensors: '/llama/model.safetensors' });
+ * const { model } = await loadHfLlama('https://huggingface.co/HuggingFaceTB/SmolLM2-135M/resolve/main');
  * const cached = new CachedTransformer(model);
  * ```
- * @param files `config.json` and `model.safetensors` (bytes, text/object, or URLs), optionally `generation_config.json`.
- * @param options Number of heads and the draft vocabulary.
+ * @param files `{ config, safetensors }`, `{ config, index, shards }` (bytes, text/object or URLs;
+ *   optionally `generationConfig`), or the URL of the folder holding config.json,
+ *   model.safetensors or model.safetensors.index.json and its shards, and optionally generation_config.json.
+ * @param options Number of heads, the draft vocabulary, a progress callback.
  */
-export async function loadHfLlama(files: HfLlamaFiles, options: LoadHfLlamaOptions = {}): Promise<HfLlamaModel> {
+export async function loadHfLlama(files: HfLlamaFiles | string, options: LoadHfLlamaOptions = {}): Promise<HfLlamaModel> {
   const fn = 'loadHfLlama';
-  if (files === null || typeof files !== 'object' || !('config' in files) || !('safetensors' in files)) {
-    fail(TypeError, fn, 'files', 'must be an object { config, safetensors }', files);
-  }
+  if (filesForm(files) === null) fail(TypeError, fn, 'files', 'must be a folder URL, { config, safetensors } or { config, index, shards }', files);
   if (options === null || typeof options !== 'object') fail(TypeError, fn, 'options', 'must be an object', options);
   const unknown = Object.keys(options).find((key) => !(OPTION_KEYS as readonly string[]).includes(key));
   if (unknown !== undefined) fail(TypeError, fn, 'options', `may only have the keys ${OPTION_KEYS.join(', ')}`, unknown);
   const mtpHeads = checkPositiveInteger(fn, 'options.mtpHeads', options.mtpHeads ?? TRANSFORMER_DEFAULTS.mtpHeads, SIZE_LIMITS.numHeads);
-  const [config, tensors, generation] = await Promise.all([
-    readConfig(files.config, fn),
-    readBytes(files.safetensors, fn, 'files.safetensors'),
-    files.generationConfig === undefined ? undefined : readConfig(files.generationConfig, fn, 'files.generationConfig'),
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') fail(TypeError, fn, 'options.onProgress', 'must be a function', options.onProgress);
+  const isFolder = typeof files === 'string';
+  const f = isFolder ? await folderFiles(files, fn) : files;
+  const arg = (field: string, file: string) => (isFolder ? file : `files.${field}`); // a folder's files go by their names
+
+  // config.json (and generation_config.json): the architecture, the stop tokens, the size
+  const [config, generation] = await Promise.all([
+    readJson(f.config, fn, arg('config', 'config.json')),
+    f.generationConfig === undefined ? undefined : readJson(f.generationConfig, fn, arg('generationConfig', GENERATION_FILE), 'generation config'),
   ]);
-  const parsed = parseHfLlama(config.json, tensors.bytes, { config: config.where, safetensors: tensors.where });
-  const vocabSize = parsed.config.vocabSize!;
-  const stopTokens = generation !== undefined && generation.json.eos_token_id !== undefined ? eosTokenIds(generation.json, generation.where, vocabSize) : parsed.stopTokens;
+  const model = planModel(config.json, config.where);
+  const vocabSize = model.resolved.vocabSize;
+  const stopTokens = generation !== undefined && generation.json.eos_token_id !== undefined ? eosTokenIds(generation.json, generation.where, vocabSize) : eosTokenIds(config.json, config.where, vocabSize);
   const draftVocab = options.draftVocab === undefined ? null : checkDraftVocab(fn, 'options.draftVocab', options.draftVocab, vocabSize);
-  const model = transformerFromWeights({ ...parsed.config, mtpHeads, draftVocab, name: 'hf_llama' }, parsed.weights, tensors.where);
-  setModelStopTokens(model, stopTokens);
-  return { model, stopTokens };
+  checkFitsBackend(config.where, modelBytes(model, mtpHeads));
+
+  // the files to read, each with the tensors it must hold (sharded: the index, checked first)
+  let plans: FilePlan[];
+  if ('index' in f) {
+    const index = await readJson(f.index, fn, arg('index', INDEX_FILE), 'index');
+    if (f.shards === null || typeof f.shards !== 'object' || Array.isArray(f.shards)) fail(TypeError, fn, 'files.shards', 'must be an object of shard file name → bytes or URL', f.shards);
+    plans = planShards(model, index.json, f.shards, { index: index.where, shards: `${fn}: files.shards` }, (file) => (isFolder ? file : `files.shards[${show(file)}]`));
+  } else {
+    plans = [{ name: SINGLE_FILE, source: f.safetensors, arg: arg('safetensors', SINGLE_FILE), tensors: model.tensors, reason: 'config.json expects it' }];
+  }
+
+  // one file at a time: read, check, convert, release
+  const weights: CheckpointWeights = new Map();
+  let bytesLoaded = 0;
+  for (const [i, plan] of plans.entries()) {
+    const file = await readBytes(plan.source, fn, plan.arg);
+    readFile(file.bytes, plan, file.where, model, weights);
+    bytesLoaded += file.bytes.byteLength;
+    options.onProgress?.({ file: plan.name, filesLoaded: i + 1, filesTotal: plans.length, bytesLoaded });
+  }
+  const built = transformerFromWeights({ ...model.config, mtpHeads, draftVocab, name: 'hf_llama' }, weights, config.where);
+  setModelStopTokens(built, stopTokens);
+  return { model: built, modelType: model.modelType, stopTokens };
 }

@@ -14,6 +14,8 @@ export {
   type PositionKind,
   type RopeLayout,
   type MlpKind,
+  type AttentionBias,
+  type RopeScaling,
   TRANSFORMER_DEFAULTS,
 } from './config.js';
 export { transformerFromWeights, type CheckpointTensor, type CheckpointWeights } from './from_weights.js';
@@ -25,6 +27,19 @@ export { type Tokenizer, type TokenizerEncodeOptions, type TokenizerDecodeOption
 export { loadHfTokenizer, HfTokenizer, type HfDecodeOptions, type HfJsonSource } from './hf_tokenizer.js';
 export { loadLlama2c, parseLlama2c, type LoadLlama2cOptions, type Llama2cModel, type Llama2cHeader, type ParsedLlama2c, type BytesSource } from './llama2c.js';
 export { Llama2cTokenizer, type Llama2cEncodeOptions } from './llama2c_tokenizer.js';
-export { loadHfLlama, parseHfLlama, type HfLlamaFiles, type HfLlamaModel, type LoadHfLlamaOptions, type ParsedHfLlama } from './hf_llama.js';
+export {
+  loadHfLlama,
+  parseHfLlama,
+  type HfLlamaFiles,
+  type HfSingleFiles,
+  type HfShardedFiles,
+  type HfTensorBytes,
+  type HfLoadProgress,
+  type HfLlamaModel,
+  type LoadHfLlamaOptions,
+  type ParsedHfLlama,
+} from './hf_llama.js';
+export { type HfModelType, type JsonSource } from './hf_config.js';
+export { BACKEND_MEMORY_BYTES } from './capacity.js';
 export { attachDraftHeads, baseFingerprint, exportDraftHeads, readDraftHeads, withSequentialHeads, DRAFT_HEADS_FORMAT, type DraftHeads, type DraftHeadsKind, type DraftHeadsManifest, type DraftHeadsWeight } from './draft_heads.js';
 export { createHeadAdapter, type AdaptReport, type HeadAdapter, type HeadAdapterOptions } from './adapter.js';

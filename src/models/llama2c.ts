@@ -15,12 +15,13 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { checkDraftVocab, sameDraftVocab } from '../internal/draft_vocab.js';
 import { SIZE_LIMITS, checkInteger, checkPositiveInteger, fail, show } from '../internal/errors.js';
-import { TRANSFORMER_DEFAULTS, type TransformerConfig } from './config.js';
+import { TRANSFORMER_DEFAULTS, type TransformerConfig, resolveTransformerConfig } from './config.js';
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
 import { setModelStopTokens } from '../internal/stop_tokens.js';
 import { OFFSET_HEAD_KINDS } from '../layers/args.js';
 import { attachParsedDraftHeads, type DraftHeadsKind, type DraftHeadsManifest, readDraftHeads, withSequentialHeads } from './draft_heads.js';
 import { Llama2cTokenizer } from './llama2c_tokenizer.js';
+import { checkpointWeightSpecs, type WeightPart } from './weights.js';
 
 /** The seven header fields, in file order, as llama2.c names them. */
 const HEADER_FIELDS = ['dim', 'hidden_dim', 'n_layers', 'n_heads', 'n_kv_heads', 'vocab_size', 'seq_len'] as const;
@@ -100,6 +101,25 @@ function readHeader(view: DataView, where: string): Llama2cHeader {
   return { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen, sharedClassifier: vocab > 0 };
 }
 
+/** The roles a llama2.c file holds (no learned positions). */
+type Llama2cPart = Exclude<WeightPart, 'positions'>;
+
+/** The file's field (run.c's name) of each canonical role: the whole mapping from this format's names. */
+const LLAMA2C_FIELDS: Readonly<Record<Llama2cPart, string>> = {
+  embedding: 'token_embedding',
+  attentionNorm: 'rms_att',
+  wq: 'wq',
+  wk: 'wk',
+  wv: 'wv',
+  wo: 'wo',
+  ffnNorm: 'rms_ffn',
+  w1: 'w1',
+  w2: 'w2',
+  w3: 'w3',
+  norm: 'rms_final',
+  output: 'wcls',
+};
+
 /** The float32 arrays of the file, in file order: [name, element count]. */
 function fileLayout(h: Llama2cHeader): Array<[string, number]> {
   const { dim, hiddenDim: hidden, nLayers: L, vocabSize: V, seqLen } = h;
@@ -144,9 +164,10 @@ function transposed(block: Float32Array, l: number, out: number, inp: number): {
   return { shape: [inp, out], data };
 }
 
-/** Vector `l` of a `[layers][n]` block (copied). */
-function row(block: Float32Array, l: number, n: number): { shape: number[]; data: Float32Array } {
-  return { shape: [n], data: block.slice(l * n, (l + 1) * n) };
+/** Entry `l` of a `[layers][...shape]` block (copied). */
+function row(block: Float32Array, l: number, shape: number[]): { shape: number[]; data: Float32Array } {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { shape, data: block.slice(l * n, (l + 1) * n) };
 }
 
 /**
@@ -177,25 +198,16 @@ export function parseLlama2c(bytes: Uint8Array, where = 'parseLlama2c: checkpoin
     if (name !== 'freq_cis') checkFinite(where, name, s[name]!);
   }
 
-  const { dim: D, hiddenDim: F, nLayers: L, vocabSize: V } = h;
-  const kvDim = (D / h.nHeads) * h.nKvHeads;
+  // every canonical weight from its field: layer l's slice, matrices transposed to [in, out]
+  const config = llama2cConfig(h);
   const weights: CheckpointWeights = new Map();
-  weights.set('tok_embeddings.weight', { shape: [V, D], data: s.token_embedding!.slice() });
-  for (let l = 0; l < L; l++) {
-    const p = `layers.${l}.`;
-    weights.set(`${p}attention_norm.weight`, row(s.rms_att!, l, D));
-    weights.set(`${p}attention.wq.weight`, transposed(s.wq!, l, D, D));
-    weights.set(`${p}attention.wk.weight`, transposed(s.wk!, l, kvDim, D));
-    weights.set(`${p}attention.wv.weight`, transposed(s.wv!, l, kvDim, D));
-    weights.set(`${p}attention.wo.weight`, transposed(s.wo!, l, D, D));
-    weights.set(`${p}ffn_norm.weight`, row(s.rms_ffn!, l, D));
-    weights.set(`${p}feed_forward.w1.weight`, transposed(s.w1!, l, F, D));
-    weights.set(`${p}feed_forward.w2.weight`, transposed(s.w2!, l, D, F));
-    weights.set(`${p}feed_forward.w3.weight`, transposed(s.w3!, l, F, D));
+  for (const spec of checkpointWeightSpecs(resolveTransformerConfig(config, where))) {
+    const field = s[LLAMA2C_FIELDS[spec.part as Llama2cPart]]!;
+    const [rows, cols] = spec.shape as [number, number];
+    const matrix = spec.shape.length === 2 && spec.part !== 'embedding'; // stored [out][in]
+    weights.set(spec.name, matrix ? transposed(field, spec.layer ?? 0, cols, rows) : row(field, spec.layer ?? 0, spec.shape));
   }
-  weights.set('norm.weight', { shape: [D], data: s.rms_final!.slice() });
-  if (!h.sharedClassifier) weights.set('output.weight', transposed(s.wcls!, 0, V, D));
-  return { header: h, config: llama2cConfig(h), weights };
+  return { header: h, config, weights };
 }
 
 /** The Llama-family transformer config of a llama2.c header. */

@@ -5,9 +5,11 @@
  *
  * Rotary angles follow llama2.c's run.c and Hugging Face's `LlamaRotaryEmbedding`, both in
  * float32: freq_i = 1 / θ^(2i/hs), angle = fround(pos · freq_i); no table, so no length limit.
+ * A `ropeScaling` changes the frequencies as transformers' `modeling_rope_utils.py` does
+ * (`_compute_linear_scaling_rope_parameters`, `_compute_llama3_parameters`), op by op in float32.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { RopeLayout } from './config.js';
+import type { RopeLayout, RopeScaling } from './config.js';
 import type { Rope } from './ops.js';
 
 const f32 = Math.fround;
@@ -33,21 +35,43 @@ function pairs(hs: number, layout: RopeLayout): { partner: Int32Array; pair: Int
 }
 
 /**
+ * The hs/2 inverse frequencies of a head of size `hs` (pair i turns by pos · freq_i), float32 as
+ * transformers computes them: θ^(−2i/hs), then the scaling if any.
+ */
+export function inverseFrequencies(hs: number, theta: number, scaling: RopeScaling | null = null): number[] {
+  const base = Array.from({ length: hs / 2 }, (_, i) => f32(1 / f32(Math.pow(theta, f32((2 * i) / hs)))));
+  if (scaling === null) return base;
+  // a Python number meets a float32 tensor as a float32 (torch's type promotion)
+  const factor = f32(scaling.factor);
+  if (scaling.type === 'linear') return base.map((f) => f32(f / factor));
+  // llama3: keep short wavelengths, divide long ones by factor, blend those between
+  const { lowFreqFactor: low, highFreqFactor: high, originalMaxLength: context } = scaling;
+  const [lowFreqWavelen, highFreqWavelen] = [f32(context / low), f32(context / high)];
+  return base.map((f) => {
+    const wavelen = f32(f32(2 * Math.PI) / f);
+    if (wavelen < highFreqWavelen) return f;
+    if (wavelen > lowFreqWavelen) return f32(f / factor);
+    const smooth = f32(f32(f32(f32(context) / wavelen) - f32(low)) / f32(high - low));
+    return f32(f32(f32(f32(1 - smooth) * f) / factor) + f32(smooth * f));
+  });
+}
+
+/**
  * Rotary tables for positions `start … start + T − 1` over `n` heads of size `hs`, laid out like
  * the projection's output row `[n·hs]` (head-major). Allocates three small tensors.
  */
-export function rotaryTables(start: number, T: number, n: number, hs: number, theta: number, layout: RopeLayout): Rope {
-  return rotaryTablesAt(Array.from({ length: T }, (_, t) => start + t), n, hs, theta, layout);
+export function rotaryTables(start: number, T: number, n: number, hs: number, theta: number, layout: RopeLayout, scaling: RopeScaling | null = null): Rope {
+  return rotaryTablesAt(Array.from({ length: T }, (_, t) => start + t), n, hs, theta, layout, scaling);
 }
 
 /**
  * Rotary tables for the given positions, one row each (a tree's nodes share positions: each sits at
  * the prefix length + its depth). Layout as {@link rotaryTables}.
  */
-export function rotaryTablesAt(positions: readonly number[], n: number, hs: number, theta: number, layout: RopeLayout): Rope {
+export function rotaryTablesAt(positions: readonly number[], n: number, hs: number, theta: number, layout: RopeLayout, scaling: RopeScaling | null = null): Rope {
   const T = positions.length;
   const { partner, pair, first } = pairs(hs, layout);
-  const freq = Array.from({ length: hs / 2 }, (_, i) => f32(1 / f32(Math.pow(theta, f32((2 * i) / hs)))));
+  const freq = inverseFrequencies(hs, theta, scaling);
   const width = n * hs;
   const cos = new Float32Array(T * width);
   const sin = new Float32Array(T * width);

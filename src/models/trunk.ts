@@ -19,7 +19,7 @@ import { one, oneShape, type Shape } from '../internal/shape.js';
 import type { LayerArgs } from '../layers/args.js';
 import type { KVCache } from './cache.js';
 import { resolveTransformerConfig } from './config.js';
-import { type ArchConfig, archOf, blockWeightName, trunkWeightSpecs, type WeightInit } from './weights.js';
+import { type ArchConfig, archOf, type BlockPart, hasBias, trunkWeightSpecs, type WeightInit, weightName, type WeightPart } from './weights.js';
 import { type AttentionContext, type BlockWeights, block, type KeyValue, type Linear, type Norm, norm } from './ops.js';
 import { attentionMask, rotaryTablesAt } from './positions.js';
 
@@ -95,26 +95,28 @@ export class TransformerTrunk extends layers.Layer {
     return v.read();
   }
 
-  private linear(prefix: string): Linear {
-    return { weight: this.read(`${prefix}.weight`) as tf.Tensor2D, bias: this.arch.useBias ? (this.read(`${prefix}.bias`) as tf.Tensor1D) : undefined };
+  /** A projection of block `layer` (its bias only where the config has one: no cost otherwise). */
+  private linear(part: BlockPart, layer: number): Linear {
+    const bias = hasBias(this.arch, part) ? (this.read(weightName(part, layer, 'bias')) as tf.Tensor1D) : undefined;
+    return { weight: this.read(weightName(part, layer)) as tf.Tensor2D, bias };
   }
 
-  private norm(prefix: string): Norm {
-    return { weight: this.read(`${prefix}.weight`) as tf.Tensor1D, bias: this.arch.norm === 'layerNorm' ? (this.read(`${prefix}.bias`) as tf.Tensor1D) : undefined };
+  private norm(part: WeightPart, layer: number | null): Norm {
+    const bias = hasBias(this.arch, part) ? (this.read(weightName(part, layer, 'bias')) as tf.Tensor1D) : undefined;
+    return { weight: this.read(weightName(part, layer)) as tf.Tensor1D, bias };
   }
 
   private blockWeights(i: number): BlockWeights {
-    const b = (suffix: string) => blockWeightName(i, suffix);
     return {
-      attentionNorm: this.norm(b('attention_norm')),
-      wq: this.linear(b('attention.wq')),
-      wk: this.linear(b('attention.wk')),
-      wv: this.linear(b('attention.wv')),
-      wo: this.linear(b('attention.wo')),
-      ffnNorm: this.norm(b('ffn_norm')),
-      w1: this.linear(b('feed_forward.w1')),
-      w2: this.linear(b('feed_forward.w2')),
-      w3: this.arch.mlp === 'swiglu' ? this.linear(b('feed_forward.w3')) : undefined,
+      attentionNorm: this.norm('attentionNorm', i),
+      wq: this.linear('wq', i),
+      wk: this.linear('wk', i),
+      wv: this.linear('wv', i),
+      wo: this.linear('wo', i),
+      ffnNorm: this.norm('ffnNorm', i),
+      w1: this.linear('w1', i),
+      w2: this.linear('w2', i),
+      w3: this.arch.mlp === 'swiglu' ? this.linear('w3', i) : undefined,
     };
   }
 
@@ -140,21 +142,20 @@ export class TransformerTrunk extends layers.Layer {
     for (let t = 0; t < T; t++) depth.push(parents === null ? t : parents[t]! < 0 ? 0 : depth[parents[t]!]! + 1);
     const at = depth.map((d) => start + d); // [T] each new position's index in the sequence
     const last = at.reduce((a, b) => Math.max(a, b), start);
-    let x = tf.gather(this.read('tok_embeddings.weight'), ids) as tf.Tensor2D; // [B·T, D]
+    let x = tf.gather(this.read(weightName('embedding', null)), ids) as tf.Tensor2D; // [B·T, D]
     if (positions === 'learned') {
       if (last >= maxLength) {
         throw new RangeError(`${WHERE}: learned positions must fit maxLength = ${maxLength}, but got positions ${start}…${last}.`);
       }
-      const pos = this.read('pos_embeddings.weight');
+      const pos = this.read(weightName('positions', null));
       const table = parents === null ? tf.slice(pos, [start, 0], [T, D]) : tf.gather(pos, tf.tensor1d(at, 'int32')); // [T, D]
       x = (B === 1 ? tf.add(x, table) : tf.reshape(tf.add(tf.reshape(x, [B, T, D]), table), [B * T, D])) as tf.Tensor2D; // [B·T, D]
     }
-    const hs = D / numHeads;
-    const { ropeTheta: theta, ropeLayout: layout } = this.arch;
+    const { headDim: hs, ropeTheta: theta, ropeLayout: layout, ropeScaling: scaling } = this.arch;
     const ctx: AttentionContext = {
       mask: attentionMask(T, cache?.visible() ?? [], this.groups, parents), // [g·T, L+T] or null
       rope: positions === 'rotary'
-        ? { q: rotaryTablesAt(at, numHeads, hs, theta, layout), k: rotaryTablesAt(at, numKeyValueHeads, hs, theta, layout) }
+        ? { q: rotaryTablesAt(at, numHeads, hs, theta, layout, scaling), k: rotaryTablesAt(at, numKeyValueHeads, hs, theta, layout, scaling) }
         : null,
     };
     const kvs: KeyValue[] = [];
@@ -164,7 +165,7 @@ export class TransformerTrunk extends layers.Layer {
       kvs.push(out.kv);
     }
     cache?.commit(kvs, T);
-    return norm(x, this.norm('norm'), this.arch.norm, this.arch.normEpsilon); // [B·T, D]
+    return norm(x, this.norm('norm', null), this.arch.norm, this.arch.normEpsilon); // [B·T, D]
   }
 
   /**

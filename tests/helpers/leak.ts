@@ -36,6 +36,28 @@ export async function expectThrowNoLeak(fn: () => unknown, message: string | Reg
  * large allocation that was freed again.
  */
 export function peakBytesDuring(fn: () => void): number {
+  const watch = watchPeakBytes();
+  try {
+    fn();
+  } finally {
+    watch.stop();
+  }
+  return watch.peak();
+}
+
+/** {@link peakBytesDuring} of an async `fn` (rejections are swallowed: pair it with a check of the error). */
+export async function peakBytesDuringAsync(fn: () => Promise<unknown>): Promise<number> {
+  const watch = watchPeakBytes();
+  try {
+    await fn().catch(() => undefined);
+  } finally {
+    watch.stop();
+  }
+  return watch.peak();
+}
+
+/** Watches the engine's `trackTensor` for the most tensor bytes alive above those alive now. */
+function watchPeakBytes(): { peak: () => number; stop: () => void } {
   const engine = tf.engine() as unknown as { trackTensor: (...args: unknown[]) => void };
   const track = engine.trackTensor;
   const start = tf.memory().numBytes;
@@ -44,10 +66,8 @@ export function peakBytesDuring(fn: () => void): number {
     track.apply(this, args);
     peak = Math.max(peak, tf.memory().numBytes);
   };
-  try {
-    fn();
-  } finally {
-    delete (engine as Partial<typeof engine>).trackTensor; // back to the prototype's
-  }
-  return peak - start;
+  return {
+    peak: () => peak - start,
+    stop: () => void delete (engine as Partial<typeof engine>).trackTensor, // back to the prototype's
+  };
 }

@@ -4,7 +4,10 @@
  * run.c `forward()` (RMSNorm, rotary positions, grouped-query attention, SwiGLU, classifier).
  *
  * It reads the canonical weights (`transformerFromWeights`' names, matrices `[in, out]`), so the
- * same function checks both loaders; `ropeLayout` says which dims rotate together.
+ * same function checks both loaders; `ropeLayout` says which dims rotate together. A bias is added
+ * to a projection when the weights have one (`…wq.bias`: Qwen2's q/k/v biases, Llama's
+ * `attention_bias` / `mlp_bias`); `headDim` may differ from hiddenSize / numHeads; `invFreq`
+ * replaces the rotary inverse frequencies θ^(−2i/hs) (a scaled RoPE, computed by the test).
  */
 
 /** The architecture fields the reference needs (a llama-family `TransformerConfig`). */
@@ -19,6 +22,10 @@ export interface ReferenceConfig {
   ropeTheta: number;
   ropeLayout: 'interleaved' | 'halfSplit';
   tiedEmbeddings: boolean;
+  /** Head width (default hiddenSize / numHeads). */
+  headDim?: number;
+  /** The hs/2 rotary inverse frequencies (default θ^(−2i/hs)). */
+  invFreq?: readonly number[];
 }
 
 /** Canonical weights, as the loaders produce them. */
@@ -42,10 +49,10 @@ function rmsNorm(x: Float64Array, weight: Float64Array, eps: number): Float64Arr
 }
 
 /** Rotates each head of `v` (`heads × hs`) in place by position `pos`. */
-function rope(v: Float64Array, heads: number, hs: number, pos: number, theta: number, layout: 'interleaved' | 'halfSplit'): void {
+function rope(v: Float64Array, heads: number, hs: number, pos: number, theta: number, layout: 'interleaved' | 'halfSplit', invFreq?: readonly number[]): void {
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < hs / 2; i++) {
-      const angle = pos * Math.pow(theta, (-2 * i) / hs);
+      const angle = pos * (invFreq ? invFreq[i]! : Math.pow(theta, (-2 * i) / hs));
       const [a, b] = layout === 'interleaved' ? [h * hs + 2 * i, h * hs + 2 * i + 1] : [h * hs + i, h * hs + i + hs / 2];
       const [x0, x1] = [v[a]!, v[b]!];
       v[a] = x0 * Math.cos(angle) - x1 * Math.sin(angle);
@@ -71,6 +78,13 @@ export class ReferenceLlama {
     }
   }
 
+  /** x·W (+ b when the weights have `prefix.bias`) for the projection `prefix`. */
+  private linear(x: Float64Array, prefix: string, m: number): Float64Array {
+    const y = matvec(x, this.get(`${prefix}.weight`), m);
+    const bias = this.w.get(`${prefix}.bias`);
+    return bias ? y.map((v, i) => v + bias[i]!) : y;
+  }
+
   private get(name: string): Float64Array {
     const w = this.w.get(name);
     if (w === undefined) throw new Error(`ReferenceLlama: no weight ${name}`);
@@ -86,7 +100,7 @@ export class ReferenceLlama {
   step(token: number): Float64Array {
     const c = this.config;
     const D = c.hiddenSize;
-    const hs = D / c.numHeads;
+    const hs = c.headDim ?? D / c.numHeads;
     const kvMul = c.numHeads / c.numKeyValueHeads;
     const pos = this.length;
     // token embedding
@@ -95,16 +109,16 @@ export class ReferenceLlama {
       const p = `layers.${l}.`;
       // attention rmsnorm, qkv matmuls for this position
       const xb = rmsNorm(x, this.get(`${p}attention_norm.weight`), c.normEpsilon);
-      const q = matvec(xb, this.get(`${p}attention.wq.weight`), D);
-      const k = matvec(xb, this.get(`${p}attention.wk.weight`), hs * c.numKeyValueHeads);
-      const v = matvec(xb, this.get(`${p}attention.wv.weight`), hs * c.numKeyValueHeads);
+      const q = this.linear(xb, `${p}attention.wq`, hs * c.numHeads);
+      const k = this.linear(xb, `${p}attention.wk`, hs * c.numKeyValueHeads);
+      const v = this.linear(xb, `${p}attention.wv`, hs * c.numKeyValueHeads);
       // rotary positions on q and k
-      rope(q, c.numHeads, hs, pos, c.ropeTheta, c.ropeLayout);
-      rope(k, c.numKeyValueHeads, hs, pos, c.ropeTheta, c.ropeLayout);
+      rope(q, c.numHeads, hs, pos, c.ropeTheta, c.ropeLayout, c.invFreq);
+      rope(k, c.numKeyValueHeads, hs, pos, c.ropeTheta, c.ropeLayout, c.invFreq);
       this.keys[l]!.push(k);
       this.values[l]!.push(v);
       // multihead attention over positions 0…pos; query head h reads key/value head h / kvMul
-      const att = new Float64Array(D);
+      const att = new Float64Array(hs * c.numHeads);
       for (let h = 0; h < c.numHeads; h++) {
         const kvh = Math.floor(h / kvMul);
         const scores = this.keys[l]!.map((kt) => {
@@ -120,14 +134,14 @@ export class ReferenceLlama {
         });
       }
       // output projection, residual
-      const o = matvec(att, this.get(`${p}attention.wo.weight`), D);
+      const o = this.linear(att, `${p}attention.wo`, D);
       x = x.map((xi, i) => xi + o[i]!);
       // ffn rmsnorm, swiglu: w2(silu(w1 x) * w3 x), residual
       const xf = rmsNorm(x, this.get(`${p}ffn_norm.weight`), c.normEpsilon);
-      const h1 = matvec(xf, this.get(`${p}feed_forward.w1.weight`), c.mlpHiddenSize);
-      const h3 = matvec(xf, this.get(`${p}feed_forward.w3.weight`), c.mlpHiddenSize);
+      const h1 = this.linear(xf, `${p}feed_forward.w1`, c.mlpHiddenSize);
+      const h3 = this.linear(xf, `${p}feed_forward.w3`, c.mlpHiddenSize);
       const gated = h1.map((a, i) => (a / (1 + Math.exp(-a))) * h3[i]!);
-      const f = matvec(gated, this.get(`${p}feed_forward.w2.weight`), D);
+      const f = this.linear(gated, `${p}feed_forward.w2`, D);
       x = x.map((xi, i) => xi + f[i]!);
     }
     // final rmsnorm, classifier into logits

@@ -241,3 +241,23 @@ export function toHfLayout(checkpoint: CanonicalCheckpoint, dtype: TensorToWrite
   };
   return { config, tensors };
 }
+
+/**
+ * A sharded checkpoint of `tensors` as `save_pretrained` writes one: `count` safetensors files
+ * `model-0000i-of-0000n.safetensors` (consecutive tensors, about equal counts) and the
+ * `model.safetensors.index.json` object whose `weight_map` names each tensor's file.
+ */
+export function writeShards(tensors: TensorToWrite[], count: number): { index: { metadata: { total_size: number }; weight_map: Record<string, string> }; shards: Record<string, Uint8Array> } {
+  const size = { F32: 4, F16: 2, BF16: 2 } as const;
+  const name = (i: number) => `model-${String(i + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.safetensors`;
+  const per = Math.ceil(tensors.length / count);
+  const weightMap: Record<string, string> = {};
+  const shards: Record<string, Uint8Array> = {};
+  for (let i = 0; i < count; i++) {
+    const part = tensors.slice(i * per, (i + 1) * per);
+    for (const t of part) weightMap[t.name] = name(i);
+    shards[name(i)] = writeSafetensors(part, { format: 'pt' });
+  }
+  const totalSize = tensors.reduce((sum, t) => sum + t.data.length * size[t.dtype], 0);
+  return { index: { metadata: { total_size: totalSize }, weight_map: weightMap }, shards };
+}

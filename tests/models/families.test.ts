@@ -29,6 +29,11 @@ const VARIANTS: [string, TransformerConfig][] = [
   ['Llama, interleaved rotary, GQA (4 query heads on 2), untied', { ...LLAMA, numKeyValueHeads: 2, tiedEmbeddings: false }],
   ['Llama, halfSplit rotary, MQA (1 key/value head), tied', { ...LLAMA, ropeLayout: 'halfSplit', numKeyValueHeads: 1 }],
   ['mixed: layerNorm + rotary + biases + relu, untied', { positions: 'rotary', tiedEmbeddings: false, numHeads: 4, numKeyValueHeads: 2 }],
+  [
+    'Qwen2-like: q/k/v biases, head_dim 6 ≠ 16/4, llama3 RoPE scaling',
+    { ...LLAMA, ropeLayout: 'halfSplit', numKeyValueHeads: 2, headDim: 6, attentionBias: 'qkv', ropeScaling: { type: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxLength: 16 } },
+  ],
+  ['Llama-like: q/k/v/o and MLP biases, head_dim 10, linear RoPE scaling, untied', { ...LLAMA, headDim: 10, attentionBias: 'qkvo', mlpBias: true, ropeScaling: { type: 'linear', factor: 2 }, tiedEmbeddings: false }],
 ];
 
 describe.each(['cpu', 'wasm'] as const)('both families, cached == uncached (%s)', (backend) => {

@@ -2,13 +2,14 @@
  * `loadHfLlama` on stories260K written in Hugging Face `LlamaForCausalLM` layout inside the test
  * (matrices `[out, in]`, q/k rows permuted as transformers' conversion script does, `rotate_half`
  * positions): the same logits as `loadLlama2c` for F32; for F16/BF16 the float64 reference on
- * the rounded weights (so the conversion is exact) and a bounded distance to F32; config
- * defaults, untied heads, leaks, and one error per bad config or tensor file.
+ * the rounded weights (so the conversion is exact) and a bounded distance to F32; sharded copies
+ * (F32 decodes until it stops where run.c stops, F16 decodes the README text, BF16 is exact);
+ * config defaults, untied heads, leaks, and one error per bad config or tensor file.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { greedyDecode } from '../../src/index.js';
+import { greedyDecode, speculativeDecode } from '../../src/index.js';
 import { CachedTransformer, loadHfLlama, loadLlama2c, Llama2cTokenizer, parseHfLlama, parseLlama2c, type ParsedLlama2c } from '../../src/models/index.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
@@ -23,6 +24,7 @@ import {
   storiesReference,
   toHfLayout,
   writeSafetensors,
+  writeShards,
   type StoriesReference,
   type TensorToWrite,
 } from '../helpers/stories.js';
@@ -126,6 +128,53 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
     expect(defaults).toMatchObject({ ropeTheta: 10000, normEpsilon: 1e-6, tiedEmbeddings: false });
   });
 
+  describe('sharded, F16 and BF16: the same model', () => {
+    /** run.c stops at BOS, which ends a story: the converted checkpoint's generation_config.json lists BOS and EOS. */
+    const generationConfig = { bos_token_id: 1, eos_token_id: [1, 2] };
+
+    it('F32 in 3 shards: greedy decoding stops where run.c stops (loadLlama2c), with its tokens; speculative decoding equals it', async () => {
+      const { model: reference } = await loadLlama2c(readStories('checkpoint'));
+      const expected = await greedyDecode(new CachedTransformer(reference), ref.promptIds, { maxNewTokens: 500 });
+      reference.dispose();
+      expect(expected.finishReason).toBe('stop');
+      const { model, stopTokens } = await loadHfLlama({ config: { ...hf.F32.config, bos_token_id: 1, eos_token_id: 2 }, ...writeShards(hf.F32.tensors, 3), generationConfig });
+      expect(stopTokens).toEqual([1, 2]);
+      const cached = new CachedTransformer(model);
+      const greedy = await greedyDecode(cached, ref.promptIds, { maxNewTokens: 500 });
+      expect(greedy.finishReason).toBe('stop');
+      expect(greedy.tokens).toEqual(expected.tokens);
+      expect(greedy.tokens.at(-1)).toBe(1); // the BOS that starts the next story
+      const tok = Llama2cTokenizer.fromBytes(readStories('tokenizer'), parsed.header.vocabSize);
+      expect(tok.decode([...ref.promptIds, ...greedy.tokens]).startsWith(ref.greedyText)).toBe(true);
+      cached.truncate(0);
+      expect((await speculativeDecode(cached, ref.promptIds, { maxNewTokens: 500 })).tokens).toEqual(greedy.tokens);
+      cached.dispose();
+      model.dispose();
+    });
+
+    it('F16 in 2 shards decodes the README text', async () => {
+      const { model } = await loadHfLlama({ config: hf.F16.config, ...writeShards(hf.F16.tensors, 2), generationConfig });
+      const cached = new CachedTransformer(model);
+      const result = await greedyDecode(cached, ref.promptIds, { maxNewTokens: ref.steps + 1 - ref.promptIds.length });
+      const tok = Llama2cTokenizer.fromBytes(readStories('tokenizer'), parsed.header.vocabSize);
+      expect(tok.decode([...ref.promptIds, ...result.tokens])).toBe(ref.greedyText);
+      cached.dispose();
+      model.dispose();
+    });
+
+    it('BF16 in 4 shards: the float64 model on the rounded weights (1e-4): the conversion is exact', async () => {
+      const rounded = new Map([...parsed.weights].map(([name, t]) => [name, { shape: t.shape, data: t.data.map((v) => bfloat16ToFloat(floatToBfloat16(v))) }]));
+      const expected = referenceLogits(parsed.config as ReferenceConfig, rounded, tokens.slice(0, 40));
+      await expectNoLeak(async () => {
+        const { model } = await loadHfLlama({ config: hf.BF16.config, ...writeShards(hf.BF16.tensors, 4) });
+        const got = await logitsOf(model, tokens.slice(0, 40));
+        model.dispose();
+        const V = parsed.header.vocabSize;
+        expect(Math.max(...expected.map((row, t) => maxAbs(got.subarray(t * V, (t + 1) * V), row)))).toBeLessThan(1e-4);
+      });
+    });
+  });
+
   describe('untied heads, tied copies and ignored buffers', () => {
     let untiedModel: LayersModel | undefined;
     afterAll(() => untiedModel?.dispose());
@@ -169,11 +218,11 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
       ['a missing size field', () => withConfig({ hidden_size: undefined }), `${C}: hidden_size must be a positive integer at most 65536, but got undefined.`],
       ['an absurd vocabulary', () => withConfig({ vocab_size: 2 ** 40 }), `${C}: vocab_size must be a positive integer at most 1048576, but got 1099511627776.`],
       ['kv heads not dividing heads', () => withConfig({ num_key_value_heads: 3 }), `${C}: num_key_value_heads must divide num_attention_heads (8), but got 3.`],
-      ['an odd head size', () => withConfig({ num_attention_heads: 64, num_key_value_heads: 64 }), `${C}: hidden_size must be num_attention_heads (64) × an even head size, but got 64.`],
-      ['a head_dim that disagrees', () => withConfig({ head_dim: 16 }), `${C}: head_dim must be hidden_size / num_attention_heads = 8, but got 16.`],
+      ['an odd head size', () => withConfig({ num_attention_heads: 64, num_key_value_heads: 64 }), `${C}: hidden_size must be num_attention_heads (64) × an even head size (or head_dim given), but got 64.`],
+      ['a head_dim the tensors do not have', () => withConfig({ head_dim: 16 }), `${S}: tensor "${q0}" shape must be [128, 64] (config.json), but got [64, 64].`],
       ['another activation', () => withConfig({ hidden_act: 'gelu' }), `${C}: hidden_act must be "silu" (SwiGLU), but got "gelu".`],
-      ['scaled RoPE', () => withConfig({ rope_scaling: { type: 'linear', factor: 2 } }), `${C}: rope_scaling must be null (scaled RoPE is not supported), but got an object (Object).`],
-      ['attention biases', () => withConfig({ attention_bias: true }), `${C}: attention_bias must be false (biases are not supported), but got true.`],
+      ['an unsupported RoPE scaling', () => withConfig({ rope_scaling: { type: 'dynamic', factor: 2 } }), `${C}: rope_scaling.type must be "default", "linear" or "llama3" (the RoPE scalings this loader runs), but got "dynamic".`],
+      ['attention biases the file does not have', () => withConfig({ attention_bias: true }), `${S}: tensor "model.layers.0.self_attn.q_proj.bias" must be in the file (config.json expects it), but got "no such tensor".`],
       ['a negative epsilon', () => withConfig({ rms_norm_eps: -1 }), `${C}: rms_norm_eps must be a positive number, but got -1.`],
       ['tie flag not a boolean', () => withConfig({ tie_word_embeddings: 'yes' }), `${C}: tie_word_embeddings must be a boolean, but got "yes".`],
       ['intermediate size that disagrees with the tensors', () => withConfig({ intermediate_size: 171 }), `${S}: tensor "model.layers.0.mlp.gate_proj.weight" shape must be [171, 64] (config.json), but got [172, 64].`],
@@ -186,7 +235,7 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
       ['an unknown dtype', () => () => loadHfLlama({ config: hf.F32.config, safetensors: retyped(hf.F32.safetensors, 'F32', 'Q8_0') }), `${S}: tensor "model.embed_tokens.weight" dtype must be F32, F16 or BF16 (unknown dtype), but got "Q8_0".`],
       ['a header claiming gigabytes', () => () => loadHfLlama({ config: hf.F32.config, safetensors: hugeHeader(hf.F32.safetensors) }), `${S}: header size must be at most 100000000 bytes, but got 8589934592.`],
       ['a truncated file', () => () => loadHfLlama({ config: hf.F32.config, safetensors: hf.F32.safetensors.subarray(0, hf.F32.safetensors.length - 4) }), `${S}: tensor "model.norm.weight" data_offsets must lie inside the file's`],
-      ['not an object', () => () => loadHfLlama('model.safetensors' as never), 'loadHfLlama: files must be an object { config, safetensors }, but got "model.safetensors".'],
+      ['not files', () => () => loadHfLlama(42 as never), 'loadHfLlama: files must be a folder URL, { config, safetensors } or { config, index, shards }, but got 42.'],
       ['a bad option', () => () => loadHfLlama({ config: hf.F32.config, safetensors: hf.F32.safetensors }, { mtpHeads: 65 }), 'loadHfLlama: options.mtpHeads must be a positive integer at most 64, but got 65.'],
     ];
     it.each(cases)('%s', async (_, make, message) => {

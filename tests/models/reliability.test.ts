@@ -20,6 +20,7 @@ import {
   decodeBytes,
   encodeBytes,
   exportDraftHeads,
+  type HfSingleFiles,
   loadHfLlama,
   loadLlama2c,
   loadTransformer,
@@ -100,7 +101,7 @@ describe('JSON nested absurdly deep is refused, naming the file and the field', 
     for (let i = 0; i < DEEP; i++) deep = [deep];
     await expectThrowNoLeak(
       () => loadHfLlama({ config: { ...config, head_dim: deep }, safetensors }),
-      'loadHfLlama: files.config: head_dim must be hidden_size / num_attention_heads = 8, but got [[[[an array of length 1]]]].',
+      'loadHfLlama: files.config: head_dim must be a positive integer at most 65536, but got [[[[an array of length 1]]]].',
     );
   });
 
@@ -406,7 +407,7 @@ describe('stop tokens: the loaders record them, CachedTransformer carries them',
   it.skipIf(!available)("loadHfLlama: eos_token_id of config.json (a number or a list), generation_config.json's when given", async () => {
     const layout = toHfLayout(parseLlama2c(readStories('checkpoint')), 'F32');
     const safetensors = writeSafetensors(layout.tensors);
-    const load = async (files: Partial<Parameters<typeof loadHfLlama>[0]>, eos?: unknown) => {
+    const load = async (files: Partial<HfSingleFiles>, eos?: unknown) => {
       const { model, stopTokens } = await loadHfLlama({ config: { ...layout.config, ...(eos !== undefined ? { eos_token_id: eos } : {}) }, safetensors, ...files });
       const carried = new CachedTransformer(model).stopTokens;
       model.dispose();
