@@ -1,5 +1,6 @@
 /**
- * The KV cache of one decode (batch size 1): per block, one keys and one values tensor
+ * The KV cache of one decode (batch size 1; `TransformerTrunk.stepBatch` fills one with B
+ * sequences of one length, never rolled back): per block, one keys and one values tensor
  * `[1, Hkv, rows, hs]`, `tf.keep`-ed, plus which rows are live. A rollback (`truncate`) only moves
  * the cursor: the rejected rows stay in the buffer, masked out of attention (see
  * `attentionMask`), until a later forward compacts them away — one gather per tensor once

@@ -3,7 +3,8 @@
  * writes the trained offsets 1…k−1 of a model's `MultiTokenHead` (or `SequentialMtpHead`) and
  * its draft vocabulary, `attachDraftHeads` writes them back into a model of the same base
  * (checked by a fingerprint of the base weights), and `readDraftHeads` parses and checks a file
- * without a model (what `loadLlama2c` uses to build the right head before attaching).
+ * without a model (what `loadLlama2c` uses to build the right head before attaching);
+ * `writeDraftHeads` writes parsed or freshly trained heads (`trainDraftHeads`' result) as a file.
  *
  * Format (little-endian): the 8 ASCII bytes `MTPHEADS`, a uint32 byte length n, n bytes of
  * UTF-8 JSON (the {@link DraftHeadsManifest}), zero padding to a multiple of 4, then the float32
@@ -160,7 +161,16 @@ export async function baseFingerprint(model: LayersModel): Promise<string> {
  * @returns The file's bytes.
  */
 export async function exportDraftHeads(model: LayersModel, training?: Record<string, unknown>): Promise<Uint8Array> {
-  const fn = 'exportDraftHeads';
+  return writeDraftHeads(await modelDraftHeads('exportDraftHeads', model, undefined, training));
+}
+
+/**
+ * The draft heads of `model` (offsets 1…k−1 of its head, its draft vocabulary, the fingerprint of
+ * its base) as a {@link DraftHeads}: the manifest and a copy of every weight's values.
+ * @param fingerprint The base's {@link baseFingerprint} when the caller has it (computed otherwise).
+ * @internal shared with `trainDraftHeads`
+ */
+export async function modelDraftHeads(fn: string, model: LayersModel, fingerprint?: string, training?: Record<string, unknown>): Promise<DraftHeads> {
   const head = headOf(fn, model);
   if (!head.built) throw new Error(`${fn}: model's MultiTokenHead must be built, but it is not.`);
   if (head.numHeads < 2) fail(RangeError, fn, 'model', 'must have at least 2 heads (offset 0 is the base model’s)', head.numHeads);
@@ -172,24 +182,46 @@ export async function exportDraftHeads(model: LayersModel, training?: Record<str
     version: VERSION,
     numHeads: head.numHeads,
     ...sizes,
-    base: { hiddenSize, vocabSize, fingerprint: await baseFingerprint(model) },
-    weights: weights.map(({ name, shape }) => ({ name, shape })),
+    base: { hiddenSize, vocabSize, fingerprint: fingerprint ?? (await baseFingerprint(model)) },
+    weights: weights.map(({ name, shape }) => ({ name, shape: [...shape] })),
     ...(head.draftVocab !== null ? { draftVocab: [...head.draftVocab] } : {}),
     ...(training !== undefined ? { training } : {}),
   };
+  const values = new Map<string, Float32Array>();
+  for (const w of weights) values.set(w.name, Float32Array.from((await w.variable.read().data()) as Float32Array)); // a copy: later training does not change it
+  return { manifest, values };
+}
+
+/**
+ * Writes draft heads — what `trainDraftHeads` or `readDraftHeads` returns — as a draft-heads file
+ * (manifest version 2), after checking the manifest and every weight's values (length, finite).
+ * @param heads The manifest and the values of each of its weights.
+ * @returns The file's bytes (`attachDraftHeads`, `loadLlama2c({ draftHeads })` and `readDraftHeads` read them).
+ */
+export function writeDraftHeads(heads: DraftHeads): Uint8Array {
+  const fn = 'writeDraftHeads';
+  if (heads === null || typeof heads !== 'object' || !(heads.values instanceof Map)) fail(TypeError, fn, 'heads', 'must be { manifest, values } (values a Map of Float32Array)', heads);
+  const manifest = { ...checkManifest(`${fn}: heads`, heads.manifest), version: VERSION };
+  const arrays = manifest.weights.map((w) => {
+    const values = heads.values.get(w.name);
+    const size = w.shape.reduce((a, b) => a * b, 1);
+    if (!(values instanceof Float32Array) || values.length !== size) fail(RangeError, fn, `heads weight ${w.name}`, `must be a Float32Array of ${size} values`, values);
+    const bad = values.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) fail(RangeError, fn, `heads weight ${w.name}[${bad}]`, 'must be a finite float32', values[bad]);
+    return values;
+  });
   const json = new TextEncoder().encode(JSON.stringify(manifest));
   const dataStart = 12 + json.length + ((4 - (json.length % 4)) % 4);
-  const elements = weights.reduce((sum, w) => sum + w.shape.reduce((a, b) => a * b, 1), 0);
+  const elements = arrays.reduce((sum, a) => sum + a.length, 0);
   const bytes = new Uint8Array(dataStart + 4 * elements);
   bytes.set(new TextEncoder().encode(MAGIC), 0);
   new DataView(bytes.buffer).setUint32(8, json.length, true);
   bytes.set(json, 12);
   const floats = new Float32Array(bytes.buffer, dataStart, elements); // the platform is little-endian (tfjs requires it)
   let at = 0;
-  for (const w of weights) {
-    const values = (await w.variable.read().data()) as Float32Array;
-    floats.set(values, at);
-    at += values.length;
+  for (const a of arrays) {
+    floats.set(a, at);
+    at += a.length;
   }
   return bytes;
 }

@@ -41,5 +41,7 @@ export {
 } from './hf_llama.js';
 export { type HfModelType, type JsonSource } from './hf_config.js';
 export { BACKEND_MEMORY_BYTES } from './capacity.js';
-export { attachDraftHeads, baseFingerprint, exportDraftHeads, readDraftHeads, withSequentialHeads, DRAFT_HEADS_FORMAT, type DraftHeads, type DraftHeadsKind, type DraftHeadsManifest, type DraftHeadsWeight } from './draft_heads.js';
+export { attachDraftHeads, baseFingerprint, exportDraftHeads, readDraftHeads, writeDraftHeads, withSequentialHeads, DRAFT_HEADS_FORMAT, type DraftHeads, type DraftHeadsKind, type DraftHeadsManifest, type DraftHeadsWeight } from './draft_heads.js';
+export { trainDraftHeads } from './train_heads/train.js';
+export { TRAIN_HEADS_DEFAULTS, type TrainDraftHeadsOptions, type TrainDraftHeadsProgress, type TextEncoderLike } from './train_heads/options.js';
 export { createHeadAdapter, type AdaptReport, type HeadAdapter, type HeadAdapterOptions } from './adapter.js';

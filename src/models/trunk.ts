@@ -179,6 +179,18 @@ export class TransformerTrunk extends layers.Layer {
   }
 
   /**
+   * One new position for each of B sequences that advance together (batched generation:
+   * `trainDraftHeads`' corpus): `ids` `[B]` after the positions in `cache`, which holds B
+   * sequences of one length and is filled by this method only (no rollback). Appends the new
+   * keys/values; returns the final hidden states `[B, D]`.
+   *
+   * @internal
+   */
+  stepBatch(ids: tf.Tensor1D, cache: KVCache): tf.Tensor2D {
+    return tf.tidy(() => this.forward(ids, ids.shape[0], cache)); // [B, D]
+  }
+
+  /**
    * {@link TransformerTrunk.step} over a tree of new positions (`parents[t]` ∈ [−1, t), −1 = under
    * the last cached position): positions are the cache length + depth, attention sees the cache
    * and each node's ancestors. Appends every node's keys/values; the caller keeps a path after.
