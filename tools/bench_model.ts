@@ -16,7 +16,7 @@ import { attachDraftHeads, readDraftHeads, withSequentialHeads } from '../src/mo
 import { LAYER_NAMES } from '../src/models/transformer.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { heldOutPrompts } from './corpus.js';
-import { STORY_OPENINGS as CORPUS_OPENINGS } from './heads/corpus.js';
+import { STORY_OPENINGS as CORPUS_OPENINGS } from './heads/openings.js';
 import { heldOutPrompts as headsHeldOutPrompts } from './heads/measure.js';
 import { llama2cFiles } from './llama2c_files.js';
 
@@ -54,7 +54,7 @@ const MORE_OPENINGS = ['A tiny mouse lived under the stairs', 'Grandma baked coo
 
 /**
  * Prompts for draft heads trained by `npm run train:heads`: the openings that training never
- * used (tools/heads/corpus.ts holds the last 8 out), then the hand-written openings above and
+ * used (tools/heads/openings.ts holds the last 8 out), then the hand-written openings above and
  * {@link STORY_OPENINGS} that do not start with a corpus opening (so the corpus never continued
  * them). Text, in that order.
  */

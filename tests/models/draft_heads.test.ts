@@ -9,12 +9,12 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MultiTokenHead } from '../../src/layers/index.js';
 import { attachDraftHeads, baseFingerprint, exportDraftHeads, readDraftHeads } from '../../src/models/draft_heads.js';
+import { trainDraftHeads } from '../../src/models/train_heads/train.js';
 import { CachedTransformer } from '../../src/models/index.js';
 import { loadLlama2c } from '../../src/models/llama2c.js';
 import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { batchLoss, mlpParams, prepareData } from '../../tools/heads/train.js';
 import { useCpu } from '../helpers/backend.js';
 import { readManifest, withManifest } from '../helpers/heads_file.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
@@ -67,40 +67,11 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
       expect(l3).toEqual(l0);
     });
 
-    it('training the draft heads on cached states leaves offset 0 bit-identical and moves the drafts', async () => {
+    it('training the draft heads (trainDraftHeads) leaves offset 0 bit-identical and moves the drafts', async () => {
       const before = allLogits(model, prompt);
       const fingerprint = await baseFingerprint(model);
-      const head = headOf(model);
-      await expectNoLeak(() => {
-        const d = 64;
-        // a tiny cached corpus: the hidden states of the prompt repeated in two sequences
-        const sequences = [{ ids: [...prompt, ...prompt], mode: 'greedy' as const }, { ids: prompt, mode: 'greedy' as const }];
-        const hidden = tf.tidy(() => model.getLayer('transformer').apply(tf.tensor2d([...prompt, ...prompt], [1, 2 * prompt.length], 'int32')) as tf.Tensor);
-        const second = tf.tidy(() => model.getLayer('transformer').apply(tf.tensor2d(prompt, [1, prompt.length], 'int32')) as tf.Tensor);
-        const flat = new Float32Array([...hidden.dataSync(), ...second.dataSync()]);
-        tf.dispose([hidden, second]);
-        const unembeddingT = tf.transpose(head.unembedding.matrix()) as tf.Tensor2D; // [D, V]
-        const data = prepareData(sequences, flat, d, unembeddingT, 4, 0.4);
-        const initial = new Map<string, Float32Array>();
-        const shapes = new Map<string, number[]>();
-        const names = ['w1', 'b1', 'w2', 'b2'];
-        for (let j = 1; j < 4; j++) {
-          head.offsetHeads[j]!.weights.forEach((w, n) => {
-            initial.set(`offset${j}/${names[n]}`, w.read().dataSync() as Float32Array);
-            shapes.set(`offset${j}/${names[n]}`, w.shape as number[]);
-          });
-        }
-        const params = mlpParams(initial, shapes, 4, unembeddingT);
-        const optimizer = tf.train.adam(1e-2);
-        const rows = tf.tensor1d(data.trainRows, 'int32');
-        for (let step = 0; step < 5; step++) {
-          const cost = optimizer.minimize(() => batchLoss(params, data, rows, unembeddingT, { hardWeight: 0.5 }).loss, true, [...params.variables.values()]);
-          cost?.dispose();
-        }
-        for (let j = 1; j < 4; j++) head.offsetHeads[j]!.weights.forEach((w, n) => w.write(params.variables.get(`offset${j}/${names[n]}`)!));
-        optimizer.dispose();
-        tf.dispose([rows, unembeddingT, data.hidden, data.tokens, data.teacher, ...params.variables.values()]);
-      });
+      // a tiny given corpus: the prompt repeated, and once
+      await expectNoLeak(() => trainDraftHeads(model, { sequences: [[...prompt, ...prompt], prompt], steps: 5, batchSize: 64, heldOut: 0, learningRate: 1e-2, targets: 'mix' }));
       const after = allLogits(model, prompt);
       expect(after[0]).toEqual(before[0]); // offset 0: bit-identical
       for (let j = 1; j < 4; j++) expect(after[j]).not.toEqual(before[j]);

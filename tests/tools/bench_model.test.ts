@@ -14,7 +14,7 @@ import { heldOutStoryPrompts, loadBenchModel } from '../../tools/bench_model.js'
 import { loadCheckpoint, REFERENCE_CHECKPOINT } from '../../tools/checkpoint.js';
 import { heldOutPrompts } from '../../tools/corpus.js';
 import { useCpu } from '../helpers/backend.js';
-import { HELD_OUT_OPENINGS, STORY_OPENINGS } from '../../tools/heads/corpus.js';
+import { HELD_OUT_OPENINGS, STORY_OPENINGS } from '../../tools/heads/openings.js';
 
 describe('heldOutStoryPrompts', () => {
   it('starts with the corpus held-out openings and adds only openings no training opening starts', () => {

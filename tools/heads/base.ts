@@ -17,7 +17,7 @@ import { LAYER_NAMES } from '../../src/models/transformer.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { heldOutPrompts as libPrompts, loadCorpus } from '../corpus.js';
 import { llama2cFiles } from '../llama2c_files.js';
-import { storyOpenings } from './corpus.js';
+import { storyOpenings } from './openings.js';
 import { heldOutPrompts as storyPrompts } from './measure.js';
 
 /** A prompt τ is measured on. */

@@ -145,3 +145,29 @@ export const STORY_OPENINGS: readonly string[] = [
 
 /** How many of the last {@link STORY_OPENINGS} are held out. */
 export const HELD_OUT_OPENINGS = 8;
+
+/** What the openings need of a tokenizer: llama2.c's (BOS first when encoding). */
+interface StoryTokenizer {
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  readonly bosId: number;
+  readonly vocabSize: number;
+}
+
+/** Vocabulary openings: BOS and one word piece of the tokenizer that starts with a space and is letters (" girl", " ball", …). */
+export function vocabularyOpenings(tokenizer: StoryTokenizer): number[][] {
+  const out: number[][] = [];
+  for (let id = 3; id < tokenizer.vocabSize; id++) {
+    const text = tokenizer.decode([id]); // no BOS before it: the piece keeps its leading space
+    if (/^ [A-Za-z]{3,}$/.test(text)) out.push([tokenizer.bosId, id]);
+  }
+  return out;
+}
+
+/**
+ * The self-distillation openings of a llama2.c story model (`trainDraftHeads`' `openings`): the
+ * training story openings (BOS first), then the vocabulary words — never the held-out ones.
+ */
+export function storyOpenings(tokenizer: StoryTokenizer): number[][] {
+  return [...STORY_OPENINGS.slice(0, STORY_OPENINGS.length - HELD_OUT_OPENINGS).map((t) => tokenizer.encode(t)), ...vocabularyOpenings(tokenizer)];
+}
