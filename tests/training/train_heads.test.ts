@@ -14,6 +14,7 @@ import { baseFingerprint, CachedTransformer, loadLlama2c, readDraftHeads, trainD
 import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
 import { frequentTokens, tokenCounts } from '../../src/models/train_heads/data.js';
 import { stepAcceptance, walkSteps } from '../../src/models/train_heads/evaluate.js';
+import { crossEntropy } from '../../src/models/train_heads/loss.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 import { readStories, storiesAvailable, storiesReference } from '../helpers/stories.js';
@@ -55,6 +56,24 @@ describe('the decoder walk of the held-out τ estimate', () => {
     expect(frequentTokens(sequences, 2, 10)).toEqual({ ids: [5, 7], coverage: 0.6 });
     expect(frequentTokens(sequences, 4, 10).ids).toEqual([1, 2, 5, 7]);
     expect(frequentTokens(sequences, 6, 10).ids).toEqual([0, 1, 2, 5, 7, 9]);
+  });
+});
+
+describe('the cross-entropy of the loss', () => {
+  beforeAll(useCpu);
+
+  it('equals −Σ q·logSoftmax(z) and its gradient, for one-hot, empty (no target) and soft rows', () => {
+    const z = tf.randomNormal([3, 2, 7], 0, 2, 'float32', 1);
+    const hot = tf.cast(tf.oneHot(tf.tensor2d([[0, 6], [3, -1]], [2, 2], 'int32'), 7), 'float32'); // −1: a zero row
+    const q = tf.concat([hot, tf.expandDims(tf.softmax(tf.randomNormal([2, 7], 0, 1, 'float32', 2)), 0)]); // [3, 2, 7]
+    const w = tf.randomNormal([3, 2], 0, 1, 'float32', 3);
+    const ours = (x: tf.Tensor) => tf.sum(tf.mul(crossEntropy(x, q), w));
+    const reference = (x: tf.Tensor) => tf.sum(tf.mul(tf.neg(tf.sum(tf.mul(q, tf.logSoftmax(x)), -1)), w));
+    expect(ours(z).dataSync()[0]).toBeCloseTo(reference(z).dataSync()[0]!, 5);
+    const worst = tf.max(tf.abs(tf.sub(tf.grad(ours)(z), tf.grad(reference)(z)))).dataSync()[0]!;
+    expect(worst).toBeLessThan(1e-5);
+    expect(crossEntropy(z, q).arraySync()).toMatchObject([[expect.any(Number), expect.any(Number)], [expect.any(Number), 0], [expect.any(Number), expect.any(Number)]]);
+    tf.dispose([z, hot, q, w]);
   });
 });
 

@@ -75,7 +75,7 @@ describe.skipIf(!storiesAvailable('training/train_heads_corpus.test.ts'))('the c
   });
 
   it('is seeded, starts from the model’s start token, mixes greedy and sampled text, and stops early at its deadline', async () => {
-    const settings = { tokens: 160, sequenceTokens: 64, greedyShare: 0.5, openings: null, startToken: 1, seed: 3, deadline: Infinity };
+    const settings = { tokens: 160, sequenceTokens: 64, greedyShare: 0.5, openings: null, startToken: 1, stopTokens: [] as number[], seed: 3, deadline: Infinity };
     const make = (s: typeof settings) => buildCorpus(frozen, s, { last: 0 }, undefined, () => {});
     const a = (await make(settings)).sequences;
     expect((await make(settings)).sequences).toEqual(a);
@@ -88,6 +88,12 @@ describe.skipIf(!storiesAvailable('training/train_heads_corpus.test.ts'))('the c
     expect(new Set(a.map((q) => q.ids.join())).size).toBe(3); // the sampled prefixes set them apart
     const late = await make({ ...settings, tokens: 16 * 300, sequenceTokens: 16, deadline: 0 }); // past its deadline: one batch only
     expect(late.sequences).toHaveLength(128);
+    // the model's stop tokens end a sequence: what follows is another text
+    const ended = (await make({ ...settings, stopTokens: [1, 2], tokens: 64 * 12, seed: 5 })).sequences;
+    for (const q of ended) {
+      const stop = q.ids.findIndex((t, n) => n > 0 && (t === 1 || t === 2));
+      expect(stop === -1 ? q.ids.length : stop + 1).toBe(q.ids.length);
+    }
   });
 
   it('rows stay inside their sequence; held-out sequences walk from their greedy part', async () => {

@@ -9,7 +9,8 @@
  * opening followed by a sampled prefix ({@link PREFIX}). Without given openings the opening is
  * the model's start token (the first of its stop tokens: the token that ends one text precedes
  * the next, as llama2.c's BOS delimits its stories; a uniformly drawn token for a model without
- * stop tokens) — the sampled prefix makes every sequence its own.
+ * stop tokens) — the sampled prefix makes every sequence its own. A sequence ends at the first
+ * stop token the model writes: what follows would be another text, which a decode never reaches.
  *
  * Generation is batched: up to {@link GENERATION_BATCH} sequences advance together through the
  * trunk's KV-cached forward (`TransformerTrunk.stepBatch`, `[B]` new ids per step, one readback of
@@ -156,6 +157,8 @@ export interface CorpusSettings {
   /** Openings (token ids), or null: the model's start token `startToken` (null: a uniformly drawn token). */
   openings: readonly (readonly number[])[] | null;
   startToken: number | null;
+  /** The model's stop tokens: a generated one ends its sequence (what follows would be another text, which decoding never reaches). */
+  stopTokens: readonly number[];
   seed: number;
   /** `now()` after which no new batch starts. */
   deadline: number;
@@ -184,10 +187,13 @@ export async function buildCorpus(model: FrozenModel, s: CorpusSettings, clock: 
     }
     const made = await generateBatch(model, plans, s.sequenceTokens, clock);
     plans.forEach((p, i) => {
-      const greedyFrom = p.greedy && p.greedyFrom < s.sequenceTokens ? { greedyFrom: p.greedyFrom } : {};
-      sequences.push({ ids: made.ids[i]!, ...greedyFrom, ...(p.index !== undefined ? { opening: p.index } : {}) });
+      const ids = made.ids[i]!;
+      const stop = ids.findIndex((t, n) => n >= p.opening.length && s.stopTokens.includes(t)); // the text ends there
+      const length = stop < 0 ? ids.length : stop + 1;
+      const greedyFrom = p.greedy && p.greedyFrom < length ? { greedyFrom: p.greedyFrom } : {};
+      sequences.push({ ids: ids.slice(0, length), ...greedyFrom, ...(p.index !== undefined ? { opening: p.index } : {}) });
+      states.push(made.hidden[i]!.subarray(0, length * model.hiddenSize));
     });
-    states.push(...made.hidden);
     total += count * s.sequenceTokens;
     onBatch(total);
   }

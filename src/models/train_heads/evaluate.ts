@@ -91,7 +91,7 @@ export async function evaluate(head: DraftHeadLayer, data: HeadData, clock: { la
     const packed = tf.tidy(() => {
       const { logits, at: positions } = draftLogitsAt(head, data, tf.tensor1d(chunk, 'int32')); // [m, k−1, Vd]
       const target = tf.gather(data.target, positions) as tf.Tensor as tf.Tensor2D; // [m, k−1]
-      const { nll, valid } = hardCrossEntropy(tf.logSoftmax(logits) as tf.Tensor3D, target); // [m, k−1] each
+      const { nll, valid } = hardCrossEntropy(logits, target); // [m, k−1] each
       const hit = tf.cast(tf.equal(tf.cast(tf.argMax(logits, -1), 'int32'), target), 'float32'); // [m, k−1] (−1 never equals)
       return tf.concat([tf.reshape(hit, [m * k1]), tf.sum(nll, 0), tf.sum(valid, 0)]); // [m·(k−1) + 2(k−1)]
     });

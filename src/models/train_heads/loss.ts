@@ -29,25 +29,46 @@ export function draftLogitsAt(head: DraftHeadLayer, data: HeadData, rows: tf.Ten
 }
 
 /**
- * Per row and offset, the cross-entropy with the hard target `[m, k − 1]` and whether the target
- * is in the draft vocabulary (float 0/1 `[m, k − 1]`). The target's log-probability is picked with
- * a one-hot product: a gather's gradient would be a segment sum, which is slow on cpu and missing
- * on wasm (a target of −1 is a zero row).
+ * Cross-entropy of logits `z` `[..., Vd]` with a target distribution `q` `[..., Vd]` (each row
+ * summing to 1, or to 0: then 0), per row: `logsumexp(z)·Σq − Σ q·z`. Its gradient is written
+ * out, `softmax(z)·Σq − q`, one exponential in all (tfjs' logSoftmax gradient takes a second).
  */
-export function hardCrossEntropy(logp: tf.Tensor3D, target: tf.Tensor2D): { nll: tf.Tensor2D; valid: tf.Tensor2D } {
+export const crossEntropy = tf.customGrad(((z: tf.Tensor, q: tf.Tensor, save: tf.GradSaveFunc) => {
+  const max = tf.max(z, -1, true); // [..., 1]
+  const e = tf.exp(tf.sub(z, max)); // [..., Vd]
+  const total = tf.sum(e, -1, true); // [..., 1]
+  const mass = tf.sum(q, -1, true); // [..., 1]: 1, or 0 for no target
+  const value = tf.squeeze(tf.sub(tf.mul(tf.add(tf.log(total), max), mass), tf.sum(tf.mul(q, z), -1, true)), [-1]); // [...]
+  save([e, total, q, mass]);
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [e, total, q, mass] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      const dz = tf.mul(tf.sub(tf.mul(tf.div(e, total), mass), q), tf.expandDims(dy, -1)); // [..., Vd]
+      return [dz, tf.zerosLike(q)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (z: tf.Tensor, q: tf.Tensor) => tf.Tensor;
+
+/**
+ * Per row and offset, the cross-entropy of the draft logits with the hard target `[m, k − 1]`
+ * (0 where the target is outside the draft vocabulary) and whether it is inside (float 0/1). The
+ * target is a one-hot row (a target of −1 a zero row): a gather's gradient would be a segment
+ * sum, slow on cpu and missing on wasm.
+ */
+export function hardCrossEntropy(logits: tf.Tensor3D, target: tf.Tensor2D): { nll: tf.Tensor2D; valid: tf.Tensor2D } {
   const valid = tf.cast(tf.greaterEqual(target, tf.scalar(0, 'int32')), 'float32') as tf.Tensor2D; // [m, k−1]
-  const hot = tf.oneHot(target, logp.shape[2]); // [m, k−1, Vd]
-  return { nll: tf.neg(tf.sum(tf.mul(hot, logp), -1)) as tf.Tensor2D, valid }; // [m, k−1]
+  const hot = tf.cast(tf.oneHot(target, logits.shape[2]), 'float32'); // [m, k−1, Vd] (wasm's OneHot writes int32 whatever dtype is asked)
+  return { nll: crossEntropy(logits, hot) as tf.Tensor2D, valid }; // [m, k−1]
 }
 
 /** Mean loss over offsets of the rows `rows`, and the per-offset losses `[k − 1]`. */
 export function batchLoss(head: DraftHeadLayer, data: HeadData, rows: tf.Tensor1D, hardWeight: number): { loss: tf.Scalar; perOffset: tf.Tensor1D } {
   const { logits, at } = draftLogitsAt(head, data, rows); // [m, k−1, Vd], [m, k−1]
   const [m, k1, vd] = logits.shape;
-  const logp = tf.logSoftmax(logits) as tf.Tensor3D; // [m, k−1, Vd]
   const parts: tf.Tensor1D[] = [];
   if (hardWeight > 0) {
-    const { nll, valid } = hardCrossEntropy(logp, tf.gather(data.target, at) as tf.Tensor as tf.Tensor2D); // [m, k−1] each
+    const { nll, valid } = hardCrossEntropy(logits, tf.gather(data.target, at) as tf.Tensor as tf.Tensor2D); // [m, k−1] each
     const mean = tf.div(tf.sum(nll, 0), tf.maximum(tf.sum(valid, 0), 1)); // [k−1] over rows with a target in the draft vocabulary
     parts.push(tf.mul(mean, hardWeight) as tf.Tensor1D);
   }
@@ -56,7 +77,7 @@ export function batchLoss(head: DraftHeadLayer, data: HeadData, rows: tf.Tensor1
     const teacher = tf.reshape(head.logits(tf.gather(data.hidden, flat) as tf.Tensor2D, [0]), [m * k1, head.vocabSize]); // [m·(k−1), V] offset 0 at p + j
     const restricted = data.draftIds === null ? teacher : tf.gather(teacher, data.draftIds, 1); // [m·(k−1), Vd]
     const p = tf.reshape(tf.softmax(restricted), [m, k1, vd]); // the teacher's distribution over the draft vocabulary
-    parts.push(tf.mul(tf.neg(tf.mean(tf.sum(tf.mul(p, logp), -1), 0)), 1 - hardWeight) as tf.Tensor1D); // [k−1]
+    parts.push(tf.mul(tf.mean(crossEntropy(logits, p), 0), 1 - hardWeight) as tf.Tensor1D); // [k−1]
   }
   const perOffset = parts.length === 1 ? parts[0]! : (tf.add(parts[0]!, parts[1]!) as tf.Tensor1D); // [k−1]
   return { loss: tf.mean(perOffset) as tf.Scalar, perOffset };

@@ -69,7 +69,7 @@ function restore(head: DraftHeadLayer, values: readonly tf.Tensor[]): void {
 }
 
 /** The training text and its hidden states (./corpus.ts), reporting progress. */
-async function makeCorpus(model: FrozenModel, startToken: number | null, o: ResolvedTrainOptions, start: number, clock: { last: number }, report: (p: Partial<TrainDraftHeadsProgress>) => void): Promise<Corpus> {
+async function makeCorpus(model: FrozenModel, stopTokens: readonly number[], o: ResolvedTrainOptions, start: number, clock: { last: number }, report: (p: Partial<TrainDraftHeadsProgress>) => void): Promise<Corpus> {
   const t0 = now();
   const onBatch = (tokens: number) => report({ phase: 'corpus', corpusTokens: tokens, tokensPerSecond: tokens / Math.max(1e-3, (now() - t0) / 1000) });
   if (o.data.kind === 'sequences') {
@@ -77,6 +77,7 @@ async function makeCorpus(model: FrozenModel, startToken: number | null, o: Reso
     if (sequences.length === 0) fail(RangeError, FN, 'options.sequences', `must hold a sequence of at least numHeads (${model.head.numHeads}) tokens`, o.data.sequences.length);
     return { sequences, hidden: await hiddenStates(model, sequences, clock, o.signal, onBatch) };
   }
+  const startToken = stopTokens[0] ?? null;
   return buildCorpus(
     model,
     {
@@ -85,6 +86,7 @@ async function makeCorpus(model: FrozenModel, startToken: number | null, o: Reso
       greedyShare: o.data.greedyShare,
       openings: o.data.openings,
       startToken,
+      stopTokens,
       seed: o.seed,
       deadline: start + CORPUS_SHARE * o.seconds * 1000,
     },
@@ -221,7 +223,7 @@ export async function trainDraftHeads(model: LayersModel, options: TrainDraftHea
   const initialVocab = head.draftVocab;
   let data: HeadData | null = null;
   try {
-    const corpus = await makeCorpus(frozen, modelStopTokens(model)?.[0] ?? null, o, start, clock, report);
+    const corpus = await makeCorpus(frozen, modelStopTokens(model) ?? [], o, start, clock, report);
     o.signal?.throwIfAborted(); // nothing trained yet: an abort rejects
     const corpusTokens = corpus.sequences.reduce((a, q) => a + q.ids.length, 0);
     const vocab = o.draftVocab === null ? null : frequentTokens(corpus.sequences, o.draftVocab, vocabSize);
