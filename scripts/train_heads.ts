@@ -2,14 +2,15 @@
  * `npm run train:heads -- --model <dir> --kind mlp|sequential --heads 4 --seconds N …`: draft heads
  * for a frozen model with the library's `trainDraftHeads`, then τ measured as a user gets it. The
  * model is a llama2.c folder (e.g. stories260K: corpus openings are the hand-written story
- * openings and vocabulary words of tools/heads/openings.ts, τ prompts the held-out ones) or a
+ * openings and vocabulary words of tools/heads/openings.ts, τ prompts the held-out ones), a
  * tfjs-mtp checkpoint folder (e.g. fixtures/tslib-k4: sequential modules, openings from its
- * training text); see tools/heads/base.ts.
+ * training text) or a Hugging Face folder (config.json + model.safetensors or its shards +
+ * tokenizer.json, e.g. SmolLM2-135M: generic openings through its tokenizer); see tools/heads/base.ts.
  *
  *   1. `trainDraftHeads(model, { openings, seconds, … })`: self-distillation, the whole budget
  *      (corpus, training, held-out evaluation) within --seconds;
- *   2. heads.bin (`writeDraftHeads`: attach with `loadLlama2c(ckpt, { draftHeads })`, or
- *      `attachDraftHeads(withSequentialHeads(model, k, H), bytes)`);
+ *   2. heads.bin (`writeDraftHeads`: attach with `loadLlama2c(ckpt, { draftHeads })`,
+ *      `loadHfLlama(folder, { draftHeads })`, or `attachDraftHeads(withSequentialHeads(model, k, H), bytes)`);
  *   3. τ: the written file attached to a fresh load of the base model, `speculativeDecode`
  *      (greedy acceptance) against `greedyDecode` on the held-out prompts (tools/heads/measure.ts);
  *   4. training.json: the settings, the library's training facts and τ.
@@ -26,9 +27,9 @@ import { registerWasmTrainingKernels } from '../tools/wasm/index.js';
 const COMMAND = {
   name: 'train:heads',
   usage: 'npm run train:heads -- --model <dir> [options]',
-  summary: 'Trains draft heads on a frozen model (a llama2.c .bin + tokenizer, or a tfjs-mtp checkpoint folder, in --model) by self-distillation with trainDraftHeads, and writes heads.bin + training.json with τ on held-out prompts.',
+  summary: 'Trains draft heads on a frozen model (a llama2.c .bin + tokenizer, a tfjs-mtp checkpoint folder or a Hugging Face folder, in --model) by self-distillation with trainDraftHeads, and writes heads.bin + training.json with τ on held-out prompts.',
   options: {
-    model: { type: 'string', default: '../shared/models/stories260K', help: 'folder with a llama2.c checkpoint (.bin) and its tokenizer (tok*.bin), or a tfjs-mtp checkpoint (model.json + weights.bin; sequential heads)' },
+    model: { type: 'string', default: '../shared/models/stories260K', help: 'folder with a llama2.c checkpoint (.bin) and its tokenizer (tok*.bin), a tfjs-mtp checkpoint (model.json + weights.bin; sequential heads), or a Hugging Face checkpoint (config.json, model.safetensors or its index and shards, tokenizer.json)' },
     out: { type: 'string', default: 'test-output/heads', help: 'output folder (heads.bin, training.json)' },
     kind: { type: 'string', default: 'mlp', choices: ['mlp', 'sequential'], help: 'parallel mlp offset heads, or sequential MTP modules' },
     heads: { type: 'number', default: 4, integer: true, min: 2, help: 'k: offsets including offset 0 (the model’s own head)' },
@@ -44,9 +45,9 @@ const COMMAND = {
     targets: { type: 'string', default: 'hard', choices: ['hard', 'soft', 'mix'], help: "the frozen model's argmax (hard), its distribution (soft), or half each" },
     heldOut: { type: 'number', default: 0.1, min: 0, help: 'share of corpus openings held out for the metrics' },
     seed: { type: 'number', default: 1, integer: true, min: 0, help: 'seed of the corpus and the batches' },
-    openings: { type: 'string', default: 'model', choices: ['model', 'self'], help: "corpus openings: the model's (story openings and vocabulary words, or windows of a checkpoint's training text), or the library's own (its start token and sampled tokens)" },
+    openings: { type: 'string', default: 'model', choices: ['model', 'self'], help: "corpus openings: the model's (story openings and vocabulary words, windows of a checkpoint's training text, or short generic texts for a Hugging Face model), or the library's own (its start token and sampled tokens)" },
     backend: { type: 'string', default: 'wasm', choices: NODE_BACKENDS, help: 'tfjs backend' },
-    tauTokens: { type: 'number', default: -1, integer: true, min: -1, help: "new tokens per held-out prompt when measuring τ (0: skip; -1: the model's default, 200 for llama2.c)" },
+    tauTokens: { type: 'number', default: -1, integer: true, min: -1, help: "new tokens per held-out prompt when measuring τ (0: skip; -1: the model's default, 200 for llama2.c, 100 for Hugging Face)" },
   },
 } as const;
 

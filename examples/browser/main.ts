@@ -1,6 +1,8 @@
 /**
- * Browser example: loads a model — the reference byte-level transformer's checkpoint, or a
- * llama2.c model such as stories260K through `loadLlama2c` and its BPE tokenizer — streams a
+ * Browser example: loads a model — the reference byte-level transformer's checkpoint, a
+ * llama2.c model such as stories260K through `loadLlama2c` and its BPE tokenizer, or a Hugging Face
+ * model folder such as SmolLM2-135M through `loadHfLlama` (by the folder's URL) and its
+ * tokenizer.json (`loadHfTokenizer`) — streams a
  * self-speculative continuation with every token coloured by how it was produced (the
  * verifier's own token, or a draft from offset j that verification kept), shows live tokens/s,
  * τ and per-offset acceptance, and races greedy decoding against speculative decoding with a
@@ -13,8 +15,8 @@
  * start in this browser (no WebGL, no WebGPU) is marked unavailable and the page falls back to the
  * next one in its list, saying so beside the controls. Served by serve.ts,
  * which also serves the wasm binaries under `wasm/`, the models under `checkpoint/` and
- * `llama2c/`, trained draft heads for the llama2.c model under `heads/` (a model entry each, chosen
- * in the model select), and their list as `models.json`.
+ * `llama2c/` and `hf/`, trained draft heads for those models under `heads/` (a model entry each,
+ * chosen in the model select), and their list as `models.json`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -23,7 +25,7 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { TREE_LIMITS, defaultTree, greedyStream, speculativeStream, type DecodeResult, type DynamicTree, type TokenChunk } from 'tfjs-mtp';
-import { CachedTransformer, decodeBytes, encodeBytes, loadLlama2c, loadTransformer, type Llama2cTokenizer } from 'tfjs-mtp/models';
+import { CachedTransformer, decodeBytes, encodeBytes, loadHfLlama, loadHfTokenizer, loadLlama2c, loadTransformer, type Tokenizer } from 'tfjs-mtp/models';
 import { TreePanel } from './tree_view.js';
 import { TrainPanel } from './train_panel.js';
 
@@ -33,7 +35,10 @@ type Backend = 'webgl' | 'webgpu' | 'wasm' | 'cpu';
 const BACKENDS: readonly Backend[] = ['webgl', 'webgpu', 'wasm', 'cpu'];
 
 /** One model the server offers (its `models.json`; URLs relative to the page). */
-type ModelEntry = { kind: 'layers'; name: string; modelJson: string } | { kind: 'llama2c'; name: string; checkpoint: string; tokenizer: string; draftHeads?: string };
+type ModelEntry =
+  | { kind: 'layers'; name: string; modelJson: string }
+  | { kind: 'llama2c'; name: string; checkpoint: string; tokenizer: string; draftHeads?: string }
+  | { kind: 'hf'; name: string; folder: string; tokenizer: string; tokenizerConfig?: string; draftHeads?: string };
 
 /** Byte-level prompts from the held-out part of the corpus's domain (TypeScript declaration files). */
 const CODE_PRESETS: Record<string, string> = {
@@ -49,6 +54,14 @@ const STORY_PRESETS: Record<string, string> = {
   Tom: 'One day, a little boy named Tom',
   Park: 'Lily and her mom went to the park',
   Cat: 'A little cat wanted to find a friend',
+};
+
+/** Openings for a general-purpose Hugging Face model. */
+const TEXT_PRESETS: Record<string, string> = {
+  Story: 'Once upon a time',
+  Fact: 'The capital of France is',
+  Code: 'def fibonacci(n):\n',
+  List: 'Three tips for learning a language:\n1.',
 };
 
 /**
@@ -82,17 +95,20 @@ const BYTES: TextCodec = {
 };
 
 /**
- * A llama2.c BPE tokenizer: BOS first (kept when a long prompt is cut from the front); each token's
- * text is the decoded sequence minus what was there before (leading spaces and byte tokens come
- * out as run.c prints them).
+ * A BPE tokenizer (llama2.c's, or a Hugging Face tokenizer.json): the special tokens it adds to a
+ * prompt (llama2.c: BOS first, kept when a long prompt is cut from the front); each token's text is
+ * the decoded sequence minus what was there before (leading spaces and byte tokens come out as
+ * run.c prints them).
  */
-function bpe(tokenizer: Llama2cTokenizer, file: string): TextCodec {
+function bpe(tokenizer: Tokenizer, file: string, presets = STORY_PRESETS): TextCodec {
   return {
     describe: `BPE, ${file}`,
-    presets: STORY_PRESETS,
+    presets,
     encode: (text, limit) => {
-      const ids = tokenizer.encode(text, { bos: true });
-      return ids.length <= limit ? ids : [ids[0]!, ...ids.slice(ids.length - limit + 1)];
+      const ids = tokenizer.encode(text);
+      if (ids.length === 0) ids.push(...tokenizer.encode('\n')); // an empty prompt without BOS: a prompt needs a token
+      const keep = ids[0] === tokenizer.bosId ? 1 : 0;
+      return ids.length <= limit ? ids : [...ids.slice(0, keep), ...ids.slice(ids.length - limit + keep)];
     },
     show: (prompt) => tokenizer.decode(prompt),
     stream: (prompt) => {
@@ -161,9 +177,32 @@ async function loadEntry(entry: ModelEntry): Promise<{ layers: LayersModel; code
     return handedOver;
   }
   if (entry.kind === 'layers') return { layers: await loadTransformer(entry.modelJson), codec: BYTES }; // registers the layer classes, then tf.loadLayersModel
+  if (entry.kind === 'hf') return loadHf(entry);
   // fetched by URL; trained draft heads (when the entry has them) set k, their kind and width
   const { model, tokenizer } = await loadLlama2c(entry.checkpoint, { tokenizer: entry.tokenizer, ...(entry.draftHeads ? { draftHeads: entry.draftHeads } : {}) });
   return { layers: model, codec: bpe(tokenizer!, entry.tokenizer.split('/').at(-1)!) };
+}
+
+/** A file's bytes by URL (an HTTP error throws naming it). */
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`fetching ${url} failed with HTTP ${response.status}.`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/**
+ * A Hugging Face folder by URL: `loadHfLlama` reads config.json, the safetensors (one file or the
+ * index and its shards, a shard at a time) and generation_config.json (the EOS it stops at), with
+ * trained draft heads when the entry has them; the tokenizer is its tokenizer.json (+ config).
+ */
+async function loadHf(entry: Extract<ModelEntry, { kind: 'hf' }>): Promise<{ layers: LayersModel; codec: TextCodec }> {
+  const [json, config] = await Promise.all([fetchBytes(entry.tokenizer), entry.tokenizerConfig ? fetchBytes(entry.tokenizerConfig) : undefined]);
+  const tokenizer = loadHfTokenizer(json, config);
+  const { model } = await loadHfLlama(new URL(entry.folder, location.href).href, {
+    ...(entry.draftHeads ? { draftHeads: entry.draftHeads } : {}),
+    onProgress: (p) => status(`Loading ${entry.name}: ${p.file} (${p.filesLoaded} of ${p.filesTotal}, ${(p.bytesLoaded / 1e6).toFixed(0)} MB)…`),
+  });
+  return { layers: model, codec: bpe(tokenizer, 'tokenizer.json', TEXT_PRESETS) };
 }
 
 /** Marks `backend` unavailable: the reason is kept, its option disabled and labelled. */
@@ -219,7 +258,7 @@ async function load(wanted: Backend, entry: ModelEntry): Promise<Loaded> {
   const { layers, codec } = await loadEntry(entry);
   const model = new CachedTransformer(layers);
   const params = layers.countParams();
-  const untrained = entry.kind !== 'llama2c' ? '' : entry.draftHeads ? ` (trained draft heads ${entry.draftHeads.split(/[/#]/).at(-1)!})` : ' (offsets 1…k−1 untrained: drafts are rarely kept)';
+  const untrained = entry.kind === 'layers' ? '' : entry.draftHeads ? ` (trained draft heads ${entry.draftHeads.split(/[/#]/).at(-1)!})` : ' (offsets 1…k−1 untrained: drafts are rarely kept)';
   $('model-info').innerHTML =
     `${entry.name}: ${(params / 1e3).toFixed(0)}k parameters, k = ${model.numHeads} heads${untrained}, ` +
     `vocabulary ${model.vocabSize} (${codec.describe}), context ${model.maxLength} tokens.<br>Backend: <b>${tf.getBackend()}</b>.`;
@@ -530,7 +569,8 @@ async function init(): Promise<void> {
   setWasmPaths(new URL('wasm/', location.href).href);
   models = (await (await fetch('models.json')).json()) as ModelEntry[];
   const select = $('model') as HTMLSelectElement;
-  models.forEach((m, i) => select.add(new Option(m.kind === 'llama2c' ? `${m.name} (llama2.c)` : `${m.name} (byte-level)`, String(i))));
+  const kinds = { llama2c: 'llama2.c', hf: 'Hugging Face', layers: 'byte-level' } as const;
+  models.forEach((m, i) => select.add(new Option(`${m.name} (${kinds[m.kind]})`, String(i))));
   if (!('gpu' in navigator)) markUnavailable('webgpu', 'no navigator.gpu');
   ($('tree-nodes') as HTMLInputElement).max = String(TREE_LIMITS.maxNodes);
   $('drafting').onchange = () => $('view').classList.toggle('chain', ($('drafting') as HTMLSelectElement).value !== 'tree');

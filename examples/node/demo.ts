@@ -4,13 +4,17 @@
  *
  *     npm run demo -- [--backend wasm|cpu] [--tokens 80] [--file lib.es2015.collection.d.ts] [--checkpoint DIR]
  *     npm run demo -- --llama2c DIR [--heads FILE] [--prompt "Once upon a time"] [--backend wasm|cpu] [--tokens 80]
+ *     npm run demo -- --hf DIR [--heads FILE] [--prompt "Once upon a time"] [--backend wasm|cpu] [--tokens 80]
  *
  * The first runs the committed byte-level reference model on a held-out prompt; the second a
  * llama2.c checkpoint (DIR holds `stories260K.bin` + `tok512.bin`, Karpathy's `tinyllamas`) with
- * its BPE tokenizer. Its offsets 1…3 are untrained (identity) heads, so few drafts are kept.
+ * its BPE tokenizer; the third a Hugging Face model folder (config.json, model.safetensors or the
+ * index and its shards, tokenizer.json, optionally tokenizer_config.json and
+ * generation_config.json, e.g. SmolLM2-135M) with its own tokenizer, stopping at its EOS. Without
+ * `--heads` offsets 1…3 are untrained (identity) heads, so few drafts are kept.
  *
  * Copy it: it imports the package by name, as an app does, and carries its own two node helpers
- * (reading a checkpoint folder without tfjs-node, and taking a prompt from a TypeScript lib file
+ * (reading a checkpoint folder or a Hugging Face folder without tfjs-node, and taking a prompt from a TypeScript lib file
  * the model never trained on). The app chooses the backend (here wasm by default); the library
  * never does.
  */
@@ -24,7 +28,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { formatParameterReport, greedyDecode, MultiTokenHead, parameterReport, speculativeDecode, type DecodeResult } from 'tfjs-mtp';
-import { byteTokenizer, CachedTransformer, loadLlama2c, loadTransformer, type Tokenizer } from 'tfjs-mtp/models';
+import { byteTokenizer, CachedTransformer, loadHfLlama, loadHfTokenizer, loadLlama2c, loadTransformer, type HfLlamaFiles, type Tokenizer } from 'tfjs-mtp/models';
 
 const HELP = `Decodes a prompt greedily and speculatively (k = 4) and colours the accepted drafts.
 
@@ -35,12 +39,15 @@ usage: npm run demo -- [options]
   --file <name>         TypeScript lib file to take the 48-byte prompt from [default: lib.es2015.collection.d.ts]
   --checkpoint <dir>    folder with model.json + weights.bin [default: fixtures/tslib-k4]
   --llama2c <dir>       instead: a llama2.c model, folder with stories260K.bin + tok512.bin
-  --prompt <text>       with --llama2c: the text to continue [default: Once upon a time]
-  --heads <file>        with --llama2c: trained draft heads (e.g. fixtures/stories260k-heads/sequential-k4.bin)
+  --hf <dir>            instead: a Hugging Face model folder (config.json, model.safetensors or its index
+                        and shards, tokenizer.json; e.g. SmolLM2-135M)
+  --prompt <text>       with --llama2c or --hf: the text to continue [default: Once upon a time]
+  --heads <file>        with --llama2c or --hf: trained draft heads for that model (npm run train:heads;
+                        e.g. fixtures/stories260k-heads/sequential-k4.bin for stories260K)
   --help                print this text`;
 
 /** The command line, checked (unknown flags and bad values end the process with a message). */
-function options(): { backend: string; tokens: number; file: string; checkpoint: string; llama2c: string; prompt: string; heads: string } {
+function options(): { backend: string; tokens: number; file: string; checkpoint: string; llama2c: string; hf: string; prompt: string; heads: string } {
   try {
     const { values } = parseArgs({
       options: {
@@ -49,6 +56,7 @@ function options(): { backend: string; tokens: number; file: string; checkpoint:
         file: { type: 'string', default: 'lib.es2015.collection.d.ts' },
         checkpoint: { type: 'string', default: fileURLToPath(new URL('../../fixtures/tslib-k4/', import.meta.url)) },
         llama2c: { type: 'string', default: '' },
+        hf: { type: 'string', default: '' },
         prompt: { type: 'string', default: 'Once upon a time' },
         heads: { type: 'string', default: '' },
         help: { type: 'boolean', default: false },
@@ -61,12 +69,18 @@ function options(): { backend: string; tokens: number; file: string; checkpoint:
     const tokens = Number(values.tokens);
     if (values.backend !== 'wasm' && values.backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, but got ${JSON.stringify(values.backend)}.`);
     if (!Number.isInteger(tokens) || tokens < 1) throw new Error(`--tokens must be a positive integer, but got ${JSON.stringify(values.tokens)}.`);
+    if (values.llama2c && values.hf) throw new Error('--llama2c and --hf are two models: give one.');
     for (const file of values.llama2c ? LLAMA2C_FILES : []) {
       if (!existsSync(join(values.llama2c, file))) throw new Error(`--llama2c must be a folder holding ${LLAMA2C_FILES.join(' and ')}, but ${join(values.llama2c, file)} does not exist.`);
     }
-    if (values.heads && !values.llama2c) throw new Error('--heads needs --llama2c (draft heads belong to a llama2.c model).');
+    if (values.hf) {
+      for (const file of ['config.json', 'tokenizer.json']) {
+        if (!existsSync(join(values.hf, file))) throw new Error(`--hf must be a Hugging Face model folder holding config.json, model.safetensors and tokenizer.json, but ${join(values.hf, file)} does not exist.`);
+      }
+    }
+    if (values.heads && !values.llama2c && !values.hf) throw new Error('--heads needs --llama2c or --hf (draft heads belong to the model they were trained on).');
     if (values.heads && !existsSync(values.heads)) throw new Error(`--heads must be a draft-heads file, but ${values.heads} does not exist.`);
-    return { backend: values.backend, tokens, file: values.file, checkpoint: values.checkpoint, llama2c: values.llama2c, prompt: values.prompt, heads: values.heads };
+    return { backend: values.backend, tokens, file: values.file, checkpoint: values.checkpoint, llama2c: values.llama2c, hf: values.hf, prompt: values.prompt, heads: values.heads };
   } catch (error) {
     console.error(`demo: ${(error as Error).message}\nRun with --help for the options.`);
     process.exit(2);
@@ -81,6 +95,20 @@ async function loadCheckpointFolder(dir: string): Promise<LayersModel> {
   const { modelTopology, weightsManifest } = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as tf.io.ModelJSON;
   const weightData = new Uint8Array(readFileSync(join(dir, 'weights.bin'))).buffer; // a copy: an ArrayBuffer of its own
   return loadTransformer({ load: async () => ({ modelTopology, weightSpecs: weightsManifest.flatMap((group) => group.weights), weightData }) });
+}
+
+/**
+ * The checkpoint files of a Hugging Face folder as `save_pretrained` writes them: config.json,
+ * model.safetensors.index.json and the shards it names (else model.safetensors), and
+ * generation_config.json when there is one. (In a page, pass the folder's URL to loadHfLlama.)
+ */
+function hfFiles(dir: string): HfLlamaFiles {
+  const read = (file: string) => new Uint8Array(readFileSync(join(dir, file)));
+  const generation = existsSync(join(dir, 'generation_config.json')) ? { generationConfig: read('generation_config.json') } : {};
+  if (!existsSync(join(dir, 'model.safetensors.index.json'))) return { config: read('config.json'), safetensors: read('model.safetensors'), ...generation };
+  const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+  const shards = Object.fromEntries([...new Set(Object.values(index.weight_map))].map((file) => [file, read(basename(file))])); // loadHfLlama checks them against the index
+  return { config: read('config.json'), index, shards, ...generation };
 }
 
 /** The first `length` bytes of a TypeScript lib file from its first doc comment or declaration on. */
@@ -151,11 +179,25 @@ async function llama2c(dir: string, prompt: string, heads: string): Promise<{ la
   return { layersModel, text, kind: `llama2.c model ${basename(resolve(dir))}, ${drafts}`, unit: 'tokens are BPE pieces' };
 }
 
+/** A Hugging Face model (e.g. SmolLM2-135M) and a prompt through its tokenizer.json; the model stops at its EOS. */
+async function huggingFace(dir: string, prompt: string, heads: string): Promise<{ layersModel: LayersModel; text: Text; kind: string; unit: string }> {
+  const read = (file: string) => new Uint8Array(readFileSync(join(dir, file)));
+  const tokenizer = loadHfTokenizer(read('tokenizer.json'), existsSync(join(dir, 'tokenizer_config.json')) ? read('tokenizer_config.json') : undefined);
+  const { model: layersModel, modelType, stopTokens } = await loadHfLlama(hfFiles(dir), heads ? { draftHeads: new Uint8Array(readFileSync(heads)) } : { mtpHeads: 4 });
+  const vocabSize = layersModel.outputs[0]!.shape.at(-1) as number; // logits [batch, seq, k, vocab]
+  if (tokenizer.vocabSize > vocabSize) throw new Error(`demo: ${dir}: tokenizer.json has ${tokenizer.vocabSize} ids, more than the model's vocabulary of ${vocabSize}: another model's tokenizer?`);
+  const ids = tokenizer.encode(prompt); // with the special tokens the tokenizer adds to a prompt (SmolLM2, Qwen2.5: none)
+  const text = promptText(`prompt (${ids.length} tokens)`, ids, tokenizer);
+  const drafts = heads ? `draft heads ${basename(heads)}` : 'offsets 1…3 untrained';
+  const stops = stopTokens.length > 0 ? `stops at ${stopTokens.map((id) => JSON.stringify(tokenizer.decode([id], { skipSpecialTokens: false }))).join(', ')}` : 'no EOS in its config';
+  return { layersModel, text, kind: `Hugging Face ${modelType} model ${basename(resolve(dir))}, ${drafts}, ${stops}`, unit: 'tokens are tokenizer.json pieces' };
+}
+
 async function main(): Promise<void> {
-  const { backend, tokens: maxNewTokens, file, checkpoint, llama2c: llamaDir, prompt: promptText, heads } = options();
+  const { backend, tokens: maxNewTokens, file, checkpoint, llama2c: llamaDir, hf, prompt: promptText, heads } = options();
   if (!(await tf.setBackend(backend))) throw new Error(`demo: could not initialize the ${backend} backend.`);
 
-  const { layersModel, text, kind, unit } = llamaDir ? await llama2c(llamaDir, promptText, heads) : await byteLevel(checkpoint, file);
+  const { layersModel, text, kind, unit } = llamaDir ? await llama2c(llamaDir, promptText, heads) : hf ? await huggingFace(hf, promptText, heads) : await byteLevel(checkpoint, file);
   const model = new CachedTransformer(layersModel); // KV-cached view of the same weights
   const head = layersModel.layers[layersModel.layers.length - 1]!; // the head maps [B, T, D] (and, sequential, the ids) to [B, T, k, V]
   const D = ([head.input].flat()[0] as SymbolicTensor).shape.at(-1) as number;
@@ -182,7 +224,8 @@ async function main(): Promise<void> {
   const { greedy, spec } = runs[runs.length - 1]!;
   const speedup = median(runs.map((r) => r.spec.stats.tokensPerSecond / r.greedy.stats.tokensPerSecond));
 
-  console.log(`\n— greedy (one token per forward):\n${text.decode(greedy.tokens)}`);
+  const ended = greedy.finishReason === 'stop' ? ` [stopped at the model's stop token after ${greedy.tokens.length} tokens]` : '';
+  console.log(`\n— greedy (one token per forward):\n${text.decode(greedy.tokens)}${ended}`);
   console.log(
     `\n— speculative, k = ${model.numHeads} (plain: verifier's own token; ${COLOURS[1]}offset 1${RESET}, ${COLOURS[2]}offset 2${RESET}, ` +
       `${COLOURS[3]}offset 3${RESET}: drafts accepted):\n${text.decode([])}${highlight(text, spec.tokens, spec.sources)}`,

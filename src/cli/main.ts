@@ -6,7 +6,7 @@ import { trainHeadsCommand } from './train_heads.js';
 import { UsageError } from './args.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: readonly string[]) => Promise<number> }> = {
-  'train-heads': { summary: 'train draft heads for a frozen llama2.c model (self-distillation); writes heads.bin + training.json', run: trainHeadsCommand },
+  'train-heads': { summary: 'train draft heads for a frozen llama2.c or Hugging Face model (self-distillation); writes heads.bin + training.json', run: trainHeadsCommand },
 };
 
 const USAGE = ['usage: tfjs-mtp <command> [options]', '', 'commands:', ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`), '', 'Run tfjs-mtp <command> --help for its options.'].join('\n');

@@ -1,7 +1,8 @@
 /**
  * `tfjs-mtp train-heads --model <folder or .bin> --out <dir>`: trains draft heads for a frozen
- * llama2.c checkpoint with `trainDraftHeads` (self-distillation: the model writes its own
- * corpus) and writes `heads.bin` (attach with `loadLlama2c(checkpoint, { draftHeads })`) and
+ * llama2.c checkpoint or Hugging Face model folder with `trainDraftHeads` (self-distillation: the
+ * model writes its own corpus) and writes `heads.bin` (attach with
+ * `loadLlama2c(checkpoint, { draftHeads })` or `loadHfLlama(folder, { draftHeads })`) and
  * `training.json` (the settings and the run's facts). Ctrl-C stops training and keeps the best
  * heads evaluated so far. A thin wrapper: everything it does is the library's.
  */
@@ -9,11 +10,13 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerWasmTrainingKernels } from '../training/wasm/index.js';
+import { loadHfLlama } from '../models/hf_llama.js';
 import { loadLlama2c } from '../models/llama2c.js';
 import { writeDraftHeads } from '../models/draft_heads.js';
 import { trainDraftHeads } from '../models/train_heads/train.js';
 import { TRAIN_HEADS_DEFAULTS, type TrainDraftHeadsOptions, type TrainDraftHeadsProgress } from '../models/train_heads/options.js';
 import { type Command, helpText, parseFlags, UsageError } from './args.js';
+import { hfFolderFiles, isHfFolder } from './hf_folder.js';
 
 const D = TRAIN_HEADS_DEFAULTS;
 
@@ -38,9 +41,9 @@ export const TRAIN_HEADS: Command<{
   quiet: { type: 'boolean'; help: string };
 }> = {
   usage: 'tfjs-mtp train-heads --model <folder or .bin> --out <dir> [options]',
-  summary: "Trains draft heads for a frozen llama2.c model by self-distillation (the model writes its own training text) and writes <out>/heads.bin and <out>/training.json. Ctrl-C stops and keeps the best heads so far.",
+  summary: "Trains draft heads for a frozen llama2.c or Hugging Face model by self-distillation (the model writes its own training text) and writes <out>/heads.bin and <out>/training.json. Ctrl-C stops and keeps the best heads so far.",
   flags: {
-    model: { type: 'string', help: 'a llama2.c checkpoint: its .bin, or a folder holding it (the .bin whose name does not start with "tok")' },
+    model: { type: 'string', help: 'a llama2.c checkpoint: its .bin, or a folder holding it (the .bin whose name does not start with "tok"); or a Hugging Face folder: config.json + model.safetensors (or model.safetensors.index.json and its shards)' },
     out: { type: 'string', help: 'output folder (created if missing)' },
     kind: { type: 'string', default: 'mlp', choices: ['mlp', 'sequential'], help: 'parallel mlp offset heads, or sequential MTP modules' },
     heads: { type: 'number', default: 4, integer: true, min: 2, help: "k: offsets including offset 0 (the model's own head)" },
@@ -82,21 +85,23 @@ async function startBackend(wanted: string | undefined): Promise<string> {
   throw new Error(`${which} must be installed and start, but it could not be loaded; install it: ${wanted !== undefined ? `npm install @tensorflow/tfjs-backend-${wanted}` : INSTALL}.`);
 }
 
-/** The checkpoint file of `--model`: the file itself, or the `.bin` in the folder whose name does not start with `tok`. */
-function checkpointFile(model: string): string {
+/** What `--model` names: a Hugging Face folder (it holds config.json), or a llama2.c checkpoint: the file itself, or the `.bin` in the folder whose name does not start with `tok`. */
+function modelPath(model: string): { kind: 'hf' | 'llama2c'; path: string } {
   const path = resolve(model);
+  const what = 'a llama2.c .bin file, a folder holding one, or a Hugging Face folder (config.json + model.safetensors)';
   let stat;
   try {
     stat = statSync(path);
   } catch {
-    throw new UsageError(`--model must be a llama2.c .bin file or a folder holding one, but ${JSON.stringify(model)} does not exist.`);
+    throw new UsageError(`--model must be ${what}, but ${JSON.stringify(model)} does not exist.`);
   }
-  if (!stat.isDirectory()) return path;
+  if (!stat.isDirectory()) return { kind: 'llama2c', path };
+  if (isHfFolder(path)) return { kind: 'hf', path };
   const bin = readdirSync(path)
     .filter((f) => f.endsWith('.bin') && !f.startsWith('tok'))
     .sort()[0];
-  if (bin === undefined) throw new UsageError(`--model must be a llama2.c .bin file or a folder holding one, but ${JSON.stringify(model)} has no .bin (other than tok*.bin).`);
-  return join(path, bin);
+  if (bin === undefined) throw new UsageError(`--model must be ${what}, but ${JSON.stringify(model)} has no config.json and no .bin (other than tok*.bin).`);
+  return { kind: 'llama2c', path: join(path, bin) };
 }
 
 /** One progress line. */
@@ -115,13 +120,13 @@ export async function trainHeadsCommand(argv: readonly string[]): Promise<number
     console.log(helpText(TRAIN_HEADS));
     return 0;
   }
-  if (f.model === undefined) throw new UsageError('--model is required (a llama2.c .bin, or a folder holding one).');
+  if (f.model === undefined) throw new UsageError('--model is required (a llama2.c .bin or a folder holding one, or a Hugging Face folder).');
   if (f.out === undefined) throw new UsageError('--out is required (the folder for heads.bin and training.json).');
-  const file = checkpointFile(f.model);
+  const source = modelPath(f.model);
   const backend = await startBackend(f.backend);
-  const checkpoint = new Uint8Array(readFileSync(file));
   const kind = f.kind as 'mlp' | 'sequential';
-  const { model } = await loadLlama2c(checkpoint, { mtpHeads: f.heads, headKind: kind, mlpHiddenSize: f.hidden });
+  const heads = { mtpHeads: f.heads, headKind: kind, mlpHiddenSize: f.hidden };
+  const { model } = source.kind === 'hf' ? await loadHfLlama(hfFolderFiles(source.path), heads) : await loadLlama2c(new Uint8Array(readFileSync(source.path)), heads);
   const options: TrainDraftHeadsOptions = {
     ...(f.seconds !== undefined ? { seconds: f.seconds } : {}),
     ...(f.steps !== undefined ? { steps: f.steps } : {}),
@@ -141,7 +146,7 @@ export async function trainHeadsCommand(argv: readonly string[]): Promise<number
   let printed = 0;
   const tty = process.stdout.isTTY === true;
   try {
-    if (!f.quiet) console.log(`tfjs-mtp train-heads: ${basename(file)}, ${kind} heads, k = ${f.heads}, H = ${f.hidden}, on ${backend}`);
+    if (!f.quiet) console.log(`tfjs-mtp train-heads: ${basename(source.path)}, ${kind} heads, k = ${f.heads}, H = ${f.hidden}, on ${backend}`);
     const heads = await trainDraftHeads(model, {
       ...options,
       signal: controller.signal,
@@ -159,7 +164,7 @@ export async function trainHeadsCommand(argv: readonly string[]): Promise<number
     mkdirSync(out, { recursive: true });
     const bytes = writeDraftHeads(heads);
     writeFileSync(join(out, 'heads.bin'), bytes);
-    const facts = { command: `tfjs-mtp train-heads ${argv.join(' ')}`, model: basename(file), modelFolder: dirname(file), kind, heads: f.heads, hidden: f.hidden, ...heads.manifest.training };
+    const facts = { command: `tfjs-mtp train-heads ${argv.join(' ')}`, model: basename(source.path), modelFolder: source.kind === 'hf' ? source.path : dirname(source.path), kind, heads: f.heads, hidden: f.hidden, ...heads.manifest.training };
     writeFileSync(join(out, 'training.json'), `${JSON.stringify(facts, null, 2)}\n`);
     const t = heads.manifest.training as { steps: number; stoppedBy: string; heldOut: { tau: number } | null };
     if (!f.quiet) {

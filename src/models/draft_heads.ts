@@ -23,7 +23,7 @@ import { OFFSET_HEAD_KINDS, type OffsetHeadKind } from '../layers/args.js';
 import { type DraftHeadKind, type DraftHeadLayer, findDraftHead } from '../layers/draft_head.js';
 import { offsetHeadWeights } from '../layers/parameter_report.js';
 import { SequentialMtpHead, sequentialModuleWeights } from '../layers/sequential_mtp.js';
-import { type BytesSource, readBytes } from './llama2c.js';
+import { type BytesSource, readBytes } from './read_bytes.js';
 import { headSeed, LAYER_NAMES } from './transformer.js';
 
 /** The file's first 8 bytes. */

@@ -12,7 +12,7 @@
 import { SIZE_LIMITS, checkInteger, fail, show } from '../internal/errors.js';
 import { checkJsonText } from '../internal/json.js';
 import type { AttentionBias, RopeScaling, TransformerConfig } from './config.js';
-import { readBytes, type BytesSource } from './llama2c.js';
+import { readBytes, type BytesSource } from './read_bytes.js';
 
 /** A JSON file: the parsed object, its text (a string starting with `{`), its bytes, or a URL to fetch (any other string). */
 export type JsonSource = Record<string, unknown> | string | ArrayBuffer | Uint8Array;

@@ -15,14 +15,14 @@
  * permutation), `modeling_utils.py` (the sharded index: `weight_map` of tensor → shard file).
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { checkDraftVocab } from '../internal/draft_vocab.js';
-import { SIZE_LIMITS, checkPositiveInteger, fail, show } from '../internal/errors.js';
+import { fail, show } from '../internal/errors.js';
 import { setModelStopTokens } from '../internal/stop_tokens.js';
 import { checkFitsBackend } from './capacity.js';
-import { TRANSFORMER_DEFAULTS, type ResolvedTransformerConfig, type TransformerConfig, resolveTransformerConfig } from './config.js';
+import { type ResolvedTransformerConfig, type TransformerConfig, resolveTransformerConfig } from './config.js';
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
+import { buildWithHeads, DRAFT_HEAD_OPTION_KEYS, type DraftHeadOptions, draftParameters, type HeadPlan, planHeads, readHeadOptions } from './head_options.js';
 import { eosTokenIds, hfArchitecture, parseJsonObject, readJson, type HfArchitecture, type HfModelType, type JsonSource } from './hf_config.js';
-import { readBytes, type BytesSource } from './llama2c.js';
+import { readBytes, type BytesSource } from './read_bytes.js';
 import { readSafetensors } from './safetensors.js';
 import { checkpointWeightSpecs, type WeightPart, type WeightSpec } from './weights.js';
 
@@ -280,25 +280,17 @@ export interface HfLlamaModel {
   stopTokens: number[];
 }
 
-/** Options of {@link loadHfLlama}. */
-export interface LoadHfLlamaOptions {
-  /** Number k of multi-token heads; offset 0 is the checkpoint's `lm_head`. Default: `TRANSFORMER_DEFAULTS.mtpHeads`. */
-  mtpHeads?: number;
-  /**
-   * The draft vocabulary: distinct token ids in [0, vocab_size) offsets 1…k−1 may propose (see the
-   * head's `draftVocab`). Default: the whole vocabulary.
-   */
-  draftVocab?: readonly number[];
+/** Options of {@link loadHfLlama}: the draft heads (see {@link DraftHeadOptions}) and a progress callback. */
+export interface LoadHfLlamaOptions extends DraftHeadOptions {
   /** Called after each safetensors file is read and converted (a shard at a time), e.g. for a progress bar. */
   onProgress?: (progress: HfLoadProgress) => void;
 }
 
-const OPTION_KEYS = ['mtpHeads', 'draftVocab', 'onProgress'] as const;
+const OPTION_KEYS = [...DRAFT_HEAD_OPTION_KEYS, 'onProgress'] as const;
 
-/** Float32 bytes of the loaded model: the checkpoint's tensors plus k − 1 residual offset heads (D² + D each). */
-function modelBytes(model: ModelPlan, mtpHeads: number): number {
-  const D = model.resolved.hiddenSize;
-  const elements = model.tensors.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0) + (mtpHeads - 1) * (D * D + D);
+/** Float32 bytes of the loaded model: the checkpoint's tensors plus the draft offsets 1…k−1 of `heads`. */
+function modelBytes(model: ModelPlan, heads: HeadPlan): number {
+  const elements = model.tensors.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0) + draftParameters(heads, model.resolved.hiddenSize);
   return 4 * elements;
 }
 
@@ -351,23 +343,28 @@ function filesForm(files: unknown): 'folder' | 'single' | 'sharded' | null {
  * Loads a Hugging Face `LlamaForCausalLM`, `MistralForCausalLM` or `Qwen2ForCausalLM` checkpoint
  * (F32, F16 or BF16 safetensors, one file or sharded) as a transformer with k multi-token heads.
  * Offset 0 is exactly the checkpoint's `lm_head` (or the tied embedding); offsets 1…k−1 start as
- * the identity.
+ * the identity, or are trained draft heads (`options.draftHeads`, checked against these weights'
+ * fingerprint) — the same head options as `loadLlama2c`.
  *
- * Before any weight is read: config.json is checked (anything the transformer does not run is
- * refused naming the field), the model's size against what the running backend can hold (wasm:
- * 4 GiB), and a sharded index against config.json and the shards given. Shards are then read one
- * at a time (fetched, checked, converted to float32, released), so the memory used is one shard's
- * bytes plus the model's float32 weights; no tensor exists until every file has been read.
+ * Before any weight is read: the options and the heads file are checked, config.json (anything
+ * the transformer does not run is refused naming the field), the model's size with its draft
+ * heads against what the running backend can hold (wasm: 4 GiB), and a sharded index against
+ * config.json and the shards given. Shards are then read one at a time (fetched, checked,
+ * converted to float32, released), so the memory used is one shard's bytes plus the model's
+ * float32 weights; no tensor exists until every file has been read.
  *
  * @example
  * ```ts
- * const { model } = await loadHfLlama('https://huggingface.co/HuggingFaceTB/SmolLM2-135M/resolve/main');
+ * const folder = 'https://huggingface.co/HuggingFaceTB/SmolLM2-135M/resolve/main';
+ * const { model } = await loadHfLlama(folder);
  * const cached = new CachedTransformer(model);
+ * // with draft heads trained for it (trainDraftHeads, or npm run train:heads -- --model <folder>):
+ * const { model: withHeads } = await loadHfLlama(folder, { draftHeads: '/heads/smollm2.bin' });
  * ```
  * @param files `{ config, safetensors }`, `{ config, index, shards }` (bytes, text/object or URLs;
  *   optionally `generationConfig`), or the URL of the folder holding config.json,
  *   model.safetensors or model.safetensors.index.json and its shards, and optionally generation_config.json.
- * @param options Number of heads, the draft vocabulary, a progress callback.
+ * @param options The draft heads (k, kind and sizes, draft vocabulary, a trained heads file) and a progress callback.
  */
 export async function loadHfLlama(files: HfLlamaFiles | string, options: LoadHfLlamaOptions = {}): Promise<HfLlamaModel> {
   const fn = 'loadHfLlama';
@@ -375,8 +372,8 @@ export async function loadHfLlama(files: HfLlamaFiles | string, options: LoadHfL
   if (options === null || typeof options !== 'object') fail(TypeError, fn, 'options', 'must be an object', options);
   const unknown = Object.keys(options).find((key) => !(OPTION_KEYS as readonly string[]).includes(key));
   if (unknown !== undefined) fail(TypeError, fn, 'options', `may only have the keys ${OPTION_KEYS.join(', ')}`, unknown);
-  const mtpHeads = checkPositiveInteger(fn, 'options.mtpHeads', options.mtpHeads ?? TRANSFORMER_DEFAULTS.mtpHeads, SIZE_LIMITS.numHeads);
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') fail(TypeError, fn, 'options.onProgress', 'must be a function', options.onProgress);
+  const request = await readHeadOptions(fn, options); // checked, and the heads file read, before the checkpoint
   const isFolder = typeof files === 'string';
   const f = isFolder ? await folderFiles(files, fn) : files;
   const arg = (field: string, file: string) => (isFolder ? file : `files.${field}`); // a folder's files go by their names
@@ -387,10 +384,10 @@ export async function loadHfLlama(files: HfLlamaFiles | string, options: LoadHfL
     f.generationConfig === undefined ? undefined : readJson(f.generationConfig, fn, arg('generationConfig', GENERATION_FILE), 'generation config'),
   ]);
   const model = planModel(config.json, config.where);
-  const vocabSize = model.resolved.vocabSize;
+  const { vocabSize, hiddenSize, tiedEmbeddings } = model.resolved;
   const stopTokens = generation !== undefined && generation.json.eos_token_id !== undefined ? eosTokenIds(generation.json, generation.where, vocabSize) : eosTokenIds(config.json, config.where, vocabSize);
-  const draftVocab = options.draftVocab === undefined ? null : checkDraftVocab(fn, 'options.draftVocab', options.draftVocab, vocabSize);
-  checkFitsBackend(config.where, modelBytes(model, mtpHeads));
+  const heads = planHeads(request, { vocabSize, hiddenSize, tiedEmbeddings });
+  checkFitsBackend(config.where, modelBytes(model, heads));
 
   // the files to read, each with the tensors it must hold (sharded: the index, checked first)
   let plans: FilePlan[];
@@ -411,7 +408,7 @@ export async function loadHfLlama(files: HfLlamaFiles | string, options: LoadHfL
     bytesLoaded += file.bytes.byteLength;
     options.onProgress?.({ file: plan.name, filesLoaded: i + 1, filesTotal: plans.length, bytesLoaded });
   }
-  const built = transformerFromWeights({ ...model.config, mtpHeads, draftVocab, name: 'hf_llama' }, weights, config.where);
+  const built = await buildWithHeads(heads, (head) => transformerFromWeights({ ...model.config, ...head, name: 'hf_llama' }, weights, config.where));
   setModelStopTokens(built, stopTokens);
   return { model: built, modelType: model.modelType, stopTokens };
 }

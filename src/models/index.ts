@@ -25,7 +25,9 @@ export { CachedTransformer, cachedTransformer, type CachedTransformerOptions } f
 export { BYTE_VOCAB_SIZE, encodeBytes, decodeBytes, byteTokenizer } from './tokenizer.js';
 export { type Tokenizer, type TokenizerEncodeOptions, type TokenizerDecodeOptions, type ChatMessage, type ChatTemplateOptions } from './tokenizer_interface.js';
 export { loadHfTokenizer, HfTokenizer, type HfDecodeOptions, type HfJsonSource } from './hf_tokenizer.js';
-export { loadLlama2c, parseLlama2c, type LoadLlama2cOptions, type Llama2cModel, type Llama2cHeader, type ParsedLlama2c, type BytesSource } from './llama2c.js';
+export { loadLlama2c, parseLlama2c, type LoadLlama2cOptions, type Llama2cModel, type Llama2cHeader, type ParsedLlama2c } from './llama2c.js';
+export { type BytesSource } from './read_bytes.js';
+export { type DraftHeadOptions } from './head_options.js';
 export { Llama2cTokenizer, type Llama2cEncodeOptions } from './llama2c_tokenizer.js';
 export {
   loadHfLlama,

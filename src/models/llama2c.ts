@@ -13,14 +13,13 @@
  * `legacy_export`.
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { checkDraftVocab, sameDraftVocab } from '../internal/draft_vocab.js';
-import { SIZE_LIMITS, checkInteger, checkPositiveInteger, fail, show } from '../internal/errors.js';
-import { TRANSFORMER_DEFAULTS, type TransformerConfig, resolveTransformerConfig } from './config.js';
+import { SIZE_LIMITS, checkInteger, fail } from '../internal/errors.js';
+import { type TransformerConfig, resolveTransformerConfig } from './config.js';
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
 import { setModelStopTokens } from '../internal/stop_tokens.js';
-import { OFFSET_HEAD_KINDS } from '../layers/args.js';
-import { attachParsedDraftHeads, type DraftHeadsKind, type DraftHeadsManifest, readDraftHeads, withSequentialHeads } from './draft_heads.js';
+import { buildWithHeads, DRAFT_HEAD_OPTION_KEYS, type DraftHeadOptions, planHeads, readHeadOptions } from './head_options.js';
 import { Llama2cTokenizer } from './llama2c_tokenizer.js';
+import { type BytesSource, readBytes } from './read_bytes.js';
 import { checkpointWeightSpecs, type WeightPart } from './weights.js';
 
 /** The seven header fields, in file order, as llama2.c names them. */
@@ -231,40 +230,13 @@ function llama2cConfig(h: Llama2cHeader): TransformerConfig {
   };
 }
 
-/** Options of {@link loadLlama2c}. */
-export interface LoadLlama2cOptions {
+/** Options of {@link loadLlama2c}: the tokenizer, and the draft heads (see {@link DraftHeadOptions}). */
+export interface LoadLlama2cOptions extends DraftHeadOptions {
   /** The `tok512.bin`-format tokenizer: its bytes or a URL. Omitted: no tokenizer is returned. */
   tokenizer?: BytesSource;
-  /** Number k of multi-token heads; offset 0 is the checkpoint's classifier. Default: `TRANSFORMER_DEFAULTS.mtpHeads` (or `draftHeads`' k). */
-  mtpHeads?: number;
-  /**
-   * Kind of offsets 1…k−1: a parallel `OffsetHeadKind`, or `'sequential'` for sequential MTP
-   * modules (a `SequentialMtpHead`, see `withSequentialHeads`). Default:
-   * `TRANSFORMER_DEFAULTS.headKind` (or `draftHeads`' kind).
-   */
-  headKind?: DraftHeadsKind;
-  /** Width of `mlp` offsets or `sequential` modules: required for those kinds unless `draftHeads` gives it. */
-  mlpHiddenSize?: number;
-  /** Rank of `lowRank` offsets: required for `headKind: 'lowRank'` unless `draftHeads` gives it. */
-  rank?: number;
-  /**
-   * The draft vocabulary: distinct token ids offsets 1…k−1 may propose (see the head's
-   * `draftVocab`). Default: `draftHeads`' draft vocabulary when the file has one (then one given
-   * here must be the same set), else the whole vocabulary.
-   */
-  draftVocab?: readonly number[];
-  /**
-   * Trained draft heads for this checkpoint (an `exportDraftHeads` file: bytes or a URL): the
-   * head is built with their k, kind, sizes and draft vocabulary, and they are attached after
-   * checking that they were trained on this checkpoint (see `attachDraftHeads`). Fields given as
-   * well must agree.
-   */
-  draftHeads?: BytesSource;
 }
 
-const OPTION_KEYS = ['tokenizer', 'mtpHeads', 'headKind', 'mlpHiddenSize', 'rank', 'draftVocab', 'draftHeads'] as const;
-/** Every `options.headKind`: a parallel offset-head kind, or sequential modules. */
-const HEAD_KINDS: readonly DraftHeadsKind[] = [...OFFSET_HEAD_KINDS, 'sequential'];
+const OPTION_KEYS = ['tokenizer', ...DRAFT_HEAD_OPTION_KEYS] as const;
 
 /** What {@link loadLlama2c} resolves to. */
 export interface Llama2cModel {
@@ -296,114 +268,24 @@ export interface Llama2cModel {
  * console.log(tokenizer!.decode([...prompt, ...result.tokens]));
  * ```
  * @param checkpoint The `.bin` file: `ArrayBuffer`, `Uint8Array` or a URL to fetch.
- * @param options Tokenizer and number of heads.
+ * @param options The tokenizer and the draft heads.
  */
 export async function loadLlama2c(checkpoint: BytesSource, options: LoadLlama2cOptions = {}): Promise<Llama2cModel> {
   const fn = 'loadLlama2c';
   if (options === null || typeof options !== 'object') fail(TypeError, fn, 'options', 'must be an object', options);
   const unknown = Object.keys(options).find((key) => !(OPTION_KEYS as readonly string[]).includes(key));
   if (unknown !== undefined) fail(TypeError, fn, 'options', `may only have the keys ${OPTION_KEYS.join(', ')}`, unknown);
-  const [checkpointFile, tokenizerFile, headsFile] = await Promise.all([
+  const request = await readHeadOptions(fn, options); // checked, and the heads file read, before the checkpoint
+  const [checkpointFile, tokenizerFile] = await Promise.all([
     readBytes(checkpoint, fn, 'checkpoint'),
     options.tokenizer === undefined ? undefined : readBytes(options.tokenizer, fn, 'options.tokenizer'),
-    options.draftHeads === undefined ? undefined : readBytes(options.draftHeads, fn, 'options.draftHeads'),
   ]);
-  const heads = headsFile && readDraftHeads(headsFile.bytes, headsFile.where);
-  const head = headOptions(fn, options, heads?.manifest);
   const parsed = parseLlama2c(checkpointFile.bytes, checkpointFile.where);
-  const draftVocab = draftVocabOption(fn, options, heads?.manifest, parsed.header.vocabSize);
-  const tokenizer = tokenizerFile && Llama2cTokenizer.fromBytes(tokenizerFile.bytes, parsed.header.vocabSize, tokenizerFile.where);
-  let model: LayersModel;
-  if (head.headKind === 'sequential') {
-    if (head.headHiddenSize === undefined) fail(TypeError, fn, 'options.mlpHiddenSize', "must be set for headKind 'sequential'", undefined);
-    const base = transformerFromWeights({ ...parsed.config, mtpHeads: 1, name: 'llama2c' }, parsed.weights, checkpointFile.where);
-    try {
-      model = withSequentialHeads(base, head.mtpHeads!, head.headHiddenSize, draftVocab);
-    } catch (error) {
-      base.dispose();
-      throw error;
-    }
-  } else {
-    model = transformerFromWeights({ ...parsed.config, ...head, headKind: head.headKind, draftVocab, name: 'llama2c' }, parsed.weights, checkpointFile.where);
-  }
-  if (heads !== undefined) {
-    try {
-      await attachParsedDraftHeads(model, heads, fn, 'options.draftHeads');
-    } catch (error) {
-      model.dispose();
-      throw error;
-    }
-  }
+  const { vocabSize, dim: hiddenSize, sharedClassifier: tiedEmbeddings } = parsed.header;
+  const plan = planHeads(request, { vocabSize, hiddenSize, tiedEmbeddings });
+  const tokenizer = tokenizerFile && Llama2cTokenizer.fromBytes(tokenizerFile.bytes, vocabSize, tokenizerFile.where);
+  const model = await buildWithHeads(plan, (head) => transformerFromWeights({ ...parsed.config, ...head, name: 'llama2c' }, parsed.weights, checkpointFile.where));
   setModelStopTokens(model, LLAMA2C_STOP_TOKENS);
   const stopTokens = [...LLAMA2C_STOP_TOKENS];
   return tokenizer ? { model, tokenizer, stopTokens } : { model, stopTokens };
-}
-
-/** The head fields of the transformer config: the options, or the draft heads' manifest (both given: they must agree). */
-function headOptions(fn: string, options: LoadLlama2cOptions, manifest: DraftHeadsManifest | undefined): Pick<TransformerConfig, 'mtpHeads' | 'headHiddenSize' | 'rank'> & { headKind?: DraftHeadsKind } {
-  if (options.headKind !== undefined && !HEAD_KINDS.includes(options.headKind)) {
-    fail(TypeError, fn, 'options.headKind', `must be one of ${HEAD_KINDS.map((k) => `"${k}"`).join(', ')}`, options.headKind);
-  }
-  const fromFile = { mtpHeads: manifest?.numHeads, headKind: manifest?.kind, mlpHiddenSize: manifest?.mlpHiddenSize, rank: manifest?.rank };
-  if (manifest !== undefined) {
-    for (const key of ['mtpHeads', 'headKind', 'mlpHiddenSize', 'rank'] as const) {
-      if (options[key] !== undefined && options[key] !== fromFile[key]) {
-        fail(RangeError, fn, `options.${key}`, `must match options.draftHeads (${show(fromFile[key])}) or be omitted`, options[key]);
-      }
-    }
-  }
-  const mtpHeads = checkPositiveInteger(fn, 'options.mtpHeads', options.mtpHeads ?? fromFile.mtpHeads ?? TRANSFORMER_DEFAULTS.mtpHeads, SIZE_LIMITS.numHeads);
-  const headKind = options.headKind ?? fromFile.headKind;
-  const mlpHiddenSize = options.mlpHiddenSize ?? fromFile.mlpHiddenSize;
-  const rank = options.rank ?? fromFile.rank;
-  return {
-    mtpHeads,
-    ...(headKind !== undefined ? { headKind } : {}),
-    ...(mlpHiddenSize !== undefined ? { headHiddenSize: checkPositiveInteger(fn, 'options.mlpHiddenSize', mlpHiddenSize, SIZE_LIMITS.hiddenSize) } : {}),
-    ...(rank !== undefined ? { rank: checkPositiveInteger(fn, 'options.rank', rank, SIZE_LIMITS.hiddenSize) } : {}),
-  };
-}
-
-/**
- * The draft vocabulary: `options.draftVocab` (checked against the checkpoint's vocabulary) or the
- * draft heads' (both given: the same set), or `null`.
- */
-function draftVocabOption(fn: string, options: LoadLlama2cOptions, manifest: DraftHeadsManifest | undefined, vocabSize: number): number[] | null {
-  const given = options.draftVocab === undefined ? null : checkDraftVocab(fn, 'options.draftVocab', options.draftVocab, vocabSize);
-  const fromFile = manifest?.draftVocab ?? null;
-  if (given !== null && fromFile !== null && !sameDraftVocab(given, fromFile)) {
-    fail(RangeError, fn, 'options.draftVocab', `must be the same set of ids as options.draftHeads' draftVocab (${fromFile.length} ids) or be omitted`, options.draftVocab);
-  }
-  return given ?? fromFile;
-}
-
-/** A file's contents: its bytes, or a URL to fetch them from. */
-export type BytesSource = ArrayBuffer | Uint8Array | string;
-
-/** A file read by {@link readBytes}, and the prefix its errors start with. */
-export interface ReadFile {
-  /** The file's bytes. */
-  bytes: Uint8Array;
-  /** `fn: arg` (bytes) or `fn: arg "url"` (fetched): names the file in every error about it. */
-  where: string;
-}
-
-/**
- * Reads a {@link BytesSource}: bytes are viewed as they are, a URL is fetched (an HTTP error or
- * a network failure throws naming `fn`, `arg` and the URL).
- * @internal shared by the loaders
- */
-export async function readBytes(source: BytesSource, fn: string, arg: string): Promise<ReadFile> {
-  if (source instanceof Uint8Array) return { bytes: source, where: `${fn}: ${arg}` };
-  if (source instanceof ArrayBuffer) return { bytes: new Uint8Array(source), where: `${fn}: ${arg}` };
-  if (typeof source !== 'string') fail(TypeError, fn, arg, 'must be an ArrayBuffer, a Uint8Array or a URL string', source);
-  const where = `${fn}: ${arg} ${show(source)}`;
-  let response: Response;
-  try {
-    response = await fetch(source);
-  } catch (error) {
-    throw new Error(`${where}: fetching failed (${(error as Error).message}).`);
-  }
-  if (!response.ok) throw new Error(`${where}: fetching failed with HTTP ${response.status} ${response.statusText}.`);
-  return { bytes: new Uint8Array(await response.arrayBuffer()), where };
 }

@@ -269,6 +269,6 @@ describe.skipIf(!storiesOk)('draft-heads files with a draft vocabulary (stories2
     expect(headOf(model).draftVocab).toEqual(vocab);
     model.dispose();
     await expectThrowNoLeak(() => loadHfLlama({ config: layout.config, safetensors }, { draftVocab: [512] }), 'loadHfLlama: options.draftVocab[0] must be a token id, an integer in [0, 512), but got 512.');
-    await expectThrowNoLeak(() => loadHfLlama({ config: layout.config, safetensors }, { mtpHead: 2 } as never), 'loadHfLlama: options may only have the keys mtpHeads, draftVocab, onProgress, but got "mtpHead".');
+    await expectThrowNoLeak(() => loadHfLlama({ config: layout.config, safetensors }, { mtpHead: 2 } as never), 'loadHfLlama: options may only have the keys mtpHeads, headKind, mlpHiddenSize, rank, draftVocab, draftHeads, onProgress, but got "mtpHead".');
   });
 });

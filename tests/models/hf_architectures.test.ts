@@ -25,12 +25,11 @@ import {
   type HfLoadProgress,
   type TransformerConfig,
 } from '../../src/models/index.js';
-import { resolveTransformerConfig } from '../../src/models/config.js';
 import { inverseFrequencies } from '../../src/models/positions.js';
-import { checkpointWeightSpecs } from '../../src/models/weights.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak, peakBytesDuringAsync } from '../helpers/leak.js';
 import { referenceLogits, type ReferenceConfig } from '../helpers/llama_reference.js';
+import { LLAMA_FAMILY, randomWeights, toHfTensors } from '../helpers/hf_models.js';
 import { bfloat16ToFloat, floatToBfloat16, floatToHalf, halfToFloat, writeSafetensors, writeShards, type TensorToWrite } from '../helpers/stories.js';
 
 beforeAll(useCpu);
@@ -95,41 +94,6 @@ const SHAPES: Shape[] = [
     eos: [],
   },
 ];
-
-/** The fields every Hugging Face Llama-family model shares. */
-const LLAMA_FAMILY: TransformerConfig = { norm: 'rmsNorm', positions: 'rotary', ropeLayout: 'halfSplit', mlp: 'swiglu', useBias: false };
-
-/** Deterministic random canonical weights (an LCG, independent of tfjs): uniform in ±0.3, norms around 1. */
-function randomWeights(config: TransformerConfig, seed: number): CheckpointWeights {
-  let s = seed;
-  const next = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 0.6;
-  const weights: CheckpointWeights = new Map();
-  for (const spec of checkpointWeightSpecs(resolveTransformerConfig(config))) {
-    const norm = spec.shape.length === 1 && spec.kind === 'weight';
-    weights.set(spec.name, { shape: spec.shape, data: Float32Array.from({ length: spec.shape.reduce((a, b) => a * b, 1) }, () => (norm ? 1 + next() : next())) });
-  }
-  return weights;
-}
-
-/** Hugging Face's module of each canonical one (written out here, independently of the loader's table). */
-const HF_MODULE: Record<string, string> = {
-  tok_embeddings: 'model.embed_tokens', norm: 'model.norm', output: 'lm_head', attention_norm: 'input_layernorm', 'attention.wq': 'self_attn.q_proj',
-  'attention.wk': 'self_attn.k_proj', 'attention.wv': 'self_attn.v_proj', 'attention.wo': 'self_attn.o_proj', ffn_norm: 'post_attention_layernorm',
-  'feed_forward.w1': 'mlp.gate_proj', 'feed_forward.w2': 'mlp.down_proj', 'feed_forward.w3': 'mlp.up_proj',
-};
-
-/** Canonical weights as Hugging Face stores them: its names, matrices `[out, in]` (the embedding stays `[V, D]`), in `dtype`. */
-function toHfTensors(weights: CheckpointWeights, dtype: Dtype): TensorToWrite[] {
-  return [...weights].map(([name, t]) => {
-    const [, layer, module, kind] = /^(?:layers\.(\d+)\.)?(.+)\.(weight|bias)$/.exec(name)!;
-    const hfName = `${layer === undefined ? '' : `model.layers.${layer}.`}${HF_MODULE[module!]}.${kind}`;
-    if (t.shape.length === 1 || module === 'tok_embeddings') return { name: hfName, dtype, shape: t.shape, data: t.data };
-    const [inp, out] = t.shape as [number, number];
-    const data = new Float32Array(t.data.length);
-    for (let i = 0; i < inp; i++) for (let o = 0; o < out; o++) data[o * inp + i] = t.data[i * out + o]!;
-    return { name: hfName, dtype, shape: [out, inp], data };
-  });
-}
 
 /** The weights the file holds after rounding to `dtype` (what a correct loader must give back exactly). */
 function rounded(weights: CheckpointWeights, dtype: Dtype): CheckpointWeights {

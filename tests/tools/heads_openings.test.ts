@@ -1,13 +1,15 @@
 /**
  * The corpus openings `npm run train:heads` gives `trainDraftHeads` (tools/heads): llama2.c story
  * models get the training story openings and vocabulary words (BOS first), never a held-out one;
- * a tfjs-mtp checkpoint gets seeded byte windows of its training text starting at line starts.
+ * a tfjs-mtp checkpoint gets seeded byte windows of its training text starting at line starts; a
+ * Hugging Face model gets short generic texts through its tokenizer, the held-out ones never.
  */
 import { describe, expect, it } from 'vitest';
 import { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
 import { textOpenings } from '../../tools/heads/base.js';
 import { heldOutPrompts } from '../../tools/heads/measure.js';
-import { storyOpenings, vocabularyOpenings } from '../../tools/heads/openings.js';
+import { GENERIC_OPENINGS, genericOpenings, HELD_OUT_GENERIC, heldOutGenericPrompts, storyOpenings, vocabularyOpenings } from '../../tools/heads/openings.js';
+import { byteTokenizer } from '../../src/models/tokenizer.js';
 import { readStories, storiesAvailable } from '../helpers/stories.js';
 
 describe.skipIf(!storiesAvailable('tools/heads_openings.test.ts'))('story openings (tools/heads/openings.ts)', () => {
@@ -37,5 +39,15 @@ describe('byte-level openings (tools/heads/base.ts)', () => {
       expect(o.length).toBeLessThanOrEqual(30);
       expect(decoded[i]).toMatch(/^interface Line\d+/);
     }
+  });
+});
+
+describe('generic openings for a Hugging Face model (tools/heads/openings.ts)', () => {
+  it('the training ones are encoded as prompts; none is a prefix of a held-out prompt', () => {
+    const held = heldOutGenericPrompts();
+    expect(held).toEqual(GENERIC_OPENINGS.slice(-HELD_OUT_GENERIC));
+    const training = GENERIC_OPENINGS.slice(0, -HELD_OUT_GENERIC);
+    for (const t of training) for (const h of held) expect(h.startsWith(t), `${JSON.stringify(t)} opens ${JSON.stringify(h)}`).toBe(false);
+    expect(genericOpenings(byteTokenizer)).toEqual(training.map((t) => byteTokenizer.encode(t)));
   });
 });

@@ -171,3 +171,66 @@ export function vocabularyOpenings(tokenizer: StoryTokenizer): number[][] {
 export function storyOpenings(tokenizer: StoryTokenizer): number[][] {
   return [...STORY_OPENINGS.slice(0, STORY_OPENINGS.length - HELD_OUT_OPENINGS).map((t) => tokenizer.encode(t)), ...vocabularyOpenings(tokenizer)];
 }
+
+/**
+ * Short general-purpose openings for a Hugging Face model (web text, explanations, code, lists), in
+ * the same form as {@link STORY_OPENINGS}: the last {@link HELD_OUT_GENERIC} are the held-out
+ * prompts τ is measured on, and no training opening is a prefix of one of them.
+ */
+export const GENERIC_OPENINGS: readonly string[] = [
+  'In',
+  'Once upon a time',
+  'The history of',
+  'One of the most important',
+  'Photosynthesis is the process',
+  'How to make',
+  'The best way to learn',
+  'Here is a list of',
+  'In this article, we',
+  'The capital of France is',
+  'Water boils at',
+  'def main():\n',
+  'import numpy as np\n',
+  'function add(a, b) {\n',
+  '# Introduction\n\n',
+  'Q: What is',
+  'Step 1:',
+  'The weather today',
+  'Scientists have discovered',
+  'According to the report,',
+  'My favourite book is',
+  'The city was founded in',
+  'To install the package, run',
+  'Dear Sir or Madam,',
+  'The main reason why',
+  'A computer is a machine that',
+  'There are three types of',
+  'The following example shows',
+  'In mathematics, a prime number',
+  'The human body has',
+  'Climate change is',
+  'Once you have finished,',
+  'The results of the study',
+  'for (let i = 0; i < n; i++) {\n',
+  'class Person:\n',
+  // held out (the last HELD_OUT_GENERIC):
+  'Gravity is the force that',
+  'My grandmother used to say',
+  'A good breakfast should include',
+  'SELECT name FROM users WHERE',
+  'The river flows through',
+  'Learning a new language',
+];
+
+/** How many of the last {@link GENERIC_OPENINGS} are held out. */
+export const HELD_OUT_GENERIC = 6;
+
+/** The self-distillation openings of a Hugging Face model: the training generic openings, encoded as a prompt (the tokenizer's special tokens included). */
+export function genericOpenings(tokenizer: { encode(text: string): number[] }): number[][] {
+  return GENERIC_OPENINGS.slice(0, GENERIC_OPENINGS.length - HELD_OUT_GENERIC).map((t) => tokenizer.encode(t)).filter((ids) => ids.length > 0);
+}
+
+/** The held-out generic prompts (never corpus openings). */
+export function heldOutGenericPrompts(): readonly string[] {
+  return GENERIC_OPENINGS.slice(GENERIC_OPENINGS.length - HELD_OUT_GENERIC);
+}
