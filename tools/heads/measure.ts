@@ -1,6 +1,7 @@
 /**
- * τ of trained draft heads on held-out prompts: `speculativeDecode` (greedy acceptance, chain)
- * against `greedyDecode` on the same `CachedTransformer`, checking the outputs are identical.
+ * τ of trained draft heads on held-out prompts: `speculativeDecode` (greedy acceptance, a chain
+ * of all k − 1 drafts every step — not `draftLength: 'auto'`, whose wall-clock tuner may stop
+ * drafting) against `greedyDecode` on the same `CachedTransformer`, checking the outputs are identical.
  * τ = tokens committed per forward (the decoders' `meanAcceptedLength`), summed over prompts.
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
@@ -40,7 +41,7 @@ export async function measureTauOn(model: LayersModel, prompts: ReadonlyArray<{ 
   try {
     for (const { label, ids } of prompts) {
       const greedy = await greedyDecode(cached, ids, { maxNewTokens });
-      const fast = await speculativeDecode(cached, ids, { maxNewTokens, acceptance: 'greedy' });
+      const fast = await speculativeDecode(cached, ids, { maxNewTokens, acceptance: 'greedy', draftLength: cached.numHeads - 1 }); // every head drafts every step: τ measures the heads, not the tuner's wall-clock choice
       identical &&= fast.tokens.length === greedy.tokens.length && fast.tokens.every((t, i) => t === greedy.tokens[i]);
       tokens += fast.stats.tokens;
       forwards += fast.stats.forwards;

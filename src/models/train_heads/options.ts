@@ -54,7 +54,7 @@ export interface TrainDraftHeadsOptions {
   openings?: ReadonlyArray<ArrayLike<number>>;
   /** Self-distillation: tokens the model writes, openings included (whole batches; fewer if the corpus reaches half of `seconds`). */
   corpusTokens?: number;
-  /** Self-distillation: share of greedy continuations (what greedy acceptance sees); the rest are top-p samples. */
+  /** Self-distillation: share of greedy continuations (what greedy acceptance sees); the rest are temperature / top-p samples. */
   greedyShare?: number;
   /** Tokens per training sequence: generated sequences have this length, given ones are cut to it. At most the model's context. */
   sequenceTokens?: number;
@@ -92,8 +92,12 @@ export interface TrainDraftHeadsOptions {
 export const TRAIN_HEADS_DEFAULTS = Object.freeze({
   /** Enough text that the heads do not overfit in a few minutes of training (with less, held-out loss rises above training loss within a minute). */
   corpusTokens: 100_000,
-  /** Most drafts are verified against greedy text; the samples cover sampling acceptance. */
-  greedyShare: 0.8,
+  /**
+   * All greedy: a sampled text's targets depend on the sampled tokens, which parallel heads never
+   * see (noise for them: held-out decoded τ ~0.1 lower with a fifth sampled); lower it for
+   * sequential modules trained for sampling acceptance.
+   */
+  greedyShare: 1,
   /** Decoding reaches a few hundred positions: heads trained on shorter texts never see the states there (τ drops). */
   sequenceTokens: 256,
   /** A minute: a useful first set of heads on a small model (see docs/training-heads.md). */
