@@ -114,6 +114,7 @@ export const TRAIN_HEADS_DEFAULTS = Object.freeze({
   evaluateEvery: 10,
   /** Reproducible by default. */
   seed: 1,
+  /** The usual intent: train the model's heads, then decode with them. */
   attach: true,
 });
 
