@@ -20,8 +20,12 @@ import { STORIES_DIR, storiesAvailable } from '../helpers/stories.js';
 import { checkpointForTests } from './harness.js';
 
 const SUITE = 'tests/browser/train_heads';
-/** The training budget (Stop comes as soon as τ has risen, ~20–30 s in on SwiftShader; the rest is slack for a loaded machine). */
-const BUDGET_SECONDS = 60;
+/**
+ * The training budget. Stop comes as soon as τ has risen (~20–30 s in on SwiftShader), so the budget
+ * is slack for a loaded machine: half of it bounds the model's writing, which must finish its 2048
+ * tokens (with 60 s, a loaded run cut the writing short and held out no text to estimate τ on).
+ */
+const BUDGET_SECONDS = 150;
 /**
  * Tokens the model writes (one batch of 16 sequences: ~15–20 s on SwiftShader), and a batch and
  * learning rate that move τ within seconds of training on SwiftShader (~0.4 s per step).
@@ -193,5 +197,5 @@ describe.skipIf(!browserSuiteEnabled(SUITE) || !storiesAvailable(SUITE))('the ex
     expect(rows[1]!.forwards).toBeLessThan(rows[0]!.forwards); // the new heads' drafts are kept
     expect(await page.textContent('#race-verdict')).toMatch(/outputs identical ✓$/);
     expect(errors).toEqual([]);
-  }, 200_000);
+  }, 300_000);
 });

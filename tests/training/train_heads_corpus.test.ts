@@ -32,6 +32,10 @@ describe('corpus pieces without a model', () => {
     const sequences: CorpusSequence[] = [0, 1, 2, 3, 9, 19, 9, 4].map((opening) => ({ ids: [1, 2, 3], opening }));
     expect(heldOutMask(sequences, 0.1)).toEqual([false, false, false, false, true, true, true, false]);
     expect(heldOutMask(sequences, 0)).toEqual(sequences.map(() => false));
+    // a corpus smaller than one period still holds something out: the last sequence (its opening)
+    expect(heldOutMask(sequences.slice(0, 3).map((q) => ({ ids: q.ids })), 0.1)).toEqual([false, false, true]);
+    expect(heldOutMask(sequences.slice(0, 4), 0.1)).toEqual(sequences.slice(0, 4).map((q) => q.opening === sequences[3]!.opening));
+    expect(heldOutMask([sequences[0]!], 0.1)).toEqual([false]);
     const unrecorded = sequences.map(({ ids }) => ({ ids }));
     expect(heldOutMask(unrecorded, 0.25)).toEqual([false, false, false, true, false, false, false, true]);
   });

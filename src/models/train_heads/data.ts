@@ -55,13 +55,21 @@ export function frequentTokens(sequences: readonly CorpusSequence[], n: number, 
 /**
  * Whether each sequence is held out: with given openings, those of every round(1/share)-th
  * opening (held-out text never continues an opening the heads were trained on); otherwise every
- * round(1/share)-th sequence.
+ * round(1/share)-th sequence. When that selects nothing (a corpus smaller than one period), the
+ * last sequence's opening (or the last sequence) is held out.
  */
 export function heldOutMask(sequences: readonly CorpusSequence[], share: number): boolean[] {
   if (share <= 0) return sequences.map(() => false);
   const period = Math.max(2, Math.round(1 / share));
   const byOpening = sequences.every((q) => q.opening !== undefined);
-  return sequences.map((q, i) => (byOpening ? q.opening! : i) % period === period - 1);
+  const key = (q: CorpusSequence, i: number) => (byOpening ? q.opening! : i);
+  const mask = sequences.map((q, i) => key(q, i) % period === period - 1);
+  if (mask.some(Boolean) || sequences.length < 2) return mask;
+  // a small corpus (fewer sequences, or openings, than one period): hold out the last sequence's
+  // opening (or the last sequence), so there is always held-out text to measure on
+  const last = key(sequences.at(-1)!, sequences.length - 1);
+  const held = sequences.map((q, i) => key(q, i) === last);
+  return held.every(Boolean) ? mask : held; // one opening only: nothing can be held out without holding out all
 }
 
 /**
