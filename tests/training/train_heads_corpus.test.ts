@@ -15,6 +15,7 @@ import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
 import { TransformerTrunk } from '../../src/models/trunk.js';
 import { buildCorpus, type CorpusSequence, type FrozenModel, generateBatch, hiddenStates, PREFIX, sampleTopP } from '../../src/models/train_heads/corpus.js';
 import { disposeData, heldOutMask, prepareData } from '../../src/models/train_heads/data.js';
+import { now } from '../../src/decoding/event_loop.js';
 import { useCpu } from '../helpers/backend.js';
 import { readStories, storiesAvailable } from '../helpers/stories.js';
 
@@ -98,6 +99,26 @@ describe.skipIf(!storiesAvailable('training/train_heads_corpus.test.ts'))('the c
       const stop = q.ids.findIndex((t, n) => n > 0 && (t === 1 || t === 2));
       expect(stop === -1 ? q.ids.length : stop + 1).toBe(q.ids.length);
     }
+  });
+
+  it('a batch in progress ends at the deadline once long enough to train on, and sees an abort within a token step', async () => {
+    const settings = { tokens: 128 * 200, sequenceTokens: 200, greedyShare: 1, openings: null, startToken: 1, stopTokens: [] as number[], seed: 3 };
+    const steps: number[] = [];
+    const t0 = now();
+    const cut = await buildCorpus(frozen, { ...settings, deadline: now() + 300 }, { last: 0 }, undefined, (n) => steps.push(n));
+    const length = cut.sequences[0]!.ids.length;
+    expect(cut.sequences).toHaveLength(128); // one batch, cut short
+    expect(length).toBeGreaterThanOrEqual(16);
+    expect(length).toBeLessThan(200);
+    expect(cut.sequences.every((q) => q.ids.length === length)).toBe(true);
+    expect(cut.hidden.length).toBe(128 * length * 64); // every kept position has its state
+    expect(steps.length).toBeGreaterThanOrEqual(length); // progress after every token step
+    const full = now() - t0;
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('stop now')), 100);
+    const started = now();
+    await expect(buildCorpus(frozen, { ...settings, deadline: Infinity }, { last: 0 }, controller.signal, () => {})).rejects.toThrow('stop now');
+    expect(now() - started).toBeLessThan(100 + Math.max(200, full)); // not the whole 200-token batch
   });
 
   it('rows stay inside their sequence; held-out sequences walk from their greedy part', async () => {

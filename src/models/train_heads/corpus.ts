@@ -108,12 +108,24 @@ export interface SequencePlan {
 }
 
 /**
+ * When a batch in progress stops (checked after every token step): `signal` aborts it (throwing
+ * its reason); at `deadline` (ms, `now()`'s clock) it ends early once it holds `minLength` tokens,
+ * every sequence cut to the same shorter length; `onStep(t)` reports the tokens each sequence has.
+ */
+export interface BatchStop {
+  signal?: AbortSignal | undefined;
+  deadline?: number;
+  minLength?: number;
+  onStep?: (tokens: number) => void;
+}
+
+/**
  * Generates `plans.length` sequences of `length` tokens together with the frozen trunk (KV-cached)
  * and offset 0. A greedy token is the argmax of offset 0's float32 logits (greedyDecode's choice);
  * a sampled one uses the plan's own seeded stream. Returns the ids and, per sequence, its hidden
  * states `[length, D]` (row-major).
  */
-export async function generateBatch(model: FrozenModel, plans: readonly SequencePlan[], length: number, clock: { last: number }): Promise<{ ids: number[][]; hidden: Float32Array[] }> {
+export async function generateBatch(model: FrozenModel, plans: readonly SequencePlan[], length: number, clock: { last: number }, stop: BatchStop = {}): Promise<{ ids: number[][]; hidden: Float32Array[] }> {
   const { trunk, head, hiddenSize: D, vocabSize: V } = model;
   const ids = plans.map((p) => [p.opening[0]!]);
   const hidden = plans.map(() => new Float32Array(length * D));
@@ -139,6 +151,11 @@ export async function generateBatch(model: FrozenModel, plans: readonly Sequence
         ids[i]!.push(next < p.opening.length ? p.opening[next]! : next >= p.greedyFrom ? argmax(logits) : sampleTopP(logits, temperature, topP, u));
       });
       await maybeYield(clock);
+      stop.signal?.throwIfAborted();
+      stop.onStep?.(t + 1);
+      if (stop.deadline !== undefined && t + 1 >= (stop.minLength ?? length) && t + 1 < length && now() >= stop.deadline) {
+        return { ids: ids.map((q) => q.slice(0, t + 1)), hidden: hidden.map((h) => h.subarray(0, (t + 1) * D)) }; // the positions with their states
+      }
     }
   } finally {
     cache.clear();
@@ -160,13 +177,15 @@ export interface CorpusSettings {
   /** The model's stop tokens: a generated one ends its sequence (what follows would be another text, which decoding never reaches). */
   stopTokens: readonly number[];
   seed: number;
-  /** `now()` after which no new batch starts. */
+  /** `now()` after which no new batch starts (and the one in progress ends early). */
   deadline: number;
 }
 
 /**
- * The self-distillation corpus (see the module header): `onBatch(tokens)` after each batch; stops
- * early between batches when `signal` aborts (throwing its reason) or `deadline` passes.
+ * The self-distillation corpus (see the module header): `onBatch(tokens)` after every token step
+ * of a batch; an abort of `signal` is seen within one token step (throwing its reason), and at
+ * `deadline` the batch in progress ends once its sequences are long enough to train on (see
+ * {@link BatchStop}) and no new batch starts.
  */
 export async function buildCorpus(model: FrozenModel, s: CorpusSettings, clock: { last: number }, signal: AbortSignal | undefined, onBatch: (tokens: number) => void): Promise<Corpus> {
   const random = uniformStream(s.seed);
@@ -185,7 +204,13 @@ export async function buildCorpus(model: FrozenModel, s: CorpusSettings, clock: 
       const prefix = PREFIX.min + Math.floor(random() * (PREFIX.max - PREFIX.min + 1)); // sampled tokens before the greedy part
       plans.push({ opening, index, greedy, greedyFrom: greedy ? opening.length + prefix : Infinity, seed: Math.floor(random() * 2 ** 32) });
     }
-    const made = await generateBatch(model, plans, s.sequenceTokens, clock);
+    const done = total;
+    const made = await generateBatch(model, plans, s.sequenceTokens, clock, {
+      signal,
+      deadline: s.deadline,
+      minLength: Math.min(s.sequenceTokens, Math.max(2 * model.head.numHeads, 16)),
+      onStep: (t) => onBatch(done + count * t),
+    });
     plans.forEach((p, i) => {
       const ids = made.ids[i]!;
       const stop = ids.findIndex((t, n) => n >= p.opening.length && s.stopTokens.includes(t)); // the text ends there
@@ -194,7 +219,7 @@ export async function buildCorpus(model: FrozenModel, s: CorpusSettings, clock: 
       sequences.push({ ids: ids.slice(0, length), ...greedyFrom, ...(p.index !== undefined ? { opening: p.index } : {}) });
       states.push(made.hidden[i]!.subarray(0, length * model.hiddenSize));
     });
-    total += count * s.sequenceTokens;
+    total += count * (made.ids[0]?.length ?? s.sequenceTokens);
     onBatch(total);
   }
   return { sequences, hidden: concatFloats(states) };
