@@ -22,7 +22,7 @@ import { type ResolvedTransformerConfig, type TransformerConfig, resolveTransfor
 import { transformerFromWeights, type CheckpointWeights } from './from_weights.js';
 import { buildWithHeads, DRAFT_HEAD_OPTION_KEYS, type DraftHeadOptions, draftParameters, type HeadPlan, planHeads, readHeadOptions } from './head_options.js';
 import { eosTokenIds, hfArchitecture, parseJsonObject, readJson, type HfArchitecture, type HfModelType, type JsonSource } from './hf_config.js';
-import { readBytes, type BytesSource } from './read_bytes.js';
+import { fetchBytes, readBytes, type BytesSource } from './read_bytes.js';
 import { readSafetensors } from './safetensors.js';
 import { checkpointWeightSpecs, type WeightPart, type WeightSpec } from './weights.js';
 
@@ -302,16 +302,7 @@ const inFolder = (folder: string, file: string) => `${folder.replace(/\/+$/, '')
  * folder: generation_config.json; the index, absent from an unsharded checkpoint).
  */
 async function fetchOptional(url: string, fn: string, arg: string): Promise<Uint8Array | undefined> {
-  const where = `${fn}: ${arg} ${show(url)}`;
-  let response: Response;
-  try {
-    response = await fetch(url);
-  } catch (error) {
-    throw new Error(`${where}: fetching failed (${(error as Error).message}).`);
-  }
-  if (response.status === 404) return undefined;
-  if (!response.ok) throw new Error(`${where}: fetching failed with HTTP ${response.status} ${response.statusText}.`);
-  return new Uint8Array(await response.arrayBuffer());
+  return fetchBytes(url, `${fn}: ${arg} ${show(url)}`, true);
 }
 
 /** The files of the checkpoint in folder `url`: config.json, then the index if there is one (else model.safetensors), and generation_config.json if there is one. */

@@ -25,12 +25,22 @@ export async function readBytes(source: BytesSource, fn: string, arg: string): P
   if (source instanceof ArrayBuffer) return { bytes: new Uint8Array(source), where: `${fn}: ${arg}` };
   if (typeof source !== 'string') fail(TypeError, fn, arg, 'must be an ArrayBuffer, a Uint8Array or a URL string', source);
   const where = `${fn}: ${arg} ${show(source)}`;
+  return { bytes: (await fetchBytes(source, where, false))!, where };
+}
+
+/**
+ * The bytes at `url`; a network failure or an HTTP error throws naming `where` — except a 404
+ * when `optional` (an optional file of a folder), which resolves to undefined.
+ * @internal shared by the loaders
+ */
+export async function fetchBytes(url: string, where: string, optional: boolean): Promise<Uint8Array | undefined> {
   let response: Response;
   try {
-    response = await fetch(source);
+    response = await fetch(url);
   } catch (error) {
     throw new Error(`${where}: fetching failed (${(error as Error).message}).`);
   }
+  if (optional && response.status === 404) return undefined;
   if (!response.ok) throw new Error(`${where}: fetching failed with HTTP ${response.status} ${response.statusText}.`);
-  return { bytes: new Uint8Array(await response.arrayBuffer()), where };
+  return new Uint8Array(await response.arrayBuffer());
 }
