@@ -9,3 +9,4 @@ export { MultiTokenHead, multiTokenHead, type MultiTokenHeadArgs } from './multi
 export { registerMtpLayers } from './registration.js';
 export { formatParameterReport, parameterReport, type ParameterReport, type ParameterReportArgs } from './parameter_report.js';
 export { SequentialMtpHead, sequentialMtpHead, sequentialModuleWeights, SEQUENTIAL_NORM_EPSILON, type SequentialMtpHeadArgs, type SequentialModuleWeight } from './sequential_mtp.js';
+export { type DraftHeadKind, type DraftHeadSpec, type DraftHeadWeight } from './draft_head.js';

@@ -32,7 +32,7 @@ import {
 } from './args.js';
 import { breakRows, checkDraftCall, checkTopK, checkTrainingCall, UnembeddingProjection } from './draft_projection.js';
 import { checkedArgmax, FusedHeads, topKOfLogits } from './inference_fused.js';
-import type { DraftHeadLayer, DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
+import type { DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
 import type { HeadTopK } from './inference_head.js';
 import { setWeightNamePrefix } from './nesting.js';
 import { headSizes, LightweightOffsetHead } from './offset_head.js';
@@ -94,7 +94,7 @@ export interface MultiTokenHeadArgs extends LayerArgs {
  * const h = emb.apply(ids) as tf.SymbolicTensor;                                // [batch, seq, 32]
  * const logits = multiTokenHead({ numHeads: 4, vocabSize: 256, tiedTo: emb }).apply(h); // [batch, seq, 4, 256]
  */
-export class MultiTokenHead extends LayerBase implements DraftHeadLayer {
+export class MultiTokenHead extends LayerBase {
   /** Name under which the class is registered for serialization (a getter, for the reason given at `LayerBase`). */
   static get className(): string {
     return 'MultiTokenHead';

@@ -31,7 +31,7 @@ import { topk2d } from '../internal/topk.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
 import { type Layer, type LayerArgs, LayerBase } from './args.js';
 import { breakRows, checkDraftCall, checkTopK, checkTrainingCall, UnembeddingProjection } from './draft_projection.js';
-import type { DraftHeadLayer, DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
+import type { DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
 import { checkedArgmax } from './inference_fused.js';
 import type { HeadTopK } from './inference_head.js';
 import { setWeightNamePrefix, weightName } from './nesting.js';
@@ -107,7 +107,7 @@ function projectionInit(d: number, seed: number | null): tf.Tensor2D {
  * vocabulary (also with a draft vocabulary), each module fed the argmax of the column before it
  * (the decoding chain).
  */
-export class SequentialMtpHead extends LayerBase implements DraftHeadLayer {
+export class SequentialMtpHead extends LayerBase {
   /** Name under which the class is registered for serialization. */
   static get className(): string {
     return 'SequentialMtpHead';

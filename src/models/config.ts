@@ -31,8 +31,24 @@ export type AttentionBias = 'none' | 'qkv' | 'qkvo';
  *   `factor`, those below `originalMaxLength / highFreqFactor` kept, a smooth blend between.
  */
 export type RopeScaling =
-  | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxLength: number };
+  | {
+      /** Every inverse frequency divided by `factor` (transformers' `linear`). */
+      type: 'linear';
+      /** The divisor, > 0. */
+      factor: number;
+    }
+  | {
+      /** Llama 3.1's scaling: low frequencies divided by `factor`, high ones kept, a smooth ramp between (transformers' `llama3`). */
+      type: 'llama3';
+      /** The divisor of the low frequencies, > 0. */
+      factor: number;
+      /** Wavelengths longer than `originalMaxLength / lowFreqFactor` are scaled fully. */
+      lowFreqFactor: number;
+      /** Wavelengths shorter than `originalMaxLength / highFreqFactor` are kept. */
+      highFreqFactor: number;
+      /** The context the model was pretrained with (`original_max_position_embeddings`). */
+      originalMaxLength: number;
+    };
 
 /** Options of {@link createTransformer}. Every field is optional; see {@link TRANSFORMER_DEFAULTS}. */
 export interface TransformerConfig {

@@ -17,15 +17,15 @@ import { readBytes, type BytesSource } from './read_bytes.js';
 /** A JSON file: the parsed object, its text (a string starting with `{`), its bytes, or a URL to fetch (any other string). */
 export type JsonSource = Record<string, unknown> | string | ArrayBuffer | Uint8Array;
 
+/** A `model_type` this loader reads. */
+export type HfModelType = 'llama' | 'mistral' | 'qwen2';
+
 /** Per `model_type`: the `*ForCausalLM` class (named in errors) and the defaults transformers gives absent fields. */
-const MODEL_TYPES = {
+const MODEL_TYPES: Readonly<Record<HfModelType, { architecture: string; max_position_embeddings: number }>> = {
   llama: { architecture: 'LlamaForCausalLM', max_position_embeddings: 2048 },
   mistral: { architecture: 'MistralForCausalLM', max_position_embeddings: 4096 * 32 },
   qwen2: { architecture: 'Qwen2ForCausalLM', max_position_embeddings: 32768 },
-} as const;
-
-/** A `model_type` this loader reads. */
-export type HfModelType = keyof typeof MODEL_TYPES;
+};
 
 /** Defaults shared by the three configs (transformers' values). */
 const HF_DEFAULTS = { rope_theta: 10000, rms_norm_eps: 1e-6, tie_word_embeddings: false, hidden_act: 'silu' } as const;

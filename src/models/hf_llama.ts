@@ -185,7 +185,14 @@ function readFile(bytes: Uint8Array, file: FilePlan, where: string, model: Model
 }
 
 /** The safetensors of a checkpoint in memory: one file, or an index and its shards by file name. */
-export type HfTensorBytes = Uint8Array | { index: Record<string, unknown>; shards: Readonly<Record<string, Uint8Array>> };
+export type HfTensorBytes =
+  | Uint8Array
+  | {
+      /** The parsed `model.safetensors.index.json` (its `weight_map` names each tensor's shard). */
+      index: Record<string, unknown>;
+      /** Each shard's bytes by its file name. */
+      shards: Readonly<Record<string, Uint8Array>>;
+    };
 
 /** A parsed Hugging Face checkpoint: the architecture and the weights by canonical name (matrices `[in, out]`). */
 export interface ParsedHfLlama {

@@ -9,7 +9,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { findDraftHead, isDraftHeadLayer } from '../../src/layers/draft_head.js';
+import { type DraftHeadLayer, findDraftHead, isDraftHeadLayer } from '../../src/layers/draft_head.js';
+import type { MultiTokenHead } from '../../src/layers/multi_token_head.js';
 import type { SequentialMtpHead } from '../../src/layers/sequential_mtp.js';
 import { withSequentialHeads } from '../../src/models/draft_heads.js';
 import { createTransformer } from '../../src/models/index.js';
@@ -43,6 +44,9 @@ function states(model: LayersModel, ids: number[]): tf.Tensor2D {
 function nextTokens(ids: number[]): number[][] {
   return ids.slice(0, ids.length - (K - 1)).map((_, t) => ids.slice(t + 1, t + K));
 }
+
+/** Both head classes satisfy the contract (checked by the compiler: `npm run typecheck` covers the tests). */
+export const satisfiesContract: (head: MultiTokenHead | SequentialMtpHead) => DraftHeadLayer = (head) => head;
 
 const values = (model: LayersModel) => model.getLayer('mtp_head').weights.map((w) => Array.from(w.read().dataSync()));
 
