@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { expect } from 'vitest';
 export { useCpu } from './backend.js';
-import { type CachedTransformer, createTransformer, type TransformerConfig } from '../../src/models/index.js';
+import { type CachedTransformer, CachedTransformer as CachedTransformerClass, createTransformer, type TransformerConfig } from '../../src/models/index.js';
 
 /** A transformer small enough for unit tests, with non-trivial heads (residual heads start as identity). */
 export function tinyTransformer(config: TransformerConfig = {}): LayersModel {
@@ -40,4 +40,17 @@ export function cachedLogits(cached: CachedTransformer, ids: number[], chunk: nu
   const all = tf.concat(parts, 0);
   tf.dispose(parts);
   return all;
+}
+
+/** Next-token logits `[n·V]` (offset 0) of `tokens` through a fresh KV cache of `model`. */
+export async function offset0Logits(model: LayersModel, tokens: number[]): Promise<Float32Array> {
+  const cached = new CachedTransformerClass(model);
+  const states = cached.forward(tokens); // [n, D]
+  const logits = tf.tidy(() => tf.reshape(cached.headLogits(states, [0]), [tokens.length, cached.vocabSize])); // [n, V]
+  try {
+    return Float32Array.from(await logits.data());
+  } finally {
+    tf.dispose([states, logits]);
+    cached.dispose();
+  }
 }

@@ -27,6 +27,7 @@ import {
 } from '../../src/models/index.js';
 import { inverseFrequencies } from '../../src/models/positions.js';
 import { useCpu } from '../helpers/backend.js';
+import { offset0Logits } from '../helpers/models.js';
 import { expectNoLeak, expectThrowNoLeak, peakBytesDuringAsync } from '../helpers/leak.js';
 import { referenceLogits, type ReferenceConfig } from '../helpers/llama_reference.js';
 import { LLAMA_FAMILY, randomWeights, toHfTensors } from '../helpers/hf_models.js';
@@ -101,19 +102,6 @@ function rounded(weights: CheckpointWeights, dtype: Dtype): CheckpointWeights {
   return new Map([...weights].map(([name, t]) => [name, { shape: t.shape, data: t.data.map(round) }]));
 }
 
-/** Next-token logits `[n·V]` (offset 0) of `tokens` through the KV cache. */
-async function logitsOf(model: LayersModel, tokens: number[]): Promise<Float32Array> {
-  const cached = new CachedTransformer(model);
-  const states = cached.forward(tokens); // [n, D]
-  const logits = tf.tidy(() => tf.reshape(cached.headLogits(states, [0]), [tokens.length, cached.vocabSize])); // [n, V]
-  try {
-    return Float32Array.from(await logits.data());
-  } finally {
-    tf.dispose([states, logits]);
-    cached.dispose();
-  }
-}
-
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 const tokensFor = (V: number, n = 72) => Array.from({ length: n }, (_, i) => (i * 37 + 11) % V);
 
@@ -169,7 +157,7 @@ describe.each(SHAPES)('$title', (shape) => {
 
   it('transformerFromWeights on these weights is the float64 forward pass (biases, head_dim, scaled RoPE frequencies computed here), ≤ 1e-4', async () => {
     const model = transformerFromWeights({ ...config, mtpHeads: 2 }, weights, 'test');
-    const got = await logitsOf(model, tokens);
+    const got = await offset0Logits(model, tokens);
     model.dispose();
     const hs = config.headDim!;
     const reference: ReferenceConfig = {
@@ -190,7 +178,7 @@ describe.each(SHAPES)('$title', (shape) => {
     const tensors = toHfTensors(weights, dtype);
     const files = shards === 1 ? { config: shape.hf, safetensors: writeSafetensors(tensors) } : { config: JSON.stringify(shape.hf), ...writeShards(tensors, shards) };
     const expected = transformerFromWeights({ ...config, mtpHeads: 3 }, rounded(weights, dtype), 'test');
-    const want = await logitsOf(expected, tokens);
+    const want = await offset0Logits(expected, tokens);
     expected.dispose();
     await expectNoLeak(async () => {
       const { model, stopTokens, modelType } = await loadHfLlama(files, { mtpHeads: 3 });
@@ -198,7 +186,7 @@ describe.each(SHAPES)('$title', (shape) => {
       const cached = new CachedTransformer(model);
       expect(cached.stopTokens).toEqual(shape.eos);
       cached.dispose();
-      const got = await logitsOf(model, tokens);
+      const got = await offset0Logits(model, tokens);
       model.dispose();
       expect(maxAbs(got, want)).toBeLessThanOrEqual(1e-6);
     });
@@ -285,7 +273,7 @@ describe('a folder URL', () => {
       const { model, stopTokens } = await loadHfLlama(`${base}/qwen/`, { onProgress: (p) => progress.push(p) });
       expect(stopTokens).toEqual([101, 100]);
       const expected = transformerFromWeights({ ...LLAMA_FAMILY, ...qwen.config }, rounded(qwenWeights, 'BF16'), 'test');
-      expect(maxAbs(await logitsOf(model, tokensFor(112, 20)), await logitsOf(expected, tokensFor(112, 20)))).toBeLessThanOrEqual(1e-6);
+      expect(maxAbs(await offset0Logits(model, tokensFor(112, 20)), await offset0Logits(expected, tokensFor(112, 20)))).toBeLessThanOrEqual(1e-6);
       model.dispose();
       expected.dispose();
     });

@@ -6,12 +6,12 @@
  * (F32 decodes until it stops where run.c stops, F16 decodes the README text, BF16 is exact);
  * config defaults, untied heads, leaks, and one error per bad config or tensor file.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/index.js';
 import { CachedTransformer, loadHfLlama, loadLlama2c, Llama2cTokenizer, parseHfLlama, parseLlama2c, type ParsedLlama2c } from '../../src/models/index.js';
 import { useCpu } from '../helpers/backend.js';
+import { offset0Logits } from '../helpers/models.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 import { referenceLogits, type ReferenceConfig } from '../helpers/llama_reference.js';
 import {
@@ -33,19 +33,6 @@ type Dtype = TensorToWrite['dtype'];
 const C = 'loadHfLlama: files.config';
 const S = 'loadHfLlama: files.safetensors';
 
-/** Next-token logits `[n, V]` (offset 0) of `tokens` through the KV cache. */
-async function logitsOf(model: LayersModel, tokens: number[]): Promise<Float32Array> {
-  const cached = new CachedTransformer(model);
-  const states = cached.forward(tokens); // [n, D]
-  const logits = tf.tidy(() => tf.reshape(cached.headLogits(states, [0]), [tokens.length, cached.vocabSize])); // [n, V]
-  try {
-    return Float32Array.from(await logits.data());
-  } finally {
-    tf.dispose([states, logits]);
-    cached.dispose();
-  }
-}
-
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
 describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stories260K in Hugging Face layout', () => {
@@ -63,7 +50,7 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
     const tok = Llama2cTokenizer.fromBytes(readStories('tokenizer'), parsed.header.vocabSize);
     tokens = tok.encode(`${ref.greedyText} The end. Tom and Sue ran to the big tree, and they laughed!`);
     const { model } = await loadLlama2c(bin);
-    llama2cLogits = await logitsOf(model, tokens);
+    llama2cLogits = await offset0Logits(model, tokens);
     model.dispose();
     for (const dtype of ['F32', 'F16', 'BF16'] as const) {
       const layout = toHfLayout(parsed, dtype);
@@ -74,7 +61,7 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
   it('F32: the same logits as loadLlama2c (≤ 1e-5), through the permuted q/k rows and rotate_half positions', async () => {
     await expectNoLeak(async () => {
       const { model } = await loadHfLlama({ config: hf.F32.config, safetensors: hf.F32.safetensors });
-      const got = await logitsOf(model, tokens);
+      const got = await offset0Logits(model, tokens);
       model.dispose();
       expect(maxAbs(got, llama2cLogits)).toBeLessThanOrEqual(1e-5);
     });
@@ -97,7 +84,7 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
     const expected = referenceLogits(parsed.config as ReferenceConfig, rounded, tokens);
     await expectNoLeak(async () => {
       const { model } = await loadHfLlama({ config: JSON.stringify(hf[dtype].config), safetensors: hf[dtype].safetensors.buffer as ArrayBuffer });
-      const got = await logitsOf(model, tokens);
+      const got = await offset0Logits(model, tokens);
       model.dispose();
       const V = parsed.header.vocabSize;
       const exactError = Math.max(...expected.map((row, t) => maxAbs(got.subarray(t * V, (t + 1) * V), row)));
@@ -167,7 +154,7 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
       const expected = referenceLogits(parsed.config as ReferenceConfig, rounded, tokens.slice(0, 40));
       await expectNoLeak(async () => {
         const { model } = await loadHfLlama({ config: hf.BF16.config, ...writeShards(hf.BF16.tensors, 4) });
-        const got = await logitsOf(model, tokens.slice(0, 40));
+        const got = await offset0Logits(model, tokens.slice(0, 40));
         model.dispose();
         const V = parsed.header.vocabSize;
         expect(Math.max(...expected.map((row, t) => maxAbs(got.subarray(t * V, (t + 1) * V), row)))).toBeLessThan(1e-4);
@@ -190,7 +177,7 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
       weights.set('output.weight', { shape: [D, V], data: output });
       const expected = referenceLogits({ ...(parsed.config as ReferenceConfig), tiedEmbeddings: false }, weights, tokens.slice(0, 20)).at(-1)!;
       untiedModel = (await loadHfLlama({ config: { ...hf.F32.config, tie_word_embeddings: false }, safetensors })).model;
-      const got = await logitsOf(untiedModel, tokens.slice(0, 20));
+      const got = await offset0Logits(untiedModel, tokens.slice(0, 20));
       expect(maxAbs(got.subarray(19 * V), expected)).toBeLessThan(1e-4);
       expect(maxAbs(got.subarray(19 * V), llama2cLogits.subarray(19 * V, 20 * V))).toBeGreaterThan(0.1);
     });
@@ -202,7 +189,7 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
       ];
       await expectNoLeak(async () => {
         const { model } = await loadHfLlama({ config: hf.F32.config, safetensors: writeSafetensors([...hf.F32.tensors, ...extra]) });
-        expect(maxAbs(await logitsOf(model, tokens.slice(0, 8)), llama2cLogits.subarray(0, 8 * parsed.header.vocabSize))).toBeLessThanOrEqual(1e-5);
+        expect(maxAbs(await offset0Logits(model, tokens.slice(0, 8)), llama2cLogits.subarray(0, 8 * parsed.header.vocabSize))).toBeLessThanOrEqual(1e-5);
         model.dispose();
       });
     });
