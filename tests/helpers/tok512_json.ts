@@ -12,8 +12,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The pieces and scores of a llama2.c tokenizer file of `vocabSize` tokens. */
-export function readLlama2cPieces(bytes: Uint8Array, vocabSize: number): { pieces: string[]; scores: number[] } {
+/** run.c's reading of a llama2.c tokenizer file of `vocabSize` tokens: its max_token_length, pieces, scores, and the byte offset after the last token. */
+export function readLlama2cPieces(bytes: Uint8Array, vocabSize: number): { maxTokenLength: number; pieces: string[]; scores: number[]; end: number } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const decoder = new TextDecoder();
   const pieces: string[] = [];
@@ -25,7 +25,7 @@ export function readLlama2cPieces(bytes: Uint8Array, vocabSize: number): { piece
     pieces.push(decoder.decode(bytes.subarray(at + 8, at + 8 + length)));
     at += 8 + length;
   }
-  return { pieces, scores };
+  return { maxTokenLength: view.getInt32(0, true), pieces, scores, end: at };
 }
 
 /** The tokenizer.json (parsed) equivalent to llama2.c tokenizer `bytes`; `llama2Dir` holds Llama 2's tokenizer.json. */

@@ -42,6 +42,16 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
   let llama2cLogits: Float32Array;
   const hf = {} as Record<Dtype, { config: Record<string, unknown>; tensors: TensorToWrite[]; safetensors: Uint8Array }>;
 
+  /** Greedy decoding of the README prompt gives the README's text (run.c's); disposes the model. */
+  async function expectReadmeText({ model }: { model: LayersModel }): Promise<void> {
+    const cached = new CachedTransformer(model);
+    const result = await greedyDecode(cached, ref.promptIds, { maxNewTokens: ref.steps + 1 - ref.promptIds.length });
+    const tok = Llama2cTokenizer.fromBytes(readStories('tokenizer'), parsed.header.vocabSize);
+    expect(tok.decode([...ref.promptIds, ...result.tokens])).toBe(ref.greedyText);
+    cached.dispose();
+    model.dispose();
+  }
+
   beforeAll(async () => {
     await useCpu();
     ref = storiesReference();
@@ -98,13 +108,7 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
   });
 
   it('F16 still greedy-decodes the README text (its top-1 margins exceed the F16 drift)', async () => {
-    const { model } = await loadHfLlama({ config: hf.F16.config, safetensors: hf.F16.safetensors });
-    const cached = new CachedTransformer(model);
-    const result = await greedyDecode(cached, ref.promptIds, { maxNewTokens: ref.steps + 1 - ref.promptIds.length });
-    const tok = Llama2cTokenizer.fromBytes(readStories('tokenizer'), parsed.header.vocabSize);
-    expect(tok.decode([...ref.promptIds, ...result.tokens])).toBe(ref.greedyText);
-    cached.dispose();
-    model.dispose();
+    await expectReadmeText(await loadHfLlama({ config: hf.F16.config, safetensors: hf.F16.safetensors }));
   });
 
   it('reads the config fields (and transformers defaults for the optional ones)', () => {
@@ -140,13 +144,7 @@ describe.skipIf(!storiesAvailable('tests/models/hf_llama'))('loadHfLlama on stor
     });
 
     it('F16 in 2 shards decodes the README text', async () => {
-      const { model } = await loadHfLlama({ config: hf.F16.config, ...writeShards(hf.F16.tensors, 2), generationConfig });
-      const cached = new CachedTransformer(model);
-      const result = await greedyDecode(cached, ref.promptIds, { maxNewTokens: ref.steps + 1 - ref.promptIds.length });
-      const tok = Llama2cTokenizer.fromBytes(readStories('tokenizer'), parsed.header.vocabSize);
-      expect(tok.decode([...ref.promptIds, ...result.tokens])).toBe(ref.greedyText);
-      cached.dispose();
-      model.dispose();
+      await expectReadmeText(await loadHfLlama({ config: hf.F16.config, ...writeShards(hf.F16.tensors, 2), generationConfig }));
     });
 
     it('BF16 in 4 shards: the float64 model on the rounded weights (1e-4): the conversion is exact', async () => {

@@ -17,23 +17,9 @@ import { parseScaleOptions } from '../../bench/scale.js';
 import { UsageError } from '../../tools/args.js';
 import { llama2cFileBytes, madeUpTokenizer, MIN_TOKENIZER_VOCAB, randomLlama2c, TINYLLAMAS_SHAPES, writeRandomLlama2c, type Llama2cShape } from '../../tools/llama2c_random.js';
 import { useCpu } from '../helpers/backend.js';
+import { readLlama2cPieces } from '../helpers/tok512_json.js';
 
 const TINY: Llama2cShape = { dim: 16, hiddenDim: 40, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 64, seqLen: 32 };
-
-/** run.c's tokenizer reader: int32 max_token_length, then per token float32 score, int32 length, bytes. */
-function readTokenizer(bytes: Uint8Array, vocabSize: number): { maxTokenLength: number; pieces: string[]; scores: number[]; end: number } {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const pieces: string[] = [];
-  const scores: number[] = [];
-  let at = 4;
-  for (let i = 0; i < vocabSize; i++) {
-    scores.push(view.getFloat32(at, true));
-    const length = view.getInt32(at + 4, true);
-    pieces.push(new TextDecoder().decode(bytes.subarray(at + 8, at + 8 + length)));
-    at += 8 + length;
-  }
-  return { maxTokenLength: view.getInt32(0, true), pieces, scores, end: at };
-}
 
 describe('randomLlama2c', () => {
   it('writes a version-0 checkpoint that parses back to its header, finite, norm gains 1, weights of the asked spread', () => {
@@ -94,7 +80,7 @@ describe('randomLlama2c', () => {
 describe('madeUpTokenizer', () => {
   it("reads in run.c's format: control tokens, byte fallbacks, ASCII, then distinct made-up pieces", () => {
     const bytes = madeUpTokenizer(512, 5);
-    const { maxTokenLength, pieces, scores, end } = readTokenizer(bytes, 512);
+    const { maxTokenLength, pieces, scores, end } = readLlama2cPieces(bytes, 512);
     expect(end).toBe(bytes.byteLength);
     expect(pieces.slice(0, 4)).toEqual(['<unk>', '\n<s>\n', '\n</s>\n', '<0x00>']);
     expect(pieces[258]).toBe('<0xFF>');
