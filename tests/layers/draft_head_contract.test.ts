@@ -140,14 +140,20 @@ describe('the draft-head contract', () => {
     const h = tf.zeros([2, D]) as tf.Tensor2D;
     const wrong = tf.zeros([2, K - 1], 'float32') as tf.Tensor2D;
     const rank3 = tf.zeros([2, 1, D]) as unknown as tf.Tensor2D;
+    const next = tf.tensor2d([[1, 2, 3], [4, 5, 6]], [2, K - 1], 'int32');
     for (const [name, layer] of [['SequentialMtpHead', head], ['MultiTokenHead', findDraftHead('test', mlp)]] as const) {
+      await expectNoLeak(() => {
+        const out = layer.trainingLogits(h, next); // success: only the result is left, the caller's (disposed by the helper)
+        expect(out.shape).toEqual([2, K - 1, V]);
+        return out;
+      });
       await expectThrowNoLeak(() => layer.trainingLogits(h, wrong), `${name}.trainingLogits: nextTokens must be an int32 tensor [2, 3] (the tokens at t+1…t+k−1 of each row), but got "float32 [2, 3]".`);
       await expectThrowNoLeak(() => layer.trainingLogits(rank3, wrong), `${name}.trainingLogits: states must be a 2-D tensor [m, D], but got [2, 1, 16].`);
     }
     expect(() => findDraftHead('myTrainer', { name: 'plain', layers: [] })).toThrow("myTrainer: model must have a MultiTokenHead or a SequentialMtpHead layer, but model 'plain' has layers [].");
     expect(() => findDraftHead('myTrainer', 'model.json')).toThrow('myTrainer: model must be a tf.LayersModel with a MultiTokenHead or a SequentialMtpHead, but got "model.json".');
     expect(() => withSequentialHeads(base(), K, 8, null, 1.5)).toThrow('withSequentialHeads: seed must be an integer in [-2147483648, 2147483647], but got 1.5.');
-    tf.dispose([h, wrong, rank3]);
+    tf.dispose([h, wrong, rank3, next]);
     model.dispose();
     mlp.dispose();
   });
