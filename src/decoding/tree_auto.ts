@@ -79,7 +79,7 @@ export interface MeasureTreeCostsOptions {
 
 /** Defaults of `tree: 'auto'`'s building blocks, each with its reason. */
 export const TREE_AUTO_DEFAULTS = Object.freeze({
-  /** The budgets worth measuring: from a chain-sized tree to the issue's 32-node ceiling, denser where the optimum was found. */
+  /** The budgets worth measuring: from a chain-sized tree to 32 nodes, denser among the small trees, where the per-backend defaults lie. */
   budgets: Object.freeze([2, 4, 6, 8, 12, 16, 24, 32]) as readonly number[],
   /** Candidates per depth to grow the tree from: enough that 32 best-first nodes never run out of siblings. */
   topK: 8,

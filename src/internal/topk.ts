@@ -1,8 +1,8 @@
 /**
- * `topk` along the last axis of a 2-D tensor that stays on the device on every backend (issue #13,
- * tree drafting on WebGL). tfjs-backend-webgl's `TopK` kernel reads its input back synchronously
- * and sorts on the CPU whenever the last dimension is below `TOPK_LAST_DIM_CPU_HANDOFF_SIZE_THRESHOLD`
- * (100,000 by default, so every vocabulary here) or `k` is above `TOPK_K_CPU_HANDOFF_THRESHOLD`:
+ * `topk` along the last axis of a 2-D tensor that stays on the device on every backend (tree
+ * drafting ranks its candidates with it). tfjs-backend-webgl's `TopK` kernel reads its input back
+ * synchronously and sorts on the CPU whenever the last dimension is below
+ * `TOPK_LAST_DIM_CPU_HANDOFF_SIZE_THRESHOLD` (100,000 by default, so every vocabulary here) or `k` is above `TOPK_K_CPU_HANDOFF_THRESHOLD`:
  * one blocking GPU readback per tree step. In exactly that case this helper ranks with `k` passes
  * of `argMax` instead, masking each taken column to −Infinity before the next pass; everywhere
  * else (cpu and wasm sort on the CPU anyway, webgpu has a GPU `TopK`) it is plain `tf.topk`.

@@ -1,5 +1,5 @@
 /**
- * The head interface a KV-cached model drives at inference (issue #10 §1). A decode brackets its
+ * The head interface a KV-cached model drives at inference (the fused head pass). A decode brackets its
  * steps with `prepare` / `release`; in between, `headArgmax` returns the greedy token of the first
  * n offsets at every row in one device pass (no readback), and `logits` the chosen offsets'
  * logits. `MultiTokenHead` implements it with a fused pass (see inference_fused.ts); a head of
