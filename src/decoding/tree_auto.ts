@@ -27,15 +27,14 @@ export type TreeBackend = 'cpu' | 'wasm' | 'webgl' | 'webgpu' | 'fallback';
 
 /**
  * A dynamic tree per backend: the fastest tree measured on that backend on the committed models
- * (fixtures/tslib-k4; stories260K with its trained heads), k = 4, greedy acceptance. The tables
- * behind each entry are in docs/performance.md ("Tree drafting: chain vs trees per backend").
+ * (fixtures/tslib-k4; stories260K with its trained heads), k = 4, greedy acceptance. The runs
+ * behind each entry are in bench/results/ (bench/results/README.md; docs/performance.md, "Draft trees").
  *
  * - cpu: 3 nodes — the plain-JS kernels cost in proportion to the rows, so only a tree as small as
  *   the chain pays: the fastest tree in 3 of 4 comparisons, ahead of the chain in 3 of 4.
  * - wasm: 3 nodes — the fastest tree in 3 of 4 comparisons (sequential modules: the static
  *   6-node tree); larger trees raise τ but cost more per step than they gain on these models.
- * - webgl: 3 nodes — fastest tree (the chain is faster still while the tree's top-k reads the
- *   logits back synchronously on WebGL, docs/performance.md).
+ * - webgl: 3 nodes — the fastest tree on both models (SwiftShader).
  * - webgpu: 6 nodes — the forward cost per budget was flat from 1 to 6 nodes (SwiftShader), and
  *   the 6-node tree keeps more per step.
  * - fallback (any other backend, e.g. tensorflow in Node): 3 nodes, the tree whose forward is the
