@@ -8,6 +8,9 @@
  *     npm run bench:readme            # rewrite bench/results/README.md
  *     npm run bench:readme -- --check # exit 1 if the committed page is out of date
  *
+ * package.json runs it after `npm run bench`, `bench:scale`, `bench:adapt` and `bench:browser-tree`
+ * (npm's post-scripts), so a run written with `--json bench/results/…` lands on the page at once.
+ *
  * The rendering is generic (no per-bench layout), so a new bench's JSON needs no change here:
  * scalars become fields, arrays of objects become tables, objects nested in a table's rows become
  * tables of their own keyed by the row's names.
@@ -195,7 +198,9 @@ export function renderResultsReadme(dir = RESULTS_DIR): string {
     'Every JSON a bench wrote here, rendered as it is: the date, the command, the backends, the',
     'machine and the code it measured, then its rows. The guide pages (docs/performance.md and the',
     'others) quote the numbers a user needs and link here for the full record. To add a run, pass',
-    '`--json bench/results/<date>-<what>.json` to the bench, then run `npm run bench:readme`.',
+    '`--json bench/results/<date>-<what>.json` to the bench: `npm run bench`, `bench:scale`,',
+    '`bench:adapt` and `bench:browser-tree` regenerate this page when they finish, and',
+    '`npm run bench:readme` does it by hand (after `examples/browser/race.ts --out`, for instance).',
     '',
     '| file | date | command |',
     '|---|---|---|',
