@@ -19,6 +19,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { topk2d } from '../internal/topk.js';
+import { fusedCheckedArgmax } from '../kernels/ops.js';
+import { fusedKernelsAvailable } from '../kernels/registry.js';
 import type { OffsetHeadKind } from './args.js';
 import type { LightweightOffsetHead } from './offset_head.js';
 import type { UnembeddingProjection } from './draft_projection.js';
@@ -108,6 +110,7 @@ function runGroup(g: Group, x: tf.Tensor2D): tf.Tensor3D {
  * non-finite exactly when one of its logits is, or when finite logits overflow the sum).
  */
 export function checkedArgmax(logits: tf.Tensor2D): tf.Tensor1D {
+  if (fusedKernelsAvailable()) return fusedCheckedArgmax(logits); // cpu, wasm: one kernel instead of eight
   const ids = tf.argMax(logits, 1); // [N] int32
   return tf.where(tf.isFinite(tf.sum(logits, 1)), ids, tf.scalar(-1, 'int32')) as tf.Tensor1D;
 }

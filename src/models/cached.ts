@@ -1,8 +1,12 @@
 /**
  * `CachedTransformer`: runs a `createTransformer` model incrementally with a KV cache, as the
- * `MultiTokenModel` the decoders drive. The trunk's `step` is the same `forward` as its
- * full-sequence `call`; only the keys/values of past positions are kept (`KVCache`) instead of
- * recomputed. `truncate` moves the cache's cursor: no tensor is copied on a rollback.
+ * `MultiTokenModel` the decoders drive. Only the keys/values of past positions are kept instead
+ * of recomputed; `truncate` moves the cache's cursor: no tensor is copied on a rollback.
+ *
+ * Two paths, the same math: on cpu and wasm a forward runs the fused decode kernels
+ * (`../kernels/`) over a static KV cache written in place (`StaticKVCache`), a tenth of the
+ * dispatches; on other backends, or after `setFusedKernels(false)`, the trunk's
+ * composite `forward` (the one its full-sequence `call` runs) over a growing cache (`KVCache`).
  *
  * Reference: Pope et al., "Efficiently Scaling Transformer Inference" (2022), §2 (KV cache);
  * Stern et al. (2018) §4 for why the decoders need `truncate`.
@@ -16,6 +20,8 @@ import { topKOfLogits } from '../layers/inference_fused.js';
 import { type InferenceHead, isInferenceHead } from '../layers/inference_head.js';
 import type { MultiTokenModel, TopKCandidates, TreeCandidates } from '../decoding/model.js';
 import { KVCache } from './cache.js';
+import { fusedKernelsAvailable } from '../kernels/registry.js';
+import { StaticKVCache } from './static_cache.js';
 import { TransformerTrunk } from './trunk.js';
 
 const WHERE = 'CachedTransformer';
@@ -58,7 +64,9 @@ export class CachedTransformer implements MultiTokenModel {
   readonly stopTokens?: readonly number[];
   private readonly trunk: TransformerTrunk;
   private readonly head: InferenceHead;
-  private readonly cache = new KVCache();
+  private readonly composite = new KVCache();
+  private readonly static: StaticKVCache;
+  private cache: KVCache | StaticKVCache = this.composite;
   private disposed = false;
   private prepared = false;
   /**
@@ -85,6 +93,7 @@ export class CachedTransformer implements MultiTokenModel {
     this.numHeads = head.numHeads;
     this.vocabSize = head.vocabSize;
     this.maxLength = trunk.arch.maxLength;
+    this.static = new StaticKVCache(trunk.arch.numLayers, trunk.arch.numKeyValueHeads * trunk.arch.headDim, trunk.arch.maxLength);
     if (head.headTree !== undefined) {
       this.headTree = (states, roots, depth, k) => {
         this.checkLive('headTree');
@@ -113,7 +122,8 @@ export class CachedTransformer implements MultiTokenModel {
    */
   forward(tokenIds: readonly number[] | Int32Array | Uint32Array | Uint16Array | Uint8Array): tf.Tensor2D {
     const ids = this.checkTokens(tokenIds);
-    const states = this.trunk.step(ids, this.cache);
+    const cache = this.cacheForForward('forward');
+    const states = cache instanceof StaticKVCache ? this.trunk.stepFused(ids, null, cache) : this.trunk.step(ids, cache);
     this.lastParents = ids.map((_, i) => i - 1); // a chain
     return states;
   }
@@ -140,7 +150,9 @@ export class CachedTransformer implements MultiTokenModel {
     if (this.cache.length + deepest + 1 > this.maxLength) {
       throw new RangeError(`${where}: the deepest token (depth ${deepest}) must fit the context (length ${this.cache.length} + ${deepest + 1} ≤ maxLength = ${this.maxLength}), but it does not.`);
     }
-    const states = this.trunk.stepTree(ids, Array.from(parents as ArrayLike<number>), this.cache);
+    const cache = this.cacheForForward('forwardTree');
+    const links = Array.from(parents as ArrayLike<number>);
+    const states = cache instanceof StaticKVCache ? this.trunk.stepFused(ids, links, cache) : this.trunk.stepTree(ids, links, cache);
     this.lastParents = Array.from(parents as ArrayLike<number>);
     return states;
   }
@@ -267,9 +279,28 @@ export class CachedTransformer implements MultiTokenModel {
   /** Frees the cache; the wrapped model (and its weights) stay usable. */
   dispose(): void {
     this.endDecode();
-    this.cache.clear();
+    this.composite.clear();
+    this.static.clear();
     this.lastParents = [];
     this.disposed = true;
+  }
+
+  /**
+   * The cache a forward appends to: while the sequence is empty, the static one when the fused
+   * kernels run on the current backend (cpu, wasm) and the composite one otherwise; after that,
+   * the one holding the sequence (the static cache's buffers live on the backend they were made on).
+   */
+  private cacheForForward(method: string): KVCache | StaticKVCache {
+    if (this.cache.length === 0) {
+      const next = fusedKernelsAvailable() ? this.static : this.composite;
+      if (next !== this.cache) this.cache.clear();
+      this.cache = next;
+    } else if (this.cache instanceof StaticKVCache && this.cache.backend !== tf.getBackend()) {
+      throw new Error(
+        `${WHERE}.${method}: the backend changed from '${this.cache.backend}' to '${tf.getBackend()}' while ${this.cache.length} positions were cached by the fused kernels; call truncate(0) first to decode on another backend.`,
+      );
+    }
+    return this.cache;
   }
 
   private checkLive(where: string): void {

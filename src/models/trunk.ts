@@ -21,9 +21,15 @@ import type { KVCache } from './cache.js';
 import { resolveTransformerConfig } from './config.js';
 import { type ArchConfig, archOf, type BlockPart, hasBias, trunkWeightSpecs, type WeightInit, weightName, type WeightPart } from './weights.js';
 import { type AttentionContext, type BlockWeights, block, type KeyValue, type Linear, type Norm, norm } from './ops.js';
-import { attentionMask, rotaryTablesAt } from './positions.js';
+import { attentionMask, inverseFrequencies, rotaryTablesAt } from './positions.js';
+import type { AttentionPlan, RotaryAngles } from '../kernels/math.js';
+import { fusedActivation, fusedAddNorm, fusedCachedAttention, fusedNorm, matMul3d } from '../kernels/ops.js';
+import type { StaticKVCache } from './static_cache.js';
 
 const WHERE = 'TransformerTrunk';
+
+/** Most floats the fused path copies to pack a model's q|k|v and gate|up matrices (32 MB). */
+const PACK_LIMIT = 8 * 2 ** 20;
 
 /** Arguments of {@link TransformerTrunk}: the architecture fields of a resolved `TransformerConfig`. */
 export interface TransformerTrunkArgs extends LayerArgs, ArchConfig {}
@@ -60,6 +66,7 @@ export class TransformerTrunk extends layers.Layer {
   readonly arch: ArchConfig;
   private vars = new Map<string, LayerVariable>();
   private initialValues: InitialValues | undefined;
+  private frequencies: number[] | undefined; // rotary inverse frequencies (the fused path's angles)
 
   /**
    * Checks the architecture like `createTransformer` does (a loaded config too), before any weight exists.
@@ -199,6 +206,95 @@ export class TransformerTrunk extends layers.Layer {
    */
   stepTree(ids: readonly number[], parents: readonly number[], cache: KVCache): tf.Tensor2D {
     return tf.tidy(() => this.forward(tf.tensor1d([...ids], 'int32'), 1, cache, parents)); // [T, D]
+  }
+
+  /**
+   * {@link TransformerTrunk.step} (`parents` null) or {@link TransformerTrunk.stepTree} through the
+   * fused kernels (`kernels/`) over a static cache, written in place: a block is its projections
+   * (tf.fused.matMul) around one cached-attention kernel, one activation kernel and two
+   * residual-add + norm kernels — about a tenth of the composite path's kernels. Same math as
+   * `forward`. Only where `fusedKernelsAvailable()` holds (cpu, wasm). Returns `[T, D]`.
+   *
+   * @internal
+   */
+  stepFused(ids: readonly number[], parents: readonly number[] | null, cache: StaticKVCache): tf.Tensor2D {
+    const { maxLength, positions, hiddenSize: D, numHeads, numKeyValueHeads, numLayers, headDim: hs, norm: kind, normEpsilon: eps, mlp } = this.arch;
+    const T = ids.length;
+    const start = cache.length;
+    const depth: number[] = [];
+    const sees: number[][] | null = parents === null ? null : [];
+    for (let t = 0; t < T; t++) {
+      const p = parents === null ? t - 1 : parents[t]!;
+      depth.push(p < 0 ? 0 : depth[p]! + 1);
+      sees?.push(p < 0 ? [t] : [...sees[p]!, t]); // a tree node sees its ancestors (increasing) and itself
+    }
+    const at = depth.map((d) => start + d); // [T] each new position's index in the sequence
+    const last = at.reduce((a, b) => Math.max(a, b), start);
+    if (positions === 'learned' && last >= maxLength) {
+      throw new RangeError(`${WHERE}: learned positions must fit maxLength = ${maxLength}, but got positions ${start}…${last}.`);
+    }
+    cache.reserve(start + T);
+    const plan: AttentionPlan = { numHeads, numKeyValueHeads, headDim: hs, cached: start, rows: T, sees, rotary: positions === 'rotary' ? this.rotaryAngles(at) : null };
+    const pack = this.packFused;
+    const states = tf.tidy(() => {
+      const lin = (x: tf.Tensor3D, ws: Linear[], activation?: 'relu'): tf.Tensor3D => {
+        const biases = ws.map((w) => w.bias).filter((b): b is tf.Tensor1D => b !== undefined);
+        return matMul3d(x, cache.matrix(ws.map((w) => w.weight)), biases.length > 0 ? cache.vector(biases) : undefined, activation); // [1, T, Σ out]
+      };
+      let x = tf.gather(this.read(weightName('embedding', null)), tf.tensor2d([...ids], [1, T], 'int32')) as tf.Tensor3D; // [1, T, D]
+      if (positions === 'learned') {
+        const pos = this.read(weightName('positions', null));
+        x = tf.add(x, parents === null ? tf.slice(pos, [start, 0], [T, D]) : tf.gather(pos, tf.tensor1d(at, 'int32'))) as tf.Tensor3D;
+      }
+      let h = fusedNorm(x, this.norm('attentionNorm', 0), kind, eps); // [1, T, D]
+      for (let i = 0; i < numLayers; i++) {
+        const w = this.blockWeights(i);
+        const { keys, values } = cache.block(i);
+        const a = pack // [1, T, H·hs]
+          ? fusedCachedAttention(lin(h, [w.wq, w.wk, w.wv]), undefined, undefined, keys, values, plan)
+          : fusedCachedAttention(lin(h, [w.wq]), lin(h, [w.wk]), lin(h, [w.wv]), keys, values, plan);
+        const [mid, hn] = fusedAddNorm(x, lin(a, [w.wo]), w.ffnNorm, kind, eps); // x + attn, its norm
+        const act = // [1, T, F]
+          mlp === 'relu' ? lin(hn, [w.w1], 'relu')
+          : mlp === 'gelu' ? fusedActivation('gelu', lin(hn, [w.w1]))
+          : pack ? fusedActivation('swiglu', lin(hn, [w.w1, w.w3!]))
+          : fusedActivation('swiglu', lin(hn, [w.w1]), lin(hn, [w.w3!]));
+        const next = i + 1 < numLayers ? this.norm('attentionNorm', i + 1) : this.norm('norm', null);
+        [x, h] = fusedAddNorm(mid, lin(act, [w.w2]), next, kind, eps); // the residual stream, and the next block's (or the final) norm of it
+      }
+      return tf.reshape(h, [T, D]) as tf.Tensor2D;
+    });
+    cache.commit(T);
+    return states;
+  }
+
+  /**
+   * Whether the fused path packs q|k|v and gate|up into one matmul each: a copy of those weights
+   * per sequence (made at the first forward, freed with the cache) for 3 fewer dispatches a block
+   * — taken while the copy stays under {@link PACK_LIMIT} floats, i.e. where dispatch, not the
+   * matmuls' arithmetic, is what a step costs.
+   */
+  private get packFused(): boolean {
+    const { hiddenSize: D, numHeads: H, numKeyValueHeads: Hkv, headDim: hs, mlp, numLayers } = this.arch;
+    const F = this.read(weightName('w1', 0)).shape[1]!;
+    return numLayers * D * ((H + 2 * Hkv) * hs + (mlp === 'swiglu' ? 2 * F : 0)) <= PACK_LIMIT;
+  }
+
+  /** Rotary cosines and sines `[T, hs/2]` of `positions`, as `rotaryTablesAt` computes them (float32 angles). */
+  private rotaryAngles(positions: readonly number[]): RotaryAngles {
+    const { headDim: hs, ropeTheta, ropeLayout, ropeScaling } = this.arch;
+    this.frequencies ??= inverseFrequencies(hs, ropeTheta, ropeScaling);
+    const half = hs / 2;
+    const cos = new Float32Array(positions.length * half);
+    const sin = new Float32Array(positions.length * half);
+    positions.forEach((p, t) => {
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround(p * this.frequencies![i]!);
+        cos[t * half + i] = Math.cos(angle);
+        sin[t * half + i] = Math.sin(angle);
+      }
+    });
+    return { cos, sin, layout: ropeLayout };
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

@@ -1,0 +1,237 @@
+/**
+ * The arithmetic of the fused decode kernels, as plain loops over `Float32Array`s: what the cpu
+ * and wasm kernels run over their backends' memory (the cpu backend's value arrays, the wasm
+ * heap). Each function is the same math as the composite ops in `../ops.ts`, accumulated in
+ * float64 and stored as float32.
+ *
+ * Reference: llama2.c's run.c `rmsnorm`, the attention loop of `forward()` (scores, softmax,
+ * weighted sum per head, one pass over the cache) and its SwiGLU loop; Ainslie et al., "GQA"
+ * (2023) for query heads sharing a key/value head; Su et al., "RoFormer" (2021) §3.4.
+ */
+import type { MlpKind, NormKind, RopeLayout } from '../models/config.js';
+
+/**
+ * `out[r] = norm(x[r]) ⊙ weight (+ bias)` for every row of `x` `[rows, D]` (flat), where `x` is
+ * `a + b` when `b` is given (the residual add, whose result is also written to `sum`).
+ */
+export function normRows(
+  a: Float32Array,
+  b: Float32Array | null,
+  weight: Float32Array,
+  bias: Float32Array | null,
+  kind: NormKind,
+  epsilon: number,
+  out: Float32Array,
+  sum: Float32Array | null,
+): void {
+  const D = weight.length;
+  const rows = a.length / D;
+  for (let r = 0; r < rows; r++) {
+    const base = r * D;
+    let mean = 0;
+    if (b !== null) {
+      for (let d = 0; d < D; d++) sum![base + d] = a[base + d]! + b[base + d]!; // rounded to float32 as the composite add is
+    }
+    const x = b === null ? a : sum!;
+    if (kind === 'layerNorm') {
+      for (let d = 0; d < D; d++) mean += x[base + d]!;
+      mean /= D;
+    }
+    let square = 0;
+    for (let d = 0; d < D; d++) {
+      const c = x[base + d]! - mean;
+      square += c * c;
+    }
+    const scale = 1 / Math.sqrt(square / D + epsilon);
+    for (let d = 0; d < D; d++) {
+      const y = (x[base + d]! - mean) * scale * weight[d]!;
+      out[base + d] = bias === null ? y : y + bias[d]!;
+    }
+  }
+}
+
+/** Largest finite float32: a float32 sum of a row's logits beyond it is ±Infinity. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * Per row of `logits` `[N, V]` (flat): the index of the first largest logit, or −1 when the row
+ * holds NaN or ±Infinity or its sum leaves the float32 range (the composite `checkedArgmax`: argMax,
+ * with −1 where the float32 row sum is not finite).
+ */
+export function checkedArgmaxRows(logits: Float32Array, V: number, out: Int32Array): void {
+  for (let r = 0; r < out.length; r++) {
+    const base = r * V;
+    let best = 0;
+    let max = -Infinity;
+    let sum = 0;
+    for (let i = 0; i < V; i++) {
+      const x = logits[base + i]!;
+      sum += x;
+      if (x > max) {
+        max = x;
+        best = i;
+      }
+    }
+    out[r] = Number.isFinite(sum) && Math.abs(sum) <= FLOAT32_MAX ? best : -1; // NaN or ±Infinity anywhere makes the sum so
+  }
+}
+
+/** `erf(x)` to float32 precision: Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), as tfjs's own Erf kernels. */
+function erf(x: number): number {
+  const sign = x < 0 ? -1 : 1;
+  const v = Math.abs(x);
+  const t = 1 / (1 + 0.3275911 * v);
+  const poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+  return sign * (1 - poly * Math.exp(-v * v));
+}
+
+/**
+ * The MLP's activation between its two projections, elementwise: swiglu `silu(a) ⊙ b`, gelu
+ * `a·Φ(a)` (exact, through erf), relu `max(a, 0)`. For swiglu without `b`, each row of `a` holds
+ * both operands side by side, `[gate | up]` (2F floats), and `out` has F per row.
+ */
+export function activate(kind: MlpKind, a: Float32Array, b: Float32Array | null, out: Float32Array, F: number): void {
+  const n = out.length;
+  if (kind === 'swiglu') {
+    const paired = b === null;
+    for (let i = 0; i < n; i++) {
+      const at = paired ? i + Math.floor(i / F) * F : i; // row r's gate sits at 2F·r + (i mod F), its up F later
+      const x = a[at]!;
+      out[i] = (x / (1 + Math.exp(-x))) * (paired ? a[at + F]! : b[i]!);
+    }
+  } else if (kind === 'gelu') {
+    for (let i = 0; i < n; i++) {
+      const x = a[i]!;
+      out[i] = 0.5 * x * (1 + erf(x * Math.SQRT1_2));
+    }
+  } else {
+    for (let i = 0; i < n; i++) out[i] = Math.max(a[i]!, 0);
+  }
+}
+
+/** Rotary cosines and sines of the new rows, `[T, hs/2]` each (pair i of row t turns by `positions[t]·freq_i`). */
+export interface RotaryAngles {
+  cos: Float32Array;
+  sin: Float32Array;
+  layout: RopeLayout;
+}
+
+/**
+ * Everything the cached-attention kernel needs besides tensors: the shapes, where the new rows
+ * go, which new rows each new row sees, and the rotary angles.
+ */
+export interface AttentionPlan {
+  /** Query heads H. */
+  numHeads: number;
+  /** Key/value heads Hkv (H / Hkv query heads share one). */
+  numKeyValueHeads: number;
+  /** Width of one head hs. */
+  headDim: number;
+  /** Rows of the cache in use before this call (the new rows are written at `cached … cached + T − 1`). */
+  cached: number;
+  /** New rows T. */
+  rows: number;
+  /** For each new row, the new rows it attends to (a tree node: its ancestors and itself, increasing); null: causal (row t sees new rows 0…t). */
+  sees: readonly (readonly number[])[] | null;
+  /** Rotary angles of the new rows, or null (learned positions). */
+  rotary: RotaryAngles | null;
+}
+
+/** Rows of a matrix inside a flat array: row t starts at `offset + t·stride`. */
+export interface Strided {
+  data: Float32Array;
+  offset: number;
+  stride: number;
+}
+
+/** Rotates one head's vector `x[at … at + hs)` into `out[0 … hs)` by row t's angles. */
+function rotate(x: Float32Array, at: number, out: Float64Array, hs: number, rotary: RotaryAngles, t: number): void {
+  const half = hs / 2;
+  const { cos, sin } = rotary;
+  const interleaved = rotary.layout === 'interleaved';
+  for (let i = 0; i < half; i++) {
+    const d0 = interleaved ? 2 * i : i;
+    const d1 = interleaved ? 2 * i + 1 : i + half;
+    const c = cos[t * half + i]!;
+    const s = sin[t * half + i]!;
+    const x0 = x[at + d0]!;
+    const x1 = x[at + d1]!;
+    out[d0] = x0 * c - x1 * s;
+    out[d1] = x1 * c + x0 * s;
+  }
+}
+
+/**
+ * Attention of T new rows over a static KV cache, in place. `keys` and `values` are laid out
+ * `[Hkv·hs, capacity]`: one lane per head dimension, positions along it, so the products over
+ * positions are contiguous loops. Writes the new rows' rotated keys and their values at
+ * positions `plan.cached + t`, then for each new row and query head computes
+ * `softmax(q·Kᵀ/√hs)·V` over the cached positions and the new rows it sees, into `out`
+ * `[T, H·hs]`. `q` (H·hs floats a row), `k` and `v` (Hkv·hs) are the projections of the new
+ * rows, q and k not yet rotated: three matrices, or column ranges of one (a fused q|k|v matmul).
+ */
+export function cachedAttention(
+  q: Strided,
+  k: Strided,
+  v: Strided,
+  keys: Float32Array,
+  values: Float32Array,
+  plan: AttentionPlan,
+  out: Float32Array,
+): void {
+  const { numHeads: H, numKeyValueHeads: Hkv, headDim: hs, cached: L, rows: T, sees, rotary } = plan;
+  const width = Hkv * hs; // lanes
+  const cap = keys.length / width; // positions per lane
+  const g = H / Hkv;
+  const vec = new Float64Array(hs);
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < Hkv; h++) {
+      const kAt = k.offset + t * k.stride + h * hs;
+      const vAt = v.offset + t * v.stride + h * hs;
+      if (rotary === null) for (let d = 0; d < hs; d++) vec[d] = k.data[kAt + d]!;
+      else rotate(k.data, kAt, vec, hs, rotary, t);
+      for (let d = 0; d < hs; d++) {
+        keys[(h * hs + d) * cap + L + t] = vec[d]!;
+        values[(h * hs + d) * cap + L + t] = v.data[vAt + d]!;
+      }
+    }
+  }
+  const scale = 1 / Math.sqrt(hs);
+  const query = new Float64Array(hs);
+  const scores = new Float64Array(L + T);
+  const rowOf = new Int32Array(T); // the position of each new row a query sees
+  for (let t = 0; t < T; t++) {
+    const visible = sees?.[t] ?? null; // null: the new rows 0 … t
+    const extra = visible === null ? t + 1 : visible.length;
+    for (let j = 0; j < extra; j++) rowOf[j] = L + (visible === null ? j : visible[j]!);
+    const n = L + extra;
+    for (let h = 0; h < H; h++) {
+      const lane0 = Math.floor(h / g) * hs * cap; // this query head's key/value head
+      const qAt = q.offset + t * q.stride + h * hs;
+      if (rotary === null) for (let d = 0; d < hs; d++) query[d] = q.data[qAt + d]!;
+      else rotate(q.data, qAt, query, hs, rotary, t);
+      scores.fill(0, 0, n);
+      for (let d = 0; d < hs; d++) {
+        const qd = query[d]! * scale;
+        const lane = lane0 + d * cap;
+        for (let j = 0; j < L; j++) scores[j] += qd * keys[lane + j]!;
+        for (let j = 0; j < extra; j++) scores[L + j] += qd * keys[lane + rowOf[j]!]!;
+      }
+      let max = -Infinity;
+      for (let j = 0; j < n; j++) if (scores[j]! > max) max = scores[j]!;
+      let total = 0;
+      for (let j = 0; j < n; j++) {
+        const e = Math.exp(scores[j]! - max);
+        scores[j] = e;
+        total += e;
+      }
+      for (let d = 0; d < hs; d++) {
+        const lane = lane0 + d * cap;
+        let acc = 0;
+        for (let j = 0; j < L; j++) acc += scores[j]! * values[lane + j]!;
+        for (let j = 0; j < extra; j++) acc += scores[L + j]! * values[lane + rowOf[j]!]!;
+        out[(t * H + h) * hs + d] = acc / total;
+      }
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The fused kernels as ops: what the trunk's decode path calls (one dispatch each, through
+ * `tf.engine().runKernel`), with the same meaning as the composite functions in `../ops.ts`.
+ * Only valid where {@link fusedKernelsAvailable} said yes; no gradients (decoding only).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { MlpKind, NormKind } from '../models/config.js';
+import type { Norm } from '../models/ops.js';
+import type { AttentionPlan } from './math.js';
+import { FUSED_KERNELS } from './registry.js';
+
+function run(name: string, inputs: Record<string, tf.Tensor | undefined>, attrs: object): tf.Tensor | tf.Tensor[] {
+  const named: tf.NamedTensorMap = {};
+  for (const [key, t] of Object.entries(inputs)) if (t !== undefined) named[key] = t;
+  return tf.engine().runKernel(name, named, attrs as unknown as tf.NamedAttrMap);
+}
+
+/**
+ * `x·W (+ bias)` (then relu) on `x` `[1, N, in]` and `W` `[1, in, out]`: the backend's own fused
+ * matmul kernel called directly, with no reshape around it (what `tf.fused.matMul` adds).
+ */
+export function matMul3d(x: tf.Tensor3D, weight: tf.Tensor3D, bias?: tf.Tensor1D, activation: 'linear' | 'relu' = 'linear'): tf.Tensor3D {
+  return run('_FusedMatMul', { a: x, b: weight, bias }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor3D;
+}
+
+/** Argmax per row of `logits` `[N, V]`, −1 where the row is not finite: int32 `[N]`, one kernel. */
+export function fusedCheckedArgmax(logits: tf.Tensor2D): tf.Tensor1D {
+  return run(FUSED_KERNELS.argmax, { logits }, {}) as tf.Tensor1D;
+}
+
+/** `norm(x)` over the last axis of `x` `[..., D]` (see `ops.norm`), one kernel. */
+export function fusedNorm<T extends tf.Tensor>(x: T, w: Norm, kind: NormKind, epsilon: number): T {
+  return run(FUSED_KERNELS.norm, { x, weight: w.weight, bias: w.bias }, { kind, epsilon }) as T;
+}
+
+/** The residual add and the next norm in one kernel: `[x + residual, norm(x + residual)]`. */
+export function fusedAddNorm<T extends tf.Tensor>(x: T, residual: T, w: Norm, kind: NormKind, epsilon: number): [T, T] {
+  return run(FUSED_KERNELS.addNorm, { x, residual, weight: w.weight, bias: w.bias }, { kind, epsilon }) as [T, T];
+}
+
+/**
+ * The MLP activation (see `ops.mlp`): `silu(a) ⊙ b` for swiglu, `gelu(a)`, `relu(a)`; one kernel.
+ * Swiglu without `b`: each row of `a` is `[gate | up]`, the result half as wide.
+ */
+export function fusedActivation<T extends tf.Tensor>(kind: MlpKind, a: T, b?: T): T {
+  return run(FUSED_KERNELS.activation, { a, b }, { kind }) as T;
+}
+
+/**
+ * Attention of the new rows' projections `q` `[..., T, H·hs]`, `k`, `v` `[..., T, Hkv·hs]` (or,
+ * with `k` and `v` undefined, `q` holding `[q | k | v]` per row) over the static cache buffers
+ * `keys`, `values` `[Hkv·hs, capacity]`, written in place: the new rows' rotated keys and values
+ * land at positions `plan.cached + t`. Returns `[..., T, H·hs]`, one kernel.
+ */
+export function fusedCachedAttention<T extends tf.Tensor>(q: T, k: T | undefined, v: T | undefined, keys: tf.Tensor2D, values: tf.Tensor2D, plan: AttentionPlan): T {
+  return run(FUSED_KERNELS.attention, { q, k, v, keys, values }, { plan }) as T;
+}

@@ -1,0 +1,206 @@
+/**
+ * The fused decode kernels, registered the tfjs way (`tf.registerKernel`) for the cpu and wasm
+ * backends: each one replaces a run of small composite kernels (a norm is six, a block's
+ * attention about thirty) by one dispatch that loops over the backend's own memory — the cpu
+ * backend's value arrays, the wasm heap — with the arithmetic of `math.ts`.
+ *
+ * Registration is lazy and idempotent ({@link registerFusedKernels}, called when a
+ * `CachedTransformer` first runs a forward): importing the package registers nothing.
+ * On any other backend (WebGL, WebGPU, node) the model runs its composite ops.
+ *
+ * Reference: tfjs-core's `registerKernel`/`runKernel` (kernel_registry.ts, engine.ts); the cpu
+ * backend's `data.get(dataId).values` and `makeTensorInfo`, the wasm backend's `makeOutput` and
+ * `typedArrayFromHeap` (backend_cpu.ts, backend_wasm.ts).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { fail } from '../internal/errors.js';
+import type { MlpKind, NormKind } from '../models/config.js';
+import { activate, type AttentionPlan, cachedAttention, checkedArgmaxRows, normRows } from './math.js';
+
+type TensorInfo = tf.TensorInfo;
+
+/** Kernel names (prefixed: the registry is global and shared with every other tfjs user). */
+export const FUSED_KERNELS = {
+  norm: 'MtpNorm',
+  addNorm: 'MtpAddNorm',
+  activation: 'MtpMlpActivation',
+  attention: 'MtpCachedAttention',
+  argmax: 'MtpCheckedArgmax',
+} as const;
+
+/** The backends the fused kernels are written for. */
+export const FUSED_BACKENDS = ['cpu', 'wasm'] as const;
+
+/**
+ * Float32 views of a backend's tensor storage, and fresh outputs. Allocate every output before
+ * taking views: a wasm allocation may grow the heap, which detaches earlier views.
+ */
+export interface KernelMemory {
+  /** A live view of a float32 tensor's values (writes go to the tensor). */
+  view(t: TensorInfo): Float32Array;
+  /** A new float32 tensor of `shape` (contents unspecified until written). */
+  output(shape: number[]): TensorInfo;
+  /** A new int32 tensor of `shape` and a view of its values. */
+  outputInt32(shape: number[]): { info: TensorInfo; values: Int32Array };
+}
+
+interface CpuLike {
+  data: { get(dataId: tf.DataId): { values?: unknown } };
+  makeTensorInfo(shape: number[], dtype: 'float32' | 'int32', values: Float32Array | Int32Array): TensorInfo;
+}
+interface WasmLike {
+  makeOutput(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array;
+}
+
+const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** The {@link KernelMemory} of `backend`, or null when it is neither the cpu nor the wasm kind. */
+export function kernelMemory(backend: unknown): KernelMemory | null {
+  const b = backend as Partial<CpuLike & WasmLike> | null;
+  if (b === null || typeof b !== 'object') return null;
+  if (typeof b.makeOutput === 'function' && typeof b.typedArrayFromHeap === 'function') {
+    const wasm = b as WasmLike;
+    return {
+      view: (t) => wasm.typedArrayFromHeap(t) as Float32Array,
+      output: (shape) => wasm.makeOutput(shape, 'float32'),
+      outputInt32: (shape) => {
+        const info = wasm.makeOutput(shape, 'int32');
+        return { info, values: wasm.typedArrayFromHeap(info) as Int32Array };
+      },
+    };
+  }
+  if (typeof b.makeTensorInfo === 'function' && b.data !== undefined && typeof b.data.get === 'function') {
+    const cpu = b as CpuLike;
+    return {
+      view: (t) => {
+        const values = cpu.data.get(t.dataId).values;
+        if (!(values instanceof Float32Array)) throw new Error(`tfjs-mtp fused kernels: expected float32 values on the cpu backend, got ${Object.prototype.toString.call(values)}.`);
+        return values;
+      },
+      output: (shape) => cpu.makeTensorInfo(shape, 'float32', new Float32Array(sizeOf(shape))),
+      outputInt32: (shape) => {
+        const values = new Int32Array(sizeOf(shape));
+        return { info: cpu.makeTensorInfo(shape, 'int32', values), values };
+      },
+    };
+  }
+  return null;
+}
+
+function memoryOf(backend: unknown, kernel: string): KernelMemory {
+  const memory = kernelMemory(backend);
+  if (memory === null) throw new Error(`${kernel}: this kernel runs on the cpu and wasm backends only, but the backend has neither one's memory interface.`);
+  return memory;
+}
+
+/** Attributes of the norm kernels. */
+interface NormAttrs {
+  kind: NormKind;
+  epsilon: number;
+}
+
+const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) => TensorInfo | TensorInfo[] }> = [
+  {
+    name: FUSED_KERNELS.norm,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { x, weight, bias } = inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
+      const { kind, epsilon } = attrs as unknown as NormAttrs;
+      const memory = memoryOf(backend, FUSED_KERNELS.norm);
+      const out = memory.output([...x.shape]);
+      normRows(memory.view(x), null, memory.view(weight), bias ? memory.view(bias) : null, kind, epsilon, memory.view(out), null);
+      return out;
+    },
+  },
+  {
+    name: FUSED_KERNELS.addNorm,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { x, residual, weight, bias } = inputs as { x: TensorInfo; residual: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
+      const { kind, epsilon } = attrs as unknown as NormAttrs;
+      const memory = memoryOf(backend, FUSED_KERNELS.addNorm);
+      const sum = memory.output([...x.shape]);
+      const out = memory.output([...x.shape]);
+      normRows(memory.view(x), memory.view(residual), memory.view(weight), bias ? memory.view(bias) : null, kind, epsilon, memory.view(out), memory.view(sum));
+      return [sum, out];
+    },
+  },
+  {
+    name: FUSED_KERNELS.activation,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { a, b } = inputs as { a: TensorInfo; b?: TensorInfo };
+      const { kind } = attrs as unknown as { kind: MlpKind };
+      const memory = memoryOf(backend, FUSED_KERNELS.activation);
+      const F = a.shape[a.shape.length - 1]! / (kind === 'swiglu' && b === undefined ? 2 : 1); // paired [gate | up] rows: half as wide out
+      const out = memory.output([...a.shape.slice(0, -1), F]);
+      activate(kind, memory.view(a), b ? memory.view(b) : null, memory.view(out), F);
+      return out;
+    },
+  },
+  {
+    name: FUSED_KERNELS.attention,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { q, k, v, keys, values } = inputs as { q: TensorInfo; k?: TensorInfo; v?: TensorInfo; keys: TensorInfo; values: TensorInfo };
+      const { plan } = attrs as unknown as { plan: AttentionPlan };
+      const memory = memoryOf(backend, FUSED_KERNELS.attention);
+      const qWidth = plan.numHeads * plan.headDim;
+      const kvWidth = plan.numKeyValueHeads * plan.headDim;
+      const out = memory.output([...q.shape.slice(0, -1), qWidth]);
+      const qs = memory.view(q);
+      const packed = k === undefined || v === undefined; // one [q | k | v] matrix
+      const stride = packed ? qWidth + 2 * kvWidth : qWidth;
+      const ks = packed ? { data: qs, offset: qWidth, stride } : { data: memory.view(k), offset: 0, stride: kvWidth };
+      const vs = packed ? { data: qs, offset: qWidth + kvWidth, stride } : { data: memory.view(v), offset: 0, stride: kvWidth };
+      cachedAttention({ data: qs, offset: 0, stride }, ks, vs, memory.view(keys), memory.view(values), plan, memory.view(out));
+      return out;
+    },
+  },
+  {
+    name: FUSED_KERNELS.argmax,
+    kernelFunc: ({ inputs, backend }) => {
+      const { logits } = inputs as { logits: TensorInfo };
+      const memory = memoryOf(backend, FUSED_KERNELS.argmax);
+      const [N, V] = logits.shape as [number, number];
+      const out = memory.outputInt32([N]);
+      checkedArgmaxRows(memory.view(logits), V, out.values);
+      return out.info;
+    },
+  },
+];
+
+/** Registers every fused kernel for the cpu and wasm backends, once (a kernel someone else registered under our name is left alone). */
+export function registerFusedKernels(): void {
+  for (const backendName of FUSED_BACKENDS) {
+    for (const { name, kernelFunc } of kernels) {
+      if (tf.getKernel(name, backendName) === undefined) tf.registerKernel({ kernelName: name, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+    }
+  }
+}
+
+let enabled = true;
+
+/**
+ * Switches the fused decode kernels on (the default) or off for every model in this page or
+ * process: off, `CachedTransformer` runs the composite tfjs ops on every backend — the switch to
+ * reach for if a fused kernel is suspected of a difference, or to measure what it saves. A
+ * sequence already cached keeps the path it started on until it is truncated to 0 (a new decode).
+ *
+ * @example
+ * setFusedKernels(false); // composite ops from the next decode on
+ */
+export function setFusedKernels(on: boolean): void {
+  if (typeof on !== 'boolean') fail(TypeError, 'setFusedKernels', 'on', 'must be a boolean', on);
+  enabled = on;
+}
+
+/**
+ * Whether the fused kernels run here: switched on ({@link setFusedKernels}), and the running
+ * backend has every one and the memory they read (registers them first). False on WebGL, WebGPU,
+ * node and any backend of another name.
+ */
+export function fusedKernelsAvailable(): boolean {
+  if (!enabled) return false;
+  const name = tf.getBackend();
+  if (!(FUSED_BACKENDS as readonly string[]).includes(name)) return false;
+  registerFusedKernels();
+  return kernels.every(({ name: kernel }) => tf.getKernel(kernel, name) !== undefined) && kernelMemory(tf.backend()) !== null;
+}
