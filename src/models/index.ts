@@ -22,6 +22,7 @@ export { transformerFromWeights, type CheckpointTensor, type CheckpointWeights }
 export { TransformerTrunk, type TransformerTrunkArgs, type InitialValues, transformerTrunk } from './trunk.js';
 export { type ArchConfig } from './weights.js';
 export { CachedTransformer, cachedTransformer, type CachedTransformerOptions } from './cached.js';
+export { setFusedKernels } from '../kernels/registry.js';
 export { BYTE_VOCAB_SIZE, encodeBytes, decodeBytes, byteTokenizer } from './tokenizer.js';
 export { type Tokenizer, type TokenizerEncodeOptions, type TokenizerDecodeOptions, type ChatMessage, type ChatTemplateOptions } from './tokenizer_interface.js';
 export { loadHfTokenizer, HfTokenizer, type HfDecodeOptions, type HfJsonSource } from './hf_tokenizer.js';

@@ -1,0 +1,371 @@
+/**
+ * The fused decode kernels (src/kernels) against the composite tfjs ops, on cpu and wasm: each
+ * kernel alone over random shapes, then whole forwards of random architectures — chains, trees
+ * with keepRows, rollbacks and the static cache's growth — with the kernels on and off; the
+ * dispatch count they exist for; and what stays true over a long decode (no tensor growth).
+ */
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { greedyDecode, speculativeDecode } from '../../src/index.js';
+import { checkedArgmax } from '../../src/layers/inference_fused.js';
+import { fusedActivation, fusedAddNorm, fusedCachedAttention, fusedCheckedArgmax, fusedNorm } from '../../src/kernels/ops.js';
+import { fusedKernelsAvailable, setFusedKernels } from '../../src/kernels/registry.js';
+import { CachedTransformer, createTransformer, type TransformerConfig } from '../../src/models/index.js';
+import { type BlockSpec, type BlockWeights, attention, norm } from '../../src/models/ops.js';
+import { rotaryTablesAt } from '../../src/models/positions.js';
+import { StaticKVCache } from '../../src/models/static_cache.js';
+import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
+
+const BACKENDS = ['cpu', 'wasm'] as const;
+
+async function use(backend: string): Promise<void> {
+  await tf.setBackend(backend);
+  await tf.ready();
+  expect(tf.getBackend()).toBe(backend);
+}
+
+/** Largest |a − b| over two tensors of one shape. */
+function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
+  expect(a.shape).toEqual(b.shape);
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+}
+
+/** `fn` with the fused kernels off (and back on after). */
+function composite<T>(fn: () => T): T {
+  setFusedKernels(false);
+  try {
+    return fn();
+  } finally {
+    setFusedKernels(true);
+  }
+}
+
+afterEach(() => setFusedKernels(true));
+
+describe.each(BACKENDS)('fused kernels on %s', (backend) => {
+  it('are available, and the switch turns them off', async () => {
+    await use(backend);
+    expect(fusedKernelsAvailable()).toBe(true);
+    expect(composite(() => fusedKernelsAvailable())).toBe(false);
+  });
+
+  it('norm and residual-add + norm equal the composite norm (rmsNorm and layerNorm, with and without bias)', async () => {
+    await use(backend);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 70 }), fc.constantFrom('rmsNorm', 'layerNorm') as fc.Arbitrary<'rmsNorm' | 'layerNorm'>, fc.boolean(), fc.integer(), (N, D, kind, withBias, seed) => {
+        tf.tidy(() => {
+          const x = tf.randomNormal([1, N, D], 0, 3, 'float32', seed) as tf.Tensor3D;
+          const r = tf.randomNormal([1, N, D], 0, 3, 'float32', seed + 1) as tf.Tensor3D;
+          const w = { weight: tf.randomNormal([D], 1, 0.5, 'float32', seed + 2) as tf.Tensor1D, bias: withBias ? (tf.randomNormal([D], 0, 1, 'float32', seed + 3) as tf.Tensor1D) : undefined };
+          expect(maxDiff(fusedNorm(x, w, kind, 1e-5), norm(x, w, kind, 1e-5))).toBeLessThan(1e-4);
+          const [sum, normed] = fusedAddNorm(x, r, w, kind, 1e-5);
+          expect(maxDiff(sum, tf.add(x, r))).toBe(0);
+          expect(maxDiff(normed, norm(tf.add(x, r), w, kind, 1e-5))).toBeLessThan(1e-4);
+        });
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it('the MLP activations equal the composite ones (swiglu from two tensors and from one [gate | up], gelu, relu)', async () => {
+    await use(backend);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 50 }), fc.integer(), (N, F, seed) => {
+        tf.tidy(() => {
+          const a = tf.randomNormal([1, N, F], 0, 4, 'float32', seed) as tf.Tensor3D;
+          const b = tf.randomNormal([1, N, F], 0, 4, 'float32', seed + 1) as tf.Tensor3D;
+          const swiglu = tf.mul(tf.mul(a, tf.sigmoid(a)), b);
+          expect(maxDiff(fusedActivation('swiglu', a, b), swiglu)).toBeLessThan(1e-4);
+          expect(maxDiff(fusedActivation('swiglu', tf.concat([a, b], 2)), swiglu)).toBeLessThan(1e-4);
+          const gelu = tf.mul(tf.mul(a, 0.5), tf.add(1, tf.erf(tf.mul(a, Math.SQRT1_2))));
+          expect(maxDiff(fusedActivation('gelu', a), gelu)).toBeLessThan(1e-4);
+          expect(maxDiff(fusedActivation('relu', a), tf.relu(a))).toBe(0);
+        });
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it('checked argmax equals argMax, with −1 on rows holding NaN or ±Infinity', async () => {
+    await use(backend);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 300 }), fc.integer(), fc.array(fc.constantFrom(NaN, Infinity, -Infinity), { maxLength: 3 }), (N, V, seed, poison) => {
+        const values = Array.from(tf.tidy(() => tf.randomNormal([N * V], 0, 1, 'float32', seed).dataSync()));
+        poison.forEach((p, i) => (values[((i * 7919 + seed) >>> 0) % values.length] = p));
+        const poisoned = new Set(poison.map((_, i) => Math.floor((((i * 7919 + seed) >>> 0) % values.length) / V)));
+        const logits = tf.tensor2d(values, [N, V]);
+        const got = Array.from(fusedCheckedArgmax(logits).dataSync());
+        const want = composite(() => Array.from(checkedArgmax(logits).dataSync()));
+        logits.dispose();
+        expect(got).toEqual(want);
+        got.forEach((id, r) => {
+          const row = values.slice(r * V, (r + 1) * V);
+          expect(id).toBe(poisoned.has(r) ? -1 : row.indexOf(Math.max(...row)));
+        });
+      }),
+      { numRuns: 40 },
+    );
+    // rows that tie take the first index, as argMax
+    const tie = tf.tensor2d([[1, 3, 3, 0], [NaN, 0, 0, 0]]);
+    expect(Array.from(fusedCheckedArgmax(tie).dataSync())).toEqual([1, -1]);
+    tie.dispose();
+  });
+
+  it('cached attention equals the composite attention over a past, for chains and trees, grouped heads, both rotary layouts and learned positions', async () => {
+    await use(backend);
+    fc.assert(
+      fc.property(
+        fc.record({
+          Hkv: fc.integer({ min: 1, max: 3 }),
+          g: fc.integer({ min: 1, max: 3 }),
+          half: fc.integer({ min: 1, max: 5 }),
+          L: fc.integer({ min: 0, max: 12 }),
+          T: fc.integer({ min: 1, max: 5 }),
+          rope: fc.constantFrom('interleaved', 'halfSplit', null) as fc.Arbitrary<'interleaved' | 'halfSplit' | null>,
+          tree: fc.boolean(),
+          seed: fc.integer({ min: 0, max: 1e6 }),
+        }),
+        ({ Hkv, g, half, L, T, rope, tree, seed }) => {
+          const H = Hkv * g;
+          const hs = 2 * half;
+          const D = 2 * hs;
+          const parents = Array.from({ length: T }, (_, t) => (tree ? (t === 0 ? -1 : ((seed + 13 * t) % (t + 1)) - 1) : t - 1));
+          const depth: number[] = [];
+          parents.forEach((p) => depth.push(p < 0 ? 0 : depth[p]! + 1));
+          const at = depth.map((d) => L + d);
+          tf.tidy(() => {
+            const rnd = (shape: number[], i: number) => tf.randomNormal(shape, 0, 0.7, 'float32', seed + i);
+            const w = { wq: { weight: rnd([D, H * hs], 1) }, wk: { weight: rnd([D, Hkv * hs], 2) }, wv: { weight: rnd([D, Hkv * hs], 3) }, wo: { weight: tf.eye(H * hs) } } as unknown as BlockWeights;
+            const spec: BlockSpec = { numHeads: H, numKeyValueHeads: Hkv, norm: 'rmsNorm', normEpsilon: 1e-5, mlp: 'relu' };
+            const x = rnd([T, D], 4) as tf.Tensor2D;
+            const pastK = rnd([1, Hkv, L, hs], 5) as tf.Tensor4D; // already rotated, as a cache holds them
+            const pastV = rnd([1, Hkv, L, hs], 6) as tf.Tensor4D;
+            // the composite path: one block's attention over the past (mask: causal or the tree's ancestors)
+            const mask = (() => {
+              const width = L + T;
+              const one: number[] = [];
+              for (let t = 0; t < T; t++) {
+                const row = new Array<number>(width).fill(0);
+                for (let j = 0; j < T; j++) {
+                  let sees = false;
+                  for (let a = t; a >= 0; a = parents[a]!) if (a === j) sees = true;
+                  if (!sees) row[L + j] = -1e9;
+                }
+                one.push(...row);
+              }
+              return tf.tensor2d(Array.from({ length: g }, () => one).flat(), [g * T, width]);
+            })();
+            const ropeTables = rope === null ? null : { q: rotaryTablesAt(at, H, hs, 10000, rope), k: rotaryTablesAt(at, Hkv, hs, 10000, rope) };
+            const want = attention(x, 1, w, spec, L > 0 ? { keys: pastK, values: pastV } : null, { mask, rope: ropeTables }).y; // [T, H·hs] (wo = I)
+            // the fused kernel over a static cache holding the same past
+            const cap = L + T + 3;
+            const lanes = (t: tf.Tensor4D) => tf.pad(tf.reshape(tf.transpose(t, [0, 1, 3, 2]), [Hkv * hs, L]), [[0, 0], [0, cap - L]]) as tf.Tensor2D;
+            const keys = lanes(pastK);
+            const values = lanes(pastV);
+            const cos = new Float32Array(T * half);
+            const sin = new Float32Array(T * half);
+            const freq = Array.from({ length: half }, (_, i) => Math.fround(1 / Math.fround(10000 ** Math.fround((2 * i) / hs))));
+            at.forEach((p, t) => freq.forEach((f, i) => ((cos[t * half + i] = Math.cos(Math.fround(p * f))), (sin[t * half + i] = Math.sin(Math.fround(p * f))))));
+            const sees = tree ? parents.map((_, t) => { const path: number[] = []; for (let a = t; a >= 0; a = parents[a]!) path.unshift(a); return path; }) : null;
+            const plan = { numHeads: H, numKeyValueHeads: Hkv, headDim: hs, cached: L, rows: T, sees, rotary: rope === null ? null : { cos, sin, layout: rope } };
+            const q = tf.matMul(x, w.wq.weight);
+            const k = tf.matMul(x, w.wk.weight);
+            const v = tf.matMul(x, w.wv.weight);
+            const got = fusedCachedAttention(tf.expandDims(q, 0), tf.expandDims(k, 0), tf.expandDims(v, 0), keys, values, plan);
+            expect(maxDiff(tf.squeeze(got, [0]), want)).toBeLessThan(1e-4);
+            // and from one packed [q | k | v] matrix, into fresh buffers
+            const packed = fusedCachedAttention(tf.expandDims(tf.concat([q, k, v], 1), 0), undefined, undefined, lanes(pastK), lanes(pastV), plan);
+            expect(maxDiff(packed, got)).toBe(0);
+            // the new rows landed in the buffers, rotated as the composite path rotated its keys
+            const kNew = tf.reshape(tf.transpose(tf.slice(keys, [0, L], [Hkv * hs, T])), [T, Hkv * hs]);
+            const kWant = ropeTables === null ? k : tf.add(tf.mul(k, ropeTables.k.cos), tf.mul(tf.gather(k, ropeTables.k.partner, 1), ropeTables.k.sin));
+            expect(maxDiff(kNew, kWant)).toBeLessThan(1e-4);
+          });
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+});
+
+/** A random small architecture. */
+const architectures: fc.Arbitrary<TransformerConfig> = fc
+  .record({
+    Hkv: fc.integer({ min: 1, max: 2 }),
+    g: fc.integer({ min: 1, max: 2 }),
+    half: fc.integer({ min: 1, max: 3 }),
+    numLayers: fc.integer({ min: 1, max: 2 }),
+    norm: fc.constantFrom('rmsNorm', 'layerNorm'),
+    positions: fc.constantFrom('rotary', 'learned'),
+    ropeLayout: fc.constantFrom('interleaved', 'halfSplit'),
+    mlp: fc.constantFrom('relu', 'gelu', 'swiglu'),
+    useBias: fc.boolean(),
+    seed: fc.integer({ min: 0, max: 1000 }),
+  })
+  .map(({ Hkv, g, half, ...rest }) => ({
+    vocabSize: 40,
+    maxLength: 150, // past the static cache's first 128 rows: the growth is exercised
+    hiddenSize: 12,
+    numAttentionHeads: Hkv * g,
+    numKeyValueHeads: Hkv,
+    headDim: 2 * half,
+    intermediateSize: 10,
+    mtpHeads: 2,
+    ...rest,
+  })) as fc.Arbitrary<TransformerConfig>;
+
+/** The states of a script of forwards, trees, keepRows and truncates (each step's `[n, D]` values). */
+function runScript(model: ReturnType<typeof createTransformer>, seed: number): number[][] {
+  const cached = new CachedTransformer(model);
+  const out: number[][] = [];
+  const ids = (n: number, s: number) => Array.from({ length: n }, (_, i) => (s * 31 + i * 7) % 40);
+  const record = (t: tf.Tensor2D) => {
+    out.push(Array.from(t.dataSync()));
+    t.dispose();
+  };
+  try {
+    record(cached.forward(ids(5, seed)));
+    for (let step = 0; step < 6; step++) {
+      record(cached.forward(ids(3, seed + step))); // a speculative block
+      cached.truncate(cached.length - ((seed + step) % 3)); // a partial acceptance
+      const parents = [-1, 0, 0, 1, -1, 4];
+      record(cached.forwardTree(ids(6, seed + 10 + step), parents));
+      cached.keepRows(step % 2 === 0 ? [0, 1, 3] : [4, 5]); // one root-to-node path
+    }
+    record(cached.forward(ids(130 - cached.length, seed + 99))); // long enough to grow the static cache
+    record(cached.forward([1]));
+  } finally {
+    cached.dispose();
+  }
+  return out;
+}
+
+describe.each(BACKENDS)('whole forwards on %s', (backend) => {
+  it('fused and composite give the same states through chains, trees, keepRows, rollbacks and cache growth, for random architectures', async () => {
+    await use(backend);
+    fc.assert(
+      fc.property(architectures, (config) => {
+        const model = createTransformer(config);
+        try {
+          const fused = runScript(model, config.seed!);
+          const plain = composite(() => runScript(model, config.seed!));
+          expect(fused.length).toBe(plain.length);
+          fused.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - plain[i]![j]!)).toBeLessThan(2e-4)));
+        } finally {
+          model.dispose();
+        }
+      }),
+      { numRuns: 12 },
+    );
+  });
+
+  it('decodes exactly what the composite path decodes (greedy and speculative), leaving no tensor behind', async () => {
+    await use(backend);
+    const model = createTransformer({ vocabSize: 64, maxLength: 80, hiddenSize: 16, numLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', mtpHeads: 3, seed: 3 });
+    const cached = new CachedTransformer(model);
+    const prompt = [1, 5, 9];
+    const fused = await expectNoLeak(async () => {
+      const g = await greedyDecode(cached, prompt, { maxNewTokens: 40 });
+      const s = await speculativeDecode(cached, prompt, { maxNewTokens: 40, draftLength: 2 });
+      return [g.tokens, s.tokens];
+    });
+    setFusedKernels(false);
+    const plain = [(await greedyDecode(cached, prompt, { maxNewTokens: 40 })).tokens, (await speculativeDecode(cached, prompt, { maxNewTokens: 40, draftLength: 2 })).tokens];
+    setFusedKernels(true);
+    expect(fused).toEqual(plain);
+    expect(fused[1]).toEqual(fused[0]);
+    cached.dispose();
+    model.dispose();
+  });
+});
+
+describe('dispatches and memory', () => {
+  it('a greedy token of a stories260K-shaped model takes at most a third of the composite path’s kernels', async () => {
+    await use('wasm');
+    // stories260K's shape (D 64, 5 layers, 8 heads, 4 key/value heads, F 172, V 512), seeded random weights
+    const model = createTransformer({ vocabSize: 512, maxLength: 512, hiddenSize: 64, numLayers: 5, numAttentionHeads: 8, numKeyValueHeads: 4, intermediateSize: 172, norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', useBias: false, mtpHeads: 1, seed: 1 });
+    const cached = new CachedTransformer(model);
+    const kernelsPerToken = async (): Promise<number> => {
+      const tokens = 60;
+      const engine = tf.engine() as unknown as { runKernelFunc: (p: unknown) => unknown };
+      const original = engine.runKernelFunc;
+      let count = 0;
+      engine.runKernelFunc = function (this: unknown, p: unknown) {
+        count++;
+        return original.call(this, p);
+      };
+      try {
+        await greedyDecode(cached, [1, 2], { maxNewTokens: tokens, stopTokens: [] });
+      } finally {
+        engine.runKernelFunc = original;
+      }
+      return count / tokens;
+    };
+    const fused = await kernelsPerToken();
+    setFusedKernels(false);
+    const plain = await kernelsPerToken();
+    setFusedKernels(true);
+    expect(fused).toBeLessThanOrEqual(plain / 3);
+    expect(fused).toBeLessThan(60);
+    cached.dispose();
+    model.dispose();
+  });
+
+  it('2,000 tokens: the tensor count stays flat from step to step (the static cache grows in place, by doubling)', async () => {
+    await use('wasm');
+    const model = createTransformer({ vocabSize: 50, maxLength: 2100, hiddenSize: 8, numLayers: 1, numAttentionHeads: 2, norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', mtpHeads: 2, seed: 5 });
+    const cached = new CachedTransformer(model);
+    const before = tf.memory().numTensors;
+    const counts: number[] = [];
+    await greedyDecode(cached, [1], { maxNewTokens: 2000, stopTokens: [], onToken: () => void counts.push(tf.memory().numTensors) });
+    expect(counts.length).toBe(2000);
+    expect(new Set(counts.slice(1)).size).toBe(1); // after the first step (which makes the cache and weight views), flat
+    expect(tf.memory().numTensors).toBe(before);
+    cached.dispose();
+    model.dispose();
+  });
+
+  it('a cache made by the fused kernels refuses a forward on another backend, naming both, until truncated to 0', async () => {
+    await use('wasm');
+    const model = createTransformer({ vocabSize: 20, maxLength: 16, hiddenSize: 8, numLayers: 1, numAttentionHeads: 2, positions: 'rotary', norm: 'rmsNorm', mtpHeads: 1, seed: 2 });
+    const cached = new CachedTransformer(model);
+    tf.dispose(cached.forward([1, 2, 3]));
+    await use('cpu');
+    await expectThrowNoLeak(() => cached.forward([4]), "CachedTransformer.forward: the backend changed from 'wasm' to 'cpu' while 3 positions were cached by the fused kernels; call truncate(0) first to decode on another backend.");
+    cached.truncate(0);
+    tf.dispose(cached.forward([1, 2, 3])); // starts over on cpu
+    expect(cached.length).toBe(3);
+    cached.dispose();
+    model.dispose();
+  });
+
+  it('setFusedKernels checks its argument', () => {
+    expect(() => setFusedKernels('no' as unknown as boolean)).toThrow('setFusedKernels: on must be a boolean, but got "no".');
+  });
+
+  it('StaticKVCache doubles its capacity, keeps its rows, and frees everything at 0', async () => {
+    await use('cpu');
+    const before = tf.memory().numTensors;
+    const cache = new StaticKVCache(2, 3, 1000);
+    cache.reserve(5);
+    expect(cache.rows).toBe(128);
+    const view = () => Array.from(cache.block(1).keys.dataSync());
+    tf.tidy(() => {
+      const keys = cache.block(1).keys;
+      (tf.backend() as unknown as { data: { get(id: unknown): { values: Float32Array } } }).data.get(keys.dataId).values.set([1, 2, 3], 0); // lane 0, positions 0…2
+    });
+    cache.commit(5);
+    cache.reserve(300);
+    expect(cache.rows).toBe(512);
+    expect(view().slice(0, 3)).toEqual([1, 2, 3]);
+    cache.keepLast(5, [0, 2]); // position 2 moves to 1
+    expect(cache.length).toBe(2);
+    expect(view().slice(0, 2)).toEqual([1, 3]);
+    expect(tf.memory().numTensors).toBe(before + 4);
+    cache.truncate(0);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
