@@ -76,6 +76,23 @@ export function checkedArgmaxRows(logits: Float32Array, V: number, out: Int32Arr
   }
 }
 
+/** 2^i for i in [−159, 0], by i + 159. */
+const POW2 = Float64Array.from({ length: 160 }, (_, i) => Math.pow(2, i - 159));
+
+/**
+ * `exp(x)` for x ≤ 0 (a softmax's shifted scores), twice as fast as `Math.exp` and within 1e-8 of
+ * it (relative): x·log2 e = n + f with n an integer and |f| ≤ ½, 2^f by its Taylor series to the
+ * 7th power (remainder below 6e-9), 2^n from a table; 0 below −103 (under float32's smallest).
+ */
+export function expNonPositive(x: number): number {
+  if (x < -103) return 0;
+  const y = x * Math.LOG2E;
+  const n = Math.round(y);
+  const z = (y - n) * Math.LN2;
+  const p = 1 + z * (1 + z * (1 / 2 + z * (1 / 6 + z * (1 / 24 + z * (1 / 120 + z * (1 / 720 + z * (1 / 5040)))))));
+  return p * POW2[n + 159]!;
+}
+
 /** `erf(x)` to float32 precision: Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), as tfjs's own Erf kernels. */
 function erf(x: number): number {
   const sign = x < 0 ? -1 : 1;
@@ -208,29 +225,44 @@ export function cachedAttention(
     for (let h = 0; h < H; h++) {
       const lane0 = Math.floor(h / g) * hs * cap; // this query head's key/value head
       const qAt = q.offset + t * q.stride + h * hs;
-      if (rotary === null) for (let d = 0; d < hs; d++) query[d] = q.data[qAt + d]!;
-      else rotate(q.data, qAt, query, hs, rotary, t);
-      scores.fill(0, 0, n);
-      for (let d = 0; d < hs; d++) {
-        const qd = query[d]! * scale;
+      if (rotary === null) for (let d = 0; d < hs; d++) query[d] = q.data[qAt + d]! * scale;
+      else {
+        rotate(q.data, qAt, query, hs, rotary, t);
+        for (let d = 0; d < hs; d++) query[d] = query[d]! * scale;
+      }
+      // scores over the cached positions, four lanes a pass (contiguous loops over positions)
+      scores.fill(0, 0, L);
+      let d = 0;
+      for (; d + 4 <= hs; d += 4) {
+        const [q0, q1, q2, q3] = [query[d]!, query[d + 1]!, query[d + 2]!, query[d + 3]!];
+        const l0 = lane0 + d * cap;
+        const [l1, l2, l3] = [l0 + cap, l0 + 2 * cap, l0 + 3 * cap];
+        for (let j = 0; j < L; j++) scores[j] = scores[j]! + q0 * keys[l0 + j]! + q1 * keys[l1 + j]! + q2 * keys[l2 + j]! + q3 * keys[l3 + j]!;
+      }
+      for (; d < hs; d++) {
+        const qd = query[d]!;
         const lane = lane0 + d * cap;
-        for (let j = 0; j < L; j++) scores[j] += qd * keys[lane + j]!;
-        for (let j = 0; j < extra; j++) scores[L + j] += qd * keys[lane + rowOf[j]!]!;
+        for (let j = 0; j < L; j++) scores[j] = scores[j]! + qd * keys[lane + j]!;
+      }
+      for (let j = 0; j < extra; j++) {
+        let s = 0;
+        for (let e = 0; e < hs; e++) s += query[e]! * keys[lane0 + e * cap + rowOf[j]!]!;
+        scores[L + j] = s;
       }
       let max = -Infinity;
       for (let j = 0; j < n; j++) if (scores[j]! > max) max = scores[j]!;
       let total = 0;
       for (let j = 0; j < n; j++) {
-        const e = Math.exp(scores[j]! - max);
+        const e = expNonPositive(scores[j]! - max);
         scores[j] = e;
         total += e;
       }
-      for (let d = 0; d < hs; d++) {
-        const lane = lane0 + d * cap;
+      for (let e = 0; e < hs; e++) {
+        const lane = lane0 + e * cap;
         let acc = 0;
         for (let j = 0; j < L; j++) acc += scores[j]! * values[lane + j]!;
         for (let j = 0; j < extra; j++) acc += scores[L + j]! * values[lane + rowOf[j]!]!;
-        out[(t * H + h) * hs + d] = acc / total;
+        out[(t * H + h) * hs + e] = acc / total;
       }
     }
   }
