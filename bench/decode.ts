@@ -45,23 +45,21 @@ import { basename } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   blockwiseDecode,
-  chooseBudget,
   DECODE_DEFAULTS,
   defaultTree,
   formatParameterReport,
   fromLayersModel,
   greedyDecode,
-  measureTreeCosts,
   headsDrafter,
   promptLookupDrafter,
-  PROMPT_LOOKUP_DEFAULTS,
   speculativeDecode,
   type DecodeResult,
   type MultiTokenModel,
-  type TreeCost,
   type TreeOption,
 } from '../src/index.js';
-import { CachedTransformer } from '../src/models/index.js';
+import { chooseBudget, measureTreeCosts, type TreeCost } from '../src/decoding/tree_auto.js';
+import { PROMPT_LOOKUP_DEFAULTS } from '../src/decoding/drafters.js';
+import { CachedTransformer, setFusedKernels } from '../src/models/index.js';
 import { parseCommandLine } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend, type NodeBackend } from '../tools/backend.js';
 import { loadBenchModel, type BenchModel } from '../tools/bench_model.js';
@@ -111,6 +109,8 @@ interface Row {
   stepCost: StepCost | null;
   /** `--heads` rows: the heads file drafting ('–' for none). */
   heads?: string;
+  /** `--heads` rows: tokens/s against cached greedy on the composite tfjs ops (fused kernels off), within each repeat, median. */
+  speedupVsComposite?: number;
   /** `--heads` rows: what `speedup` is against. */
   speedupVs?: string;
   /** `--heads` rows: prompts whose output equals cached greedy's (lossless rows), of `prompts`. */
@@ -128,6 +128,18 @@ interface Row {
 }
 
 type Run = (model: MultiTokenModel, prompt: number[], maxNewTokens: number) => Promise<DecodeResult>;
+
+/** `run` with the fused decode kernels switched off: the composite tfjs ops (`setFusedKernels(false)`). */
+function composite(run: Run): Run {
+  return async (m, p, n) => {
+    setFusedKernels(false);
+    try {
+      return await run(m, p, n);
+    } finally {
+      setFusedKernels(true);
+    }
+  };
+}
 
 interface Variant {
   decoder: string;
@@ -272,7 +284,7 @@ function checkSpeedups(rows: Row[]): void {
   if (impossible.length > 0) process.exitCode = 1;
 }
 
-const fmt = (x: number | null, d = 2) => (x !== null && Number.isFinite(x) ? x.toFixed(d) : '–');
+const fmt = (x: number | null | undefined, d = 2) => (x !== null && x !== undefined && Number.isFinite(x) ? x.toFixed(d) : '–');
 
 /** How much each backend decodes: `prompts` × `tokens` new tokens (0: the backend's default). */
 interface Workload {
@@ -297,6 +309,9 @@ async function benchBackend(backend: NodeBackend, dir: string, work: Workload, r
   const variants: Variant[] = [
     { decoder: 'greedy (cached)', k: 1, lossless: true, model: cached, yieldEveryMs: dflt, costed: true, run: greedy },
     ...KS.map((k) => ({ decoder: 'speculative greedy (cached)', k, lossless: true, model: cached, yieldEveryMs: dflt, costed: true, run: speculative(k, dflt) })),
+    // the same with the composite tfjs ops instead of the fused decode kernels (cpu, wasm)
+    { decoder: 'greedy (cached, composite kernels)', k: 1, lossless: true, model: cached, yieldEveryMs: dflt, costed: true, run: composite(greedy) },
+    { decoder: 'speculative greedy (cached, composite kernels)', k: 4, lossless: true, model: cached, yieldEveryMs: dflt, costed: true, run: composite(speculative(4, dflt)) },
     { decoder: "speculative greedy, draftLength 'auto' (cached)", k: cached.numHeads, lossless: true, model: cached, yieldEveryMs: dflt, costed: false, run: automatic },
     { decoder: 'speculative greedy (uncached fromLayersModel)', k: 4, lossless: true, model: uncached, yieldEveryMs: dflt, costed: false, run: speculative(4, dflt) },
     ...[2, 4].map((k) => ({
@@ -360,7 +375,8 @@ async function benchHeads(backend: NodeBackend, dir: string, work: HeadsWork, ro
     decoder: `prompt lookup (${work.ngram}-gram copy, draftLength 3)`, k: 4, lossless: true, model: cached[0]!, yieldEveryMs: DECODE_DEFAULTS.yieldEveryMs, costed: false, heads: '–', baseline: greedy,
     run: (m, p, n) => speculativeDecode(m, p, { maxNewTokens: n, drafter: promptLookupDrafter({ ngram: work.ngram }), draftLength: 3 }),
   };
-  const variants: Variant[] = [greedy, lookup, sampling];
+  const compositeGreedy: Variant = { ...greedy, decoder: 'greedy (cached, composite kernels)', baseline: greedy, run: composite(greedy.run) };
+  const variants: Variant[] = [greedy, compositeGreedy, lookup, sampling];
   work.heads.forEach((file, i) => {
     const model = cached[i]!;
     const common = { k: model.numHeads, model, yieldEveryMs: DECODE_DEFAULTS.yieldEveryMs, costed: false, heads: basename(file) };
@@ -372,9 +388,11 @@ async function benchHeads(backend: NodeBackend, dir: string, work: HeadsWork, ro
   });
   const measured = await measureAll(variants, prompts, maxNewTokens, work.repeats);
   const reference = measured[0]!; // cached greedy: the output every lossless row must equal
+  const plain = measured[1]!; // cached greedy on the composite ops
   variants.forEach((v, i) => {
     const m = measured[i]!;
     const base = measured[variants.indexOf(v.baseline!)]!;
+    const againstComposite = median(m.walls.map((w, r) => m.tokens / w / (plain.tokens / plain.walls[r]!)));
     const identical = m.results.filter((r, p) => r.tokens.join() === reference.results[p]!.tokens.join()).length;
     rows.push({
       ...speedRow(backend, v, m, base),
@@ -387,6 +405,7 @@ async function benchHeads(backend: NodeBackend, dir: string, work: HeadsWork, ro
       speedupVs: v.baseline!.decoder,
       identicalPrompts: identical,
       prompts: prompts.length,
+      speedupVsComposite: againstComposite,
     });
     const row = rows.at(-1)!;
     console.error(`  ${backend} ${v.decoder} ${v.heads}: ${fmt(row.tokensPerSecond, 1)} tok/s, ${fmt(row.speedup)}× vs ${row.speedupVs}, τ ${fmt(row.tau)}`);
@@ -399,13 +418,13 @@ async function benchHeads(backend: NodeBackend, dir: string, work: HeadsWork, ro
 /** The `--heads` table: one row per decoder and heads file, speedup against the row's baseline. */
 function headsTable(rows: Row[]): string {
   const lines = [
-    '| backend | decoder | draft heads | k | tokens/s | speedup | against | τ | acceptance per offset (1…k-1) | output == greedy |',
-    '|---|---|---|---:|---:|---:|---|---:|---|---|',
+    '| backend | decoder | draft heads | k | tokens/s | speedup | against | × composite greedy | τ | acceptance per offset (1…k-1) | output == greedy |',
+    '|---|---|---|---:|---:|---:|---|---:|---:|---|---|',
   ];
   for (const r of rows) {
     const eq = r.equalsGreedy === null ? 'n/a (sampling)' : `${r.equalsGreedy ? 'yes' : '**NO**'} (${r.identicalPrompts}/${r.prompts} prompts)`;
     const vs = r.speedupVs === r.decoder ? '(baseline)' : r.speedupVs;
-    lines.push(`| ${r.backend} | ${r.decoder} | ${r.heads} | ${r.k} | ${fmt(r.tokensPerSecond, 1)} | ${fmt(r.speedup)}× | ${vs} | ${fmt(r.tau)} | ${r.acceptance.map((a) => fmt(a)).join(' / ') || '–'} | ${eq} |`);
+    lines.push(`| ${r.backend} | ${r.decoder} | ${r.heads} | ${r.k} | ${fmt(r.tokensPerSecond, 1)} | ${fmt(r.speedup)}× | ${vs} | ${fmt(r.speedupVsComposite)}× | ${fmt(r.tau)} | ${r.acceptance.map((a) => fmt(a)).join(' / ') || '–'} | ${eq} |`);
   }
   return lines.join('\n');
 }
@@ -632,17 +651,18 @@ function stepTables(rows: Row[]): string {
   const out: string[] = [];
   for (const backend of new Set(rows.map((r) => r.backend))) {
     const costed = rows.filter((r) => r.backend === backend && r.stepCost !== null);
-    const greedy = costed.find((r) => r.k === 1)!;
+    const isComposite = (r: Row) => r.decoder.includes('composite kernels');
     const lines = [
-      `Step cost on ${backend} (median per step after the prompt's; ms; kernels from a separate counting pass):`,
+      `Step cost on ${backend} (median per step after the prompt's; ms; kernels from a separate counting pass; "fused": the fused decode kernels, the default on cpu and wasm; "composite": the plain tfjs ops; ÷ greedy: against greedy with the same kernels; speedup: against fused greedy):`,
       '',
-      '| decoder | k | kernels/step | ms/step | forward | heads | readback | rollback | other | step ÷ greedy | kernels ÷ greedy | speedup | τ |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| decoder | kernels | k | kernels/step | ms/step | forward | heads | readback | rollback | other | step ÷ greedy | kernels ÷ greedy | speedup | τ |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ];
     for (const r of costed) {
       const c = r.stepCost!;
+      const greedy = costed.find((g) => g.k === 1 && isComposite(g) === isComposite(r))!;
       lines.push(
-        `| ${r.k === 1 ? 'greedy' : 'speculative'} | ${r.k} | ${fmt(c.kernelsPerStep, 0)} | ${fmt(c.msPerStep)} | ${fmt(c.forward)} | ${fmt(c.heads)} | ${fmt(c.readback, 3)} | ${fmt(c.rollback, 3)} | ${fmt(c.other)} | ` +
+        `| ${r.k === 1 ? 'greedy' : 'speculative'} | ${isComposite(r) ? 'composite' : 'fused'} | ${r.k} | ${fmt(c.kernelsPerStep, 0)} | ${fmt(c.msPerStep)} | ${fmt(c.forward)} | ${fmt(c.heads)} | ${fmt(c.readback, 3)} | ${fmt(c.rollback, 3)} | ${fmt(c.other)} | ` +
           `${fmt(c.msPerStep / greedy.stepCost!.msPerStep)}× | ${fmt(c.kernelsPerStep / greedy.stepCost!.kernelsPerStep)}× | ${fmt(r.speedup)}× | ${fmt(r.tau)} |`,
       );
     }

@@ -1,14 +1,16 @@
 /**
  * `npm run bench:scale` — what one speculative step costs against one greedy step at the shapes
- * of the public tinyllamas models (stories15M, 42M, 110M) with their 32,000-token vocabulary.
+ * of the public tinyllamas models (stories260K with its 512-token vocabulary; stories15M, 42M,
+ * 110M with their 32,000-token vocabulary), with the fused decode kernels and without them.
  * Weights are seeded random (tools/llama2c_random.ts), written to a fresh folder under the OS
  * temp dir and deleted at the end: the cost of a step does not depend on what the weights say.
  *
- *     npm run bench:scale -- [--backends wasm,cpu] [--shapes 15M,42M,110M] [--kinds mlp,sequential]
- *                            [--draftVocab full,4096] [--tokens N] [--repeats N] [--json file]
- *                            [--native /path/to/llama2.c/run]
+ *     npm run bench:scale -- [--backends wasm,cpu] [--shapes 260K,15M,42M,110M] [--kinds mlp,sequential]
+ *                            [--draftVocab full,4096] [--kernels fused,composite] [--tokens N]
+ *                            [--repeats N] [--json file] [--native /path/to/llama2.c/run]
  *
- * For each backend × shape × head kind × draft vocabulary the checkpoint is loaded with 4 heads
+ * For each backend × shape × head kind × draft vocabulary × kernels (`setFusedKernels`: the
+ * fused decode kernels, or the composite tfjs ops) the checkpoint is loaded with 4 heads
  * (`loadLlama2c(bytes, { mtpHeads: 4, headKind, mlpHiddenSize: dim, draftVocab })`, `draftVocab`
  * omitted for the full vocabulary, else the first N ids) and, after a warm-up of every path:
  *
@@ -34,7 +36,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { greedyDecode, speculativeDecode, type DecodeResult, type MultiTokenModel } from '../src/index.js';
-import { CachedTransformer, loadLlama2c, type LoadLlama2cOptions } from '../src/models/index.js';
+import { CachedTransformer, loadLlama2c, setFusedKernels, type LoadLlama2cOptions } from '../src/models/index.js';
 import { uniformStream } from '../src/decoding/random.js';
 import { parseCommandLine, parseOptions, UsageError, type OptionValues } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend, type NodeBackend } from '../tools/backend.js';
@@ -46,7 +48,10 @@ type ShapeName = keyof typeof TINYLLAMAS_SHAPES;
 const SHAPES = Object.keys(TINYLLAMAS_SHAPES) as ShapeName[];
 const HEAD_KINDS = ['mlp', 'sequential'] as const;
 type HeadKind = (typeof HEAD_KINDS)[number];
+/** Largest vocabulary of the shapes (a draft vocabulary is at most the shape's own). */
 const VOCAB = TINYLLAMAS_SHAPES['15M'].vocabSize;
+const KERNELS = ['fused', 'composite'] as const;
+type Kernels = (typeof KERNELS)[number];
 
 /** k: offset 0 verifies, offsets 1…3 draft. */
 const MTP_HEADS = 4;
@@ -70,8 +75,8 @@ const MIN_TOKENS = 8;
  * stays well under 30 minutes on a 2-core machine.
  */
 const WORKLOADS: Record<NodeBackend, Record<ShapeName, { tokens: number; repeats: number }>> = {
-  wasm: { '15M': { tokens: 48, repeats: 5 }, '42M': { tokens: 32, repeats: 3 }, '110M': { tokens: 24, repeats: 3 } },
-  cpu: { '15M': { tokens: 16, repeats: 3 }, '42M': { tokens: 12, repeats: 3 }, '110M': { tokens: 10, repeats: 3 } },
+  wasm: { '260K': { tokens: 96, repeats: 5 }, '15M': { tokens: 48, repeats: 5 }, '42M': { tokens: 32, repeats: 3 }, '110M': { tokens: 24, repeats: 3 } },
+  cpu: { '260K': { tokens: 48, repeats: 3 }, '15M': { tokens: 16, repeats: 3 }, '42M': { tokens: 12, repeats: 3 }, '110M': { tokens: 10, repeats: 3 } },
 };
 
 /** The design's step-ratio targets (speculative ms per step ÷ greedy ms per token): full vocabulary, and the 4,096-id draft vocabulary. */
@@ -90,7 +95,8 @@ export const COMMAND = {
     backends: { type: 'strings', default: NODE_BACKENDS, choices: NODE_BACKENDS, help: 'backends to measure, in order' },
     shapes: { type: 'strings', default: SHAPES, choices: SHAPES, help: 'tinyllamas shapes (stories15M, 42M, 110M)' },
     kinds: { type: 'strings', default: HEAD_KINDS, choices: HEAD_KINDS, help: 'kinds of the draft heads (offsets 1…3)' },
-    draftVocab: { type: 'strings', default: ['full', String(TARGET_SUBSET)], help: `draft vocabularies: "full", or N for the first N ids (1 ≤ N ≤ ${VOCAB})` },
+    draftVocab: { type: 'strings', default: ['full', String(TARGET_SUBSET)], help: `draft vocabularies: "full", or N for the first N ids (1 ≤ N ≤ ${VOCAB}; skipped where N is not below the shape's vocabulary)` },
+    kernels: { type: 'strings', default: KERNELS, choices: KERNELS, help: 'the fused decode kernels (cpu, wasm), the composite tfjs ops, or both (setFusedKernels)' },
     tokens: { type: 'number', default: 0, integer: true, min: 0, help: `new tokens per decode (0: per backend and shape; else at least ${MIN_TOKENS})` },
     repeats: { type: 'number', default: 0, integer: true, min: 0, help: 'timed repeats per configuration, medians over them (0: per backend and shape)' },
     seed: { type: 'number', default: 1, integer: true, min: 0, help: 'seed of the random weights, the tokenizer and the prompt' },
@@ -110,7 +116,7 @@ function checkDistinct(name: string, values: readonly string[]): void {
 
 /** Checks what {@link COMMAND}'s table cannot express; throws a {@link UsageError} naming the flag, the rule and the value. */
 function refine(values: OptionValues<typeof COMMAND.options>): ScaleOptions {
-  for (const name of ['backends', 'shapes', 'kinds', 'draftVocab'] as const) checkDistinct(name, values[name]);
+  for (const name of ['backends', 'shapes', 'kinds', 'draftVocab', 'kernels'] as const) checkDistinct(name, values[name]);
   const draftVocab = values.draftVocab.map((v) => {
     if (v === 'full') return null;
     const n = Number(v);
@@ -159,6 +165,8 @@ interface Row {
   kind: HeadKind;
   /** Draft vocabulary size; null: the full vocabulary. */
   draftVocab: number | null;
+  /** The fused decode kernels, or the composite tfjs ops. */
+  kernels: Kernels;
   tokens: number;
   repeats: number;
   loadMs: number;
@@ -189,6 +197,7 @@ interface Skipped {
   shape: ShapeName;
   kind: HeadKind;
   draftVocab: number | null;
+  kernels: Kernels;
   reason: string;
 }
 
@@ -248,7 +257,17 @@ async function instrumented(decode: Decode, model: MultiTokenModel, tokens: numb
  * Order: a short decode of each decoder, a warm-up decode of each (counting its kernels), the
  * timed repeats (greedy and speculative alternating), then the instrumented passes.
  */
-async function measure(bytes: Uint8Array, shape: ShapeName, kind: HeadKind, draftVocab: number | null, prompt: number[], work: { tokens: number; repeats: number }): Promise<Omit<Row, 'backend'>> {
+async function measure(bytes: Uint8Array, shape: ShapeName, kind: HeadKind, draftVocab: number | null, kernels: Kernels, prompt: number[], work: { tokens: number; repeats: number }): Promise<Omit<Row, 'backend'>> {
+  if (draftVocab !== null && draftVocab >= TINYLLAMAS_SHAPES[shape].vocabSize) throw new Error(`a draft vocabulary of ${draftVocab} is not below the ${shape} vocabulary (${TINYLLAMAS_SHAPES[shape].vocabSize})`);
+  setFusedKernels(kernels === 'fused');
+  try {
+    return await measureWith(bytes, shape, kind, draftVocab, kernels, prompt, work);
+  } finally {
+    setFusedKernels(true);
+  }
+}
+
+async function measureWith(bytes: Uint8Array, shape: ShapeName, kind: HeadKind, draftVocab: number | null, kernels: Kernels, prompt: number[], work: { tokens: number; repeats: number }): Promise<Omit<Row, 'backend'>> {
   const dim = TINYLLAMAS_SHAPES[shape].dim;
   // draftVocab: the first N ids (random weights: any subset of that size costs the same)
   const options: LoadLlama2cOptions = { mtpHeads: MTP_HEADS, headKind: kind, mlpHiddenSize: dim };
@@ -284,6 +303,7 @@ async function measure(bytes: Uint8Array, shape: ShapeName, kind: HeadKind, draf
       shape,
       kind,
       draftVocab,
+      kernels,
       ...work,
       loadMs,
       greedyMsPerToken,
@@ -336,7 +356,7 @@ function runNative(binary: string, checkpoint: string, tokenizer: string, shape:
 }
 
 const fmt = (x: number | null | undefined, d = 2) => (x !== null && x !== undefined && Number.isFinite(x) ? x.toFixed(d) : '–');
-const vocabName = (v: number | null) => (v === null ? `full (${VOCAB.toLocaleString('en-US')})` : v.toLocaleString('en-US'));
+const vocabName = (v: number | null, shape?: ShapeName) => (v === null ? `full (${(shape ? TINYLLAMAS_SHAPES[shape].vocabSize : VOCAB).toLocaleString('en-US')})` : v.toLocaleString('en-US'));
 
 /** The design target of a row's step ratio, if the design states one. */
 function target(r: Pick<Row, 'shape' | 'draftVocab'>): number | null {
@@ -347,18 +367,18 @@ function target(r: Pick<Row, 'shape' | 'draftVocab'>): number | null {
 
 function mainTable(rows: Row[], skipped: Skipped[]): string {
   const lines = [
-    '| backend | shape | heads | draft vocab | greedy ms/token | speculative ms/step | step ÷ greedy | design target | median step ÷ median token | kernels/step greedy | kernels/step speculative | τ | tokens × repeats |',
-    '|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|',
+    '| backend | shape | heads | draft vocab | kernels | greedy ms/token | speculative ms/step | step ÷ greedy | design target | median step ÷ median token | kernels/step greedy | kernels/step speculative | τ | tokens × repeats |',
+    '|---|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|',
   ];
   for (const r of rows) {
     const t = target(r);
     const verdict = t === null ? '–' : `≤ ${t} ${r.stepRatio <= t ? '✓' : '✗'}`;
     lines.push(
-      `| ${r.backend} | ${r.shape} | ${r.kind} | ${vocabName(r.draftVocab)} | ${fmt(r.greedyMsPerToken)} | ${fmt(r.speculativeMsPerStep)} | ${fmt(r.stepRatio)}× | ${verdict} | ${fmt(r.speculativeMedianStep / r.greedyMedianStep)}× | ` +
+      `| ${r.backend} | ${r.shape} | ${r.kind} | ${vocabName(r.draftVocab, r.shape)} | ${r.kernels} | ${fmt(r.greedyMsPerToken)} | ${fmt(r.speculativeMsPerStep)} | ${fmt(r.stepRatio)}× | ${verdict} | ${fmt(r.speculativeMedianStep / r.greedyMedianStep)}× | ` +
         `${fmt(r.greedyKernelsPerStep, 0)} | ${fmt(r.speculativeKernelsPerStep, 0)} | ${fmt(r.tau)} | ${r.tokens} × ${r.repeats} |`,
     );
   }
-  for (const s of skipped) lines.push(`| ${s.backend} | ${s.shape} | ${s.kind} | ${vocabName(s.draftVocab)} | skipped: ${s.reason.replace(/\|/g, '\\|')} ||||||||| `);
+  for (const s of skipped) lines.push(`| ${s.backend} | ${s.shape} | ${s.kind} | ${vocabName(s.draftVocab, s.shape)} | ${s.kernels} | skipped: ${s.reason.replace(/\|/g, '\\|')} ||||||||| `);
   return lines.join('\n');
 }
 
@@ -366,13 +386,13 @@ function splitTable(rows: Row[]): string {
   const lines = [
     'Where a step goes (one instrumented decode per decoder, tools/step_cost.ts: medians per step after the prompt, ms; ÷ greedy: the two medians\' ratio, less sensitive to GC pauses than wall ÷ forwards; "same path": the proxy dispatched as many kernels per decode as the bare model):',
     '',
-    '| backend | shape | heads | draft vocab | decoder | ms/step | ÷ greedy | forward | heads | readback | rollback | other | same path |',
-    '|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| backend | shape | heads | draft vocab | kernels | decoder | ms/step | ÷ greedy | forward | heads | readback | rollback | other | same path |',
+    '|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of rows) {
     for (const [name, c, same] of [['greedy', r.greedySplit, r.samePath.greedy], ['speculative', r.speculativeSplit, r.samePath.speculative]] as const) {
       lines.push(
-        `| ${r.backend} | ${r.shape} | ${r.kind} | ${vocabName(r.draftVocab)} | ${name} | ${fmt(c.msPerStep)} | ${fmt(c.msPerStep / r.greedySplit.msPerStep)}× | ${fmt(c.forward)} | ${fmt(c.heads)} | ${fmt(c.readback, 3)} | ${fmt(c.rollback, 3)} | ${fmt(c.other)} | ${same ? 'yes' : '**no**'} |`,
+        `| ${r.backend} | ${r.shape} | ${r.kind} | ${vocabName(r.draftVocab, r.shape)} | ${r.kernels} | ${name} | ${fmt(c.msPerStep)} | ${fmt(c.msPerStep / r.greedySplit.msPerStep)}× | ${fmt(c.forward)} | ${fmt(c.heads)} | ${fmt(c.readback, 3)} | ${fmt(c.rollback, 3)} | ${fmt(c.other)} | ${same ? 'yes' : '**no**'} |`,
       );
     }
   }
@@ -383,13 +403,17 @@ function nativeTable(rows: Row[], native: NativeResult[], binary: string): strin
   const lines = [
     `Native llama2.c (${binary}: greedy, one thread, ${NATIVE_STEPS} positions from the prompt "${NATIVE_PROMPT}"; median of the shape's runs, one before each configuration, so they span the same minutes as the tfjs rows) against tfjs greedy (median over the shape's rows on that backend):`,
     '',
-    '| shape | native tok/s | runs | native ms/token | backend | tfjs greedy tok/s | tfjs ÷ native |',
-    '|---|---:|---:|---:|---|---:|---:|',
+    '| shape | native tok/s | runs | native ms/token | backend | kernels | tfjs greedy tok/s | tfjs ÷ native |',
+    '|---|---:|---:|---:|---|---|---:|---:|',
   ];
   for (const n of native) {
     for (const backend of new Set(rows.filter((r) => r.shape === n.shape).map((r) => r.backend))) {
-      const ms = median(rows.filter((r) => r.shape === n.shape && r.backend === backend).map((r) => r.greedyMsPerToken));
-      lines.push(`| ${n.shape} | ${fmt(n.tokensPerSecond, 1)} | ${n.runs.length} | ${fmt(1000 / n.tokensPerSecond)} | ${backend} | ${fmt(1000 / ms, 1)} | ${fmt(1000 / ms / n.tokensPerSecond, 3)} |`);
+      for (const kernels of KERNELS) {
+        const mine = rows.filter((r) => r.shape === n.shape && r.backend === backend && r.kernels === kernels);
+        if (mine.length === 0) continue;
+        const ms = median(mine.map((r) => r.greedyMsPerToken));
+        lines.push(`| ${n.shape} | ${fmt(n.tokensPerSecond, 1)} | ${n.runs.length} | ${fmt(1000 / n.tokensPerSecond)} | ${backend} | ${kernels} | ${fmt(1000 / ms, 1)} | ${fmt(1000 / ms / n.tokensPerSecond, 3)} |`);
+      }
     }
   }
   return lines.join('\n');
@@ -408,10 +432,10 @@ function machine(): string {
   return `${cpu[0]?.model.trim() ?? 'unknown cpu'}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}, Node ${process.version}`;
 }
 
-/** The prompt every tfjs decode starts from: BOS, then seeded random ids (the weights are random: any ids do). */
-function promptIds(seed: number): number[] {
+/** The prompt every tfjs decode starts from: BOS, then seeded random ids below `vocab` (the weights are random: any ids do). */
+function promptIds(seed: number, vocab: number): number[] {
   const random = uniformStream(seed ^ 0x5eed);
-  return [1, ...Array.from({ length: PROMPT_LENGTH - 1 }, () => 3 + Math.floor(random() * (VOCAB - 3)))];
+  return [1, ...Array.from({ length: PROMPT_LENGTH - 1 }, () => 3 + Math.floor(random() * (vocab - 3)))];
 }
 
 const log = (text: string) => process.stderr.write(`${text}\n`);
@@ -434,15 +458,16 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const skipped: Skipped[] = [];
   const native: NativeResult[] = [];
-  const prompt = promptIds(o.seed);
-  const total = o.shapes.length * o.backends.length * o.kinds.length * o.draftVocab.length;
+  const total = o.shapes.length * o.backends.length * o.kinds.length * o.draftVocab.length * o.kernels.length;
   const started = performance.now();
   const elapsed = () => `${((performance.now() - started) / 60000).toFixed(1)} min`;
   let done = 0;
   try {
-    const tokenizer = join(dir, 'tokenizer.bin');
-    writeFileSync(tokenizer, madeUpTokenizer(VOCAB, o.seed));
     for (const shape of o.shapes) {
+      const vocab = TINYLLAMAS_SHAPES[shape].vocabSize;
+      const tokenizer = join(dir, `tokenizer${vocab}.bin`);
+      writeFileSync(tokenizer, madeUpTokenizer(vocab, o.seed));
+      const prompt = promptIds(o.seed, vocab);
       const checkpoint = join(dir, `stories${shape}-random.bin`);
       const t0 = performance.now();
       const size = writeRandomLlama2c(checkpoint, TINYLLAMAS_SHAPES[shape], { seed: o.seed });
@@ -460,21 +485,23 @@ async function main(): Promise<void> {
         const work = { tokens: o.tokens || WORKLOADS[backend][shape].tokens, repeats: o.repeats || WORKLOADS[backend][shape].repeats };
         for (const kind of o.kinds) {
           for (const draftVocab of o.draftVocab) {
-            const name = `${backend} ${shape} ${kind} draft vocab ${draftVocab ?? 'full'}`;
-            log(`[${++done}/${total}, ${elapsed()}] ${name}: ${work.tokens} tokens × ${work.repeats} repeats…`);
-            nativeOnce();
-            const before = tf.memory().numTensors;
-            try {
-              const row = { backend, ...(await measure(bytes, shape, kind, draftVocab, prompt, work)) };
-              rows.push(row);
-              log(`    greedy ${fmt(row.greedyMsPerToken)} ms/token, speculative ${fmt(row.speculativeMsPerStep)} ms/step (${fmt(row.stepRatio)}×), load ${fmt(row.loadMs / 1000, 1)} s`);
-            } catch (error) {
-              const reason = (error as Error).message.split('\n')[0]!;
-              skipped.push({ backend, shape, kind, draftVocab, reason });
-              log(`    skipped: ${reason}`);
+            for (const kernels of o.kernels) {
+              const name = `${backend} ${shape} ${kind} draft vocab ${draftVocab ?? 'full'} ${kernels} kernels`;
+              log(`[${++done}/${total}, ${elapsed()}] ${name}: ${work.tokens} tokens × ${work.repeats} repeats…`);
+              nativeOnce();
+              const before = tf.memory().numTensors;
+              try {
+                const row = { backend, ...(await measure(bytes, shape, kind, draftVocab, kernels, prompt, work)) };
+                rows.push(row);
+                log(`    greedy ${fmt(row.greedyMsPerToken)} ms/token, speculative ${fmt(row.speculativeMsPerStep)} ms/step (${fmt(row.stepRatio)}×), ${fmt(row.greedyKernelsPerStep, 0)} kernels/token, load ${fmt(row.loadMs / 1000, 1)} s`);
+              } catch (error) {
+                const reason = (error as Error).message.split('\n')[0]!;
+                skipped.push({ backend, shape, kind, draftVocab, kernels, reason });
+                log(`    skipped: ${reason}`);
+              }
+              const leaked = tf.memory().numTensors - before;
+              if (leaked !== 0) log(`    warning: ${leaked} tensors left after ${name}`);
             }
-            const leaked = tf.memory().numTensors - before;
-            if (leaked !== 0) log(`    warning: ${leaked} tensors left after ${name}`);
           }
         }
       }
@@ -492,7 +519,8 @@ async function main(): Promise<void> {
 
   const notes = [
     `Machine: ${machine()}; 1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end. Backends: ${o.backends.join(', ')}. Command: \`${command}\`. Date: ${date}. Code: ${code}. One run; medians over repeats after a warm-up of every path.`,
-    `Checkpoints: llama2.c version 0 at the tinyllamas shapes (15M: dim 288, hidden 768, 6 layers, 6 heads; 42M: 512 / 1376 / 8 / 8; 110M: 768 / 2048 / 12 / 12; context 256 for 15M, 1024 for 42M and 110M as published), vocabulary ${VOCAB.toLocaleString('en-US')} with a shared classifier, weights N(0, 0.02²) seed ${o.seed}, norm gains 1; written to ${tmpdir()} and deleted after the run.`,
+    `Checkpoints: llama2.c version 0 at the tinyllamas shapes (260K: dim 64, hidden 172, 5 layers, 8 heads, 4 key/value heads, vocabulary 512, context 512; 15M: 288 / 768 / 6 / 6; 42M: 512 / 1376 / 8 / 8; 110M: 768 / 2048 / 12 / 12; vocabulary ${VOCAB.toLocaleString('en-US')}, context 256 for 15M, 1024 for 42M and 110M as published) with a shared classifier, weights N(0, 0.02²) seed ${o.seed}, norm gains 1; written to ${tmpdir()} and deleted after the run.`,
+    `Kernels: "fused" runs the library's fused decode kernels over its static KV cache (the default on cpu and wasm), "composite" the plain tfjs ops (\`setFusedKernels(false)\`); kernels per step count every dispatch of a step.`,
     `Heads: k = ${MTP_HEADS} (offset 0 = the classifier, offsets 1…${DRAFT_LENGTH} untrained, width = dim); speculative decoding with draftLength ${DRAFT_LENGTH}, so every step feeds ${MTP_HEADS} rows whatever is accepted (τ only says how far the positions advanced). A draft vocabulary of N is the first N ids: with random weights any subset of that size costs the same.`,
     `Prompt: ${PROMPT_LENGTH} ids (BOS + seeded random ids). ms per token/step: per repeat, the time from the first committed chunk (after the prompt's forward) to the last, over the forwards between them, median over repeats; greedy and speculative alternate within each repeat. "Median step ÷ median token": the same timed decodes, every step's own time pooled over repeats, medians (robust to GC pauses and to other processes on the machine). Kernels per step: a separate counting pass; the warm-up decodes count the bare model's kernels for "same path".`,
   ];

@@ -21,10 +21,12 @@ import type { Llama2cHeader } from '../src/models/llama2c.js';
 export type Llama2cShape = Omit<Llama2cHeader, 'sharedClassifier'>;
 
 /**
- * The shapes of Karpathy's public `tinyllamas` story models (their 32,000-token Llama 2
- * vocabulary; context 256 for 15M, 1024 for 42M and 110M, as published).
+ * The shapes of Karpathy's public `tinyllamas` story models: stories260K (its own 512-token
+ * vocabulary, grouped-query attention, context 512) and 15M / 42M / 110M (the 32,000-token
+ * Llama 2 vocabulary; context 256 for 15M, 1024 for 42M and 110M), as published.
  */
 export const TINYLLAMAS_SHAPES = {
+  '260K': { dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 512 },
   '15M': { dim: 288, hiddenDim: 768, nLayers: 6, nHeads: 6, nKvHeads: 6, vocabSize: 32000, seqLen: 256 },
   '42M': { dim: 512, hiddenDim: 1376, nLayers: 8, nHeads: 8, nKvHeads: 8, vocabSize: 32000, seqLen: 1024 },
   '110M': { dim: 768, hiddenDim: 2048, nLayers: 12, nHeads: 12, nKvHeads: 12, vocabSize: 32000, seqLen: 1024 },
