@@ -106,12 +106,14 @@ describe('madeUpTokenizer', () => {
 describe('bench:scale command line', () => {
   it('fills in the defaults', () => {
     const o = parseScaleOptions([]);
-    expect([o.backends, o.shapes, o.kinds, o.draftVocab, o.tokens, o.repeats, o.native]).toEqual([['wasm', 'cpu'], ['15M', '42M', '110M'], ['mlp', 'sequential'], [null, 4096], 0, 0, '']);
+    expect([o.backends, o.shapes, o.kinds, o.draftVocab, o.kernels, o.tokens, o.repeats, o.native]).toEqual([['wasm', 'cpu'], ['260K', '15M', '42M', '110M'], ['mlp', 'sequential'], [null, 4096], ['fused', 'composite'], 0, 0, '']);
     expect(parseScaleOptions(['--draftVocab', 'full,32000,100']).draftVocab).toEqual([null, 32000, 100]);
   });
 
   it.each([
-    [['--shapes', '7B'], '--shapes must be one of 15M, 42M, 110M, but got "7B".'],
+    [['--shapes', '7B'], '--shapes must be one of 260K, 15M, 42M, 110M, but got "7B".'],
+    [['--kernels', 'fast'], '--kernels must be one of fused, composite, but got "fast".'],
+    [['--kernels', 'fused,fused'], '--kernels must not repeat a value, but got "fused" twice.'],
     [['--kinds', 'mlp,tree'], '--kinds must be one of mlp, sequential, but got "tree".'],
     [['--backends', 'webgl'], '--backends must be one of wasm, cpu, but got "webgl".'],
     [['--draftVocab', 'half'], '--draftVocab must be "full" or an integer in [1, 32000], but got "half".'],
