@@ -23,6 +23,41 @@ export function matMul3d(x: tf.Tensor3D, weight: tf.Tensor3D, bias?: tf.Tensor1D
   return run('_FusedMatMul', { a: x, b: weight, bias }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor3D;
 }
 
+/** The tensors of one block for {@link fusedBlock} (see the kernel's `BlockInputs`). */
+export interface FusedBlockInputs {
+  x: tf.Tensor3D;
+  h: tf.Tensor3D;
+  keys: tf.Tensor2D;
+  values: tf.Tensor2D;
+  wq: tf.Tensor3D;
+  wk?: tf.Tensor3D;
+  wv?: tf.Tensor3D;
+  bq?: tf.Tensor1D;
+  bk?: tf.Tensor1D;
+  bv?: tf.Tensor1D;
+  wo: tf.Tensor3D;
+  bo?: tf.Tensor1D;
+  ffnNorm: tf.Tensor1D;
+  ffnNormBias?: tf.Tensor1D;
+  w1: tf.Tensor3D;
+  b1?: tf.Tensor1D;
+  w3?: tf.Tensor3D;
+  b3?: tf.Tensor1D;
+  w2: tf.Tensor3D;
+  b2?: tf.Tensor1D;
+  nextNorm: tf.Tensor1D;
+  nextNormBias?: tf.Tensor1D;
+}
+
+/**
+ * One pre-norm block over the T new rows, one kernel: `[x', h']` from the residual stream `x`
+ * and its norm `h` (`[1, T, D]`), the cache buffers written in place as by
+ * {@link fusedCachedAttention}; `h'` is `x'` under the next block's norm (or the final one).
+ */
+export function fusedBlock(inputs: FusedBlockInputs, plan: AttentionPlan, norm: NormKind, epsilon: number, mlp: MlpKind): [tf.Tensor3D, tf.Tensor3D] {
+  return run(FUSED_KERNELS.block, inputs as unknown as Record<string, tf.Tensor | undefined>, { plan, norm, epsilon, mlp }) as [tf.Tensor3D, tf.Tensor3D];
+}
+
 /** Argmax per row of `logits` `[N, V]`, −1 where the row is not finite: int32 `[N]`, one kernel. */
 export function fusedCheckedArgmax(logits: tf.Tensor2D): tf.Tensor1D {
   return run(FUSED_KERNELS.argmax, { logits }, {}) as tf.Tensor1D;

@@ -26,6 +26,7 @@ export const FUSED_KERNELS = {
   activation: 'MtpMlpActivation',
   attention: 'MtpCachedAttention',
   argmax: 'MtpCheckedArgmax',
+  block: 'MtpDecoderBlock',
 } as const;
 
 /** The backends the fused kernels are written for. */
@@ -42,13 +43,17 @@ export interface KernelMemory {
   output(shape: number[]): TensorInfo;
   /** A new int32 tensor of `shape` and a view of its values. */
   outputInt32(shape: number[]): { info: TensorInfo; values: Int32Array };
+  /** Frees a tensor this memory made (an intermediate of a kernel that never reached the engine). */
+  free(t: TensorInfo): void;
 }
 
 interface CpuLike {
   data: { get(dataId: tf.DataId): { values?: unknown } };
+  disposeData(dataId: tf.DataId): boolean;
   makeTensorInfo(shape: number[], dtype: 'float32' | 'int32', values: Float32Array | Int32Array): TensorInfo;
 }
 interface WasmLike {
+  disposeData(dataId: tf.DataId): boolean;
   makeOutput(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array;
 }
@@ -68,6 +73,7 @@ export function kernelMemory(backend: unknown): KernelMemory | null {
         const info = wasm.makeOutput(shape, 'int32');
         return { info, values: wasm.typedArrayFromHeap(info) as Int32Array };
       },
+      free: (t) => void wasm.disposeData(t.dataId),
     };
   }
   if (typeof b.makeTensorInfo === 'function' && b.data !== undefined && typeof b.data.get === 'function') {
@@ -83,6 +89,7 @@ export function kernelMemory(backend: unknown): KernelMemory | null {
         const values = new Int32Array(sizeOf(shape));
         return { info: cpu.makeTensorInfo(shape, 'int32', values), values };
       },
+      free: (t) => void cpu.disposeData(t.dataId),
     };
   }
   return null;
@@ -100,59 +107,78 @@ interface NormAttrs {
   epsilon: number;
 }
 
-const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) => TensorInfo | TensorInfo[] }> = [
+/** What tfjs passes a kernel function. */
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown };
+
+/** `MtpNorm`: inputs x, weight, bias?; attrs kind, epsilon. */
+function normKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo | TensorInfo[] {
+  const { x, weight, bias } = inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
+  const { kind, epsilon } = attrs as unknown as NormAttrs;
+  const memory = memoryOf(backend, FUSED_KERNELS.norm);
+  const out = memory.output([...x.shape]);
+  normRows(memory.view(x), null, memory.view(weight), bias ? memory.view(bias) : null, kind, epsilon, memory.view(out), null);
+  return out;
+}
+
+/** `MtpAddNorm`: inputs x, residual, weight, bias?; attrs kind, epsilon; outputs [x + residual, its norm]. */
+function addNormKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo | TensorInfo[] {
+  const { x, residual, weight, bias } = inputs as { x: TensorInfo; residual: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
+  const { kind, epsilon } = attrs as unknown as NormAttrs;
+  const memory = memoryOf(backend, FUSED_KERNELS.addNorm);
+  const sum = memory.output([...x.shape]);
+  const out = memory.output([...x.shape]);
+  normRows(memory.view(x), memory.view(residual), memory.view(weight), bias ? memory.view(bias) : null, kind, epsilon, memory.view(out), memory.view(sum));
+  return [sum, out];
+}
+
+/** `MtpMlpActivation`: inputs a, b?; attrs kind. */
+function activationKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo | TensorInfo[] {
+  const { a, b } = inputs as { a: TensorInfo; b?: TensorInfo };
+  const { kind } = attrs as unknown as { kind: MlpKind };
+  const memory = memoryOf(backend, FUSED_KERNELS.activation);
+  const F = a.shape[a.shape.length - 1]! / (kind === 'swiglu' && b === undefined ? 2 : 1); // paired [gate | up] rows: half as wide out
+  const out = memory.output([...a.shape.slice(0, -1), F]);
+  activate(kind, memory.view(a), b ? memory.view(b) : null, memory.view(out), F);
+  return out;
+}
+
+/** `MtpCachedAttention`: inputs q, k?, v? (none: q holds [q | k | v]), keys, values; attrs plan. */
+function attentionKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo | TensorInfo[] {
+  const { q, k, v, keys, values } = inputs as { q: TensorInfo; k?: TensorInfo; v?: TensorInfo; keys: TensorInfo; values: TensorInfo };
+  const { plan } = attrs as unknown as { plan: AttentionPlan };
+  const memory = memoryOf(backend, FUSED_KERNELS.attention);
+  const qWidth = plan.numHeads * plan.headDim;
+  const kvWidth = plan.numKeyValueHeads * plan.headDim;
+  const out = memory.output([...q.shape.slice(0, -1), qWidth]);
+  const qs = memory.view(q);
+  const packed = k === undefined || v === undefined; // one [q | k | v] matrix
+  const stride = packed ? qWidth + 2 * kvWidth : qWidth;
+  const ks = packed ? { data: qs, offset: qWidth, stride } : { data: memory.view(k), offset: 0, stride: kvWidth };
+  const vs = packed ? { data: qs, offset: qWidth + kvWidth, stride } : { data: memory.view(v), offset: 0, stride: kvWidth };
+  cachedAttention({ data: qs, offset: 0, stride }, ks, vs, memory.view(keys), memory.view(values), plan, memory.view(out));
+  return out;
+}
+
+const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: KernelArgs) => TensorInfo | TensorInfo[] }> = [
   {
     name: FUSED_KERNELS.norm,
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { x, weight, bias } = inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
-      const { kind, epsilon } = attrs as unknown as NormAttrs;
-      const memory = memoryOf(backend, FUSED_KERNELS.norm);
-      const out = memory.output([...x.shape]);
-      normRows(memory.view(x), null, memory.view(weight), bias ? memory.view(bias) : null, kind, epsilon, memory.view(out), null);
-      return out;
-    },
+    kernelFunc: normKernel,
   },
   {
     name: FUSED_KERNELS.addNorm,
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { x, residual, weight, bias } = inputs as { x: TensorInfo; residual: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
-      const { kind, epsilon } = attrs as unknown as NormAttrs;
-      const memory = memoryOf(backend, FUSED_KERNELS.addNorm);
-      const sum = memory.output([...x.shape]);
-      const out = memory.output([...x.shape]);
-      normRows(memory.view(x), memory.view(residual), memory.view(weight), bias ? memory.view(bias) : null, kind, epsilon, memory.view(out), memory.view(sum));
-      return [sum, out];
-    },
+    kernelFunc: addNormKernel,
   },
   {
     name: FUSED_KERNELS.activation,
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { a, b } = inputs as { a: TensorInfo; b?: TensorInfo };
-      const { kind } = attrs as unknown as { kind: MlpKind };
-      const memory = memoryOf(backend, FUSED_KERNELS.activation);
-      const F = a.shape[a.shape.length - 1]! / (kind === 'swiglu' && b === undefined ? 2 : 1); // paired [gate | up] rows: half as wide out
-      const out = memory.output([...a.shape.slice(0, -1), F]);
-      activate(kind, memory.view(a), b ? memory.view(b) : null, memory.view(out), F);
-      return out;
-    },
+    kernelFunc: activationKernel,
   },
   {
     name: FUSED_KERNELS.attention,
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { q, k, v, keys, values } = inputs as { q: TensorInfo; k?: TensorInfo; v?: TensorInfo; keys: TensorInfo; values: TensorInfo };
-      const { plan } = attrs as unknown as { plan: AttentionPlan };
-      const memory = memoryOf(backend, FUSED_KERNELS.attention);
-      const qWidth = plan.numHeads * plan.headDim;
-      const kvWidth = plan.numKeyValueHeads * plan.headDim;
-      const out = memory.output([...q.shape.slice(0, -1), qWidth]);
-      const qs = memory.view(q);
-      const packed = k === undefined || v === undefined; // one [q | k | v] matrix
-      const stride = packed ? qWidth + 2 * kvWidth : qWidth;
-      const ks = packed ? { data: qs, offset: qWidth, stride } : { data: memory.view(k), offset: 0, stride: kvWidth };
-      const vs = packed ? { data: qs, offset: qWidth + kvWidth, stride } : { data: memory.view(v), offset: 0, stride: kvWidth };
-      cachedAttention({ data: qs, offset: 0, stride }, ks, vs, memory.view(keys), memory.view(values), plan, memory.view(out));
-      return out;
-    },
+    kernelFunc: attentionKernel,
+  },
+  {
+    name: FUSED_KERNELS.block,
+    kernelFunc: ({ inputs, backend, attrs }) => decoderBlock(inputs as unknown as BlockInputs, backend, attrs as unknown as BlockAttrs),
   },
   {
     name: FUSED_KERNELS.argmax,
@@ -166,6 +192,88 @@ const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: { inputs: tf.Nam
     },
   },
 ];
+
+/**
+ * The weights and state of one pre-norm block, by name: the residual stream `x` and its norm `h`
+ * (`[1, T, D]`), the cache buffers, and the projections as `[1, in, out]` matrices — q|k|v packed
+ * in `wq` (then no `wk`, `wv`) or three, gate|up packed in `w1` (swiglu without `w3`) or two.
+ */
+interface BlockInputs {
+  x: TensorInfo;
+  h: TensorInfo;
+  keys: TensorInfo;
+  values: TensorInfo;
+  wq: TensorInfo;
+  wk?: TensorInfo;
+  wv?: TensorInfo;
+  bq?: TensorInfo;
+  bk?: TensorInfo;
+  bv?: TensorInfo;
+  wo: TensorInfo;
+  bo?: TensorInfo;
+  ffnNorm: TensorInfo;
+  ffnNormBias?: TensorInfo;
+  w1: TensorInfo;
+  b1?: TensorInfo;
+  w3?: TensorInfo;
+  b3?: TensorInfo;
+  w2: TensorInfo;
+  b2?: TensorInfo;
+  nextNorm: TensorInfo;
+  nextNormBias?: TensorInfo;
+}
+
+/** What a block needs besides tensors. */
+interface BlockAttrs {
+  plan: AttentionPlan;
+  norm: NormKind;
+  epsilon: number;
+  mlp: MlpKind;
+}
+
+/**
+ * One whole block in one dispatch: its projections through the backend's own matmul kernel
+ * (XNNPACK on wasm), called directly, and the fused parts above between them — attention over
+ * the cache, residual add + norm, the activation, residual add + the next block's norm. What
+ * the engine would do per op (tracking, scopes, tensor objects) happens once; intermediates are
+ * freed here. Returns `[x', h']`: the residual stream after the block and its next norm.
+ */
+function decoderBlock(inputs: BlockInputs, backend: unknown, attrs: BlockAttrs): TensorInfo[] {
+  const { plan, norm, epsilon, mlp } = attrs;
+  const backendName = tf.getBackend();
+  const matMul = tf.getKernel('_FusedMatMul', backendName)!.kernelFunc as unknown as (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: object }) => TensorInfo;
+  const memory = memoryOf(backend, FUSED_KERNELS.block);
+  const made: TensorInfo[] = [];
+  const mm = (a: TensorInfo, b: TensorInfo, bias: TensorInfo | undefined, activation = 'linear'): TensorInfo => {
+    const out = matMul({ inputs: bias === undefined ? { a, b } : { a, b, bias }, backend, attrs: { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 } });
+    made.push(out);
+    return out;
+  };
+  const call = (kernel: (args: KernelArgs) => TensorInfo | TensorInfo[], named: Record<string, TensorInfo | undefined>, kernelAttrs: object): TensorInfo[] => {
+    const clean: tf.NamedTensorInfoMap = {};
+    for (const [key, t] of Object.entries(named)) if (t !== undefined) clean[key] = t;
+    const out = kernel({ inputs: clean, backend, attrs: kernelAttrs });
+    const list = Array.isArray(out) ? out : [out];
+    made.push(...list);
+    return list;
+  };
+  try {
+    const { x, h, keys, values } = inputs;
+    const [q, k, v] = inputs.wk === undefined ? [mm(h, inputs.wq, inputs.bq), undefined, undefined] : [mm(h, inputs.wq, inputs.bq), mm(h, inputs.wk, inputs.bk), mm(h, inputs.wv!, inputs.bv)];
+    const [a] = call(attentionKernel, { q, k, v, keys, values }, { plan });
+    const [mid, hn] = call(addNormKernel, { x, residual: mm(a!, inputs.wo, inputs.bo), weight: inputs.ffnNorm, bias: inputs.ffnNormBias }, { kind: norm, epsilon });
+    let act: TensorInfo;
+    if (mlp === 'relu') act = mm(hn!, inputs.w1, inputs.b1, 'relu');
+    else if (mlp === 'gelu') [act] = call(activationKernel, { a: mm(hn!, inputs.w1, inputs.b1) }, { kind: mlp }) as [TensorInfo];
+    else [act] = call(activationKernel, { a: mm(hn!, inputs.w1, inputs.b1), b: inputs.w3 === undefined ? undefined : mm(hn!, inputs.w3, inputs.b3) }, { kind: mlp }) as [TensorInfo];
+    const [next, normed] = call(addNormKernel, { x: mid, residual: mm(act, inputs.w2, inputs.b2), weight: inputs.nextNorm, bias: inputs.nextNormBias }, { kind: norm, epsilon });
+    made.splice(made.indexOf(next!), 1);
+    made.splice(made.indexOf(normed!), 1);
+    return [next!, normed!];
+  } finally {
+    for (const t of made) memory.free(t);
+  }
+}
 
 /** Registers every fused kernel for the cpu and wasm backends, once (a kernel someone else registered under our name is left alone). */
 export function registerFusedKernels(): void {

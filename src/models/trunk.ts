@@ -23,7 +23,7 @@ import { type ArchConfig, archOf, type BlockPart, hasBias, trunkWeightSpecs, typ
 import { type AttentionContext, type BlockWeights, block, type KeyValue, type Linear, type Norm, norm } from './ops.js';
 import { attentionMask, inverseFrequencies, rotaryTablesAt } from './positions.js';
 import type { AttentionPlan, RotaryAngles } from '../kernels/math.js';
-import { fusedActivation, fusedAddNorm, fusedCachedAttention, fusedNorm, matMul3d } from '../kernels/ops.js';
+import { fusedBlock, fusedNorm } from '../kernels/ops.js';
 import type { StaticKVCache } from './static_cache.js';
 
 const WHERE = 'TransformerTrunk';
@@ -210,9 +210,9 @@ export class TransformerTrunk extends layers.Layer {
 
   /**
    * {@link TransformerTrunk.step} (`parents` null) or {@link TransformerTrunk.stepTree} through the
-   * fused kernels (`kernels/`) over a static cache, written in place: a block is its projections
-   * (tf.fused.matMul) around one cached-attention kernel, one activation kernel and two
-   * residual-add + norm kernels — about a tenth of the composite path's kernels. Same math as
+   * fused kernels (`../kernels/`) over a static cache, written in place: the embedding lookup and
+   * the first norm, then one kernel per block (its projections through the backend's matmul, the
+   * cached attention, the activation, the residual adds and norms between them). Same math as
    * `forward`. Only where `fusedKernelsAvailable()` holds (cpu, wasm). Returns `[T, D]`.
    *
    * @internal
@@ -237,30 +237,41 @@ export class TransformerTrunk extends layers.Layer {
     const plan: AttentionPlan = { numHeads, numKeyValueHeads, headDim: hs, cached: start, rows: T, sees, rotary: positions === 'rotary' ? this.rotaryAngles(at) : null };
     const pack = this.packFused;
     const states = tf.tidy(() => {
-      const lin = (x: tf.Tensor3D, ws: Linear[], activation?: 'relu'): tf.Tensor3D => {
-        const biases = ws.map((w) => w.bias).filter((b): b is tf.Tensor1D => b !== undefined);
-        return matMul3d(x, cache.matrix(ws.map((w) => w.weight)), biases.length > 0 ? cache.vector(biases) : undefined, activation); // [1, T, Σ out]
-      };
       let x = tf.gather(this.read(weightName('embedding', null)), tf.tensor2d([...ids], [1, T], 'int32')) as tf.Tensor3D; // [1, T, D]
       if (positions === 'learned') {
         const pos = this.read(weightName('positions', null));
         x = tf.add(x, parents === null ? tf.slice(pos, [start, 0], [T, D]) : tf.gather(pos, tf.tensor1d(at, 'int32'))) as tf.Tensor3D;
       }
       let h = fusedNorm(x, this.norm('attentionNorm', 0), kind, eps); // [1, T, D]
+      const matrix = (ws: Linear[]) => cache.matrix(ws.map((w) => w.weight));
+      const bias = (ws: Linear[]) => (ws[0]!.bias === undefined ? undefined : cache.vector(ws.map((w) => w.bias!)));
       for (let i = 0; i < numLayers; i++) {
         const w = this.blockWeights(i);
-        const { keys, values } = cache.block(i);
-        const a = pack // [1, T, H·hs]
-          ? fusedCachedAttention(lin(h, [w.wq, w.wk, w.wv]), undefined, undefined, keys, values, plan)
-          : fusedCachedAttention(lin(h, [w.wq]), lin(h, [w.wk]), lin(h, [w.wv]), keys, values, plan);
-        const [mid, hn] = fusedAddNorm(x, lin(a, [w.wo]), w.ffnNorm, kind, eps); // x + attn, its norm
-        const act = // [1, T, F]
-          mlp === 'relu' ? lin(hn, [w.w1], 'relu')
-          : mlp === 'gelu' ? fusedActivation('gelu', lin(hn, [w.w1]))
-          : pack ? fusedActivation('swiglu', lin(hn, [w.w1, w.w3!]))
-          : fusedActivation('swiglu', lin(hn, [w.w1]), lin(hn, [w.w3!]));
         const next = i + 1 < numLayers ? this.norm('attentionNorm', i + 1) : this.norm('norm', null);
-        [x, h] = fusedAddNorm(mid, lin(act, [w.w2]), next, kind, eps); // the residual stream, and the next block's (or the final) norm of it
+        const gateUp = mlp === 'swiglu' && pack ? [w.w1, w.w3!] : [w.w1];
+        [x, h] = fusedBlock(
+          {
+            x,
+            h,
+            ...cache.block(i),
+            ...(pack ? { wq: matrix([w.wq, w.wk, w.wv]), bq: bias([w.wq, w.wk, w.wv]) } : { wq: matrix([w.wq]), bq: bias([w.wq]), wk: matrix([w.wk]), bk: bias([w.wk]), wv: matrix([w.wv]), bv: bias([w.wv]) }),
+            wo: matrix([w.wo]),
+            bo: bias([w.wo]),
+            ffnNorm: w.ffnNorm.weight,
+            ffnNormBias: w.ffnNorm.bias,
+            w1: matrix(gateUp),
+            b1: bias(gateUp),
+            ...(mlp === 'swiglu' && !pack ? { w3: matrix([w.w3!]), b3: bias([w.w3!]) } : {}),
+            w2: matrix([w.w2]),
+            b2: bias([w.w2]),
+            nextNorm: next.weight,
+            nextNormBias: next.bias,
+          },
+          plan,
+          kind,
+          eps,
+          mlp,
+        ); // the residual stream after the block, and its next norm
       }
       return tf.reshape(h, [T, D]) as tf.Tensor2D;
     });
