@@ -29,7 +29,20 @@ import type { StaticKVCache } from './static_cache.js';
 const WHERE = 'TransformerTrunk';
 
 /** Most floats the fused path copies to pack a model's q|k|v and gate|up matrices (32 MB). */
-const PACK_LIMIT = 8 * 2 ** 20;
+export const PACK_LIMIT = 8 * 2 ** 20;
+let packLimit = PACK_LIMIT;
+
+/**
+ * Sets the packing limit (floats) and returns the previous one: 0 makes every model run its
+ * projections unpacked, as a large model does (for tests of that path).
+ *
+ * @internal
+ */
+export function setPackLimit(floats: number): number {
+  const previous = packLimit;
+  packLimit = floats;
+  return previous;
+}
 
 /** Arguments of {@link TransformerTrunk}: the architecture fields of a resolved `TransformerConfig`. */
 export interface TransformerTrunkArgs extends LayerArgs, ArchConfig {}
@@ -288,7 +301,7 @@ export class TransformerTrunk extends layers.Layer {
   private get packFused(): boolean {
     const { hiddenSize: D, numHeads: H, numKeyValueHeads: Hkv, headDim: hs, mlp, numLayers } = this.arch;
     const F = this.read(weightName('w1', 0)).shape[1]!;
-    return numLayers * D * ((H + 2 * Hkv) * hs + (mlp === 'swiglu' ? 2 * F : 0)) <= PACK_LIMIT;
+    return numLayers * D * ((H + 2 * Hkv) * hs + (mlp === 'swiglu' ? 2 * F : 0)) <= packLimit;
   }
 
   /** Rotary cosines and sines `[T, hs/2]` of `positions`, as `rotaryTablesAt` computes them (float32 angles). */

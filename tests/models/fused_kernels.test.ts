@@ -13,10 +13,12 @@ import { greedyDecode, speculativeDecode } from '../../src/index.js';
 import { checkedArgmax } from '../../src/layers/inference_fused.js';
 import { fusedActivation, fusedAddNorm, fusedCachedAttention, fusedCheckedArgmax, fusedNorm } from '../../src/kernels/ops.js';
 import { fusedKernelsAvailable, setFusedKernels } from '../../src/kernels/registry.js';
+import { expNonPositive } from '../../src/kernels/math.js';
 import { CachedTransformer, createTransformer, type TransformerConfig } from '../../src/models/index.js';
 import { type BlockSpec, type BlockWeights, attention, norm } from '../../src/models/ops.js';
 import { rotaryTablesAt } from '../../src/models/positions.js';
 import { StaticKVCache } from '../../src/models/static_cache.js';
+import { PACK_LIMIT, setPackLimit } from '../../src/models/trunk.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 
 const BACKENDS = ['cpu', 'wasm'] as const;
@@ -244,17 +246,21 @@ function runScript(model: ReturnType<typeof createTransformer>, seed: number): n
 }
 
 describe.each(BACKENDS)('whole forwards on %s', (backend) => {
-  it('fused and composite give the same states through chains, trees, keepRows, rollbacks and cache growth, for random architectures', async () => {
+  it('fused and composite give the same states through chains, trees, keepRows, rollbacks and cache growth, for random architectures, projections packed or not', async () => {
     await use(backend);
     fc.assert(
       fc.property(architectures, (config) => {
         const model = createTransformer(config);
         try {
-          const fused = runScript(model, config.seed!);
           const plain = composite(() => runScript(model, config.seed!));
-          expect(fused.length).toBe(plain.length);
-          fused.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - plain[i]![j]!)).toBeLessThan(2e-4)));
+          for (const limit of [PACK_LIMIT, 0]) {
+            setPackLimit(limit); // q|k|v and gate|up packed into one matmul each, or not (as a large model runs)
+            const fused = runScript(model, config.seed!);
+            expect(fused.length).toBe(plain.length);
+            fused.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - plain[i]![j]!)).toBeLessThan(2e-4)));
+          }
         } finally {
+          setPackLimit(PACK_LIMIT);
           model.dispose();
         }
       }),
@@ -340,6 +346,16 @@ describe('dispatches and memory', () => {
     expect(cached.length).toBe(3);
     cached.dispose();
     model.dispose();
+  });
+
+  it('the softmax exp is within 1e-8 of Math.exp (relative) on x ≤ 0, and 0 below float32', () => {
+    for (let i = 0; i <= 20000; i++) {
+      const x = -i / 200; // 0 … −100
+      const want = Math.exp(x);
+      expect(Math.abs(expNonPositive(x) - want)).toBeLessThanOrEqual(1e-8 * want);
+    }
+    expect(expNonPositive(-104)).toBe(0);
+    expect(expNonPositive(0)).toBe(1);
   });
 
   it('setFusedKernels checks its argument', () => {
