@@ -17,7 +17,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { trainDraftHeads, type TrainDraftHeadsProgress, writeDraftHeads } from '../src/models/index.js';
+import { trainDraftHeads, writeDraftHeads } from '../src/models/index.js';
+import { type TrainDraftHeadsProgress } from '../src/models/train_heads/options.js';
 import { parseCommandLine } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend } from '../tools/backend.js';
 import { loadHeadsBase } from '../tools/heads/base.js';

@@ -77,11 +77,11 @@ export async function loadBenchModel(dir: string, mtpHeads = 4, draftHeads?: { n
     let model = await loadCheckpoint(path);
     if (draftHeads) {
       const { manifest } = readDraftHeads(draftHeads.bytes, `loadBenchModel: ${draftHeads.name}`);
-      if (manifest.kind !== 'sequential' || manifest.mlpHiddenSize === undefined) {
+      if (manifest.kind !== 'sequential' || manifest.headHiddenSize === undefined) {
         throw new Error(`loadBenchModel: draftHeads for a tfjs-mtp checkpoint must be sequential modules (npm run train:heads -- --model ${dir} --kind sequential), but ${draftHeads.name} has kind '${manifest.kind}'.`);
       }
       const own = model.getLayer(LAYER_NAMES.head);
-      model = withSequentialHeads(model, manifest.numHeads, manifest.mlpHiddenSize);
+      model = withSequentialHeads(model, manifest.numHeads, manifest.headHiddenSize);
       own.dispose(); // the checkpoint's own draft heads, replaced
       await attachDraftHeads(model, draftHeads.bytes);
     }

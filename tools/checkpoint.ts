@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
-import { MultiTokenHead, parameterReport, type ParameterReport } from '../src/index.js';
+import { MultiTokenHead, parameterReport } from '../src/index.js';
+import { type ParameterReport } from '../src/layers/parameter_report.js';
 import { loadTransformer } from '../src/models/index.js';
 
 /** Writes `model.json` and `weights.bin` into `dir` (created if missing). */

@@ -24,8 +24,11 @@ import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { TREE_LIMITS, defaultTree, greedyStream, speculativeStream, type DecodeResult, type DynamicTree, type TokenChunk } from 'tfjs-mtp';
-import { CachedTransformer, decodeBytes, encodeBytes, loadHfLlama, loadHfTokenizer, loadLlama2c, loadTransformer, type Tokenizer } from 'tfjs-mtp/models';
+import { defaultTree, greedyStream, speculativeStream, type DecodeResult, type DynamicTree, type TokenChunk } from 'tfjs-mtp';
+import { byteTokenizer, CachedTransformer, loadHfLlama, loadHfTokenizer, loadLlama2c, loadTransformer, type Tokenizer } from 'tfjs-mtp/models';
+
+/** Most draft nodes a tree may have (`DynamicTree.maxNodes`' bound): the page's node budget field stops there. */
+const MAX_TREE_NODES = 256;
 import { TreePanel } from './tree_view.js';
 import { TrainPanel } from './train_panel.js';
 
@@ -85,8 +88,8 @@ interface TextCodec {
 const BYTES: TextCodec = {
   describe: 'bytes',
   presets: CODE_PRESETS,
-  encode: (text, limit) => encodeBytes(text || '\n').slice(-limit),
-  show: (prompt) => decodeBytes(prompt),
+  encode: (text, limit) => byteTokenizer.encode(text || '\n').slice(-limit),
+  show: (prompt) => byteTokenizer.decode(prompt),
   stream: () => {
     const decoder = new TextDecoder();
     return (token) => decoder.decode(Uint8Array.of(token), { stream: true });
@@ -316,7 +319,7 @@ function readInputs({ model, codec }: Loaded): Inputs {
   const prompt = codec.encode(text, model.maxLength - 16);
   const draftLength = Number(($('draft') as HTMLSelectElement).value);
   const suggested = defaultTree(); // the library's measured tree for the running backend
-  const nodes = Math.min(TREE_LIMITS.maxNodes, Math.max(1, Math.floor(Number(($('tree-nodes') as HTMLInputElement).value) || suggested.maxNodes)));
+  const nodes = Math.min(MAX_TREE_NODES, Math.max(1, Math.floor(Number(($('tree-nodes') as HTMLInputElement).value) || suggested.maxNodes)));
   const tree = draftLength > 0 ? { topK: Math.min(suggested.topK, model.vocabSize), maxNodes: nodes } : null; // a tree needs at least one draft depth
   return { prompt, maxNewTokens: Math.min(requested, model.maxLength - prompt.length), draftLength, tree, useTree: ($('drafting') as HTMLSelectElement).value === 'tree' && tree !== null };
 }
@@ -572,7 +575,7 @@ async function init(): Promise<void> {
   const kinds = { llama2c: 'llama2.c', hf: 'Hugging Face', layers: 'byte-level' } as const;
   models.forEach((m, i) => select.add(new Option(`${m.name} (${kinds[m.kind]})`, String(i))));
   if (!('gpu' in navigator)) markUnavailable('webgpu', 'no navigator.gpu');
-  ($('tree-nodes') as HTMLInputElement).max = String(TREE_LIMITS.maxNodes);
+  ($('tree-nodes') as HTMLInputElement).max = String(MAX_TREE_NODES);
   $('drafting').onchange = () => $('view').classList.toggle('chain', ($('drafting') as HTMLSelectElement).value !== 'tree');
   $('generate').onclick = () => void guarded(generate);
   $('race').onclick = () => void guarded(race);

@@ -16,7 +16,10 @@
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { registerWasmTrainingKernels } from 'tfjs-mtp';
-import { loadLlama2c, TRAIN_HEADS_DEFAULTS, trainDraftHeads, writeDraftHeads, type DraftHeads, type Llama2cTokenizer, type TrainDraftHeadsOptions, type TrainDraftHeadsProgress } from 'tfjs-mtp/models';
+import { loadLlama2c, TRAIN_HEADS_DEFAULTS, trainDraftHeads, writeDraftHeads, type DraftHeads, type Llama2cTokenizer, type TrainDraftHeadsOptions } from 'tfjs-mtp/models';
+
+/** What `onProgress` is told after every step and corpus batch. */
+type TrainDraftHeadsProgress = Parameters<NonNullable<TrainDraftHeadsOptions['onProgress']>>[0];
 
 /** A llama2.c model the page serves (URLs relative to the page), as in its `models.json`. */
 export interface Llama2cEntry {
@@ -184,7 +187,7 @@ export class TrainPanel {
     this.draw();
     this.host.status(`Training draft heads on ${backend}…`);
     // mlp heads start as the identity (each offset drafts what offset 0 would: τ ≈ 1); sequential modules start random
-    const { model, tokenizer } = await loadLlama2c(base.checkpoint, { tokenizer: base.tokenizer, mtpHeads: s.numHeads, headKind: s.kind, mlpHiddenSize: s.width });
+    const { model, tokenizer } = await loadLlama2c(base.checkpoint, { tokenizer: base.tokenizer, mtpHeads: s.numHeads, headKind: s.kind, headHiddenSize: s.width });
     let handedOver = false;
     const reading = s.texts !== null ? `Reading the ${s.texts.length} pasted ${s.texts.length === 1 ? 'story' : 'stories'}` : 'The model is writing its training text';
     this.set({ phase: 'corpus', message: `${reading} on ${backend}… (progress after each batch)` });

@@ -203,8 +203,8 @@ async function main(): Promise<void> {
   const D = ([head.input].flat()[0] as SymbolicTensor).shape.at(-1) as number;
   console.log(`tfjs-mtp demo — backend ${tf.getBackend()}, ${kind} (V = ${model.vocabSize}, D = ${D}, k = ${model.numHeads}, context ${model.maxLength})`);
   if (head instanceof MultiTokenHead) {
-    const { rank, mlpHiddenSize } = head.getConfig() as { rank?: number; mlpHiddenSize?: number }; // the widths of lowRank / mlp heads
-    const kinds = { offset0Kind: head.headKinds[0], headKind: head.headKinds.slice(1), rank, mlpHiddenSize };
+    const { rank, headHiddenSize } = head.getConfig() as { rank?: number; headHiddenSize?: number }; // the widths of lowRank / mlp heads
+    const kinds = { offset0Kind: head.headKinds[0], headKind: head.headKinds.slice(1), rank, headHiddenSize };
     console.log(formatParameterReport(parameterReport({ vocabSize: model.vocabSize, hiddenSize: D, numHeads: head.numHeads, ...kinds })));
   } else {
     console.log(`draft heads: ${head.getClassName()} (${head.countParams().toLocaleString('en-US')} parameters, offset 0 the model's own head)`);

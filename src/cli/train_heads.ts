@@ -125,7 +125,7 @@ export async function trainHeadsCommand(argv: readonly string[]): Promise<number
   const source = modelPath(f.model);
   const backend = await startBackend(f.backend);
   const kind = f.kind as 'mlp' | 'sequential';
-  const heads = { mtpHeads: f.heads, headKind: kind, mlpHiddenSize: f.hidden };
+  const heads = { mtpHeads: f.heads, headKind: kind, headHiddenSize: f.hidden };
   const { model } = source.kind === 'hf' ? await loadHfLlama(hfFolderFiles(source.path), heads) : await loadLlama2c(new Uint8Array(readFileSync(source.path)), heads);
   const options: TrainDraftHeadsOptions = {
     ...(f.seconds !== undefined ? { seconds: f.seconds } : {}),

@@ -22,7 +22,7 @@
 import { checkInteger, fail, show } from '../internal/errors.js';
 import { checkKeys } from '../internal/keys.js';
 
-/** What a drafter sees when asked for a proposal (plain data; valid during the call only). */
+/** What a drafter sees when asked for a proposal (plain data; valid during the call only). @inline */
 export interface DraftContext {
   /** The prompt followed by every token committed so far; the proposal continues it. */
   readonly tokens: readonly number[];
@@ -42,6 +42,7 @@ export interface DraftContext {
  * A tree of draft tokens under the last committed token: token i hangs under token `parents[i]`
  * (an earlier index) or, for −1, directly under the committed text. A chain `[a, b, c]` is the
  * tree `{ tokens: [a, b, c], parents: [-1, 0, 1] }`.
+ * @inline
  */
 export interface DraftTreeProposal {
   /** Per node, its token id. */
@@ -50,10 +51,10 @@ export interface DraftTreeProposal {
   readonly parents: readonly number[];
 }
 
-/** A proposal: a chain of token ids, a tree, or nothing (`null`, `undefined` or empty: no drafts this step). */
+/** A proposal: a chain of token ids, a tree, or nothing (`null`, `undefined` or empty: no drafts this step). @inline */
 export type DraftProposal = readonly number[] | DraftTreeProposal | null | undefined;
 
-/** What became of a drafter's proposal, told to it after the step that verified it. */
+/** What became of a drafter's proposal, told to it after the step that verified it. @inline */
 export interface DraftOutcome {
   /** Tokens it proposed (a tree's nodes). */
   readonly proposed: number;
@@ -106,15 +107,15 @@ export function isHeadsDrafter(d: Drafter): boolean {
   return (d as unknown as Record<symbol, unknown>)[HEADS] === true;
 }
 
-/** Options of {@link promptLookupDrafter}. */
+/** Options of {@link promptLookupDrafter}. @inline */
 export interface PromptLookupOptions {
-  /** Longest n-gram matched, tried first (then shorter ones down to `minNgram`), an integer in [1, 64]. Default: {@link PROMPT_LOOKUP_DEFAULTS}.ngram. */
+  /** Longest n-gram matched, tried first (then shorter ones down to `minNgram`), an integer in [1, 64]. Default: {@link DECODE_DEFAULTS}.promptLookup.ngram. */
   ngram?: number;
-  /** Shortest n-gram matched, an integer in [1, ngram]. Default: {@link PROMPT_LOOKUP_DEFAULTS}.minNgram. */
+  /** Shortest n-gram matched, an integer in [1, ngram]. Default: {@link DECODE_DEFAULTS}.promptLookup.minNgram. */
   minNgram?: number;
 }
 
-/** Defaults of {@link promptLookupDrafter}, each with its reason. */
+/** Defaults of {@link promptLookupDrafter}, each with its reason (public as `DECODE_DEFAULTS.promptLookup`). @internal */
 export const PROMPT_LOOKUP_DEFAULTS = Object.freeze({
   /** A 3-gram match copies text that repeats for real (names, phrases, code) and rarely fires by chance. */
   ngram: 3,

@@ -15,7 +15,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { MultiTokenModel } from './model.js';
 import { fail, show } from '../internal/errors.js';
 
-/** Options of {@link fromLayersModel}. */
+/** Options of {@link fromLayersModel}. @inline */
 export interface LayersModelAdapterOptions {
   /**
    * Most tokens fed to the model at once (the sliding window). Default: the model's fixed input

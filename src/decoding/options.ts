@@ -11,9 +11,9 @@ import { type DynamicTree, resolveTree, type TreeOption, type TreeSpec } from '.
 import type { TokenChunk } from './result.js';
 import { TREE_BACKEND_DEFAULTS } from './tree_auto.js';
 import { checkModel, checkPrompt, toIds } from './validate.js';
-import { type Drafter, headsDrafter, isHeadsDrafter, resolveDrafters } from './drafters.js';
+import { type Drafter, headsDrafter, isHeadsDrafter, PROMPT_LOOKUP_DEFAULTS, resolveDrafters } from './drafters.js';
 
-/** Token ids: an array or a typed array (e.g. `Int32Array`) of integers in [0, vocabSize). */
+/** Token ids: an array or a typed array (e.g. `Int32Array`) of integers in [0, vocabSize). @inline */
 export type TokenIds = readonly number[] | ArrayLike<number>;
 
 /** Options shared by every decoder. */
@@ -65,7 +65,7 @@ export interface DecodeOptions {
   yieldEveryMs?: number;
 }
 
-/** How `speculativeDecode` decides which drafted tokens to keep. */
+/** How `speculativeDecode` decides which drafted tokens to keep. @inline */
 export type AcceptanceRule = 'greedy' | 'sampling' | 'typical';
 
 /** Options of `speculativeDecode`. */
@@ -114,7 +114,7 @@ export interface SpeculativeOptions extends DecodeOptions {
   tree?: TreeOption;
 }
 
-/** Options of `blockwiseDecode`. */
+/** Options of `blockwiseDecode`. @inline */
 export interface BlockwiseOptions extends DecodeOptions {
   /** Tokens emitted per step, `1 ≤ blockSize ≤ numHeads`. Default: `numHeads`. */
   blockSize?: number;
@@ -155,6 +155,8 @@ export const DECODE_DEFAULTS = Object.freeze({
    * while the turns themselves cost well under 1 % of decoding time.
    */
   yieldEveryMs: 10,
+  /** `promptLookupDrafter`'s defaults, each with its reason. */
+  promptLookup: PROMPT_LOOKUP_DEFAULTS,
 });
 
 /** Options after validation and defaults (internal). */

@@ -1,6 +1,6 @@
 /**
  * What a decode hands back: the chunks it streams ({@link TokenChunk}), the result it resolves
- * to ({@link DecodeResult}) and its statistics ({@link DecodeStats}). Plain data, no tensors.
+ * to ({@link DecodeResult}) and its statistics (`DecodeStats`). Plain data, no tensors.
  */
 
 /** A chunk of tokens committed by one decoding step (one model forward). */
@@ -19,7 +19,7 @@ export interface TokenChunk {
   drafter?: string;
   /**
    * Drafts this step counts in the statistics, from offsets 1 … `drafted` (see
-   * {@link DecodeStats}): the drafts it verified (`blockwiseDecode`: emitted), or, when decoding
+   * `stats`): the drafts it verified (`blockwiseDecode`: emitted), or, when decoding
    * ended inside the step, the drafts it committed. A live view of acceptance adds these up.
    */
   drafted: number;
@@ -42,7 +42,7 @@ export interface TokenChunk {
   };
 }
 
-/** Why decoding ended. `'context'`: the model's context (`maxLength`) is full. */
+/** Why decoding ended. `'context'`: the model's context (`maxLength`) is full. @inline */
 export type FinishReason = 'length' | 'stop' | 'context';
 
 /**
@@ -55,6 +55,7 @@ export type FinishReason = 'length' | 'stop' | 'context';
  * ends decoding inside a step, that step counts just the drafts it committed (as drafted and
  * kept); the drafts after the cut are not counted at all. A step that commits everything it
  * produced counts every draft it verified (`blockwiseDecode`: emitted), kept or not.
+ * @inline
  */
 export interface DecodeStats {
   /** Model forwards (calls to `model.forward`), the prompt's included. */
@@ -98,7 +99,7 @@ export interface DecodeStats {
   tokensPerSecond: number;
 }
 
-/** One drafter's share of a decode (see {@link DecodeStats.drafters}), in llama.cpp's and vLLM's terms. */
+/** One drafter's share of a decode (see {@link DecodeStats.drafters}), in llama.cpp's and vLLM's terms. @inline */
 export interface DrafterStats {
   /** Steps that verified this drafter's proposal. */
   steps: number;

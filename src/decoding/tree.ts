@@ -27,14 +27,14 @@ import { fail, show } from '../internal/errors.js';
 import { checkKeys } from '../internal/keys.js';
 import { TREE_AUTO_DEFAULTS } from './tree_auto.js';
 
-/** A static tree: paths of per-depth candidate ranks (0 = the most likely), e.g. `[[0], [1], [0, 0]]`. */
+/** A static tree: paths of per-depth candidate ranks (0 = the most likely), e.g. `[[0], [1], [0, 0]]`. @inline */
 export type TreePaths = readonly (readonly number[])[];
 
 /** A dynamic tree grown each step from the heads' top-k (EAGLE-2). */
 export interface DynamicTree {
-  /** Candidates per depth, an integer in [1, {@link TREE_LIMITS}.topK] (and at most the vocabulary). */
+  /** Candidates per depth, an integer in [1, 64] (and at most the vocabulary). */
   topK: number;
-  /** Most draft nodes per step, an integer in [1, {@link TREE_LIMITS}.maxNodes]. */
+  /** Most draft nodes per step, an integer in [1, 256]. */
   maxNodes: number;
 }
 
@@ -46,7 +46,7 @@ export interface DynamicTree {
  */
 export type TreeOption = TreePaths | DynamicTree | 'auto';
 
-/** Bounds of a tree, checked before anything is allocated. */
+/** Bounds of a tree, checked before anything is allocated (stated in {@link DynamicTree}'s fields). @internal */
 export const TREE_LIMITS = Object.freeze({
   /** Draft nodes per step: the forward runs over all of them (Medusa's largest published tree has 63; EAGLE-2 verifies ≤ 60). */
   maxNodes: 256,

@@ -1,5 +1,5 @@
 /**
- * Choosing a draft tree's size: a measured default per backend ({@link TREE_BACKEND_DEFAULTS},
+ * Choosing a draft tree's size: a measured default per backend (`TREE_BACKEND_DEFAULTS`,
  * {@link defaultTree}) and the two building blocks of `tree: 'auto'` —
  *
  * - {@link measureTreeCosts}: what one tree forward costs on this model and backend, per node
@@ -22,7 +22,7 @@ import type { MultiTokenModel } from './model.js';
 import { type DynamicTree, TREE_LIMITS } from './tree.js';
 import { checkModel } from './validate.js';
 
-/** The backends {@link TREE_BACKEND_DEFAULTS} has a measured entry for, and `fallback` for any other. */
+/** The backends `TREE_BACKEND_DEFAULTS` has a measured entry for, and `fallback` for any other. @internal */
 export type TreeBackend = 'cpu' | 'wasm' | 'webgl' | 'webgpu' | 'fallback';
 
 /**
@@ -39,6 +39,7 @@ export type TreeBackend = 'cpu' | 'wasm' | 'webgl' | 'webgpu' | 'fallback';
  *   the 6-node tree keeps more per step.
  * - fallback (any other backend, e.g. tensorflow in Node): 3 nodes, the tree whose forward is the
  *   chain's size: the safe choice where nothing was measured.
+ * @internal
  */
 export const TREE_BACKEND_DEFAULTS: Readonly<Record<TreeBackend, Readonly<DynamicTree>>> = Object.freeze({
   cpu: Object.freeze({ topK: 4, maxNodes: 3 }),
@@ -50,7 +51,7 @@ export const TREE_BACKEND_DEFAULTS: Readonly<Record<TreeBackend, Readonly<Dynami
 
 /**
  * The measured default tree for `backend` (default: the running backend, `tf.getBackend()`; the
- * library only reads it), or {@link TREE_BACKEND_DEFAULTS}.fallback for a backend without an entry.
+ * library only reads it), or `TREE_BACKEND_DEFAULTS`.fallback for a backend without an entry.
  */
 export function defaultTree(backend: string = tf.getBackend()): Readonly<DynamicTree> {
   if (typeof backend !== 'string') fail(TypeError, 'defaultTree', 'backend', 'must be a backend name (a string)', backend);
@@ -58,7 +59,7 @@ export function defaultTree(backend: string = tf.getBackend()): Readonly<Dynamic
   return known ? TREE_BACKEND_DEFAULTS[backend as TreeBackend] : TREE_BACKEND_DEFAULTS.fallback;
 }
 
-/** One row of a cost table: a tree of `nodes` draft nodes costs `ms` per step's forward. */
+/** One row of a cost table: a tree of `nodes` draft nodes costs `ms` per step's forward. @internal */
 export interface TreeCost {
   /** Draft nodes in the tree (the forward also feeds the root). */
   nodes: number;
@@ -66,7 +67,7 @@ export interface TreeCost {
   ms: number;
 }
 
-/** Options of {@link measureTreeCosts}. */
+/** Options of {@link measureTreeCosts}. @internal */
 export interface MeasureTreeCostsOptions {
   /** Timed forwards per budget (the median is kept), an integer in [1, 64], run in rounds over the budgets. Default: {@link TREE_AUTO_DEFAULTS}.repeats. */
   repeats?: number;
@@ -76,7 +77,7 @@ export interface MeasureTreeCostsOptions {
   signal?: AbortSignal;
 }
 
-/** Defaults of `tree: 'auto'`'s building blocks, each with its reason. */
+/** Defaults of `tree: 'auto'`'s building blocks, each with its reason. @internal */
 export const TREE_AUTO_DEFAULTS = Object.freeze({
   /** The budgets worth measuring: from a chain-sized tree to 32 nodes, denser among the small trees, where the per-backend defaults lie. */
   budgets: Object.freeze([2, 4, 6, 8, 12, 16, 24, 32]) as readonly number[],
@@ -138,6 +139,7 @@ async function timeForward(model: Required<Pick<MultiTokenModel, 'forwardTree' |
  * @param budgets Node counts to measure, increasing integers in [1, `TREE_LIMITS.maxNodes`] (at most 32 of them).
  * @param depth Deepest depth of the dummy trees, an integer in [1, numHeads − 1] (the decode's `draftLength`).
  * @returns The cost table, one {@link TreeCost} per budget in the budgets' order.
+ * @internal
  */
 export async function measureTreeCosts(
   model: MultiTokenModel,
@@ -216,6 +218,7 @@ function costAt(costs: readonly TreeCost[], n: number): number {
  *
  * @param scores Cumulative draft log-probabilities of the nodes in best-first order (non-increasing, each ≤ 0 or −Infinity).
  * @param costs A cost table as {@link measureTreeCosts} returns: node counts increasing, ms finite and positive.
+ * @internal
  */
 export function chooseBudget(scores: ArrayLike<number>, costs: readonly TreeCost[]): number {
   const fn = 'chooseBudget';

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, layers } from '@tensorflow/tfjs-layers';
-import { checkBoolean, checkPositiveInteger, fail, SIZE_LIMITS } from '../internal/errors.js';
+import { checkBoolean, checkPositiveInteger, fail, show, SIZE_LIMITS } from '../internal/errors.js';
 
 /**
  * The hidden → hidden transform of one offset head. Every kind starts as the identity function.
@@ -18,26 +18,27 @@ import { checkBoolean, checkPositiveInteger, fail, SIZE_LIMITS } from '../intern
  * - `residual`: `x + act(x·W + b)`, `W` and `b` zero-initialised (Medusa's ResBlock).
  * - `lowRank`: `x + act(x·A)·B`, `A` `[D, r]` random, `B` `[r, D]` zero-initialised (LoRA-style).
  * - `mlp`: `x + act(x·W1 + b1)·W2 + b2`, `W1` `[D, H]` random, `W2` `[H, D]` and both biases
- *   zero-initialised (a transformer-style MLP block with width `H = mlpHiddenSize`).
+ *   zero-initialised (a transformer-style MLP block with width `H = headHiddenSize`).
+ * @inline
  */
 export type OffsetHeadKind = 'identity' | 'linear' | 'residual' | 'lowRank' | 'mlp';
 
 /** All offset-head kinds, in documentation order. */
 export const OFFSET_HEAD_KINDS: readonly OffsetHeadKind[] = ['identity', 'linear', 'residual', 'lowRank', 'mlp'];
 
-/** Base arguments of every tfjs-layers `Layer` (`name`, `trainable`, `inputShape`, …). @internal */
+/** Base arguments of every tfjs-layers `Layer` (`name`, `trainable`, `inputShape`, …). (not exported from the package: the public args interfaces extend it) */
 export type LayerArgs = NonNullable<ConstructorParameters<typeof layers.Layer>[0]>;
 
-/** An activation name accepted by `tf.layers.activation` (`'swish'`, `'relu'`, `'gelu'`, …). */
+/** An activation name accepted by `tf.layers.activation` (`'swish'`, `'relu'`, `'gelu'`, …). @inline */
 export type ActivationIdentifier = NonNullable<NonNullable<Parameters<typeof layers.activation>[0]>['activation']>;
 
-/** A tfjs-layers initializer object, e.g. `tf.initializers.randomNormal({})`. @internal */
+/** A tfjs-layers initializer object, e.g. `tf.initializers.randomNormal({})`. */
 export type Initializer = ReturnType<typeof initializers.ones>;
 
-/** An initializer name accepted by tfjs-layers (`'glorotUniform'`, `'zeros'`, …). @internal */
+/** An initializer name accepted by tfjs-layers (`'glorotUniform'`, `'zeros'`, …). */
 export type InitializerIdentifier = Exclude<NonNullable<NonNullable<Parameters<typeof layers.dense>[0]>['kernelInitializer']>, Initializer>;
 
-/** A tfjs-layers `Layer` instance. @internal */
+/** A tfjs-layers `Layer` instance. */
 export type Layer = InstanceType<typeof layers.Layer>;
 
 /**
@@ -72,7 +73,7 @@ export const LAYER_DEFAULTS = {
   unembeddingInitializer: InitializerIdentifier;
 };
 
-/** Throws unless `kind` is an {@link OffsetHeadKind}; returns it. */
+/** Throws unless `kind` is an `OffsetHeadKind`; returns it. */
 export function checkKind(where: string, name: string, kind: unknown): OffsetHeadKind {
   if (!OFFSET_HEAD_KINDS.includes(kind as OffsetHeadKind)) {
     fail(TypeError, where, name, `must be one of ${OFFSET_HEAD_KINDS.map((k) => `'${k}'`).join(', ')}`, kind);
@@ -85,28 +86,46 @@ export function resolveUseBias(where: string, useBias: unknown): boolean {
   return useBias === undefined || useBias === null ? LAYER_DEFAULTS.useBias : checkBoolean(where, 'useBias', useBias);
 }
 
-/** The kind-dependent sizes of offset heads: `rank` (`lowRank`) and `mlpHiddenSize` (`mlp`). */
+/** The kind-dependent sizes of offset heads: `rank` (`lowRank`) and `headHiddenSize` (`mlp`). */
 export interface HeadSizes {
   /** Rank r of `lowRank` heads, `undefined` when no head is `lowRank`. */
   rank: number | undefined;
   /** Width H of `mlp` heads, `undefined` when no head is `mlp`. */
-  mlpHiddenSize: number | undefined;
+  headHiddenSize: number | undefined;
 }
 
 /**
- * Resolves `rank` and `mlpHiddenSize` for heads of `kinds`: required (a positive integer at
+ * `args.headHiddenSize`, or the value given under its deprecated name `mlpHiddenSize` (accepted
+ * until the next minor release, so code and saved layer configs from before the rename work).
+ * Both given: they must be equal. The result is unchecked (the caller checks it).
+ */
+export function headHiddenSizeArg(where: string, args: { headHiddenSize?: unknown; mlpHiddenSize?: unknown }, prefix = ''): unknown {
+  const current = args.headHiddenSize;
+  const old = args.mlpHiddenSize;
+  if (old === undefined || old === null) return current;
+  if (current !== undefined && current !== null && current !== old) {
+    fail(RangeError, where, `${prefix}mlpHiddenSize`, `is the deprecated name of ${prefix}headHiddenSize (${show(current)}) and must equal it or be omitted`, old);
+  }
+  return old;
+}
+
+/**
+ * Resolves `rank` and `headHiddenSize` for heads of `kinds`: required (a positive integer at
  * most `SIZE_LIMITS.hiddenSize`) when a head of that kind is present; when no head uses it, a
  * given value is still checked (a malformed config is rejected, never saved back out) and then
  * dropped.
  */
-export function resolveHeadSizes(where: string, kinds: readonly OffsetHeadKind[], args: { rank?: unknown; mlpHiddenSize?: unknown }): HeadSizes {
-  const size = (kind: OffsetHeadKind, name: 'rank' | 'mlpHiddenSize'): number | undefined => {
-    const value = args[name];
+export function resolveHeadSizes(where: string, kinds: readonly OffsetHeadKind[], args: { rank?: unknown; headHiddenSize?: unknown; mlpHiddenSize?: unknown }): HeadSizes {
+  const given = { rank: args.rank, headHiddenSize: headHiddenSizeArg(where, args) };
+  const size = (kind: OffsetHeadKind, name: 'rank' | 'headHiddenSize'): number | undefined => {
+    const value = given[name];
     if (!kinds.includes(kind) && (value === undefined || value === null)) return undefined;
-    const checked = checkPositiveInteger(where, name, value, SIZE_LIMITS.hiddenSize);
+    const oldOnly = (args.headHiddenSize === undefined || args.headHiddenSize === null) && args.mlpHiddenSize !== undefined && args.mlpHiddenSize !== null;
+    const label = name === 'headHiddenSize' && oldOnly ? 'mlpHiddenSize' : name; // as the caller wrote it
+    const checked = checkPositiveInteger(where, label, value, SIZE_LIMITS.hiddenSize);
     return kinds.includes(kind) ? checked : undefined;
   };
-  return { rank: size('lowRank', 'rank'), mlpHiddenSize: size('mlp', 'mlpHiddenSize') };
+  return { rank: size('lowRank', 'rank'), headHiddenSize: size('mlp', 'headHiddenSize') };
 }
 
 /** Builds a `tf.layers.activation` layer, rethrowing an unknown name with the caller's context. */

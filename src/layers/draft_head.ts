@@ -19,7 +19,7 @@ import type { OffsetHeadKind } from './args.js';
 import type { InferenceHead } from './inference_head.js';
 import type { SharedUnembedding } from './shared_unembedding.js';
 
-/** What offsets 1…k−1 of a head are: a parallel offset-head kind, or sequential MTP modules. */
+/** What offsets 1…k−1 of a head are: a parallel offset-head kind, or sequential MTP modules. @inline */
 export type DraftHeadKind = OffsetHeadKind | 'sequential';
 
 /** The fields that describe a head's draft offsets (the heads file's manifest fields). */
@@ -27,7 +27,7 @@ export interface DraftHeadSpec {
   /** Kind of offsets 1…k−1. */
   kind: DraftHeadKind;
   /** Width of `mlp` offsets and of `sequential` modules (absent for other kinds). */
-  mlpHiddenSize?: number;
+  headHiddenSize?: number;
   /** Rank of `lowRank` offsets (absent for other kinds). */
   rank?: number;
   /** Activation name. */

@@ -9,38 +9,10 @@
  * (2018) §3–4 (one forward verifies and proposes).
  */
 import type * as tf from '@tensorflow/tfjs-core';
-
-/**
- * The top-k tokens of n offsets at m rows, as a head's tree-drafting pass returns them (the caller
- * owns both tensors). Rank 0 of offset j is exactly the `headArgmax` column j (the same argmax and
- * tie rule); ranks 1…k−1 follow in decreasing probability. A row whose logits hold NaN or ±Infinity
- * has −1 in every id.
- * @internal
- */
-export interface HeadTopK {
-  /** int32 `[m, n, k]`. */
-  ids: tf.Tensor3D;
-  /** float32 `[m, n, k]`: log-softmax of the offset's logits at each id. */
-  logProbs: tf.Tensor3D;
-}
-
-/**
- * The candidate tree a head of sequential modules grows on the device (see `InferenceHead.headTree`):
- * per row, `G = k + (depth − 1)·k²` candidates in generation order. The caller owns the tensors.
- * @internal
- */
-export interface HeadTree {
-  /** int32 `[m, G]`: the candidates' tokens; −1 throughout a row whose logits held NaN or ±Infinity. */
-  ids: tf.Tensor2D;
-  /** int32 `[m, G]`: each candidate's parent, an earlier index into the same row's list, or −1 under the root. */
-  parents: tf.Tensor2D;
-  /** float32 `[m, G]`: the summed draft log-probabilities of the path from the root to the candidate. */
-  scores: tf.Tensor2D;
-}
+import type { TopKCandidates, TreeCandidates } from '../decoding/model.js';
 
 /**
  * What `CachedTransformer` calls on its head layer. Implementations must not read data back.
- * @internal
  */
 export interface InferenceHead {
   /** Number of offsets k. */
@@ -57,16 +29,16 @@ export interface InferenceHead {
   headArgmax(states: tf.Tensor2D, n: number): tf.Tensor2D;
   /**
    * Optional (tree drafting): the `k` most likely tokens of offsets 0…n−1 at every row and their
-   * log-probabilities, see {@link HeadTopK}. Without it, `CachedTransformer` computes the same
+   * log-probabilities, see {@link TopKCandidates}. Without it, `CachedTransformer` computes the same
    * from `logits`.
    */
-  headTopK?(states: tf.Tensor2D, n: number, k: number): HeadTopK;
+  headTopK?(states: tf.Tensor2D, n: number, k: number): TopKCandidates;
   /**
    * Optional (sequential modules only: their children depend on the parent's token): EAGLE-2 tree
    * growth from each row of `states` `[m, D]` under its root token `roots` int32 `[m]`, `depth`
-   * levels, `k` children per expanded node and `k` nodes expanded per level (see {@link HeadTree}).
+   * levels, `k` children per expanded node and `k` nodes expanded per level (see {@link TreeCandidates}).
    */
-  headTree?(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): HeadTree;
+  headTree?(states: tf.Tensor2D, roots: tf.Tensor1D, depth: number, k: number): TreeCandidates;
   /**
    * The draft vocabulary offsets 1…k−1 propose from (increasing distinct ids), or `null` for the
    * whole vocabulary. Offset 0 always uses the whole vocabulary.
@@ -86,7 +58,7 @@ export interface InferenceHead {
    * vocabulary, with their log-probabilities renormalised over it: `[m, n, k]` each (rank 0 equals
    * `draftArgmax`'s column; −1 ids in a broken row). `k` is at most the draft vocabulary's size.
    */
-  draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): HeadTopK;
+  draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): TopKCandidates;
   /**
    * Logits of offsets 1…n at every row, `[m, n, V]` over the whole vocabulary with `MASKED_LOGIT`
    * outside the draft vocabulary. Sequential modules feed module j the token `choose(j − 1, logits

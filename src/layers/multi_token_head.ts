@@ -9,6 +9,7 @@
  * Parallel Decoding" (2018) for using the extra offsets as drafts.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { TopKCandidates } from '../decoding/model.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { checkInteger, checkPositiveInteger, fail, SIZE_LIMITS } from '../internal/errors.js';
@@ -33,7 +34,6 @@ import {
 import { breakRows, checkDraftCall, checkTopK, checkTrainingCall, UnembeddingProjection } from './draft_projection.js';
 import { checkedArgmax, FusedHeads, topKOfLogits } from './inference_fused.js';
 import type { DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
-import type { HeadTopK } from './inference_head.js';
 import { setWeightNamePrefix } from './nesting.js';
 import { headSizes, LightweightOffsetHead } from './offset_head.js';
 import { checkOffsetHead, makeReport, offsetHeadParams, offsetHeadWeights, type ParameterReport, resolveHeadKinds } from './parameter_report.js';
@@ -55,6 +55,11 @@ export interface MultiTokenHeadArgs extends LayerArgs {
   /** Integer in `[1, hidden]`. Rank of `lowRank` heads: required when any head is `lowRank`; otherwise checked, then dropped. */
   rank?: number;
   /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Width of `mlp` heads: required when any head is `mlp`; otherwise checked, then dropped. */
+  headHiddenSize?: number;
+  /**
+   * The old name of `headHiddenSize`. Given with it, the two must be equal.
+   * @deprecated Use `headHiddenSize`; `mlpHiddenSize` is accepted until the next minor release.
+   */
   mlpHiddenSize?: number;
   /** Activation of `residual`, `lowRank` and `mlp` heads. */
   activation?: ActivationIdentifier;
@@ -133,7 +138,7 @@ export class MultiTokenHead extends LayerBase {
       const head = new LightweightOffsetHead({
         kind,
         ...(kind === 'lowRank' ? { rank: this.sizes.rank! } : {}),
-        ...(kind === 'mlp' ? { mlpHiddenSize: this.sizes.mlpHiddenSize! } : {}),
+        ...(kind === 'mlp' ? { headHiddenSize: this.sizes.headHiddenSize! } : {}),
         ...(this.activation !== undefined ? { activation: this.activation } : {}),
         ...(this.seed !== null ? { seed: deriveSeed(this.seed, j) } : {}),
         name: `${this.name}_offset${j}`,
@@ -380,7 +385,7 @@ export class MultiTokenHead extends LayerBase {
    * the same fused pass as `headArgmax`, then `topk`. Tree drafting's one pass per step.
    * @internal
    */
-  headTopK(states: tf.Tensor2D, n: number, k: number): HeadTopK {
+  headTopK(states: tf.Tensor2D, n: number, k: number): TopKCandidates {
     const where = `${WHERE}.headTopK`;
     this.checkOffsetCount('headTopK', n);
     if (!Number.isInteger(k) || k < 1 || k > this.vocabSize) {
@@ -436,7 +441,7 @@ export class MultiTokenHead extends LayerBase {
    * broken row. `k` is at most the draft vocabulary's size. `roots` is checked and ignored.
    * @internal
    */
-  draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): HeadTopK {
+  draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): TopKCandidates {
     const where = `${WHERE}.draftTopK`;
     checkDraftCall(where, this.numHeads, states, roots, n);
     checkTopK(where, k, this.projection.draftSize);
@@ -464,20 +469,20 @@ export class MultiTokenHead extends LayerBase {
     return tf.tidy(() => tf.reshape(this.projection.expand(this.draftSubset(states, n)), [states.shape[0], n, this.vocabSize]) as tf.Tensor3D); // [m, n, V]
   }
 
-  /** Kind, sizes and activation of offsets 1…k−1 (throws naming the kinds unless they share one). */
+  /** Kind, sizes and activation of offsets 1…k−1 (throws naming the kinds unless they share one). @internal */
   draftSpec(): DraftHeadSpec {
     const kinds = new Set(this.headKinds.slice(1));
     if (kinds.size !== 1) fail(RangeError, `${WHERE}.draftSpec`, 'headKind', 'must be one kind for offsets 1…k−1', [...kinds]);
     const first = this.offsetHeads[1]!;
     return {
       kind: first.kind,
-      ...(first.mlpHiddenSize !== null ? { mlpHiddenSize: first.mlpHiddenSize } : {}),
+      ...(first.headHiddenSize !== null ? { headHiddenSize: first.headHiddenSize } : {}),
       ...(first.rank !== null ? { rank: first.rank } : {}),
       activation: String(first.activation),
     };
   }
 
-  /** The weights of offsets 1…k−1 in heads-file order (`offset<j>/<name>`; empty until built). */
+  /** The weights of offsets 1…k−1 in heads-file order (`offset<j>/<name>`; empty until built). @internal */
   draftWeights(): DraftHeadWeight[] {
     if (!this.built) return [];
     const d = this.unembedding.matrix().shape[1]!;
@@ -531,7 +536,7 @@ export class MultiTokenHead extends LayerBase {
       useBias: this.unembedding.useBias,
     };
     if (this.sizes.rank !== undefined) config['rank'] = this.sizes.rank;
-    if (this.sizes.mlpHiddenSize !== undefined) config['mlpHiddenSize'] = this.sizes.mlpHiddenSize;
+    if (this.sizes.headHiddenSize !== undefined) config['headHiddenSize'] = this.sizes.headHiddenSize;
     if (this.activation !== undefined) config['activation'] = this.activation;
     if (this.unembeddingInitializer !== undefined) config['unembeddingInitializer'] = serializeInitializer(this.unembeddingInitializer);
     if (this.unembedding.isTied) config['tiedTo'] = this.unembedding.tiedLayerObject?.name ?? this.unembedding.tiedName!;

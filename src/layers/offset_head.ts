@@ -21,11 +21,16 @@ const WHERE = 'LightweightOffsetHead';
 
 /** Arguments of {@link LightweightOffsetHead}; the defaults are {@link LAYER_DEFAULTS}'. */
 export interface LightweightOffsetHeadArgs extends LayerArgs {
-  /** Which transform; see {@link OffsetHeadKind}. */
+  /** Which transform (see the class comment). */
   kind: OffsetHeadKind;
   /** Integer in `[1, hidden]`. Rank `r` of the `lowRank` kind: required for it; for other kinds checked, then dropped. */
   rank?: number;
-  /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Width `H` of the `mlp` kind: required for it; for other kinds checked, then dropped. */
+  /** Integer in `[1, 65536]`. Width `H` of the `mlp` kind: required for it; for other kinds checked, then dropped. */
+  headHiddenSize?: number;
+  /**
+   * The old name of `headHiddenSize`. Given with it, the two must be equal.
+   * @deprecated Use `headHiddenSize`; `mlpHiddenSize` is accepted until the next minor release.
+   */
   mlpHiddenSize?: number;
   /** Activation of the `residual`, `lowRank` and `mlp` kinds. */
   activation?: ActivationIdentifier;
@@ -51,7 +56,7 @@ export interface LightweightOffsetHeadArgs extends LayerArgs {
  * **Output shape** the same.
  *
  * @example
- * const head = lightweightOffsetHead({ kind: 'mlp', mlpHiddenSize: 64 });
+ * const head = lightweightOffsetHead({ kind: 'mlp', headHiddenSize: 64 });
  * const y = head.apply(tf.ones([2, 5, 16])) as tf.Tensor; // [2, 5, 16], equal to the input until trained
  */
 export class LightweightOffsetHead extends LayerBase {
@@ -64,7 +69,11 @@ export class LightweightOffsetHead extends LayerBase {
   /** Rank of the `lowRank` kind (`null` for the other kinds). */
   readonly rank: number | null;
   /** Width of the `mlp` kind (`null` for the other kinds). */
-  readonly mlpHiddenSize: number | null;
+  readonly headHiddenSize: number | null;
+  /** @deprecated Use `headHiddenSize` (the same value); `mlpHiddenSize` remains until the next minor release. */
+  get mlpHiddenSize(): number | null {
+    return this.headHiddenSize;
+  }
   /** Activation name of the `residual`, `lowRank` and `mlp` kinds. */
   readonly activation: ActivationIdentifier;
   /** Seed of the random initial values, or `null` (unseeded). */
@@ -78,7 +87,7 @@ export class LightweightOffsetHead extends LayerBase {
     this.kind = checkKind(WHERE, 'kind', args.kind);
     const sizes = resolveHeadSizes(WHERE, [this.kind], args);
     this.rank = sizes.rank ?? null;
-    this.mlpHiddenSize = sizes.mlpHiddenSize ?? null;
+    this.headHiddenSize = sizes.headHiddenSize ?? null;
     this.activation = args.activation ?? LAYER_DEFAULTS.activation;
     this.act = makeActivation(WHERE, this.activation);
     this.seed = args.seed === undefined || args.seed === null ? null : checkInteger(WHERE, 'seed', args.seed, -(2 ** 31), 2 ** 31 - 1);
@@ -135,7 +144,7 @@ export class LightweightOffsetHead extends LayerBase {
   override getConfig(): tf.serialization.ConfigDict {
     const config: tf.serialization.ConfigDict = { kind: this.kind, activation: this.activation };
     if (this.rank !== null) config['rank'] = this.rank;
-    if (this.mlpHiddenSize !== null) config['mlpHiddenSize'] = this.mlpHiddenSize;
+    if (this.headHiddenSize !== null) config['headHiddenSize'] = this.headHiddenSize;
     if (this.seed !== null) config['seed'] = this.seed;
     return { ...config, ...super.getConfig() };
   }
@@ -143,7 +152,7 @@ export class LightweightOffsetHead extends LayerBase {
 
 /** The kind-dependent sizes of `head`, as {@link offsetHeadWeights} takes them. */
 export function headSizes(head: LightweightOffsetHead): HeadSizes {
-  return { rank: head.rank ?? undefined, mlpHiddenSize: head.mlpHiddenSize ?? undefined };
+  return { rank: head.rank ?? undefined, headHiddenSize: head.headHiddenSize ?? undefined };
 }
 
 /** The tfjs-layers initializer of a weight's initial value. */

@@ -12,7 +12,7 @@ import type { MultiTokenHeadArgs } from './multi_token_head.js';
 
 const WHERE = 'parameterReport';
 
-/** Shared vs separate parameter counts of a k-offset head. */
+/** Shared vs separate parameter counts of a k-offset head. @inline */
 export interface ParameterReport {
   /** Vocabulary size V. */
   vocabSize: number;
@@ -34,8 +34,8 @@ export interface ParameterReport {
   ratio: number;
 }
 
-/** Arguments of {@link parameterReport}: a head's arguments (same meaning, defaults and bounds) and its input size. */
-export interface ParameterReportArgs extends Pick<MultiTokenHeadArgs, 'vocabSize' | 'numHeads' | 'headKind' | 'offset0Kind' | 'rank' | 'mlpHiddenSize' | 'useBias'> {
+/** Arguments of {@link parameterReport}: a head's arguments (same meaning, defaults and bounds) and its input size. @inline */
+export interface ParameterReportArgs extends Pick<MultiTokenHeadArgs, 'vocabSize' | 'numHeads' | 'headKind' | 'offset0Kind' | 'rank' | 'headHiddenSize' | 'mlpHiddenSize' | 'useBias'> {
   /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Hidden size D, the width of the states the head reads. */
   hiddenSize: number;
 }
@@ -63,9 +63,9 @@ export function offsetHeadWeights(kind: OffsetHeadKind, d: number, sizes: HeadSi
       return [{ name: 'down', shape: [d, sizes.rank!], init: 'random' }, { name: 'up', shape: [sizes.rank!, d], init: 'zeros' }];
     case 'mlp': // W1 random, W2 and b2 zero: starts as the identity and both layers get gradients
       return [
-        { name: 'w1', shape: [d, sizes.mlpHiddenSize!], init: 'random' },
-        { name: 'b1', shape: [sizes.mlpHiddenSize!], init: 'zeros' },
-        { name: 'w2', shape: [sizes.mlpHiddenSize!, d], init: 'zeros' },
+        { name: 'w1', shape: [d, sizes.headHiddenSize!], init: 'random' },
+        { name: 'b1', shape: [sizes.headHiddenSize!], init: 'zeros' },
+        { name: 'w2', shape: [sizes.headHiddenSize!, d], init: 'zeros' },
         { name: 'b2', shape: [d], init: 'zeros' },
       ];
   }
@@ -137,7 +137,7 @@ function n(x: number): string {
 }
 
 /**
- * Formats a {@link ParameterReport} as a small markdown table with the arithmetic spelled out.
+ * Formats a `parameterReport` result as a small markdown table with the arithmetic spelled out.
  *
  * @example
  * console.log(formatParameterReport(parameterReport({ vocabSize: 256, hiddenSize: 64, numHeads: 4 })));

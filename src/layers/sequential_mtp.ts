@@ -22,18 +22,17 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
-import type { TreeCandidates } from '../decoding/model.js';
+import type { TopKCandidates, TreeCandidates } from '../decoding/model.js';
 import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { checkInteger, checkPositiveInteger, fail, SIZE_LIMITS, checkWeightSize } from '../internal/errors.js';
 import { registerOnce } from '../internal/registration.js';
 import { deriveSeed } from '../internal/seed.js';
 import { topk2d } from '../internal/topk.js';
 import { lastDim, one, oneShape, type Shape } from '../internal/shape.js';
-import { type Layer, type LayerArgs, LayerBase } from './args.js';
+import { headHiddenSizeArg, type Layer, type LayerArgs, LayerBase } from './args.js';
 import { breakRows, checkDraftCall, checkTopK, checkTrainingCall, UnembeddingProjection } from './draft_projection.js';
 import type { DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
 import { checkedArgmax } from './inference_fused.js';
-import type { HeadTopK } from './inference_head.js';
 import { setWeightNamePrefix, weightName } from './nesting.js';
 import { resolveTie, SharedUnembedding } from './shared_unembedding.js';
 import { isSymbolic } from './tying.js';
@@ -52,8 +51,13 @@ export interface SequentialMtpHeadArgs extends LayerArgs {
   numHeads: number;
   /** Integer in `[1, SIZE_LIMITS.vocabSize]`. Vocabulary size V. */
   vocabSize: number;
-  /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Width H of each module's MLP. */
-  mlpHiddenSize: number;
+  /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Width H of each module's MLP (required; `mlpHiddenSize`, its deprecated name, is accepted instead). */
+  headHiddenSize?: number;
+  /**
+   * The old name of `headHiddenSize`. Given with it, the two must be equal.
+   * @deprecated Use `headHiddenSize`; `mlpHiddenSize` is accepted until the next minor release.
+   */
+  mlpHiddenSize?: number;
   /** The token embedding the modules read and unembed with (the layer, e.g. the trunk, or its name). */
   tiedTo: Layer | string;
   /**
@@ -117,7 +121,11 @@ export class SequentialMtpHead extends LayerBase {
   /** Vocabulary size V. */
   readonly vocabSize: number;
   /** Width H of each module's MLP. */
-  readonly mlpHiddenSize: number;
+  readonly headHiddenSize: number;
+  /** @deprecated Use `headHiddenSize` (the same value); `mlpHiddenSize` remains until the next minor release. */
+  get mlpHiddenSize(): number {
+    return this.headHiddenSize;
+  }
   /** The shared unembedding (tied to the token embedding), offset 0's head. */
   readonly unembedding: SharedUnembedding;
   private readonly modules: Array<Record<string, LayerVariable>> = [];
@@ -133,7 +141,8 @@ export class SequentialMtpHead extends LayerBase {
     registerOnce(SequentialMtpHead);
     this.numHeads = checkInteger(WHERE, 'numHeads', args.numHeads, 2, SIZE_LIMITS.numHeads);
     this.vocabSize = checkPositiveInteger(WHERE, 'vocabSize', args.vocabSize, SIZE_LIMITS.vocabSize);
-    this.mlpHiddenSize = checkPositiveInteger(WHERE, 'mlpHiddenSize', args.mlpHiddenSize, SIZE_LIMITS.hiddenSize);
+    const oldName = args.headHiddenSize === undefined || args.headHiddenSize === null ? args.mlpHiddenSize : undefined;
+    this.headHiddenSize = checkPositiveInteger(WHERE, oldName !== undefined && oldName !== null ? 'mlpHiddenSize' : 'headHiddenSize', headHiddenSizeArg(WHERE, args), SIZE_LIMITS.hiddenSize);
     this.seed = args.seed === undefined || args.seed === null ? null : checkInteger(WHERE, 'seed', args.seed, -(2 ** 31), 2 ** 31 - 1);
     if (args.tiedTo === undefined || args.tiedTo === null) fail(TypeError, WHERE, 'tiedTo', 'must be the token embedding layer or its name', args.tiedTo);
     this.unembedding = new SharedUnembedding({ vocabSize: this.vocabSize, useBias: false, tiedTo: args.tiedTo, name: `${this.name}_unembedding` });
@@ -169,7 +178,7 @@ export class SequentialMtpHead extends LayerBase {
   override build(inputShape: Shape | Shape[]): void {
     const shape = oneShape(inputShape);
     const d = lastDim(WHERE, shape, [2, 3]);
-    const specs = sequentialModuleWeights(d, this.mlpHiddenSize);
+    const specs = sequentialModuleWeights(d, this.headHiddenSize);
     for (const spec of specs) checkWeightSize(WHERE, spec.name, spec.shape); // before any weight exists
     this.unembedding.build(shape);
     for (let j = 1; j < this.numHeads; j++) {
@@ -189,7 +198,7 @@ export class SequentialMtpHead extends LayerBase {
     this.built = true;
   }
 
-  /** The variables of module `j` (1…k−1) by name (see {@link sequentialModuleWeights}). */
+  /** The variables of module `j` (1…k−1) by name (see `sequentialModuleWeights`). */
   moduleWeights(j: number): Record<string, LayerVariable> {
     const w = this.modules[j - 1];
     if (w === undefined) throw new RangeError(`${WHERE}.moduleWeights: j must be an integer in [1, ${this.numHeads - 1}] of a built layer, but got ${j}.`);
@@ -260,16 +269,16 @@ export class SequentialMtpHead extends LayerBase {
     return tf.minimum(tf.maximum(tokens, tf.scalar(0, 'int32')), tf.scalar(this.vocabSize - 1, 'int32')) as tf.Tensor1D;
   }
 
-  /** Kind, sizes and activation of the modules (the heads file's fields). */
+  /** Kind, sizes and activation of the modules (the heads file's fields). @internal */
   draftSpec(): DraftHeadSpec {
-    return { kind: 'sequential', mlpHiddenSize: this.mlpHiddenSize, activation: 'swish' };
+    return { kind: 'sequential', headHiddenSize: this.headHiddenSize, activation: 'swish' };
   }
 
-  /** The modules' weights in heads-file order (`module<j>/<name>`; empty until built). */
+  /** The modules' weights in heads-file order (`module<j>/<name>`; empty until built). @internal */
   draftWeights(): DraftHeadWeight[] {
     if (!this.built) return [];
     const d = this.unembedding.matrix().shape[1]!;
-    const specs = sequentialModuleWeights(d, this.mlpHiddenSize);
+    const specs = sequentialModuleWeights(d, this.headHiddenSize);
     return this.modules.flatMap((w, i) => specs.map((spec) => ({ name: `module${i + 1}/${spec.name}`, shape: spec.shape, variable: w[spec.name]! })));
   }
 
@@ -390,7 +399,7 @@ export class SequentialMtpHead extends LayerBase {
    * `draftArgmax`'s column, −1 ids throughout a broken row. `k` is at most the draft vocabulary's size.
    * @internal
    */
-  draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): HeadTopK {
+  draftTopK(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): TopKCandidates {
     const where = `${WHERE}.draftTopK`;
     checkDraftCall(where, this.numHeads, states, roots, n);
     checkTopK(where, k, this.projection.draftSize);
@@ -581,7 +590,7 @@ export class SequentialMtpHead extends LayerBase {
 
   override getConfig(): tf.serialization.ConfigDict {
     const tied = (this.unembedding.getConfig() as { tiedTo?: string }).tiedTo;
-    const config: tf.serialization.ConfigDict = { numHeads: this.numHeads, vocabSize: this.vocabSize, mlpHiddenSize: this.mlpHiddenSize, tiedTo: tied ?? null };
+    const config: tf.serialization.ConfigDict = { numHeads: this.numHeads, vocabSize: this.vocabSize, headHiddenSize: this.headHiddenSize, tiedTo: tied ?? null };
     if (this.draftVocab !== null) config['draftVocab'] = [...this.draftVocab];
     if (this.seed !== null) config['seed'] = this.seed;
     return { ...config, ...super.getConfig() };
@@ -592,7 +601,7 @@ export class SequentialMtpHead extends LayerBase {
  * Creates a {@link SequentialMtpHead}.
  *
  * @example
- * const head = sequentialMtpHead({ numHeads: 4, vocabSize: 512, mlpHiddenSize: 256, tiedTo: trunk });
+ * const head = sequentialMtpHead({ numHeads: 4, vocabSize: 512, headHiddenSize: 256, tiedTo: trunk });
  */
 export function sequentialMtpHead(args: SequentialMtpHeadArgs): SequentialMtpHead {
   return new SequentialMtpHead(args);

@@ -32,11 +32,11 @@ import { TransformerTrunk } from './trunk.js';
 const WHERE = 'createHeadAdapter';
 const LEARN = 'HeadAdapter.learn';
 
-/** Options of {@link createHeadAdapter}. */
+/** Options of {@link createHeadAdapter}. @inline */
 export interface HeadAdapterOptions {
   /** Adam learning rate of the draft weights. Default 1e-3. */
   learningRate?: number;
-  /** Integer in [1, 1000]: most gradient steps per {@link HeadAdapter.learn}. Default 8. */
+  /** Integer in [1, 1000]: most gradient steps per `learn`. Default 8. */
   stepsPerUpdate?: number;
   /** Integer in [1, 65536]: rows (positions) per step, drawn from the replay buffer. Default 256. */
   batchSize?: number;
@@ -50,7 +50,7 @@ export interface HeadAdapterOptions {
 
 const OPTION_KEYS = ['learningRate', 'stepsPerUpdate', 'batchSize', 'bufferSize', 'maxShare', 'seed'] as const;
 
-/** What one {@link HeadAdapter.learn} did. */
+/** What one `learn` did. @inline */
 export interface AdaptReport {
   /** Gradient steps taken (0 when the text had no complete position, or the time bound allowed none). */
   steps: number;
@@ -66,7 +66,7 @@ export interface AdaptReport {
   skipped: boolean;
 }
 
-/** Heads that adapt to the text the model commits; see the module header. */
+/** Heads that adapt to the text the model commits; see the module header. @inline */
 export interface HeadAdapter {
   /**
    * Learns from one committed text: the prompt's ids and the decoder's result (or the new ids).
@@ -126,7 +126,7 @@ export function createHeadAdapter(model: LayersModel, options: HeadAdapterOption
   const k = head.numHeads;
   const weights = head.draftWeights();
   if (k < 2 || weights.length === 0) {
-    throw new RangeError(`${WHERE}: model's head must have draft offsets with weights to adapt (numHeads ≥ 2, not identity offsets), but it has numHeads ${k} and ${weights.length} draft weights; load it with draft heads (e.g. loadLlama2c(bin, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 256 })).`);
+    throw new RangeError(`${WHERE}: model's head must have draft offsets with weights to adapt (numHeads ≥ 2, not identity offsets), but it has numHeads ${k} and ${weights.length} draft weights; load it with draft heads (e.g. loadLlama2c(bin, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: 256 })).`);
   }
   const learningRate = checkRange('learningRate', options.learningRate ?? 1e-3, 0, 1, true);
   const stepsPerUpdate = checkInteger(WHERE, 'options.stepsPerUpdate', options.stepsPerUpdate ?? 8, 1, 1000);

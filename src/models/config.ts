@@ -12,15 +12,15 @@ import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { checkInteger, fail, show, SIZE_LIMITS } from '../internal/errors.js';
 import { OFFSET_HEAD_KINDS, type OffsetHeadKind } from '../layers/args.js';
 
-/** Normalisation of the blocks and the final norm. */
+/** Normalisation of the blocks and the final norm. @inline */
 export type NormKind = 'layerNorm' | 'rmsNorm';
-/** How positions enter: a learned table added to the embeddings, or rotary q/k rotations. */
+/** How positions enter: a learned table added to the embeddings, or rotary q/k rotations. @inline */
 export type PositionKind = 'learned' | 'rotary';
-/** Which dimensions of a head rotate together: (2i, 2i+1) as llama2.c, or (i, i + hs/2) as Hugging Face. */
+/** Which dimensions of a head rotate together: (2i, 2i+1) as llama2.c, or (i, i + hs/2) as Hugging Face. @inline */
 export type RopeLayout = 'interleaved' | 'halfSplit';
-/** The position-wise MLP: `w2(act(w1 x))` for relu/gelu, `w2(silu(w1 x) * w3 x)` for swiglu. */
+/** The position-wise MLP: `w2(act(w1 x))` for relu/gelu, `w2(silu(w1 x) * w3 x)` for swiglu. @inline */
 export type MlpKind = 'relu' | 'gelu' | 'swiglu';
-/** Which attention projections carry a bias: none, the query/key/value ones (Qwen2), or those and the output (GPT). */
+/** Which attention projections carry a bias: none, the query/key/value ones (Qwen2), or those and the output (GPT). @inline */
 export type AttentionBias = 'none' | 'qkv' | 'qkvo';
 
 /**
@@ -29,6 +29,7 @@ export type AttentionBias = 'none' | 'qkv' | 'qkvo';
  * - `linear`: every frequency divided by `factor` (positions interpolated);
  * - `llama3` (Llama 3.1): wavelengths above `originalMaxLength / lowFreqFactor` divided by
  *   `factor`, those below `originalMaxLength / highFreqFactor` kept, a smooth blend between.
+ * @inline
  */
 export type RopeScaling =
   | {
@@ -60,15 +61,27 @@ export interface TransformerConfig {
   hiddenSize?: number;
   /** Number of transformer blocks. */
   numLayers?: number;
-  /** Query heads per block H; must divide `hiddenSize` unless `headDim` is given. */
+  /** Attention (query) heads per block H (Hugging Face's `num_attention_heads`); must divide `hiddenSize` unless `headDim` is given. */
+  numAttentionHeads?: number;
+  /**
+   * The old name of `numAttentionHeads` (attention heads, not the k multi-token heads: those are
+   * `mtpHeads`). Given with `numAttentionHeads`, the two must be equal.
+   * @deprecated Use `numAttentionHeads`; `numHeads` is accepted until the next minor release.
+   */
   numHeads?: number;
-  /** Key/value heads per block (grouped-query attention; 1 = multi-query); must divide `numHeads`. Default `numHeads`. */
+  /** Key/value heads per block (grouped-query attention; 1 = multi-query); must divide `numAttentionHeads`. Default `numAttentionHeads`. */
   numKeyValueHeads?: number;
-  /** Width hs of one attention head (q/k/v are `[D, heads·hs]`, the output `[H·hs, D]`). Default `hiddenSize / numHeads`. */
+  /** Width hs of one attention head (q/k/v are `[D, heads·hs]`, the output `[H·hs, D]`). Default `hiddenSize / numAttentionHeads`. */
   headDim?: number;
-  /** MLP width as a multiple of `hiddenSize` (used when `mlpHiddenSize` is not given). */
+  /** Trunk MLP width as a multiple of `hiddenSize` (used when `intermediateSize` is not given). */
   mlpRatio?: number;
-  /** MLP width F; default `mlpRatio · hiddenSize`. */
+  /** Width F of the trunk's MLP (Hugging Face's `intermediate_size`); default `mlpRatio · hiddenSize`. The draft heads' width is `headHiddenSize`. */
+  intermediateSize?: number;
+  /**
+   * The old name of `intermediateSize` (the trunk's MLP width). Given with `intermediateSize`,
+   * the two must be equal.
+   * @deprecated Use `intermediateSize`; `mlpHiddenSize` is accepted until the next minor release.
+   */
   mlpHiddenSize?: number;
   /** Normalisation: `'layerNorm'` (scale and shift) or `'rmsNorm'` (scale only). */
   norm?: NormKind;
@@ -78,15 +91,15 @@ export interface TransformerConfig {
   positions?: PositionKind;
   /** Rotary base θ: pair i of a head turns by pos·θ^(−2i/hs). */
   ropeTheta?: number;
-  /** Rotary pairing of a head's dimensions; see {@link RopeLayout}. */
+  /** Rotary pairing of a head's dimensions. */
   ropeLayout?: RopeLayout;
-  /** Rotary frequency scaling (rotary positions only); see {@link RopeScaling}. `null`: none. */
+  /** Rotary frequency scaling (rotary positions only), as Hugging Face's `rope_scaling`. `null`: none. */
   ropeScaling?: RopeScaling | null;
-  /** MLP kind; see {@link MlpKind}. */
+  /** The position-wise MLP: `w2(act(w1 x))` for relu/gelu, `w2(silu(w1 x) * w3 x)` for swiglu. */
   mlp?: MlpKind;
   /** Biases on every attention and MLP projection (a layerNorm's shift is separate): the default of `attentionBias` and `mlpBias`. */
   useBias?: boolean;
-  /** Which attention projections carry a bias; see {@link AttentionBias}. Default: `'qkvo'` with `useBias`, else `'none'`. */
+  /** Which attention projections carry a bias: none, q/k/v (Qwen2), or those and the output (GPT). Default: `'qkvo'` with `useBias`, else `'none'`. */
   attentionBias?: AttentionBias;
   /** Biases on the MLP projections. Default: `useBias`. */
   mlpBias?: boolean;
@@ -98,7 +111,7 @@ export interface TransformerConfig {
   headKind?: OffsetHeadKind;
   /** Rank of `lowRank` offset heads (required for that kind, at most `hiddenSize`). */
   rank?: number;
-  /** Width of `mlp` offset heads (required for that kind; the trunk's MLP width is `mlpHiddenSize`). */
+  /** Width of `mlp` offset heads (required for that kind; the trunk's MLP width is `intermediateSize`). */
   headHiddenSize?: number;
   /**
    * The draft vocabulary: distinct token ids in [0, vocabSize) that offsets 1…k−1 may propose at
@@ -112,10 +125,17 @@ export interface TransformerConfig {
   name?: string;
 }
 
-/** Fully resolved configuration. */
+/**
+ * Fully resolved configuration, in the field names of the trunk's own code (`ArchConfig`): here
+ * `numHeads` is `numAttentionHeads` and `mlpHiddenSize` is `intermediateSize` (the public names
+ * are mapped once, in {@link resolveTransformerConfig}).
+ * @internal
+ */
 export type ResolvedTransformerConfig = Required<
-  Omit<TransformerConfig, 'rank' | 'headHiddenSize' | 'mlpHiddenSize' | 'numKeyValueHeads' | 'headDim' | 'attentionBias' | 'mlpBias' | 'ropeScaling' | 'draftVocab'>
+  Omit<TransformerConfig, 'rank' | 'headHiddenSize' | 'mlpHiddenSize' | 'numKeyValueHeads' | 'headDim' | 'attentionBias' | 'mlpBias' | 'ropeScaling' | 'draftVocab' | 'numAttentionHeads' | 'intermediateSize'>
 > & {
+  /** Attention heads per block (the public `numAttentionHeads`). */
+  numHeads: number;
   /** Key/value heads (resolved: `numHeads` when not given). */
   numKeyValueHeads: number;
   /** Head width (resolved: `hiddenSize / numHeads` when not given). */
@@ -136,28 +156,41 @@ export type ResolvedTransformerConfig = Required<
   draftVocab: readonly number[] | null;
 };
 
+/** The fields of {@link TransformerConfig} whose default is a value (the others resolve from them, or are unset). @inline */
+type ValueDefaults = Required<
+  Omit<TransformerConfig, 'numHeads' | 'mlpHiddenSize' | 'numKeyValueHeads' | 'headDim' | 'intermediateSize' | 'attentionBias' | 'mlpBias' | 'rank' | 'headHiddenSize' | 'ropeScaling' | 'draftVocab'>
+>;
+
 /** Default configuration (the GPT-style reference model), each value with its reason. */
-export const TRANSFORMER_DEFAULTS: Readonly<Omit<ResolvedTransformerConfig, 'numKeyValueHeads' | 'headDim' | 'mlpHiddenSize' | 'attentionBias' | 'mlpBias'>> & {
-  /** Not set: resolves to `numHeads`. */
+export const TRANSFORMER_DEFAULTS: Readonly<ValueDefaults> & {
+  /** Not set: resolves to `numAttentionHeads`. */
   readonly numKeyValueHeads: undefined;
-  /** Not set: resolves to `hiddenSize / numHeads`. */
+  /** Not set: resolves to `hiddenSize / numAttentionHeads`. */
   readonly headDim: undefined;
+  /** Not set: resolves to `mlpRatio · hiddenSize`. */
+  readonly intermediateSize: undefined;
   /** Not set: resolves from `useBias`. */
   readonly attentionBias: undefined;
   /** Not set: resolves to `useBias`. */
   readonly mlpBias: undefined;
-  /** Not set: resolves to `mlpRatio · hiddenSize`. */
-  readonly mlpHiddenSize: undefined;
+  /** Not set: no rotary scaling. */
+  readonly ropeScaling: null;
+  /** Not set: only for `lowRank` heads. */
+  readonly rank: undefined;
+  /** Not set: only for `mlp` heads. */
+  readonly headHiddenSize: undefined;
+  /** Not set: the whole vocabulary. */
+  readonly draftVocab: null;
 } = {
   vocabSize: 256, // byte-level tokenizer: every UTF-8 string encodes, nothing to ship
   maxLength: 128, // a few lines of code; the position table and attention stay tiny
   hiddenSize: 128, // small enough to train in ~30 min on one wasm thread, large enough to learn syntax
   numLayers: 4, // depth buys more than width at this size; a forward stays overhead-bound on wasm
-  numHeads: 4, // head size 32, as in small GPTs
-  numKeyValueHeads: undefined, // = numHeads: plain multi-head attention
-  headDim: undefined, // = hiddenSize / numHeads, as in GPT-2 and Llama 2
+  numAttentionHeads: 4, // head size 32, as in small GPTs
+  numKeyValueHeads: undefined, // = numAttentionHeads: plain multi-head attention
+  headDim: undefined, // = hiddenSize / numAttentionHeads, as in GPT-2 and Llama 2
   mlpRatio: 4, // GPT-2's ratio
-  mlpHiddenSize: undefined, // = mlpRatio · hiddenSize
+  intermediateSize: undefined, // = mlpRatio · hiddenSize
   norm: 'layerNorm', // GPT-2
   normEpsilon: 1e-5, // GPT-2's and llama2.c's value
   positions: 'learned', // GPT-2
@@ -180,6 +213,31 @@ export const TRANSFORMER_DEFAULTS: Readonly<Omit<ResolvedTransformerConfig, 'num
 
 const own = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
 
+/** Deprecated option names and the option each is the old name of (accepted until the next minor release). */
+const RENAMED = { numHeads: 'numAttentionHeads', mlpHiddenSize: 'intermediateSize' } as const;
+
+/**
+ * `config` with each deprecated name moved to its new one (both given: they must be equal), and
+ * the name each moved field was given as (errors about its value name what the caller wrote).
+ * Saved configs and code written before the renames resolve exactly as before.
+ */
+function withCurrentNames(WHERE: string, config: TransformerConfig): { given: Record<string, unknown>; label: (key: string) => string } {
+  const renamed: Record<string, unknown> = { ...config };
+  const givenAs: Record<string, string> = {};
+  for (const [old, current] of Object.entries(RENAMED)) {
+    const value = renamed[old];
+    if (!own(config, old)) continue;
+    delete renamed[old];
+    if (value === undefined) continue;
+    if (renamed[current] !== undefined && renamed[current] !== value) {
+      fail(RangeError, WHERE, `config.${old}`, `is the deprecated name of config.${current} (${show(renamed[current])}) and must equal it or be omitted`, value);
+    }
+    renamed[current] = value;
+    givenAs[current] = old;
+  }
+  return { given: renamed, label: (key) => givenAs[key] ?? key };
+}
+
 function oneOf<T extends string>(WHERE: string, field: string, value: unknown, options: readonly T[]): T {
   if (!options.includes(value as T)) fail(TypeError, WHERE, `config.${field}`, `must be one of ${options.map(show).join(', ')}`, value);
   return value as T;
@@ -200,7 +258,7 @@ function positiveNumber(WHERE: string, field: string, value: unknown, max: numbe
 /** The fields of each rotary scaling type, besides `type`. */
 const ROPE_SCALING_FIELDS = { linear: ['factor'], llama3: ['factor', 'lowFreqFactor', 'highFreqFactor', 'originalMaxLength'] } as const;
 
-/** Checks `config.ropeScaling`: null, or one of the {@link RopeScaling} objects with exactly its fields, each in range. */
+/** Checks `config.ropeScaling`: null, or one of the `RopeScaling` objects with exactly its fields, each in range. */
 function resolveRopeScaling(WHERE: string, value: unknown, positions: PositionKind): RopeScaling | null {
   if (value === null) return null;
   const arg = 'config.ropeScaling';
@@ -230,34 +288,34 @@ export function resolveTransformerConfig(config: TransformerConfig = {}, WHERE =
     fail(TypeError, WHERE, 'config', 'must be a plain object of options', config);
   }
   const keys = Reflect.ownKeys(config);
-  const unknown = keys.find((key) => typeof key !== 'string' || !own(TRANSFORMER_DEFAULTS, key));
+  const unknown = keys.find((key) => typeof key !== 'string' || !(own(TRANSFORMER_DEFAULTS, key) || own(RENAMED, key)));
   if (unknown !== undefined) {
     throw new TypeError(`${WHERE}: config.${String(unknown)} is not an option (options: ${Object.keys(TRANSFORMER_DEFAULTS).join(', ')}).`);
   }
-  const given = config as Record<string, unknown>;
+  const { given, label } = withCurrentNames(WHERE, config);
   const pick = (key: keyof typeof TRANSFORMER_DEFAULTS): unknown => (given[key] !== undefined ? given[key] : TRANSFORMER_DEFAULTS[key]);
-  const int = (key: keyof typeof TRANSFORMER_DEFAULTS, max: number, min = 1) => checkInteger(WHERE, `config.${key}`, pick(key), min, max);
+  const int = (key: keyof typeof TRANSFORMER_DEFAULTS, max: number, min = 1) => checkInteger(WHERE, `config.${label(key)}`, pick(key), min, max);
 
   const vocabSize = int('vocabSize', SIZE_LIMITS.vocabSize);
   const maxLength = int('maxLength', SIZE_LIMITS.maxLength);
   const hiddenSize = int('hiddenSize', SIZE_LIMITS.hiddenSize);
   const numLayers = int('numLayers', SIZE_LIMITS.numLayers);
-  const numHeads = int('numHeads', SIZE_LIMITS.attentionHeads);
+  const numHeads = int('numAttentionHeads', SIZE_LIMITS.attentionHeads); // the trunk's internal name (ArchConfig)
   const mlpRatio = int('mlpRatio', SIZE_LIMITS.mlpRatio);
   const mtpHeads = int('mtpHeads', SIZE_LIMITS.numHeads);
   const numKeyValueHeads = given['numKeyValueHeads'] === undefined ? numHeads : int('numKeyValueHeads', numHeads);
-  const mlpHiddenSize = given['mlpHiddenSize'] === undefined ? mlpRatio * hiddenSize : int('mlpHiddenSize', SIZE_LIMITS.hiddenSize * SIZE_LIMITS.mlpRatio);
+  const mlpHiddenSize = given['intermediateSize'] === undefined ? mlpRatio * hiddenSize : int('intermediateSize', SIZE_LIMITS.hiddenSize * SIZE_LIMITS.mlpRatio); // the trunk's internal name
   const headDim = given['headDim'] === undefined ? hiddenSize / numHeads : int('headDim', SIZE_LIMITS.hiddenSize);
   if (given['headDim'] === undefined && hiddenSize % numHeads !== 0) {
-    throw new RangeError(`${WHERE}: config.hiddenSize must be divisible by config.numHeads = ${numHeads}, but got ${hiddenSize}.`);
+    throw new RangeError(`${WHERE}: config.hiddenSize must be divisible by config.numAttentionHeads = ${numHeads}, but got ${hiddenSize}.`);
   }
   if (numHeads % numKeyValueHeads !== 0) {
-    throw new RangeError(`${WHERE}: config.numKeyValueHeads must divide config.numHeads = ${numHeads}, but got ${numKeyValueHeads}.`);
+    throw new RangeError(`${WHERE}: config.numKeyValueHeads must divide config.numAttentionHeads = ${numHeads}, but got ${numKeyValueHeads}.`);
   }
   const matrices: [string, number][] = [
     ['vocabSize · hiddenSize', vocabSize * hiddenSize],
-    ['hiddenSize · mlpHiddenSize', hiddenSize * mlpHiddenSize],
-    ['hiddenSize · numHeads · headDim', hiddenSize * numHeads * headDim],
+    ['hiddenSize · intermediateSize', hiddenSize * mlpHiddenSize],
+    ['hiddenSize · numAttentionHeads · headDim', hiddenSize * numHeads * headDim],
   ];
   if (pick('positions') !== 'rotary') matrices.push(['maxLength · hiddenSize', maxLength * hiddenSize]); // the learned table
   for (const [what, elements] of matrices) {
@@ -271,7 +329,7 @@ export function resolveTransformerConfig(config: TransformerConfig = {}, WHERE =
   const ropeTheta = positiveNumber(WHERE, 'ropeTheta', pick('ropeTheta'), 1e12);
   const ropeLayout = oneOf(WHERE, 'ropeLayout', pick('ropeLayout'), ['interleaved', 'halfSplit'] as const);
   if (positions === 'rotary' && headDim % 2 !== 0) {
-    const field = given['headDim'] === undefined ? 'the head size config.hiddenSize / config.numHeads' : 'config.headDim';
+    const field = given['headDim'] === undefined ? 'the head size config.hiddenSize / config.numAttentionHeads' : 'config.headDim';
     throw new RangeError(`${WHERE}: ${field} must be even for rotary positions, but got ${headDim}.`);
   }
   const ropeScaling = resolveRopeScaling(WHERE, given['ropeScaling'] ?? null, positions);

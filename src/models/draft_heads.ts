@@ -19,7 +19,7 @@ import { model as functionalModel, type LayersModel, type SymbolicTensor } from 
 import { checkDraftVocab } from '../internal/draft_vocab.js';
 import { checkInteger, checkPositiveInteger, fail, show, SIZE_LIMITS } from '../internal/errors.js';
 import { checkJsonText } from '../internal/json.js';
-import { OFFSET_HEAD_KINDS, type OffsetHeadKind } from '../layers/args.js';
+import { headHiddenSizeArg, OFFSET_HEAD_KINDS, type OffsetHeadKind } from '../layers/args.js';
 import { type DraftHeadKind, type DraftHeadLayer, findDraftHead } from '../layers/draft_head.js';
 import { offsetHeadWeights } from '../layers/parameter_report.js';
 import { SequentialMtpHead, sequentialModuleWeights } from '../layers/sequential_mtp.js';
@@ -40,10 +40,10 @@ const VERSIONS: readonly number[] = [1, 2];
  */
 const MAX_MANIFEST_BYTES = 1 << 24;
 
-/** What a draft-heads file holds: parallel offset heads of one kind, or sequential MTP modules. */
+/** What a draft-heads file holds: parallel offset heads of one kind, or sequential MTP modules. @inline */
 export type DraftHeadsKind = DraftHeadKind;
 
-/** One stored weight of a draft-heads file. */
+/** One stored weight of a draft-heads file. @inline */
 export interface DraftHeadsWeight {
   /** `offset<j>/<name>` (parallel heads) or `module<j>/<name>` (sequential modules). */
   name: string;
@@ -51,18 +51,18 @@ export interface DraftHeadsWeight {
   shape: number[];
 }
 
-/** The JSON part of a draft-heads file. */
+/** The JSON part of a draft-heads file. @inline */
 export interface DraftHeadsManifest {
-  /** Always {@link DRAFT_HEADS_FORMAT}. */
-  format: typeof DRAFT_HEADS_FORMAT;
+  /** Always `'tfjs-mtp-draft-heads'`. */
+  format: 'tfjs-mtp-draft-heads';
   /** Format version: 1, or 2 (written by this library; may carry `draftVocab`). */
   version: number;
   /** Number of offsets k of the head they belong to (offset 0 is the base model's and is not stored). */
   numHeads: number;
   /** Kind of offsets 1…k−1: a parallel offset-head kind, or `sequential` (a `SequentialMtpHead`'s modules). */
   kind: DraftHeadsKind;
-  /** Width of `mlp` heads and of `sequential` modules (absent for other kinds). */
-  mlpHiddenSize?: number;
+  /** Width of `mlp` heads and of `sequential` modules (absent for other kinds; the file's key is `mlpHiddenSize`). */
+  headHiddenSize?: number;
   /** Rank of `lowRank` heads (absent for other kinds). */
   rank?: number;
   /** Activation name of the heads. */
@@ -73,7 +73,7 @@ export interface DraftHeadsManifest {
     hiddenSize: number;
     /** Vocabulary size V. */
     vocabSize: number;
-    /** {@link baseFingerprint} of the base model's weights. */
+    /** A fingerprint of the base model's weights (a hash of their values, checked on attach). */
     fingerprint: string;
   };
   /** Every stored weight, in file order. */
@@ -105,17 +105,17 @@ function headOf(fn: string, model: LayersModel): DraftHeadLayer {
  * and the same offset 0. Attach trained modules with {@link attachDraftHeads}.
  * @param base A model from `loadLlama2c` / `createTransformer` with tied embeddings.
  * @param numHeads k, offset 0 included (≥ 2).
- * @param mlpHiddenSize Width H of each module's MLP.
+ * @param headHiddenSize Width H of each module's MLP.
  * @param draftVocab The modules' draft vocabulary (see `SequentialMtpHeadArgs.draftVocab`); omitted or `null`: the whole vocabulary.
  * @param seed Integer seed of the modules' random initial values (default 0: the same modules every call).
  */
-export function withSequentialHeads(base: LayersModel, numHeads: number, mlpHiddenSize: number, draftVocab?: readonly number[] | null, seed = 0): LayersModel {
+export function withSequentialHeads(base: LayersModel, numHeads: number, headHiddenSize: number, draftVocab?: readonly number[] | null, seed = 0): LayersModel {
   const fn = 'withSequentialHeads';
   const head = headOf(fn, base);
   if (!head.unembedding.isTied) fail(RangeError, fn, 'base', 'must tie its unembedding to the token embedding (sequential modules read that embedding)', base.name);
   const vocab = draftVocab === undefined || draftVocab === null ? null : checkDraftVocab(fn, 'draftVocab', draftVocab, head.vocabSize);
   const trunk = base.getLayer(LAYER_NAMES.trunk);
-  const sequential = new SequentialMtpHead({ numHeads, vocabSize: head.vocabSize, mlpHiddenSize, tiedTo: trunk, name: LAYER_NAMES.head, seed: headSeed(checkInteger(fn, 'seed', seed, -(2 ** 31), 2 ** 31 - 1)), ...(vocab !== null ? { draftVocab: vocab } : {}) });
+  const sequential = new SequentialMtpHead({ numHeads, vocabSize: head.vocabSize, headHiddenSize, tiedTo: trunk, name: LAYER_NAMES.head, seed: headSeed(checkInteger(fn, 'seed', seed, -(2 ** 31), 2 ** 31 - 1)), ...(vocab !== null ? { draftVocab: vocab } : {}) });
   const logits = sequential.apply([trunk.output as SymbolicTensor, base.inputs[0]!]) as SymbolicTensor; // [B, T, k, V]: teacher forced by the input ids (fit), see SequentialMtpHead.call
   return functionalModel({ inputs: base.inputs, outputs: logits, name: base.name });
 }
@@ -210,7 +210,7 @@ export function writeDraftHeads(heads: DraftHeads): Uint8Array {
     if (bad >= 0) fail(RangeError, fn, `heads weight ${w.name}[${bad}]`, 'must be a finite float32', values[bad]);
     return values;
   });
-  const json = new TextEncoder().encode(JSON.stringify(manifest));
+  const json = new TextEncoder().encode(JSON.stringify(toFile(manifest)));
   const dataStart = 12 + json.length + ((4 - (json.length % 4)) % 4);
   const elements = arrays.reduce((sum, a) => sum + a.length, 0);
   const bytes = new Uint8Array(dataStart + 4 * elements);
@@ -226,8 +226,16 @@ export function writeDraftHeads(heads: DraftHeads): Uint8Array {
   return bytes;
 }
 
+/**
+ * The manifest as the file stores it: the heads' width under its file key `mlpHiddenSize` (the
+ * key of versions 1 and 2, which every reader of those versions knows), in the same place.
+ */
+function toFile(manifest: DraftHeadsManifest): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(manifest).map(([key, value]) => [key === 'headHiddenSize' ? 'mlpHiddenSize' : key, value]));
+}
+
 /** The manifest's head fields of a model's head: kind, sizes, activation. */
-function headFields(fn: string, head: DraftHeadLayer): Pick<DraftHeadsManifest, 'kind' | 'mlpHiddenSize' | 'rank' | 'activation'> {
+function headFields(fn: string, head: DraftHeadLayer): Pick<DraftHeadsManifest, 'kind' | 'headHiddenSize' | 'rank' | 'activation'> {
   try {
     return head.draftSpec();
   } catch (error) {
@@ -265,14 +273,17 @@ function checkManifest(where: string, m: unknown): DraftHeadsManifest {
     fail(TypeError, where, 'manifest.base.fingerprint', 'must be 16 lowercase hex digits', base['fingerprint']);
   }
   if (typeof o['activation'] !== 'string') fail(TypeError, where, 'manifest.activation', 'must be a string', o['activation']);
+  // The file stores the width as `mlpHiddenSize` (see toFile); an in-memory manifest has `headHiddenSize`.
+  const width = headHiddenSizeArg(where, o, 'manifest.');
+  const widthKey = o['headHiddenSize'] !== undefined && o['headHiddenSize'] !== null ? 'headHiddenSize' : 'mlpHiddenSize';
   const sizes = {
-    ...(o['mlpHiddenSize'] !== undefined ? { mlpHiddenSize: checkPositiveInteger(where, 'manifest.mlpHiddenSize', o['mlpHiddenSize'], SIZE_LIMITS.hiddenSize) } : {}),
+    ...(width !== undefined ? { headHiddenSize: checkPositiveInteger(where, `manifest.${widthKey}`, width, SIZE_LIMITS.hiddenSize) } : {}),
     ...(o['rank'] !== undefined ? { rank: checkPositiveInteger(where, 'manifest.rank', o['rank'], hiddenSize) } : {}),
   };
-  if ((kind === 'mlp' || kind === 'sequential') && sizes.mlpHiddenSize === undefined) fail(TypeError, where, 'manifest.mlpHiddenSize', `must be set for kind '${kind}'`, undefined);
+  if ((kind === 'mlp' || kind === 'sequential') && sizes.headHiddenSize === undefined) fail(TypeError, where, 'manifest.headHiddenSize', `must be set for kind '${kind}'`, undefined);
   if (kind === 'lowRank' && sizes.rank === undefined) fail(TypeError, where, 'manifest.rank', "must be set for kind 'lowRank'", undefined);
   // The weights must be exactly those of k−1 offsets of this kind, in order.
-  const specs = kind === 'sequential' ? sequentialModuleWeights(hiddenSize, sizes.mlpHiddenSize!) : offsetHeadWeights(kind as OffsetHeadKind, hiddenSize, { rank: sizes.rank, mlpHiddenSize: sizes.mlpHiddenSize });
+  const specs = kind === 'sequential' ? sequentialModuleWeights(hiddenSize, sizes.headHiddenSize!) : offsetHeadWeights(kind as OffsetHeadKind, hiddenSize, { rank: sizes.rank, headHiddenSize: sizes.headHiddenSize });
   const prefix = kind === 'sequential' ? 'module' : 'offset';
   const expected = Array.from({ length: numHeads - 1 }, (_, i) => specs.map((s) => ({ name: `${prefix}${i + 1}/${s.name}`, shape: s.shape }))).flat();
   const weights = o['weights'];
@@ -362,7 +373,7 @@ export function readDraftHeads(bytes: Uint8Array, where = 'readDraftHeads: bytes
  *
  * @example
  * ```ts
- * const { model } = await loadLlama2c(checkpointUrl, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 256 });
+ * const { model } = await loadLlama2c(checkpointUrl, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: 256 });
  * await attachDraftHeads(model, headsUrl); // or pass draftHeads: headsUrl to loadLlama2c
  * ```
  * @param model The base model with a matching `MultiTokenHead` (built).
@@ -401,7 +412,7 @@ export async function attachParsedDraftHeads(model: LayersModel, parsed: DraftHe
   if (m.base.vocabSize !== vocabSize) mismatch('base.vocabSize', vocabSize, m.base.vocabSize);
   const own = headFields(fn, head);
   if (own.kind !== m.kind) mismatch('kind', own.kind, m.kind);
-  if (own.mlpHiddenSize !== m.mlpHiddenSize) mismatch('mlpHiddenSize', own.mlpHiddenSize, m.mlpHiddenSize);
+  if (own.headHiddenSize !== m.headHiddenSize) mismatch('headHiddenSize', own.headHiddenSize, m.headHiddenSize);
   if (own.rank !== m.rank) mismatch('rank', own.rank, m.rank);
   if (own.activation !== m.activation) mismatch('activation', own.activation, m.activation);
   const vocab = m.draftVocab === undefined ? null : checkDraftVocab(fn, `${arg} draftVocab`, m.draftVocab, vocabSize);

@@ -62,8 +62,8 @@ function transpose(data: Float32Array, rows: number, cols: number): Float32Array
  * `${where}: `. Extra names are an error too (a misnamed weight is never silently ignored).
  *
  * @example
- * const model = transformerFromWeights({ vocabSize: 512, hiddenSize: 64, numLayers: 5, numHeads: 8,
- *   numKeyValueHeads: 4, mlpHiddenSize: 172, maxLength: 512, norm: 'rmsNorm', positions: 'rotary',
+ * const model = transformerFromWeights({ vocabSize: 512, hiddenSize: 64, numLayers: 5, numAttentionHeads: 8,
+ *   numKeyValueHeads: 4, intermediateSize: 172, maxLength: 512, norm: 'rmsNorm', positions: 'rotary',
  *   mlp: 'swiglu', useBias: false, tiedEmbeddings: true }, weights, 'loadLlama2c');
  */
 export function transformerFromWeights(config: TransformerConfig, weights: CheckpointWeights, where: string): LayersModel {

@@ -1,5 +1,5 @@
 /**
- * Draft heads for any loaded model: the head options every loader takes ({@link DraftHeadOptions}:
+ * Draft heads for any loaded model: the head options every loader takes (`DraftHeadOptions`:
  * k, the kind and sizes of offsets 1…k−1, a draft vocabulary, a trained heads file) and the one
  * way they become the loaded model's head. A loader
  *
@@ -19,14 +19,14 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { checkDraftVocab, sameDraftVocab } from '../internal/draft_vocab.js';
 import { SIZE_LIMITS, checkPositiveInteger, fail, show } from '../internal/errors.js';
-import { OFFSET_HEAD_KINDS } from '../layers/args.js';
+import { headHiddenSizeArg, OFFSET_HEAD_KINDS } from '../layers/args.js';
 import { offsetHeadWeights } from '../layers/parameter_report.js';
 import { sequentialModuleWeights } from '../layers/sequential_mtp.js';
 import { TRANSFORMER_DEFAULTS, type TransformerConfig } from './config.js';
 import { attachParsedDraftHeads, type DraftHeads, type DraftHeadsKind, readDraftHeads, withSequentialHeads } from './draft_heads.js';
 import { type BytesSource, readBytes } from './read_bytes.js';
 
-/** The draft-head options of every checkpoint loader (`loadLlama2c`, `loadHfLlama`). */
+/** The draft-head options of every checkpoint loader (`loadLlama2c`, `loadHfLlama`). @inline */
 export interface DraftHeadOptions {
   /** Number k of multi-token heads; offset 0 is the checkpoint's classifier. Default: `TRANSFORMER_DEFAULTS.mtpHeads` (or `draftHeads`' k). */
   mtpHeads?: number;
@@ -37,6 +37,11 @@ export interface DraftHeadOptions {
    */
   headKind?: DraftHeadsKind;
   /** Width of `mlp` offsets or `sequential` modules: required for those kinds unless `draftHeads` gives it. */
+  headHiddenSize?: number;
+  /**
+   * The old name of `headHiddenSize`. Given with it, the two must be equal.
+   * @deprecated Use `headHiddenSize`; `mlpHiddenSize` is accepted until the next minor release.
+   */
   mlpHiddenSize?: number;
   /** Rank of `lowRank` offsets (at most the hidden size): required for `headKind: 'lowRank'` unless `draftHeads` gives it. */
   rank?: number;
@@ -56,7 +61,7 @@ export interface DraftHeadOptions {
 }
 
 /** The keys of {@link DraftHeadOptions}, in the order errors list them. @internal */
-export const DRAFT_HEAD_OPTION_KEYS = ['mtpHeads', 'headKind', 'mlpHiddenSize', 'rank', 'draftVocab', 'draftHeads'] as const;
+export const DRAFT_HEAD_OPTION_KEYS = ['mtpHeads', 'headKind', 'headHiddenSize', 'mlpHiddenSize', 'rank', 'draftVocab', 'draftHeads'] as const;
 
 /** Every `options.headKind`: a parallel offset-head kind, or sequential modules. */
 const HEAD_KINDS: readonly DraftHeadsKind[] = [...OFFSET_HEAD_KINDS, 'sequential'];
@@ -70,7 +75,7 @@ export interface HeadRequest {
   /** Kind of offsets 1…k−1. */
   kind: DraftHeadsKind;
   /** Width of `mlp` offsets or `sequential` modules (those kinds only). */
-  mlpHiddenSize?: number;
+  headHiddenSize?: number;
   /** Rank of `lowRank` offsets (that kind only). */
   rank?: number;
   /** `options.draftVocab` as given (checked by {@link planHeads}). */
@@ -94,37 +99,40 @@ export type HeadConfig = Required<Pick<TransformerConfig, 'mtpHeads'>> & Pick<Tr
  * and the defaults. Errors name `fn` and the option.
  * @internal shared by the loaders
  */
-export async function readHeadOptions(fn: string, options: DraftHeadOptions): Promise<HeadRequest> {
+export async function readHeadOptions(fn: string, given: DraftHeadOptions): Promise<HeadRequest> {
+  const { mlpHiddenSize: _old, ...rest } = given;
+  const options: DraftHeadOptions = { ...rest, headHiddenSize: headHiddenSizeArg(fn, given, 'options.') as number | undefined };
+  const width = `options.${given.headHiddenSize === undefined && given.mlpHiddenSize !== undefined ? 'mlpHiddenSize' : 'headHiddenSize'}`; // as the caller wrote it
   if (options.headKind !== undefined && !HEAD_KINDS.includes(options.headKind)) {
     fail(TypeError, fn, 'options.headKind', `must be one of ${HEAD_KINDS.map((k) => `"${k}"`).join(', ')}`, options.headKind);
   }
   if (options.mtpHeads !== undefined) checkPositiveInteger(fn, 'options.mtpHeads', options.mtpHeads, SIZE_LIMITS.numHeads);
-  if (options.mlpHiddenSize !== undefined) checkPositiveInteger(fn, 'options.mlpHiddenSize', options.mlpHiddenSize, SIZE_LIMITS.hiddenSize);
+  if (options.headHiddenSize !== undefined) checkPositiveInteger(fn, width, options.headHiddenSize, SIZE_LIMITS.hiddenSize);
   if (options.rank !== undefined) checkPositiveInteger(fn, 'options.rank', options.rank, SIZE_LIMITS.hiddenSize);
   const file = options.draftHeads === undefined ? undefined : await readBytes(options.draftHeads, fn, 'options.draftHeads');
   const heads = file && readDraftHeads(file.bytes, file.where);
   const m = heads?.manifest;
-  const fromFile = { mtpHeads: m?.numHeads, headKind: m?.kind, mlpHiddenSize: m?.mlpHiddenSize, rank: m?.rank };
+  const fromFile = { mtpHeads: m?.numHeads, headKind: m?.kind, headHiddenSize: m?.headHiddenSize, rank: m?.rank };
   if (m !== undefined) {
-    for (const key of ['mtpHeads', 'headKind', 'mlpHiddenSize', 'rank'] as const) {
+    for (const key of ['mtpHeads', 'headKind', 'headHiddenSize', 'rank'] as const) {
       if (options[key] !== undefined && options[key] !== fromFile[key]) {
-        fail(RangeError, fn, `options.${key}`, `must match options.draftHeads (${show(fromFile[key])}) or be omitted`, options[key]);
+        fail(RangeError, fn, key === 'headHiddenSize' ? width : `options.${key}`, `must match options.draftHeads (${show(fromFile[key])}) or be omitted`, options[key]);
       }
     }
   }
   const kind = options.headKind ?? fromFile.headKind ?? TRANSFORMER_DEFAULTS.headKind;
-  const mlpHiddenSize = options.mlpHiddenSize ?? fromFile.mlpHiddenSize;
+  const headHiddenSize = options.headHiddenSize ?? fromFile.headHiddenSize;
   const rank = options.rank ?? fromFile.rank;
   const widened = kind === 'mlp' || kind === 'sequential';
-  if (widened && mlpHiddenSize === undefined) fail(TypeError, fn, 'options.mlpHiddenSize', `must be set for headKind '${kind}'`, undefined);
-  if (!widened && mlpHiddenSize !== undefined) fail(TypeError, fn, 'options.mlpHiddenSize', `applies only to headKind 'mlp' or 'sequential' (headKind is '${kind}')`, mlpHiddenSize);
+  if (widened && headHiddenSize === undefined) fail(TypeError, fn, width, `must be set for headKind '${kind}'`, undefined);
+  if (!widened && headHiddenSize !== undefined) fail(TypeError, fn, width, `applies only to headKind 'mlp' or 'sequential' (headKind is '${kind}')`, headHiddenSize);
   if (kind === 'lowRank' && rank === undefined) fail(TypeError, fn, 'options.rank', "must be set for headKind 'lowRank'", undefined);
   if (kind !== 'lowRank' && rank !== undefined) fail(TypeError, fn, 'options.rank', `applies only to headKind 'lowRank' (headKind is '${kind}')`, rank);
   return {
     fn,
     mtpHeads: options.mtpHeads ?? fromFile.mtpHeads ?? TRANSFORMER_DEFAULTS.mtpHeads,
     kind,
-    ...(mlpHiddenSize !== undefined ? { mlpHiddenSize } : {}),
+    ...(headHiddenSize !== undefined ? { headHiddenSize } : {}),
     ...(rank !== undefined ? { rank } : {}),
     ...(options.draftVocab !== undefined ? { draftVocab: options.draftVocab } : {}),
     ...(heads !== undefined ? { heads } : {}),
@@ -161,8 +169,8 @@ export function planHeads(request: HeadRequest, base: HeadBase): HeadPlan {
 
 /** Number of float32 values of offsets 1…k−1 of `plan` on a trunk of width `hiddenSize`. @internal */
 export function draftParameters(plan: HeadPlan, hiddenSize: number): number {
-  const sizes = { rank: plan.rank, mlpHiddenSize: plan.mlpHiddenSize };
-  const weights = plan.kind === 'sequential' ? sequentialModuleWeights(hiddenSize, plan.mlpHiddenSize!) : offsetHeadWeights(plan.kind, hiddenSize, sizes);
+  const sizes = { rank: plan.rank, headHiddenSize: plan.headHiddenSize };
+  const weights = plan.kind === 'sequential' ? sequentialModuleWeights(hiddenSize, plan.headHiddenSize!) : offsetHeadWeights(plan.kind, hiddenSize, sizes);
   return (plan.mtpHeads - 1) * weights.reduce((sum, w) => sum + w.shape.reduce((a, b) => a * b, 1), 0);
 }
 
@@ -178,7 +186,7 @@ export async function buildWithHeads(plan: HeadPlan, build: (head: HeadConfig) =
   if (plan.kind === 'sequential') {
     const base = build({ mtpHeads: 1 });
     try {
-      model = withSequentialHeads(base, plan.mtpHeads, plan.mlpHiddenSize!, plan.draftVocab);
+      model = withSequentialHeads(base, plan.mtpHeads, plan.headHiddenSize!, plan.draftVocab);
     } catch (error) {
       base.dispose();
       throw error;
@@ -187,7 +195,7 @@ export async function buildWithHeads(plan: HeadPlan, build: (head: HeadConfig) =
     model = build({
       mtpHeads: plan.mtpHeads,
       headKind: plan.kind,
-      ...(plan.mlpHiddenSize !== undefined ? { headHiddenSize: plan.mlpHiddenSize } : {}),
+      ...(plan.headHiddenSize !== undefined ? { headHiddenSize: plan.headHiddenSize } : {}),
       ...(plan.rank !== undefined ? { rank: plan.rank } : {}),
       draftVocab: plan.draftVocab,
     });

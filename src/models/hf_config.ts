@@ -14,10 +14,10 @@ import { checkJsonText } from '../internal/json.js';
 import type { AttentionBias, RopeScaling, TransformerConfig } from './config.js';
 import { readBytes, type BytesSource } from './read_bytes.js';
 
-/** A JSON file: the parsed object, its text (a string starting with `{`), its bytes, or a URL to fetch (any other string). */
+/** A JSON file: the parsed object, its text (a string starting with `{`), its bytes, or a URL to fetch (any other string). @inline */
 export type JsonSource = Record<string, unknown> | string | ArrayBuffer | Uint8Array;
 
-/** A `model_type` this loader reads. */
+/** A `model_type` this loader reads. @inline */
 export type HfModelType = 'llama' | 'mistral' | 'qwen2';
 
 /** Per `model_type`: the `*ForCausalLM` class (named in errors) and the defaults transformers gives absent fields. */
@@ -122,10 +122,10 @@ export function hfArchitecture(c: Record<string, unknown>, where: string): HfArc
       maxLength: f.int('max_position_embeddings', SIZE_LIMITS.maxLength, type.max_position_embeddings),
       hiddenSize,
       numLayers: f.int('num_hidden_layers', SIZE_LIMITS.numLayers),
-      numHeads,
+      numAttentionHeads: numHeads,
       numKeyValueHeads,
       headDim,
-      mlpHiddenSize: f.int('intermediate_size', SIZE_LIMITS.hiddenSize),
+      intermediateSize: f.int('intermediate_size', SIZE_LIMITS.hiddenSize),
       norm: 'rmsNorm',
       normEpsilon: f.positive('rms_norm_eps', HF_DEFAULTS.rms_norm_eps),
       positions: 'rotary',

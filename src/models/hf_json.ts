@@ -8,7 +8,7 @@
 import { SIZE_LIMITS, fail, show } from '../internal/errors.js';
 import { MAX_JSON_DEPTH, checkJsonText } from '../internal/json.js';
 
-/** A JSON file as `loadHfTokenizer` takes it: parsed, its text, or its UTF-8 bytes. */
+/** A JSON file as `loadHfTokenizer` takes it: parsed, its text, or its UTF-8 bytes. @inline */
 export type HfJsonSource = Record<string, unknown> | string | Uint8Array | ArrayBuffer;
 
 /** The tokenizer models `@huggingface/tokenizers` implements. */

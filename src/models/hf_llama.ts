@@ -243,24 +243,27 @@ interface HfFilesBase {
   generationConfig?: JsonSource;
 }
 
-/** An unsharded checkpoint: `config.json` + `model.safetensors`. */
+/** An unsharded checkpoint: `config.json` + `model.safetensors`. @inline */
 export interface HfSingleFiles extends HfFilesBase {
   /** `model.safetensors`: its bytes or a URL to fetch. */
   safetensors: BytesSource;
 }
 
-/** A sharded checkpoint: `config.json` + `model.safetensors.index.json` + the shards it names. */
+/** A sharded checkpoint: `config.json` + `model.safetensors.index.json` + the shards it names. @inline */
 export interface HfShardedFiles extends HfFilesBase {
   /** `model.safetensors.index.json`, in any form `config` takes (its `weight_map` names each tensor's shard). */
   index: JsonSource;
   /** Every shard the index names, by its file name (`model-00001-of-00002.safetensors`): its bytes or a URL to fetch. */
-  shards: Readonly<Record<string, BytesSource>>;
+  shards: { readonly [file: string]: BytesSource };
 }
 
-/** The files of a Hugging Face checkpoint: unsharded or sharded. */
+/**
+ * The files of a Hugging Face checkpoint: unsharded or sharded.
+ * @inlineType BytesSource
+ */
 export type HfLlamaFiles = HfSingleFiles | HfShardedFiles;
 
-/** What {@link LoadHfLlamaOptions.onProgress} is told after each safetensors file is read and converted. */
+/** What {@link LoadHfLlamaOptions.onProgress} is told after each safetensors file is read and converted. @inline */
 export interface HfLoadProgress {
   /** The file just read: `model.safetensors` or the shard's name in the index. */
   file: string;
@@ -272,7 +275,7 @@ export interface HfLoadProgress {
   bytesLoaded: number;
 }
 
-/** What {@link loadHfLlama} resolves to. */
+/** What {@link loadHfLlama} resolves to. @inline */
 export interface HfLlamaModel {
   /** The transformer with a `MultiTokenHead` of k offsets (offset 0 = the checkpoint's `lm_head`). */
   model: LayersModel;
@@ -287,7 +290,7 @@ export interface HfLlamaModel {
   stopTokens: number[];
 }
 
-/** Options of {@link loadHfLlama}: the draft heads (see {@link DraftHeadOptions}) and a progress callback. */
+/** Options of {@link loadHfLlama}: the draft heads (k, kind, sizes, draft vocabulary, a trained heads file) and a progress callback. @inline */
 export interface LoadHfLlamaOptions extends DraftHeadOptions {
   /** Called after each safetensors file is read and converted (a shard at a time), e.g. for a progress bar. */
   onProgress?: (progress: HfLoadProgress) => void;

@@ -25,7 +25,7 @@ import { isIdList, type ChatMessage, type ChatTemplateOptions, type Tokenizer, t
 
 export { type HfJsonSource } from './hf_json.js';
 
-/** Options of {@link HfTokenizer.decode}. */
+/** Options of {@link HfTokenizer.decode}. @inline */
 export interface HfDecodeOptions extends TokenizerDecodeOptions {
   /** Apply transformers' `clean_up_tokenization_spaces` (`" ,"` → `","`, `" 's"` → `"'s"`, …): lossy. Default false. */
   cleanUpTokenizationSpaces?: boolean;

@@ -1,50 +1,33 @@
 /**
  * `tfjs-mtp/models`: one configurable decoder-only transformer (GPT family and Llama family)
- * with multi-token heads, its construction from a checkpoint's named weights, a KV-cached
- * `MultiTokenModel` view of it, and tokenizers behind one `Tokenizer` interface (bytes, llama2.c,
- * Hugging Face `tokenizer.json`).
+ * with multi-token heads, a KV-cached `MultiTokenModel` view of it, the llama2.c and Hugging Face
+ * checkpoint loaders, tokenizers behind one `Tokenizer` interface (bytes, llama2.c, Hugging Face
+ * `tokenizer.json`), and draft heads: their file, their training and their online adaptation.
+ *
+ * Every name here is one a user needs; the project's own tools, benches and tests import the
+ * rest from the source modules. tests/package/exports.test.ts lists them and bounds their count.
  *
  * @packageDocumentation
  */
-export { createTransformer, loadTransformer, registerModelLayers } from './transformer.js';
-export {
-  type TransformerConfig,
-  type ResolvedTransformerConfig,
-  type NormKind,
-  type PositionKind,
-  type RopeLayout,
-  type MlpKind,
-  type AttentionBias,
-  type RopeScaling,
-  TRANSFORMER_DEFAULTS,
-} from './config.js';
-export { transformerFromWeights, type CheckpointTensor, type CheckpointWeights } from './from_weights.js';
-export { TransformerTrunk, type TransformerTrunkArgs, type InitialValues, transformerTrunk } from './trunk.js';
-export { type ArchConfig } from './weights.js';
-export { CachedTransformer, cachedTransformer, type CachedTransformerOptions } from './cached.js';
+
+// The transformer: its config and defaults, building, loading a saved one, the KV-cached view.
+export { createTransformer, loadTransformer } from './transformer.js';
+export { TRANSFORMER_DEFAULTS, type TransformerConfig } from './config.js';
+export { CachedTransformer, type CachedTransformerOptions } from './cached.js';
 export { setFusedKernels } from '../kernels/registry.js';
-export { BYTE_VOCAB_SIZE, encodeBytes, decodeBytes, byteTokenizer } from './tokenizer.js';
-export { type Tokenizer, type TokenizerEncodeOptions, type TokenizerDecodeOptions, type ChatMessage, type ChatTemplateOptions } from './tokenizer_interface.js';
-export { loadHfTokenizer, HfTokenizer, type HfDecodeOptions, type HfJsonSource } from './hf_tokenizer.js';
-export { loadLlama2c, parseLlama2c, type LoadLlama2cOptions, type Llama2cModel, type Llama2cHeader, type ParsedLlama2c } from './llama2c.js';
-export { type BytesSource } from './read_bytes.js';
-export { type DraftHeadOptions } from './head_options.js';
-export { Llama2cTokenizer, type Llama2cEncodeOptions } from './llama2c_tokenizer.js';
-export {
-  loadHfLlama,
-  parseHfLlama,
-  type HfLlamaFiles,
-  type HfSingleFiles,
-  type HfShardedFiles,
-  type HfTensorBytes,
-  type HfLoadProgress,
-  type HfLlamaModel,
-  type LoadHfLlamaOptions,
-  type ParsedHfLlama,
-} from './hf_llama.js';
-export { type HfModelType, type JsonSource } from './hf_config.js';
-export { BACKEND_MEMORY_BYTES } from './capacity.js';
-export { attachDraftHeads, baseFingerprint, exportDraftHeads, readDraftHeads, writeDraftHeads, withSequentialHeads, DRAFT_HEADS_FORMAT, type DraftHeads, type DraftHeadsKind, type DraftHeadsManifest, type DraftHeadsWeight } from './draft_heads.js';
+
+// Pretrained checkpoints.
+export { loadLlama2c, type LoadLlama2cOptions } from './llama2c.js';
+export { loadHfLlama, type HfLlamaFiles } from './hf_llama.js';
+
+// Tokenizers.
+export { type Tokenizer } from './tokenizer_interface.js';
+export { byteTokenizer } from './tokenizer.js';
+export { Llama2cTokenizer } from './llama2c_tokenizer.js';
+export { HfTokenizer, loadHfTokenizer } from './hf_tokenizer.js';
+
+// Draft heads: sequential modules on a loaded model, the heads file, training and adaptation.
+export { withSequentialHeads, attachDraftHeads, exportDraftHeads, writeDraftHeads, type DraftHeads } from './draft_heads.js';
 export { trainDraftHeads } from './train_heads/train.js';
-export { TRAIN_HEADS_DEFAULTS, type TrainDraftHeadsOptions, type TrainDraftHeadsProgress, type TextEncoderLike } from './train_heads/options.js';
-export { createHeadAdapter, type AdaptReport, type HeadAdapter, type HeadAdapterOptions } from './adapter.js';
+export { TRAIN_HEADS_DEFAULTS, type TrainDraftHeadsOptions } from './train_heads/options.js';
+export { createHeadAdapter } from './adapter.js';

@@ -216,9 +216,9 @@ function llama2cConfig(h: Llama2cHeader): TransformerConfig {
     maxLength: h.seqLen,
     hiddenSize: h.dim,
     numLayers: h.nLayers,
-    numHeads: h.nHeads,
+    numAttentionHeads: h.nHeads,
     numKeyValueHeads: h.nKvHeads,
-    mlpHiddenSize: h.hiddenDim,
+    intermediateSize: h.hiddenDim,
     norm: 'rmsNorm',
     normEpsilon: LLAMA2C_NORM_EPSILON,
     positions: 'rotary',
@@ -230,7 +230,7 @@ function llama2cConfig(h: Llama2cHeader): TransformerConfig {
   };
 }
 
-/** Options of {@link loadLlama2c}: the tokenizer, and the draft heads (see {@link DraftHeadOptions}). */
+/** Options of {@link loadLlama2c}: the tokenizer, and the draft heads (k, kind, sizes, draft vocabulary, a trained heads file). */
 export interface LoadLlama2cOptions extends DraftHeadOptions {
   /** The `tok512.bin`-format tokenizer: its bytes or a URL. Omitted: no tokenizer is returned. */
   tokenizer?: BytesSource;
@@ -238,7 +238,7 @@ export interface LoadLlama2cOptions extends DraftHeadOptions {
 
 const OPTION_KEYS = ['tokenizer', ...DRAFT_HEAD_OPTION_KEYS] as const;
 
-/** What {@link loadLlama2c} resolves to. */
+/** What {@link loadLlama2c} resolves to. @inline */
 export interface Llama2cModel {
   /** The transformer with a `MultiTokenHead` of k offsets (offset 0 = the checkpoint's classifier). */
   model: LayersModel;

@@ -30,7 +30,7 @@ const PAIR_MEMO_SIZE = 1 << 16;
 /** A byte-fallback piece, `<0xNN>`. */
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 
-/** Options of {@link Llama2cTokenizer.encode}. */
+/** Options of {@link Llama2cTokenizer.encode}. @inline */
 export interface Llama2cEncodeOptions extends TokenizerEncodeOptions {
   /** Prepend BOS (id 1), as llama2.c does for a prompt. Default: `addSpecialTokens` (true). */
   bos?: boolean;

@@ -4,7 +4,7 @@
  */
 import { fail, show } from '../internal/errors.js';
 
-/** A file's contents: its bytes, or a URL to fetch them from. */
+/** A file's contents: its bytes, or a URL to fetch them from. @inline */
 export type BytesSource = ArrayBuffer | Uint8Array | string;
 
 /** A file read by {@link readBytes}, and the prefix its errors start with. */

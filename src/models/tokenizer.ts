@@ -28,7 +28,7 @@ export function decodeBytes(tokens: readonly number[]): string {
 
 /**
  * The byte tokenizer as a {@link Tokenizer}: no special tokens (BOS and EOS are null, options
- * change nothing), `encode` = {@link encodeBytes}, `decode` = {@link decodeBytes}.
+ * change nothing), one id per UTF-8 byte, V = 256.
  */
 export const byteTokenizer: Tokenizer = Object.freeze({
   vocabSize: BYTE_VOCAB_SIZE,

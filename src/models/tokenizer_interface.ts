@@ -9,19 +9,19 @@
  * `encode(text, { addSpecialTokens: false })` and `decode(ids, { skipSpecialTokens: false })`.
  */
 
-/** Options of {@link Tokenizer.encode}. */
+/** Options of {@link Tokenizer.encode}. @inline */
 export interface TokenizerEncodeOptions {
   /** Add the special tokens the tokenizer adds around a text (Llama: BOS first; GPT-2: none). Default true. */
   addSpecialTokens?: boolean;
 }
 
-/** Options of {@link Tokenizer.decode}. */
+/** Options of {@link Tokenizer.decode}. @inline */
 export interface TokenizerDecodeOptions {
   /** Render the ids of {@link Tokenizer.specialIds} as nothing. Default true. */
   skipSpecialTokens?: boolean;
 }
 
-/** One message of a chat, for {@link Tokenizer.applyChatTemplate}. */
+/** One message of a chat, for {@link Tokenizer.applyChatTemplate}. @inline */
 export interface ChatMessage {
   /** `system`, `user`, `assistant`, or a role the template knows. */
   role: string;
@@ -29,7 +29,7 @@ export interface ChatMessage {
   content: string;
 }
 
-/** Options of {@link Tokenizer.applyChatTemplate}. */
+/** Options of {@link Tokenizer.applyChatTemplate}. @inline */
 export interface ChatTemplateOptions {
   /** End with the template's opening of an assistant turn, so the model writes the reply. Default false. */
   addGenerationPrompt?: boolean;

@@ -49,7 +49,7 @@ export function buildTransformer(c: ResolvedTransformerConfig, initialValues?: I
     vocabSize: c.vocabSize,
     headKind: c.headKind,
     ...(c.rank !== undefined ? { rank: c.rank } : {}),
-    ...(c.headHiddenSize !== undefined ? { mlpHiddenSize: c.headHiddenSize } : {}),
+    ...(c.headHiddenSize !== undefined ? { headHiddenSize: c.headHiddenSize } : {}),
     ...(c.tiedEmbeddings ? { tiedTo: trunk } : {}), // untied: the head's SharedUnembedding owns a [V, D] matrix
     ...(c.draftVocab !== null ? { draftVocab: c.draftVocab } : {}),
     seed: headSeed(c.seed),

@@ -19,13 +19,13 @@ import { type DraftHeadLayer, isDraftHeadLayer } from '../layers/draft_head.js';
 
 const WHERE = 'freezeAllButDraftHeads';
 
-/** What {@link freezeAllButDraftHeads} did, and the way back. */
+/** What {@link freezeAllButDraftHeads} did, and the way back. @inline */
 export interface DraftHeadFreeze {
   /** The weights left trainable: offsets 1…k−1's transforms, or the sequential modules. */
   readonly trainable: readonly LayerVariable[];
   /** The weights this call made non-trainable (every other weight that was trainable). */
   readonly frozen: readonly LayerVariable[];
-  /** The `tf.Variable`s of {@link DraftHeadFreeze.trainable}, the `varList` of a custom loop's `optimizer.minimize`. */
+  /** The `tf.Variable`s of `trainable`, the `varList` of a custom loop's `optimizer.minimize`. */
   readonly variables: tf.Variable[];
   /**
    * Puts every layer's and weight's `trainable` back as it was before the call (and refreshes a

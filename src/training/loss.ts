@@ -18,7 +18,7 @@ export interface MultiTokenLossOptions {
   mask?: tf.Tensor;
 }
 
-/** The result of {@link multiTokenLoss}. */
+/** The result of {@link multiTokenLoss}. @inline */
 export interface MultiTokenLossResult {
   /** The weighted mean of the per-offset losses. */
   loss: tf.Scalar;

@@ -6,7 +6,7 @@
  */
 import { fail } from '../internal/errors.js';
 
-/** Per-offset weights: an array of length k (each ≥ 0, not all 0), or `{ decay: r }` for `r^j`, r > 0. */
+/** Per-offset weights: an array of length k (each ≥ 0, not all 0), or `{ decay: r }` for `r^j`, r > 0. @inline */
 export type OffsetWeights =
   | readonly number[]
   | {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startExampleServer } from '../../examples/browser/serve.js';
 import type { LaneResult } from '../../examples/browser/main.js';
 import type { TrainPanelState } from '../../examples/browser/train_panel.js';
-import { readDraftHeads } from '../../src/models/index.js';
+import { readDraftHeads } from '../../src/models/draft_heads.js';
 import { browserSuiteEnabled, launchChromium } from '../../tools/browser/chromium.js';
 import { STORIES_DIR, storiesAvailable } from '../helpers/stories.js';
 import { checkpointForTests } from './harness.js';
@@ -171,7 +171,7 @@ describe.skipIf(!browserSuiteEnabled(SUITE) || !storiesAvailable(SUITE))('the ex
     expect(bytes.length).toBe(state.result!.bytes);
     const heads = readDraftHeads(bytes);
     const training = heads.manifest.training as { backend: string; stoppedBy: string; heldOut: { tau: number } };
-    expect([heads.manifest.kind, heads.manifest.numHeads, heads.manifest.mlpHiddenSize]).toEqual(['mlp', 4, 64]);
+    expect([heads.manifest.kind, heads.manifest.numHeads, heads.manifest.headHiddenSize]).toEqual(['mlp', 4, 64]);
     expect(training.backend).toBe('webgl'); // tf.getBackend() in the page when training ended
     expect(training.stoppedBy).toBe('signal');
     expect(training.heldOut.tau).toBeCloseTo(state.result!.tau!, 6);

@@ -8,7 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { blockwiseDecode, greedyDecode, measureTreeCosts, speculativeDecode, type MultiTokenModel } from '../../src/index.js';
+import { blockwiseDecode, greedyDecode, speculativeDecode, type MultiTokenModel } from '../../src/index.js';
+import { measureTreeCosts } from '../../src/decoding/tree_auto.js';
 import { CachedTransformer } from '../../src/models/index.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';

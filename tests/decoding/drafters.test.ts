@@ -9,7 +9,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupDraft } from '../../src/decoding/drafters.js';
-import { greedyDecode, headsDrafter, promptLookupDrafter, speculativeDecode, speculativeStream, TREE_LIMITS, type Drafter, type MultiTokenModel } from '../../src/index.js';
+import { greedyDecode, headsDrafter, promptLookupDrafter, speculativeDecode, speculativeStream, type Drafter, type MultiTokenModel } from '../../src/index.js';
+import { TREE_LIMITS } from '../../src/decoding/tree.js';
 import { CachedTransformer } from '../../src/models/index.js';
 import { withSequentialHeads } from '../../src/models/draft_heads.js';
 import { useCpu } from '../helpers/backend.js';

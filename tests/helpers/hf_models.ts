@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveTransformerConfig } from '../../src/models/config.js';
-import type { CheckpointWeights, TransformerConfig } from '../../src/models/index.js';
+import type { TransformerConfig } from '../../src/models/index.js';
+import { type CheckpointWeights } from '../../src/models/from_weights.js';
 import { checkpointWeightSpecs } from '../../src/models/weights.js';
 import { writeSafetensors, writeShards, type TensorToWrite } from './stories.js';
 
@@ -68,7 +69,7 @@ export const SMOL_GPT2 = {
     num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, vocab_size: 50257, max_position_embeddings: 256, rms_norm_eps: 1e-5,
     rope_theta: 100000, rope_scaling: null, tie_word_embeddings: true, attention_bias: false, mlp_bias: false, bos_token_id: 50256, eos_token_id: 50256, torch_dtype: 'float32',
   },
-  config: { ...LLAMA_FAMILY, vocabSize: 50257, maxLength: 256, hiddenSize: 32, numLayers: 2, numHeads: 4, numKeyValueHeads: 2, headDim: 8, mlpHiddenSize: 64, normEpsilon: 1e-5, ropeTheta: 100000, tiedEmbeddings: true } as TransformerConfig,
+  config: { ...LLAMA_FAMILY, vocabSize: 50257, maxLength: 256, hiddenSize: 32, numLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 8, intermediateSize: 64, normEpsilon: 1e-5, ropeTheta: 100000, tiedEmbeddings: true } as TransformerConfig,
 };
 
 /** What {@link writeHfFolder} writes. */

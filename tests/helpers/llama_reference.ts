@@ -6,7 +6,7 @@
  * It reads the canonical weights (`transformerFromWeights`' names, matrices `[in, out]`), so the
  * same function checks both loaders; `ropeLayout` says which dims rotate together. A bias is added
  * to a projection when the weights have one (`…wq.bias`: Qwen2's q/k/v biases, Llama's
- * `attention_bias` / `mlp_bias`); `headDim` may differ from hiddenSize / numHeads; `invFreq`
+ * `attention_bias` / `mlp_bias`); `headDim` may differ from hiddenSize / numAttentionHeads; `invFreq`
  * replaces the rotary inverse frequencies θ^(−2i/hs) (a scaled RoPE, computed by the test).
  */
 
@@ -15,14 +15,16 @@ export interface ReferenceConfig {
   vocabSize: number;
   hiddenSize: number;
   numLayers: number;
-  numHeads: number;
+  /** Attention heads per block (`TransformerConfig.numAttentionHeads`). */
+  numAttentionHeads: number;
   numKeyValueHeads: number;
-  mlpHiddenSize: number;
+  /** The MLP's width (`TransformerConfig.intermediateSize`). */
+  intermediateSize: number;
   normEpsilon: number;
   ropeTheta: number;
   ropeLayout: 'interleaved' | 'halfSplit';
   tiedEmbeddings: boolean;
-  /** Head width (default hiddenSize / numHeads). */
+  /** Head width (default hiddenSize / numAttentionHeads). */
   headDim?: number;
   /** The hs/2 rotary inverse frequencies (default θ^(−2i/hs)). */
   invFreq?: readonly number[];
@@ -100,8 +102,8 @@ export class ReferenceLlama {
   step(token: number): Float64Array {
     const c = this.config;
     const D = c.hiddenSize;
-    const hs = c.headDim ?? D / c.numHeads;
-    const kvMul = c.numHeads / c.numKeyValueHeads;
+    const hs = c.headDim ?? D / c.numAttentionHeads;
+    const kvMul = c.numAttentionHeads / c.numKeyValueHeads;
     const pos = this.length;
     // token embedding
     let x: Float64Array = this.get('tok_embeddings.weight').slice(token * D, (token + 1) * D);
@@ -109,17 +111,17 @@ export class ReferenceLlama {
       const p = `layers.${l}.`;
       // attention rmsnorm, qkv matmuls for this position
       const xb = rmsNorm(x, this.get(`${p}attention_norm.weight`), c.normEpsilon);
-      const q = this.linear(xb, `${p}attention.wq`, hs * c.numHeads);
+      const q = this.linear(xb, `${p}attention.wq`, hs * c.numAttentionHeads);
       const k = this.linear(xb, `${p}attention.wk`, hs * c.numKeyValueHeads);
       const v = this.linear(xb, `${p}attention.wv`, hs * c.numKeyValueHeads);
       // rotary positions on q and k
-      rope(q, c.numHeads, hs, pos, c.ropeTheta, c.ropeLayout, c.invFreq);
+      rope(q, c.numAttentionHeads, hs, pos, c.ropeTheta, c.ropeLayout, c.invFreq);
       rope(k, c.numKeyValueHeads, hs, pos, c.ropeTheta, c.ropeLayout, c.invFreq);
       this.keys[l]!.push(k);
       this.values[l]!.push(v);
       // multihead attention over positions 0…pos; query head h reads key/value head h / kvMul
-      const att = new Float64Array(hs * c.numHeads);
-      for (let h = 0; h < c.numHeads; h++) {
+      const att = new Float64Array(hs * c.numAttentionHeads);
+      for (let h = 0; h < c.numAttentionHeads; h++) {
         const kvh = Math.floor(h / kvMul);
         const scores = this.keys[l]!.map((kt) => {
           let s = 0;
@@ -138,8 +140,8 @@ export class ReferenceLlama {
       x = x.map((xi, i) => xi + o[i]!);
       // ffn rmsnorm, swiglu: w2(silu(w1 x) * w3 x), residual
       const xf = rmsNorm(x, this.get(`${p}ffn_norm.weight`), c.normEpsilon);
-      const h1 = this.linear(xf, `${p}feed_forward.w1`, c.mlpHiddenSize);
-      const h3 = this.linear(xf, `${p}feed_forward.w3`, c.mlpHiddenSize);
+      const h1 = this.linear(xf, `${p}feed_forward.w1`, c.intermediateSize);
+      const h3 = this.linear(xf, `${p}feed_forward.w3`, c.intermediateSize);
       const gated = h1.map((a, i) => (a / (1 + Math.exp(-a))) * h3[i]!);
       const f = this.linear(gated, `${p}feed_forward.w2`, D);
       x = x.map((xi, i) => xi + f[i]!);

@@ -162,7 +162,7 @@ export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<str
 
 /** Canonical weights and the config fields the HF layout needs (what `parseLlama2c` returns). */
 export interface CanonicalCheckpoint {
-  config: { vocabSize?: number; maxLength?: number; hiddenSize?: number; numLayers?: number; numHeads?: number; numKeyValueHeads?: number; mlpHiddenSize?: number; normEpsilon?: number; ropeTheta?: number; tiedEmbeddings?: boolean };
+  config: { vocabSize?: number; maxLength?: number; hiddenSize?: number; numLayers?: number; numAttentionHeads?: number; numKeyValueHeads?: number; intermediateSize?: number; normEpsilon?: number; ropeTheta?: number; tiedEmbeddings?: boolean };
   weights: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
@@ -212,7 +212,7 @@ export function toHfLayout(checkpoint: CanonicalCheckpoint, dtype: TensorToWrite
   for (let l = 0; l < c.numLayers!; l++) {
     const [hf, ours] = [`model.layers.${l}.`, `layers.${l}.`];
     add(`${hf}input_layernorm.weight`, w(`${ours}attention_norm.weight`));
-    add(`${hf}self_attn.q_proj.weight`, permuteForHf(toOutIn(w(`${ours}attention.wq.weight`)), c.numHeads!));
+    add(`${hf}self_attn.q_proj.weight`, permuteForHf(toOutIn(w(`${ours}attention.wq.weight`)), c.numAttentionHeads!));
     add(`${hf}self_attn.k_proj.weight`, permuteForHf(toOutIn(w(`${ours}attention.wk.weight`)), c.numKeyValueHeads!));
     add(`${hf}self_attn.v_proj.weight`, toOutIn(w(`${ours}attention.wv.weight`)));
     add(`${hf}self_attn.o_proj.weight`, toOutIn(w(`${ours}attention.wo.weight`)));
@@ -228,9 +228,9 @@ export function toHfLayout(checkpoint: CanonicalCheckpoint, dtype: TensorToWrite
     model_type: 'llama',
     hidden_act: 'silu',
     hidden_size: c.hiddenSize,
-    intermediate_size: c.mlpHiddenSize,
+    intermediate_size: c.intermediateSize,
     num_hidden_layers: c.numLayers,
-    num_attention_heads: c.numHeads,
+    num_attention_heads: c.numAttentionHeads,
     num_key_value_heads: c.numKeyValueHeads,
     vocab_size: c.vocabSize,
     max_position_embeddings: c.maxLength,

@@ -59,7 +59,7 @@ describe('the draft-head contract', () => {
     const other = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 32, mtpHeads: K, headKind: 'mlp', headHiddenSize: 8, seed: 2 });
     const head = findDraftHead('test', mlp);
     expect(isDraftHeadLayer(head)).toBe(true);
-    expect(head.draftSpec()).toEqual({ kind: 'mlp', mlpHiddenSize: 8, activation: 'swish' });
+    expect(head.draftSpec()).toEqual({ kind: 'mlp', headHiddenSize: 8, activation: 'swish' });
     expect(head.draftWeights().map((w) => w.name)).toEqual([1, 2, 3].flatMap((j) => ['w1', 'b1', 'w2', 'b2'].map((n) => `offset${j}/${n}`)));
     expect(values(again)).toEqual(values(mlp));
     expect(values(other)).not.toEqual(values(mlp));
@@ -70,7 +70,7 @@ describe('the draft-head contract', () => {
     const a = sequential(7);
     const b = sequential(7);
     const c = sequential(8);
-    expect(a.head.draftSpec()).toEqual({ kind: 'sequential', mlpHiddenSize: 8, activation: 'swish' });
+    expect(a.head.draftSpec()).toEqual({ kind: 'sequential', headHiddenSize: 8, activation: 'swish' });
     expect(a.head.draftWeights().map((w) => w.name).slice(0, 7)).toEqual(['norm_state', 'norm_token', 'proj', 'w1', 'b1', 'w2', 'b2'].map((n) => `module1/${n}`));
     expect(values(b.model)).toEqual(values(a.model));
     expect(values(c.model)).not.toEqual(values(a.model));

@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lightweightOffsetHead, multiTokenHead, type OffsetHeadKind } from '../../src/index.js';
+import { lightweightOffsetHead, multiTokenHead } from '../../src/index.js';
+import { type OffsetHeadKind } from '../../src/layers/args.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak } from '../helpers/leak.js';
 

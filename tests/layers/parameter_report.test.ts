@@ -4,7 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { formatParameterReport, multiTokenHead, parameterReport, type OffsetHeadKind } from '../../src/index.js';
+import { formatParameterReport, multiTokenHead, parameterReport } from '../../src/index.js';
+import { type OffsetHeadKind } from '../../src/layers/args.js';
 import { useCpu } from '../helpers/backend.js';
 
 beforeAll(useCpu);

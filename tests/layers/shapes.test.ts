@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { multiTokenHead, type OffsetHeadKind } from '../../src/index.js';
+import { multiTokenHead } from '../../src/index.js';
+import { type OffsetHeadKind } from '../../src/layers/args.js';
 import { useCpu } from '../helpers/backend.js';
 import { randomizeWeights } from '../helpers/layers.js';
 import { expectNoLeak } from '../helpers/leak.js';

@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lightweightOffsetHead, multiTokenHead, parameterReport, sharedUnembedding, type OffsetHeadKind } from '../../src/index.js';
+import { lightweightOffsetHead, multiTokenHead, parameterReport, sharedUnembedding } from '../../src/index.js';
+import { type OffsetHeadKind } from '../../src/layers/args.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 
@@ -24,7 +25,7 @@ describe('constructor guards', () => {
     [() => lightweightOffsetHead({ kind: 'lowRank', rank: -1 }), 'LightweightOffsetHead: rank must be a positive integer at most 65536, but got -1.'],
     [() => sharedUnembedding({ vocabSize: 0 }), 'SharedUnembedding: vocabSize must be a positive integer at most 1048576, but got 0.'],
     [() => sharedUnembedding({ vocabSize: 4, tiedTo: 3 as unknown as string }), 'SharedUnembedding: tiedTo must be an Embedding layer or a non-empty layer name, but got 3.'],
-    [() => multiTokenHead({ numHeads: 2, vocabSize: 5, headKind: 'mlp' }), 'MultiTokenHead: mlpHiddenSize must be a positive integer at most 65536, but got undefined.'],
+    [() => multiTokenHead({ numHeads: 2, vocabSize: 5, headKind: 'mlp' }), 'MultiTokenHead: headHiddenSize must be a positive integer at most 65536, but got undefined.'],
     [() => lightweightOffsetHead({ kind: 'mlp', mlpHiddenSize: 1.5 }), 'LightweightOffsetHead: mlpHiddenSize must be a positive integer at most 65536, but got 1.5.'],
     [() => multiTokenHead({ numHeads: 2, vocabSize: 5, unembeddingInitializer: 'nope' as 'zeros' }), 'MultiTokenHead: unembeddingInitializer must be a tfjs-layers initializer name or object, but got "nope".'],
     [() => sharedUnembedding({ vocabSize: 4, tiedTo: {} as unknown as string }), 'SharedUnembedding: tiedTo must be an Embedding layer or a non-empty layer name, but got an object (Object).'],

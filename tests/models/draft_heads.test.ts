@@ -60,7 +60,7 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
     it('builds mlp draft offsets of the asked width that start as offset 0', () => {
       const head = headOf(model);
       expect(head.headKinds).toEqual(['identity', 'mlp', 'mlp', 'mlp']);
-      expect(head.offsetHeads[1]!.mlpHiddenSize).toBe(H);
+      expect(head.offsetHeads[1]!.headHiddenSize).toBe(H);
       const [l0, l1, l2, l3] = allLogits(model, prompt);
       expect(l1).toEqual(l0);
       expect(l2).toEqual(l0);
@@ -82,7 +82,7 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
       const expected = allLogits(model, prompt);
       const bytes = await expectNoLeak(() => exportDraftHeads(model, { note: 'test' }));
       const parsed = readDraftHeads(bytes);
-      expect(parsed.manifest).toMatchObject({ numHeads: 4, kind: 'mlp', mlpHiddenSize: H, activation: 'swish', base: { hiddenSize: 64, vocabSize: 512 }, training: { note: 'test' } });
+      expect(parsed.manifest).toMatchObject({ numHeads: 4, kind: 'mlp', headHiddenSize: H, activation: 'swish', base: { hiddenSize: 64, vocabSize: 512 }, training: { note: 'test' } });
       expect(bytes.length).toBeLessThan(16 + 1024 + 4 * 3 * (2 * 64 * H + H + 64) + 4096);
 
       const before = tf.memory().numTensors;
@@ -118,7 +118,7 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
       }
       const { model: wide } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 2 * H });
       try {
-        await expectThrowNoLeak(() => attachDraftHeads(wide, bytes), `attachDraftHeads: heads mlpHiddenSize must match the model's (${2 * H}), but got ${H}.`);
+        await expectThrowNoLeak(() => attachDraftHeads(wide, bytes), `attachDraftHeads: heads headHiddenSize must match the model's (${2 * H}), but got ${H}.`);
       } finally {
         wide.dispose();
       }

@@ -15,7 +15,8 @@ import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
 import type { MultiTokenHead } from '../../src/layers/index.js';
 import type { SequentialMtpHead } from '../../src/layers/sequential_mtp.js';
 import { attachDraftHeads, exportDraftHeads, readDraftHeads, withSequentialHeads } from '../../src/models/draft_heads.js';
-import { CachedTransformer, createTransformer, loadHfLlama, parseLlama2c } from '../../src/models/index.js';
+import { CachedTransformer, createTransformer, loadHfLlama } from '../../src/models/index.js';
+import { parseLlama2c } from '../../src/models/llama2c.js';
 import { loadLlama2c } from '../../src/models/llama2c.js';
 import { useCpu } from '../helpers/backend.js';
 import { readManifest, withManifest } from '../helpers/heads_file.js';
@@ -269,6 +270,6 @@ describe.skipIf(!storiesOk)('draft-heads files with a draft vocabulary (stories2
     expect(headOf(model).draftVocab).toEqual(vocab);
     model.dispose();
     await expectThrowNoLeak(() => loadHfLlama({ config: layout.config, safetensors }, { draftVocab: [512] }), 'loadHfLlama: options.draftVocab[0] must be a token id, an integer in [0, 512), but got 512.');
-    await expectThrowNoLeak(() => loadHfLlama({ config: layout.config, safetensors }, { mtpHead: 2 } as never), 'loadHfLlama: options may only have the keys mtpHeads, headKind, mlpHiddenSize, rank, draftVocab, draftHeads, onProgress, but got "mtpHead".');
+    await expectThrowNoLeak(() => loadHfLlama({ config: layout.config, safetensors }, { mtpHead: 2 } as never), 'loadHfLlama: options may only have the keys mtpHeads, headKind, headHiddenSize, mlpHiddenSize, rank, draftVocab, draftHeads, onProgress, but got "mtpHead".');
   });
 });

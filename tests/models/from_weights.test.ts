@@ -1,7 +1,8 @@
 /** transformerFromWeights: checkpoints by canonical name, checked before anything is allocated. */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CachedTransformer, type CheckpointWeights, type TransformerConfig, transformerFromWeights } from '../../src/models/index.js';
+import { CachedTransformer, type TransformerConfig } from '../../src/models/index.js';
+import { type CheckpointWeights, transformerFromWeights } from '../../src/models/from_weights.js';
 import { resolveTransformerConfig } from '../../src/models/config.js';
 import { trunkWeightSpecs } from '../../src/models/weights.js';
 import { expectThrowNoLeak } from '../helpers/leak.js';
@@ -84,7 +85,7 @@ describe('transformerFromWeights', () => {
   }
 
   it('rejects a bad config or a non-Map with the caller name first', async () => {
-    await expectThrowNoLeak(() => transformerFromWeights({ ...LLAMA, numKeyValueHeads: 3 }, randomWeights(LLAMA), 'loadX'), 'loadX: config.numKeyValueHeads must divide config.numHeads = 4, but got 3.');
+    await expectThrowNoLeak(() => transformerFromWeights({ ...LLAMA, numKeyValueHeads: 3 }, randomWeights(LLAMA), 'loadX'), 'loadX: config.numKeyValueHeads must divide config.numAttentionHeads = 4, but got 3.');
     await expectThrowNoLeak(() => transformerFromWeights(LLAMA, {} as CheckpointWeights, 'loadX'), 'loadX: weights must be a Map');
   });
 });

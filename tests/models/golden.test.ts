@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/index.js';
-import { CachedTransformer, decodeBytes, encodeBytes } from '../../src/models/index.js';
+import { CachedTransformer } from '../../src/models/index.js';
+import { decodeBytes, encodeBytes } from '../../src/models/tokenizer.js';
 import { loadCheckpoint } from '../../tools/checkpoint.js';
 import { useCpu } from '../helpers/models.js';
 

@@ -17,19 +17,10 @@ import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, registerWasmTrainingKernels, speculativeDecode } from '../../src/index.js';
 import { findDraftHead } from '../../src/layers/draft_head.js';
-import {
-  attachDraftHeads,
-  baseFingerprint,
-  CachedTransformer,
-  loadHfLlama,
-  loadLlama2c,
-  parseLlama2c,
-  readDraftHeads,
-  trainDraftHeads,
-  withSequentialHeads,
-  writeDraftHeads,
-  type DraftHeadOptions,
-} from '../../src/models/index.js';
+import { attachDraftHeads, CachedTransformer, loadHfLlama, loadLlama2c, trainDraftHeads, withSequentialHeads, writeDraftHeads } from '../../src/models/index.js';
+import { type DraftHeadOptions } from '../../src/models/head_options.js';
+import { baseFingerprint, readDraftHeads } from '../../src/models/draft_heads.js';
+import { parseLlama2c } from '../../src/models/llama2c.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 import { LLAMA_FAMILY, randomWeights, SMOL_GPT2, toHfTensors } from '../helpers/hf_models.js';
 import { readStories, storiesAvailable, storiesReference, toHfLayout, writeSafetensors } from '../helpers/stories.js';
@@ -80,14 +71,14 @@ describe.skipIf(!available)('draft heads on a Hugging Face checkpoint (stories26
     const trained = await trainDraftHeads(model, { steps: 150, corpusTokens: 8192, sequenceTokens: 128, batchSize: 256, evaluateEvery: 1000 });
     console.log(`HF stories260K: trained 150 steps in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     expect(await baseFingerprint(model)).toBe(fingerprint); // trunk and offset 0 untouched
-    expect(trained.manifest).toMatchObject({ numHeads: 4, kind: 'mlp', mlpHiddenSize: H, base: { fingerprint, vocabSize: 512, hiddenSize: 64 } });
+    expect(trained.manifest).toMatchObject({ numHeads: 4, kind: 'mlp', headHiddenSize: H, base: { fingerprint, vocabSize: 512, hiddenSize: 64 } });
     model.dispose();
     expect(tf.memory().numTensors).toBe(before);
 
     heads = writeDraftHeads(trained);
     await expectNoLeak(async () => {
       const { model: loaded } = await loadHfLlama(files, { draftHeads: heads }); // k, kind and width from the file
-      expect(findDraftHead('test', loaded).draftSpec()).toMatchObject({ kind: 'mlp', mlpHiddenSize: H });
+      expect(findDraftHead('test', loaded).draftSpec()).toMatchObject({ kind: 'mlp', headHiddenSize: H });
       const { greedy, fast, tau } = await decodeBoth(loaded, prompt);
       loaded.dispose();
       console.log(`HF stories260K: τ ${untrained.tau.toFixed(2)} untrained → ${tau.toFixed(2)} with the trained heads file`);
@@ -136,7 +127,7 @@ describe.skipIf(!available)('draft heads on a Hugging Face checkpoint (stories26
   it("sequential modules on an HF checkpoint: loadHfLlama({ headKind: 'sequential' }), trained, written, attached: output = greedy", async () => {
     await expectNoLeak(async () => {
       const { model } = await loadHfLlama(files, { mtpHeads: 3, headKind: 'sequential', mlpHiddenSize: 16 });
-      expect(findDraftHead('test', model).draftSpec()).toMatchObject({ kind: 'sequential', mlpHiddenSize: 16 });
+      expect(findDraftHead('test', model).draftSpec()).toMatchObject({ kind: 'sequential', headHiddenSize: 16 });
       const trained = await trainDraftHeads(model, { steps: 4, corpusTokens: 1024, sequenceTokens: 32, batchSize: 64, evaluateEvery: 1000 });
       model.dispose();
       const { model: loaded } = await loadHfLlama(files, { draftHeads: writeDraftHeads(trained) });
@@ -164,8 +155,8 @@ describe.skipIf(!available)('draft heads on a Hugging Face checkpoint (stories26
   const BAD: Array<[string, () => DraftHeadOptions, string]> = [
     ['mtpHeads 0', () => ({ mtpHeads: 0 }), 'options.mtpHeads must be a positive integer at most 64, but got 0.'],
     ['an unknown headKind', () => ({ headKind: 'huge' as never }), 'options.headKind must be one of "identity", "linear", "residual", "lowRank", "mlp", "sequential", but got "huge".'],
-    ['mlp without a width', () => ({ headKind: 'mlp' }), "options.mlpHiddenSize must be set for headKind 'mlp', but got undefined."],
-    ['sequential without a width', () => ({ headKind: 'sequential' }), "options.mlpHiddenSize must be set for headKind 'sequential', but got undefined."],
+    ['mlp without a width', () => ({ headKind: 'mlp' }), "options.headHiddenSize must be set for headKind 'mlp', but got undefined."],
+    ['sequential without a width', () => ({ headKind: 'sequential' }), "options.headHiddenSize must be set for headKind 'sequential', but got undefined."],
     ['a width for residual heads', () => ({ mlpHiddenSize: 8 }), "options.mlpHiddenSize applies only to headKind 'mlp' or 'sequential' (headKind is 'residual'), but got 8."],
     ['lowRank without a rank', () => ({ headKind: 'lowRank' }), "options.rank must be set for headKind 'lowRank', but got undefined."],
     ['a rank above the hidden size', () => ({ headKind: 'lowRank', rank: 65 }), "options.rank must be at most the checkpoint's hidden size (64), but got 65."],
@@ -189,7 +180,7 @@ describe.skipIf(!available)('draft heads on a Hugging Face checkpoint (stories26
       return new Response('', { status: 404 });
     }) as typeof fetch;
     try {
-      await expectThrowNoLeak(() => loadHfLlama('http://127.0.0.1:9/m', { headKind: 'mlp' }), "loadHfLlama: options.mlpHiddenSize must be set for headKind 'mlp'");
+      await expectThrowNoLeak(() => loadHfLlama('http://127.0.0.1:9/m', { headKind: 'mlp' }), "loadHfLlama: options.headHiddenSize must be set for headKind 'mlp'");
       await expectThrowNoLeak(() => loadLlama2c('http://127.0.0.1:9/m.bin', { rank: 4 }), "loadLlama2c: options.rank applies only to headKind 'lowRank'");
     } finally {
       globalThis.fetch = real;

@@ -16,15 +16,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/index.js';
-import {
-  CachedTransformer,
-  loadHfLlama,
-  parseHfLlama,
-  transformerFromWeights,
-  type CheckpointWeights,
-  type HfLoadProgress,
-  type TransformerConfig,
-} from '../../src/models/index.js';
+import { CachedTransformer, loadHfLlama, type TransformerConfig } from '../../src/models/index.js';
+import { parseHfLlama, type HfLoadProgress } from '../../src/models/hf_llama.js';
+import { transformerFromWeights, type CheckpointWeights } from '../../src/models/from_weights.js';
 import { inverseFrequencies } from '../../src/models/positions.js';
 import { useCpu } from '../helpers/backend.js';
 import { offset0Logits } from '../helpers/models.js';
@@ -56,7 +50,7 @@ const SHAPES: Shape[] = [
       rope_theta: 100000, rope_scaling: null, tie_word_embeddings: true, attention_bias: false, mlp_bias: false, pretraining_tp: 1,
       bos_token_id: 0, eos_token_id: 0, torch_dtype: 'bfloat16', initializer_range: 0.041666666666666664, use_cache: true,
     },
-    config: { vocabSize: 96, maxLength: 8192, hiddenSize: 48, numLayers: 2, numHeads: 3, numKeyValueHeads: 1, headDim: 16, mlpHiddenSize: 64, normEpsilon: 1e-5, ropeTheta: 100000, attentionBias: 'none', mlpBias: false, tiedEmbeddings: true },
+    config: { vocabSize: 96, maxLength: 8192, hiddenSize: 48, numLayers: 2, numAttentionHeads: 3, numKeyValueHeads: 1, headDim: 16, intermediateSize: 64, normEpsilon: 1e-5, ropeTheta: 100000, attentionBias: 'none', mlpBias: false, tiedEmbeddings: true },
     eos: [0],
   },
   {
@@ -67,7 +61,7 @@ const SHAPES: Shape[] = [
       use_sliding_window: false, rope_theta: 1000000, rms_norm_eps: 1e-6, tie_word_embeddings: true, bos_token_id: 100, eos_token_id: 101,
       attention_dropout: 0, rope_scaling: null, torch_dtype: 'bfloat16', use_cache: true,
     },
-    config: { vocabSize: 112, maxLength: 32768, hiddenSize: 32, numLayers: 2, numHeads: 4, numKeyValueHeads: 2, headDim: 8, mlpHiddenSize: 80, normEpsilon: 1e-6, ropeTheta: 1e6, attentionBias: 'qkv', mlpBias: false, tiedEmbeddings: true },
+    config: { vocabSize: 112, maxLength: 32768, hiddenSize: 32, numLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 8, intermediateSize: 80, normEpsilon: 1e-6, ropeTheta: 1e6, attentionBias: 'qkv', mlpBias: false, tiedEmbeddings: true },
     eos: [101],
   },
   {
@@ -79,7 +73,7 @@ const SHAPES: Shape[] = [
       eos_token_id: [78, 79],
     },
     config: {
-      vocabSize: 80, maxLength: 512, hiddenSize: 32, numLayers: 2, numHeads: 4, numKeyValueHeads: 2, headDim: 12, mlpHiddenSize: 48, normEpsilon: 1e-5, ropeTheta: 10000,
+      vocabSize: 80, maxLength: 512, hiddenSize: 32, numLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 12, intermediateSize: 48, normEpsilon: 1e-5, ropeTheta: 10000,
       ropeScaling: { type: 'llama3', ...LLAMA3_SCALING }, attentionBias: 'qkvo', mlpBias: true, tiedEmbeddings: false,
     },
     eos: [78, 79],
@@ -91,7 +85,7 @@ const SHAPES: Shape[] = [
       num_key_value_heads: 1, vocab_size: 64, max_position_embeddings: 1024, rope_theta: 10000, sliding_window: null, tie_word_embeddings: false,
       rope_scaling: { type: 'linear', factor: 4 },
     },
-    config: { vocabSize: 64, maxLength: 1024, hiddenSize: 32, numLayers: 2, numHeads: 4, numKeyValueHeads: 1, headDim: 8, mlpHiddenSize: 56, normEpsilon: 1e-6, ropeTheta: 10000, ropeScaling: { type: 'linear', factor: 4 }, attentionBias: 'none', mlpBias: false, tiedEmbeddings: false },
+    config: { vocabSize: 64, maxLength: 1024, hiddenSize: 32, numLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 1, headDim: 8, intermediateSize: 56, normEpsilon: 1e-6, ropeTheta: 10000, ropeScaling: { type: 'linear', factor: 4 }, attentionBias: 'none', mlpBias: false, tiedEmbeddings: false },
     eos: [],
   },
 ];

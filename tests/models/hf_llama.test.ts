@@ -9,7 +9,9 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/index.js';
-import { CachedTransformer, loadHfLlama, loadLlama2c, Llama2cTokenizer, parseHfLlama, parseLlama2c, type ParsedLlama2c } from '../../src/models/index.js';
+import { CachedTransformer, loadHfLlama, loadLlama2c, Llama2cTokenizer } from '../../src/models/index.js';
+import { parseHfLlama } from '../../src/models/hf_llama.js';
+import { parseLlama2c, type ParsedLlama2c } from '../../src/models/llama2c.js';
 import { useCpu } from '../helpers/backend.js';
 import { offset0Logits } from '../helpers/models.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';

@@ -8,7 +8,8 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/index.js';
-import { CachedTransformer, loadHfLlama, loadHfTokenizer, Llama2cTokenizer, parseLlama2c } from '../../src/models/index.js';
+import { CachedTransformer, loadHfLlama, loadHfTokenizer, Llama2cTokenizer } from '../../src/models/index.js';
+import { parseLlama2c } from '../../src/models/llama2c.js';
 import { useCpu } from '../helpers/backend.js';
 import { readStories, storiesAvailable, storiesReference, STORIES_DIR, toHfLayout, writeSafetensors } from '../helpers/stories.js';
 import { tokenizerJsonFromLlama2c } from '../helpers/tok512_json.js';

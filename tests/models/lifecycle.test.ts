@@ -2,7 +2,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/index.js';
-import { CachedTransformer, createTransformer, decodeBytes, encodeBytes } from '../../src/models/index.js';
+import { CachedTransformer, createTransformer } from '../../src/models/index.js';
+import { decodeBytes, encodeBytes } from '../../src/models/tokenizer.js';
 import { tinyTransformer, useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);
@@ -63,7 +64,7 @@ describe('guards', () => {
     ['hiddenSize 12.5', { hiddenSize: 12.5 }, 'createTransformer: config.hiddenSize must be a positive integer at most 65536, but got 12.5.'],
     ['maxLength -1', { maxLength: -1 }, 'createTransformer: config.maxLength must be a positive integer at most 1048576, but got -1.'],
     ['numLayers "2"', { numLayers: '2' }, 'createTransformer: config.numLayers must be a positive integer at most 1024, but got "2".'],
-    ['numHeads 3 with hiddenSize 16', { hiddenSize: 16, numHeads: 3 }, 'createTransformer: config.hiddenSize must be divisible by config.numHeads = 3, but got 16.'],
+    ['numAttentionHeads 3 with hiddenSize 16', { hiddenSize: 16, numAttentionHeads: 3 }, 'createTransformer: config.hiddenSize must be divisible by config.numAttentionHeads = 3, but got 16.'],
     ['mlpRatio 0', { mlpRatio: 0 }, 'createTransformer: config.mlpRatio must be a positive integer at most 64, but got 0.'],
     ['mtpHeads 0', { mtpHeads: 0 }, 'createTransformer: config.mtpHeads must be a positive integer at most 64, but got 0.'],
     ['headKind "conv"', { headKind: 'conv' }, `createTransformer: config.headKind must be one of "identity", "linear", "residual", "lowRank", "mlp", but got "conv".`],

@@ -61,7 +61,7 @@ describe.skipIf(!storiesAvailable('tests/models/llama2c'))('llama2.c loader on s
       const [dim, hidden, layers, heads, kvHeads, vocab, context, params] = m.slice(1).map((s) => Number(s.replace(/,/g, '')));
       expect(parsed.header).toEqual({ dim, hiddenDim: hidden, nLayers: layers, nHeads: heads, nKvHeads: kvHeads, vocabSize: vocab, seqLen: context, sharedClassifier: true });
       expect(parsed.config).toMatchObject({
-        hiddenSize: dim, mlpHiddenSize: hidden, numLayers: layers, numHeads: heads, numKeyValueHeads: kvHeads, vocabSize: vocab, maxLength: context,
+        hiddenSize: dim, intermediateSize: hidden, numLayers: layers, numAttentionHeads: heads, numKeyValueHeads: kvHeads, vocabSize: vocab, maxLength: context,
         norm: 'rmsNorm', normEpsilon: 1e-5, positions: 'rotary', ropeTheta: 10000, ropeLayout: 'interleaved', mlp: 'swiglu', useBias: false, tiedEmbeddings: true,
       });
       expect([...parsed.weights.values()].reduce((n, t) => n + t.data.length, 0)).toBe(params);
@@ -226,7 +226,7 @@ describe.skipIf(!storiesAvailable('tests/models/llama2c'))('llama2.c loader on s
     it('bad arguments', async () => {
       await expectThrowNoLeak(() => loadLlama2c(42 as unknown as Uint8Array), 'loadLlama2c: checkpoint must be an ArrayBuffer, a Uint8Array or a URL string, but got 42.');
       await expectThrowNoLeak(() => loadLlama2c(file, { mtpHeads: 0 }), 'loadLlama2c: options.mtpHeads must be a positive integer at most 64, but got 0.');
-      await expectThrowNoLeak(() => loadLlama2c(file, { mtpHead: 2 } as never), 'loadLlama2c: options may only have the keys tokenizer, mtpHeads, headKind, mlpHiddenSize, rank, draftVocab, draftHeads, but got "mtpHead".');
+      await expectThrowNoLeak(() => loadLlama2c(file, { mtpHead: 2 } as never), 'loadLlama2c: options may only have the keys tokenizer, mtpHeads, headKind, headHiddenSize, mlpHiddenSize, rank, draftVocab, draftHeads, but got "mtpHead".');
       await expectThrowNoLeak(() => loadLlama2c(file, null as never), 'loadLlama2c: options must be an object, but got null.');
     });
   });

@@ -12,22 +12,11 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MultiTokenHead } from '../../src/layers/index.js';
-import {
-  attachDraftHeads,
-  baseFingerprint,
-  CachedTransformer,
-  createTransformer,
-  decodeBytes,
-  encodeBytes,
-  exportDraftHeads,
-  type HfSingleFiles,
-  loadHfLlama,
-  loadLlama2c,
-  loadTransformer,
-  Llama2cTokenizer,
-  parseLlama2c,
-  readDraftHeads,
-} from '../../src/models/index.js';
+import { attachDraftHeads, CachedTransformer, createTransformer, exportDraftHeads, loadHfLlama, loadLlama2c, loadTransformer, Llama2cTokenizer } from '../../src/models/index.js';
+import { baseFingerprint, readDraftHeads } from '../../src/models/draft_heads.js';
+import { decodeBytes, encodeBytes } from '../../src/models/tokenizer.js';
+import { type HfSingleFiles } from '../../src/models/hf_llama.js';
+import { parseLlama2c } from '../../src/models/llama2c.js';
 import { readSafetensors } from '../../src/models/safetensors.js';
 import { useCpu } from '../helpers/backend.js';
 import { readManifest } from '../helpers/heads_file.js';

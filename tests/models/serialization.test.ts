@@ -2,7 +2,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CachedTransformer, loadTransformer, registerModelLayers, type TransformerTrunk } from '../../src/models/index.js';
+import { CachedTransformer, loadTransformer } from '../../src/models/index.js';
+import { registerModelLayers } from '../../src/models/transformer.js';
+import { type TransformerTrunk } from '../../src/models/trunk.js';
 import { expectClose, tinyTransformer, uncachedLogits, useCpu } from '../helpers/models.js';
 
 beforeAll(useCpu);

@@ -10,7 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findDraftHead } from '../../src/layers/draft_head.js';
-import { baseFingerprint, CachedTransformer, loadLlama2c, readDraftHeads, trainDraftHeads, type TrainDraftHeadsOptions, type TrainDraftHeadsProgress, withSequentialHeads, writeDraftHeads } from '../../src/models/index.js';
+import { CachedTransformer, loadLlama2c, trainDraftHeads, withSequentialHeads, writeDraftHeads } from '../../src/models/index.js';
+import { baseFingerprint, readDraftHeads } from '../../src/models/draft_heads.js';
+import { type TrainDraftHeadsOptions, type TrainDraftHeadsProgress } from '../../src/models/train_heads/options.js';
 import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
 import { frequentTokens, tokenCounts } from '../../src/models/train_heads/data.js';
 import { stepAcceptance, walkSteps } from '../../src/models/train_heads/evaluate.js';
@@ -139,7 +141,7 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
     expect(await baseFingerprint(model)).toBe(fingerprint);
     expect(offset0(model, prompt)).toEqual(logits);
     expect(heads.manifest.base.fingerprint).toBe(fingerprint);
-    expect(heads.manifest).toMatchObject({ kind: 'mlp', numHeads: 4, mlpHiddenSize: H, training: { steps: 3, stoppedBy: 'steps', seed: 1, corpusSource: 'self-distillation' } });
+    expect(heads.manifest).toMatchObject({ kind: 'mlp', numHeads: 4, headHiddenSize: H, training: { steps: 3, stoppedBy: 'steps', seed: 1, corpusSource: 'self-distillation' } });
     expect(phases).toEqual(new Set(['corpus', 'evaluating', 'training']));
     const after = draftValues(model);
     for (const [name, values] of heads.values) {
@@ -248,7 +250,7 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
       const logits = offset0(sequential, prompt);
       const before = draftValues(sequential);
       const heads = await expectNoLeak(() => trainDraftHeads(sequential, { ...TINY, steps: 2 }));
-      expect(heads.manifest).toMatchObject({ kind: 'sequential', numHeads: 3, mlpHiddenSize: H });
+      expect(heads.manifest).toMatchObject({ kind: 'sequential', numHeads: 3, headHiddenSize: H });
       expect(offset0(sequential, prompt)).toEqual(logits);
       expect(draftValues(sequential).get('module1/w1')).not.toEqual(before.get('module1/w1'));
     } finally {

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
-import { CachedTransformer, loadLlama2c, readDraftHeads } from '../../src/models/index.js';
+import { CachedTransformer, loadLlama2c } from '../../src/models/index.js';
+import { readDraftHeads } from '../../src/models/draft_heads.js';
 import { useCpu } from '../helpers/backend.js';
 import { readStories, STORIES_DIR, storiesAvailable, storiesReference } from '../helpers/stories.js';
 
@@ -73,7 +74,7 @@ describe('tfjs-mtp train-heads (dist/cli.js)', () => {
     expect(result.stdout).toMatch(/^evaluating step 5\/5 \| loss [\d.]+ \([\d.]+ \/ [\d.]+ \/ [\d.]+\) \| held-out τ [\d.]+/m); // a line per evaluation (and every 10 s)
     expect(result.stdout).toContain(`wrote ${join(out, 'heads.bin')}`);
     const bytes = new Uint8Array(readFileSync(join(out, 'heads.bin')));
-    expect(readDraftHeads(bytes).manifest).toMatchObject({ kind: 'mlp', numHeads: 4, mlpHiddenSize: 32, training: { steps: 5, stoppedBy: 'steps', backend: 'wasm' } });
+    expect(readDraftHeads(bytes).manifest).toMatchObject({ kind: 'mlp', numHeads: 4, headHiddenSize: 32, training: { steps: 5, stoppedBy: 'steps', backend: 'wasm' } });
     const facts = JSON.parse(readFileSync(join(out, 'training.json'), 'utf8')) as Record<string, unknown>;
     expect(facts).toMatchObject({ model: 'stories260K.bin', kind: 'mlp', heads: 4, hidden: 32, steps: 5, corpusSource: 'self-distillation' });
     await useCpu();

@@ -14,7 +14,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hfFolderFiles } from '../../src/cli/hf_folder.js';
 import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
-import { CachedTransformer, loadHfLlama, readDraftHeads } from '../../src/models/index.js';
+import { CachedTransformer, loadHfLlama } from '../../src/models/index.js';
+import { readDraftHeads } from '../../src/models/draft_heads.js';
 import { useCpu } from '../helpers/backend.js';
 import { gpt2Available, randomWeights, SMOL_GPT2, writeHfFolder } from '../helpers/hf_models.js';
 
@@ -65,7 +66,7 @@ describe('draft-head training commands on a Hugging Face folder', () => {
     const facts = JSON.parse(readFileSync(join(out, 'training.json'), 'utf8')) as { modelFile: string; steps: number };
     expect(facts).toMatchObject({ modelFile: 'smol-gpt2', steps: 3 });
     const manifest = await attachAndDecode(dir, new Uint8Array(readFileSync(join(out, 'heads.bin'))), [15496, 995]); // GPT-2 "Hello world"
-    expect(manifest).toMatchObject({ numHeads: 4, kind: 'mlp', mlpHiddenSize: 16, base: { vocabSize: 50257, hiddenSize: 32 } });
+    expect(manifest).toMatchObject({ numHeads: 4, kind: 'mlp', headHiddenSize: 16, base: { vocabSize: 50257, hiddenSize: 32 } });
   });
 
   const CLI = join(ROOT, 'dist/cli.js');
@@ -81,6 +82,6 @@ describe('draft-head training commands on a Hugging Face folder', () => {
     const facts = JSON.parse(readFileSync(join(out, 'training.json'), 'utf8')) as Record<string, unknown>;
     expect(facts).toMatchObject({ model: 'smol-96', modelFolder: dir, kind: 'sequential', heads: 3, hidden: 8, steps: 3 });
     const manifest = await attachAndDecode(dir, new Uint8Array(readFileSync(join(out, 'heads.bin'))), [1, 2, 3]);
-    expect(manifest).toMatchObject({ numHeads: 3, kind: 'sequential', mlpHiddenSize: 8, base: { vocabSize: 96 } });
+    expect(manifest).toMatchObject({ numHeads: 3, kind: 'sequential', headHiddenSize: 8, base: { vocabSize: 96 } });
   });
 });

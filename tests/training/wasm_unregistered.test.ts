@@ -10,16 +10,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  freezeAllButDraftHeads,
-  multiTokenHead,
-  multiTokenLoss,
-  multiTokenLossFunction,
-  multiTokenTargets,
-  oneHotMultiTokenTargets,
-  registerWasmTrainingKernels,
-  type WasmTrainingKernels,
-} from '../../src/index.js';
+import { freezeAllButDraftHeads, multiTokenHead, multiTokenLoss, multiTokenLossFunction, multiTokenTargets, oneHotMultiTokenTargets, registerWasmTrainingKernels } from '../../src/index.js';
+import { type WasmTrainingKernels } from '../../src/training/wasm/index.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 
 const MESSAGE =

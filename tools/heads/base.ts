@@ -91,7 +91,7 @@ export async function loadHeadsBase(dir: string, kind: 'mlp' | 'sequential', k: 
   const files = existsSync(dir) ? llama2cFiles(dir) : null;
   if (files === null) throw new Error(`train:heads: --model ${dir} must hold model.json + weights.bin, a llama2.c checkpoint (.bin) with its tokenizer (tok*.bin), or a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json).`);
   const checkpoint = new Uint8Array(readFileSync(files.checkpoint));
-  const { model, tokenizer } = await loadLlama2c(checkpoint, { tokenizer: new Uint8Array(readFileSync(files.tokenizer)), mtpHeads: k, headKind: kind, mlpHiddenSize: hidden });
+  const { model, tokenizer } = await loadLlama2c(checkpoint, { tokenizer: new Uint8Array(readFileSync(files.tokenizer)), mtpHeads: k, headKind: kind, headHiddenSize: hidden });
   return {
     modelFile: basename(files.checkpoint),
     model,
@@ -112,7 +112,7 @@ async function hfBase(dir: string, kind: 'mlp' | 'sequential', k: number, hidden
   const tokenizerConfig = join(dir, 'tokenizer_config.json');
   const tokenizer = loadHfTokenizer(new Uint8Array(readFileSync(join(dir, 'tokenizer.json'))), existsSync(tokenizerConfig) ? new Uint8Array(readFileSync(tokenizerConfig)) : undefined);
   const files = hfFolderFiles(dir);
-  const { model } = await loadHfLlama(files, { mtpHeads: k, headKind: kind, mlpHiddenSize: hidden });
+  const { model } = await loadHfLlama(files, { mtpHeads: k, headKind: kind, headHiddenSize: hidden });
   const vocabSize = model.outputs[0]!.shape.at(-1) as number;
   if (tokenizer.vocabSize > vocabSize) {
     model.dispose();

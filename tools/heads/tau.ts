@@ -29,7 +29,7 @@ await useBackend(options.backend as 'wasm' | 'cpu');
 const bytes = new Uint8Array(readFileSync(options.heads));
 const { manifest } = readDraftHeads(bytes, options.heads);
 const kind = manifest.kind === 'sequential' ? 'sequential' : 'mlp';
-const base = await loadHeadsBase(resolve(options.model), kind, manifest.numHeads, manifest.mlpHiddenSize ?? 1, 1);
+const base = await loadHeadsBase(resolve(options.model), kind, manifest.numHeads, manifest.headHiddenSize ?? 1, 1);
 base.model.dispose();
 const model = await base.withHeads(bytes);
 const report = await measureTauOn(model, base.prompts, options.tokens || base.tauTokens);

@@ -6,13 +6,13 @@
 import { checkKeys } from '../../internal/keys.js';
 import { checkBoolean, checkFiniteNumber, checkInteger, fail, SIZE_LIMITS } from '../../internal/errors.js';
 
-/** A tokenizer as `trainDraftHeads` needs it: text to token ids. */
+/** A tokenizer as `trainDraftHeads` needs it: text to token ids. @inline */
 export interface TextEncoderLike {
   /** The token ids of `text`. */
   encode(text: string): number[];
 }
 
-/** What `onProgress` receives: where training is, called after every step and every corpus batch. */
+/** What `onProgress` receives: where training is, called after every step and every corpus batch. @inline */
 export interface TrainDraftHeadsProgress {
   /** `corpus`: the frozen model writes (or reads) the training text; `training`: Adam steps; `evaluating`: held-out metrics. */
   phase: 'corpus' | 'training' | 'evaluating';

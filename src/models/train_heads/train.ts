@@ -50,7 +50,7 @@ function frozenParts(model: LayersModel): FrozenModel {
   if (!head.built) fail(Error, FN, 'model', 'must be built (its head has no weights yet)', model.name);
   if (head.numHeads < 2) {
     throw new RangeError(
-      `${FN}: model must have draft offsets (numHeads at least 2), but its head has numHeads ${head.numHeads}; load it with draft heads, e.g. loadLlama2c(checkpoint, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 256 }), or give it sequential modules with withSequentialHeads(model, 4, 256).`,
+      `${FN}: model must have draft offsets (numHeads at least 2), but its head has numHeads ${head.numHeads}; load it with draft heads, e.g. loadLlama2c(checkpoint, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: 256 }), or give it sequential modules with withSequentialHeads(model, 4, 256).`,
     );
   }
   if (head.draftWeights().length === 0) fail(RangeError, FN, 'model', "must have draft offsets with weights to train (not kind 'identity')", head.draftSpec().kind);
@@ -195,7 +195,7 @@ async function trainLoop(head: DraftHeadLayer, data: HeadData, o: ResolvedTrainO
  *
  * @example
  * ```ts
- * const { model } = await loadLlama2c(checkpoint, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 256 });
+ * const { model } = await loadLlama2c(checkpoint, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: 256 });
  * const heads = await trainDraftHeads(model, { seconds: 120 }); // attached to model
  * console.log(heads.manifest.training); // steps, loss, held-out τ estimate, …
  * const bytes = writeDraftHeads(heads); // a file for loadLlama2c(checkpoint, { draftHeads: bytes })

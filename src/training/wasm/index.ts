@@ -14,7 +14,7 @@ import { registerWasmUnsortedSegmentSum } from './segment_sum.js';
 
 const WHERE = 'registerWasmTrainingKernels';
 
-/** Which of the optional kernels {@link registerWasmTrainingKernels} installs (the segment sum, which training needs, always). */
+/** Which of the optional kernels {@link registerWasmTrainingKernels} installs (the segment sum, which training needs, always). @inline */
 export interface WasmTrainingKernels {
   /** Wrap wasm's `BatchMatMul` and `_FusedMatMul` so transposed and batched products take the fast batch-1 path. Default true. */
   matMul?: boolean;
