@@ -114,7 +114,8 @@ export function activate(kind: MlpKind, a: Float32Array, b: Float32Array | null,
     for (let i = 0; i < n; i++) {
       const at = paired ? i + Math.floor(i / F) * F : i; // row r's gate sits at 2F·r + (i mod F), its up F later
       const x = a[at]!;
-      out[i] = (x / (1 + Math.exp(-x))) * (paired ? a[at + F]! : b[i]!);
+      const e = expNonPositive(-Math.abs(x)); // silu(x) = x·σ(x), σ from exp(−|x|) ≤ 1 either side
+      out[i] = (x >= 0 ? x / (1 + e) : (x * e) / (1 + e)) * (paired ? a[at + F]! : b[i]!);
     }
   } else if (kind === 'gelu') {
     for (let i = 0; i < n; i++) {
@@ -161,8 +162,8 @@ export interface Strided {
   stride: number;
 }
 
-/** Rotates one head's vector `x[at … at + hs)` into `out[0 … hs)` by row t's angles. */
-function rotate(x: Float32Array, at: number, out: Float64Array, hs: number, rotary: RotaryAngles, t: number): void {
+/** Rotates one head's vector `x[at … at + hs)` into `out[to … to + hs)` by row t's angles. */
+function rotate(x: Float32Array, at: number, out: Float64Array, hs: number, rotary: RotaryAngles, t: number, to = 0): void {
   const half = hs / 2;
   const { cos, sin } = rotary;
   const interleaved = rotary.layout === 'interleaved';
@@ -173,8 +174,8 @@ function rotate(x: Float32Array, at: number, out: Float64Array, hs: number, rota
     const s = sin[t * half + i]!;
     const x0 = x[at + d0]!;
     const x1 = x[at + d1]!;
-    out[d0] = x0 * c - x1 * s;
-    out[d1] = x1 * c + x0 * s;
+    out[to + d0] = x0 * c - x1 * s;
+    out[to + d1] = x1 * c + x0 * s;
   }
 }
 
@@ -214,55 +215,96 @@ export function cachedAttention(
     }
   }
   const scale = 1 / Math.sqrt(hs);
-  const query = new Float64Array(hs);
-  const scores = new Float64Array(L + T);
+  // the g query heads of one key/value head share its lanes: scores of all g at once, per lane
+  const query = new Float64Array(g * hs); // [g, hs], rotated and scaled
+  const scores = new Float64Array(g * (L + T)); // [g, n]
   const rowOf = new Int32Array(T); // the position of each new row a query sees
   for (let t = 0; t < T; t++) {
     const visible = sees?.[t] ?? null; // null: the new rows 0 … t
     const extra = visible === null ? t + 1 : visible.length;
     for (let j = 0; j < extra; j++) rowOf[j] = L + (visible === null ? j : visible[j]!);
     const n = L + extra;
-    for (let h = 0; h < H; h++) {
-      const lane0 = Math.floor(h / g) * hs * cap; // this query head's key/value head
-      const qAt = q.offset + t * q.stride + h * hs;
-      if (rotary === null) for (let d = 0; d < hs; d++) query[d] = q.data[qAt + d]! * scale;
-      else {
-        rotate(q.data, qAt, query, hs, rotary, t);
-        for (let d = 0; d < hs; d++) query[d] = query[d]! * scale;
+    for (let kv = 0; kv < Hkv; kv++) {
+      const lane0 = kv * hs * cap; // this key/value head's first lane
+      for (let i = 0; i < g; i++) {
+        const qAt = q.offset + t * q.stride + (kv * g + i) * hs;
+        if (rotary === null) for (let d = 0; d < hs; d++) query[i * hs + d] = q.data[qAt + d]! * scale;
+        else {
+          rotate(q.data, qAt, query, hs, rotary, t, i * hs);
+          for (let d = 0; d < hs; d++) query[i * hs + d] = query[i * hs + d]! * scale;
+        }
       }
-      // scores over the cached positions, four lanes a pass (contiguous loops over positions)
-      scores.fill(0, 0, L);
-      let d = 0;
-      for (; d + 4 <= hs; d += 4) {
-        const [q0, q1, q2, q3] = [query[d]!, query[d + 1]!, query[d + 2]!, query[d + 3]!];
-        const l0 = lane0 + d * cap;
-        const [l1, l2, l3] = [l0 + cap, l0 + 2 * cap, l0 + 3 * cap];
-        for (let j = 0; j < L; j++) scores[j] = scores[j]! + q0 * keys[l0 + j]! + q1 * keys[l1 + j]! + q2 * keys[l2 + j]! + q3 * keys[l3 + j]!;
-      }
-      for (; d < hs; d++) {
-        const qd = query[d]!;
-        const lane = lane0 + d * cap;
-        for (let j = 0; j < L; j++) scores[j] = scores[j]! + qd * keys[lane + j]!;
-      }
-      for (let j = 0; j < extra; j++) {
-        let s = 0;
-        for (let e = 0; e < hs; e++) s += query[e]! * keys[lane0 + e * cap + rowOf[j]!]!;
-        scores[L + j] = s;
-      }
-      let max = -Infinity;
-      for (let j = 0; j < n; j++) if (scores[j]! > max) max = scores[j]!;
-      let total = 0;
-      for (let j = 0; j < n; j++) {
-        const e = expNonPositive(scores[j]! - max);
-        scores[j] = e;
-        total += e;
-      }
-      for (let e = 0; e < hs; e++) {
-        const lane = lane0 + e * cap;
-        let acc = 0;
-        for (let j = 0; j < L; j++) acc += scores[j]! * values[lane + j]!;
-        for (let j = 0; j < extra; j++) acc += scores[L + j]! * values[lane + rowOf[j]!]!;
-        out[(t * H + h) * hs + e] = acc / total;
+      scores.fill(0);
+      for (let i = 0; i < g; i++) {
+        const s0 = i * n;
+        let d = 0;
+        for (; d + 4 <= hs; d += 4) {
+          const q0 = query[i * hs + d]!;
+          const q1 = query[i * hs + d + 1]!;
+          const q2 = query[i * hs + d + 2]!;
+          const q3 = query[i * hs + d + 3]!;
+          const l0 = lane0 + d * cap;
+          const l1 = l0 + cap;
+          const l2 = l1 + cap;
+          const l3 = l2 + cap;
+          for (let j = 0; j < L; j++) scores[s0 + j] = scores[s0 + j]! + q0 * keys[l0 + j]! + q1 * keys[l1 + j]! + q2 * keys[l2 + j]! + q3 * keys[l3 + j]!;
+        }
+        for (; d < hs; d++) {
+          const qd = query[i * hs + d]!;
+          const lane = lane0 + d * cap;
+          for (let j = 0; j < L; j++) scores[s0 + j] = scores[s0 + j]! + qd * keys[lane + j]!;
+        }
+        for (let j = 0; j < extra; j++) {
+          let sum = 0;
+          for (let e = 0; e < hs; e++) sum += query[i * hs + e]! * keys[lane0 + e * cap + rowOf[j]!]!;
+          scores[s0 + L + j] = sum;
+        }
+        let max = -Infinity;
+        for (let j = 0; j < n; j++) if (scores[s0 + j]! > max) max = scores[s0 + j]!;
+        let total = 0;
+        for (let j = 0; j < n; j++) {
+          const e = expNonPositive(scores[s0 + j]! - max);
+          scores[s0 + j] = e;
+          total += e;
+        }
+        const o = (t * H + kv * g + i) * hs;
+        let e = 0;
+        for (; e + 4 <= hs; e += 4) {
+          const l0 = lane0 + e * cap;
+          const l1 = l0 + cap;
+          const l2 = l1 + cap;
+          const l3 = l2 + cap;
+          let a0 = 0;
+          let a1 = 0;
+          let a2 = 0;
+          let a3 = 0;
+          for (let j = 0; j < L; j++) {
+            const p = scores[s0 + j]!;
+            a0 += p * values[l0 + j]!;
+            a1 += p * values[l1 + j]!;
+            a2 += p * values[l2 + j]!;
+            a3 += p * values[l3 + j]!;
+          }
+          for (let j = 0; j < extra; j++) {
+            const p = scores[s0 + L + j]!;
+            const r = rowOf[j]!;
+            a0 += p * values[l0 + r]!;
+            a1 += p * values[l1 + r]!;
+            a2 += p * values[l2 + r]!;
+            a3 += p * values[l3 + r]!;
+          }
+          out[o + e] = a0 / total;
+          out[o + e + 1] = a1 / total;
+          out[o + e + 2] = a2 / total;
+          out[o + e + 3] = a3 / total;
+        }
+        for (; e < hs; e++) {
+          const lane = lane0 + e * cap;
+          let acc = 0;
+          for (let j = 0; j < L; j++) acc += scores[s0 + j]! * values[lane + j]!;
+          for (let j = 0; j < extra; j++) acc += scores[s0 + L + j]! * values[lane + rowOf[j]!]!;
+          out[o + e] = acc / total;
+        }
       }
     }
   }

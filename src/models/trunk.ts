@@ -80,6 +80,7 @@ export class TransformerTrunk extends layers.Layer {
   private vars = new Map<string, LayerVariable>();
   private initialValues: InitialValues | undefined;
   private frequencies: number[] | undefined; // rotary inverse frequencies (the fused path's angles)
+  private blocks: BlockWeights[] | undefined; // per block, its weights' variables
 
   /**
    * Checks the architecture like `createTransformer` does (a loaded config too), before any weight exists.
@@ -126,7 +127,14 @@ export class TransformerTrunk extends layers.Layer {
     return { weight: this.read(weightName(part, layer)) as tf.Tensor1D, bias };
   }
 
+  /** Block `i`'s weights: the layer's variables (the same objects for the layer's life; an assign changes their memory, not them), gathered once. */
   private blockWeights(i: number): BlockWeights {
+    this.blocks ??= [];
+    this.blocks[i] ??= this.readBlock(i);
+    return this.blocks[i]!;
+  }
+
+  private readBlock(i: number): BlockWeights {
     return {
       attentionNorm: this.norm('attentionNorm', i),
       wq: this.linear('wq', i),
