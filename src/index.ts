@@ -49,3 +49,9 @@ export { defaultTree } from './decoding/tree_auto.js';
 export { chooseBudget, measureTreeCosts, type TreeCost } from './decoding/tree_auto.js';
 /** @internal see above */
 export { PROMPT_LOOKUP_DEFAULTS } from './decoding/drafters.js';
+/**
+ * Not public either (`@internal`): docs/layers.md's runnable example still imports it. Errors
+ * state every bound; delete this line once the docs no longer name it.
+ * @internal
+ */
+export { SIZE_LIMITS } from './internal/errors.js';

@@ -72,6 +72,8 @@ export function checkWeightSize(fn: string, weight: string, shape: readonly numb
  * Upper bounds of every size field, checked before anything is allocated. Each is far above any
  * real model (k ≤ 64 heads; vocabularies to 2²⁰ — the largest in use are ~2.6·10⁵; hidden sizes
  * to 65,536; contexts to 2²⁰ positions), and far below what would exhaust memory silently.
+ * Not public: the errors state each bound.
+ * @internal
  */
 export const SIZE_LIMITS = {
   /** Multi-token heads k. */

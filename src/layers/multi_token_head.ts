@@ -44,9 +44,9 @@ const WHERE = 'MultiTokenHead';
 
 /** Arguments of {@link MultiTokenHead}; the defaults of the optional ones are {@link LAYER_DEFAULTS}'. */
 export interface MultiTokenHeadArgs extends LayerArgs {
-  /** Integer in `[1, SIZE_LIMITS.numHeads]`. Number of offsets k; offset j predicts token t+1+j from the state at t. */
+  /** Integer in `[1, 64]`. Number of offsets k; offset j predicts token t+1+j from the state at t. */
   numHeads: number;
-  /** Integer in `[1, SIZE_LIMITS.vocabSize]`. Size of the vocabulary. */
+  /** Integer in `[1, 2²⁰]`. Size of the vocabulary. */
   vocabSize: number;
   /** Kind of offsets 1…k-1: one kind for all, or an array of length k-1. */
   headKind?: OffsetHeadKind | OffsetHeadKind[];
@@ -54,7 +54,7 @@ export interface MultiTokenHeadArgs extends LayerArgs {
   offset0Kind?: OffsetHeadKind;
   /** Integer in `[1, hidden]`. Rank of `lowRank` heads: required when any head is `lowRank`; otherwise checked, then dropped. */
   rank?: number;
-  /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Width of `mlp` heads: required when any head is `mlp`; otherwise checked, then dropped. */
+  /** Integer in `[1, 65536]`. Width of `mlp` heads: required when any head is `mlp`; otherwise checked, then dropped. */
   headHiddenSize?: number;
   /**
    * The old name of `headHiddenSize`. Given with it, the two must be equal.

@@ -36,7 +36,7 @@ export interface ParameterReport {
 
 /** Arguments of {@link parameterReport}: a head's arguments (same meaning, defaults and bounds) and its input size. @inline */
 export interface ParameterReportArgs extends Pick<MultiTokenHeadArgs, 'vocabSize' | 'numHeads' | 'headKind' | 'offset0Kind' | 'rank' | 'headHiddenSize' | 'mlpHiddenSize' | 'useBias'> {
-  /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Hidden size D, the width of the states the head reads. */
+  /** Integer in `[1, 65536]`. Hidden size D, the width of the states the head reads. */
   hiddenSize: number;
 }
 

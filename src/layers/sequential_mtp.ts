@@ -47,11 +47,11 @@ const MAX_TREE_WIDTH = 64;
 
 /** Arguments of {@link SequentialMtpHead}. */
 export interface SequentialMtpHeadArgs extends LayerArgs {
-  /** Integer in `[2, SIZE_LIMITS.numHeads]`. Number of offsets k (offset 0 is the model's own head). */
+  /** Integer in `[2, 64]`. Number of offsets k (offset 0 is the model's own head). */
   numHeads: number;
-  /** Integer in `[1, SIZE_LIMITS.vocabSize]`. Vocabulary size V. */
+  /** Integer in `[1, 2²⁰]`. Vocabulary size V. */
   vocabSize: number;
-  /** Integer in `[1, SIZE_LIMITS.hiddenSize]`. Width H of each module's MLP (required; `mlpHiddenSize`, its deprecated name, is accepted instead). */
+  /** Integer in `[1, 65536]`. Width H of each module's MLP (required; `mlpHiddenSize`, its deprecated name, is accepted instead). */
   headHiddenSize?: number;
   /**
    * The old name of `headHiddenSize`. Given with it, the two must be equal.

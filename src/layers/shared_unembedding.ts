@@ -23,7 +23,7 @@ const resolvedTies = new WeakMap<SharedUnembedding, Layer>();
 
 /** Arguments of {@link SharedUnembedding}; the defaults are {@link LAYER_DEFAULTS}'. */
 export interface SharedUnembeddingArgs extends LayerArgs {
-  /** Integer in `[1, SIZE_LIMITS.vocabSize]`. Size of the vocabulary: the number of logits per position. */
+  /** Integer in `[1, 2²⁰]`. Size of the vocabulary: the number of logits per position. */
   vocabSize: number;
   /** Whether to add a `[vocabSize]` bias to the logits. */
   useBias?: boolean;

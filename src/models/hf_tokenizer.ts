@@ -150,7 +150,7 @@ export class HfTokenizer implements Tokenizer {
  * const tokenizer = loadHfTokenizer(readFileSync('tokenizer.json'), readFileSync('tokenizer_config.json'));
  * tokenizer.encode('Hello world'); // Llama 2: [1, 15043, 3186]
  * ```
- * @param tokenizerJson `tokenizer.json`: parsed, its text, or its bytes (at most `SIZE_LIMITS.jsonFileBytes`).
+ * @param tokenizerJson `tokenizer.json`: parsed, its text, or its bytes (at most 64 MiB).
  * @param tokenizerConfig `tokenizer_config.json`, the same ways: BOS/EOS tokens, `add_bos_token`,
  *   `add_eos_token`, `chat_template`. Without it `bosId`/`eosId` are null and there is no chat template.
  */

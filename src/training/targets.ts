@@ -15,7 +15,7 @@ export const MASKED_TARGET = -1;
  * Builds the targets of a k-offset head from token ids.
  *
  * @param tokens Token ids `[batch, seq]` (int32 or integral float32).
- * @param k Number of offsets, an integer in `[1, SIZE_LIMITS.numHeads]`.
+ * @param k Number of offsets, an integer in `[1, 64]`.
  * @returns int32 `[batch, seq, k]`: `targets[b, t, j] = tokens[b, t+1+j]`, or -1 (masked)
  *   where `t+1+j ≥ seq`.
  *
@@ -49,7 +49,7 @@ export function multiTokenTargets(tokens: tf.Tensor, k: number): tf.Tensor3D {
  * which the loss treats as masked.
  *
  * @param targets int `[batch, seq, k]`, -1 where masked.
- * @param vocabSize Integer in `[1, SIZE_LIMITS.vocabSize]`, the number of logits per position.
+ * @param vocabSize Integer in `[1, 2²⁰]`, the number of logits per position.
  * @returns float32 `[batch, seq, k, vocabSize]`.
  */
 export function oneHotMultiTokenTargets(targets: tf.Tensor, vocabSize: number): tf.Tensor4D {
