@@ -56,7 +56,7 @@ async function main() {
     tokens: greedy.tokens.length,
     same: fast.tokens.join() === greedy.tokens.join(),
     shared: parameterReport({ vocabSize: 32000, hiddenSize: 4096, numHeads: 4 }).shared,
-    bytes: Array.from(encodeBytes('hi')),
+    bytes: Array.from(byteTokenizer.encode('hi')),
   };
 }
 main().then(
@@ -69,14 +69,14 @@ const ESM = `import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fromLayersModel, greedyDecode, multiTokenHead, parameterReport, speculativeDecode } from 'tfjs-mtp';
-import { encodeBytes } from 'tfjs-mtp/models';
+import { byteTokenizer } from 'tfjs-mtp/models';
 ${PROGRAM}`;
 
 const CJS = `require('@tensorflow/tfjs-backend-cpu');
 const tf = require('@tensorflow/tfjs-core');
 const tfl = require('@tensorflow/tfjs-layers');
 const { fromLayersModel, greedyDecode, multiTokenHead, parameterReport, speculativeDecode } = require('tfjs-mtp');
-const { encodeBytes } = require('tfjs-mtp/models');
+const { byteTokenizer } = require('tfjs-mtp/models');
 ${PROGRAM}`;
 
 /** What the app prints when it works (the README's table: 181,415,936 shared parameters). */
