@@ -21,6 +21,8 @@ export default defineConfig({
         name: tier,
         include: tier === 'unit' ? [ALL_TESTS] : TIER_FILES[tier].map(globOf),
         exclude: tier === 'unit' ? listed : [],
+        // one Chromium and one bundle of the test pages for every browser file
+        globalSetup: tier === 'browser' ? ['tests/browser/global_setup.ts'] : [],
       },
     })),
   },

@@ -1,14 +1,39 @@
 /**
  * Node side of the browser suites: bundles a page entry, serves it (with the wasm binaries under
- * `/wasm/`) on 127.0.0.1, launches Chromium, and opens pages that fail the test on any page
- * error. One `BrowserHarness` per test file; `close()` in `afterAll`.
+ * `/wasm/`) on 127.0.0.1, opens Chromium, and opens pages that fail the test on any page error.
+ * One `BrowserHarness` per test file; `close()` in `afterAll`.
+ *
+ * In the browser tier, Chromium and the bundle of the test pages come from the tier's global
+ * setup (tests/browser/global_setup.ts): the harness connects to the one Chromium (closing only
+ * disconnects) and serves the one bundle for any page it holds. Otherwise it launches and bundles
+ * its own.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { inject } from 'vitest';
 import { bundlePage, ROOT, WASM_DIR } from '../../tools/browser/bundle.js';
 import { launchChromium } from '../../tools/browser/chromium.js';
 import { startStaticServer, type StaticServer } from '../../tools/browser/server.js';
+
+/** The page entries tests/browser/pages/all_pages.ts bundles (served from the tier's one bundle). */
+const IN_ALL_PAGES = ['tests/browser/pages/parity_page.ts', 'tests/browser/pages/llama_page.ts', 'tests/browser/pages/tree_webgl_page.ts'];
+
+/** The page script for `entry`: the tier's bundle when it holds the page, else a bundle of its own. */
+async function pageScript(entry: string): Promise<{ code: string; bytes: number }> {
+  const shared = inject('pagesBundle');
+  if (shared && IN_ALL_PAGES.includes(relative(ROOT, resolve(ROOT, entry)).split('\\').join('/'))) {
+    const code = readFileSync(shared, 'utf8');
+    return { code, bytes: Buffer.byteLength(code) };
+  }
+  return bundlePage(entry);
+}
+
+/** The tier's Chromium when there is one (connected), else a Chromium of this file's own. */
+async function openBrowser(): Promise<Browser> {
+  const endpoint = inject('chromiumWsEndpoint');
+  return endpoint ? chromium.connect(endpoint) : launchChromium();
+}
 
 /** A served page bundle plus a browser. */
 export interface BrowserHarness {
@@ -48,9 +73,9 @@ export interface HarnessOptions {
   mounts?: Record<string, string>;
 }
 
-/** Bundles `entry`, serves it as `/page.js` under `index.html`, and launches Chromium. */
+/** Bundles `entry` (or takes the tier's bundle), serves it as `/page.js` under `index.html`, and opens Chromium. */
 export async function startHarness(entry: string, options: HarnessOptions = {}): Promise<BrowserHarness> {
-  const bundle = await bundlePage(entry);
+  const bundle = await pageScript(entry);
   const html = `<!doctype html><meta charset="utf-8"><title>tfjs-mtp test page</title>${options.body ?? ''}<script type="module" src="/page.js"></script>`;
   const server: StaticServer = await startStaticServer({
     routes: { '/index.html': html, '/page.js': bundle.code },
@@ -58,7 +83,7 @@ export async function startHarness(entry: string, options: HarnessOptions = {}):
   });
   let browser: Browser;
   try {
-    browser = await launchChromium();
+    browser = await openBrowser();
   } catch (error) {
     await server.close();
     throw error;
