@@ -77,6 +77,39 @@ describe('the public surface', () => {
     }
   });
 
+  it('gives each config field name one meaning: numHeads is k, the trunk has Hugging Face’s names, the heads’ width is headHiddenSize', () => {
+    const checker = program.getTypeChecker();
+    /** The current (not deprecated) fields of an exported interface, and its deprecated ones. */
+    const fields = (entry: Entry, name: string): { current: string[]; deprecated: string[] } => {
+      const file = program.getSourceFile(join(ROOT, 'dist', `${ENTRIES[entry]}.d.ts`))!;
+      const exported = checker.getExportsOfModule(checker.getSymbolAtLocation(file)!).find((s) => s.getName() === name)!;
+      const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
+      const properties = checker.getPropertiesOfType(checker.getDeclaredTypeOfSymbol(symbol));
+      const isDeprecated = (p: ts.Symbol) => p.getJsDocTags(checker).some((tag) => tag.name === 'deprecated');
+      return { current: properties.filter((p) => !isDeprecated(p)).map((p) => p.getName()), deprecated: properties.filter(isDeprecated).map((p) => p.getName()) };
+    };
+    const transformer = fields('tfjs-mtp/models', 'TransformerConfig');
+    expect(transformer.current).toEqual(expect.arrayContaining(['numAttentionHeads', 'numKeyValueHeads', 'intermediateSize', 'mtpHeads', 'headHiddenSize']));
+    expect(transformer.current).not.toContain('numHeads');
+    expect(transformer.deprecated.sort()).toEqual(['mlpHiddenSize', 'numHeads']);
+    const heads: [Entry, string][] = [['tfjs-mtp', 'MultiTokenHeadArgs'], ['tfjs-mtp', 'LightweightOffsetHeadArgs'], ['tfjs-mtp', 'SequentialMtpHeadArgs'], ['tfjs-mtp/models', 'LoadLlama2cOptions']];
+    for (const [entry, name] of heads) {
+      const f = fields(entry, name);
+      expect(f.current, name).toContain('headHiddenSize');
+      expect(f.deprecated, name).toEqual(['mlpHiddenSize']);
+    }
+    for (const name of ['MultiTokenHeadArgs', 'SequentialMtpHeadArgs']) expect(fields('tfjs-mtp', name).current).toContain('numHeads'); // k
+    // No current field anywhere is still called mlpHiddenSize.
+    for (const entry of Object.keys(ENTRIES) as Entry[]) {
+      for (const name of typedExports(program, entry).keys()) {
+        const exported = checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(join(ROOT, 'dist', `${ENTRIES[entry]}.d.ts`))!)!).find((s) => s.getName() === name)!;
+        const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
+        if (!(symbol.flags & ts.SymbolFlags.Interface)) continue;
+        expect(fields(entry, name).current, `${entry}: ${name}`).not.toContain('mlpHiddenSize');
+      }
+    }
+  });
+
   it('keeps @internal out of the published typings', () => {
     const typings = readdirSync(join(ROOT, 'dist')).filter((f) => /\.d\.c?ts$/.test(f)).map((f) => `dist/${f}`);
     expect(typings).toEqual(expect.arrayContaining(['dist/index.d.ts', 'dist/models.d.ts', 'dist/index.d.cts', 'dist/models.d.cts']));
