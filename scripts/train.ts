@@ -63,7 +63,7 @@ const COMMAND = {
     maxLength: { type: 'number', default: 128, integer: true, min: 1, help: 'model: context, and the training window length' },
     hiddenSize: { type: 'number', default: 128, integer: true, min: 1, help: 'model: width D' },
     numLayers: { type: 'number', default: 4, integer: true, min: 1, help: 'model: blocks' },
-    numHeads: { type: 'number', default: 4, integer: true, min: 1, help: 'model: attention heads' },
+    numAttentionHeads: { type: 'number', default: 4, integer: true, min: 1, help: 'model: attention heads' },
     mlpRatio: { type: 'number', default: 4, integer: true, min: 1, help: 'model: MLP width / D' },
     mtpHeads: { type: 'number', default: 4, integer: true, min: 1, help: 'model: k, the multi-token heads' },
     headKind: { type: 'string', default: 'residual', help: 'model: kind of the offset heads 1…k-1' },
@@ -71,7 +71,7 @@ const COMMAND = {
 } as const;
 
 type Options = OptionValues<typeof COMMAND.options>;
-const MODEL_KEYS = ['vocabSize', 'maxLength', 'hiddenSize', 'numLayers', 'numHeads', 'mlpRatio', 'mtpHeads', 'headKind'] as const;
+const MODEL_KEYS = ['vocabSize', 'maxLength', 'hiddenSize', 'numLayers', 'numAttentionHeads', 'mlpRatio', 'mtpHeads', 'headKind'] as const;
 
 /** The training settings, as recorded: the options minus the model's, plus the model config and window length. */
 type Settings = Omit<Options, (typeof MODEL_KEYS)[number]> & { seqLength: number; model: TransformerConfig };
