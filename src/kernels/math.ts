@@ -54,11 +54,13 @@ export function normRows(
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**
- * Per row of `logits` `[N, V]` (flat): the index of the first largest logit, or −1 when the row
- * holds NaN or ±Infinity or its sum leaves the float32 range (the composite `checkedArgmax`: argMax,
- * with −1 where the float32 row sum is not finite).
+ * Per row of `logits` `[N, V]` (flat): the index of the first largest logit (mapped through `ids`
+ * when given: a draft vocabulary's token ids), or −1 when the row holds NaN or ±Infinity or its
+ * sum leaves the float32 range (the composite `checkedArgmax`: argMax, with −1 where the float32
+ * row sum is not finite). With `group` g, rows come in runs of g (one position's offsets) and a
+ * run with any such row is −1 throughout.
  */
-export function checkedArgmaxRows(logits: Float32Array, V: number, out: Int32Array): void {
+export function checkedArgmaxRows(logits: Float32Array, V: number, out: Int32Array, ids: Int32Array | null = null, group = 1): void {
   for (let r = 0; r < out.length; r++) {
     const base = r * V;
     let best = 0;
@@ -72,7 +74,14 @@ export function checkedArgmaxRows(logits: Float32Array, V: number, out: Int32Arr
         best = i;
       }
     }
-    out[r] = Number.isFinite(sum) && Math.abs(sum) <= FLOAT32_MAX ? best : -1; // NaN or ±Infinity anywhere makes the sum so
+    out[r] = Number.isFinite(sum) && Math.abs(sum) <= FLOAT32_MAX ? (ids === null ? best : ids[best]!) : -1; // NaN or ±Infinity anywhere makes the sum so
+  }
+  if (group > 1) {
+    for (let r = 0; r < out.length; r += group) {
+      let broken = false;
+      for (let i = r; i < r + group; i++) if (out[i] === -1) broken = true;
+      if (broken) out.fill(-1, r, r + group);
+    }
   }
 }
 

@@ -58,9 +58,13 @@ export function fusedBlock(inputs: FusedBlockInputs, plan: AttentionPlan, norm: 
   return run(FUSED_KERNELS.block, inputs as unknown as Record<string, tf.Tensor | undefined>, { plan, norm, epsilon, mlp }) as [tf.Tensor3D, tf.Tensor3D];
 }
 
-/** Argmax per row of `logits` `[N, V]`, −1 where the row is not finite: int32 `[N]`, one kernel. */
-export function fusedCheckedArgmax(logits: tf.Tensor2D): tf.Tensor1D {
-  return run(FUSED_KERNELS.argmax, { logits }, {}) as tf.Tensor1D;
+/**
+ * Argmax per row of `logits` `[N, V]`, −1 where the row is not finite: int32 `[N]`, one kernel.
+ * `ids` `[V]` int32 maps each column to its token id (a draft vocabulary); with `group` g, a run
+ * of g rows with any non-finite row is −1 throughout.
+ */
+export function fusedCheckedArgmax(logits: tf.Tensor2D, ids?: tf.Tensor1D, group = 1): tf.Tensor1D {
+  return run(FUSED_KERNELS.argmax, { logits, ids }, { group }) as tf.Tensor1D;
 }
 
 /** `norm(x)` over the last axis of `x` `[..., D]` (see `ops.norm`), one kernel. */

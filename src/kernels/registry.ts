@@ -41,6 +41,8 @@ export interface KernelMemory {
   view(t: TensorInfo): Float32Array;
   /** A new float32 tensor of `shape` (contents unspecified until written). */
   output(shape: number[]): TensorInfo;
+  /** A live view of an int32 tensor's values. */
+  viewInt32(t: TensorInfo): Int32Array;
   /** A new int32 tensor of `shape` and a view of its values. */
   outputInt32(shape: number[]): { info: TensorInfo; values: Int32Array };
   /** Frees a tensor this memory made (an intermediate of a kernel that never reached the engine). */
@@ -68,6 +70,7 @@ export function kernelMemory(backend: unknown): KernelMemory | null {
     const wasm = b as WasmLike;
     return {
       view: (t) => wasm.typedArrayFromHeap(t) as Float32Array,
+      viewInt32: (t) => wasm.typedArrayFromHeap(t) as Int32Array,
       output: (shape) => wasm.makeOutput(shape, 'float32'),
       outputInt32: (shape) => {
         const info = wasm.makeOutput(shape, 'int32');
@@ -82,6 +85,11 @@ export function kernelMemory(backend: unknown): KernelMemory | null {
       view: (t) => {
         const values = cpu.data.get(t.dataId).values;
         if (!(values instanceof Float32Array)) throw new Error(`tfjs-mtp fused kernels: expected float32 values on the cpu backend, got ${Object.prototype.toString.call(values)}.`);
+        return values;
+      },
+      viewInt32: (t) => {
+        const values = cpu.data.get(t.dataId).values;
+        if (!(values instanceof Int32Array)) throw new Error(`tfjs-mtp fused kernels: expected int32 values on the cpu backend, got ${Object.prototype.toString.call(values)}.`);
         return values;
       },
       output: (shape) => cpu.makeTensorInfo(shape, 'float32', new Float32Array(sizeOf(shape))),
@@ -182,12 +190,13 @@ const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: KernelArgs) => T
   },
   {
     name: FUSED_KERNELS.argmax,
-    kernelFunc: ({ inputs, backend }) => {
-      const { logits } = inputs as { logits: TensorInfo };
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { logits, ids } = inputs as { logits: TensorInfo; ids?: TensorInfo };
+      const { group } = attrs as unknown as { group: number };
       const memory = memoryOf(backend, FUSED_KERNELS.argmax);
       const [N, V] = logits.shape as [number, number];
       const out = memory.outputInt32([N]);
-      checkedArgmaxRows(memory.view(logits), V, out.values);
+      checkedArgmaxRows(memory.view(logits), V, out.values, ids === undefined ? null : memory.viewInt32(ids), group);
       return out.info;
     },
   },

@@ -194,6 +194,12 @@ export class UnembeddingProjection {
     return withBias(tf.matMul(x, tf.gather(this.unembedding.matrix(), ids), false, true), bias === null ? null : (tf.gather(bias, ids) as tf.Tensor1D)); // [R, Vd]
   }
 
+  /** The token id of each draft-vocabulary column `[Vd]` int32, or null for the whole vocabulary. Call inside `tf.tidy`. */
+  idTable(): tf.Tensor1D | null {
+    if (this.hostIds === null) return null;
+    return this.made?.ids ?? tf.tensor1d(this.hostIds, 'int32'); // [Vd]
+  }
+
   /** Subset indices (int32, any shape, each in [0, Vd)) → token ids. Call inside `tf.tidy`. */
   toIds<T extends tf.Tensor>(index: T): T {
     if (this.hostIds === null) return index;

@@ -33,6 +33,8 @@ import {
 } from './args.js';
 import { breakRows, checkDraftCall, checkTopK, checkTrainingCall, UnembeddingProjection } from './draft_projection.js';
 import { checkedArgmax, FusedHeads, topKOfLogits } from './inference_fused.js';
+import { fusedCheckedArgmax } from '../kernels/ops.js';
+import { fusedKernelsAvailable } from '../kernels/registry.js';
 import type { DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
 import { setWeightNamePrefix } from './nesting.js';
 import { headSizes, LightweightOffsetHead } from './offset_head.js';
@@ -429,7 +431,9 @@ export class MultiTokenHead extends LayerBase {
     checkDraftCall(`${WHERE}.draftArgmax`, this.numHeads, states, roots, n);
     return tf.tidy(() => {
       const m = states.shape[0];
-      const { ids, finite } = this.projection.pick(this.draftSubset(states, n)); // [m·n] each
+      const sub = this.draftSubset(states, n); // [m·n, Vd]
+      if (fusedKernelsAvailable()) return tf.reshape(fusedCheckedArgmax(sub, this.projection.idTable() ?? undefined, n), [m, n]) as tf.Tensor2D; // one kernel for what follows
+      const { ids, finite } = this.projection.pick(sub); // [m·n] each
       return breakRows(tf.reshape(ids, [m, n]) as tf.Tensor2D, tf.reshape(finite, [m, n])); // [m, n]
     });
   }

@@ -110,6 +110,13 @@ describe.each(BACKENDS)('fused kernels on %s', (backend) => {
       }),
       { numRuns: 40 },
     );
+    // mapped through a draft vocabulary's ids, in groups of 3 rows (one position's offsets): a
+    // group with a non-finite row is −1 throughout, as the composite pick + breakRows give it
+    const grouped = tf.tensor2d([[0, 5, 1], [2, 2, 9], [NaN, 0, 0], [7, 1, 1], [1, 8, 1], [0, 0, 3]]);
+    const ids = tf.tensor1d([10, 20, 30], 'int32');
+    expect(Array.from(fusedCheckedArgmax(grouped, ids, 3).dataSync())).toEqual([-1, -1, -1, 10, 20, 30]);
+    expect(Array.from(fusedCheckedArgmax(grouped, undefined, 2).dataSync())).toEqual([1, 2, -1, -1, 1, 2]);
+    tf.dispose([grouped, ids]);
     // rows that tie take the first index, as argMax
     const tie = tf.tensor2d([[1, 3, 3, 0], [NaN, 0, 0, 0]]);
     expect(Array.from(fusedCheckedArgmax(tie).dataSync())).toEqual([1, -1]);
