@@ -136,6 +136,32 @@ export function activate(kind: MlpKind, a: Float32Array, b: Float32Array | null,
   }
 }
 
+/**
+ * A sequential draft module's inner step, in place where noted: `u = fromState · rms⁻¹(previous)
+ * + fromToken · tokenScale[token]` per row (`fromState`, `fromToken` `[m, D]` the two halves of
+ * the folded projection, `previous` `[m, D]`, `tokenScale` `[V]`), written to `u`.
+ */
+export function moduleInput(fromState: Float32Array, previous: Float32Array, fromToken: Float32Array, tokenScale: Float32Array, tokens: Int32Array, epsilon: number, u: Float32Array): void {
+  const m = tokens.length;
+  const D = u.length / m;
+  for (let r = 0; r < m; r++) {
+    let square = 0;
+    for (let d = 0; d < D; d++) square += previous[r * D + d]! * previous[r * D + d]!;
+    const scale = 1 / Math.sqrt(square / D + epsilon);
+    const t = tokenScale[tokens[r]!]!;
+    for (let d = 0; d < D; d++) u[r * D + d] = fromState[r * D + d]! * scale + fromToken[r * D + d]! * t;
+  }
+}
+
+/** `out = x·σ(x)` elementwise (silu / swish), through the table exp. */
+export function silu(x: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < out.length; i++) {
+    const v = x[i]!;
+    const e = expNonPositive(-Math.abs(v));
+    out[i] = v >= 0 ? v / (1 + e) : (v * e) / (1 + e);
+  }
+}
+
 /** Rotary cosines and sines of the new rows, `[T, hs/2]` each (pair i of row t turns by `positions[t]·freq_i`). */
 export interface RotaryAngles {
   cos: Float32Array;

@@ -58,6 +58,18 @@ export function fusedBlock(inputs: FusedBlockInputs, plan: AttentionPlan, norm: 
   return run(FUSED_KERNELS.block, inputs as unknown as Record<string, tf.Tensor | undefined>, { plan, norm, epsilon, mlp }) as [tf.Tensor3D, tf.Tensor3D];
 }
 
+/** One folded sequential draft module, one kernel (see `SequentialMtpHead`): offset j's states `[m, D]`. */
+export function fusedSequentialModule(
+  previous: tf.Tensor2D,
+  tokens: tf.Tensor1D,
+  embedding: tf.Tensor2D,
+  tokenScale: tf.Tensor2D,
+  module: { state: tf.Tensor2D; token: tf.Tensor2D; w1: tf.Tensor2D; b1: tf.Tensor1D; w2: tf.Tensor2D; b2: tf.Tensor1D },
+  epsilon: number,
+): tf.Tensor2D {
+  return run(FUSED_KERNELS.sequential, { previous, tokens, embedding, tokenScale, ...module }, { epsilon }) as tf.Tensor2D;
+}
+
 /**
  * Argmax per row of `logits` `[N, V]`, −1 where the row is not finite: int32 `[N]`, one kernel.
  * `ids` `[V]` int32 maps each column to its token id (a draft vocabulary); with `group` g, a run

@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../internal/errors.js';
 import type { MlpKind, NormKind } from '../models/config.js';
-import { activate, type AttentionPlan, cachedAttention, checkedArgmaxRows, normRows } from './math.js';
+import { activate, type AttentionPlan, cachedAttention, checkedArgmaxRows, moduleInput, normRows, silu } from './math.js';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -27,6 +27,7 @@ export const FUSED_KERNELS = {
   attention: 'MtpCachedAttention',
   argmax: 'MtpCheckedArgmax',
   block: 'MtpDecoderBlock',
+  sequential: 'MtpSequentialModule',
 } as const;
 
 /** The backends the fused kernels are written for. */
@@ -189,6 +190,10 @@ const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: KernelArgs) => T
     kernelFunc: ({ inputs, backend, attrs }) => decoderBlock(inputs as unknown as BlockInputs, backend, attrs as unknown as BlockAttrs),
   },
   {
+    name: FUSED_KERNELS.sequential,
+    kernelFunc: ({ inputs, backend, attrs }) => sequentialModule(inputs as unknown as SequentialInputs, backend, attrs as unknown as { epsilon: number }),
+  },
+  {
     name: FUSED_KERNELS.argmax,
     kernelFunc: ({ inputs, backend, attrs }) => {
       const { logits, ids } = inputs as { logits: TensorInfo; ids?: TensorInfo };
@@ -279,6 +284,73 @@ function decoderBlock(inputs: BlockInputs, backend: unknown, attrs: BlockAttrs):
     made.splice(made.indexOf(next!), 1);
     made.splice(made.indexOf(normed!), 1);
     return [next!, normed!];
+  } finally {
+    for (const t of made) memory.free(t);
+  }
+}
+
+/** The tensors of one folded sequential draft module (see `SequentialMtpHead`'s `fold`). */
+interface SequentialInputs {
+  /** Offset j−1's states `[m, D]`. */
+  previous: TensorInfo;
+  /** The tokens fed, int32 `[m]` (clamped into [0, V)). */
+  tokens: TensorInfo;
+  /** The token embedding `[V, D]` and each row's 1 / RMS `[V, 1]`. */
+  embedding: TensorInfo;
+  tokenScale: TensorInfo;
+  /** The projection's halves with the norms' gains folded in, `[D, D]` each; the MLP. */
+  state: TensorInfo;
+  token: TensorInfo;
+  w1: TensorInfo;
+  b1: TensorInfo;
+  w2: TensorInfo;
+  b2: TensorInfo;
+}
+
+/** `t` seen as `[1, …shape]` (the matmul kernel's batch axis): the same memory, no copy. */
+const batch1 = (t: TensorInfo): TensorInfo => ({ dataId: t.dataId, dtype: t.dtype, shape: [1, ...t.shape] });
+
+/**
+ * One sequential draft module in one dispatch: `u = rms(previous)·P_state + rms(e_token)·P_token`
+ * (the folded projection), then `u + w2(silu(w1 u + b1)) + b2` — the projections through the
+ * backend's matmul called directly, the rest in JS. Returns offset j's states `[m, D]`.
+ */
+function sequentialModule(inputs: SequentialInputs, backend: unknown, attrs: { epsilon: number }): TensorInfo {
+  const matMul = tf.getKernel('_FusedMatMul', tf.getBackend())!.kernelFunc as unknown as (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: object }) => TensorInfo;
+  const memory = memoryOf(backend, FUSED_KERNELS.sequential);
+  const made: TensorInfo[] = [];
+  const mm = (a: TensorInfo, b: TensorInfo, bias?: TensorInfo): TensorInfo => {
+    const out = matMul({ inputs: bias === undefined ? { a: batch1(a), b: batch1(b) } : { a: batch1(a), b: batch1(b), bias }, backend, attrs: { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 } });
+    made.push(out);
+    return { dataId: out.dataId, dtype: out.dtype, shape: out.shape.slice(1) }; // [m, out]
+  };
+  const fresh = (shape: number[]): TensorInfo => {
+    const t = memory.output(shape);
+    made.push(t);
+    return t;
+  };
+  try {
+    const [m, D] = inputs.previous.shape as [number, number];
+    const V = inputs.embedding.shape[0]!;
+    const tokens = Int32Array.from(memory.viewInt32(inputs.tokens), (t) => Math.min(Math.max(t, 0), V - 1)); // a broken row's −1 included
+    const gathered = fresh([m, D]);
+    const rows = memory.view(gathered);
+    const e = memory.view(inputs.embedding);
+    tokens.forEach((t, r) => rows.set(e.subarray(t * D, (t + 1) * D), r * D));
+    const fromState = mm(inputs.previous, inputs.state);
+    const fromToken = mm(gathered, inputs.token);
+    const u = fresh([m, D]);
+    moduleInput(memory.view(fromState), memory.view(inputs.previous), memory.view(fromToken), memory.view(inputs.tokenScale), tokens, attrs.epsilon, memory.view(u));
+    const hidden = mm(u, inputs.w1, inputs.b1);
+    const act = fresh([...hidden.shape]);
+    silu(memory.view(hidden), memory.view(act));
+    const y = mm(act, inputs.w2, inputs.b2);
+    const out = memory.output([m, D]); // returned: not freed here
+    const o = memory.view(out);
+    const uv = memory.view(u);
+    const yv = memory.view(y);
+    for (let i = 0; i < o.length; i++) o[i] = uv[i]! + yv[i]!;
+    return out;
   } finally {
     for (const t of made) memory.free(t);
   }

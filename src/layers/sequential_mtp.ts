@@ -33,6 +33,8 @@ import { headHiddenSizeArg, type Layer, type LayerArgs, LayerBase } from './args
 import { breakRows, checkDraftCall, checkTopK, checkTrainingCall, UnembeddingProjection } from './draft_projection.js';
 import type { DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
 import { checkedArgmax } from './inference_fused.js';
+import { fusedCheckedArgmax, fusedSequentialModule } from '../kernels/ops.js';
+import { fusedKernelsAvailable } from '../kernels/registry.js';
 import { setWeightNamePrefix, weightName } from './nesting.js';
 import { resolveTie, SharedUnembedding } from './shared_unembedding.js';
 import { isSymbolic } from './tying.js';
@@ -227,6 +229,7 @@ export class SequentialMtpHead extends LayerBase {
     const e = this.unembedding.matrix(); // [V, D]
     if (this.folded === null) return this.moduleState(j, previous, tf.gather(e, tokens) as tf.Tensor2D);
     const f = this.folded.modules[j - 1]!;
+    if (fusedKernelsAvailable()) return fusedSequentialModule(previous, tokens, e as tf.Tensor2D, this.folded.tokenScale, f, SEQUENTIAL_NORM_EPSILON); // cpu, wasm: one kernel
     return tf.tidy(() => {
       const scale = tf.rsqrt(tf.add(tf.mean(tf.square(previous), -1, true), SEQUENTIAL_NORM_EPSILON)); // [m, 1] the state's 1 / RMS
       const fromState = tf.mul(tf.matMul(previous, f.state), scale); // [m, D] = rms(s)·g_s · P_state
@@ -387,6 +390,14 @@ export class SequentialMtpHead extends LayerBase {
   draftArgmax(states: tf.Tensor2D, roots: tf.Tensor1D, n: number): tf.Tensor2D {
     checkDraftCall(`${WHERE}.draftArgmax`, this.numHeads, states, roots, n);
     return tf.tidy(() => {
+      if (fusedKernelsAvailable()) {
+        // cpu, wasm: each column's argmax, −1 where its logits are not finite (one kernel); the
+        // next module is fed it clamped, and such a row is broken below either way
+        const table = this.projection.idTable() ?? undefined;
+        const { ids } = this.tipChain(states, roots, n, (_, sub) => fusedCheckedArgmax(sub, table), true, this.folded !== null); // the folded module clamps a −1 itself
+        const stacked = tf.stack(ids, 1) as tf.Tensor2D; // [m, n]
+        return breakRows(stacked, tf.notEqual(stacked, tf.scalar(-1, 'int32'))); // [m, n]
+      }
       const { subs, ids } = this.argmaxTipChain(states, roots, n);
       return breakRows(tf.stack(ids, 1) as tf.Tensor2D, SequentialMtpHead.finiteRows(subs)); // [m, n]
     });

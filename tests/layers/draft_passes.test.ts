@@ -331,23 +331,29 @@ describe('tip passes: draftArgmax, draftTopK, draftLogits (cpu)', () => {
 
 /** Wraps the cpu `BatchMatMul` kernel to record every call's shapes and right-hand values; `restore` puts it back. */
 function spyMatMul(): { calls: Array<{ a: number[]; b: number[]; bValues: Float32Array }>; restore(): void } {
-  const config = tf.getKernel('BatchMatMul', 'cpu')!;
+  // every matMul on cpu: the op's BatchMatMul, and _FusedMatMul, which the fused kernels call (with a batch axis of 1)
+  const configs = ['BatchMatMul', '_FusedMatMul'].map((name) => tf.getKernel(name, 'cpu')!);
   const calls: Array<{ a: number[]; b: number[]; bValues: Float32Array }> = [];
-  tf.unregisterKernel('BatchMatMul', 'cpu');
-  tf.registerKernel({
-    ...config,
-    kernelFunc: (args) => {
-      const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-      const backend = args.backend as unknown as { readSync(id: unknown): Float32Array };
-      calls.push({ a: [...a.shape], b: [...b.shape], bValues: backend.readSync(b.dataId) });
-      return config.kernelFunc(args);
-    },
-  });
+  const matrix = (shape: readonly number[]) => (shape.length === 3 && shape[0] === 1 ? shape.slice(1) : [...shape]);
+  for (const config of configs) {
+    tf.unregisterKernel(config.kernelName, 'cpu');
+    tf.registerKernel({
+      ...config,
+      kernelFunc: (args) => {
+        const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+        const backend = args.backend as unknown as { readSync(id: unknown): Float32Array };
+        calls.push({ a: matrix(a.shape), b: matrix(b.shape), bValues: backend.readSync(b.dataId) });
+        return config.kernelFunc(args);
+      },
+    });
+  }
   return {
     calls,
     restore() {
-      tf.unregisterKernel('BatchMatMul', 'cpu');
-      tf.registerKernel(config);
+      for (const config of configs) {
+        tf.unregisterKernel(config.kernelName, 'cpu');
+        tf.registerKernel(config);
+      }
     },
   };
 }

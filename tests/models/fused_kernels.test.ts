@@ -15,6 +15,7 @@ import { fusedActivation, fusedAddNorm, fusedCachedAttention, fusedCheckedArgmax
 import { fusedKernelsAvailable, setFusedKernels } from '../../src/kernels/registry.js';
 import { expNonPositive } from '../../src/kernels/math.js';
 import { CachedTransformer, createTransformer, type TransformerConfig } from '../../src/models/index.js';
+import { withSequentialHeads } from '../../src/models/draft_heads.js';
 import { type BlockSpec, type BlockWeights, attention, norm } from '../../src/models/ops.js';
 import { rotaryTablesAt } from '../../src/models/positions.js';
 import { StaticKVCache } from '../../src/models/static_cache.js';
@@ -292,6 +293,40 @@ describe.each(BACKENDS)('whole forwards on %s', (backend) => {
     expect(fused[1]).toEqual(fused[0]);
     cached.dispose();
     model.dispose();
+  });
+});
+
+describe.each(BACKENDS)('sequential draft modules on %s', (backend) => {
+  it('the fused module step drafts what the composite folded step drafts (argmax, top-k, logits, a grown tree), with and without a draft vocabulary', async () => {
+    await use(backend);
+    for (const vocab of [null, [0, 3, 5, 8, 13, 21, 34, 37]]) {
+      const base = createTransformer({ vocabSize: 40, hiddenSize: 16, numLayers: 1, numAttentionHeads: 2, maxLength: 32, mtpHeads: 1, positions: 'rotary', norm: 'rmsNorm', mlp: 'swiglu', seed: 4 });
+      const model = withSequentialHeads(base, 4, 12, vocab, 9);
+      const cached = new CachedTransformer(model);
+      const run = () => {
+        cached.beginDecode(); // prepared: the folded modules
+        try {
+          return tf.tidy(() => {
+            const states = tf.randomNormal([3, 16], 0, 1.5, 'float32', 2) as tf.Tensor2D;
+            const roots = tf.tensor1d([1, 7, 39], 'int32');
+            const top = cached.draftTopK(states, roots, 3, 2);
+            const tree = cached.headTree!(states, roots, 2, 2);
+            return [cached.draftArgmax(states, roots, 3), top.ids, top.logProbs, cached.draftLogits(states, roots, 3), tree.ids, tree.scores, tree.parents].map((t) => Array.from(t.dataSync()));
+          });
+        } finally {
+          cached.endDecode();
+        }
+      };
+      const fused = run();
+      const plain = composite(run);
+      expect(fused[0]).toEqual(plain[0]); // argmax ids
+      expect(fused[1]).toEqual(plain[1]); // top-k ids
+      expect(fused[4]).toEqual(plain[4]); // tree ids
+      expect(fused[6]).toEqual(plain[6]); // tree parents
+      for (const i of [2, 3, 5]) fused[i]!.forEach((v, j) => expect(Math.abs(v - plain[i]![j]!)).toBeLessThan(1e-4));
+      cached.dispose();
+      model.dispose();
+    }
   });
 });
 
