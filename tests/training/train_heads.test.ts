@@ -125,7 +125,7 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
     it('a model without draft offsets, naming the fix', async () => {
       const { model: plain } = await loadLlama2c(checkpoint, { mtpHeads: 1 });
       try {
-        await expectThrowNoLeak(() => trainDraftHeads(plain), "trainDraftHeads: model must have draft offsets (numHeads at least 2), but its head has numHeads 1; load it with draft heads, e.g. loadLlama2c(checkpoint, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 256 }), or give it sequential modules with withSequentialHeads(model, 4, 256).");
+        await expectThrowNoLeak(() => trainDraftHeads(plain), "trainDraftHeads: model must have draft offsets (numHeads at least 2), but its head has numHeads 1; load it with draft heads, e.g. loadLlama2c(checkpoint, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: 256 }), or give it sequential modules with withSequentialHeads(model, 4, 256).");
       } finally {
         plain.dispose();
       }
