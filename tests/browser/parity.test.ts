@@ -55,7 +55,7 @@ const MIN_MARGIN = 1e-2;
 const TINY: TinyConfig = { length: 32, vocabSize: 40, hidden: 24, numHeads: 4 };
 /** New tokens of the transformer's decodes: short (every decode is a dozen SwiftShader forwards at most), past the greedy path's change of token. */
 const TRANSFORMER_TOKENS = 8;
-const TRANSFORMER: TransformerConfig = { vocabSize: 48, maxLength: 64, hiddenSize: 32, numLayers: 1, numHeads: 2, mlpRatio: 2, mtpHeads: 4, headKind: 'residual', seed: 3 };
+const TRANSFORMER: TransformerConfig = { vocabSize: 48, maxLength: 64, hiddenSize: 32, numLayers: 1, numAttentionHeads: 2, mlpRatio: 2, mtpHeads: 4, headKind: 'residual', seed: 3 };
 
 function makeSpecs(): Record<'tiny' | 'transformer', CaseSpec> {
   const tiny = buildTiny(TINY);

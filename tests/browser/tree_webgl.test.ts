@@ -14,7 +14,7 @@ import type { TransformerConfig } from '../../src/models/index.js';
 import { startHarness, type BrowserHarness } from './harness.js';
 import type { TreeDecodeRun, TreeWebglPage } from './pages/tree_webgl_page.js';
 
-const CONFIG: TransformerConfig = { vocabSize: 48, maxLength: 64, hiddenSize: 32, numLayers: 1, numHeads: 2, mlpRatio: 2, mtpHeads: 4, headKind: 'residual', seed: 3 };
+const CONFIG: TransformerConfig = { vocabSize: 48, maxLength: 64, hiddenSize: 32, numLayers: 1, numAttentionHeads: 2, mlpRatio: 2, mtpHeads: 4, headKind: 'residual', seed: 3 };
 const PROMPT = [2, 7, 1, 8];
 const NEW_TOKENS = 5;
 

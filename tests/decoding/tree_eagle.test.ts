@@ -31,7 +31,7 @@ const FAMILIES: [string, TransformerConfig][] = [
       positions: 'rotary',
       mlp: 'swiglu',
       useBias: false,
-      numHeads: 4,
+      numAttentionHeads: 4,
       numKeyValueHeads: 2,
     },
   ],

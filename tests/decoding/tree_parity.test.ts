@@ -15,7 +15,7 @@ beforeAll(useCpu);
 
 const FAMILIES: [string, TransformerConfig][] = [
   ['GPT (learned positions)', { mtpHeads: 4 }],
-  ['Llama (rotary, GQA)', { norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', useBias: false, numHeads: 4, numKeyValueHeads: 2, mtpHeads: 4 }],
+  ['Llama (rotary, GQA)', { norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', useBias: false, numAttentionHeads: 4, numKeyValueHeads: 2, mtpHeads: 4 }],
 ];
 const TREES: [string, TreeOption][] = [
   ['static', [[0], [1], [2], [0, 0], [0, 1], [1, 0], [0, 0, 0], [0, 1, 0], [0, 0, 1]]],

@@ -8,7 +8,7 @@ import { type CachedTransformer, CachedTransformer as CachedTransformerClass, cr
 
 /** A transformer small enough for unit tests, with non-trivial heads (residual heads start as identity). */
 export function tinyTransformer(config: TransformerConfig = {}): LayersModel {
-  const model = createTransformer({ vocabSize: 32, maxLength: 24, hiddenSize: 16, numLayers: 2, numHeads: 2, mlpRatio: 2, mtpHeads: 3, seed: 7, ...config });
+  const model = createTransformer({ vocabSize: 32, maxLength: 24, hiddenSize: 16, numLayers: 2, numAttentionHeads: 2, mlpRatio: 2, mtpHeads: 3, seed: 7, ...config });
   // perturb every weight so the offset heads differ from offset 0 and nothing is symmetric
   const weights = model.getWeights();
   const perturbed = weights.map((w, i) => tf.tidy(() => tf.add(w, tf.randomNormal(w.shape, 0, 0.2, 'float32', 100 + i))));

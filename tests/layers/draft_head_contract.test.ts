@@ -26,7 +26,7 @@ const K = 4;
 const IDS = [3, 7, 1, 9, 12, 5, 30, 2];
 
 function base(seed = 3): LayersModel {
-  return createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 32, mtpHeads: 1, seed });
+  return createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 32, mtpHeads: 1, seed });
 }
 
 function sequential(seed = 0): { model: LayersModel; head: SequentialMtpHead } {
@@ -54,9 +54,9 @@ describe('the draft-head contract', () => {
   beforeAll(useCpu);
 
   it('both head classes implement it and describe their draft offsets; the heads of a config are its seed’s', async () => {
-    const mlp = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 32, mtpHeads: K, headKind: 'mlp', headHiddenSize: 8, seed: 1 });
-    const again = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 32, mtpHeads: K, headKind: 'mlp', headHiddenSize: 8, seed: 1 });
-    const other = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 32, mtpHeads: K, headKind: 'mlp', headHiddenSize: 8, seed: 2 });
+    const mlp = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 32, mtpHeads: K, headKind: 'mlp', headHiddenSize: 8, seed: 1 });
+    const again = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 32, mtpHeads: K, headKind: 'mlp', headHiddenSize: 8, seed: 1 });
+    const other = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 32, mtpHeads: K, headKind: 'mlp', headHiddenSize: 8, seed: 2 });
     const head = findDraftHead('test', mlp);
     expect(isDraftHeadLayer(head)).toBe(true);
     expect(head.draftSpec()).toEqual({ kind: 'mlp', headHiddenSize: 8, activation: 'swish' });
@@ -136,7 +136,7 @@ describe('the draft-head contract', () => {
 
   it('bad arguments name the function, the argument and the value, leaving nothing behind', async () => {
     const { model, head } = sequential();
-    const mlp = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 32, mtpHeads: K, headKind: 'mlp', headHiddenSize: 8 });
+    const mlp = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 32, mtpHeads: K, headKind: 'mlp', headHiddenSize: 8 });
     const h = tf.zeros([2, D]) as tf.Tensor2D;
     const wrong = tf.zeros([2, K - 1], 'float32') as tf.Tensor2D;
     const rank3 = tf.zeros([2, 1, D]) as unknown as tf.Tensor2D;

@@ -48,7 +48,7 @@ function parallelSubject(kind: OffsetHeadKind, useBias: boolean, seed: number, a
 
 /** Sequential modules on a one-block transformer, random module weights and embedding. */
 function sequentialSubject(seed: number): Subject {
-  const base = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 16, mtpHeads: 1, seed });
+  const base = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 16, mtpHeads: 1, seed });
   const model = withSequentialHeads(base, K, 8);
   const head = model.getLayer('mtp_head') as unknown as SequentialMtpHead;
   randomizeWeights({ weights: head.weights }, seed, 0.4);

@@ -33,7 +33,7 @@ function parallel(draftVocab?: readonly number[]): { model: LayersModel; head: H
 }
 
 function sequential(draftVocab?: readonly number[]): { model: LayersModel; head: Head } {
-  const base = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 16, mtpHeads: 1, seed: 2 });
+  const base = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 16, mtpHeads: 1, seed: 2 });
   const model = withSequentialHeads(base, K, 8, draftVocab);
   const head = model.getLayer('mtp_head') as unknown as SequentialMtpHead;
   randomizeWeights({ weights: head.weights }, 6, 0.4);
@@ -82,8 +82,8 @@ describe('draft vocabulary validation', () => {
       expect(head.draftVocab).toBeNull();
       model.dispose();
     }
-    await expectThrowNoLeak(() => createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, draftVocab: value as number[] }), `createTransformer: ${message.replaceAll('draftVocab', 'config.draftVocab')}`);
-    const base = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, mtpHeads: 1 });
+    await expectThrowNoLeak(() => createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, draftVocab: value as number[] }), `createTransformer: ${message.replaceAll('draftVocab', 'config.draftVocab')}`);
+    const base = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, mtpHeads: 1 });
     await expectThrowNoLeak(() => withSequentialHeads(base, K, 8, value as number[]), `withSequentialHeads: ${message}`);
     base.dispose();
   });

@@ -20,7 +20,7 @@ const K = 4;
 const IDS = [3, 7, 1, 9, 12, 5];
 
 function build(): { base: LayersModel; model: LayersModel; head: SequentialMtpHead } {
-  const base = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 32, mtpHeads: 1, seed: 3 });
+  const base = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 32, mtpHeads: 1, seed: 3 });
   const model = withSequentialHeads(base, K, 8);
   const head = model.getLayer('mtp_head') as unknown as SequentialMtpHead;
   randomizeWeights({ weights: head.weights }, 5, 0.4); // trained-looking modules (the fresh ones pass the state through)
@@ -77,7 +77,7 @@ describe('SequentialMtpHead', () => {
     h.dispose();
     expect(() => sequentialMtpHead({ numHeads: 1, vocabSize: V, mlpHiddenSize: 8, tiedTo: 'x' })).toThrow('SequentialMtpHead: numHeads must be an integer in [2, 64], but got 1.');
     expect(() => sequentialMtpHead({ numHeads: 2, vocabSize: V, mlpHiddenSize: 1e9, tiedTo: 'x' })).toThrow('SequentialMtpHead: mlpHiddenSize must be a positive integer at most 65536, but got 1000000000.');
-    const untied = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 32, mtpHeads: 1, tiedEmbeddings: false });
+    const untied = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 32, mtpHeads: 1, tiedEmbeddings: false });
     await expectThrowNoLeak(
       async () => withSequentialHeads(untied, K, 8),
       `withSequentialHeads: base must tie its unembedding to the token embedding (sequential modules read that embedding), but got "mtp_transformer".`,

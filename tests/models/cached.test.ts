@@ -66,7 +66,7 @@ describe('CachedTransformer', () => {
   });
 
   it(`many rollbacks (past ${COMPACT_AT} dead rows, so compaction runs) equal a cache rebuilt from the accepted tokens`, () => {
-    const model = tinyTransformer({ maxLength: 200, numHeads: 4, numKeyValueHeads: 2, positions: 'rotary', norm: 'rmsNorm', mlp: 'swiglu', useBias: false });
+    const model = tinyTransformer({ maxLength: 200, numAttentionHeads: 4, numKeyValueHeads: 2, positions: 'rotary', norm: 'rmsNorm', mlp: 'swiglu', useBias: false });
     const rolled = new CachedTransformer(model);
     const accepted: number[] = [1, 2, 3];
     tf.dispose(rolled.forward(accepted));

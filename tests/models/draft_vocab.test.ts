@@ -43,7 +43,7 @@ describe('createTransformer and CachedTransformer', () => {
   beforeAll(useCpu);
 
   it('config.draftVocab reaches the head (stored increasing); CachedTransformer exposes it and delegates the tip passes', async () => {
-    const model = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 16, headKind: 'mlp', headHiddenSize: 8, draftVocab: SUBSET });
+    const model = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 16, headKind: 'mlp', headHiddenSize: 8, draftVocab: SUBSET });
     const head = headOf(model);
     randomizeWeights({ weights: head.weights }, 3, 0.5);
     expect(head.draftVocab).toEqual(SORTED);
@@ -69,14 +69,14 @@ describe('createTransformer and CachedTransformer', () => {
       await expectThrowNoLeak(() => (cached[method] as (...a: unknown[]) => unknown)(states, roots, 1, 1), `CachedTransformer.${method}: this model was disposed; create a new CachedTransformer.`);
     }
     tf.dispose([states, roots]);
-    const plain = new CachedTransformer(createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 16 }));
+    const plain = new CachedTransformer(createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 16 }));
     expect(plain.draftVocab).toBeNull();
     plain.model.dispose();
     model.dispose();
   });
 
   it('config.draftVocab is checked like every field, before anything is allocated', async () => {
-    const base = { vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2 };
+    const base = { vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2 };
     await expectThrowNoLeak(() => createTransformer({ ...base, draftVocab: [40] }), 'createTransformer: config.draftVocab[0] must be a token id, an integer in [0, 40), but got 40.');
     await expectThrowNoLeak(() => createTransformer({ ...base, draftVocab: 7 as never }), 'createTransformer: config.draftVocab must be an array of token ids, but got 7.');
     const model = createTransformer({ ...base, draftVocab: null });
@@ -85,7 +85,7 @@ describe('createTransformer and CachedTransformer', () => {
   });
 
   it('the headTopK fallback (sequential modules) ranks drafts within the draft vocabulary: k above its size is refused', async () => {
-    const base = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numHeads: 2, maxLength: 16, mtpHeads: 1 });
+    const base = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 16, mtpHeads: 1 });
     const model = withSequentialHeads(base, 3, 8, SUBSET);
     expect(headOf(model).draftVocab).toEqual(SORTED);
     const cached = new CachedTransformer(model);

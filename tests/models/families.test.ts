@@ -22,13 +22,13 @@ async function use(backend: 'cpu' | 'wasm'): Promise<void> {
 }
 
 const IDS = [3, 17, 4, 4, 29, 0, 12, 8, 31, 5, 5, 9, 22, 1];
-const LLAMA: TransformerConfig = { norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', useBias: false, numHeads: 4, mlpHiddenSize: 24 };
+const LLAMA: TransformerConfig = { norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', useBias: false, numAttentionHeads: 4, intermediateSize: 24 };
 
 const VARIANTS: [string, TransformerConfig][] = [
   ['GPT, gelu, mlp offset heads', { mlp: 'gelu', headKind: 'mlp', headHiddenSize: 8 }],
   ['Llama, interleaved rotary, GQA (4 query heads on 2), untied', { ...LLAMA, numKeyValueHeads: 2, tiedEmbeddings: false }],
   ['Llama, halfSplit rotary, MQA (1 key/value head), tied', { ...LLAMA, ropeLayout: 'halfSplit', numKeyValueHeads: 1 }],
-  ['mixed: layerNorm + rotary + biases + relu, untied', { positions: 'rotary', tiedEmbeddings: false, numHeads: 4, numKeyValueHeads: 2 }],
+  ['mixed: layerNorm + rotary + biases + relu, untied', { positions: 'rotary', tiedEmbeddings: false, numAttentionHeads: 4, numKeyValueHeads: 2 }],
   [
     'Qwen2-like: q/k/v biases, head_dim 6 ≠ 16/4, llama3 RoPE scaling',
     { ...LLAMA, ropeLayout: 'halfSplit', numKeyValueHeads: 2, headDim: 6, attentionBias: 'qkv', ropeScaling: { type: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxLength: 16 } },

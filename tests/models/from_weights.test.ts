@@ -11,10 +11,10 @@ import { expectClose, uncachedLogits, useCpu } from '../helpers/models.js';
 beforeAll(useCpu);
 
 const LLAMA: TransformerConfig = {
-  vocabSize: 20, maxLength: 32, hiddenSize: 16, numLayers: 2, numHeads: 4, numKeyValueHeads: 2, mlpHiddenSize: 24,
+  vocabSize: 20, maxLength: 32, hiddenSize: 16, numLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, intermediateSize: 24,
   norm: 'rmsNorm', positions: 'rotary', ropeLayout: 'interleaved', mlp: 'swiglu', useBias: false, tiedEmbeddings: false, mtpHeads: 3,
 };
-const GPT: TransformerConfig = { vocabSize: 20, maxLength: 16, hiddenSize: 16, numLayers: 2, numHeads: 2, mlpRatio: 2, mlp: 'gelu', mtpHeads: 2 };
+const GPT: TransformerConfig = { vocabSize: 20, maxLength: 16, hiddenSize: 16, numLayers: 2, numAttentionHeads: 2, mlpRatio: 2, mlp: 'gelu', mtpHeads: 2 };
 
 /** Random named weights for `config` (a small LCG: deterministic, independent of tfjs). */
 export function randomWeights(config: TransformerConfig, seed = 1): CheckpointWeights {

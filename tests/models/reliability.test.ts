@@ -282,7 +282,7 @@ describe('loadTransformer frees every tensor of a failed load', () => {
   });
 
   it('a compiled model saved with its optimizer loads its training config and optimizer weights, as tf.loadLayersModel does', async () => {
-    const model = createTransformer({ vocabSize: 8, hiddenSize: 8, numHeads: 2, numLayers: 1, maxLength: 8, mtpHeads: 2 });
+    const model = createTransformer({ vocabSize: 8, hiddenSize: 8, numAttentionHeads: 2, numLayers: 1, maxLength: 8, mtpHeads: 2 });
     model.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });
     const [x, y] = [tf.tensor2d([[1, 2, 3]], [1, 3], 'int32'), tf.zeros([1, 3, 2, 8])];
     await model.fit(x, y, { epochs: 1, verbose: 0 });
@@ -412,7 +412,7 @@ describe('stop tokens: the loaders record them, CachedTransformer carries them',
   });
 
   it('a model no loader saw has none; options.stopTokens sets them, checked', () => {
-    const model = createTransformer({ vocabSize: 16, hiddenSize: 8, numHeads: 2, numLayers: 1, maxLength: 8, mtpHeads: 2 });
+    const model = createTransformer({ vocabSize: 16, hiddenSize: 8, numAttentionHeads: 2, numLayers: 1, maxLength: 8, mtpHeads: 2 });
     expect(new CachedTransformer(model).stopTokens).toBeUndefined();
     expect(new CachedTransformer(model, { stopTokens: [3, 4] }).stopTokens).toEqual([3, 4]);
     expect(() => new CachedTransformer(model, { stopTokens: [16] })).toThrow('CachedTransformer: options.stopTokens[0] must be an integer in [0, 15], but got 16.');

@@ -42,7 +42,7 @@ describe('save / load', () => {
       { headDim: 6, attentionBias: 'qkv', mlpBias: true, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxLength: 16 } },
     ],
   ] as const)('round-trips %s: config strings and objects survive the snake/camel conversion', async (_, extra) => {
-    const model = tinyTransformer({ norm: 'rmsNorm', positions: 'rotary', ropeLayout: 'halfSplit', ropeTheta: 500000, mlp: 'swiglu', numHeads: 4, numKeyValueHeads: 2, useBias: false, tiedEmbeddings: false, normEpsilon: 1e-6, ...extra });
+    const model = tinyTransformer({ norm: 'rmsNorm', positions: 'rotary', ropeLayout: 'halfSplit', ropeTheta: 500000, mlp: 'swiglu', numAttentionHeads: 4, numKeyValueHeads: 2, useBias: false, tiedEmbeddings: false, normEpsilon: 1e-6, ...extra });
     let saved: tf.io.ModelArtifacts | null = null;
     await model.save(tf.io.withSaveHandler(async (artifacts) => {
       saved = artifacts;

@@ -13,10 +13,10 @@ beforeAll(useCpu);
 
 const FAMILIES: [string, TransformerConfig][] = [
   ['GPT (learned positions)', {}],
-  ['Llama (rotary, GQA)', { norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', useBias: false, numHeads: 4, numKeyValueHeads: 2 }],
+  ['Llama (rotary, GQA)', { norm: 'rmsNorm', positions: 'rotary', mlp: 'swiglu', useBias: false, numAttentionHeads: 4, numKeyValueHeads: 2 }],
   [
     'Hugging Face extras (q/k/v biases, head_dim ≠ D/H, llama3 RoPE scaling)',
-    { norm: 'rmsNorm', positions: 'rotary', ropeLayout: 'halfSplit', mlp: 'swiglu', useBias: false, attentionBias: 'qkv', numHeads: 4, numKeyValueHeads: 2, headDim: 6, ropeScaling: { type: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxLength: 16 } },
+    { norm: 'rmsNorm', positions: 'rotary', ropeLayout: 'halfSplit', mlp: 'swiglu', useBias: false, attentionBias: 'qkv', numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 6, ropeScaling: { type: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxLength: 16 } },
   ],
 ];
 const PREFIX = [3, 17, 4, 4, 29];

@@ -63,7 +63,7 @@ describe('loadBenchModel with draft heads on the byte-level checkpoint', () => {
 
   it('refuses parallel heads for the byte-level checkpoint, naming the kind', async () => {
     await useCpu();
-    const model = createTransformer({ vocabSize: 256, maxLength: 16, hiddenSize: 128, numLayers: 1, numHeads: 2, mtpHeads: 4, headKind: 'mlp', headHiddenSize: 8, seed: 1 });
+    const model = createTransformer({ vocabSize: 256, maxLength: 16, hiddenSize: 128, numLayers: 1, numAttentionHeads: 2, mtpHeads: 4, headKind: 'mlp', headHiddenSize: 8, seed: 1 });
     const bytes = await exportDraftHeads(model);
     await expect(loadBenchModel(REFERENCE_CHECKPOINT, 4, { name: 'mlp.bin', bytes })).rejects.toThrow(/must be sequential modules .* but mlp\.bin has kind 'mlp'/);
     model.dispose();
