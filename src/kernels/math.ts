@@ -9,6 +9,7 @@
  * (2023) for query heads sharing a key/value head; Su et al., "RoFormer" (2021) §3.4.
  */
 import type { MlpKind, NormKind, RopeLayout } from '../models/config.js';
+import type { SimdLoops } from './simd.js';
 
 /**
  * `out[r] = norm(x[r]) ⊙ weight (+ bias)` for every row of `x` `[rows, D]` (flat), where `x` is
@@ -190,6 +191,18 @@ export interface AttentionPlan {
   rotary: RotaryAngles | null;
 }
 
+/**
+ * The SIMD loops (`simd.ts`) and where things are in the memory they run on: `keys` and `values`
+ * as byte offsets, and a scratch block of at least `2·hs + cached + T` floats (`scratch` bytes, `heap` its view).
+ */
+export interface SimdAttention {
+  loops: SimdLoops;
+  keys: number;
+  values: number;
+  scratch: number;
+  heap: Float32Array;
+}
+
 /** Rows of a matrix inside a flat array: row t starts at `offset + t·stride`. */
 export interface Strided {
   data: Float32Array;
@@ -231,6 +244,7 @@ export function cachedAttention(
   values: Float32Array,
   plan: AttentionPlan,
   out: Float32Array,
+  simd: SimdAttention | null = null,
 ): void {
   const { numHeads: H, numKeyValueHeads: Hkv, headDim: hs, cached: L, rows: T, sees, rotary } = plan;
   const width = Hkv * hs; // lanes
@@ -271,6 +285,10 @@ export function cachedAttention(
       }
       scores.fill(0);
       for (let i = 0; i < g; i++) {
+        if (simd !== null) {
+          simdHead(simd, query, i * hs, hs, lane0, cap, L, extra, rowOf, keys, values, out, (t * H + kv * g + i) * hs);
+          continue;
+        }
         const s0 = i * n;
         let d = 0;
         for (; d + 8 <= hs; d += 8) {
@@ -388,5 +406,52 @@ export function cachedAttention(
         }
       }
     }
+  }
+}
+
+/**
+ * One query head through the SIMD loops: its scores over the `L` cached positions and the
+ * probability-weighted sum of their values in the module, the `extra` new rows it sees and the
+ * softmax in JS; the result to `out[o … o + hs)`.
+ */
+function simdHead(
+  simd: SimdAttention,
+  query: Float64Array,
+  qAt: number,
+  hs: number,
+  lane0: number,
+  cap: number,
+  L: number,
+  extra: number,
+  rowOf: Int32Array,
+  keys: Float32Array,
+  values: Float32Array,
+  out: Float32Array,
+  o: number,
+): void {
+  const { loops, heap } = simd;
+  const base = simd.scratch >> 2; // float index: [query hs | weighted hs | scores L + extra]
+  for (let d = 0; d < hs; d++) heap[base + d] = query[qAt + d]!;
+  const sAt = base + 2 * hs;
+  loops.scores(simd.scratch, simd.keys + 4 * lane0, 4 * sAt, L, hs, 4 * cap);
+  for (let j = 0; j < extra; j++) {
+    let sum = 0;
+    for (let e = 0; e < hs; e++) sum += query[qAt + e]! * keys[lane0 + e * cap + rowOf[j]!]!;
+    heap[sAt + L + j] = sum;
+  }
+  const n = L + extra;
+  let max = -Infinity;
+  for (let j = 0; j < n; j++) if (heap[sAt + j]! > max) max = heap[sAt + j]!;
+  let total = 0;
+  for (let j = 0; j < n; j++) {
+    const e = expNonPositive(heap[sAt + j]! - max);
+    heap[sAt + j] = e;
+    total += e;
+  }
+  loops.weighted(4 * sAt, simd.values + 4 * lane0, 4 * (base + hs), L, hs, 4 * cap);
+  for (let e = 0; e < hs; e++) {
+    let acc = heap[base + hs + e]!;
+    for (let j = 0; j < extra; j++) acc += heap[sAt + L + j]! * values[lane0 + e * cap + rowOf[j]!]!;
+    out[o + e] = acc / total;
   }
 }

@@ -15,7 +15,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../internal/errors.js';
 import type { MlpKind, NormKind } from '../models/config.js';
-import { activate, type AttentionPlan, cachedAttention, checkedArgmaxRows, moduleInput, normRows, silu } from './math.js';
+import { activate, type AttentionPlan, cachedAttention, checkedArgmaxRows, moduleInput, normRows, silu, type SimdAttention } from './math.js';
+import { simdLoops } from './simd.js';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -151,6 +152,46 @@ function activationKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo | 
   return out;
 }
 
+/** The wasm backend's module: its heap, allocator and tensors' offsets. */
+interface WasmModuleLike {
+  wasm: { asm?: { memory?: unknown }; _malloc(bytes: number): number; _free(at: number): void };
+  dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } };
+}
+
+let simdEnabled = true;
+
+/**
+ * Switches the WebAssembly SIMD loops of the attention kernel on the wasm backend on (the
+ * default, where the engine has SIMD) or off (the JS loops), returning the previous setting: for
+ * tests and for measuring them.
+ *
+ * @internal
+ */
+export function setSimdAttention(on: boolean): boolean {
+  const previous = simdEnabled;
+  simdEnabled = on;
+  return previous;
+}
+
+/**
+ * On the wasm backend with WebAssembly SIMD: the loops over its memory, the byte offsets of
+ * `keys` and `values`, and a scratch block of `floats` (freed by `free`); null elsewhere.
+ */
+function simdOf(backend: unknown, keys: TensorInfo, values: TensorInfo, floats: number): { attention: SimdAttention; free(): void } | null {
+  if (!simdEnabled) return null;
+  const b = backend as Partial<WasmModuleLike>;
+  const memory = b.wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory) || b.dataIdMap === undefined) return null;
+  const loops = simdLoops(memory);
+  if (loops === null) return null;
+  const wasm = b.wasm!;
+  const scratch = wasm._malloc(4 * floats) >>> 0; // may grow the memory: views are taken after
+  return {
+    attention: { loops, keys: b.dataIdMap.get(keys.dataId).memoryOffset, values: b.dataIdMap.get(values.dataId).memoryOffset, scratch, heap: new Float32Array(memory.buffer) },
+    free: () => wasm._free(scratch),
+  };
+}
+
 /** `MtpCachedAttention`: inputs q, k?, v? (none: q holds [q | k | v]), keys, values; attrs plan. */
 function attentionKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo | TensorInfo[] {
   const { q, k, v, keys, values } = inputs as { q: TensorInfo; k?: TensorInfo; v?: TensorInfo; keys: TensorInfo; values: TensorInfo };
@@ -159,12 +200,17 @@ function attentionKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo | T
   const qWidth = plan.numHeads * plan.headDim;
   const kvWidth = plan.numKeyValueHeads * plan.headDim;
   const out = memory.output([...q.shape.slice(0, -1), qWidth]);
-  const qs = memory.view(q);
-  const packed = k === undefined || v === undefined; // one [q | k | v] matrix
-  const stride = packed ? qWidth + 2 * kvWidth : qWidth;
-  const ks = packed ? { data: qs, offset: qWidth, stride } : { data: memory.view(k), offset: 0, stride: kvWidth };
-  const vs = packed ? { data: qs, offset: qWidth + kvWidth, stride } : { data: memory.view(v), offset: 0, stride: kvWidth };
-  cachedAttention({ data: qs, offset: 0, stride }, ks, vs, memory.view(keys), memory.view(values), plan, memory.view(out));
+  const simd = simdOf(backend, keys, values, 2 * plan.headDim + plan.cached + plan.rows); // allocates: before any view
+  try {
+    const qs = memory.view(q);
+    const packed = k === undefined || v === undefined; // one [q | k | v] matrix
+    const stride = packed ? qWidth + 2 * kvWidth : qWidth;
+    const ks = packed ? { data: qs, offset: qWidth, stride } : { data: memory.view(k), offset: 0, stride: kvWidth };
+    const vs = packed ? { data: qs, offset: qWidth + kvWidth, stride } : { data: memory.view(v), offset: 0, stride: kvWidth };
+    cachedAttention({ data: qs, offset: 0, stride }, ks, vs, memory.view(keys), memory.view(values), plan, memory.view(out), simd?.attention ?? null);
+  } finally {
+    simd?.free();
+  }
   return out;
 }
 

@@ -12,7 +12,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { greedyDecode, speculativeDecode } from '../../src/index.js';
 import { checkedArgmax } from '../../src/layers/inference_fused.js';
 import { fusedActivation, fusedAddNorm, fusedCachedAttention, fusedCheckedArgmax, fusedNorm } from '../../src/kernels/ops.js';
-import { fusedKernelsAvailable, setFusedKernels } from '../../src/kernels/registry.js';
+import { fusedKernelsAvailable, setFusedKernels, setSimdAttention } from '../../src/kernels/registry.js';
+import { simdLoops } from '../../src/kernels/simd.js';
 import { expNonPositive } from '../../src/kernels/math.js';
 import { CachedTransformer, createTransformer, type TransformerConfig } from '../../src/models/index.js';
 import { withSequentialHeads } from '../../src/models/draft_heads.js';
@@ -327,6 +328,51 @@ describe.each(BACKENDS)('sequential draft modules on %s', (backend) => {
       cached.dispose();
       model.dispose();
     }
+  });
+});
+
+describe('WebAssembly SIMD loops (wasm backend)', () => {
+  it('scores and weighted sums equal plain sums, over every tail length', () => {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const loops = simdLoops(memory);
+    expect(loops).not.toBeNull(); // Node has WebAssembly SIMD
+    const f = new Float32Array(memory.buffer);
+    for (const [hs, cap, n] of [[8, 37, 33], [3, 9, 4], [5, 12, 7], [1, 5, 1], [64, 20, 18]] as const) {
+      const [q, k, out, p] = [0, 64, 64 + hs * cap, 128 + hs * cap];
+      for (let i = 0; i < 128 + hs * cap + 128; i++) f[i] = Math.sin(i * 12.9898) * 2;
+      loops!.scores(4 * q, 4 * k, 4 * out, n, hs, 4 * cap);
+      for (let j = 0; j < n; j++) {
+        let want = 0;
+        for (let d = 0; d < hs; d++) want += f[q + d]! * f[k + d * cap + j]!;
+        expect(Math.abs(f[out + j]! - want)).toBeLessThan(1e-4 * (1 + Math.abs(want)));
+      }
+      loops!.weighted(4 * p, 4 * k, 4 * out, n, hs, 4 * cap);
+      for (let d = 0; d < hs; d++) {
+        let want = 0;
+        for (let j = 0; j < n; j++) want += f[p + j]! * f[k + d * cap + j]!;
+        expect(Math.abs(f[out + d]! - want)).toBeLessThan(1e-4 * (1 + Math.abs(want)));
+      }
+    }
+  });
+
+  it('whole forwards through the SIMD loops equal those through the JS loops', async () => {
+    await use('wasm');
+    fc.assert(
+      fc.property(architectures, (config) => {
+        const model = createTransformer(config);
+        try {
+          const simd = runScript(model, config.seed!);
+          setSimdAttention(false);
+          const js = runScript(model, config.seed!);
+          setSimdAttention(true);
+          simd.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - js[i]![j]!)).toBeLessThan(2e-4)));
+        } finally {
+          setSimdAttention(true);
+          model.dispose();
+        }
+      }),
+      { numRuns: 6 },
+    );
   });
 });
 

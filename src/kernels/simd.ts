@@ -1,0 +1,229 @@
+/**
+ * Attention's two inner loops as WebAssembly SIMD, over the wasm backend's own memory (the module
+ * imports it, so nothing is copied): the scores of one query against a key/value head's cached
+ * positions, and the probability-weighted sum of its values. Both walk the static cache's lanes
+ * (`[Hkv·hs, capacity]`: one lane per head dimension, positions contiguous), four positions per
+ * f32x4 operation — what the JS loops in `math.ts` do one position at a time.
+ *
+ * The module is assembled here from its instructions (below, with the text form of each
+ * function), about 300 bytes; `simdLoops` returns null where the engine has no SIMD.
+ *
+ * Reference: the WebAssembly SIMD proposal (f32x4 splat/mul/add, v128 load/store, extract_lane);
+ * the binary format of the WebAssembly core specification §5.
+ */
+
+/** The two loops, on byte offsets into the memory the module was made for. */
+export interface SimdLoops {
+  /** `out[j] = Σ_d q[d] · k[d·cap + j]` for j < n (`q`, `k`, `out` byte offsets; `cap4` = cap · 4 bytes). */
+  scores(q: number, k: number, out: number, n: number, hs: number, cap4: number): void;
+  /** `out[d] = Σ_j p[j] · v[d·cap + j]` for d < hs, j < n. */
+  weighted(p: number, v: number, out: number, n: number, hs: number, cap4: number): void;
+}
+
+const made = new WeakMap<WebAssembly.Memory, SimdLoops | null>();
+
+/** The loops over `memory`, instantiated once per memory; null without WebAssembly SIMD. */
+export function simdLoops(memory: WebAssembly.Memory): SimdLoops | null {
+  if (made.has(memory)) return made.get(memory)!;
+  let loops: SimdLoops | null = null;
+  try {
+    const bytes = moduleBytes();
+    if (typeof WebAssembly !== 'undefined' && WebAssembly.validate(bytes)) {
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+      loops = instance.exports as unknown as SimdLoops;
+    }
+  } catch {
+    loops = null; // no SIMD (or no WebAssembly): the JS loops run instead
+  }
+  made.set(memory, loops);
+  return loops;
+}
+
+// ---- the binary ----
+
+const I32 = 0x7f;
+const F32 = 0x7d;
+const V128 = 0x7b;
+
+function leb(n: number): number[] {
+  const out: number[] = [];
+  let v = n >>> 0;
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  let v = n | 0;
+  for (;;) {
+    const byte = v & 0x7f;
+    v >>= 7;
+    if ((v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+const vec = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
+const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
+const name = (s: string): number[] => vec([...s].map((c) => [c.charCodeAt(0)]));
+
+/** Instructions, in the binary's order (operands before their operator). */
+const op = {
+  get: (i: number) => [0x20, ...leb(i)],
+  set: (i: number) => [0x21, ...leb(i)],
+  i32: (n: number) => [0x41, ...sleb(n)],
+  f32zero: [0x43, 0, 0, 0, 0],
+  add: [0x6a],
+  mul: [0x6c],
+  shl: [0x74],
+  geS: [0x4e],
+  gtS: [0x4a],
+  f32load: [0x2a, 0, 0],
+  f32store: [0x38, 0, 0],
+  f32add: [0x92],
+  f32mul: [0x94],
+  v128load: [0xfd, ...leb(0), 0, 0],
+  v128store: [0xfd, ...leb(11), 0, 0],
+  v128zero: [0xfd, ...leb(12), ...new Array<number>(16).fill(0)],
+  splat: [0xfd, ...leb(19)],
+  lane: (i: number) => [0xfd, ...leb(31), i],
+  f32x4add: [0xfd, ...leb(228)],
+  f32x4mul: [0xfd, ...leb(230)],
+  block: [0x02, 0x40],
+  loop: [0x03, 0x40],
+  br: (depth: number) => [0x0c, ...leb(depth)],
+  brIf: (depth: number) => [0x0d, ...leb(depth)],
+  end: [0x0b],
+};
+
+// params: 0 q|p, 1 k|v, 2 out, 3 n, 4 hs, 5 cap4; locals: 6 j, 7 d, 8 pk, 9 pq, 10 acc (v128), 11 s (f32)
+const [Q, K, OUT, N, HS, CAP4, J, D, PK, PQ, ACC, S] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+const LOCALS = vec([[...leb(4), I32], [...leb(1), V128], [...leb(1), F32]]);
+
+/** `x = x + c` for an i32 local. */
+const bump = (x: number, c: number[]): number[] => [...op.get(x), ...c, ...op.add, ...op.set(x)];
+/** `base + (j << 2)`. */
+const at = (base: number, j: number): number[] => [...op.get(base), ...op.get(j), ...op.i32(2), ...op.shl, ...op.add];
+
+/*
+ * (func $scores (param $q $k $out $n $hs $cap4 i32)
+ *   j = 0
+ *   block loop                                   ;; four positions at a time
+ *     br_if 1 (j + 4 > n)
+ *     acc = 0; pk = k + 4j; pq = q; d = 0
+ *     block loop
+ *       br_if 1 (d >= hs)
+ *       acc = acc + splat(f32.load pq) * v128.load pk
+ *       pk += cap4; pq += 4; d += 1; br 0
+ *     end end
+ *     v128.store (out + 4j) acc; j += 4; br 0
+ *   end end
+ *   block loop                                   ;; the remaining positions
+ *     br_if 1 (j >= n)
+ *     s = 0; pk = k + 4j; pq = q; d = 0
+ *     block loop
+ *       br_if 1 (d >= hs)
+ *       s = s + f32.load pq * f32.load pk
+ *       pk += cap4; pq += 4; d += 1; br 0
+ *     end end
+ *     f32.store (out + 4j) s; j += 1; br 0
+ *   end end)
+ */
+function scoresBody(): number[] {
+  const inner = (fourWide: boolean): number[] => [
+    ...op.block, ...op.loop,
+    ...op.get(D), ...op.get(HS), ...op.geS, ...op.brIf(1),
+    ...(fourWide
+      ? [...op.get(ACC), ...op.get(PQ), ...op.f32load, ...op.splat, ...op.get(PK), ...op.v128load, ...op.f32x4mul, ...op.f32x4add, ...op.set(ACC)]
+      : [...op.get(S), ...op.get(PQ), ...op.f32load, ...op.get(PK), ...op.f32load, ...op.f32mul, ...op.f32add, ...op.set(S)]),
+    ...bump(PK, op.get(CAP4)), ...bump(PQ, op.i32(4)), ...bump(D, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+  ];
+  const start = (fourWide: boolean): number[] => [
+    ...(fourWide ? [...op.v128zero, ...op.set(ACC)] : [...op.f32zero, ...op.set(S)]),
+    ...at(K, J), ...op.set(PK), ...op.get(Q), ...op.set(PQ), ...op.i32(0), ...op.set(D),
+  ];
+  return [
+    ...op.i32(0), ...op.set(J),
+    ...op.block, ...op.loop,
+    ...op.get(J), ...op.i32(4), ...op.add, ...op.get(N), ...op.gtS, ...op.brIf(1),
+    ...start(true), ...inner(true),
+    ...at(OUT, J), ...op.get(ACC), ...op.v128store, ...bump(J, op.i32(4)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.block, ...op.loop,
+    ...op.get(J), ...op.get(N), ...op.geS, ...op.brIf(1),
+    ...start(false), ...inner(false),
+    ...at(OUT, J), ...op.get(S), ...op.f32store, ...bump(J, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.end,
+  ];
+}
+
+/*
+ * (func $weighted (param $p $v $out $n $hs $cap4 i32)
+ *   d = 0; pk = v
+ *   block loop                                   ;; one head dimension (a lane) at a time
+ *     br_if 1 (d >= hs)
+ *     acc = 0; j = 0
+ *     block loop
+ *       br_if 1 (j + 4 > n)
+ *       acc = acc + v128.load (p + 4j) * v128.load (pk + 4j); j += 4; br 0
+ *     end end
+ *     s = lane0(acc) + lane1(acc) + lane2(acc) + lane3(acc)
+ *     block loop
+ *       br_if 1 (j >= n)
+ *       s = s + f32.load (p + 4j) * f32.load (pk + 4j); j += 1; br 0
+ *     end end
+ *     f32.store (out + 4d) s; pk += cap4; d += 1; br 0
+ *   end end)
+ */
+function weightedBody(): number[] {
+  return [
+    ...op.i32(0), ...op.set(D), ...op.get(K), ...op.set(PK),
+    ...op.block, ...op.loop,
+    ...op.get(D), ...op.get(HS), ...op.geS, ...op.brIf(1),
+    ...op.v128zero, ...op.set(ACC), ...op.i32(0), ...op.set(J),
+    ...op.block, ...op.loop,
+    ...op.get(J), ...op.i32(4), ...op.add, ...op.get(N), ...op.gtS, ...op.brIf(1),
+    ...op.get(ACC), ...at(Q, J), ...op.v128load, ...at(PK, J), ...op.v128load, ...op.f32x4mul, ...op.f32x4add, ...op.set(ACC),
+    ...bump(J, op.i32(4)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.get(ACC), ...op.lane(0), ...op.get(ACC), ...op.lane(1), ...op.f32add, ...op.get(ACC), ...op.lane(2), ...op.f32add, ...op.get(ACC), ...op.lane(3), ...op.f32add, ...op.set(S),
+    ...op.block, ...op.loop,
+    ...op.get(J), ...op.get(N), ...op.geS, ...op.brIf(1),
+    ...op.get(S), ...at(Q, J), ...op.f32load, ...at(PK, J), ...op.f32load, ...op.f32mul, ...op.f32add, ...op.set(S),
+    ...bump(J, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...at(OUT, D), ...op.get(S), ...op.f32store, ...bump(PK, op.get(CAP4)), ...bump(D, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.end,
+  ];
+}
+
+let bytesCache: Uint8Array<ArrayBuffer> | null = null;
+
+function moduleBytes(): Uint8Array<ArrayBuffer> {
+  if (bytesCache !== null) return bytesCache;
+  const funcType = [0x60, ...vec(new Array<number[]>(6).fill([I32])), ...vec([])]; // (i32 × 6) → ()
+  const body = (code: number[]) => {
+    const b = [...LOCALS, ...code];
+    return [...leb(b.length), ...b];
+  };
+  bytesCache = new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
+    ...section(1, vec([funcType])),
+    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...leb(1)]])), // memory, min 1 page, no max
+    ...section(3, vec([[0], [0]])),
+    ...section(7, vec([[...name('scores'), 0x00, 0], [...name('weighted'), 0x00, 1]])),
+    ...section(10, vec([body(scoresBody()), body(weightedBody())])),
+  ]);
+  return bytesCache;
+}
