@@ -42,7 +42,7 @@ describe.skipIf(!browserSuiteEnabled(SUITE) || !gpt2Available(SUITE))('browser e
     await useCpu();
     const tokenizer = loadHfTokenizer(readFileSync(join(GPT2_TOKENIZER_DIR, 'tokenizer.json')));
     const promptIds = tokenizer.encode(PROMPT);
-    const { model } = await loadHfLlama(hfFolderFiles(dir), { mtpHeads: 3, headKind: 'mlp', mlpHiddenSize: 8 });
+    const { model } = await loadHfLlama(hfFolderFiles(dir), { mtpHeads: 3, headKind: 'mlp', headHiddenSize: 8 });
     const heads = writeDraftHeads(await trainDraftHeads(model, { sequences: [Array.from({ length: 24 }, (_, i) => (i * 977) % 50257)], steps: 2, batchSize: 16, heldOut: 0 }));
     const cached = new CachedTransformer(model);
     const greedy = await greedyDecode(cached, promptIds, { maxNewTokens: 8, stopTokens: [] });

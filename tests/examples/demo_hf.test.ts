@@ -64,7 +64,7 @@ describe.skipIf(!gpt2Available('tests/examples/demo_hf'))('npm run demo -- --hf 
 
   it('--heads: draft heads trained for the folder attach (k, kind and width from the file)', async () => {
     await useCpu();
-    const { model } = await loadHfLlama(hfFolderFiles(dir), { mtpHeads: 3, headKind: 'mlp', mlpHiddenSize: 8 });
+    const { model } = await loadHfLlama(hfFolderFiles(dir), { mtpHeads: 3, headKind: 'mlp', headHiddenSize: 8 });
     const sequences = [Array.from({ length: 24 }, (_, i) => (i * 977) % 50257)];
     const heads = writeDraftHeads(await trainDraftHeads(model, { sequences, steps: 2, batchSize: 16, heldOut: 0 }));
     model.dispose();

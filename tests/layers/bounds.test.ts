@@ -94,7 +94,7 @@ describe('a crafted model.json fails fast', () => {
 
   it('loading runs no real initializer on weights about to be overwritten', async () => {
     registerMtpLayers();
-    const artifacts = await editedArtifacts(() => {}, { headKind: ['linear', 'lowRank', 'mlp'], numHeads: 4, rank: 2, mlpHiddenSize: 6 });
+    const artifacts = await editedArtifacts(() => {}, { headKind: ['linear', 'lowRank', 'mlp'], numHeads: 4, rank: 2, headHiddenSize: 6 });
     // Every non-zero initializer the model uses: glorot (unembedding, lowRank A, mlp W1, trunk), identity (linear), uniform (embedding).
     const prototypes = [tfl.initializers.glorotUniform({}), tfl.initializers.identity({}), tfl.initializers.randomUniform({})].map((init) => {
       let proto = Object.getPrototypeOf(init) as object;

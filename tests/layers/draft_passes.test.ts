@@ -41,7 +41,7 @@ interface Subject {
 
 /** A parallel head of `kind` (offset 0 linear, so it has weights a spy can recognise) on a tiny model, random weights. */
 function parallelSubject(kind: OffsetHeadKind, useBias: boolean, seed: number, activation?: 'relu'): Subject {
-  const { model, head } = tinyModel({ numHeads: K, vocabSize: V, hidden: D, headKind: kind, offset0Kind: 'linear', rank: 3, mlpHiddenSize: 12, useBias, seed, ...(activation ? { activation } : {}) });
+  const { model, head } = tinyModel({ numHeads: K, vocabSize: V, hidden: D, headKind: kind, offset0Kind: 'linear', rank: 3, headHiddenSize: 12, useBias, seed, ...(activation ? { activation } : {}) });
   randomizeWeights(head, seed, 0.5);
   return { title: `${kind}${useBias ? ', bias' : ''}${activation ? `, ${activation}` : ''}`, head: head as Head, model, sequential: false };
 }

@@ -27,7 +27,7 @@ const SORTED = [0, 3, 11, 14, 20];
 type Head = (MultiTokenHead | SequentialMtpHead) & InferenceHead;
 
 function parallel(draftVocab?: readonly number[]): { model: LayersModel; head: Head } {
-  const { model, head } = tinyModel({ numHeads: K, vocabSize: V, hidden: D, headKind: 'mlp', mlpHiddenSize: 12, useBias: true, seed: 4, ...(draftVocab ? { draftVocab } : {}) });
+  const { model, head } = tinyModel({ numHeads: K, vocabSize: V, hidden: D, headKind: 'mlp', headHiddenSize: 12, useBias: true, seed: 4, ...(draftVocab ? { draftVocab } : {}) });
   randomizeWeights(head, 4, 0.5);
   return { model, head: head as Head };
 }
@@ -72,7 +72,7 @@ describe('draft vocabulary validation', () => {
 
   it.each(bad)('MultiTokenHead and SequentialMtpHead refuse %s, naming the argument and the value', (_, value, message) => {
     expect(() => multiTokenHead({ numHeads: K, vocabSize: V, draftVocab: value as number[] })).toThrow(`MultiTokenHead: ${message}`);
-    expect(() => sequentialMtpHead({ numHeads: K, vocabSize: V, mlpHiddenSize: 8, tiedTo: 'emb', draftVocab: value as number[] })).toThrow(`SequentialMtpHead: ${message}`);
+    expect(() => sequentialMtpHead({ numHeads: K, vocabSize: V, headHiddenSize: 8, tiedTo: 'emb', draftVocab: value as number[] })).toThrow(`SequentialMtpHead: ${message}`);
   });
 
   it.each(bad)('setDraftVocab refuses %s (ids), and so do createTransformer and withSequentialHeads, with no leak', async (_, value, message) => {

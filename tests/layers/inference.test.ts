@@ -21,9 +21,9 @@ async function use(backend: 'cpu' | 'wasm'): Promise<void> {
 }
 
 const KINDS: [string, Partial<MultiTokenHeadArgs>][] = [
-  ...(['identity', 'linear', 'residual', 'lowRank', 'mlp'] as OffsetHeadKind[]).map((kind): [string, Partial<MultiTokenHeadArgs>] => [kind, { headKind: kind, rank: 3, mlpHiddenSize: 12 }]),
-  ['mixed kinds, linear offset 0', { numHeads: 5, offset0Kind: 'linear', headKind: ['mlp', 'mlp', 'lowRank', 'residual'], rank: 3, mlpHiddenSize: 12 }],
-  ['relu activation', { numHeads: 4, headKind: 'mlp', mlpHiddenSize: 12, activation: 'relu' }],
+  ...(['identity', 'linear', 'residual', 'lowRank', 'mlp'] as OffsetHeadKind[]).map((kind): [string, Partial<MultiTokenHeadArgs>] => [kind, { headKind: kind, rank: 3, headHiddenSize: 12 }]),
+  ['mixed kinds, linear offset 0', { numHeads: 5, offset0Kind: 'linear', headKind: ['mlp', 'mlp', 'lowRank', 'residual'], rank: 3, headHiddenSize: 12 }],
+  ['relu activation', { numHeads: 4, headKind: 'mlp', headHiddenSize: 12, activation: 'relu' }],
 ];
 
 /** A built head with random weights, and random rows `[m, D]`. */
@@ -89,7 +89,7 @@ describe.each(['cpu', 'wasm'] as const)('prepare / release (%s)', (backend) => {
   });
 
   it('is counted: tensors live until the last release, none after; an extra release is a no-op', async () => {
-    const { model, head, rows } = setup({ headKind: 'mlp', mlpHiddenSize: 12 }, false, true, 2);
+    const { model, head, rows } = setup({ headKind: 'mlp', headHiddenSize: 12 }, false, true, 2);
     const before = tf.memory().numTensors;
     head.prepare();
     head.prepare();

@@ -13,7 +13,7 @@ beforeAll(useCpu);
 
 describe.each([false, true])('headTopK (prepared: %s)', (prepared) => {
   it('rank 0 equals headArgmax; ranks are the top k of log-softmax(logits), descending', async () => {
-    const { model, head } = tinyModel({ numHeads: 4, vocabSize: 29, hidden: 16, headKind: 'mlp', mlpHiddenSize: 12, tied: true, useBias: true, seed: 5 });
+    const { model, head } = tinyModel({ numHeads: 4, vocabSize: 29, hidden: 16, headKind: 'mlp', headHiddenSize: 12, tied: true, useBias: true, seed: 5 });
     randomizeWeights(head, 5, 0.5);
     const rows = tf.randomNormal([6, 16], 0, 1, 'float32', 11) as tf.Tensor2D; // [m, D]
     await expectNoLeak(async () => {

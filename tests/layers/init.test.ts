@@ -18,7 +18,7 @@ const KINDS: OffsetHeadKind[] = ['identity', 'linear', 'residual', 'lowRank', 'm
 
 describe.each(KINDS)('a new %s head', (kind) => {
   it('returns its input exactly', async () => {
-    const head = lightweightOffsetHead({ kind, rank: 2, mlpHiddenSize: 5 });
+    const head = lightweightOffsetHead({ kind, rank: 2, headHiddenSize: 5 });
     const x = tf.randomNormal([2, 3, D], 0, 2, 'float32', 4); // [2, 3, D]
     head.build(x.shape); // creates the weights, so that the leak check below sees only apply
     const y = await expectNoLeak(() => {
@@ -35,7 +35,7 @@ describe.each(KINDS)('a new %s head', (kind) => {
 });
 
 it('every offset of a new MultiTokenHead gives offset 0’s logits', () => {
-  const head = multiTokenHead({ numHeads: 5, vocabSize: 9, headKind: ['linear', 'residual', 'lowRank', 'mlp'], rank: 2, mlpHiddenSize: 4 });
+  const head = multiTokenHead({ numHeads: 5, vocabSize: 9, headKind: ['linear', 'residual', 'lowRank', 'mlp'], rank: 2, headHiddenSize: 4 });
   const x = tf.randomNormal([1, 4, D], 0, 1, 'float32', 8); // [1, 4, D]
   const logits = head.apply(x) as tf.Tensor; // [1, 4, 5, 9]
   const rows = tf.unstack(logits, 2).map((t) => Array.from(t.dataSync())); // 5 × [1, 4, 9]

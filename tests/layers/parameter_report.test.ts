@@ -18,14 +18,14 @@ describe('parameterReport', () => {
     { k: 3, headKind: 'mlp' as OffsetHeadKind, useBias: false },
   ])('k=$k headKind=$headKind useBias=$useBias agrees with the built layer', ({ k, headKind, useBias }) => {
     const [V, D, r, H] = [50, 12, 3, 7];
-    const report = parameterReport({ vocabSize: V, hiddenSize: D, numHeads: k, headKind, rank: r, mlpHiddenSize: H, useBias });
+    const report = parameterReport({ vocabSize: V, hiddenSize: D, numHeads: k, headKind, rank: r, headHiddenSize: H, useBias });
     const light = { identity: 0, linear: D * D + D, residual: D * D + D, lowRank: 2 * D * r, mlp: 2 * D * H + H + D }[headKind];
     expect(report.offsetHeads).toEqual([0, ...Array.from({ length: k - 1 }, () => light)]);
     expect(report.shared).toBe(V * D + (useBias ? V : 0) + (k - 1) * light);
     expect(report.separate).toBe(k * V * D + (useBias ? k * V : 0));
     expect(report.saved).toBe(report.separate - report.shared);
     expect(report.ratio).toBeCloseTo(report.separate / report.shared, 12);
-    const head = multiTokenHead({ numHeads: k, vocabSize: V, headKind, rank: r, mlpHiddenSize: H, useBias });
+    const head = multiTokenHead({ numHeads: k, vocabSize: V, headKind, rank: r, headHiddenSize: H, useBias });
     tf.dispose(head.apply(tf.zeros([1, 1, D])) as tf.Tensor);
     expect(head.countParams()).toBe(report.shared);
     expect(head.parameterReport()).toEqual(report);
@@ -33,7 +33,7 @@ describe('parameterReport', () => {
   });
 
   it('a head larger than k separate projections is reported as more, not fewer', () => {
-    const r = parameterReport({ vocabSize: 8, hiddenSize: 16, numHeads: 2, headKind: 'mlp', mlpHiddenSize: 64 });
+    const r = parameterReport({ vocabSize: 8, hiddenSize: 16, numHeads: 2, headKind: 'mlp', headHiddenSize: 64 });
     expect(r.saved).toBeLessThan(0);
     expect(formatParameterReport(r)).toContain(`${r.saved.toLocaleString('en-US')} (${(r.shared / r.separate).toFixed(2)}× more)`);
   });

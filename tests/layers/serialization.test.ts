@@ -21,7 +21,7 @@ describe('save/load round trip', () => {
     { tied: false, headKind: ['mlp', 'residual'] as const, useBias: true, activation: 'relu' as const }, // a non-default activation must survive
   ])('tied=$tied headKind=$headKind useBias=$useBias activation=$activation: same config, outputs and weights', async ({ tied, headKind, useBias, activation }) => {
     const kinds = [...(Array.isArray(headKind) ? headKind : [headKind, headKind])];
-    const { model, head } = tinyModel({ vocabSize: V, hidden: D, tied, headKind: kinds, rank: 3, mlpHiddenSize: 5, useBias, ...(activation ? { activation } : {}) });
+    const { model, head } = tinyModel({ vocabSize: V, hidden: D, tied, headKind: kinds, rank: 3, headHiddenSize: 5, useBias, ...(activation ? { activation } : {}) });
     randomizeWeights(head, 11);
     const artifacts = await saveToMemory(model);
     const matrices = artifacts.weightSpecs!.filter((s) => s.shape.join() === `${V},${D}`);

@@ -23,7 +23,7 @@ describe.each(grid)('MultiTokenHead k=$k kind=$kind tied=$tied', ({ k, kind, tie
   it('outputs [b, s, k, V] and computeLogits matches the full output', async () => {
     const embedding = tfl.layers.embedding({ inputDim: V, outputDim: D });
     tf.dispose(embedding.apply(tf.zeros([1, 1], 'int32')) as tf.Tensor);
-    const head = multiTokenHead({ numHeads: k, vocabSize: V, headKind: kind, offset0Kind: kind, rank: 2, mlpHiddenSize: 3, ...(tied ? { tiedTo: embedding } : {}) });
+    const head = multiTokenHead({ numHeads: k, vocabSize: V, headKind: kind, offset0Kind: kind, rank: 2, headHiddenSize: 3, ...(tied ? { tiedTo: embedding } : {}) });
     const hidden = tf.randomNormal([2, 5, D], 0, 1, 'float32', 7); // [2, 5, D]
     tf.dispose(head.apply(hidden) as tf.Tensor);
     randomizeWeights(head, 3);

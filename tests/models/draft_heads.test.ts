@@ -53,7 +53,7 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
   describe('attach and train only the heads', () => {
     let model: LayersModel;
     beforeAll(async () => {
-      ({ model } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H }));
+      ({ model } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: H }));
     });
     afterAll(() => model.dispose());
 
@@ -91,7 +91,7 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
       loaded.dispose();
       expect(tf.memory().numTensors).toBe(before);
 
-      const { model: fresh } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H });
+      const { model: fresh } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: H });
       try {
         // a Node Buffer viewing the middle of a larger allocation (what readFileSync may return)
         const pooled = new Uint8Array(bytes.length + 16);
@@ -116,7 +116,7 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
       } finally {
         residual.dispose();
       }
-      const { model: wide } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 2 * H });
+      const { model: wide } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: 2 * H });
       try {
         await expectThrowNoLeak(() => attachDraftHeads(wide, bytes), `attachDraftHeads: heads headHiddenSize must match the model's (${2 * H}), but got ${H}.`);
       } finally {

@@ -115,7 +115,7 @@ describe.skipIf(!storiesOk)('draft-heads files with a draft vocabulary (stories2
     await useCpu();
     file = readStories('checkpoint');
     prompt = storiesReference().promptIds;
-    ({ model: trained } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H }));
+    ({ model: trained } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: H }));
     for (const h of (headOf(trained) as MultiTokenHead).offsetHeads.slice(1)) randomizeWeights(h, 5, 0.05); // "trained" heads
   });
   afterAll(() => trained.dispose());
@@ -157,7 +157,7 @@ describe.skipIf(!storiesOk)('draft-heads files with a draft vocabulary (stories2
     agreed.dispose();
     expect(tf.memory().numTensors).toBe(before);
 
-    const { model: fresh } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H });
+    const { model: fresh } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: H });
     expect(headOf(fresh).draftVocab).toBeNull();
     const manifest = await expectNoLeak(() => attachDraftHeads(fresh, bytes));
     expect(manifest.draftVocab).toEqual(vocab);
@@ -196,7 +196,7 @@ describe.skipIf(!storiesOk)('draft-heads files with a draft vocabulary (stories2
     headOf(trained).setDraftVocab(vocab);
     const bytes = await exportDraftHeads(trained);
     headOf(trained).setDraftVocab(null);
-    const { model } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H });
+    const { model } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: H });
     const head = headOf(model) as MultiTokenHead;
     const weightsOf = () => head.offsetHeads.slice(1).flatMap((h) => h.weights.map((w) => Array.from(w.read().dataSync())));
     const before = weightsOf();
@@ -246,7 +246,7 @@ describe.skipIf(!storiesOk)('draft-heads files with a draft vocabulary (stories2
   });
 
   it('sequential heads: loadLlama2c({ headKind: "sequential", draftVocab }) and a round trip of their file', async () => {
-    const { model } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'sequential', mlpHiddenSize: H, draftVocab: vocab });
+    const { model } = await loadLlama2c(file, { mtpHeads: 4, headKind: 'sequential', headHiddenSize: H, draftVocab: vocab });
     expect(headOf(model).draftVocab).toEqual(vocab);
     const bytes = await exportDraftHeads(model);
     expect(readDraftHeads(bytes).manifest).toMatchObject({ version: 2, kind: 'sequential', draftVocab: vocab });

@@ -1,6 +1,6 @@
 /**
  * Draft heads for any loaded model. `loadHfLlama` takes `loadLlama2c`'s head options (`mtpHeads`,
- * `headKind` with `'sequential'`, `mlpHiddenSize`, `rank`, `draftVocab`, `draftHeads`) through the
+ * `headKind` with `'sequential'`, `headHiddenSize`, `rank`, `draftVocab`, `draftHeads`) through the
  * one shared helper, so every bad option fails the same way on both loaders, before any weight is
  * read. Heads trained with `trainDraftHeads` on stories260K converted to the Hugging Face layout
  * (wasm, a short self-distillation run) are written with `writeDraftHeads`, attach through
@@ -64,7 +64,7 @@ describe.skipIf(!available)('draft heads on a Hugging Face checkpoint (stories26
 
   it('trainDraftHeads trains mlp heads of an HF-loaded model; writeDraftHeads → loadHfLlama({ draftHeads }) attaches them; output = greedy, τ > 1', async () => {
     const before = tf.memory().numTensors;
-    const { model } = await loadHfLlama(files, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H });
+    const { model } = await loadHfLlama(files, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: H });
     const untrained = await decodeBoth(model, prompt);
     const fingerprint = await baseFingerprint(model);
     const started = performance.now();
@@ -92,7 +92,7 @@ describe.skipIf(!available)('draft heads on a Hugging Face checkpoint (stories26
   it('another base model refuses the heads naming base.fingerprint (loadHfLlama and attachDraftHeads); nothing is left behind', async () => {
     const message = /^loadHfLlama: options\.draftHeads were trained on another base model: base\.fingerprint must be this model's [0-9a-f]{16}, but got [0-9a-f]{16}\.$/;
     await expectThrowNoLeak(() => loadHfLlama(other, { draftHeads: heads }), message);
-    const { model } = await loadHfLlama(other, { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H });
+    const { model } = await loadHfLlama(other, { mtpHeads: 4, headKind: 'mlp', headHiddenSize: H });
     await expectThrowNoLeak(() => attachDraftHeads(model, heads), /^attachDraftHeads: heads were trained on another base model: base\.fingerprint must be/);
     model.dispose();
     // the llama2.c file of the same story model stores q/k rows in another order: other weights, another fingerprint
@@ -126,7 +126,7 @@ describe.skipIf(!available)('draft heads on a Hugging Face checkpoint (stories26
 
   it("sequential modules on an HF checkpoint: loadHfLlama({ headKind: 'sequential' }), trained, written, attached: output = greedy", async () => {
     await expectNoLeak(async () => {
-      const { model } = await loadHfLlama(files, { mtpHeads: 3, headKind: 'sequential', mlpHiddenSize: 16 });
+      const { model } = await loadHfLlama(files, { mtpHeads: 3, headKind: 'sequential', headHiddenSize: 16 });
       expect(findDraftHead('test', model).draftSpec()).toMatchObject({ kind: 'sequential', headHiddenSize: 16 });
       const trained = await trainDraftHeads(model, { steps: 4, corpusTokens: 1024, sequenceTokens: 32, batchSize: 64, evaluateEvery: 1000 });
       model.dispose();
@@ -157,7 +157,7 @@ describe.skipIf(!available)('draft heads on a Hugging Face checkpoint (stories26
     ['an unknown headKind', () => ({ headKind: 'huge' as never }), 'options.headKind must be one of "identity", "linear", "residual", "lowRank", "mlp", "sequential", but got "huge".'],
     ['mlp without a width', () => ({ headKind: 'mlp' }), "options.headHiddenSize must be set for headKind 'mlp', but got undefined."],
     ['sequential without a width', () => ({ headKind: 'sequential' }), "options.headHiddenSize must be set for headKind 'sequential', but got undefined."],
-    ['a width for residual heads', () => ({ mlpHiddenSize: 8 }), "options.mlpHiddenSize applies only to headKind 'mlp' or 'sequential' (headKind is 'residual'), but got 8."],
+    ['a width for residual heads', () => ({ headHiddenSize: 8 }), "options.headHiddenSize applies only to headKind 'mlp' or 'sequential' (headKind is 'residual'), but got 8."],
     ['lowRank without a rank', () => ({ headKind: 'lowRank' }), "options.rank must be set for headKind 'lowRank', but got undefined."],
     ['a rank above the hidden size', () => ({ headKind: 'lowRank', rank: 65 }), "options.rank must be at most the checkpoint's hidden size (64), but got 65."],
     ['a draft id outside the vocabulary', () => ({ draftVocab: [512] }), 'options.draftVocab[0] must be a token id, an integer in [0, 512), but got 512.'],
@@ -200,14 +200,14 @@ describe('sequential modules need a tied embedding; the memory check counts the 
 
   it("headKind 'sequential' on an untied checkpoint is refused naming the option, before any weight is read", async () => {
     await expectThrowNoLeak(
-      () => loadHfLlama(files, { headKind: 'sequential', mlpHiddenSize: 8 }),
+      () => loadHfLlama(files, { headKind: 'sequential', headHiddenSize: 8 }),
       `loadHfLlama: options.headKind must not be 'sequential' for a checkpoint whose output layer is not its token embedding (sequential modules read the tied embedding), but got "sequential".`,
     );
     // parallel heads load on it, and sequential modules on its tied sibling
-    const { model } = await loadHfLlama(files, { mtpHeads: 3, headKind: 'mlp', mlpHiddenSize: 8 });
+    const { model } = await loadHfLlama(files, { mtpHeads: 3, headKind: 'mlp', headHiddenSize: 8 });
     model.dispose();
     const tied = { config: { ...untied, tie_word_embeddings: true }, safetensors: writeSafetensors(toHfTensors(randomWeights({ ...LLAMA_FAMILY, ...SMOL_GPT2.config, vocabSize: 96 }, 5), 'F32')) };
-    await expectNoLeak(async () => (await loadHfLlama(tied, { headKind: 'sequential', mlpHiddenSize: 8 })).model.dispose());
+    await expectNoLeak(async () => (await loadHfLlama(tied, { headKind: 'sequential', headHiddenSize: 8 })).model.dispose());
   });
 
   it('wasm: a model over 4 GiB is refused with its size counting mlp draft heads (k − 1 of D·H + H + H·D + D)', async () => {
@@ -216,7 +216,7 @@ describe('sequential modules need a tied embedding; the memory check counts the 
     const trunk = 128256 * D + 16 * (2 * D + D * D * 2 + 2 * D * 1024 + 3 * D * 14336) + D;
     const bytes = 4 * (trunk + 3 * (D * 512 + 512 + 512 * D + D));
     await expectThrowNoLeak(
-      () => loadHfLlama({ config: huge, index: { weight_map: {} }, shards: {} }, { headKind: 'mlp', mlpHiddenSize: 512 }),
+      () => loadHfLlama({ config: huge, index: { weight_map: {} }, shards: {} }, { headKind: 'mlp', headHiddenSize: 512 }),
       `loadHfLlama: files.config: the model's float32 weights must fit the wasm backend's memory of 4294901760 bytes, but they take ${bytes} bytes`,
     );
   });
@@ -229,7 +229,7 @@ describe.skipIf(!available)('the loaders build sequential heads as withSequentia
     const layout = toHfLayout(parseLlama2c(readStories('checkpoint')), 'F32');
     const files = { config: layout.config, safetensors: writeSafetensors(layout.tensors, { format: 'pt' }) };
     await expectNoLeak(async () => {
-      const { model } = await loadHfLlama(files, { mtpHeads: 3, headKind: 'sequential', mlpHiddenSize: 8 });
+      const { model } = await loadHfLlama(files, { mtpHeads: 3, headKind: 'sequential', headHiddenSize: 8 });
       const { model: one } = await loadHfLlama(files, { mtpHeads: 1 });
       const byHand = withSequentialHeads(one, 3, 8);
       const values = (m: LayersModel) => findDraftHead('test', m).draftWeights().map((w) => Array.from(w.variable.read().dataSync()));

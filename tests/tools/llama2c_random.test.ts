@@ -51,7 +51,7 @@ describe('randomLlama2c', () => {
   it('loads with loadLlama2c and decodes, greedy and speculative alike, leaving no tensor behind', async () => {
     await useCpu();
     const before = tf.memory().numTensors;
-    const { model } = await loadLlama2c(randomLlama2c(TINY), { mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 16 });
+    const { model } = await loadLlama2c(randomLlama2c(TINY), { mtpHeads: 4, headKind: 'mlp', headHiddenSize: 16 });
     const cached = new CachedTransformer(model);
     try {
       const greedy = await greedyDecode(cached, [1, 5, 9], { maxNewTokens: 8 });

@@ -79,7 +79,7 @@ const available = storiesAvailable('training/draft_vocab.test.ts');
 describe.skipIf(!available)('draftVocab on stories260K', () => {
   it('trainDraftHeads on given text: the vocabulary is the N most frequent tokens of that text', async () => {
     await useCpu();
-    const { model } = await loadLlama2c(readStories('checkpoint'), { mtpHeads: 3, headKind: 'mlp', mlpHiddenSize: 8 });
+    const { model } = await loadLlama2c(readStories('checkpoint'), { mtpHeads: 3, headKind: 'mlp', headHiddenSize: 8 });
     try {
       const prompt = storiesReference().promptIds;
       const sequences = [prompt, [...prompt].reverse(), prompt.slice(2)];

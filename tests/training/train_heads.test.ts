@@ -87,7 +87,7 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
   beforeAll(async () => {
     await useCpu();
     checkpoint = readStories('checkpoint');
-    ({ model, tokenizer } = (await loadLlama2c(checkpoint, { tokenizer: readStories('tokenizer'), mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: H })) as { model: LayersModel; tokenizer: Llama2cTokenizer });
+    ({ model, tokenizer } = (await loadLlama2c(checkpoint, { tokenizer: readStories('tokenizer'), mtpHeads: 4, headKind: 'mlp', headHiddenSize: H })) as { model: LayersModel; tokenizer: Llama2cTokenizer });
     prompt = storiesReference().promptIds;
   });
   afterAll(() => model.dispose());

@@ -48,7 +48,7 @@ describe.skipIf(!storiesAvailable('training/train_heads_corpus.test.ts'))('the c
   let frozen: FrozenModel;
   beforeAll(async () => {
     await useCpu();
-    ({ model, tokenizer } = (await loadLlama2c(readStories('checkpoint'), { tokenizer: readStories('tokenizer'), mtpHeads: 2, headKind: 'mlp', mlpHiddenSize: 8 })) as { model: LayersModel; tokenizer: Llama2cTokenizer });
+    ({ model, tokenizer } = (await loadLlama2c(readStories('checkpoint'), { tokenizer: readStories('tokenizer'), mtpHeads: 2, headKind: 'mlp', headHiddenSize: 8 })) as { model: LayersModel; tokenizer: Llama2cTokenizer });
     frozen = { trunk: model.layers.find((l) => l instanceof TransformerTrunk) as TransformerTrunk, head: findDraftHead('test', model), hiddenSize: 64, vocabSize: 512 };
   });
   afterAll(() => model.dispose());

@@ -27,7 +27,7 @@ describe.skipIf(!available)('trainDraftHeads raises τ on held-out prompts (stor
     registerWasmTrainingKernels();
     await tf.setBackend('wasm');
     expect(tf.getBackend()).toBe('wasm');
-    ({ model, tokenizer } = (await loadLlama2c(readStories('checkpoint'), { tokenizer: readStories('tokenizer'), mtpHeads: 4, headKind: 'mlp', mlpHiddenSize: 64 })) as { model: LayersModel; tokenizer: Llama2cTokenizer });
+    ({ model, tokenizer } = (await loadLlama2c(readStories('checkpoint'), { tokenizer: readStories('tokenizer'), mtpHeads: 4, headKind: 'mlp', headHiddenSize: 64 })) as { model: LayersModel; tokenizer: Llama2cTokenizer });
   });
   afterAll(() => model.dispose());
 
