@@ -40,15 +40,12 @@ export type { DynamicTree, TreeOption } from './decoding/tree.js';
 export { defaultTree } from './decoding/tree_auto.js';
 
 /**
- * Not public (each `@internal`: out of the typings and the reference): the tree-tuning internals
- * bench/decode.ts still imports from this file. Once it imports them from
- * src/decoding/tree_auto.ts and src/decoding/drafters.ts, delete these two lines
- * (tests/package/exports.test.ts names them).
+ * Not public (`@internal`: out of the typings and the reference): tree-tuning internals that
+ * docs/decoding.md's runnable example still imports from the package. Delete this line once the
+ * docs no longer name them (tests/package/exports.test.ts names them).
  * @internal
  */
-export { chooseBudget, measureTreeCosts, type TreeCost } from './decoding/tree_auto.js';
-/** @internal see above */
-export { PROMPT_LOOKUP_DEFAULTS } from './decoding/drafters.js';
+export { chooseBudget, measureTreeCosts } from './decoding/tree_auto.js';
 /**
  * Not public either (`@internal`): docs/layers.md's runnable example still imports it. Errors
  * state every bound; delete this line once the docs no longer name it.
