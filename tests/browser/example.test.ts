@@ -147,6 +147,23 @@ async function checkTreeView(page: Page, backend: string, tokens: number): Promi
   expect(view.tried).toBeGreaterThan(0); // a tree: candidates beside the path
 }
 
+
+/**
+ * Runs `fn` with the page's CPU slowed tenfold (Chrome's CPU throttling), as on a slow device: on
+ * wasm the fused kernels decode the byte-level model's 127 tokens in about half a second — less
+ * than a click's round trip on a loaded machine — and a Stop test needs a decode that outlasts it.
+ */
+async function onSlowDevice(page: Page, fn: () => Promise<void>): Promise<void> {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Emulation.setCPUThrottlingRate', { rate: 10 });
+  try {
+    await fn();
+  } finally {
+    await cdp.send('Emulation.setCPUThrottlingRate', { rate: 1 });
+    await cdp.detach();
+  }
+}
+
 describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example (Chromium, webgl)', () => {
   let server: Awaited<ReturnType<typeof startExampleServer>>;
   let browser: Browser;
@@ -209,10 +226,12 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
     await page.fill('#prompt', '\n'); // one-byte prompt: room for 127 new tokens in the 128-token context
     await page.fill('#max-new', '127');
     await page.selectOption('#draft', '0'); // one token per forward: the longest decode the page can run
-    await page.click('#generate');
-    await page.waitForFunction(() => document.querySelectorAll('#output .t').length >= 3, undefined, { timeout: 120_000 });
-    await page.click('#stop', { force: true }); // no actionability wait: the button must take the click while the decode runs
-    await page.waitForFunction(() => /^(Stopped|Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    await onSlowDevice(page, async () => {
+      await page.click('#generate');
+      await page.waitForFunction(() => document.querySelectorAll('#output .t').length >= 3, undefined, { timeout: 120_000 });
+      await page.click('#stop', { force: true }); // no actionability wait: the button must take the click while the decode runs
+      await page.waitForFunction(() => /^(Stopped|Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    });
     const status = (await page.textContent('#status')) ?? '';
     console.log(`example stop: ${status}`);
     const match = /^Stopped after (\d+) of 127 tokens \(\d+ forwards\) on wasm\.$/.exec(status);
@@ -243,10 +262,12 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
     await page.fill('#tree-nodes', '256'); // the largest budget: every step verifies all of top-4 ^ depth 1…3 (84 nodes)
     await page.fill('#prompt', '\n');
     await page.fill('#max-new', '127');
-    await page.click('#generate');
-    await page.waitForFunction(() => document.querySelectorAll('#output .t').length >= 3 && document.querySelector('#tree-view svg') !== null, undefined, { timeout: 120_000 });
-    await page.click('#stop', { force: true });
-    await page.waitForFunction(() => /^(Stopped|Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    await onSlowDevice(page, async () => {
+      await page.click('#generate');
+      await page.waitForFunction(() => document.querySelectorAll('#output .t').length >= 3 && document.querySelector('#tree-view svg') !== null, undefined, { timeout: 120_000 });
+      await page.click('#stop', { force: true });
+      await page.waitForFunction(() => /^(Stopped|Done|Error)/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    });
     const status = (await page.textContent('#status')) ?? '';
     console.log(`example stop (tree): ${status} | ${await page.textContent('#tree-caption')}`);
     const match = /^Stopped after (\d+) of 127 tokens \(\d+ forwards\) on wasm\.$/.exec(status);
