@@ -11,7 +11,7 @@
  *
  * For each backend × shape × head kind × draft vocabulary × kernels (`setFusedKernels`: the
  * fused decode kernels, or the composite tfjs ops) the checkpoint is loaded with 4 heads
- * (`loadLlama2c(bytes, { mtpHeads: 4, headKind, mlpHiddenSize: dim, draftVocab })`, `draftVocab`
+ * (`loadLlama2c(bytes, { mtpHeads: 4, headKind, headHiddenSize: dim, draftVocab })`, `draftVocab`
  * omitted for the full vocabulary, else the first N ids) and, after a warm-up of every path:
  *
  * - greedy: ms per token of `greedyDecode` on a `CachedTransformer`: per repeat, the time from
@@ -270,7 +270,7 @@ async function measure(bytes: Uint8Array, shape: ShapeName, kind: HeadKind, draf
 async function measureWith(bytes: Uint8Array, shape: ShapeName, kind: HeadKind, draftVocab: number | null, kernels: Kernels, prompt: number[], work: { tokens: number; repeats: number }): Promise<Omit<Row, 'backend'>> {
   const dim = TINYLLAMAS_SHAPES[shape].dim;
   // draftVocab: the first N ids (random weights: any subset of that size costs the same)
-  const options: LoadLlama2cOptions = { mtpHeads: MTP_HEADS, headKind: kind, mlpHiddenSize: dim };
+  const options: LoadLlama2cOptions = { mtpHeads: MTP_HEADS, headKind: kind, headHiddenSize: dim };
   if (draftVocab !== null) options.draftVocab = Array.from({ length: draftVocab }, (_, i) => i);
   const t0 = performance.now();
   const { model } = await loadLlama2c(bytes, options);
