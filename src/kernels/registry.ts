@@ -1,16 +1,25 @@
 /**
  * The fused decode kernels, registered the tfjs way (`tf.registerKernel`) for the cpu and wasm
- * backends: each one replaces a run of small composite kernels (a norm is six, a block's
- * attention about thirty) by one dispatch that loops over the backend's own memory — the cpu
- * backend's value arrays, the wasm heap — with the arithmetic of `math.ts`.
+ * backends. A decode step of the composite ops is a few hundred small kernels, each costing
+ * microseconds of dispatch whatever its size; these replace them by a handful that loop over the
+ * backend's own memory — the cpu backend's value arrays, the wasm heap — with the arithmetic of
+ * `math.ts`:
  *
- * Registration is lazy and idempotent ({@link registerFusedKernels}, called when a
- * `CachedTransformer` first runs a forward): importing the package registers nothing.
- * On any other backend (WebGL, WebGPU, node) the model runs its composite ops.
+ * - `MtpDecoderBlock`: a whole pre-norm block (its projections through the backend's own matmul
+ *   kernel, called directly, and between them the parts below), one per block and step;
+ * - `MtpCachedAttention`, `MtpAddNorm`, `MtpNorm`, `MtpMlpActivation`: those parts, each also a
+ *   kernel of its own; attention's inner loops run as WebAssembly SIMD on wasm (`simd.ts`);
+ * - `MtpSequentialModule`: one sequential draft module; `MtpCheckedArgmax`: argmax with the
+ *   non-finite rows marked, through a draft vocabulary's ids.
+ *
+ * Registration is lazy and idempotent ({@link registerFusedKernels}, called by
+ * {@link fusedKernelsAvailable}): importing the package registers nothing. On any other backend
+ * (WebGL, WebGPU, node), or after `setFusedKernels(false)`, the composite ops run.
  *
  * Reference: tfjs-core's `registerKernel`/`runKernel` (kernel_registry.ts, engine.ts); the cpu
  * backend's `data.get(dataId).values` and `makeTensorInfo`, the wasm backend's `makeOutput` and
- * `typedArrayFromHeap` (backend_cpu.ts, backend_wasm.ts).
+ * `typedArrayFromHeap` (backend_cpu.ts, backend_wasm.ts); WebLLM and llama.cpp for the idea of a
+ * few fused kernels per layer instead of one per op.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../internal/errors.js';
