@@ -38,17 +38,3 @@ export type { DecodeResult, TokenChunk } from './decoding/result.js';
 export { headsDrafter, promptLookupDrafter, type Drafter } from './decoding/drafters.js';
 export type { DynamicTree, TreeOption } from './decoding/tree.js';
 export { defaultTree } from './decoding/tree_auto.js';
-
-/**
- * Not public (`@internal`: out of the typings and the reference): tree-tuning internals that
- * docs/decoding.md's runnable example still imports from the package. Delete this line once the
- * docs no longer name them (tests/package/exports.test.ts names them).
- * @internal
- */
-export { chooseBudget, measureTreeCosts } from './decoding/tree_auto.js';
-/**
- * Not public either (`@internal`): docs/layers.md's runnable example still imports it. Errors
- * state every bound; delete this line once the docs no longer name it.
- * @internal
- */
-export { SIZE_LIMITS } from './internal/errors.js';

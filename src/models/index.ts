@@ -31,11 +31,3 @@ export { withSequentialHeads, attachDraftHeads, exportDraftHeads, writeDraftHead
 export { trainDraftHeads } from './train_heads/train.js';
 export { TRAIN_HEADS_DEFAULTS, type TrainDraftHeadsOptions } from './train_heads/options.js';
 export { createHeadAdapter } from './adapter.js';
-
-/**
- * Not public (`@internal`: out of the typings and the reference; `byteTokenizer.encode` /
- * `.decode` are the same functions): docs/models.md's runnable example still imports them.
- * Delete this line once the docs no longer name them (tests/package/exports.test.ts names them).
- * @internal
- */
-export { decodeBytes, encodeBytes } from './tokenizer.js';

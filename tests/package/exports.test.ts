@@ -18,18 +18,6 @@ import { ROOT } from '../../tools/browser/bundle.js';
 /** Most exports the two entries may have together (issue #22: each one a user needs). */
 const MAX_EXPORTS = 70;
 
-/**
- * Runtime exports that are not public: left out of the typings (`@internal`, stripped) and the
- * reference, still in the modules only because the runnable examples of docs/decoding.md
- * (chooseBudget, measureTreeCosts), docs/layers.md (SIZE_LIMITS) and docs/models.md
- * (encodeBytes, decodeBytes) import them. Delete each here and in src/index.ts /
- * src/models/index.ts once the docs no longer do.
- */
-const NOT_PUBLIC_YET: Record<Entry, string[]> = {
-  'tfjs-mtp': ['SIZE_LIMITS', 'chooseBudget', 'measureTreeCosts'],
-  'tfjs-mtp/models': ['decodeBytes', 'encodeBytes'],
-};
-
 const ENTRIES = { 'tfjs-mtp': 'index', 'tfjs-mtp/models': 'models' } as const;
 type Entry = keyof typeof ENTRIES;
 
@@ -69,12 +57,12 @@ describe('the public surface', () => {
     expect(total).toBeLessThanOrEqual(MAX_EXPORTS);
   });
 
-  it('exports at run time what the typings declare (and only the known leftovers besides)', async () => {
+  it('exports at run time exactly what the typings declare', async () => {
     for (const entry of Object.keys(ENTRIES) as Entry[]) {
       const runtime = Object.keys(await import(pathToFileURL(join(ROOT, 'dist', `${ENTRIES[entry]}.js`)).href)).sort();
       const typed = typedExports(program, entry);
       const untyped = runtime.filter((name) => !typed.has(name));
-      expect(untyped, `${entry}: runtime exports without a public type`).toEqual(NOT_PUBLIC_YET[entry]);
+      expect(untyped, `${entry}: runtime exports without a public type`).toEqual([]);
     }
   });
 
