@@ -30,7 +30,7 @@ export interface DraftContext {
   readonly maxDepth: number;
   /**
    * Most tokens a proposal may hold this step: `options.tree`'s node budget; without it, when the
-   * model can verify trees (`forwardTree` and `keepRows`), `TREE_LIMITS.maxNodes`; else
+   * model can verify trees (`forwardTree` and `keepRows`), the largest tree (256 nodes); else
    * `maxDepth` (chains only).
    */
   readonly maxNodes: number;

@@ -138,7 +138,7 @@ export interface MultiTokenModel {
   draftTopK?(states: tf.Tensor2D, roots: tf.Tensor1D, n: number, k: number): TopKCandidates;
   /**
    * Optional: logits of offsets 1…n at every row of `states`, `[m, n, vocabSize]`, with
-   * `MASKED_LOGIT` (−1e30) at every id outside the draft vocabulary. Sequential modules condition
+   * −1e30 at every id outside the draft vocabulary. Sequential modules condition
    * column 1 on `roots` and column j on the token `choose(j − 1, logits)` picks from column j − 1's
    * logits `[m, vocabSize]` (int32 `[m]`; default: the argmax), so a sampled chain feeds its own
    * samples forward. Without it the decoders take `headLogits(states, [1…n])`. The caller owns the result.

@@ -104,11 +104,10 @@ export interface SpeculativeOptions extends DecodeOptions {
    * [1, 0]]`; every prefix of a path must be listed too, and no path may be longer than
    * `draftLength`), or `{ topK, maxNodes }` for a tree grown each step from the heads' top-`topK`
    * per depth, keeping the `maxNodes` paths of the highest draft log-probability (EAGLE-2).
-   * Exact like the chain with every acceptance rule that is. `'auto'` measures the model's tree
-   * forward cost per node count once (per model and backend, `measureTreeCosts`) and then keeps,
-   * each step, the number of best-first nodes whose expected accepted length per unit of cost is
-   * highest (`chooseBudget`). The model needs `forwardTree` and `keepRows` (`CachedTransformer`
-   * has both). Default: none (a chain). `defaultTree()` gives the running backend's measured
+   * Exact like the chain with every acceptance rule that is. `'auto'` keeps, each step, the
+   * number of best-first nodes whose expected accepted length per unit of cost is highest, the
+   * costs measured on the decode's own steps (as `draftLength: 'auto'` sizes a chain). The model
+   * needs `forwardTree` and `keepRows` (`CachedTransformer` has both). Default: none (a chain). `defaultTree()` gives the running backend's measured
    * budget; see {@link DECODE_DEFAULTS}.tree.
    */
   tree?: TreeOption;
@@ -145,9 +144,10 @@ export const DECODE_DEFAULTS = Object.freeze({
   /** Typical acceptance's δ = √ε, Medusa's default. */
   posteriorAlpha: 0.3,
   /**
-   * A dynamic tree that measured well on every backend it was measured on: `TREE_BACKEND_DEFAULTS.fallback`.
-   * `defaultTree()` gives the running backend's own measured tree (docs/performance.md, "Tree
-   * drafting"). A suggestion to pass as `tree`, never applied unless asked (a chain is the default).
+   * A dynamic tree that measured well on every backend it was measured on (what `defaultTree()`
+   * gives a backend without a measured tree of its own). `defaultTree()` gives the running
+   * backend's own measured tree (docs/performance.md, "Tree drafting"). A suggestion to pass as
+   * `tree`, never applied unless asked (a chain is the default).
    */
   tree: TREE_BACKEND_DEFAULTS.fallback as Readonly<DynamicTree>,
   /**

@@ -40,9 +40,8 @@ export interface DynamicTree {
 
 /**
  * `speculativeDecode`'s `tree` option: static paths, a dynamic tree, or `'auto'` — a dynamic tree
- * whose size is chosen each step (`chooseBudget`: the expected tokens per millisecond of the
- * best-first nodes, against the forward's cost per node count measured once for the model and
- * backend by `measureTreeCosts`, before the first step).
+ * whose size is chosen each step: the best-first nodes' expected accepted tokens per millisecond,
+ * against the step costs measured while decoding (as `draftLength: 'auto'` sizes a chain).
  */
 export type TreeOption = TreePaths | DynamicTree | 'auto';
 

@@ -51,7 +51,7 @@ export const TREE_BACKEND_DEFAULTS: Readonly<Record<TreeBackend, Readonly<Dynami
 
 /**
  * The measured default tree for `backend` (default: the running backend, `tf.getBackend()`; the
- * library only reads it), or `TREE_BACKEND_DEFAULTS`.fallback for a backend without an entry.
+ * library only reads it), or `DECODE_DEFAULTS.tree` for a backend without one of its own.
  */
 export function defaultTree(backend: string = tf.getBackend()): Readonly<DynamicTree> {
   if (typeof backend !== 'string') fail(TypeError, 'defaultTree', 'backend', 'must be a backend name (a string)', backend);

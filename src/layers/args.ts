@@ -2,8 +2,8 @@
  * The arguments of the MTP layers: the offset-head kinds, the defaults of every optional
  * argument (one place, {@link LAYER_DEFAULTS}), the tfjs-layers argument types re-expressed from
  * the public `layers` namespace (no deep imports), and the validators whose messages name the
- * class, the argument, the constraint and the value. Every size is bounded by `SIZE_LIMITS`
- * and checked before anything is allocated.
+ * class, the argument, the constraint and the value. Every size is bounded (the errors state
+ * each bound) and checked before anything is allocated.
  *
  * Reference: tfjs-layers `src/layers/embeddings.ts` (argument conventions).
  */

@@ -113,7 +113,8 @@ export function makeReport(v: number, d: number, unembedding: number, offsetHead
 
 /**
  * Counts the parameters of a multi-token head with a shared unembedding against k separate
- * vocabulary projections. Every size is checked against `SIZE_LIMITS` first.
+ * vocabulary projections. Every size is checked against its bound first (k ≤ 64, V ≤ 2²⁰, D and
+ * the widths ≤ 2¹⁶, any one weight ≤ 2³¹ elements; the error states it).
  *
  * @example
  * const r = parameterReport({ vocabSize: 32000, hiddenSize: 512, numHeads: 4 });

@@ -200,7 +200,7 @@ export class SequentialMtpHead extends LayerBase {
     this.built = true;
   }
 
-  /** The variables of module `j` (1…k−1) by name (see `sequentialModuleWeights`). */
+  /** The variables of module `j` (1…k−1) by name: `norm_state`, `norm_token`, `proj`, `w1`, `b1`, `w2`, `b2`. */
   moduleWeights(j: number): Record<string, LayerVariable> {
     const w = this.modules[j - 1];
     if (w === undefined) throw new RangeError(`${WHERE}.moduleWeights: j must be an integer in [1, ${this.numHeads - 1}] of a built layer, but got ${j}.`);
@@ -529,7 +529,7 @@ export class SequentialMtpHead extends LayerBase {
 
   /**
    * Logits of `offsets` (each computed along the decoding chain) at the rows of `states` `[m, D]`
-   * → `[m, offsets.length, V]`; offsets ≥ 1 over the draft vocabulary (`MASKED_LOGIT` outside it).
+   * → `[m, offsets.length, V]`; offsets ≥ 1 over the draft vocabulary (−1e30 outside it).
    */
   logits(states: tf.Tensor2D, offsets: readonly number[]): tf.Tensor3D {
     if (!Array.isArray(offsets) || offsets.length === 0) fail(RangeError, `${WHERE}.logits`, 'offsets', 'must be a non-empty array', offsets);

@@ -114,7 +114,7 @@ export class SharedUnembedding extends LayerBase {
 
   /**
    * Checks this layer can be built at hidden size `hidden` (the tied matrix is `[vocabSize,
-   * hidden]`, or an own matrix fits `SIZE_LIMITS`), allocating nothing; errors name both numbers.
+   * hidden]`, or an own matrix has at most 2³¹ elements), allocating nothing; errors name both numbers.
    */
   private checkBuild(where: string, hidden: number): number {
     checkPositiveInteger(where, 'the input hidden size', hidden, SIZE_LIMITS.hiddenSize);

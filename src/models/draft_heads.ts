@@ -193,10 +193,10 @@ export async function modelDraftHeads(fn: string, model: LayersModel, fingerprin
 }
 
 /**
- * Writes draft heads — what `trainDraftHeads` or `readDraftHeads` returns — as a draft-heads file
+ * Writes draft heads — what `trainDraftHeads` returns — as a draft-heads file
  * (manifest version 2), after checking the manifest and every weight's values (length, finite).
  * @param heads The manifest and the values of each of its weights.
- * @returns The file's bytes (`attachDraftHeads`, `loadLlama2c({ draftHeads })` and `readDraftHeads` read them).
+ * @returns The file's bytes (`attachDraftHeads`, `loadLlama2c({ draftHeads })` and `loadHfLlama({ draftHeads })` read them).
  */
 export function writeDraftHeads(heads: DraftHeads): Uint8Array {
   const fn = 'writeDraftHeads';

@@ -1,8 +1,8 @@
 /**
  * Hugging Face checkpoints of the Llama family: `loadHfLlama` reads a `LlamaForCausalLM`,
  * `MistralForCausalLM` or `Qwen2ForCausalLM` (`config.json` + one `model.safetensors`, or
- * `model.safetensors.index.json` + its shards, or the folder holding them) into the transformer
- * of `transformerFromWeights`, converting F32/F16/BF16 on load, shard by shard.
+ * `model.safetensors.index.json` + its shards, or the folder holding them) into this package's
+ * transformer, converting F32/F16/BF16 on load, shard by shard.
  *
  * The loader is a mapping from Hugging Face's tensor names to the canonical roles of
  * `weights.ts` ({@link HF_NAMES}). Hugging Face stores q_proj/k_proj rows permuted so that its

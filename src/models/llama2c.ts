@@ -1,7 +1,7 @@
 /**
- * llama2.c checkpoints: `parseLlama2c` reads a `.bin` file (the legacy version-0 export) into a
- * transformer config and the canonical weights of `transformerFromWeights`; `loadLlama2c` builds
- * the model (and the tokenizer). The reader is a straight list of slices in file order, like
+ * llama2.c checkpoints: a `.bin` file (the legacy version-0 export) is read into a transformer
+ * config and its canonical weights, from which `loadLlama2c` builds the model (and the
+ * tokenizer). The reader is a straight list of slices in file order, like
  * run.c's `memory_map_weights`, so the code documents the format.
  *
  * Format (little-endian): 7 int32 — dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size

@@ -3,7 +3,7 @@
  * Llama-style by config — built as a tfjs-layers functional `LayersModel` (so `model.save` /
  * `tf.loadLayersModel` work):
  *
- *     token ids [B, T] → TransformerTrunk (embedding → blocks → final norm) → [B, T, D]
+ *     token ids [B, T] → the trunk (embedding → blocks → final norm) → [B, T, D]
  *                      → MultiTokenHead (k offsets, one SharedUnembedding: tied to the trunk's
  *                        token embedding, or its own matrix) → [B, T, k, V]
  *

@@ -39,7 +39,7 @@ export function multiTokenLossFunction(options: MultiTokenLossOptions = {}): (yT
  * A metric reporting offset `offset`'s mean cross-entropy in `model.fit` logs, named
  * `offset${offset}_loss` (e.g. `offset1_loss`, and `val_offset1_loss` with validation data).
  *
- * @param offset Integer in `[0, SIZE_LIMITS.numHeads)`, below the head's numHeads (checked when the metric runs).
+ * @param offset Integer in `[0, 64)`, below the head's numHeads (checked when the metric runs).
  *
  * @example
  * model.compile({ optimizer: 'adam', loss: multiTokenLossFunction(), metrics: [offsetLossMetric(0), offsetLossMetric(1)] });

@@ -200,7 +200,7 @@ async function trainLoop(head: DraftHeadLayer, data: HeadData, o: ResolvedTrainO
  * console.log(heads.manifest.training); // steps, loss, held-out τ estimate, …
  * const bytes = writeDraftHeads(heads); // a file for loadLlama2c(checkpoint, { draftHeads: bytes })
  * ```
- * @param model A model with a `TransformerTrunk` and draft offsets (e.g. from `loadLlama2c` with
+ * @param model A transformer of this package with draft offsets (e.g. from `loadLlama2c` with
  *   `mtpHeads` and `headKind`, or `withSequentialHeads`).
  * @param options Data, budget, schedule, abort and progress (see {@link TrainDraftHeadsOptions}).
  * @returns The trained heads: their manifest (with `training` facts: steps, seconds, loss,
