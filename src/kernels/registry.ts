@@ -308,6 +308,8 @@ interface BlockAttrs {
  * freed here. Returns `[x', h']`: the residual stream after the block and its next norm.
  */
 function decoderBlock(inputs: BlockInputs, backend: unknown, attrs: BlockAttrs): TensorInfo[] {
+  const small = smallBlockOnWasm(inputs, backend);
+  if (small !== null) return small(attrs);
   const { plan, norm, epsilon, mlp } = attrs;
   const backendName = tf.getBackend();
   const matMul = tf.getKernel('_FusedMatMul', backendName)!.kernelFunc as unknown as (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: object }) => TensorInfo;
@@ -409,6 +411,76 @@ function sequentialModule(inputs: SequentialInputs, backend: unknown, attrs: { e
   } finally {
     for (const t of made) memory.free(t);
   }
+}
+
+/** Largest projection (in · out floats) the SIMD matmul takes over from the backend's: where its call overhead, not arithmetic, is the cost. */
+export const SIMD_MATMUL_LIMIT = 65_536;
+
+/**
+ * {@link decoderBlock} for a small model on the wasm backend with WebAssembly SIMD: every
+ * projection through the SIMD matmul (`simd.ts`) and every intermediate in one scratch block of
+ * the heap, so a block costs two allocations (its outputs) and no call into the backend's
+ * kernels. Null (take the general path) unless the backend is wasm with SIMD, q|k|v and gate|up
+ * are packed, and every projection is at most {@link SIMD_MATMUL_LIMIT} floats.
+ */
+function smallBlockOnWasm(inputs: BlockInputs, backend: unknown): ((attrs: BlockAttrs) => TensorInfo[]) | null {
+  if (!simdEnabled || inputs.wk !== undefined || inputs.w3 !== undefined) return null;
+  const b = backend as Partial<WasmModuleLike & WasmLike>;
+  const memory = b.wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory) || b.dataIdMap === undefined || typeof b.makeOutput !== 'function') return null;
+  const loops = simdLoops(memory);
+  if (loops === null) return null;
+  const mats = [inputs.wq, inputs.wo, inputs.w1, inputs.w2];
+  if (mats.some((w) => w.shape[1]! * w.shape[2]! > SIMD_MATMUL_LIMIT)) return null;
+  const wasm = b as WasmModuleLike & WasmLike;
+  return ({ plan, norm, epsilon, mlp }) => {
+    const [, T, D] = inputs.x.shape as [number, number, number];
+    const qkvWidth = inputs.wq.shape[2]!;
+    const F = inputs.w2.shape[1]!;
+    const up = inputs.w1.shape[2]!; // F, or 2F for swiglu's [gate | up]
+    const width = plan.numHeads * plan.headDim;
+    // scratch: qkv | attention out | o | mid | hn | gate·up | act | f | the attention's own
+    const sizes = [T * qkvWidth, T * width, T * D, T * D, T * D, T * up, T * F, T * D, 2 * plan.headDim + plan.cached + plan.rows];
+    const total = sizes.reduce((a, c) => a + c, 0);
+    const next = wasm.makeOutput([1, T, D], 'float32');
+    const normed = wasm.makeOutput([1, T, D], 'float32');
+    const scratch = wasm.wasm._malloc(4 * total) >>> 0; // every allocation before the views
+    try {
+      const at: number[] = []; // float offsets
+      sizes.reduce((offset, size) => (at.push(offset), offset + size), scratch >> 2);
+      const [QKV, ATT, O, MID, HN, GU, ACT, FF, ATTN] = at as [number, number, number, number, number, number, number, number, number];
+      const heap = new Float32Array(memory.buffer);
+      const off = (t: TensorInfo | undefined) => (t === undefined ? 0 : wasm.dataIdMap.get(t.dataId).memoryOffset);
+      const view = (start: number, size: number) => heap.subarray(start, start + size);
+      const mm = (x: number, w: TensorInfo, bias: TensorInfo | undefined, y: number, inDim: number, outDim: number) => loops.matmul(4 * x, off(w), off(bias), 4 * y, T, inDim, outDim);
+      mm(off(inputs.h) >> 2, inputs.wq, inputs.bq, QKV, D, qkvWidth);
+      const kvWidth = plan.numKeyValueHeads * plan.headDim;
+      const keys = off(inputs.keys);
+      const values = off(inputs.values);
+      const capacity = inputs.keys.shape[1]!;
+      cachedAttention(
+        { data: heap, offset: QKV, stride: qkvWidth },
+        { data: heap, offset: QKV + width, stride: qkvWidth },
+        { data: heap, offset: QKV + width + kvWidth, stride: qkvWidth },
+        view(keys >> 2, kvWidth * capacity),
+        view(values >> 2, kvWidth * capacity),
+        plan,
+        view(ATT, T * width),
+        { loops, keys, values, scratch: 4 * ATTN, heap },
+      );
+      mm(ATT, inputs.wo, inputs.bo, O, width, D);
+      const x = off(inputs.x) >> 2;
+      const vec = (t: TensorInfo | undefined, n: number) => (t === undefined ? null : view(off(t) >> 2, n));
+      normRows(view(x, T * D), view(O, T * D), vec(inputs.ffnNorm, D)!, vec(inputs.ffnNormBias, D), norm, epsilon, view(HN, T * D), view(MID, T * D));
+      mm(HN, inputs.w1, inputs.b1, GU, D, up);
+      activate(mlp, view(GU, T * up), null, view(ACT, T * F), F);
+      mm(ACT, inputs.w2, inputs.b2, FF, F, D);
+      normRows(view(MID, T * D), view(FF, T * D), vec(inputs.nextNorm, D)!, vec(inputs.nextNormBias, D), norm, epsilon, view(off(normed) >> 2, T * D), view(off(next) >> 2, T * D));
+      return [next, normed];
+    } finally {
+      wasm.wasm._free(scratch);
+    }
+  };
 }
 
 /** Registers every fused kernel for the cpu and wasm backends, once (a kernel someone else registered under our name is left alone). */

@@ -1,9 +1,11 @@
 /**
- * Attention's two inner loops as WebAssembly SIMD, over the wasm backend's own memory (the module
- * imports it, so nothing is copied): the scores of one query against a key/value head's cached
- * positions, and the probability-weighted sum of its values. Both walk the static cache's lanes
- * (`[Hkv·hs, capacity]`: one lane per head dimension, positions contiguous), four positions per
- * f32x4 operation — what the JS loops in `math.ts` do one position at a time.
+ * Attention's two inner loops, and a small matmul, as WebAssembly SIMD over the wasm backend's
+ * own memory (the module imports it, so nothing is copied): the scores of one query against a
+ * key/value head's cached positions, and the probability-weighted sum of its values — both walk
+ * the static cache's lanes (`[Hkv·hs, capacity]`: one lane per head dimension, positions
+ * contiguous), four positions per f32x4 operation, what the JS loops in `math.ts` do one at a
+ * time — and `y = b + x·W` for the few rows of a decode step, four outputs per operation, which
+ * for a small model's projections costs less than the backend's matmul kernel's call overhead.
  *
  * The module is assembled here from its instructions (below, with the text form of each
  * function), about 300 bytes; `simdLoops` returns null where the engine has no SIMD.
@@ -18,6 +20,8 @@ export interface SimdLoops {
   scores(q: number, k: number, out: number, n: number, hs: number, cap4: number): void;
   /** `out[d] = Σ_j p[j] · v[d·cap + j]` for d < hs, j < n. */
   weighted(p: number, v: number, out: number, n: number, hs: number, cap4: number): void;
+  /** `y[t] = b + x[t]·W` for t < rows: `x` `[rows, in]`, `W` `[in, out]`, `b` `[out]` (0: none), `y` `[rows, out]`. */
+  matmul(x: number, w: number, b: number, y: number, rows: number, inDim: number, outDim: number): void;
 }
 
 const made = new WeakMap<WebAssembly.Memory, SimdLoops | null>();
@@ -86,6 +90,7 @@ const op = {
   shl: [0x74],
   geS: [0x4e],
   gtS: [0x4a],
+  select: [0x1b],
   f32load: [0x2a, 0, 0],
   f32store: [0x38, 0, 0],
   f32add: [0x92],
@@ -208,22 +213,89 @@ function weightedBody(): number[] {
   ];
 }
 
+// matmul — params: 0 x, 1 w, 2 b, 3 y, 4 rows, 5 in, 6 out; locals: 7 t, 8 i, 9 o, 10 yRow, 11 xRow, 12 wRow, 13 out4, 14 xi (v128), 15 xs (f32)
+const [MX, MW, MB, MY, ROWS, IN, OUTD, T, I, O, YROW, XROW, WROW, OUT4, XI, XS] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+const MATMUL_LOCALS = vec([[...leb(7), I32], [...leb(1), V128], [...leb(1), F32]]);
+
+/*
+ * (func $matmul (param $x $w $b $y $rows $in $out i32)
+ *   out4 = out << 2; t = 0
+ *   block loop                                   ;; each row
+ *     br_if 1 (t >= rows)
+ *     yRow = y + t·out4; xRow = x + (t·in << 2)
+ *     o = 0
+ *     block loop                                 ;; y = b (or 0: select on b ≠ 0)
+ *       br_if 1 (o >= out)
+ *       f32.store (yRow + 4o) (select (f32.load (b + 4o)) 0 b); o += 1; br 0
+ *     end end
+ *     i = 0; wRow = w
+ *     block loop                                 ;; y += x[i] · W[i, :]
+ *       br_if 1 (i >= in)
+ *       xs = f32.load (xRow + 4i); xi = splat xs; o = 0
+ *       block loop
+ *         br_if 1 (o + 4 > out)
+ *         v128.store (yRow + 4o) (v128.load (yRow + 4o) + xi · v128.load (wRow + 4o)); o += 4; br 0
+ *       end end
+ *       block loop
+ *         br_if 1 (o >= out)
+ *         f32.store (yRow + 4o) (f32.load (yRow + 4o) + xs · f32.load (wRow + 4o)); o += 1; br 0
+ *       end end
+ *       wRow += out4; i += 1; br 0
+ *     end end
+ *     t += 1; br 0
+ *   end end)
+ */
+function matmulBody(): number[] {
+  return [
+    ...op.get(OUTD), ...op.i32(2), ...op.shl, ...op.set(OUT4), ...op.i32(0), ...op.set(T),
+    ...op.block, ...op.loop,
+    ...op.get(T), ...op.get(ROWS), ...op.geS, ...op.brIf(1),
+    ...op.get(MY), ...op.get(T), ...op.get(OUT4), ...op.mul, ...op.add, ...op.set(YROW),
+    ...op.get(MX), ...op.get(T), ...op.get(IN), ...op.mul, ...op.i32(2), ...op.shl, ...op.add, ...op.set(XROW),
+    ...op.i32(0), ...op.set(O),
+    ...op.block, ...op.loop,
+    ...op.get(O), ...op.get(OUTD), ...op.geS, ...op.brIf(1),
+    ...at(YROW, O), ...at(MB, O), ...op.f32load, ...op.f32zero, ...op.get(MB), ...op.select, ...op.f32store,
+    ...bump(O, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.i32(0), ...op.set(I), ...op.get(MW), ...op.set(WROW),
+    ...op.block, ...op.loop,
+    ...op.get(I), ...op.get(IN), ...op.geS, ...op.brIf(1),
+    ...at(XROW, I), ...op.f32load, ...op.set(XS), ...op.get(XS), ...op.splat, ...op.set(XI), ...op.i32(0), ...op.set(O),
+    ...op.block, ...op.loop,
+    ...op.get(O), ...op.i32(4), ...op.add, ...op.get(OUTD), ...op.gtS, ...op.brIf(1),
+    ...at(YROW, O), ...at(YROW, O), ...op.v128load, ...op.get(XI), ...at(WROW, O), ...op.v128load, ...op.f32x4mul, ...op.f32x4add, ...op.v128store,
+    ...bump(O, op.i32(4)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.block, ...op.loop,
+    ...op.get(O), ...op.get(OUTD), ...op.geS, ...op.brIf(1),
+    ...at(YROW, O), ...at(YROW, O), ...op.f32load, ...op.get(XS), ...at(WROW, O), ...op.f32load, ...op.f32mul, ...op.f32add, ...op.f32store,
+    ...bump(O, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...bump(WROW, op.get(OUT4)), ...bump(I, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...bump(T, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.end,
+  ];
+}
+
 let bytesCache: Uint8Array<ArrayBuffer> | null = null;
 
 function moduleBytes(): Uint8Array<ArrayBuffer> {
   if (bytesCache !== null) return bytesCache;
-  const funcType = [0x60, ...vec(new Array<number[]>(6).fill([I32])), ...vec([])]; // (i32 × 6) → ()
-  const body = (code: number[]) => {
-    const b = [...LOCALS, ...code];
+  const funcType = (params: number) => [0x60, ...vec(new Array<number[]>(params).fill([I32])), ...vec([])]; // (i32 × params) → ()
+  const body = (code: number[], locals = LOCALS) => {
+    const b = [...locals, ...code];
     return [...leb(b.length), ...b];
   };
   bytesCache = new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
-    ...section(1, vec([funcType])),
+    ...section(1, vec([funcType(6), funcType(7)])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...leb(1)]])), // memory, min 1 page, no max
-    ...section(3, vec([[0], [0]])),
-    ...section(7, vec([[...name('scores'), 0x00, 0], [...name('weighted'), 0x00, 1]])),
-    ...section(10, vec([body(scoresBody()), body(weightedBody())])),
+    ...section(3, vec([[0], [0], [1]])),
+    ...section(7, vec([[...name('scores'), 0x00, 0], [...name('weighted'), 0x00, 1], [...name('matmul'), 0x00, 2]])),
+    ...section(10, vec([body(scoresBody()), body(weightedBody()), body(matmulBody(), MATMUL_LOCALS)])),
   ]);
   return bytesCache;
 }
