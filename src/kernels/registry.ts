@@ -515,8 +515,19 @@ export function setFusedKernels(on: boolean): void {
  */
 export function fusedKernelsAvailable(): boolean {
   if (!enabled) return false;
-  const name = tf.getBackend();
-  if (!(FUSED_BACKENDS as readonly string[]).includes(name)) return false;
-  registerFusedKernels();
-  return kernels.every(({ name: kernel }) => tf.getKernel(kernel, name) !== undefined) && kernelMemory(tf.backend()) !== null;
+  const backend = tf.backend() as object;
+  let ready = checked.get(backend);
+  if (ready === undefined) {
+    const name = tf.getBackend();
+    ready = (FUSED_BACKENDS as readonly string[]).includes(name);
+    if (ready) {
+      registerFusedKernels();
+      ready = kernels.every(({ name: kernel }) => tf.getKernel(kernel, name) !== undefined) && kernelMemory(backend) !== null;
+    }
+    checked.set(backend, ready);
+  }
+  return ready;
 }
+
+/** {@link fusedKernelsAvailable}'s answer per backend instance (asked every step: a lookup, not a check). */
+const checked = new WeakMap<object, boolean>();
