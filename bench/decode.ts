@@ -439,7 +439,7 @@ function treeDraftings(backend: string): [string, TreeOption | undefined][] {
     ['dynamic topK 4, 12 nodes', { topK: 4, maxNodes: 12 }],
     ['dynamic topK 8, 32 nodes', { topK: 8, maxNodes: 32 }],
   ];
-  out.push(["'auto' (measureTreeCosts once, chooseBudget per step)", 'auto']);
+  out.push(["'auto' (node budget from the decode's own measured step costs)", 'auto']);
   // the backend's default, always as a row of its own: when it repeats a row above, the two show the run's noise
   const d = defaultTree(backend);
   out.push([`dynamic topK ${d.topK}, ${d.maxNodes} nodes (defaultTree)`, d]);

@@ -77,7 +77,7 @@ export class CachedTransformer implements MultiTokenModel {
 
   /**
    * Wraps `model` (not copied: later weight updates are seen; `dispose` leaves it alone).
-   * @param model A `LayersModel` from {@link createTransformer}, `transformerFromWeights` or `loadTransformer`.
+   * @param model A `LayersModel` from {@link createTransformer}, a loader (`loadLlama2c`, `loadHfLlama`) or `loadTransformer`.
    * @param options `stopTokens`: the ids that end a text for this model (default: those its loader recorded).
    */
   constructor(
@@ -242,7 +242,7 @@ export class CachedTransformer implements MultiTokenModel {
   }
 
   /**
-   * Logits of offsets 1…n at every row, `[m, n, V]`, `MASKED_LOGIT` outside the draft vocabulary;
+   * Logits of offsets 1…n at every row, `[m, n, V]`, −1e30 outside the draft vocabulary;
    * sequential modules feed module j + 1 the token `choose(j, column j's logits)` picks. See
    * `MultiTokenModel.draftLogits`. No readback.
    */
