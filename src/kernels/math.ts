@@ -193,7 +193,7 @@ export interface AttentionPlan {
 
 /**
  * The SIMD loops (`simd.ts`) and where things are in the memory they run on: `keys` and `values`
- * as byte offsets, and a scratch block of at least `2·hs + cached + T` floats (`scratch` bytes, `heap` its view).
+ * as byte offsets, and a scratch block of at least `2·hs + cached + T + 3` floats (`scratch` bytes, `heap` its view).
  */
 export interface SimdAttention {
   loops: SimdLoops;
@@ -410,9 +410,9 @@ export function cachedAttention(
 }
 
 /**
- * One query head through the SIMD loops: its scores over the `L` cached positions and the
- * probability-weighted sum of their values in the module, the `extra` new rows it sees and the
- * softmax in JS; the result to `out[o … o + hs)`.
+ * One query head through the SIMD loops: its scores over the `L` cached positions, the softmax
+ * and the probability-weighted sum of their values in the module, the `extra` new rows it sees
+ * in JS; the result to `out[o … o + hs)`.
  */
 function simdHead(
   simd: SimdAttention,
@@ -440,14 +440,9 @@ function simdHead(
     heap[sAt + L + j] = sum;
   }
   const n = L + extra;
-  let max = -Infinity;
-  for (let j = 0; j < n; j++) if (heap[sAt + j]! > max) max = heap[sAt + j]!;
-  let total = 0;
-  for (let j = 0; j < n; j++) {
-    const e = expNonPositive(heap[sAt + j]! - max);
-    heap[sAt + j] = e;
-    total += e;
-  }
+  const padded = (n + 3) & ~3; // the softmax runs four at a time: the padding weighs nothing
+  heap.fill(-Infinity, sAt + n, sAt + padded);
+  const total = loops.softmax(4 * sAt, padded);
   loops.weighted(4 * sAt, simd.values + 4 * lane0, 4 * (base + hs), L, hs, 4 * cap);
   for (let e = 0; e < hs; e++) {
     let acc = heap[base + hs + e]!;

@@ -209,7 +209,7 @@ function attentionKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo | T
   const qWidth = plan.numHeads * plan.headDim;
   const kvWidth = plan.numKeyValueHeads * plan.headDim;
   const out = memory.output([...q.shape.slice(0, -1), qWidth]);
-  const simd = simdOf(backend, keys, values, 2 * plan.headDim + plan.cached + plan.rows); // allocates: before any view
+  const simd = simdOf(backend, keys, values, 2 * plan.headDim + plan.cached + plan.rows + 3); // allocates: before any view
   try {
     const qs = memory.view(q);
     const packed = k === undefined || v === undefined; // one [q | k | v] matrix
@@ -440,7 +440,7 @@ function smallBlockOnWasm(inputs: BlockInputs, backend: unknown): ((attrs: Block
     const up = inputs.w1.shape[2]!; // F, or 2F for swiglu's [gate | up]
     const width = plan.numHeads * plan.headDim;
     // scratch: qkv | attention out | o | mid | hn | gate·up | act | f | the attention's own
-    const sizes = [T * qkvWidth, T * width, T * D, T * D, T * D, T * up, T * F, T * D, 2 * plan.headDim + plan.cached + plan.rows];
+    const sizes = [T * qkvWidth, T * width, T * D, T * D, T * D, T * up, T * F, T * D, 2 * plan.headDim + plan.cached + plan.rows + 3];
     const total = sizes.reduce((a, c) => a + c, 0);
     const next = wasm.makeOutput([1, T, D], 'float32');
     const normed = wasm.makeOutput([1, T, D], 'float32');

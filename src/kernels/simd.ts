@@ -22,6 +22,12 @@ export interface SimdLoops {
   weighted(p: number, v: number, out: number, n: number, hs: number, cap4: number): void;
   /** `y[t] = b + x[t]·W` for t < rows: `x` `[rows, in]`, `W` `[in, out]`, `b` `[out]` (0: none), `y` `[rows, out]`. */
   matmul(x: number, w: number, b: number, y: number, rows: number, inDim: number, outDim: number): void;
+  /**
+   * Softmax's numerator in place: `s[j] = exp(s[j] − max s)` for j < n (n a multiple of 4: pad
+   * with −Infinity), returning Σ s[j]. The exp is a degree-7 polynomial in float32 (relative error
+   * about 1e-7), arguments below −87 taken as −87 (a weight under 2e-38 beside the largest's 1).
+   */
+  softmax(s: number, n: number): number;
 }
 
 const made = new WeakMap<WebAssembly.Memory, SimdLoops | null>();
@@ -91,6 +97,16 @@ const op = {
   geS: [0x4e],
   gtS: [0x4a],
   select: [0x1b],
+  f32const: (v: number) => [0x43, ...new Uint8Array(new Float32Array([v]).buffer)],
+  f32max: [0x97],
+  teeLocal: (i: number) => [0x22, ...leb(i)],
+  f32x4sub: [0xfd, ...leb(229)],
+  f32x4max: [0xfd, ...leb(233)],
+  f32x4nearest: [0xfd, ...leb(106)],
+  i32x4splat: [0xfd, ...leb(17)],
+  i32x4add: [0xfd, ...leb(174)],
+  i32x4shl: [0xfd, ...leb(171)],
+  i32x4truncSat: [0xfd, ...leb(248)],
   f32load: [0x2a, 0, 0],
   f32store: [0x38, 0, 0],
   f32add: [0x92],
@@ -280,6 +296,54 @@ function matmulBody(): number[] {
   ];
 }
 
+// softmax — params: 0 s, 1 n; locals: 2 j, 3 m (v128), 4 acc (v128), 5 y (v128), 6 nn (v128), 7 z (v128), 8 mx (f32); result f32
+const [SS, SN, SJ, SM, SACC, SY, SNN, SZ, SMX] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+const SOFTMAX_LOCALS = vec([[...leb(1), I32], [...leb(5), V128], [...leb(1), F32]]);
+const splatF = (v: number) => [...op.f32const(v), ...op.splat];
+
+/** exp of the v128 on the stack minus M (see {@link SimdLoops.softmax}), left on the stack. */
+function expMinusMax(): number[] {
+  const horner = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1].flatMap((c) => [...op.get(SZ), ...op.f32x4mul, ...splatF(c), ...op.f32x4add]);
+  return [
+    ...op.get(SM), ...op.f32x4sub, ...splatF(-87), ...op.f32x4max, ...splatF(Math.LOG2E), ...op.f32x4mul, ...op.teeLocal(SY), // y = max(x − m, −87)·log2 e
+    ...op.f32x4nearest, ...op.set(SNN), // n = round(y)
+    ...op.get(SY), ...op.get(SNN), ...op.f32x4sub, ...splatF(Math.LN2), ...op.f32x4mul, ...op.set(SZ), // z = (y − n)·ln 2 ∈ [−0.35, 0.35]
+    ...splatF(1 / 5040), ...horner, // e^z
+    ...op.get(SNN), ...op.i32x4truncSat, ...op.i32(127), ...op.i32x4splat, ...op.i32x4add, ...op.i32(23), ...op.i32x4shl, ...op.f32x4mul, // · 2^n from its exponent bits
+  ];
+}
+
+/*
+ * (func $softmax (param $s $n i32) (result f32)
+ *   m = splat(−inf); j = 0
+ *   block loop  br_if 1 (j >= n); m = max(m, v128.load (s + 4j)); j += 4; br 0  end end
+ *   m = splat(max of m's lanes); acc = 0; j = 0
+ *   block loop  br_if 1 (j >= n); e = exp(v128.load (s + 4j) − m); v128.store (s + 4j) e; acc += e; j += 4; br 0  end end
+ *   lane0(acc) + lane1(acc) + lane2(acc) + lane3(acc))
+ */
+function softmaxBody(): number[] {
+  return [
+    ...splatF(-Infinity), ...op.set(SM), ...op.i32(0), ...op.set(SJ),
+    ...op.block, ...op.loop,
+    ...op.get(SJ), ...op.get(SN), ...op.geS, ...op.brIf(1),
+    ...op.get(SM), ...at(SS, SJ), ...op.v128load, ...op.f32x4max, ...op.set(SM),
+    ...bump(SJ, op.i32(4)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.get(SM), ...op.lane(0), ...op.get(SM), ...op.lane(1), ...op.f32max, ...op.get(SM), ...op.lane(2), ...op.f32max, ...op.get(SM), ...op.lane(3), ...op.f32max, ...op.set(SMX),
+    ...op.get(SMX), ...op.splat, ...op.set(SM),
+    ...op.v128zero, ...op.set(SACC), ...op.i32(0), ...op.set(SJ),
+    ...op.block, ...op.loop,
+    ...op.get(SJ), ...op.get(SN), ...op.geS, ...op.brIf(1),
+    ...at(SS, SJ), // the store's address
+    ...at(SS, SJ), ...op.v128load, ...expMinusMax(), ...op.teeLocal(SY), ...op.v128store,
+    ...op.get(SACC), ...op.get(SY), ...op.f32x4add, ...op.set(SACC),
+    ...bump(SJ, op.i32(4)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.get(SACC), ...op.lane(0), ...op.get(SACC), ...op.lane(1), ...op.f32add, ...op.get(SACC), ...op.lane(2), ...op.f32add, ...op.get(SACC), ...op.lane(3), ...op.f32add,
+    ...op.end,
+  ];
+}
+
 let bytesCache: Uint8Array<ArrayBuffer> | null = null;
 
 function moduleBytes(): Uint8Array<ArrayBuffer> {
@@ -291,11 +355,11 @@ function moduleBytes(): Uint8Array<ArrayBuffer> {
   };
   bytesCache = new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
-    ...section(1, vec([funcType(6), funcType(7)])),
+    ...section(1, vec([funcType(6), funcType(7), [0x60, ...vec([[I32], [I32]]), ...vec([[F32]])]])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...leb(1)]])), // memory, min 1 page, no max
-    ...section(3, vec([[0], [0], [1]])),
-    ...section(7, vec([[...name('scores'), 0x00, 0], [...name('weighted'), 0x00, 1], [...name('matmul'), 0x00, 2]])),
-    ...section(10, vec([body(scoresBody()), body(weightedBody()), body(matmulBody(), MATMUL_LOCALS)])),
+    ...section(3, vec([[0], [0], [1], [2]])),
+    ...section(7, vec([[...name('scores'), 0x00, 0], [...name('weighted'), 0x00, 1], [...name('matmul'), 0x00, 2], [...name('softmax'), 0x00, 3]])),
+    ...section(10, vec([body(scoresBody()), body(weightedBody()), body(matmulBody(), MATMUL_LOCALS), body(softmaxBody(), SOFTMAX_LOCALS)])),
   ]);
   return bytesCache;
 }

@@ -332,6 +332,27 @@ describe.each(BACKENDS)('sequential draft modules on %s', (backend) => {
 });
 
 describe('WebAssembly SIMD loops (wasm backend)', () => {
+  it('softmax: exp(s − max) in place within 1e-5 (relative) and their sum, −Infinity padding weighing nothing', () => {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const loops = simdLoops(memory)!;
+    const f = new Float32Array(memory.buffer);
+    for (const n of [4, 8, 100, 128]) {
+      const values = Array.from({ length: n }, (_, i) => Math.sin(i * 7.3) * 30);
+      values[n - 1] = -Infinity; // padding
+      f.set(values, 16);
+      const sum = loops.softmax(64, n);
+      const max = Math.max(...values);
+      let want = 0;
+      values.forEach((v, i) => {
+        const e = Math.exp(v - max);
+        want += e;
+        if (e > 1e-30) expect(Math.abs(f[16 + i]! - e)).toBeLessThanOrEqual(1e-5 * e);
+        else expect(f[16 + i]!).toBeLessThan(2e-38);
+      });
+      expect(Math.abs(sum - want)).toBeLessThanOrEqual(1e-6 * want);
+    }
+  });
+
   it('scores and weighted sums equal plain sums, over every tail length', () => {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const loops = simdLoops(memory);
