@@ -586,7 +586,7 @@ async function mainTree(dir: string, backends: NodeBackend[], work: Workload & {
   console.log(`\n${budgetChoices(costs)}`);
   for (const n of notes) console.log(`\n${n}`);
   if (jsonPath) {
-    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), code, model: name, heads: work.heads, rows, costs, notes }, null, 2));
+    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), command: commandLine(), code, model: name, heads: work.heads, rows, costs, notes }, null, 2));
     console.log(`\nwrote ${jsonPath}`);
   }
 }
@@ -715,9 +715,15 @@ async function mainHeads(dir: string, backends: NodeBackend[], work: HeadsWork, 
   const sizes = work.heads.map((f) => `${basename(f)} ${(statSync(f).size / 1024).toFixed(0)} KiB`).join(', ');
   console.log(`\nDraft-heads files: ${sizes} (parameters: see each file's training.json)`);
   if (jsonPath) {
-    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), code, model: name, heads: work.heads, temperature: work.temperature, ngram: work.ngram, rows, notes }, null, 2));
+    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), command: commandLine(), code, model: name, heads: work.heads, temperature: work.temperature, ngram: work.ngram, rows, notes }, null, 2));
     console.log(`\nwrote ${jsonPath}`);
   }
+}
+
+/** How this run was started, as a user types it. */
+function commandLine(): string {
+  const argv = process.argv.slice(2);
+  return `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 }
 
 async function main(): Promise<void> {
@@ -755,7 +761,7 @@ async function main(): Promise<void> {
   if (jsonPath) {
     // Infinity is not JSON: the never-yielding rows say "Infinity"
     const replacer = (_: string, v: unknown) => (v === Infinity ? 'Infinity' : v);
-    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), code, model: bench!.name, rows, loopOverhead: overhead, notes }, replacer, 2));
+    writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), command: commandLine(), code, model: bench!.name, rows, loopOverhead: overhead, notes }, replacer, 2));
     console.log(`\nwrote ${jsonPath}`);
   }
 }
