@@ -291,22 +291,6 @@ export function cachedAttention(
         }
         const s0 = i * n;
         let d = 0;
-        for (; d + 8 <= hs; d += 8) {
-          const q0 = query[i * hs + d]!;
-          const q1 = query[i * hs + d + 1]!;
-          const q2 = query[i * hs + d + 2]!;
-          const q3 = query[i * hs + d + 3]!;
-          const q4 = query[i * hs + d + 4]!;
-          const q5 = query[i * hs + d + 5]!;
-          const q6 = query[i * hs + d + 6]!;
-          const q7 = query[i * hs + d + 7]!;
-          const l0 = lane0 + d * cap;
-          const [l1, l2, l3, l4, l5, l6, l7] = [l0 + cap, l0 + 2 * cap, l0 + 3 * cap, l0 + 4 * cap, l0 + 5 * cap, l0 + 6 * cap, l0 + 7 * cap];
-          for (let j = 0; j < L; j++) {
-            scores[s0 + j] =
-              scores[s0 + j]! + q0 * keys[l0 + j]! + q1 * keys[l1 + j]! + q2 * keys[l2 + j]! + q3 * keys[l3 + j]! + q4 * keys[l4 + j]! + q5 * keys[l5 + j]! + q6 * keys[l6 + j]! + q7 * keys[l7 + j]!;
-          }
-        }
         for (; d + 4 <= hs; d += 4) {
           const q0 = query[i * hs + d]!;
           const q1 = query[i * hs + d + 1]!;
@@ -338,36 +322,6 @@ export function cachedAttention(
         }
         const o = (t * H + kv * g + i) * hs;
         let e = 0;
-        for (; e + 8 <= hs; e += 8) {
-          const l0 = lane0 + e * cap;
-          const [l1, l2, l3, l4, l5, l6, l7] = [l0 + cap, l0 + 2 * cap, l0 + 3 * cap, l0 + 4 * cap, l0 + 5 * cap, l0 + 6 * cap, l0 + 7 * cap];
-          let [a0, a1, a2, a3, a4, a5, a6, a7] = [0, 0, 0, 0, 0, 0, 0, 0];
-          for (let j = 0; j < L; j++) {
-            const p = scores[s0 + j]!;
-            a0 += p * values[l0 + j]!;
-            a1 += p * values[l1 + j]!;
-            a2 += p * values[l2 + j]!;
-            a3 += p * values[l3 + j]!;
-            a4 += p * values[l4 + j]!;
-            a5 += p * values[l5 + j]!;
-            a6 += p * values[l6 + j]!;
-            a7 += p * values[l7 + j]!;
-          }
-          for (let j = 0; j < extra; j++) {
-            const p = scores[s0 + L + j]!;
-            const r = rowOf[j]!;
-            a0 += p * values[l0 + r]!;
-            a1 += p * values[l1 + r]!;
-            a2 += p * values[l2 + r]!;
-            a3 += p * values[l3 + r]!;
-            a4 += p * values[l4 + r]!;
-            a5 += p * values[l5 + r]!;
-            a6 += p * values[l6 + r]!;
-            a7 += p * values[l7 + r]!;
-          }
-          const acc = [a0, a1, a2, a3, a4, a5, a6, a7];
-          for (let c = 0; c < 8; c++) out[o + e + c] = acc[c]! / total;
-        }
         for (; e + 4 <= hs; e += 4) {
           const l0 = lane0 + e * cap;
           const l1 = l0 + cap;
