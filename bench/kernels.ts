@@ -4,7 +4,7 @@
  * in the forms that were weighed against each other, what a fresh right-hand operand costs
  * XNNPACK, and the ways of compacting a KV cache. Prints one markdown table per case.
  *
- *     npm run bench:kernels -- [--case attention|fresh-keys|gather|all] [--heads 4] [--head-size 32] [--rows 100] [--queries 1,4]
+ *     npm run bench:kernels -- [--case attention|fused-attention|fresh-keys|gather|all] [--heads 4] [--kv-heads 2] [--head-size 32] [--rows 100] [--queries 1,4]
  *
  * Each form is one function returning a tensor, called `--warmup` times, then timed
  * `--iterations` times (call to return, its output disposed outside the timing); the table gives
@@ -15,6 +15,8 @@
  *   model computes it (a batch of heads, `matMul(q, k, false, true)`), with keys pre-transposed,
  *   and flat 2D (all heads' query rows against all heads' keys, other heads masked out: one
  *   batch-1 matMul each way); then the products alone.
+ * - `fused-attention`: the library's fused attention kernel over a static cache of `--rows`
+ *   positions (`--kv-heads` key/value heads), with its WebAssembly SIMD loops (wasm) and its JS loops.
  * - `fresh-keys`: q·Kᵀ with the same key tensor every call against a new one each call (XNNPACK
  *   packs the right operand once per tensor; the cache's keys are new every step).
  * - `gather`: compacting `[1, heads, rows, head-size]` keys that hold one dead run of
@@ -22,6 +24,8 @@
  *   embedding lookup of k rows for scale.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedCachedAttention } from '../src/kernels/ops.js';
+import { registerFusedKernels, setSimdAttention } from '../src/kernels/registry.js';
 import { parseCommandLine, type OptionValues } from '../tools/args.js';
 import { NODE_BACKENDS, useBackend } from '../tools/backend.js';
 import { median, quantile } from '../tools/stats.js';
@@ -29,7 +33,7 @@ import { median, quantile } from '../tools/stats.js';
 /** Rejected rows the cache lets pile up before it compacts (the gather case's dead run). */
 const DEAD_RUN = 16;
 
-const CASES = ['attention', 'fresh-keys', 'gather', 'all'] as const;
+const CASES = ['attention', 'fused-attention', 'fresh-keys', 'gather', 'all'] as const;
 
 const COMMAND = {
   name: 'kernels',
@@ -38,6 +42,7 @@ const COMMAND = {
   options: {
     case: { type: 'string', default: 'all', choices: CASES, help: 'which micro-benchmark' },
     heads: { type: 'number', default: 4, integer: true, min: 1, help: 'attention heads' },
+    'kv-heads': { type: 'number', default: 0, integer: true, min: 0, help: 'key/value heads of the fused-attention case (0: --heads); must divide --heads' },
     'head-size': { type: 'number', default: 32, integer: true, min: 1, help: 'size of one head' },
     rows: { type: 'number', default: 100, integer: true, min: DEAD_RUN + 2, help: 'cached rows (keys and values) before the step' },
     queries: { type: 'numbers', default: [1, 4], help: 'query rows per head T (1: a greedy step, k: a speculative k-step)' },
@@ -92,6 +97,38 @@ function attentionForms(o: Options, T: number): { forms: Form[]; inputs: tf.Tens
     ['q·Kᵀ alone, flat 2D', () => tf.matMul(qFlat, keysFlatT)],
   ];
   return { forms, inputs: [q, keys, keysT, values, mask, probs, qFlat, keysFlat, keysFlatT, valuesFlat, blockMask] };
+}
+
+/**
+ * The library's fused attention kernel (`MtpCachedAttention`, src/kernels) at T new rows over a
+ * static cache of `rows` positions: its WebAssembly SIMD loops (wasm) and its JS loops, against
+ * the composite model ops above at the same shape.
+ */
+function fusedAttentionForms(o: Options, T: number): { forms: Form[]; inputs: tf.Tensor[] } {
+  const [H, hs, L] = [o.heads, o['head-size'], o.rows];
+  const Hkv = o['kv-heads'] || H;
+  if (H % Hkv !== 0) throw new Error(`kernels: --kv-heads must divide --heads (${H}), but got ${Hkv}.`);
+  const capacity = L + T;
+  const keys = tf.randomNormal([Hkv * hs, capacity]) as tf.Tensor2D; // the static cache's lanes
+  const values = tf.randomNormal([Hkv * hs, capacity]) as tf.Tensor2D;
+  const qkv = tf.randomNormal([1, T, (H + 2 * Hkv) * hs]) as tf.Tensor3D; // one packed projection
+  const half = hs / 2;
+  const rotary = hs % 2 === 0 ? { cos: new Float32Array(T * half).fill(0.6), sin: new Float32Array(T * half).fill(0.8), layout: 'interleaved' as const } : null;
+  const plan = { numHeads: H, numKeyValueHeads: Hkv, headDim: hs, cached: L, rows: T, sees: null, rotary };
+  registerFusedKernels();
+  const fused = (simd: boolean) => () => {
+    const previous = setSimdAttention(simd);
+    try {
+      return fusedCachedAttention(qkv, undefined, undefined, keys, values, plan);
+    } finally {
+      setSimdAttention(previous);
+    }
+  };
+  const forms: Form[] = [
+    [`fused kernel, ${o.backend === 'wasm' ? 'WebAssembly SIMD loops' : 'JS loops (no SIMD on this backend)'}`, fused(true)],
+    ['fused kernel, JS loops', fused(false)],
+  ];
+  return { forms, inputs: [keys, values, qkv] };
 }
 
 /** q·Kᵀ with the same right-hand tensor each call against a new one (and what making it costs). */
@@ -160,6 +197,7 @@ async function main(): Promise<void> {
   const all = o.case === 'all';
   for (const T of o.queries) {
     if (all || o.case === 'attention') run(`attention, T = ${T} query rows per head`, attentionForms(o, T), o);
+    if (all || o.case === 'fused-attention') run(`fused attention kernel, T = ${T} new rows`, fusedAttentionForms(o, T), o);
     if (all || o.case === 'fresh-keys') run(`fresh keys, T = ${T} query rows per head`, freshKeyForms(o, T), o);
   }
   if (all || o.case === 'gather') run(`cache compaction, [1, ${o.heads}, ${o.rows}, ${o['head-size']}] keys`, gatherForms(o), o);
