@@ -6,6 +6,7 @@
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
+import type { DynamicTree } from '../../src/decoding/tree.js';
 import { CachedTransformer } from '../../src/models/cached.js';
 import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
 import { HELD_OUT_OPENINGS, STORY_OPENINGS } from './openings.js';
@@ -30,7 +31,7 @@ export function heldOutPrompts(): readonly string[] {
 }
 
 /** Decodes every prompt (`label` and token `ids`) greedily and speculatively (greedy acceptance) and compares. */
-export async function measureTauOn(model: LayersModel, prompts: ReadonlyArray<{ label: string; ids: number[] }>, maxNewTokens: number): Promise<TauReport> {
+export async function measureTauOn(model: LayersModel, prompts: ReadonlyArray<{ label: string; ids: number[] }>, maxNewTokens: number, tree?: DynamicTree): Promise<TauReport> {
   const cached = new CachedTransformer(model);
   let tokens = 0;
   let forwards = 0;
@@ -41,7 +42,9 @@ export async function measureTauOn(model: LayersModel, prompts: ReadonlyArray<{ 
   try {
     for (const { label, ids } of prompts) {
       const greedy = await greedyDecode(cached, ids, { maxNewTokens });
-      const fast = await speculativeDecode(cached, ids, { maxNewTokens, acceptance: 'greedy', draftLength: cached.numHeads - 1 }); // every head drafts every step: τ measures the heads, not the tuner's wall-clock choice
+      // every head drafts every step: τ measures the heads, not the tuner's wall-clock choice; with
+      // `tree`, a dynamic tree of that budget (grown node by node with sequential modules)
+      const fast = await speculativeDecode(cached, ids, { maxNewTokens, acceptance: 'greedy', draftLength: cached.numHeads - 1, ...(tree ? { tree } : {}) });
       identical &&= fast.tokens.length === greedy.tokens.length && fast.tokens.every((t, i) => t === greedy.tokens[i]);
       tokens += fast.stats.tokens;
       forwards += fast.stats.forwards;
