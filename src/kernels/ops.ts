@@ -15,14 +15,6 @@ function run(name: string, inputs: Record<string, tf.Tensor | undefined>, attrs:
   return tf.engine().runKernel(name, named, attrs as unknown as tf.NamedAttrMap);
 }
 
-/**
- * `x·W (+ bias)` (then relu) on `x` `[1, N, in]` and `W` `[1, in, out]`: the backend's own fused
- * matmul kernel called directly, with no reshape around it (what `tf.fused.matMul` adds).
- */
-export function matMul3d(x: tf.Tensor3D, weight: tf.Tensor3D, bias?: tf.Tensor1D, activation: 'linear' | 'relu' = 'linear'): tf.Tensor3D {
-  return run('_FusedMatMul', { a: x, b: weight, bias }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor3D;
-}
-
 /** The tensors of one block for {@link fusedBlock} (see the kernel's `BlockInputs`). */
 export interface FusedBlockInputs {
   x: tf.Tensor3D;

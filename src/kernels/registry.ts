@@ -41,7 +41,7 @@ export const FUSED_KERNELS = {
 } as const;
 
 /** The backends the fused kernels are written for. */
-export const FUSED_BACKENDS = ['cpu', 'wasm'] as const;
+const FUSED_BACKENDS = ['cpu', 'wasm'] as const;
 
 /**
  * Float32 views of a backend's tensor storage, and fresh outputs. Allocate every output before
@@ -263,6 +263,16 @@ const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: KernelArgs) => T
 ];
 
 /**
+ * The running backend's own fused matmul kernel, to call directly from inside a kernel (no
+ * engine work, no reshape): `a·b (+ bias)` (then relu) on `[1, n, in]` and `[1, in, out]`. The
+ * result is the caller's to free.
+ */
+function backendMatMul(backend: unknown): (a: TensorInfo, b: TensorInfo, bias?: TensorInfo, activation?: 'linear' | 'relu') => TensorInfo {
+  const kernel = tf.getKernel('_FusedMatMul', tf.getBackend())!.kernelFunc as unknown as (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: object }) => TensorInfo;
+  return (a, b, bias, activation = 'linear') => kernel({ inputs: bias === undefined ? { a, b } : { a, b, bias }, backend, attrs: { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 } });
+}
+
+/**
  * The weights and state of one pre-norm block, by name: the residual stream `x` and its norm `h`
  * (`[1, T, D]`), the cache buffers, and the projections as `[1, in, out]` matrices — q|k|v packed
  * in `wq` (then no `wk`, `wv`) or three, gate|up packed in `w1` (swiglu without `w3`) or two.
@@ -311,12 +321,11 @@ function decoderBlock(inputs: BlockInputs, backend: unknown, attrs: BlockAttrs):
   const small = smallBlockOnWasm(inputs, backend);
   if (small !== null) return small(attrs);
   const { plan, norm, epsilon, mlp } = attrs;
-  const backendName = tf.getBackend();
-  const matMul = tf.getKernel('_FusedMatMul', backendName)!.kernelFunc as unknown as (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: object }) => TensorInfo;
+  const matMul = backendMatMul(backend);
   const memory = memoryOf(backend, FUSED_KERNELS.block);
   const made: TensorInfo[] = [];
-  const mm = (a: TensorInfo, b: TensorInfo, bias: TensorInfo | undefined, activation = 'linear'): TensorInfo => {
-    const out = matMul({ inputs: bias === undefined ? { a, b } : { a, b, bias }, backend, attrs: { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 } });
+  const mm = (a: TensorInfo, b: TensorInfo, bias: TensorInfo | undefined, activation: 'linear' | 'relu' = 'linear'): TensorInfo => {
+    const out = matMul(a, b, bias, activation);
     made.push(out);
     return out;
   };
@@ -373,11 +382,11 @@ const batch1 = (t: TensorInfo): TensorInfo => ({ dataId: t.dataId, dtype: t.dtyp
  * backend's matmul called directly, the rest in JS. Returns offset j's states `[m, D]`.
  */
 function sequentialModule(inputs: SequentialInputs, backend: unknown, attrs: { epsilon: number }): TensorInfo {
-  const matMul = tf.getKernel('_FusedMatMul', tf.getBackend())!.kernelFunc as unknown as (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: object }) => TensorInfo;
+  const matMul = backendMatMul(backend);
   const memory = memoryOf(backend, FUSED_KERNELS.sequential);
   const made: TensorInfo[] = [];
   const mm = (a: TensorInfo, b: TensorInfo, bias?: TensorInfo): TensorInfo => {
-    const out = matMul({ inputs: bias === undefined ? { a: batch1(a), b: batch1(b) } : { a: batch1(a), b: batch1(b), bias }, backend, attrs: { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 } });
+    const out = matMul(batch1(a), batch1(b), bias);
     made.push(out);
     return { dataId: out.dataId, dtype: out.dtype, shape: out.shape.slice(1) }; // [m, out]
   };
