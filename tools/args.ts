@@ -5,7 +5,9 @@
  * camelCase (`reserveSeconds`); the command line takes the kebab-case flag that `--help` shows
  * (`--reserve-seconds`) or the camelCase one (`--reserveSeconds`).
  */
-import { parseArgs } from 'node:util';
+import { numberFlag, strictArgs, UsageError } from '../src/cli/args.js';
+
+export { UsageError }; // one error class for bad command lines, the package's command's and these
 
 /** One option: its type, default and one line of help. */
 export type OptionSpec =
@@ -43,9 +45,6 @@ export interface CommandInfo<T extends Record<string, OptionSpec>> {
   options: T;
 }
 
-/** Thrown for a bad command line; {@link parseCommandLine} prints it with a pointer to `--help`. */
-export class UsageError extends Error {}
-
 /** The kebab-case flag name of an option: `reserveSeconds` → `reserve-seconds`. */
 export function flagName(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -67,24 +66,13 @@ export function helpText<T extends Record<string, OptionSpec>>(info: CommandInfo
   return [`${info.summary}`, '', `usage: ${info.usage}`, '', ...rows.map(([flag, text]) => `  ${flag.padEnd(width)}  ${text}`)].join('\n');
 }
 
-function toNumber(name: string, raw: string): number {
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, but got ${JSON.stringify(raw)}.`);
-  return n;
-}
-
 function convert(name: string, spec: OptionSpec, raw: string | boolean | undefined): unknown {
   if (spec.type === 'boolean') return raw === true;
   if (raw === undefined) return Array.isArray(spec.default) ? [...spec.default] : spec.default;
   const text = String(raw);
   const items = text.split(',').map((s) => s.trim());
-  if (spec.type === 'numbers') return items.map((item) => toNumber(name, item));
-  if (spec.type === 'number') {
-    const n = toNumber(name, text);
-    if (spec.integer && !Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, but got ${text}.`);
-    if (spec.min !== undefined && n < spec.min) throw new UsageError(`--${name} must be at least ${spec.min}, but got ${text}.`);
-    return n;
-  }
+  if (spec.type === 'numbers') return items.map((item) => numberFlag(name, item));
+  if (spec.type === 'number') return numberFlag(name, text, spec);
   const values = spec.type === 'strings' ? items : [text];
   const bad = values.find((v) => spec.choices !== undefined && !spec.choices.includes(v));
   if (bad !== undefined) throw new UsageError(`--${name} must be one of ${spec.choices!.join(', ')}, but got ${JSON.stringify(bad)}.`);
@@ -104,12 +92,7 @@ export function parseOptions<T extends Record<string, OptionSpec>>(info: Command
     options[key] = { type };
     options[flagName(key)] = { type };
   }
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const values = strictArgs(argv, options);
   const out: Record<string, unknown> = { help: values['help'] === true };
   for (const [key, spec] of Object.entries(info.options)) {
     const flag = flagName(key);

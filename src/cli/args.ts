@@ -46,23 +46,32 @@ function convert(name: string, spec: FlagSpec, raw: string | boolean | undefined
     if (spec.choices && !spec.choices.includes(text)) throw new UsageError(`--${name} must be one of ${spec.choices.join(', ')}, but got ${JSON.stringify(text)}.`);
     return text;
   }
+  return numberFlag(name, text, spec);
+}
+
+/** The number `text` of flag `--name`, checked (a number; an integer, at least `min` when asked). Throws a {@link UsageError}. */
+export function numberFlag(name: string, text: string, rules: { integer?: boolean; min?: number } = {}): number {
   const n = Number(text);
   if (text.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, but got ${JSON.stringify(text)}.`);
-  if (spec.integer && !Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, but got ${text}.`);
-  if (spec.min !== undefined && n < spec.min) throw new UsageError(`--${name} must be at least ${spec.min}, but got ${text}.`);
+  if (rules.integer && !Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, but got ${text}.`);
+  if (rules.min !== undefined && n < rules.min) throw new UsageError(`--${name} must be at least ${rules.min}, but got ${text}.`);
   return n;
+}
+
+/** `node:util`'s `parseArgs` over `argv`, strict (no unknown flag, no positional argument), its errors as {@link UsageError}s. */
+export function strictArgs(argv: readonly string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 /** Parses `argv` against the command's flags; `help` is true when `--help` (or `-h`) was given. */
 export function parseFlags<T extends Record<string, FlagSpec>>(command: Command<T>, argv: readonly string[]): FlagValues<T> & { help: boolean } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const [name, spec] of Object.entries(command.flags)) options[name] = { type: spec.type === 'boolean' ? 'boolean' : 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const values = strictArgs(argv, options);
   const out: Record<string, unknown> = { help: values['help'] === true };
   for (const [name, spec] of Object.entries(command.flags)) out[name] = convert(name, spec, values[name]);
   return out as FlagValues<T> & { help: boolean };
