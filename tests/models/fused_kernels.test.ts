@@ -467,8 +467,13 @@ describe('dispatches and memory', () => {
     expect(expNonPositive(0)).toBe(1);
   });
 
-  it('setFusedKernels checks its argument', () => {
-    expect(() => setFusedKernels('no' as unknown as boolean)).toThrow('setFusedKernels: on must be a boolean, but got "no".');
+  it('setFusedKernels checks its argument, and neither switching nor refusing leaves a tensor', async () => {
+    await expectNoLeak(() => {
+      setFusedKernels(false);
+      setFusedKernels(true);
+    });
+    await expectThrowNoLeak(() => setFusedKernels('no' as unknown as boolean), 'setFusedKernels: on must be a boolean, but got "no".');
+    expect(fusedKernelsAvailable()).toBe(tf.getBackend() === 'cpu' || tf.getBackend() === 'wasm'); // a refused call changes nothing
   });
 
   it('StaticKVCache doubles its capacity, keeps its rows, and frees everything at 0', async () => {
