@@ -75,8 +75,19 @@ const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * 
 
 /** The {@link KernelMemory} of `backend`, or null when it is neither the cpu nor the wasm kind. */
 export function kernelMemory(backend: unknown): KernelMemory | null {
-  const b = backend as Partial<CpuLike & WasmLike> | null;
-  if (b === null || typeof b !== 'object') return null;
+  if (backend === null || typeof backend !== 'object') return null;
+  let memory = memories.get(backend);
+  if (memory === undefined) {
+    memory = memoryInterface(backend as Partial<CpuLike & WasmLike>);
+    memories.set(backend, memory);
+  }
+  return memory;
+}
+
+/** {@link kernelMemory} per backend instance (every kernel call asks; the views themselves are never kept). */
+const memories = new WeakMap<object, KernelMemory | null>();
+
+function memoryInterface(b: Partial<CpuLike & WasmLike>): KernelMemory | null {
   if (typeof b.makeOutput === 'function' && typeof b.typedArrayFromHeap === 'function') {
     const wasm = b as WasmLike;
     return {
