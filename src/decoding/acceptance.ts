@@ -26,6 +26,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { DraftTree } from './drafters.js';
 import { sampleRows, toProbabilities, type SamplingSettings } from './distributions.js';
+import { fusedGreedyVerdict } from '../kernels/ops.js';
+import { fusedKernelsAvailable } from '../kernels/registry.js';
 
 /** A rule's decision, on the device (int32, `[1]` each). */
 export interface Verdict {
@@ -33,6 +35,8 @@ export interface Verdict {
   tip: tf.Tensor1D;
   /** The token after the accepted path: the verifier's correction or bonus token. */
   next: tf.Tensor1D;
+  /** Greedy, where one kernel decided: `[tip, best…]`, the step's readback of the rule (int32 `[R + 1]`). */
+  packed?: tf.Tensor1D;
 }
 
 /** A proposal's shape as the rules need it (plain numbers; uploaded by the rule that uses them). */
@@ -125,6 +129,10 @@ function probAtParents(s: TreeShape, p: tf.Tensor2D): tf.Tensor1D {
  */
 export function greedyVerdict(s: TreeShape, best: tf.Tensor1D): Verdict {
   if (s.N === 0) return { tip: tf.zeros([1], 'int32'), next: best }; // no node: the root, and its argmax ([1] already)
+  if (fusedKernelsAvailable()) {
+    const [packed, tip, next] = fusedGreedyVerdict(best, s); // cpu, wasm: one kernel for what follows
+    return { tip, next, packed };
+  }
   const ok = tf.equal(atParents(s, best), tf.tensor1d(s.tokens, 'int32')) as tf.Tensor1D; // [N] each node is its parent's argmax
   const tip = tipOf(s, ok);
   return { tip, next: tf.gather(best, tip) as tf.Tensor1D };

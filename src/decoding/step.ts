@@ -88,9 +88,9 @@ export async function runStep(model: MultiTokenModel, block: StepBlock, plan: Ti
   try {
     packed = tf.tidy(() => {
       const rows = P === 1 ? states : (tf.slice(states, [P - 1, 0], [R, -1]) as tf.Tensor2D); // [R, S] the root, then each node
-      const { tip, next, finite } = judge(model, block, rows, o, u);
+      const { tip, next, finite, packed: ruled } = judge(model, block, rows, o, u);
       // greedy: [tip (when there are drafts), the verifier's argmax at every row]; else [tip, next, finite]
-      const parts: tf.Tensor[] = greedy ? (N > 0 ? [tip, finite] : [finite]) : [tip, next, finite];
+      const parts: tf.Tensor[] = greedy ? (ruled !== undefined ? [ruled] : N > 0 ? [tip, finite] : [finite]) : [tip, next, finite];
       if (plan.kind !== 'none') {
         const at = R === 1 ? rows : (tf.gather(rows, tip) as tf.Tensor2D); // [1, S] the tip's state
         const out = draftAtTip(model, plan, at, next, o.sampling, uTip === null ? null : tf.tensor1d(uTip));

@@ -86,6 +86,29 @@ export function checkedArgmaxRows(logits: Float32Array, V: number, out: Int32Arr
   }
 }
 
+/**
+ * Greedy acceptance over a draft tree from the verifier's argmax `best` at every row (row 0 the
+ * root, row i + 1 node i; −1 a broken row): node i is accepted when its token equals `best` at
+ * its parent's row and its parent is accepted (or is the root). Returns the tip's row: the
+ * deepest accepted node's (the earliest among equally deep ones) + 1, or 0 when none is.
+ */
+export function greedyTipRow(best: Int32Array, parentRow: readonly number[], tokens: readonly number[], depth: readonly number[]): number {
+  const N = tokens.length;
+  const accepted = new Uint8Array(N + 1);
+  accepted[0] = 1; // the root
+  let tip = 0;
+  let rank = 0;
+  for (let i = 0; i < N; i++) {
+    const p = parentRow[i]!; // parents come before their children
+    if (accepted[p] === 1 && best[p] === tokens[i]) {
+      accepted[i + 1] = 1;
+      const r = depth[i]! * (N + 1) - i; // deeper first, then earlier (all > 0)
+      if (r > rank) [rank, tip] = [r, i + 1];
+    }
+  }
+  return tip;
+}
+
 /** 2^i for i in [−159, 0], by i + 159. */
 const POW2 = Float64Array.from({ length: 160 }, (_, i) => Math.pow(2, i - 159));
 
@@ -163,6 +186,38 @@ export function silu(x: Float32Array, out: Float32Array): void {
   }
 }
 
+/** The offset heads' activations (tfjs-layers names) {@link applyActivation} computes; the fused draft kernel takes no other. */
+export const HEAD_ACTIVATIONS: ReadonlySet<string> = new Set(['linear', 'relu', 'swish', 'gelu', 'tanh', 'sigmoid']);
+
+/** `out = f(x)` elementwise for one of {@link HEAD_ACTIVATIONS}, as tfjs-layers defines it (gelu exact, through erf). */
+export function applyActivation(name: string, x: Float32Array, out: Float32Array): void {
+  const n = out.length;
+  switch (name) {
+    case 'swish':
+      return silu(x, out);
+    case 'relu':
+      for (let i = 0; i < n; i++) out[i] = Math.max(x[i]!, 0);
+      return;
+    case 'gelu':
+      for (let i = 0; i < n; i++) out[i] = 0.5 * x[i]! * (1 + erf(x[i]! * Math.SQRT1_2));
+      return;
+    case 'tanh':
+      for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]!);
+      return;
+    case 'sigmoid':
+      for (let i = 0; i < n; i++) {
+        const e = expNonPositive(-Math.abs(x[i]!));
+        out[i] = x[i]! >= 0 ? 1 / (1 + e) : e / (1 + e);
+      }
+      return;
+    case 'linear':
+      out.set(x.subarray(0, n));
+      return;
+    default:
+      throw new Error(`applyActivation: the activation must be one of ${[...HEAD_ACTIVATIONS].join(', ')}, but it is '${name}'.`);
+  }
+}
+
 /** Rotary cosines and sines of the new rows, `[T, hs/2]` each (pair i of row t turns by `positions[t]·freq_i`). */
 export interface RotaryAngles {
   cos: Float32Array;
@@ -193,7 +248,7 @@ export interface AttentionPlan {
 
 /**
  * The SIMD loops (`simd.ts`) and where things are in the memory they run on: `keys` and `values`
- * as byte offsets, and a scratch block of at least `2·hs + cached + T + 3` floats (`scratch` bytes, `heap` its view).
+ * as byte offsets, and a scratch block of {@link attentionScratch} floats (`scratch` bytes, `heap` its view).
  */
 export interface SimdAttention {
   loops: SimdLoops;
@@ -263,6 +318,10 @@ export function cachedAttention(
       }
     }
   }
+  if (simd !== null) {
+    simdAttention(simd, q, plan, cap, out);
+    return;
+  }
   const scale = 1 / Math.sqrt(hs);
   // the g query heads of one key/value head share its lanes: scores of all g at once, per lane
   const query = new Float64Array(g * hs); // [g, hs], rotated and scaled
@@ -285,10 +344,6 @@ export function cachedAttention(
       }
       scores.fill(0);
       for (let i = 0; i < g; i++) {
-        if (simd !== null) {
-          simdHead(simd, query, i * hs, hs, lane0, cap, L, extra, rowOf, keys, values, out, (t * H + kv * g + i) * hs);
-          continue;
-        }
         const s0 = i * n;
         let d = 0;
         for (; d + 4 <= hs; d += 4) {
@@ -363,44 +418,48 @@ export function cachedAttention(
   }
 }
 
+/** Floats of scratch the SIMD attention of `plan` needs (see {@link SimdAttention}). */
+export function attentionScratch(plan: AttentionPlan): number {
+  return (plan.numHeads + 1) * plan.headDim + 2 * plan.rows + plan.cached + 4;
+}
+
 /**
- * One query head through the SIMD loops: its scores over the `L` cached positions, the softmax
- * and the probability-weighted sum of their values in the module, the `extra` new rows it sees
- * in JS; the result to `out[o … o + hs)`.
+ * The attention of every new row and query head through the SIMD module's `attend`, one call
+ * per head: the row's rotated, scaled queries go to the scratch block once
+ * (`[queries H·hs | out hs | mask T | scores]`), and a tree row's mask (0 for the new rows it
+ * sees, −Infinity for the others before it) once per row. The new rows' keys and values are
+ * already in the cache, so the positions a row sees are the first `L + last + 1` of each lane.
  */
-function simdHead(
-  simd: SimdAttention,
-  query: Float64Array,
-  qAt: number,
-  hs: number,
-  lane0: number,
-  cap: number,
-  L: number,
-  extra: number,
-  rowOf: Int32Array,
-  keys: Float32Array,
-  values: Float32Array,
-  out: Float32Array,
-  o: number,
-): void {
+function simdAttention(simd: SimdAttention, q: Strided, plan: AttentionPlan, cap: number, out: Float32Array): void {
+  const { numHeads: H, numKeyValueHeads: Hkv, headDim: hs, cached: L, rows: T, sees, rotary } = plan;
   const { loops, heap } = simd;
-  const base = simd.scratch >> 2; // float index: [query hs | weighted hs | scores L + extra]
-  for (let d = 0; d < hs; d++) heap[base + d] = query[qAt + d]!;
-  const sAt = base + 2 * hs;
-  loops.scores(simd.scratch, simd.keys + 4 * lane0, 4 * sAt, L, hs, 4 * cap);
-  for (let j = 0; j < extra; j++) {
-    let sum = 0;
-    for (let e = 0; e < hs; e++) sum += query[qAt + e]! * keys[lane0 + e * cap + rowOf[j]!]!;
-    heap[sAt + L + j] = sum;
-  }
-  const n = L + extra;
-  const padded = (n + 3) & ~3; // the softmax runs four at a time: the padding weighs nothing
-  heap.fill(-Infinity, sAt + n, sAt + padded);
-  const total = loops.softmax(4 * sAt, padded);
-  loops.weighted(4 * sAt, simd.values + 4 * lane0, 4 * (base + hs), L, hs, 4 * cap);
-  for (let e = 0; e < hs; e++) {
-    let acc = heap[base + hs + e]!;
-    for (let j = 0; j < extra; j++) acc += heap[sAt + L + j]! * values[lane0 + e * cap + rowOf[j]!]!;
-    out[o + e] = acc / total;
+  const g = H / Hkv;
+  const scale = 1 / Math.sqrt(hs);
+  const base = simd.scratch >> 2;
+  const outAt = base + H * hs;
+  const maskAt = outAt + hs;
+  const sAt = maskAt + T;
+  const rotated = new Float64Array(hs);
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < H; h++) {
+      const qAt = q.offset + t * q.stride + h * hs;
+      if (rotary === null) for (let d = 0; d < hs; d++) heap[base + h * hs + d] = q.data[qAt + d]! * scale;
+      else {
+        rotate(q.data, qAt, rotated, hs, rotary, t);
+        for (let d = 0; d < hs; d++) heap[base + h * hs + d] = rotated[d]! * scale;
+      }
+    }
+    const visible = sees?.[t] ?? null; // null: the new rows 0 … t
+    const last = visible === null ? t : visible[visible.length - 1]!;
+    if (visible !== null) {
+      heap.fill(-Infinity, maskAt, maskAt + last + 1);
+      for (const j of visible) heap[maskAt + j] = 0;
+    }
+    for (let h = 0; h < H; h++) {
+      const lane0 = Math.floor(h / g) * hs * cap; // this query head's key/value head's first lane
+      loops.attend(4 * (base + h * hs), simd.keys + 4 * lane0, simd.values + 4 * lane0, 4 * outAt, 4 * sAt, L + last + 1, hs, 4 * cap, visible === null ? 0 : 4 * maskAt, last + 1);
+      const o = (t * H + h) * hs;
+      for (let d = 0; d < hs; d++) out[o + d] = heap[outAt + d]!;
+    }
   }
 }

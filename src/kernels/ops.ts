@@ -62,6 +62,37 @@ export function fusedSequentialModule(
   return run(FUSED_KERNELS.sequential, { previous, tokens, embedding, tokenScale, ...module }, { epsilon }) as tf.Tensor2D;
 }
 
+/** A stacked group of parallel offset heads for {@link fusedDraftArgmax} (see `layers/inference_fused.ts`). */
+export interface FusedDraftGroup {
+  kind: 'identity' | 'linear' | 'residual' | 'lowRank' | 'mlp';
+  count: number;
+  activation: string;
+  first: tf.Tensor2D | null;
+  firstBias: tf.Tensor1D | null;
+  second: tf.Tensor2D | null;
+  secondBias: tf.Tensor1D | null;
+}
+
+/**
+ * The argmax drafts of a group of n parallel offsets at the rows of `x` `[m, D]`, one kernel:
+ * the offsets' states, the draft unembedding `unembed` `[D, Vd]` (+ `bias`), the checked argmax
+ * mapped through `ids` `[Vd]` (a draft vocabulary), each row's n offsets −1 together when one is
+ * not finite. Int32 `[m·n]`.
+ */
+export function fusedDraftArgmax(x: tf.Tensor2D, g: FusedDraftGroup, unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null): tf.Tensor1D {
+  const inputs = { x, first: g.first ?? undefined, firstBias: g.firstBias ?? undefined, second: g.second ?? undefined, secondBias: g.secondBias ?? undefined, unembed, unembedBias: bias ?? undefined, ids: ids ?? undefined };
+  return run(FUSED_KERNELS.draftArgmax, inputs, { kind: g.kind, count: g.count, activation: g.activation }) as tf.Tensor1D;
+}
+
+/**
+ * Greedy acceptance over a draft tree, one kernel: from the verifier's argmax `best` int32 `[R]`
+ * (row 0 the root, row i + 1 node i), `[packed, tip, next]` — `packed` `[R + 1]` is the tip's row
+ * then `best` (the step's readback), `tip` and `next` `[1]` the tip's row and `best` there.
+ */
+export function fusedGreedyVerdict(best: tf.Tensor1D, shape: { parentRow: readonly number[]; tokens: readonly number[]; depth: readonly number[] }): [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D] {
+  return run(FUSED_KERNELS.greedyVerdict, { best }, { parentRow: shape.parentRow, tokens: shape.tokens, depth: shape.depth }) as [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+}
+
 /**
  * Argmax per row of `logits` `[N, V]`, −1 where the row is not finite: int32 `[N]`, one kernel.
  * `ids` `[V]` int32 maps each column to its token id (a draft vocabulary); with `group` g, a run

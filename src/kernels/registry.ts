@@ -24,7 +24,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../internal/errors.js';
 import type { MlpKind, NormKind } from '../models/config.js';
-import { activate, type AttentionPlan, cachedAttention, checkedArgmaxRows, moduleInput, normRows, silu, type SimdAttention } from './math.js';
+import { activate, applyActivation, attentionScratch, type AttentionPlan, cachedAttention, checkedArgmaxRows, greedyTipRow, moduleInput, normRows, silu, type SimdAttention } from './math.js';
 import { simdLoops } from './simd.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -38,6 +38,8 @@ export const FUSED_KERNELS = {
   argmax: 'MtpCheckedArgmax',
   block: 'MtpDecoderBlock',
   sequential: 'MtpSequentialModule',
+  draftArgmax: 'MtpDraftArgmax',
+  greedyVerdict: 'MtpGreedyVerdict',
 } as const;
 
 /** The backends the fused kernels are written for. */
@@ -220,7 +222,7 @@ function attentionKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo | T
   const qWidth = plan.numHeads * plan.headDim;
   const kvWidth = plan.numKeyValueHeads * plan.headDim;
   const out = memory.output([...q.shape.slice(0, -1), qWidth]);
-  const simd = simdOf(backend, keys, values, 2 * plan.headDim + plan.cached + plan.rows + 3); // allocates: before any view
+  const simd = simdOf(backend, keys, values, attentionScratch(plan)); // allocates: before any view
   try {
     const qs = memory.view(q);
     const packed = k === undefined || v === undefined; // one [q | k | v] matrix
@@ -258,6 +260,30 @@ const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: KernelArgs) => T
   {
     name: FUSED_KERNELS.sequential,
     kernelFunc: ({ inputs, backend, attrs }) => sequentialModule(inputs as unknown as SequentialInputs, backend, attrs as unknown as { epsilon: number }),
+  },
+  {
+    name: FUSED_KERNELS.draftArgmax,
+    kernelFunc: ({ inputs, backend, attrs }) => draftArgmax(inputs as unknown as DraftInputs, backend, attrs as unknown as DraftAttrs),
+  },
+  {
+    name: FUSED_KERNELS.greedyVerdict,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      // [tip, best…] for the step's readback, then tip [1] and next [1] for drafting at the tip
+      const { best } = inputs as { best: TensorInfo };
+      const { parentRow, tokens, depth } = attrs as unknown as { parentRow: number[]; tokens: number[]; depth: number[] };
+      const memory = memoryOf(backend, FUSED_KERNELS.greedyVerdict);
+      const R = best.shape[0]!;
+      const packed = memory.outputInt32([R + 1]);
+      const tip = memory.outputInt32([1]);
+      const next = memory.outputInt32([1]);
+      const b = memory.viewInt32(best);
+      const row = greedyTipRow(b, parentRow, tokens, depth);
+      memory.viewInt32(packed.info).set(b, 1);
+      memory.viewInt32(packed.info)[0] = row;
+      memory.viewInt32(tip.info)[0] = row;
+      memory.viewInt32(next.info)[0] = b[row]!;
+      return [packed.info, tip.info, next.info];
+    },
   },
   {
     name: FUSED_KERNELS.argmax,
@@ -433,6 +459,87 @@ function sequentialModule(inputs: SequentialInputs, backend: unknown, attrs: { e
   }
 }
 
+/** A stacked group of parallel offset heads and the draft unembedding (see `layers/inference_fused.ts`). */
+interface DraftInputs {
+  x: TensorInfo;
+  first?: TensorInfo;
+  firstBias?: TensorInfo;
+  second?: TensorInfo;
+  secondBias?: TensorInfo;
+  unembed: TensorInfo;
+  unembedBias?: TensorInfo;
+  ids?: TensorInfo;
+}
+
+/** The group's kind, its offset count n and its activation (one of `HEAD_ACTIVATIONS`). */
+interface DraftAttrs {
+  kind: 'identity' | 'linear' | 'residual' | 'lowRank' | 'mlp';
+  count: number;
+  activation: string;
+}
+
+/**
+ * Drafting at the tip in one dispatch: the n offsets' states from `x` `[m, D]` — identity `x`;
+ * linear `x·W + b`; residual `x + f(x·W + b)`; lowRank `x + f(x·down)·up`; mlp
+ * `x + f(x·W1 + b1)·W2 + b2`, every offset's matrices stacked side by side (first) or on a block
+ * diagonal (second) — then the draft unembedding `[D, Vd]` (+ bias) and the checked argmax,
+ * columns mapped through `ids` and each position's n offsets broken together. The matmuls go
+ * through the backend's own kernel called directly, the rest in JS. Returns int32 `[m·n]`.
+ */
+function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): TensorInfo {
+  const matMul = backendMatMul(backend);
+  const memory = memoryOf(backend, FUSED_KERNELS.draftArgmax);
+  const made: TensorInfo[] = [];
+  const mm = (a: TensorInfo, b: TensorInfo, bias?: TensorInfo): TensorInfo => {
+    const out = matMul(batch1(a), batch1(b)); // the bias added after, as the composite path does (and its tensor may share storage of another rank)
+    made.push(out);
+    if (bias !== undefined) {
+      const y = memory.view(out);
+      const c = memory.view(bias);
+      const width = c.length;
+      for (let i = 0; i < y.length; i++) y[i] = y[i]! + c[i % width]!;
+    }
+    return { dataId: out.dataId, dtype: out.dtype, shape: out.shape.slice(1) };
+  };
+  const fresh = (shape: number[]): TensorInfo => {
+    const t = memory.output(shape);
+    made.push(t);
+    return t;
+  };
+  try {
+    const { kind, count: n, activation } = attrs;
+    const [m, D] = inputs.x.shape as [number, number];
+    // every allocation before the views that follow it (a wasm allocation may move the heap)
+    const z = kind === 'identity' ? null : mm(inputs.x, inputs.first!, inputs.firstBias); // [m, n·W]: offset j of row r at columns j·W…
+    let y: TensorInfo | null = null; // what is added to x, [m, n·D]
+    if (z !== null && kind !== 'linear') {
+      const a = fresh([...z.shape]);
+      applyActivation(activation, memory.view(z), memory.view(a));
+      y = kind === 'residual' ? a : mm(a, inputs.second!, inputs.secondBias);
+    }
+    let states: TensorInfo; // [m·n, D]
+    if (kind === 'linear') states = { ...z!, shape: [m * n, D] };
+    else {
+      states = fresh([m * n, D]);
+      const s = memory.view(states);
+      const x = memory.view(inputs.x);
+      const add = y === null ? null : memory.view(y);
+      for (let r = 0; r < m; r++) {
+        for (let j = 0; j < n; j++) {
+          const to = (r * n + j) * D;
+          for (let d = 0; d < D; d++) s[to + d] = add === null ? x[r * D + d]! : x[r * D + d]! + add[to + d]!;
+        }
+      }
+    }
+    const logits = mm(states, inputs.unembed, inputs.unembedBias); // [m·n, Vd]
+    const out = memory.outputInt32([m * n]); // returned: not freed here
+    checkedArgmaxRows(memory.view(logits), inputs.unembed.shape[1]!, out.values, inputs.ids === undefined ? null : memory.viewInt32(inputs.ids), n);
+    return out.info;
+  } finally {
+    for (const t of made) memory.free(t);
+  }
+}
+
 /** Largest projection (in · out floats) the SIMD matmul takes over from the backend's: where its call overhead, not arithmetic, is the cost. */
 export const SIMD_MATMUL_LIMIT = 65_536;
 
@@ -460,7 +567,7 @@ function smallBlockOnWasm(inputs: BlockInputs, backend: unknown): ((attrs: Block
     const up = inputs.w1.shape[2]!; // F, or 2F for swiglu's [gate | up]
     const width = plan.numHeads * plan.headDim;
     // scratch: qkv | attention out | o | mid | hn | gate·up | act | f | the attention's own
-    const sizes = [T * qkvWidth, T * width, T * D, T * D, T * D, T * up, T * F, T * D, 2 * plan.headDim + plan.cached + plan.rows + 3];
+    const sizes = [T * qkvWidth, T * width, T * D, T * D, T * D, T * up, T * F, T * D, attentionScratch(plan)];
     const total = sizes.reduce((a, c) => a + c, 0);
     const next = wasm.makeOutput([1, T, D], 'float32');
     const normed = wasm.makeOutput([1, T, D], 'float32');
@@ -493,7 +600,8 @@ function smallBlockOnWasm(inputs: BlockInputs, backend: unknown): ((attrs: Block
       const vec = (t: TensorInfo | undefined, n: number) => (t === undefined ? null : view(off(t) >> 2, n));
       normRows(view(x, T * D), view(O, T * D), vec(inputs.ffnNorm, D)!, vec(inputs.ffnNormBias, D), norm, epsilon, view(HN, T * D), view(MID, T * D));
       mm(HN, inputs.w1, inputs.b1, GU, D, up);
-      activate(mlp, view(GU, T * up), null, view(ACT, T * F), F);
+      if (mlp === 'swiglu' && F % 4 === 0) loops.swiglu(4 * GU, 4 * ACT, T, F);
+      else activate(mlp, view(GU, T * up), null, view(ACT, T * F), F);
       mm(ACT, inputs.w2, inputs.b2, FF, F, D);
       normRows(view(MID, T * D), view(FF, T * D), vec(inputs.nextNorm, D)!, vec(inputs.nextNormBias, D), norm, epsilon, view(off(normed) >> 2, T * D), view(off(next) >> 2, T * D));
       return [next, normed];

@@ -14,7 +14,7 @@
  * the binary format of the WebAssembly core specification §5.
  */
 
-/** The two loops, on byte offsets into the memory the module was made for. */
+/** The loops, on byte offsets into the memory the module was made for. */
 export interface SimdLoops {
   /** `out[j] = Σ_d q[d] · k[d·cap + j]` for j < n (`q`, `k`, `out` byte offsets; `cap4` = cap · 4 bytes). */
   scores(q: number, k: number, out: number, n: number, hs: number, cap4: number): void;
@@ -28,6 +28,15 @@ export interface SimdLoops {
    * about 1e-7), arguments below −87 taken as −87 (a weight under 2e-38 beside the largest's 1).
    */
   softmax(s: number, n: number): number;
+  /** `out[t, j] = silu(gu[t, j]) · gu[t, f + j]` for t < rows, j < f: `gu` `[rows, 2f]` (gate | up), `out` `[rows, f]`; f a multiple of 4. */
+  swiglu(gu: number, out: number, rows: number, f: number): void;
+  /**
+   * One query head's attention over n positions of a key/value head's lanes, in one call:
+   * `out[d] = Σ_j softmax(s)_j · v[d·cap + j] / Σ_j softmax(s)_j` with `s_j = Σ_d q[d] · k[d·cap + j]`
+   * (q already scaled) plus `mask[j − (n − m)]` for the last m positions (`mask` 0: none;
+   * −Infinity hides a position). `s` is scratch for n + 3 floats.
+   */
+  attend(q: number, k: number, v: number, out: number, s: number, n: number, hs: number, cap4: number, mask: number, m: number): void;
 }
 
 const made = new WeakMap<WebAssembly.Memory, SimdLoops | null>();
@@ -40,7 +49,20 @@ export function simdLoops(memory: WebAssembly.Memory): SimdLoops | null {
     const bytes = moduleBytes();
     if (typeof WebAssembly !== 'undefined' && WebAssembly.validate(bytes)) {
       const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-      loops = instance.exports as unknown as SimdLoops;
+      type Matmul = (x: number, w: number, b: number, y: number, inDim: number, outDim: number) => void;
+      const e = instance.exports as unknown as Omit<SimdLoops, 'matmul'> & Record<`matmul${1 | 2 | 3 | 4}`, Matmul>;
+      const byRows = [e.matmul1, e.matmul2, e.matmul3, e.matmul4];
+      loops = {
+        scores: e.scores,
+        weighted: e.weighted,
+        softmax: e.softmax,
+        swiglu: e.swiglu,
+        attend: e.attend,
+        matmul(x, w, b, y, rows, inDim, outDim) {
+          // four rows per pass (each of W's rows read once for all four), then the rest in one
+          for (let t = 0; t < rows; t += 4) byRows[Math.min(rows - t, 4) - 1]!(x + 4 * t * inDim, w, b, y + 4 * t * outDim, inDim, outDim);
+        },
+      };
     }
   } catch {
     loops = null; // no SIMD (or no WebAssembly): the JS loops run instead
@@ -118,6 +140,18 @@ const op = {
   lane: (i: number) => [0xfd, ...leb(31), i],
   f32x4add: [0xfd, ...leb(228)],
   f32x4mul: [0xfd, ...leb(230)],
+  sub: [0x6b],
+  and: [0x71],
+  f32div: [0x95],
+  call: (f: number) => [0x10, ...leb(f)],
+  if: [0x04, 0x40],
+  f32x4abs: [0xfd, ...leb(224)],
+  f32x4neg: [0xfd, ...leb(225)],
+  f32x4div: [0xfd, ...leb(231)],
+  f32x4ge: [0xfd, ...leb(70)],
+  bitselect: [0xfd, ...leb(82)],
+  ifV128: [0x04, V128],
+  else: [0x05],
   block: [0x02, 0x40],
   loop: [0x03, 0x40],
   br: (depth: number) => [0x0c, ...leb(depth)],
@@ -229,71 +263,97 @@ function weightedBody(): number[] {
   ];
 }
 
-// matmul — params: 0 x, 1 w, 2 b, 3 y, 4 rows, 5 in, 6 out; locals: 7 t, 8 i, 9 o, 10 yRow, 11 xRow, 12 wRow, 13 out4, 14 xi (v128), 15 xs (f32)
-const [MX, MW, MB, MY, ROWS, IN, OUTD, T, I, O, YROW, XROW, WROW, OUT4, XI, XS] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-const MATMUL_LOCALS = vec([[...leb(7), I32], [...leb(1), V128], [...leb(1), F32]]);
+// matmul over R ≤ 4 rows — params: 0 x, 1 w, 2 b, 3 y, 4 in, 5 out; i32 locals: 6 in4, 7 out4, 8 o, 9 i4, 10 wp, 11–14 xRow r, 15–18 yRow r;
+// v128 locals: 19–26 acc r,c (r·2 + c), 27–28 w c, 29 xv; f32 locals: 30–33 s r, 34 ws
+const [MX, MW, MB, MY, MIN, MOUT, IN4, OUT4, O, I4, WP] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+const XROW = (r: number) => 11 + r;
+const YROW = (r: number) => 15 + r;
+const ACCV = (r: number, c: number) => 19 + 2 * r + c;
+const WV = (c: number) => 27 + c;
+const [XV, WS] = [29, 34];
+const SUM = (r: number) => 30 + r;
+const MATMUL_LOCALS = vec([[...leb(13), I32], [...leb(11), V128], [...leb(5), F32]]);
+
+/** A v128 load or store at the address on the stack plus a constant byte offset. */
+const v128At = (opcode: number, offset: number): number[] => [0xfd, ...leb(opcode), 0, ...leb(offset)];
 
 /*
- * (func $matmul (param $x $w $b $y $rows $in $out i32)
- *   out4 = out << 2; t = 0
- *   block loop                                   ;; each row
- *     br_if 1 (t >= rows)
- *     yRow = y + t·out4; xRow = x + (t·in << 2)
- *     o = 0
- *     block loop                                 ;; y = b (or 0: select on b ≠ 0)
- *       br_if 1 (o >= out)
- *       f32.store (yRow + 4o) (select (f32.load (b + 4o)) 0 b); o += 1; br 0
- *     end end
- *     i = 0; wRow = w
- *     block loop                                 ;; y += x[i] · W[i, :]
- *       br_if 1 (i >= in)
- *       xs = f32.load (xRow + 4i); xi = splat xs; o = 0
- *       block loop
- *         br_if 1 (o + 4 > out)
- *         v128.store (yRow + 4o) (v128.load (yRow + 4o) + xi · v128.load (wRow + 4o)); o += 4; br 0
+ * (func $matmulR (param $x $w $b $y $in $out i32)   ;; y[r] = b + x[r]·W for the R rows r < R
+ *   in4 = in << 2; out4 = out << 2; xRow r = x + r·in4; yRow r = y + r·out4; o = 0
+ *   for (width, C) in (8, 2), (4, 1):                ;; C vectors of four outputs at a time
+ *     block loop
+ *       br_if 1 (o + width > out)
+ *       acc r,c = b ≠ 0 ? v128.load (b + 4o + 16c) : 0
+ *       wp = w + 4o; i4 = 0
+ *       block loop                                   ;; each input: W's row loaded once for all R rows
+ *         br_if 1 (i4 >= in4)
+ *         w c = v128.load (wp + 16c)
+ *         xv = splat (f32.load (xRow r + i4)); acc r,c += xv · w c   for each r
+ *         wp += out4; i4 += 4; br 0
  *       end end
- *       block loop
- *         br_if 1 (o >= out)
- *         f32.store (yRow + 4o) (f32.load (yRow + 4o) + xs · f32.load (wRow + 4o)); o += 1; br 0
- *       end end
- *       wRow += out4; i += 1; br 0
+ *       v128.store (yRow r + 4o + 16c) acc r,c; o += width; br 0
  *     end end
- *     t += 1; br 0
+ *   block loop                                       ;; the last out mod 4 outputs, one at a time
+ *     br_if 1 (o >= out)
+ *     s r = b ≠ 0 ? f32.load (b + 4o) : 0; wp = w + 4o; i4 = 0
+ *     block loop
+ *       br_if 1 (i4 >= in4)
+ *       ws = f32.load wp; s r += f32.load (xRow r + i4) · ws; wp += out4; i4 += 4; br 0
+ *     end end
+ *     f32.store (yRow r + 4o) s r; o += 1; br 0
  *   end end)
+ *
+ * The accumulators stay in registers for the whole input loop, and each of W's rows is read
+ * once per call rather than once per row.
  */
-function matmulBody(): number[] {
-  return [
-    ...op.get(OUTD), ...op.i32(2), ...op.shl, ...op.set(OUT4), ...op.i32(0), ...op.set(T),
-    ...op.block, ...op.loop,
-    ...op.get(T), ...op.get(ROWS), ...op.geS, ...op.brIf(1),
-    ...op.get(MY), ...op.get(T), ...op.get(OUT4), ...op.mul, ...op.add, ...op.set(YROW),
-    ...op.get(MX), ...op.get(T), ...op.get(IN), ...op.mul, ...op.i32(2), ...op.shl, ...op.add, ...op.set(XROW),
+function matmulBody(R: number): number[] {
+  const rows = Array.from({ length: R }, (_, r) => r);
+  const setup = [
+    ...op.get(MIN), ...op.i32(2), ...op.shl, ...op.set(IN4),
+    ...op.get(MOUT), ...op.i32(2), ...op.shl, ...op.set(OUT4),
+    ...rows.flatMap((r) => [...op.get(MX), ...op.get(IN4), ...op.i32(r), ...op.mul, ...op.add, ...op.set(XROW(r))]),
+    ...rows.flatMap((r) => [...op.get(MY), ...op.get(OUT4), ...op.i32(r), ...op.mul, ...op.add, ...op.set(YROW(r))]),
     ...op.i32(0), ...op.set(O),
-    ...op.block, ...op.loop,
-    ...op.get(O), ...op.get(OUTD), ...op.geS, ...op.brIf(1),
-    ...at(YROW, O), ...at(MB, O), ...op.f32load, ...op.f32zero, ...op.get(MB), ...op.select, ...op.f32store,
-    ...bump(O, op.i32(1)), ...op.br(0),
-    ...op.end, ...op.end,
-    ...op.i32(0), ...op.set(I), ...op.get(MW), ...op.set(WROW),
-    ...op.block, ...op.loop,
-    ...op.get(I), ...op.get(IN), ...op.geS, ...op.brIf(1),
-    ...at(XROW, I), ...op.f32load, ...op.set(XS), ...op.get(XS), ...op.splat, ...op.set(XI), ...op.i32(0), ...op.set(O),
-    ...op.block, ...op.loop,
-    ...op.get(O), ...op.i32(4), ...op.add, ...op.get(OUTD), ...op.gtS, ...op.brIf(1),
-    ...at(YROW, O), ...at(YROW, O), ...op.v128load, ...op.get(XI), ...at(WROW, O), ...op.v128load, ...op.f32x4mul, ...op.f32x4add, ...op.v128store,
-    ...bump(O, op.i32(4)), ...op.br(0),
-    ...op.end, ...op.end,
-    ...op.block, ...op.loop,
-    ...op.get(O), ...op.get(OUTD), ...op.geS, ...op.brIf(1),
-    ...at(YROW, O), ...at(YROW, O), ...op.f32load, ...op.get(XS), ...at(WROW, O), ...op.f32load, ...op.f32mul, ...op.f32add, ...op.f32store,
-    ...bump(O, op.i32(1)), ...op.br(0),
-    ...op.end, ...op.end,
-    ...bump(WROW, op.get(OUT4)), ...bump(I, op.i32(1)), ...op.br(0),
-    ...op.end, ...op.end,
-    ...bump(T, op.i32(1)), ...op.br(0),
-    ...op.end, ...op.end,
-    ...op.end,
   ];
+  const vectors = (C: number): number[] => {
+    const cols = Array.from({ length: C }, (_, c) => c);
+    return [
+      ...op.block, ...op.loop,
+      ...op.get(O), ...op.i32(4 * C), ...op.add, ...op.get(MOUT), ...op.gtS, ...op.brIf(1),
+      ...rows.flatMap((r) => cols.flatMap((c) => [
+        ...op.get(MB), ...op.ifV128, ...at(MB, O), ...v128At(0, 16 * c), ...op.else, ...op.v128zero, ...op.end, ...op.set(ACCV(r, c)),
+      ])),
+      ...at(MW, O), ...op.set(WP), ...op.i32(0), ...op.set(I4),
+      ...op.block, ...op.loop,
+      ...op.get(I4), ...op.get(IN4), ...op.geS, ...op.brIf(1),
+      ...cols.flatMap((c) => [...op.get(WP), ...v128At(0, 16 * c), ...op.set(WV(c))]),
+      ...rows.flatMap((r) => [
+        ...op.get(XROW(r)), ...op.get(I4), ...op.add, ...op.f32load, ...op.splat, ...op.set(XV),
+        ...cols.flatMap((c) => [...op.get(ACCV(r, c)), ...op.get(XV), ...op.get(WV(c)), ...op.f32x4mul, ...op.f32x4add, ...op.set(ACCV(r, c))]),
+      ]),
+      ...bump(WP, op.get(OUT4)), ...bump(I4, op.i32(4)), ...op.br(0),
+      ...op.end, ...op.end,
+      ...rows.flatMap((r) => cols.flatMap((c) => [...at(YROW(r), O), ...op.get(ACCV(r, c)), ...v128At(11, 16 * c)])),
+      ...bump(O, op.i32(4 * C)), ...op.br(0),
+      ...op.end, ...op.end,
+    ];
+  };
+  const scalars = [
+    ...op.block, ...op.loop,
+    ...op.get(O), ...op.get(MOUT), ...op.geS, ...op.brIf(1),
+    ...rows.flatMap((r) => [...at(MB, O), ...op.f32load, ...op.f32zero, ...op.get(MB), ...op.select, ...op.set(SUM(r))]),
+    ...at(MW, O), ...op.set(WP), ...op.i32(0), ...op.set(I4),
+    ...op.block, ...op.loop,
+    ...op.get(I4), ...op.get(IN4), ...op.geS, ...op.brIf(1),
+    ...op.get(WP), ...op.f32load, ...op.set(WS),
+    ...rows.flatMap((r) => [...op.get(SUM(r)), ...op.get(XROW(r)), ...op.get(I4), ...op.add, ...op.f32load, ...op.get(WS), ...op.f32mul, ...op.f32add, ...op.set(SUM(r))]),
+    ...bump(WP, op.get(OUT4)), ...bump(I4, op.i32(4)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...rows.flatMap((r) => [...at(YROW(r), O), ...op.get(SUM(r)), ...op.f32store]),
+    ...bump(O, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+  ];
+  return [...setup, ...vectors(2), ...vectors(1), ...scalars, ...op.end];
 }
 
 // softmax — params: 0 s, 1 n; locals: 2 j, 3 m (v128), 4 acc (v128), 5 y (v128), 6 nn (v128), 7 z (v128), 8 mx (f32); result f32
@@ -301,17 +361,20 @@ const [SS, SN, SJ, SM, SACC, SY, SNN, SZ, SMX] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 const SOFTMAX_LOCALS = vec([[...leb(1), I32], [...leb(5), V128], [...leb(1), F32]]);
 const splatF = (v: number) => [...op.f32const(v), ...op.splat];
 
-/** exp of the v128 on the stack minus M (see {@link SimdLoops.softmax}), left on the stack. */
-function expMinusMax(): number[] {
-  const horner = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1].flatMap((c) => [...op.get(SZ), ...op.f32x4mul, ...splatF(c), ...op.f32x4add]);
+/** exp of the v128 on the stack (each lane ≤ 0; below −87 taken as −87), left on the stack; `y`, `n`, `z` are v128 scratch locals. */
+function expOf(y: number, n: number, z: number): number[] {
+  const horner = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1].flatMap((c) => [...op.get(z), ...op.f32x4mul, ...splatF(c), ...op.f32x4add]);
   return [
-    ...op.get(SM), ...op.f32x4sub, ...splatF(-87), ...op.f32x4max, ...splatF(Math.LOG2E), ...op.f32x4mul, ...op.teeLocal(SY), // y = max(x − m, −87)·log2 e
-    ...op.f32x4nearest, ...op.set(SNN), // n = round(y)
-    ...op.get(SY), ...op.get(SNN), ...op.f32x4sub, ...splatF(Math.LN2), ...op.f32x4mul, ...op.set(SZ), // z = (y − n)·ln 2 ∈ [−0.35, 0.35]
+    ...splatF(-87), ...op.f32x4max, ...splatF(Math.LOG2E), ...op.f32x4mul, ...op.teeLocal(y), // y = max(x, −87)·log2 e
+    ...op.f32x4nearest, ...op.set(n), // n = round(y)
+    ...op.get(y), ...op.get(n), ...op.f32x4sub, ...splatF(Math.LN2), ...op.f32x4mul, ...op.set(z), // z = (y − n)·ln 2 ∈ [−0.35, 0.35]
     ...splatF(1 / 5040), ...horner, // e^z
-    ...op.get(SNN), ...op.i32x4truncSat, ...op.i32(127), ...op.i32x4splat, ...op.i32x4add, ...op.i32(23), ...op.i32x4shl, ...op.f32x4mul, // · 2^n from its exponent bits
+    ...op.get(n), ...op.i32x4truncSat, ...op.i32(127), ...op.i32x4splat, ...op.i32x4add, ...op.i32(23), ...op.i32x4shl, ...op.f32x4mul, // · 2^n from its exponent bits
   ];
 }
+
+/** exp of the v128 on the stack minus M (see {@link SimdLoops.softmax}), left on the stack. */
+const expMinusMax = (): number[] => [...op.get(SM), ...op.f32x4sub, ...expOf(SY, SNN, SZ)];
 
 /*
  * (func $softmax (param $s $n i32) (result f32)
@@ -344,6 +407,90 @@ function softmaxBody(): number[] {
   ];
 }
 
+// swiglu — params: 0 gu, 1 out, 2 rows, 3 f; i32 locals: 4 t, 5 j4, 6 f4, 7 gp, 8 po, 9 fb; v128 locals: 10 x, 11 e, 12 y, 13 n, 14 z
+const [GU, GOUT, GROWS, GF, GT, GJ4, GF4, GP, PO, FB, GX, GE, GY, GN, GZ] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+const SWIGLU_LOCALS = vec([[...leb(6), I32], [...leb(5), V128]]);
+
+/*
+ * (func $swiglu (param $gu $out $rows $f i32)       ;; out[t, j] = silu(gu[t, j]) · gu[t, f + j], f a multiple of 4
+ *   fb = f << 2; f4 = fb; gp = gu; po = out; t = 0
+ *   block loop
+ *     br_if 1 (t >= rows)
+ *     j4 = 0
+ *     block loop
+ *       br_if 1 (j4 >= f4)
+ *       x = v128.load (gp + j4); e = exp(−|x|)       ;; σ(x) = (x ≥ 0 ? 1 : e) / (1 + e), no overflow either side
+ *       v128.store (po + j4) (x · bitselect(1, e, x ≥ 0) / (1 + e) · v128.load (gp + fb + j4)); j4 += 16; br 0
+ *     end end
+ *     gp += 2·fb; po += fb; t += 1; br 0
+ *   end end)
+ */
+function swigluBody(): number[] {
+  return [
+    ...op.get(GF), ...op.i32(2), ...op.shl, ...op.teeLocal(FB), ...op.set(GF4),
+    ...op.get(GU), ...op.set(GP), ...op.get(GOUT), ...op.set(PO), ...op.i32(0), ...op.set(GT),
+    ...op.block, ...op.loop,
+    ...op.get(GT), ...op.get(GROWS), ...op.geS, ...op.brIf(1),
+    ...op.i32(0), ...op.set(GJ4),
+    ...op.block, ...op.loop,
+    ...op.get(GJ4), ...op.get(GF4), ...op.geS, ...op.brIf(1),
+    ...op.get(GP), ...op.get(GJ4), ...op.add, ...op.v128load, ...op.teeLocal(GX),
+    ...op.f32x4abs, ...op.f32x4neg, ...expOf(GY, GN, GZ), ...op.set(GE),
+    ...op.get(PO), ...op.get(GJ4), ...op.add, // the store's address
+    ...op.get(GX), ...splatF(1), ...op.get(GE), ...op.get(GX), ...op.v128zero, ...op.f32x4ge, ...op.bitselect, ...op.f32x4mul,
+    ...op.get(GE), ...splatF(1), ...op.f32x4add, ...op.f32x4div,
+    ...op.get(GP), ...op.get(FB), ...op.add, ...op.get(GJ4), ...op.add, ...op.v128load, ...op.f32x4mul,
+    ...op.v128store,
+    ...bump(GJ4, op.i32(16)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.get(GP), ...op.get(FB), ...op.i32(1), ...op.shl, ...op.add, ...op.set(GP),
+    ...bump(PO, op.get(FB)), ...bump(GT, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.end,
+  ];
+}
+
+// attend — params: 0 q, 1 k, 2 v, 3 out, 4 s, 5 n, 6 hs, 7 cap4, 8 mask, 9 m; i32 locals: 10 j, 11 padded, 12 at; f32 locals: 13 inv
+const [AQ, AK, AV, AOUT, AS, AN, AHS, ACAP4, AMASK, AM, AJ, APAD, AAT, AINV] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+const ATTEND_LOCALS = vec([[...leb(3), I32], [...leb(1), F32]]);
+/** Function indices in the module (the order of `moduleBytes`' list), for `call`. */
+const FN = { scores: 0, weighted: 1, softmax: 2 };
+
+/*
+ * (func $attend (param $q $k $v $out $s $n $hs $cap4 $mask $m i32)
+ *   scores(q, k, s, n, hs, cap4)
+ *   if mask ≠ 0: at = s + 4(n − m); for j < m: f32.store (at + 4j) (f32.load (at + 4j) + f32.load (mask + 4j))
+ *   padded = (n + 3) & −4; for j in n … padded − 1: f32.store (s + 4j) −inf
+ *   inv = 1 / softmax(s, padded)
+ *   weighted(s, v, out, n, hs, cap4)
+ *   for j < hs: f32.store (out + 4j) (f32.load (out + 4j) · inv))
+ */
+function attendBody(): number[] {
+  const loopTo = (limit: number[], body: number[]) => [
+    ...op.block, ...op.loop,
+    ...op.get(AJ), ...limit, ...op.geS, ...op.brIf(1),
+    ...body,
+    ...bump(AJ, op.i32(1)), ...op.br(0),
+    ...op.end, ...op.end,
+  ];
+  return [
+    ...op.get(AQ), ...op.get(AK), ...op.get(AS), ...op.get(AN), ...op.get(AHS), ...op.get(ACAP4), ...op.call(FN.scores),
+    ...op.get(AMASK), ...op.if,
+    ...op.get(AS), ...op.get(AN), ...op.get(AM), ...op.sub, ...op.i32(2), ...op.shl, ...op.add, ...op.set(AAT),
+    ...op.i32(0), ...op.set(AJ),
+    ...loopTo(op.get(AM), [...at(AAT, AJ), ...at(AAT, AJ), ...op.f32load, ...at(AMASK, AJ), ...op.f32load, ...op.f32add, ...op.f32store]),
+    ...op.end,
+    ...op.get(AN), ...op.i32(3), ...op.add, ...op.i32(-4), ...op.and, ...op.set(APAD),
+    ...op.get(AN), ...op.set(AJ),
+    ...loopTo(op.get(APAD), [...at(AS, AJ), ...op.f32const(-Infinity), ...op.f32store]),
+    ...op.f32const(1), ...op.get(AS), ...op.get(APAD), ...op.call(FN.softmax), ...op.f32div, ...op.set(AINV),
+    ...op.get(AS), ...op.get(AV), ...op.get(AOUT), ...op.get(AN), ...op.get(AHS), ...op.get(ACAP4), ...op.call(FN.weighted),
+    ...op.i32(0), ...op.set(AJ),
+    ...loopTo(op.get(AHS), [...at(AOUT, AJ), ...at(AOUT, AJ), ...op.f32load, ...op.get(AINV), ...op.f32mul, ...op.f32store]),
+    ...op.end,
+  ];
+}
+
 let bytesCache: Uint8Array<ArrayBuffer> | null = null;
 
 function moduleBytes(): Uint8Array<ArrayBuffer> {
@@ -353,13 +500,21 @@ function moduleBytes(): Uint8Array<ArrayBuffer> {
     const b = [...locals, ...code];
     return [...leb(b.length), ...b];
   };
+  const functions: [string, number, number[]][] = [ // name, type, body
+    ['scores', 0, body(scoresBody())],
+    ['weighted', 0, body(weightedBody())],
+    ['softmax', 1, body(softmaxBody(), SOFTMAX_LOCALS)],
+    ['swiglu', 2, body(swigluBody(), SWIGLU_LOCALS)],
+    ...[1, 2, 3, 4].map((R): [string, number, number[]] => [`matmul${R}`, 0, body(matmulBody(R), MATMUL_LOCALS)]),
+    ['attend', 3, body(attendBody(), ATTEND_LOCALS)],
+  ];
   bytesCache = new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
-    ...section(1, vec([funcType(6), funcType(7), [0x60, ...vec([[I32], [I32]]), ...vec([[F32]])]])),
+    ...section(1, vec([funcType(6), [0x60, ...vec([[I32], [I32]]), ...vec([[F32]])], funcType(4), funcType(10)])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...leb(1)]])), // memory, min 1 page, no max
-    ...section(3, vec([[0], [0], [1], [2]])),
-    ...section(7, vec([[...name('scores'), 0x00, 0], [...name('weighted'), 0x00, 1], [...name('matmul'), 0x00, 2], [...name('softmax'), 0x00, 3]])),
-    ...section(10, vec([body(scoresBody()), body(weightedBody()), body(matmulBody(), MATMUL_LOCALS), body(softmaxBody(), SOFTMAX_LOCALS)])),
+    ...section(3, vec(functions.map(([, type]) => [type]))),
+    ...section(7, vec(functions.map(([n], i) => [...name(n), 0x00, i]))),
+    ...section(10, vec(functions.map(([, , code]) => code))),
   ]);
   return bytesCache;
 }

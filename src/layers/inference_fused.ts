@@ -19,7 +19,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { topk2d } from '../internal/topk.js';
-import { fusedCheckedArgmax } from '../kernels/ops.js';
+import { fusedCheckedArgmax, fusedDraftArgmax } from '../kernels/ops.js';
+import { HEAD_ACTIVATIONS } from '../kernels/math.js';
 import { fusedKernelsAvailable } from '../kernels/registry.js';
 import type { OffsetHeadKind } from './args.js';
 import type { LightweightOffsetHead } from './offset_head.js';
@@ -193,6 +194,23 @@ export class FusedHeads {
       this.plans.set(key, made);
     }
     return plan;
+  }
+
+  /**
+   * The argmax drafts of `offsets` at the rows of `x` `[R, D]`, int32 `[R·n]` (row r's offsets at
+   * r·n …), through the one-kernel draft pass (`fusedDraftArgmax`), or null where it does not
+   * apply: no fused kernels on this backend, the offsets not one group, an activation the kernel
+   * lacks, or nothing prepared. Call inside `tf.tidy`.
+   */
+  draftArgmax(x: tf.Tensor2D, offsets: readonly number[]): tf.Tensor1D | null {
+    const weights = this.projection.draftWeights();
+    if (weights === null || !fusedKernelsAvailable()) return null;
+    const plan = this.plan(offsets);
+    if (plan.length !== 1) return null;
+    const g = plan[0]!;
+    const activation = String(g.head.activation);
+    if (g.kind !== 'identity' && g.kind !== 'linear' && !HEAD_ACTIVATIONS.has(activation)) return null;
+    return fusedDraftArgmax(x, { ...g, activation }, weights.w, weights.bias, this.projection.idTable());
   }
 
   /** The states `[R, n, D]` of `offsets` (n of them) at the rows of `x` `[R, D]`: column i is offset `offsets[i]`. Prepared only; call inside `tf.tidy`. */

@@ -431,6 +431,8 @@ export class MultiTokenHead extends LayerBase {
     checkDraftCall(`${WHERE}.draftArgmax`, this.numHeads, states, roots, n);
     return tf.tidy(() => {
       const m = states.shape[0];
+      const fused = this.fused.draftArgmax(states, Array.from({ length: n }, (_, j) => j + 1)); // one kernel, where it applies
+      if (fused !== null) return tf.reshape(fused, [m, n]) as tf.Tensor2D;
       const sub = this.draftSubset(states, n); // [m·n, Vd]
       if (fusedKernelsAvailable()) return tf.reshape(fusedCheckedArgmax(sub, this.projection.idTable() ?? undefined, n), [m, n]) as tf.Tensor2D; // one kernel for what follows
       const { ids, finite } = this.projection.pick(sub); // [m·n] each

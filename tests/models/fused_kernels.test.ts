@@ -14,7 +14,11 @@ import { checkedArgmax } from '../../src/layers/inference_fused.js';
 import { fusedActivation, fusedAddNorm, fusedCachedAttention, fusedCheckedArgmax, fusedNorm } from '../../src/kernels/ops.js';
 import { fusedKernelsAvailable, setFusedKernels, setSimdAttention } from '../../src/kernels/registry.js';
 import { simdLoops } from '../../src/kernels/simd.js';
-import { expNonPositive } from '../../src/kernels/math.js';
+import { expNonPositive, greedyTipRow } from '../../src/kernels/math.js';
+import { greedyVerdict, treeShape } from '../../src/decoding/acceptance.js';
+import { draftTree } from '../../src/decoding/drafters.js';
+import type { OffsetHeadKind } from '../../src/layers/args.js';
+import { randomizeWeights, tinyModel } from '../helpers/layers.js';
 import { CachedTransformer, createTransformer, type TransformerConfig } from '../../src/models/index.js';
 import { withSequentialHeads } from '../../src/models/draft_heads.js';
 import { type BlockSpec, type BlockWeights, attention, norm } from '../../src/models/ops.js';
@@ -297,6 +301,82 @@ describe.each(BACKENDS)('whole forwards on %s', (backend) => {
   });
 });
 
+describe.each(BACKENDS)('parallel offset heads and greedy acceptance on %s', (backend) => {
+  const kinds: OffsetHeadKind[] = ['identity', 'linear', 'residual', 'lowRank', 'mlp'];
+
+  it('the one-kernel tip draft equals the composite pass: every head kind and activation, with and without biases and a draft vocabulary, broken rows included', async () => {
+    await use(backend);
+    const cases = kinds.flatMap((kind) => (['swish', 'gelu', 'relu', 'tanh', 'sigmoid', 'linear'] as const).map((activation, i) => ({ kind, activation, useBias: i % 2 === 0, vocab: i % 3 === 0 ? null : [0, 3, 5, 8, 13, 21, 26] })));
+    for (const c of cases) {
+      const { model, head } = tinyModel({ numHeads: 4, vocabSize: 29, hidden: 16, headKind: c.kind, activation: c.activation, headHiddenSize: 12, rank: 5, useBias: c.useBias, seed: 4, ...(c.vocab ? { draftVocab: c.vocab } : {}) });
+      randomizeWeights(head, 4, 0.5);
+      const run = () => {
+        head.prepare();
+        try {
+          return tf.tidy(() => {
+            const states = tf.concat([tf.randomNormal([3, 16], 0, 1.5, 'float32', 2), tf.fill([1, 16], Number.NaN)]) as tf.Tensor2D; // the last row broken
+            const roots = tf.tensor1d([1, 7, 9, 2], 'int32');
+            return [head.draftArgmax(states, roots, 3), head.draftArgmax(states, roots, 1)].map((t) => Array.from(t.dataSync()));
+          });
+        } finally {
+          head.release();
+        }
+      };
+      const kernels = tf.profile(run);
+      const names = (await kernels).kernelNames;
+      expect(names, `${c.kind} ${c.activation}`).toContain('MtpDraftArgmax');
+      const fused = run();
+      const plain = composite(run);
+      expect(fused, `${c.kind} ${c.activation} bias ${c.useBias} vocab ${c.vocab !== null}`).toEqual(plain);
+      expect(fused[0]!.slice(9)).toEqual([-1, -1, -1]); // the broken row's offsets, all of them
+      if (c.vocab !== null) fused[0]!.slice(0, 9).forEach((id) => expect(c.vocab).toContain(id));
+      model.dispose();
+    }
+  });
+
+  it('an activation the kernel lacks takes the composite pass, with the same drafts', async () => {
+    await use(backend);
+    const { model, head } = tinyModel({ numHeads: 3, vocabSize: 29, hidden: 16, headKind: 'mlp', activation: 'elu', headHiddenSize: 12, seed: 5 });
+    randomizeWeights(head, 5, 0.5);
+    head.prepare();
+    try {
+      const states = tf.randomNormal([2, 16], 0, 1.5, 'float32', 3) as tf.Tensor2D;
+      const roots = tf.tensor1d([1, 2], 'int32');
+      const profile = await tf.profile(() => tf.dispose(head.draftArgmax(states, roots, 2)));
+      expect(profile.kernelNames).not.toContain('MtpDraftArgmax');
+      const fused = Array.from(tf.tidy(() => head.draftArgmax(states, roots, 2)).dataSync());
+      expect(fused).toEqual(composite(() => Array.from(tf.tidy(() => head.draftArgmax(states, roots, 2)).dataSync())));
+      tf.dispose([states, roots]);
+    } finally {
+      head.release();
+      model.dispose();
+    }
+  });
+
+  it('the one-kernel greedy verdict equals the composite rule on random trees and chains, broken rows included', async () => {
+    await use(backend);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 3 })), { minLength: 1, maxLength: 12 }), fc.array(fc.integer({ min: -1, max: 3 }), { minLength: 13, maxLength: 13 }), (nodes, bestAll) => {
+        const parents = nodes.map(([p], i) => (i === 0 ? -1 : (p % (i + 1)) - 1)); // −1 or an earlier node
+        const tree = draftTree(nodes.map(([, t]) => t), parents);
+        const chain = draftTree(nodes.map(([, t]) => t), nodes.map((_, i) => i - 1));
+        for (const t of [tree, chain]) {
+          const s = treeShape(t);
+          const best = bestAll.slice(0, s.N + 1);
+          const decide = () => tf.tidy(() => {
+            const v = greedyVerdict(s, tf.tensor1d(best, 'int32'));
+            return [v.tip, v.next].map((x) => x.dataSync()[0]!);
+          });
+          const fused = decide();
+          expect(fused).toEqual(composite(decide));
+          expect(fused[0]).toBe(greedyTipRow(Int32Array.from(best), s.parentRow, s.tokens, s.depth));
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
 describe.each(BACKENDS)('sequential draft modules on %s', (backend) => {
   it('the fused module step drafts what the composite folded step drafts (argmax, top-k, logits, a grown tree), with and without a draft vocabulary', async () => {
     await use(backend);
@@ -372,6 +452,67 @@ describe('WebAssembly SIMD loops (wasm backend)', () => {
         let want = 0;
         for (let j = 0; j < n; j++) want += f[p + j]! * f[k + d * cap + j]!;
         expect(Math.abs(f[out + d]! - want)).toBeLessThan(1e-4 * (1 + Math.abs(want)));
+      }
+    }
+  });
+
+  it('matmul: y = b + x·W for every row count (four-row passes and the rest) and output tail, with and without a bias', () => {
+    const memory = new WebAssembly.Memory({ initial: 2 });
+    const loops = simdLoops(memory)!;
+    const f = new Float32Array(memory.buffer);
+    for (const [rows, inDim, outDim] of [[1, 3, 1], [2, 5, 4], [3, 7, 9], [4, 8, 12], [5, 6, 17], [7, 9, 3], [9, 4, 20]] as const) {
+      for (const withBias of [false, true]) {
+        const [x, w, b, y] = [64, 64 + rows * inDim, 64 + rows * inDim + inDim * outDim, 128 + rows * inDim + inDim * outDim + outDim];
+        for (let i = 0; i < y; i++) f[i] = Math.sin(i * 3.7) * 2;
+        f.fill(Number.NaN, y, y + rows * outDim + 8); // every output written, nothing past it
+        loops.matmul(4 * x, 4 * w, withBias ? 4 * b : 0, 4 * y, rows, inDim, outDim);
+        for (let t = 0; t < rows; t++) {
+          for (let o = 0; o < outDim; o++) {
+            let want = withBias ? f[b + o]! : 0;
+            for (let i = 0; i < inDim; i++) want += f[x + t * inDim + i]! * f[w + i * outDim + o]!;
+            expect(Math.abs(f[y + t * outDim + o]! - want), `${rows}×${inDim}×${outDim} [${t}, ${o}]`).toBeLessThan(1e-5 * (1 + Math.abs(want)));
+          }
+        }
+        expect(Number.isNaN(f[y + rows * outDim]!)).toBe(true);
+      }
+    }
+  });
+
+  it('swiglu: silu(gate) · up per row, to float32 precision, over large arguments of both signs', () => {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const loops = simdLoops(memory)!;
+    const f = new Float32Array(memory.buffer);
+    const [rows, F] = [3, 8];
+    const gu = Array.from({ length: rows * 2 * F }, (_, i) => Math.sin(i * 1.3) * (i % 5 === 0 ? 120 : 6));
+    f.set(gu, 16);
+    loops.swiglu(64, 4 * 200, rows, F);
+    for (let t = 0; t < rows; t++) {
+      for (let j = 0; j < F; j++) {
+        const g = gu[t * 2 * F + j]!;
+        const want = (g / (1 + Math.exp(-g))) * gu[t * 2 * F + F + j]!;
+        expect(Math.abs(f[200 + t * F + j]! - want)).toBeLessThanOrEqual(1e-6 * Math.abs(want) + 1e-30);
+      }
+    }
+  });
+
+  it('attend: one head\'s softmax-weighted values over n positions, a mask over the last m hiding positions', () => {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const loops = simdLoops(memory)!;
+    const f = new Float32Array(memory.buffer);
+    for (const [hs, cap, n, hidden] of [[8, 37, 33, [31]], [3, 9, 5, []], [5, 12, 7, [4, 5]], [1, 6, 1, []]] as const) {
+      const [q, k, v, out, s, mask] = [0, 16, 16 + hs * cap, 32 + 2 * hs * cap, 48 + 2 * hs * cap, 96 + 2 * hs * cap + cap];
+      for (let i = 0; i < mask; i++) f[i] = Math.sin(i * 12.9898) * 2;
+      const m = hidden.length > 0 ? 3 : 0;
+      for (let j = 0; j < m; j++) f[mask + j] = (hidden as readonly number[]).includes(n - m + j) ? -Infinity : 0;
+      loops.attend(4 * q, 4 * k, 4 * v, 4 * out, 4 * s, n, hs, 4 * cap, m > 0 ? 4 * mask : 0, m);
+      const seen = Array.from({ length: n }, (_, j) => j).filter((j) => !(hidden as readonly number[]).includes(j));
+      const score = seen.map((j) => Array.from({ length: hs }, (_, d) => f[q + d]! * f[k + d * cap + j]!).reduce((a, c) => a + c, 0));
+      const max = Math.max(...score);
+      const p = score.map((x) => Math.exp(x - max));
+      const total = p.reduce((a, c) => a + c, 0);
+      for (let d = 0; d < hs; d++) {
+        const want = seen.reduce((acc, j, i) => acc + (p[i]! / total) * f[v + d * cap + j]!, 0);
+        expect(Math.abs(f[out + d]! - want), `hs ${hs} n ${n} d ${d}`).toBeLessThan(1e-5 * (1 + Math.abs(want)));
       }
     }
   });
