@@ -4,7 +4,7 @@
  * `stats.drafters`, hears how its proposals fared, and has its proposals checked (an out-of-range
  * token, a proposal too deep or too large, a bad parent) with errors naming it and no tensor left
  * behind. Also: the heads are asked at the accepted tip only (a spy counts the rows every draft
- * pass sees), and a 2,000-token decode with a list of drafters keeps a constant tensor count.
+ * pass sees), and a long decode with a list of drafters keeps a constant tensor count.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { TREE_LIMITS } from '../../src/decoding/tree.js';
 import { CachedTransformer } from '../../src/models/index.js';
 import { withSequentialHeads } from '../../src/models/draft_heads.js';
 import { useCpu } from '../helpers/backend.js';
-import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
+import { expectNoLeak, expectThrowNoLeak, LONG_TOKENS } from '../helpers/leak.js';
 import { tinyTransformer } from '../helpers/models.js';
 
 await useCpu();
@@ -227,12 +227,12 @@ describe('lists of drafters and drafters of your own', () => {
     await expectThrowNoLeak(() => speculativeDecode(cached, [1], { drafter: promptLookupDrafter(), draftLength: 8 }), "speculativeDecode: options.draftLength must be 'auto' or an integer in [0, max(numHeads - 1, DECODE_DEFAULTS.maxDraftLength) = 7], but got 8.");
   });
 
-  it('2,000 tokens with [promptLookupDrafter(), headsDrafter()] and sampling: the tensor count is the same after every step', async () => {
-    const long = tinyTransformer({ mtpHeads: 3, maxLength: 2100 });
+  it(`${LONG_TOKENS} tokens with [promptLookupDrafter(), headsDrafter()] and sampling: the tensor count is the same after every step`, async () => {
+    const long = tinyTransformer({ mtpHeads: 3, maxLength: LONG_TOKENS + 100 });
     const model = new CachedTransformer(long);
     const counts: number[] = [];
     await expectNoLeak(async () => {
-      for await (const chunk of speculativeStream(model, [1, 2, 3], { maxNewTokens: 2000, acceptance: 'sampling', seed: 3, drafter: [promptLookupDrafter(), headsDrafter()], draftLength: 2 })) {
+      for await (const chunk of speculativeStream(model, [1, 2, 3], { maxNewTokens: LONG_TOKENS, acceptance: 'sampling', seed: 3, drafter: [promptLookupDrafter(), headsDrafter()], draftLength: 2 })) {
         if (chunk.step > 0) counts.push(tf.memory().numTensors);
       }
     });
@@ -309,12 +309,12 @@ describe('a draft vocabulary: no draft outside it is ever fed, and the output is
     layers.dispose();
   });
 
-  it('2,000 tokens of sequential modules with a draft vocabulary: the tensor count is the same after every step', async () => {
-    const layers = withSequentialHeads(tinyTransformer({ mtpHeads: 1, maxLength: 2100 }), 4, 8, SUBSET);
+  it(`${LONG_TOKENS} tokens of sequential modules with a draft vocabulary: the tensor count is the same after every step`, async () => {
+    const layers = withSequentialHeads(tinyTransformer({ mtpHeads: 1, maxLength: LONG_TOKENS + 100 }), 4, 8, SUBSET);
     const model = new CachedTransformer(layers);
     const counts: number[] = [];
     await expectNoLeak(async () => {
-      for await (const chunk of speculativeStream(model, [1, 2, 3], { maxNewTokens: 2000, draftLength: 3 })) if (chunk.step > 0) counts.push(tf.memory().numTensors);
+      for await (const chunk of speculativeStream(model, [1, 2, 3], { maxNewTokens: LONG_TOKENS, draftLength: 3 })) if (chunk.step > 0) counts.push(tf.memory().numTensors);
     });
     expect(counts.length).toBeGreaterThan(100);
     expect(new Set(counts).size).toBe(1);

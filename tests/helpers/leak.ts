@@ -6,6 +6,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 
 /**
+ * Tokens of the long leak decodes (a tensor count taken after every step): enough for the static
+ * KV cache to grow twice, the second time capped at the context limit (128 → 256 → maxLength rows
+ * with `maxLength: LONG_TOKENS + 100`), and for the composite cache to compact many times, so a
+ * tensor kept per step, per growth or per compaction shows in the count.
+ */
+export const LONG_TOKENS = 300;
+
+/**
  * Runs `fn` (sync or async), disposes the tensors of what it returned (the caller's to free),
  * and asserts that no other tensor was left behind. Returns `fn`'s value; its tensors are
  * disposed by then, so read what you need inside `fn`. When `fn` throws (a failed assertion
