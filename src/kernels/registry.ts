@@ -459,6 +459,22 @@ function sequentialModule(inputs: SequentialInputs, backend: unknown, attrs: { e
   }
 }
 
+/**
+ * On the wasm backend with WebAssembly SIMD: `y = a·b` through the module's matmul (`simd.ts`),
+ * on tensors already in the heap (`y` allocated by the caller) — for projections small enough
+ * that the backend kernel's call costs more than the arithmetic. Null elsewhere.
+ */
+function simdMatMul(backend: unknown): ((a: TensorInfo, b: TensorInfo, y: TensorInfo, rows: number, inDim: number, outDim: number) => void) | null {
+  if (!simdEnabled) return null;
+  const w = backend as Partial<WasmModuleLike>;
+  const memory = w.wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory) || w.dataIdMap === undefined) return null;
+  const loops = simdLoops(memory);
+  if (loops === null) return null;
+  const at = (t: TensorInfo) => w.dataIdMap!.get(t.dataId).memoryOffset;
+  return (a, b, y, rows, inDim, outDim) => loops.matmul(at(a), at(b), 0, at(y), rows, inDim, outDim);
+}
+
 /** A stacked group of parallel offset heads and the draft unembedding (see `layers/inference_fused.ts`). */
 interface DraftInputs {
   x: TensorInfo;
@@ -488,10 +504,18 @@ interface DraftAttrs {
  */
 function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): TensorInfo {
   const matMul = backendMatMul(backend);
+  const small = simdMatMul(backend);
   const memory = memoryOf(backend, FUSED_KERNELS.draftArgmax);
   const made: TensorInfo[] = [];
   const mm = (a: TensorInfo, b: TensorInfo, bias?: TensorInfo): TensorInfo => {
-    const out = matMul(batch1(a), batch1(b)); // the bias added after, as the composite path does (and its tensor may share storage of another rank)
+    // the bias added after, as the composite path does (and its tensor may share storage of another rank)
+    const [rows, inDim] = a.shape as [number, number];
+    const outDim = b.shape[1]!;
+    let out: TensorInfo;
+    if (small !== null && inDim * outDim <= SIMD_MATMUL_LIMIT) {
+      out = memory.output([1, rows, outDim]);
+      small(a, b, out, rows, inDim, outDim);
+    } else out = matMul(batch1(a), batch1(b));
     made.push(out);
     if (bias !== undefined) {
       const y = memory.view(out);

@@ -194,6 +194,11 @@ export class UnembeddingProjection {
     return withBias(tf.matMul(x, tf.gather(this.unembedding.matrix(), ids), false, true), bias === null ? null : (tf.gather(bias, ids) as tf.Tensor1D)); // [R, Vd]
   }
 
+  /** The prepared whole-vocabulary matrix `[D, V]` and its bias, or null when not prepared. */
+  fullWeights(): { w: tf.Tensor2D; bias: tf.Tensor1D | null } | null {
+    return this.made === null ? null : { w: this.made.full, bias: this.made.fullBias };
+  }
+
   /** The prepared draft matrix `[D, Vd]` (the whole vocabulary's without a draft vocabulary) and its bias, or null when not prepared. */
   draftWeights(): { w: tf.Tensor2D; bias: tf.Tensor1D | null } | null {
     return this.made === null ? null : { w: this.made.draft, bias: this.made.draftBias };

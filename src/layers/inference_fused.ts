@@ -197,20 +197,21 @@ export class FusedHeads {
   }
 
   /**
-   * The argmax drafts of `offsets` at the rows of `x` `[R, D]`, int32 `[R·n]` (row r's offsets at
-   * r·n …), through the one-kernel draft pass (`fusedDraftArgmax`), or null where it does not
+   * The argmax tokens of `offsets` at the rows of `x` `[R, D]`, int32 `[R·n]` (row r's offsets at
+   * r·n …), through the one-kernel pass (`fusedDraftArgmax`) — over the draft vocabulary
+   * (`'draft'`, offsets ≥ 1) or the whole one (`'full'`, offset 0) — or null where it does not
    * apply: no fused kernels on this backend, the offsets not one group, an activation the kernel
    * lacks, or nothing prepared. Call inside `tf.tidy`.
    */
-  draftArgmax(x: tf.Tensor2D, offsets: readonly number[]): tf.Tensor1D | null {
-    const weights = this.projection.draftWeights();
+  argmax(x: tf.Tensor2D, offsets: readonly number[], vocabulary: 'draft' | 'full'): tf.Tensor1D | null {
+    const weights = vocabulary === 'draft' ? this.projection.draftWeights() : this.projection.fullWeights();
     if (weights === null || !fusedKernelsAvailable()) return null;
     const plan = this.plan(offsets);
     if (plan.length !== 1) return null;
     const g = plan[0]!;
     const activation = String(g.head.activation);
     if (g.kind !== 'identity' && g.kind !== 'linear' && !HEAD_ACTIVATIONS.has(activation)) return null;
-    return fusedDraftArgmax(x, { ...g, activation }, weights.w, weights.bias, this.projection.idTable());
+    return fusedDraftArgmax(x, { ...g, activation }, weights.w, weights.bias, vocabulary === 'draft' ? this.projection.idTable() : null);
   }
 
   /** The states `[R, n, D]` of `offsets` (n of them) at the rows of `x` `[R, D]`: column i is offset `offsets[i]`. Prepared only; call inside `tf.tidy`. */

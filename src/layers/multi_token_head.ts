@@ -366,6 +366,10 @@ export class MultiTokenHead extends LayerBase {
     this.checkOffsetCount('headArgmax', n);
     return tf.tidy(() => {
       const m = states.shape[0];
+      if (n === 1) {
+        const fused = this.fused.argmax(states, [0], 'full'); // offset 0 (the verifier) in one kernel, where it applies
+        if (fused !== null) return tf.reshape(fused, [m, 1]) as tf.Tensor2D;
+      }
       if (this.projection.draftVocab === null || n === 1) {
         // one vocabulary: every offset through one unembedding matMul
         const x = this.offsetStates(states, Array.from({ length: n }, (_, j) => j)); // [m, n, D]
@@ -431,7 +435,7 @@ export class MultiTokenHead extends LayerBase {
     checkDraftCall(`${WHERE}.draftArgmax`, this.numHeads, states, roots, n);
     return tf.tidy(() => {
       const m = states.shape[0];
-      const fused = this.fused.draftArgmax(states, Array.from({ length: n }, (_, j) => j + 1)); // one kernel, where it applies
+      const fused = this.fused.argmax(states, Array.from({ length: n }, (_, j) => j + 1), 'draft'); // one kernel, where it applies
       if (fused !== null) return tf.reshape(fused, [m, n]) as tf.Tensor2D;
       const sub = this.draftSubset(states, n); // [m·n, Vd]
       if (fusedKernelsAvailable()) return tf.reshape(fusedCheckedArgmax(sub, this.projection.idTable() ?? undefined, n), [m, n]) as tf.Tensor2D; // one kernel for what follows

@@ -304,7 +304,7 @@ describe.each(BACKENDS)('whole forwards on %s', (backend) => {
 describe.each(BACKENDS)('parallel offset heads and greedy acceptance on %s', (backend) => {
   const kinds: OffsetHeadKind[] = ['identity', 'linear', 'residual', 'lowRank', 'mlp'];
 
-  it('the one-kernel tip draft equals the composite pass: every head kind and activation, with and without biases and a draft vocabulary, broken rows included', async () => {
+  it('the one-kernel tip draft (and offset 0\'s argmax) equals the composite pass: every head kind and activation, with and without biases and a draft vocabulary, broken rows included', async () => {
     await use(backend);
     const cases = kinds.flatMap((kind) => (['swish', 'gelu', 'relu', 'tanh', 'sigmoid', 'linear'] as const).map((activation, i) => ({ kind, activation, useBias: i % 2 === 0, vocab: i % 3 === 0 ? null : [0, 3, 5, 8, 13, 21, 26] })));
     for (const c of cases) {
@@ -316,7 +316,7 @@ describe.each(BACKENDS)('parallel offset heads and greedy acceptance on %s', (ba
           return tf.tidy(() => {
             const states = tf.concat([tf.randomNormal([3, 16], 0, 1.5, 'float32', 2), tf.fill([1, 16], Number.NaN)]) as tf.Tensor2D; // the last row broken
             const roots = tf.tensor1d([1, 7, 9, 2], 'int32');
-            return [head.draftArgmax(states, roots, 3), head.draftArgmax(states, roots, 1)].map((t) => Array.from(t.dataSync()));
+            return [head.draftArgmax(states, roots, 3), head.draftArgmax(states, roots, 1), head.headArgmax(states, 1)].map((t) => Array.from(t.dataSync()));
           });
         } finally {
           head.release();
@@ -329,6 +329,7 @@ describe.each(BACKENDS)('parallel offset heads and greedy acceptance on %s', (ba
       const plain = composite(run);
       expect(fused, `${c.kind} ${c.activation} bias ${c.useBias} vocab ${c.vocab !== null}`).toEqual(plain);
       expect(fused[0]!.slice(9)).toEqual([-1, -1, -1]); // the broken row's offsets, all of them
+      expect(fused[2]![3]).toBe(-1); // and its verifier's argmax
       if (c.vocab !== null) fused[0]!.slice(0, 9).forEach((id) => expect(c.vocab).toContain(id));
       model.dispose();
     }
