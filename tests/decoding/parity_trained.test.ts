@@ -35,11 +35,12 @@ beforeAll(async () => {
 });
 afterAll(() => layers.dispose());
 
-it('speculative decoding equals greedy decoding on 9 held-out prompts (cached: draft lengths 1–3; adapter: 3)', async () => {
+it('speculative decoding equals greedy decoding on 9 held-out prompts (cached: draft lengths 1–3; adapter: 3, on one prompt per file)', async () => {
   const cached = new CachedTransformer(layers);
   const uncached = fromLayersModel(layers);
   let accepted = 0;
   let drafted = 0;
+  let adapterChecked = 0;
   await expectNoLeak(async () => {
     for (const prompt of prompts) {
       const greedy = await greedyDecode(cached, prompt, { maxNewTokens: 32 });
@@ -49,12 +50,17 @@ it('speculative decoding equals greedy decoding on 9 held-out prompts (cached: d
         accepted += spec.stats.accepted;
         drafted += spec.stats.drafted;
       }
-      const viaAdapter = await speculativeDecode(uncached, prompt, { maxNewTokens: 32 });
-      expect(viaAdapter.tokens).toEqual(greedy.tokens);
+      // the adapter recomputes the whole sequence every forward (~5× the cached decodes' time): one prompt per file
+      if (prompts.indexOf(prompt) % 3 === 1) {
+        const viaAdapter = await speculativeDecode(uncached, prompt, { maxNewTokens: 32 });
+        expect(viaAdapter.tokens).toEqual(greedy.tokens);
+        adapterChecked++;
+      }
     }
   });
   // Trained heads: many drafts kept and many rolled back — both paths of the loop ran.
   expect(accepted / drafted).toBeGreaterThan(0.2);
   expect(accepted).toBeLessThan(drafted);
+  expect(adapterChecked).toBe(3);
   cached.dispose();
 });
