@@ -93,6 +93,28 @@ export function fusedGreedyVerdict(best: tf.Tensor1D, shape: { parentRow: readon
   return run(FUSED_KERNELS.greedyVerdict, { best }, { parentRow: shape.parentRow, tokens: shape.tokens, depth: shape.depth }) as [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
 }
 
+/** One folded sequential module's tensors (see `SequentialMtpHead`). */
+export interface FusedSequentialWeights {
+  state: tf.Tensor2D;
+  token: tf.Tensor2D;
+  w1: tf.Tensor2D;
+  b1: tf.Tensor1D;
+  w2: tf.Tensor2D;
+  b2: tf.Tensor1D;
+}
+
+/**
+ * Sequential drafting at the tip, one kernel: modules 1…n (`modules`) from `states` `[m, D]`,
+ * module 1 fed `roots` int32 `[m]`, each next one fed the draft argmax before it (within the
+ * draft vocabulary `unembed` `[D, Vd]`, ids mapped through `ids`); int32 `[m, n]`, a row with a
+ * non-finite column −1 throughout.
+ */
+export function fusedSequentialChain(states: tf.Tensor2D, roots: tf.Tensor1D, embedding: tf.Tensor2D, tokenScale: tf.Tensor2D, modules: readonly FusedSequentialWeights[], unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null, epsilon: number): tf.Tensor2D {
+  const inputs: Record<string, tf.Tensor | undefined> = { states, roots, embedding, tokenScale, unembed, unembedBias: bias ?? undefined, ids: ids ?? undefined };
+  modules.forEach((w, i) => Object.assign(inputs, { [`state${i + 1}`]: w.state, [`token${i + 1}`]: w.token, [`w1_${i + 1}`]: w.w1, [`b1_${i + 1}`]: w.b1, [`w2_${i + 1}`]: w.w2, [`b2_${i + 1}`]: w.b2 }));
+  return run(FUSED_KERNELS.sequentialChain, inputs, { count: modules.length, epsilon }) as tf.Tensor2D;
+}
+
 /**
  * Argmax per row of `logits` `[N, V]`, −1 where the row is not finite: int32 `[N]`, one kernel.
  * `ids` `[V]` int32 maps each column to its token id (a draft vocabulary); with `group` g, a run

@@ -40,6 +40,7 @@ export const FUSED_KERNELS = {
   sequential: 'MtpSequentialModule',
   draftArgmax: 'MtpDraftArgmax',
   greedyVerdict: 'MtpGreedyVerdict',
+  sequentialChain: 'MtpSequentialChain',
 } as const;
 
 /** The backends the fused kernels are written for. */
@@ -266,6 +267,10 @@ const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: KernelArgs) => T
     kernelFunc: ({ inputs, backend, attrs }) => draftArgmax(inputs as unknown as DraftInputs, backend, attrs as unknown as DraftAttrs),
   },
   {
+    name: FUSED_KERNELS.sequentialChain,
+    kernelFunc: ({ inputs, backend, attrs }) => sequentialChain(inputs as unknown as Record<string, TensorInfo>, backend, attrs as unknown as { count: number; epsilon: number }),
+  },
+  {
     name: FUSED_KERNELS.greedyVerdict,
     kernelFunc: ({ inputs, backend, attrs }) => {
       // [tip, best…] for the step's readback, then tip [1] and next [1] for drafting at the tip
@@ -475,6 +480,77 @@ function simdMatMul(backend: unknown): ((a: TensorInfo, b: TensorInfo, y: Tensor
   return (a, b, y, rows, inDim, outDim) => loops.matmul(at(a), at(b), 0, at(y), rows, inDim, outDim);
 }
 
+/**
+ * `a·b (+ bias)` for a kernel's small projections: through the SIMD matmul on wasm where the
+ * matrix is at most {@link SIMD_MATMUL_LIMIT} floats, else the backend's own kernel; the bias
+ * added after, as the composite path does (and its tensor may share storage of another rank).
+ * Results `[rows, out]` are pushed to `made` (the caller frees them).
+ */
+function projections(backend: unknown, memory: KernelMemory, made: TensorInfo[]): (a: TensorInfo, b: TensorInfo, bias?: TensorInfo) => TensorInfo {
+  const matMul = backendMatMul(backend);
+  const small = simdMatMul(backend);
+  return (a, b, bias) => {
+    const [rows, inDim] = a.shape as [number, number];
+    const outDim = b.shape[1]!;
+    let out: TensorInfo;
+    if (small !== null && inDim * outDim <= SIMD_MATMUL_LIMIT) {
+      out = memory.output([1, rows, outDim]);
+      small(a, b, out, rows, inDim, outDim);
+    } else out = matMul(batch1(a), batch1(b));
+    made.push(out);
+    if (bias !== undefined) {
+      const y = memory.view(out);
+      const c = memory.view(bias);
+      const width = c.length;
+      for (let i = 0; i < y.length; i++) y[i] = y[i]! + c[i % width]!;
+    }
+    return { dataId: out.dataId, dtype: out.dtype, shape: out.shape.slice(1) };
+  };
+}
+
+/**
+ * Sequential drafting at the tip in one dispatch: modules 1…n from `states` `[m, D]`, module 1 fed
+ * `roots`, module j + 1 fed module j's draft argmax (each through {@link sequentialModule}), each
+ * state through the draft unembedding `[D, Vd]` (+ bias) and the checked argmax mapped through
+ * `ids`; a row with a non-finite column is −1 throughout. Inputs `states`, `roots`, `embedding`,
+ * `tokenScale`, `unembed`, `unembedBias?`, `ids?`, and per module j `state{j}`, `token{j}`,
+ * `w1_{j}`, `b1_{j}`, `w2_{j}`, `b2_{j}`. Returns int32 `[m, n]`.
+ */
+function sequentialChain(inputs: Record<string, TensorInfo>, backend: unknown, attrs: { count: number; epsilon: number }): TensorInfo {
+  const memory = memoryOf(backend, FUSED_KERNELS.sequentialChain);
+  const made: TensorInfo[] = [];
+  const mm = projections(backend, memory, made);
+  try {
+    const { count: n, epsilon } = attrs;
+    const [m] = inputs.states!.shape as [number, number];
+    const unembed = inputs.unembed!;
+    const Vd = unembed.shape[1]!;
+    const columns: Int32Array[] = [];
+    let previous = inputs.states!;
+    let tokens = inputs.roots!;
+    for (let j = 1; j <= n; j++) {
+      const module = { state: inputs[`state${j}`]!, token: inputs[`token${j}`]!, w1: inputs[`w1_${j}`]!, b1: inputs[`b1_${j}`]!, w2: inputs[`w2_${j}`]!, b2: inputs[`b2_${j}`]! };
+      previous = sequentialModule({ previous, tokens, embedding: inputs.embedding!, tokenScale: inputs.tokenScale!, ...module }, backend, { epsilon });
+      made.push(previous);
+      const logits = mm(previous, unembed, inputs.unembedBias);
+      const picked = memory.outputInt32([m]);
+      made.push(picked.info);
+      checkedArgmaxRows(memory.view(logits), Vd, memory.viewInt32(picked.info), inputs.ids === undefined ? null : memory.viewInt32(inputs.ids), 1);
+      columns.push(Int32Array.from(memory.viewInt32(picked.info)));
+      tokens = picked.info; // a −1 is clamped by the next module and breaks the row below
+    }
+    const out = memory.outputInt32([m, n]); // returned: not freed here
+    const o = memory.viewInt32(out.info);
+    for (let r = 0; r < m; r++) {
+      const broken = columns.some((c) => c[r] === -1);
+      for (let j = 0; j < n; j++) o[r * n + j] = broken ? -1 : columns[j]![r]!;
+    }
+    return out.info;
+  } finally {
+    for (const t of made) memory.free(t);
+  }
+}
+
 /** A stacked group of parallel offset heads and the draft unembedding (see `layers/inference_fused.ts`). */
 interface DraftInputs {
   x: TensorInfo;
@@ -503,28 +579,9 @@ interface DraftAttrs {
  * through the backend's own kernel called directly, the rest in JS. Returns int32 `[m·n]`.
  */
 function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): TensorInfo {
-  const matMul = backendMatMul(backend);
-  const small = simdMatMul(backend);
   const memory = memoryOf(backend, FUSED_KERNELS.draftArgmax);
   const made: TensorInfo[] = [];
-  const mm = (a: TensorInfo, b: TensorInfo, bias?: TensorInfo): TensorInfo => {
-    // the bias added after, as the composite path does (and its tensor may share storage of another rank)
-    const [rows, inDim] = a.shape as [number, number];
-    const outDim = b.shape[1]!;
-    let out: TensorInfo;
-    if (small !== null && inDim * outDim <= SIMD_MATMUL_LIMIT) {
-      out = memory.output([1, rows, outDim]);
-      small(a, b, out, rows, inDim, outDim);
-    } else out = matMul(batch1(a), batch1(b));
-    made.push(out);
-    if (bias !== undefined) {
-      const y = memory.view(out);
-      const c = memory.view(bias);
-      const width = c.length;
-      for (let i = 0; i < y.length; i++) y[i] = y[i]! + c[i % width]!;
-    }
-    return { dataId: out.dataId, dtype: out.dtype, shape: out.shape.slice(1) };
-  };
+  const mm = projections(backend, memory, made);
   const fresh = (shape: number[]): TensorInfo => {
     const t = memory.output(shape);
     made.push(t);

@@ -33,7 +33,7 @@ import { headHiddenSizeArg, type Layer, type LayerArgs, LayerBase } from './args
 import { breakRows, checkDraftCall, checkTopK, checkTrainingCall, UnembeddingProjection } from './draft_projection.js';
 import type { DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
 import { checkedArgmax } from './inference_fused.js';
-import { fusedCheckedArgmax, fusedSequentialModule } from '../kernels/ops.js';
+import { fusedCheckedArgmax, fusedDraftArgmax, fusedSequentialChain, fusedSequentialModule } from '../kernels/ops.js';
 import { fusedKernelsAvailable } from '../kernels/registry.js';
 import { setWeightNamePrefix, weightName } from './nesting.js';
 import { resolveTie, SharedUnembedding } from './shared_unembedding.js';
@@ -372,7 +372,15 @@ export class SequentialMtpHead extends LayerBase {
    */
   headArgmax(states: tf.Tensor2D, n: number): tf.Tensor2D {
     checkInteger(`${WHERE}.headArgmax`, 'n', n, 1, this.numHeads);
-    if (n === 1) return tf.tidy(() => tf.expandDims(checkedArgmax(this.unembed(states)), 1) as tf.Tensor2D); // [m, 1] offset 0 alone: the verifier's pass
+    if (n === 1) {
+      const full = this.projection.fullWeights();
+      if (fusedKernelsAvailable() && full !== null) {
+        // cpu, wasm, prepared: the verifier's unembedding and checked argmax in one kernel
+        const identity = { kind: 'identity', count: 1, activation: 'linear', first: null, firstBias: null, second: null, secondBias: null } as const;
+        return tf.tidy(() => tf.reshape(fusedDraftArgmax(states, identity, full.w, full.bias, null), [states.shape[0], 1]) as tf.Tensor2D);
+      }
+      return tf.tidy(() => tf.expandDims(checkedArgmax(this.unembed(states)), 1) as tf.Tensor2D); // [m, 1] offset 0 alone: the verifier's pass
+    }
     return tf.tidy(() => {
       const { logits, ids } = this.chain(states, n, true);
       return breakRows(tf.stack(ids, 1) as tf.Tensor2D, SequentialMtpHead.finiteRows(logits)); // [m, n]
@@ -390,6 +398,12 @@ export class SequentialMtpHead extends LayerBase {
   draftArgmax(states: tf.Tensor2D, roots: tf.Tensor1D, n: number): tf.Tensor2D {
     checkDraftCall(`${WHERE}.draftArgmax`, this.numHeads, states, roots, n);
     return tf.tidy(() => {
+      const weights = this.projection.draftWeights();
+      if (fusedKernelsAvailable() && this.folded !== null && weights !== null) {
+        // cpu, wasm, prepared: the whole chain in one kernel
+        const e = this.unembedding.matrix() as tf.Tensor2D; // [V, D]
+        return fusedSequentialChain(states, roots, e, this.folded.tokenScale, this.folded.modules.slice(0, n), weights.w, weights.bias, this.projection.idTable(), SEQUENTIAL_NORM_EPSILON);
+      }
       if (fusedKernelsAvailable()) {
         // cpu, wasm: each column's argmax, −1 where its logits are not finite (one kernel); the
         // next module is fed it clamped, and such a row is broken below either way

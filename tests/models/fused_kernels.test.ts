@@ -393,7 +393,7 @@ describe.each(BACKENDS)('sequential draft modules on %s', (backend) => {
             const roots = tf.tensor1d([1, 7, 39], 'int32');
             const top = cached.draftTopK(states, roots, 3, 2);
             const tree = cached.headTree!(states, roots, 2, 2);
-            return [cached.draftArgmax(states, roots, 3), top.ids, top.logProbs, cached.draftLogits(states, roots, 3), tree.ids, tree.scores, tree.parents].map((t) => Array.from(t.dataSync()));
+            return [cached.draftArgmax(states, roots, 3), top.ids, top.logProbs, cached.draftLogits(states, roots, 3), tree.ids, tree.scores, tree.parents, cached.headArgmax!(states, 1)].map((t) => Array.from(t.dataSync()));
           });
         } finally {
           cached.endDecode();
@@ -401,10 +401,42 @@ describe.each(BACKENDS)('sequential draft modules on %s', (backend) => {
       };
       const fused = run();
       const plain = composite(run);
+      cached.beginDecode();
+      try {
+        const states = tf.concat([tf.randomNormal([2, 16], 0, 1.5, 'float32', 5), tf.fill([1, 16], Number.NaN)]) as tf.Tensor2D;
+        const roots = tf.tensor1d([3, 7, 2], 'int32');
+        const chain = async () => Array.from(tf.tidy(() => cached.draftArgmax(states, roots, 3)).dataSync());
+        expect((await tf.profile(chain)).kernelNames).toContain('MtpSequentialChain'); // the whole chain in one kernel
+        const [one, other] = [await chain(), composite(() => Array.from(tf.tidy(() => cached.draftArgmax(states, roots, 3)).dataSync()))];
+        expect(one).toEqual(other);
+        expect(one.slice(6)).toEqual([-1, -1, -1]); // the broken row, throughout
+        tf.dispose([states, roots]);
+      } finally {
+        cached.endDecode();
+      }
+      // a column that breaks after a finite one: module 2's bias overflows, so every row is −1 throughout
+      const b2 = (model.getLayer('mtp_head') as unknown as { modules: Array<Record<string, { read(): tf.Tensor; write(t: tf.Tensor): void }>> }).modules[1]!['b2']!;
+      const saved = tf.clone(b2.read());
+      b2.write(tf.fill(saved.shape, Infinity));
+      cached.beginDecode();
+      try {
+        const states = tf.randomNormal([2, 16], 0, 1.5, 'float32', 6) as tf.Tensor2D;
+        const roots = tf.tensor1d([3, 7], 'int32');
+        const drafted = (n: number) => Array.from(tf.tidy(() => cached.draftArgmax(states, roots, n)).dataSync());
+        expect(drafted(1).every((id) => id >= 0)).toBe(true); // column 1 alone is finite
+        expect(drafted(3)).toEqual([-1, -1, -1, -1, -1, -1]);
+        expect(composite(() => drafted(3))).toEqual([-1, -1, -1, -1, -1, -1]);
+        tf.dispose([states, roots]);
+      } finally {
+        cached.endDecode();
+        b2.write(saved);
+        saved.dispose();
+      }
       expect(fused[0]).toEqual(plain[0]); // argmax ids
       expect(fused[1]).toEqual(plain[1]); // top-k ids
       expect(fused[4]).toEqual(plain[4]); // tree ids
       expect(fused[6]).toEqual(plain[6]); // tree parents
+      expect(fused[7]).toEqual(plain[7]); // the verifier's argmax
       for (const i of [2, 3, 5]) fused[i]!.forEach((v, j) => expect(Math.abs(v - plain[i]![j]!)).toBeLessThan(1e-4));
       cached.dispose();
       model.dispose();
