@@ -420,18 +420,14 @@ const batch1 = (t: TensorInfo): TensorInfo => ({ dataId: t.dataId, dtype: t.dtyp
 
 /**
  * One sequential draft module in one dispatch: `u = rms(previous)·P_state + rms(e_token)·P_token`
- * (the folded projection), then `u + w2(silu(w1 u + b1)) + b2` — the projections through the
- * backend's matmul called directly, the rest in JS. Returns offset j's states `[m, D]`.
+ * (the folded projection), then `u + w2(silu(w1 u + b1)) + b2` — the projections through
+ * {@link projections} (the SIMD matmul where small on wasm, else the backend's own kernel called
+ * directly), the rest in JS. Returns offset j's states `[m, D]`.
  */
 function sequentialModule(inputs: SequentialInputs, backend: unknown, attrs: { epsilon: number }): TensorInfo {
-  const matMul = backendMatMul(backend);
   const memory = memoryOf(backend, FUSED_KERNELS.sequential);
   const made: TensorInfo[] = [];
-  const mm = (a: TensorInfo, b: TensorInfo, bias?: TensorInfo): TensorInfo => {
-    const out = matMul(batch1(a), batch1(b), bias);
-    made.push(out);
-    return { dataId: out.dataId, dtype: out.dtype, shape: out.shape.slice(1) }; // [m, out]
-  };
+  const mm = projections(backend, memory, made);
   const fresh = (shape: number[]): TensorInfo => {
     const t = memory.output(shape);
     made.push(t);
