@@ -68,8 +68,9 @@ describe.skipIf(!available)('draft heads on a Hugging Face checkpoint (stories26
     const untrained = await decodeBoth(model, prompt);
     const fingerprint = await baseFingerprint(model);
     const started = performance.now();
-    const trained = await trainDraftHeads(model, { steps: 150, corpusTokens: 8192, sequenceTokens: 128, batchSize: 256, evaluateEvery: 1000 });
-    console.log(`HF stories260K: trained 150 steps in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    // 60 steps on 2048 tokens take τ from 1.0 to ~2 here (150 on 8192: ~3.5, three times the time); the checks ask for 1.2
+    const trained = await trainDraftHeads(model, { steps: 60, corpusTokens: 2048, sequenceTokens: 128, batchSize: 256, evaluateEvery: 1000 });
+    console.log(`HF stories260K: trained 60 steps in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     expect(await baseFingerprint(model)).toBe(fingerprint); // trunk and offset 0 untouched
     expect(trained.manifest).toMatchObject({ numHeads: 4, kind: 'mlp', headHiddenSize: H, base: { fingerprint, vocabSize: 512, hiddenSize: 64 } });
     model.dispose();
