@@ -65,10 +65,14 @@ export function fusedSequentialModule(
 /** A stacked group of parallel offset heads for {@link fusedDraftArgmax} (see `layers/inference_fused.ts`). */
 export interface FusedDraftGroup {
   kind: 'identity' | 'linear' | 'residual' | 'lowRank' | 'mlp';
+  /** Number of offsets n. */
   count: number;
+  /** The heads' activation, a tfjs-layers name. */
   activation: string;
+  /** First matrices side by side `[D, n·W]`, null for identity; their biases `[n·W]` or null. */
   first: tf.Tensor2D | null;
   firstBias: tf.Tensor1D | null;
+  /** Second matrices on a block diagonal `[n·W, n·D]` (lowRank, mlp) or null; their biases `[n·D]` or null. */
   second: tf.Tensor2D | null;
   secondBias: tf.Tensor1D | null;
 }

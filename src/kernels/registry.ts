@@ -419,20 +419,28 @@ interface SequentialInputs {
 const batch1 = (t: TensorInfo): TensorInfo => ({ dataId: t.dataId, dtype: t.dtype, shape: [1, ...t.shape] });
 
 /**
+ * What a kernel with intermediates works with: its backend's memory, `mm` ({@link projections})
+ * and `fresh` outputs, every one recorded in `made` for the kernel to free in its `finally`.
+ */
+function kernelScratch(backend: unknown, kernel: string): { memory: KernelMemory; made: TensorInfo[]; mm: ReturnType<typeof projections>; fresh(shape: number[]): TensorInfo } {
+  const memory = memoryOf(backend, kernel);
+  const made: TensorInfo[] = [];
+  const fresh = (shape: number[]): TensorInfo => {
+    const t = memory.output(shape);
+    made.push(t);
+    return t;
+  };
+  return { memory, made, mm: projections(backend, memory, made), fresh };
+}
+
+/**
  * One sequential draft module in one dispatch: `u = rms(previous)·P_state + rms(e_token)·P_token`
  * (the folded projection), then `u + w2(silu(w1 u + b1)) + b2` — the projections through
  * {@link projections} (the SIMD matmul where small on wasm, else the backend's own kernel called
  * directly), the rest in JS. Returns offset j's states `[m, D]`.
  */
 function sequentialModule(inputs: SequentialInputs, backend: unknown, attrs: { epsilon: number }): TensorInfo {
-  const memory = memoryOf(backend, FUSED_KERNELS.sequential);
-  const made: TensorInfo[] = [];
-  const mm = projections(backend, memory, made);
-  const fresh = (shape: number[]): TensorInfo => {
-    const t = memory.output(shape);
-    made.push(t);
-    return t;
-  };
+  const { memory, made, mm, fresh } = kernelScratch(backend, FUSED_KERNELS.sequential);
   try {
     const [m, D] = inputs.previous.shape as [number, number];
     const V = inputs.embedding.shape[0]!;
@@ -513,9 +521,7 @@ function projections(backend: unknown, memory: KernelMemory, made: TensorInfo[])
  * `w1_{j}`, `b1_{j}`, `w2_{j}`, `b2_{j}`. Returns int32 `[m, n]`.
  */
 function sequentialChain(inputs: Record<string, TensorInfo>, backend: unknown, attrs: { count: number; epsilon: number }): TensorInfo {
-  const memory = memoryOf(backend, FUSED_KERNELS.sequentialChain);
-  const made: TensorInfo[] = [];
-  const mm = projections(backend, memory, made);
+  const { memory, made, mm } = kernelScratch(backend, FUSED_KERNELS.sequentialChain);
   try {
     const { count: n, epsilon } = attrs;
     const [m] = inputs.states!.shape as [number, number];
@@ -572,17 +578,10 @@ interface DraftAttrs {
  * `x + f(x·W1 + b1)·W2 + b2`, every offset's matrices stacked side by side (first) or on a block
  * diagonal (second) — then the draft unembedding `[D, Vd]` (+ bias) and the checked argmax,
  * columns mapped through `ids` and each position's n offsets broken together. The matmuls go
- * through the backend's own kernel called directly, the rest in JS. Returns int32 `[m·n]`.
+ * through {@link projections}, the rest in JS. Returns int32 `[m·n]`.
  */
 function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): TensorInfo {
-  const memory = memoryOf(backend, FUSED_KERNELS.draftArgmax);
-  const made: TensorInfo[] = [];
-  const mm = projections(backend, memory, made);
-  const fresh = (shape: number[]): TensorInfo => {
-    const t = memory.output(shape);
-    made.push(t);
-    return t;
-  };
+  const { memory, made, mm, fresh } = kernelScratch(backend, FUSED_KERNELS.draftArgmax);
   try {
     const { kind, count: n, activation } = attrs;
     const [m, D] = inputs.x.shape as [number, number];

@@ -19,28 +19,23 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { topk2d } from '../internal/topk.js';
-import { fusedCheckedArgmax, fusedDraftArgmax } from '../kernels/ops.js';
+import { fusedCheckedArgmax, fusedDraftArgmax, type FusedDraftGroup } from '../kernels/ops.js';
 import { HEAD_ACTIVATIONS } from '../kernels/math.js';
 import { fusedKernelsAvailable } from '../kernels/registry.js';
 import type { OffsetHeadKind } from './args.js';
 import type { LightweightOffsetHead } from './offset_head.js';
 import type { UnembeddingProjection } from './draft_projection.js';
 
-/** A run of consecutive requested offsets of one kind and activation, computed by one stacked matMul (or two). */
-interface Group {
+/**
+ * A run of consecutive requested offsets of one kind and activation, computed by one stacked
+ * matMul (or two): first matrices side by side `[D, count·W]` (W = D, r or H; null for identity)
+ * with their biases, second matrices on a block diagonal `[count·W, count·D]` (lowRank, mlp) with
+ * theirs (mlp), as the fused draft kernel takes them.
+ */
+interface Group extends Omit<FusedDraftGroup, 'activation'> {
   kind: OffsetHeadKind;
-  /** Number of offsets in the run. */
-  count: number;
   /** The head whose activation the run applies (every head of the run has the same). */
   head: LightweightOffsetHead;
-  /** First matrices side by side `[D, count·W]` (W = D, r or H), null for identity. */
-  first: tf.Tensor2D | null;
-  /** Their biases `[count·W]` (linear, residual, mlp). */
-  firstBias: tf.Tensor1D | null;
-  /** Second matrices on a block diagonal `[count·W, count·D]` (lowRank, mlp). */
-  second: tf.Tensor2D | null;
-  /** Their biases `[count·D]` (mlp). */
-  secondBias: tf.Tensor1D | null;
 }
 
 /** Stacked tensors for one list of offsets. */
