@@ -5,14 +5,15 @@ import { ALL_TESTS, globOf, TIER_FILES, TIERS } from './tests/tiers.js';
 const listed = Object.values(TIER_FILES).flat().map(globOf);
 
 /**
- * How a tier's files share the machine. A unit or models file is one Node thread (tfjs-cpu/wasm):
- * two at a time on two cores. A browser or package file drives processes that use several cores of
- * their own (Chromium's renderer and GPU process with SwiftShader; npm, tsup, tsc, attw), so two at
- * a time only slow each other: they run one at a time, after the Node tiers (`groupOrder`), and
- * each file's duration is its own cost rather than its cost plus its neighbour's.
+ * How a tier's files share the machine. A unit, models or package file is one busy process at a
+ * time (Node with tfjs-cpu/wasm, or the node, npm or tsc it spawns and waits for): two at a time on
+ * two cores. A browser file drives Chromium, whose renderer and GPU process (SwiftShader) take
+ * several cores of their own, so two at a time only slowed each other and each one's duration
+ * counted its neighbour's work: the browser tier runs one file at a time, after the others
+ * (`groupOrder`), and each file's duration is its own cost.
  */
 function workersOf(tier: (typeof TIERS)[number]): { maxWorkers: number; sequence: { groupOrder: number } } {
-  return tier === 'browser' || tier === 'package' ? { maxWorkers: 1, sequence: { groupOrder: 1 } } : { maxWorkers: 2, sequence: { groupOrder: 0 } };
+  return tier === 'browser' ? { maxWorkers: 1, sequence: { groupOrder: 1 } } : { maxWorkers: 2, sequence: { groupOrder: 0 } };
 }
 
 export default defineConfig({
