@@ -23,8 +23,8 @@ import { readStories, storiesAvailable, storiesReference } from '../helpers/stor
 
 const available = storiesAvailable('training/train_heads.test.ts');
 const H = 16; // a small width keeps cpu training fast
-/** A tiny self-distillation run: one batch of 24 sequences × 32 tokens, a few steps. */
-const TINY: TrainDraftHeadsOptions = { corpusTokens: 768, sequenceTokens: 32, batchSize: 64, steps: 3, evaluateEvery: 1000 };
+/** A tiny self-distillation run: one batch of 8 sequences × 32 tokens (the last held out), a few steps. */
+const TINY: TrainDraftHeadsOptions = { corpusTokens: 256, sequenceTokens: 32, batchSize: 64, steps: 3, evaluateEvery: 1000 };
 
 /** The draft weights' values, by heads-file name. */
 function draftValues(model: LayersModel): Map<string, Float32Array> {
@@ -212,7 +212,7 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
     const before = draftValues(model);
     const controller = new AbortController();
     await expectThrowNoLeak(
-      () => trainDraftHeads(model, { ...TINY, corpusTokens: 768 * 4, signal: controller.signal, onProgress: (p) => p.phase === 'corpus' && controller.abort(new Error('stop during the corpus')) }),
+      () => trainDraftHeads(model, { ...TINY, corpusTokens: 256 * 12, signal: controller.signal, onProgress: (p) => p.phase === 'corpus' && controller.abort(new Error('stop during the corpus')) }),
       'stop during the corpus',
     );
     expect(draftValues(model)).toEqual(before);
