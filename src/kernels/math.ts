@@ -55,27 +55,18 @@ export function normRows(
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**
- * Per row of `logits` `[N, V]` (flat): the index of the first largest logit (mapped through `ids`
- * when given: a draft vocabulary's token ids), or −1 when the row holds NaN or ±Infinity or its
- * sum leaves the float32 range (the composite `checkedArgmax`: argMax, with −1 where the float32
- * row sum is not finite). With `group` g, rows come in runs of g (one position's offsets) and a
- * run with any such row is −1 throughout.
+ * Argmax per row of `logits` `[N, V]` into `out` (int32 `[N]`), −1 where the row holds NaN or
+ * ±Infinity (or its sum overflows float32, as the composite path's finiteness test of the row
+ * sum does); the first index among equals. `ids` maps each column to its token id. With `group`
+ * g, rows come in runs of g (one position's offsets) and a run with any −1 row is −1 throughout.
+ * `fast(r)`, when given, may answer row r's column itself (or decline with −1: the exact loop
+ * below then answers).
  */
-export function checkedArgmaxRows(logits: Float32Array, V: number, out: Int32Array, ids: Int32Array | null = null, group = 1): void {
+export function checkedArgmaxRows(logits: Float32Array, V: number, out: Int32Array, ids: Int32Array | null = null, group = 1, fast?: (r: number) => number): void {
   for (let r = 0; r < out.length; r++) {
-    const base = r * V;
-    let best = 0;
-    let max = -Infinity;
-    let sum = 0;
-    for (let i = 0; i < V; i++) {
-      const x = logits[base + i]!;
-      sum += x;
-      if (x > max) {
-        max = x;
-        best = i;
-      }
-    }
-    out[r] = Number.isFinite(sum) && Math.abs(sum) <= FLOAT32_MAX ? (ids === null ? best : ids[best]!) : -1; // NaN or ±Infinity anywhere makes the sum so
+    const quick = fast === undefined ? -1 : fast(r);
+    const best = quick >= 0 ? quick : argmaxRow(logits, r * V, V);
+    out[r] = best < 0 ? -1 : ids === null ? best : ids[best]!;
   }
   if (group > 1) {
     for (let r = 0; r < out.length; r += group) {
@@ -85,6 +76,25 @@ export function checkedArgmaxRows(logits: Float32Array, V: number, out: Int32Arr
     }
   }
 }
+
+/** The column of the largest of `logits[base … base + V)` (the first among equals), or −1 when the row's sum is not a finite float32. */
+function argmaxRow(logits: Float32Array, base: number, V: number): number {
+  let best = 0;
+  let max = -Infinity;
+  let sum = 0;
+  for (let i = 0; i < V; i++) {
+    const x = logits[base + i]!;
+    sum += x;
+    if (x > max) {
+      max = x;
+      best = i;
+    }
+  }
+  return Number.isFinite(sum) && Math.abs(sum) <= FLOAT32_MAX ? best : -1; // NaN or ±Infinity anywhere makes the sum so
+}
+
+/** The largest magnitude a row of V logits may hold for its float32 sum to be certainly finite (the SIMD argmax's bound). */
+export const finiteRowBound = (V: number): number => FLOAT32_MAX / V;
 
 /**
  * Greedy acceptance over a draft tree from the verifier's argmax `best` at every row (row 0 the

@@ -24,7 +24,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../internal/errors.js';
 import type { MlpKind, NormKind } from '../models/config.js';
-import { activate, applyActivation, attentionScratch, type AttentionPlan, cachedAttention, checkedArgmaxRows, greedyTipRow, moduleInput, normRows, silu, type SimdAttention } from './math.js';
+import { activate, applyActivation, attentionScratch, type AttentionPlan, cachedAttention, checkedArgmaxRows, finiteRowBound, greedyTipRow, moduleInput, normRows, silu, type SimdAttention } from './math.js';
 import { simdLoops } from './simd.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -296,9 +296,9 @@ const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: KernelArgs) => T
       const { logits, ids } = inputs as { logits: TensorInfo; ids?: TensorInfo };
       const { group } = attrs as unknown as { group: number };
       const memory = memoryOf(backend, FUSED_KERNELS.argmax);
-      const [N, V] = logits.shape as [number, number];
+      const N = logits.shape[0]!;
       const out = memory.outputInt32([N]);
-      checkedArgmaxRows(memory.view(logits), V, out.values, ids === undefined ? null : memory.viewInt32(ids), group);
+      argmaxRows(backend, memory, logits, out.values, ids === undefined ? null : memory.viewInt32(ids), group);
       return out.info;
     },
   },
@@ -485,6 +485,28 @@ function simdMatMul(backend: unknown): ((a: TensorInfo, b: TensorInfo, y: Tensor
 }
 
 /**
+ * {@link checkedArgmaxRows} over the tensor `logits` `[N, V]`: on wasm with SIMD each row through
+ * the module's argmax (four columns per operation), the exact JS loop for a row it declines
+ * (NaN, ±Infinity or logits large enough for the row's sum to overflow) or where V is not a
+ * multiple of 4.
+ */
+function argmaxRows(backend: unknown, memory: KernelMemory, logits: TensorInfo, out: Int32Array, ids: Int32Array | null, group: number): void {
+  const V = logits.shape[logits.shape.length - 1]!;
+  let fast: ((r: number) => number) | undefined;
+  const w = backend as Partial<WasmModuleLike>;
+  const heap = w.wasm?.asm?.memory;
+  if (simdEnabled && V % 4 === 0 && heap instanceof WebAssembly.Memory && w.dataIdMap !== undefined) {
+    const loops = simdLoops(heap);
+    if (loops !== null) {
+      const at = w.dataIdMap.get(logits.dataId).memoryOffset;
+      const bound = finiteRowBound(V);
+      fast = (r) => loops.argmax(at + 4 * r * V, V, bound);
+    }
+  }
+  checkedArgmaxRows(memory.view(logits), V, out, ids, group, fast);
+}
+
+/**
  * `a·b (+ bias)` for a kernel's small projections: through the SIMD matmul on wasm where the
  * matrix is at most {@link SIMD_MATMUL_LIMIT} floats, else the backend's own kernel; the bias
  * added after, as the composite path does (and its tensor may share storage of another rank).
@@ -526,7 +548,6 @@ function sequentialChain(inputs: Record<string, TensorInfo>, backend: unknown, a
     const { count: n, epsilon } = attrs;
     const [m] = inputs.states!.shape as [number, number];
     const unembed = inputs.unembed!;
-    const Vd = unembed.shape[1]!;
     const columns: Int32Array[] = [];
     let previous = inputs.states!;
     let tokens = inputs.roots!;
@@ -537,7 +558,7 @@ function sequentialChain(inputs: Record<string, TensorInfo>, backend: unknown, a
       const logits = mm(previous, unembed, inputs.unembedBias);
       const picked = memory.outputInt32([m]);
       made.push(picked.info);
-      checkedArgmaxRows(memory.view(logits), Vd, memory.viewInt32(picked.info), inputs.ids === undefined ? null : memory.viewInt32(inputs.ids), 1);
+      argmaxRows(backend, memory, logits, memory.viewInt32(picked.info), inputs.ids === undefined ? null : memory.viewInt32(inputs.ids), 1);
       columns.push(Int32Array.from(memory.viewInt32(picked.info)));
       tokens = picked.info; // a −1 is clamped by the next module and breaks the row below
     }
@@ -609,7 +630,7 @@ function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): 
     }
     const logits = mm(states, inputs.unembed, inputs.unembedBias); // [m·n, Vd]
     const out = memory.outputInt32([m * n]); // returned: not freed here
-    checkedArgmaxRows(memory.view(logits), inputs.unembed.shape[1]!, out.values, inputs.ids === undefined ? null : memory.viewInt32(inputs.ids), n);
+    argmaxRows(backend, memory, logits, out.values, inputs.ids === undefined ? null : memory.viewInt32(inputs.ids), n);
     return out.info;
   } finally {
     for (const t of made) memory.free(t);

@@ -37,6 +37,12 @@ export interface SimdLoops {
    * −Infinity hides a position). `s` is scratch for n + 3 floats.
    */
   attend(q: number, k: number, v: number, out: number, s: number, n: number, hs: number, cap4: number, mask: number, m: number): void;
+  /**
+   * The index of the largest of `p[0 … n)` (n a multiple of 4; the first among equals), or −1
+   * when some value is NaN, ±Infinity or at least `limit` in magnitude (the caller then takes
+   * the exact path).
+   */
+  argmax(p: number, n: number, limit: number): number;
 }
 
 const made = new WeakMap<WebAssembly.Memory, SimdLoops | null>();
@@ -58,6 +64,7 @@ export function simdLoops(memory: WebAssembly.Memory): SimdLoops | null {
         softmax: e.softmax,
         swiglu: e.swiglu,
         attend: e.attend,
+        argmax: e.argmax,
         matmul(x, w, b, y, rows, inDim, outDim) {
           // four rows per pass (each of W's rows read once for all four), then the rest in one
           for (let t = 0; t < rows; t += 4) byRows[Math.min(rows - t, 4) - 1]!(x + 4 * t * inDim, w, b, y + 4 * t * outDim, inDim, outDim);
@@ -145,6 +152,17 @@ const op = {
   f32div: [0x95],
   call: (f: number) => [0x10, ...leb(f)],
   if: [0x04, 0x40],
+  return: [0x0f],
+  f32x4gt: [0xfd, ...leb(68)],
+  f32x4ne: [0xfd, ...leb(66)],
+  v128or: [0xfd, ...leb(80)],
+  anyTrue: [0xfd, ...leb(83)],
+  i32lane: (i: number) => [0xfd, ...leb(27), i],
+  v128i32: (a: number, b: number, c: number, d: number) => [0xfd, ...leb(12), ...new Uint8Array(new Int32Array([a, b, c, d]).buffer)],
+  f32gt: [0x5e],
+  f32eq: [0x5b],
+  ltS: [0x48],
+  or: [0x72],
   f32x4abs: [0xfd, ...leb(224)],
   f32x4neg: [0xfd, ...leb(225)],
   f32x4div: [0xfd, ...leb(231)],
@@ -491,6 +509,53 @@ function attendBody(): number[] {
   ];
 }
 
+// argmax — params: 0 p, 1 n, 2 limit (f32); i32 locals: 3 j, 4 bi, 5 i; v128 locals: 6 best, 7 idx, 8 cur, 9 x, 10 big, 11 more; f32 locals: 12 bv, 13 v
+const [XP, XN, XLIMIT, XJ, XBI, XI, XBEST, XIDX, XCUR, XX, XBAD, XMORE, XBV, XVAL] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+const ARGMAX_LOCALS = vec([[...leb(3), I32], [...leb(6), V128], [...leb(2), F32]]);
+
+/*
+ * (func $argmax (param $p $n i32) (param $limit f32) (result i32)   ;; n a multiple of 4
+ *   best = splat(−inf); idx = 0; cur = (0, 1, 2, 3); big = 0; j = 0
+ *   block loop
+ *     br_if 1 (j >= n)
+ *     x = v128.load (p + 4j)
+ *     more = x > best                                ;; strictly: each lane keeps its first maximum
+ *     best = bitselect(x, best, more); idx = bitselect(cur, idx, more)
+ *     big = max(big, |x|)                            ;; NaN once a lane sees one
+ *     cur += 4; j += 4; br 0
+ *   end end
+ *   if any lane of big is ≥ limit or NaN: return −1   ;; ±Infinity, NaN, or values whose sum might overflow
+ *   bv, bi = lane 0; for lanes 1…3: (v, i) replaces (bv, bi) when v > bv or (v = bv and i < bi)
+ *   return bi)
+ */
+function argmaxBody(): number[] {
+  const lane = (l: number) => [
+    ...op.get(XBEST), ...op.lane(l), ...op.set(XVAL), ...op.get(XIDX), ...op.i32lane(l), ...op.set(XI),
+    ...op.get(XVAL), ...op.get(XBV), ...op.f32gt, ...op.get(XVAL), ...op.get(XBV), ...op.f32eq, ...op.get(XI), ...op.get(XBI), ...op.ltS, ...op.and, ...op.or, // replace?
+    ...op.set(XJ), // (j is free now) the condition, used twice
+    ...op.get(XVAL), ...op.get(XBV), ...op.get(XJ), ...op.select, ...op.set(XBV),
+    ...op.get(XI), ...op.get(XBI), ...op.get(XJ), ...op.select, ...op.set(XBI),
+  ];
+  return [
+    ...splatF(-Infinity), ...op.set(XBEST), ...op.v128i32(0, 1, 2, 3), ...op.set(XCUR), ...op.i32(0), ...op.set(XJ),
+    ...op.block, ...op.loop,
+    ...op.get(XJ), ...op.get(XN), ...op.geS, ...op.brIf(1),
+    ...at(XP, XJ), ...op.v128load, ...op.set(XX),
+    ...op.get(XX), ...op.get(XBEST), ...op.f32x4gt, ...op.set(XMORE),
+    ...op.get(XX), ...op.get(XBEST), ...op.get(XMORE), ...op.bitselect, ...op.set(XBEST),
+    ...op.get(XCUR), ...op.get(XIDX), ...op.get(XMORE), ...op.bitselect, ...op.set(XIDX),
+    ...op.get(XBAD), ...op.get(XX), ...op.f32x4abs, ...op.f32x4max, ...op.set(XBAD), // the largest magnitude per lane (NaN once any lane sees one)
+    ...op.get(XCUR), ...op.i32(4), ...op.i32x4splat, ...op.i32x4add, ...op.set(XCUR),
+    ...bump(XJ, op.i32(4)), ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.get(XBAD), ...op.get(XLIMIT), ...op.splat, ...op.f32x4ge, ...op.get(XBAD), ...op.get(XBAD), ...op.f32x4ne, ...op.v128or, ...op.anyTrue, ...op.if, ...op.i32(-1), ...op.return, ...op.end,
+    ...op.get(XBEST), ...op.lane(0), ...op.set(XBV), ...op.get(XIDX), ...op.i32lane(0), ...op.set(XBI),
+    ...lane(1), ...lane(2), ...lane(3),
+    ...op.get(XBI),
+    ...op.end,
+  ];
+}
+
 let bytesCache: Uint8Array<ArrayBuffer> | null = null;
 
 function moduleBytes(): Uint8Array<ArrayBuffer> {
@@ -507,10 +572,11 @@ function moduleBytes(): Uint8Array<ArrayBuffer> {
     ['swiglu', 2, body(swigluBody(), SWIGLU_LOCALS)],
     ...[1, 2, 3, 4].map((R): [string, number, number[]] => [`matmul${R}`, 0, body(matmulBody(R), MATMUL_LOCALS)]),
     ['attend', 3, body(attendBody(), ATTEND_LOCALS)],
+    ['argmax', 4, body(argmaxBody(), ARGMAX_LOCALS)],
   ];
   bytesCache = new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
-    ...section(1, vec([funcType(6), [0x60, ...vec([[I32], [I32]]), ...vec([[F32]])], funcType(4), funcType(10)])),
+    ...section(1, vec([funcType(6), [0x60, ...vec([[I32], [I32]]), ...vec([[F32]])], funcType(4), funcType(10), [0x60, ...vec([[I32], [I32], [F32]]), ...vec([[I32]])]])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...leb(1)]])), // memory, min 1 page, no max
     ...section(3, vec(functions.map(([, type]) => [type]))),
     ...section(7, vec(functions.map(([n], i) => [...name(n), 0x00, i]))),

@@ -14,7 +14,7 @@ import { checkedArgmax } from '../../src/layers/inference_fused.js';
 import { fusedActivation, fusedAddNorm, fusedCachedAttention, fusedCheckedArgmax, fusedNorm } from '../../src/kernels/ops.js';
 import { fusedKernelsAvailable, setFusedKernels, setSimdAttention } from '../../src/kernels/registry.js';
 import { simdLoops } from '../../src/kernels/simd.js';
-import { expNonPositive, greedyTipRow } from '../../src/kernels/math.js';
+import { checkedArgmaxRows, expNonPositive, finiteRowBound, greedyTipRow } from '../../src/kernels/math.js';
 import { greedyVerdict, treeShape } from '../../src/decoding/acceptance.js';
 import { draftTree } from '../../src/decoding/drafters.js';
 import type { OffsetHeadKind } from '../../src/layers/args.js';
@@ -548,6 +548,34 @@ describe('WebAssembly SIMD loops (wasm backend)', () => {
         expect(Math.abs(f[out + d]! - want), `hs ${hs} n ${n} d ${d}`).toBeLessThan(1e-5 * (1 + Math.abs(want)));
       }
     }
+  });
+
+  it('argmax: the first largest column, declining (−1) rows with NaN, ±Infinity or logits whose sum could overflow', () => {
+    const memory = new WebAssembly.Memory({ initial: 2 });
+    const loops = simdLoops(memory)!;
+    const f = new Float32Array(memory.buffer);
+    const plain = (row: number[]) => {
+      const out = new Int32Array(1);
+      checkedArgmaxRows(Float32Array.from(row), row.length, out);
+      return out[0]!;
+    };
+    const rows: number[][] = [
+      Array.from({ length: 4 }, (_, i) => -i), // the first lane
+      Array.from({ length: 8 }, (_, i) => (i === 6 ? 3 : 1)), // a later lane
+      Array.from({ length: 12 }, (_, i) => (i === 3 || i === 9 || i === 5 ? 2 : 0)), // ties across lanes and groups: the first
+      Array.from({ length: 12 }, (_, i) => (i === 1 || i === 5 || i === 11 ? 2 : 0)), // ties within one lane: its first
+      Array.from({ length: 4000 }, (_, i) => Math.sin(i * 7.77) * 30),
+      Array.from({ length: 8 }, () => -Infinity).map((v, i) => (i === 2 ? -5 : v)), // −Infinity: declined
+      [1, Number.NaN, 3, 0], // NaN: declined
+      [1, 2, Infinity, 0], // +Infinity: declined
+      [1e38, 1, 2, 1e38], // large (the bound for 4 columns is 8.5e37): declined, the exact loop decides
+    ];
+    rows.forEach((row, n) => {
+      f.set(row, 16);
+      const got = loops.argmax(64, row.length, finiteRowBound(row.length));
+      if (n >= 5) expect(got, `row ${n}`).toBe(-1);
+      else expect(got, `row ${n}`).toBe(plain(row));
+    });
   });
 
   it('whole forwards through the SIMD loops equal those through the JS loops', async () => {
