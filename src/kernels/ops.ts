@@ -75,6 +75,8 @@ export interface FusedDraftGroup {
   /** Second matrices on a block diagonal `[n·W, n·D]` (lowRank, mlp) or null; their biases `[n·D]` or null. */
   second: tf.Tensor2D | null;
   secondBias: tf.Tensor1D | null;
+  /** The second matrices one by one, `[W, D]` each: when given, the kernel runs one product per offset instead of the block diagonal. */
+  secondParts?: readonly tf.Tensor2D[] | null;
 }
 
 /**
@@ -84,7 +86,9 @@ export interface FusedDraftGroup {
  * not finite. Int32 `[m·n]`.
  */
 export function fusedDraftArgmax(x: tf.Tensor2D, g: FusedDraftGroup, unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null): tf.Tensor1D {
-  const inputs = { x, first: g.first ?? undefined, firstBias: g.firstBias ?? undefined, second: g.second ?? undefined, secondBias: g.secondBias ?? undefined, unembed, unembedBias: bias ?? undefined, ids: ids ?? undefined };
+  const parts = g.secondParts ?? null;
+  const inputs: Record<string, tf.Tensor | undefined> = { x, first: g.first ?? undefined, firstBias: g.firstBias ?? undefined, second: parts === null ? (g.second ?? undefined) : undefined, secondBias: g.secondBias ?? undefined, unembed, unembedBias: bias ?? undefined, ids: ids ?? undefined };
+  parts?.forEach((w, j) => (inputs[`second${j + 1}`] = w));
   return run(FUSED_KERNELS.draftArgmax, inputs, { kind: g.kind, count: g.count, activation: g.activation }) as tf.Tensor1D;
 }
 

@@ -579,6 +579,7 @@ interface DraftInputs {
   x: TensorInfo;
   first?: TensorInfo;
   firstBias?: TensorInfo;
+  /** The block diagonal, or (absent) `second1` … `second{n}`: one `[W, D]` matrix per offset. */
   second?: TensorInfo;
   secondBias?: TensorInfo;
   unembed: TensorInfo;
@@ -603,6 +604,29 @@ interface DraftAttrs {
  */
 function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): TensorInfo {
   const { memory, made, mm, fresh } = kernelScratch(backend, FUSED_KERNELS.draftArgmax);
+  const parts = Array.from({ length: attrs.count }, (_, j) => (inputs as unknown as Record<string, TensorInfo | undefined>)[`second${j + 1}`]);
+  /** `a·blockdiag(W2_1 … W2_n) + b`, `a` `[m, n·W]`, as n products of `[m, W]·[W, D]` → `[m, n·D]`. */
+  const perOffset = (a: TensorInfo, m: number, n: number, D: number, bias?: TensorInfo): TensorInfo => {
+    const W = parts[0]!.shape[0]!;
+    const slices = parts.map(() => fresh([m, W])); // every allocation before the views
+    const av = memory.view(a);
+    slices.forEach((t, j) => {
+      const v = memory.view(t);
+      for (let r = 0; r < m; r++) v.set(av.subarray(r * n * W + j * W, r * n * W + (j + 1) * W), r * W);
+    });
+    const products = parts.map((w, j) => mm(slices[j]!, w!));
+    const y = fresh([m, n * D]);
+    const yv = memory.view(y);
+    products.forEach((p, j) => {
+      const pv = memory.view(p);
+      for (let r = 0; r < m; r++) yv.set(pv.subarray(r * D, (r + 1) * D), r * n * D + j * D);
+    });
+    if (bias !== undefined) {
+      const b = memory.view(bias);
+      for (let i = 0; i < yv.length; i++) yv[i] = yv[i]! + b[i % (n * D)]!;
+    }
+    return y;
+  };
   try {
     const { kind, count: n, activation } = attrs;
     const [m, D] = inputs.x.shape as [number, number];
@@ -612,7 +636,7 @@ function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): 
     if (z !== null && kind !== 'linear') {
       const a = fresh([...z.shape]);
       applyActivation(activation, memory.view(z), memory.view(a));
-      y = kind === 'residual' ? a : mm(a, inputs.second!, inputs.secondBias);
+      y = kind === 'residual' ? a : inputs.second !== undefined ? mm(a, inputs.second, inputs.secondBias) : perOffset(a, m, n, D, inputs.secondBias);
     }
     let states: TensorInfo; // [m·n, D]
     if (kind === 'linear') states = { ...z!, shape: [m * n, D] };

@@ -55,22 +55,32 @@ function sideBySide<T extends tf.Tensor>(mats: T[], axis: number): T {
   return (mats.length === 1 ? tf.clone(mats[0]!) : tf.concat(mats, axis)) as T;
 }
 
+/**
+ * Copies of each offset's second matrix, for the fused draft kernel (one product per offset, not
+ * the block diagonal's n-fold work), where the running backend has the fused kernels; else null.
+ */
+function secondParts(mats: tf.Tensor2D[]): tf.Tensor2D[] | null {
+  return mats.length > 1 && fusedKernelsAvailable() ? mats.map((m) => tf.clone(m)) : null;
+}
+
 /** Stacks the weights of `heads` (one kind, one activation) for one group. Call inside `tf.tidy`; keep the result. */
 function stack(heads: LightweightOffsetHead[]): Group {
   const head = heads[0]!;
   const kind = head.kind;
   const w = (name: string) => heads.map((h) => h.weightValue(name));
-  const g: Group = { kind, count: heads.length, head, first: null, firstBias: null, second: null, secondBias: null };
+  const g: Group = { kind, count: heads.length, head, first: null, firstBias: null, second: null, secondBias: null, secondParts: null };
   if (kind === 'linear' || kind === 'residual') {
     g.first = sideBySide(w('kernel') as tf.Tensor2D[], 1); // [D, n·D]
     g.firstBias = sideBySide(w('bias') as tf.Tensor1D[], 0); // [n·D]
   } else if (kind === 'lowRank') {
     g.first = sideBySide(w('down') as tf.Tensor2D[], 1); // [D, n·r]
     g.second = blockDiagonal(w('up') as tf.Tensor2D[]); // [n·r, n·D]
+    g.secondParts = secondParts(w('up') as tf.Tensor2D[]);
   } else if (kind === 'mlp') {
     g.first = sideBySide(w('w1') as tf.Tensor2D[], 1); // [D, n·H]
     g.firstBias = sideBySide(w('b1') as tf.Tensor1D[], 0); // [n·H]
     g.second = blockDiagonal(w('w2') as tf.Tensor2D[]); // [n·H, n·D]
+    g.secondParts = secondParts(w('w2') as tf.Tensor2D[]);
     g.secondBias = sideBySide(w('b2') as tf.Tensor1D[], 0); // [n·D]
   }
   return g;
@@ -78,7 +88,7 @@ function stack(heads: LightweightOffsetHead[]): Group {
 
 /** The tensors a group owns. */
 function tensorsOf(g: Group): tf.Tensor[] {
-  return [g.first, g.firstBias, g.second, g.secondBias].filter((t): t is NonNullable<typeof t> => t !== null);
+  return [g.first, g.firstBias, g.second, g.secondBias, ...(g.secondParts ?? [])].filter((t): t is NonNullable<typeof t> => t !== null);
 }
 
 /** `x·W (+ b)` as matMul then add, the order the offset head's `call` uses. */
