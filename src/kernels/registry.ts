@@ -10,7 +10,14 @@
  * - `MtpCachedAttention`, `MtpAddNorm`, `MtpNorm`, `MtpMlpActivation`: those parts, each also a
  *   kernel of its own; attention's inner loops run as WebAssembly SIMD on wasm (`simd.ts`);
  * - `MtpSequentialModule`: one sequential draft module; `MtpCheckedArgmax`: argmax with the
- *   non-finite rows marked, through a draft vocabulary's ids.
+ *   non-finite rows marked, through a draft vocabulary's ids;
+ * - the heads' passes of a speculative step: `MtpDraftArgmax` (a group of parallel offset heads,
+ *   the draft unembedding and the checked argmax — also the verifier's argmax over the whole
+ *   vocabulary), `MtpSequentialChain` (every sequential module at the tip, each fed the argmax
+ *   before it) and `MtpGreedyVerdict` (greedy acceptance over a chain or tree).
+ *
+ * On wasm with SIMD, small projections, the SwiGLU activation, each attention head and the
+ * argmax run in the module of `simd.ts`, on the heap, without a call into the backend.
  *
  * Registration is lazy and idempotent ({@link registerFusedKernels}, called by
  * {@link fusedKernelsAvailable}): importing the package registers nothing. On any other backend

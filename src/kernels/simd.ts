@@ -1,17 +1,21 @@
 /**
- * Attention's two inner loops, and a small matmul, as WebAssembly SIMD over the wasm backend's
- * own memory (the module imports it, so nothing is copied): the scores of one query against a
- * key/value head's cached positions, and the probability-weighted sum of its values — both walk
- * the static cache's lanes (`[Hkv·hs, capacity]`: one lane per head dimension, positions
- * contiguous), four positions per f32x4 operation, what the JS loops in `math.ts` do one at a
- * time — and `y = b + x·W` for the few rows of a decode step, four outputs per operation, which
- * for a small model's projections costs less than the backend's matmul kernel's call overhead.
+ * A decode step's inner loops as WebAssembly SIMD over the wasm backend's own memory (the module
+ * imports it, so nothing is copied):
+ *
+ * - attention: the scores of one query against a key/value head's cached positions, the
+ *   softmax, and the probability-weighted sum of the values — walking the static cache's lanes
+ *   (`[Hkv·hs, capacity]`: one lane per head dimension, positions contiguous), four positions per
+ *   f32x4 operation — and `attend`, the three for one head in one call;
+ * - `y = b + x·W` for the few rows of a decode step: four rows per pass over W, eight outputs per
+ *   iteration with the accumulators in registers, which for a small model's projections costs
+ *   less than the backend's matmul kernel's call overhead;
+ * - `swiglu` (`silu(gate)·up`) and a checked `argmax` (four columns per operation).
  *
  * The module is assembled here from its instructions (below, with the text form of each
- * function), about 300 bytes; `simdLoops` returns null where the engine has no SIMD.
+ * function), a few kilobytes; `simdLoops` returns null where the engine has no SIMD.
  *
- * Reference: the WebAssembly SIMD proposal (f32x4 splat/mul/add, v128 load/store, extract_lane);
- * the binary format of the WebAssembly core specification §5.
+ * Reference: the WebAssembly SIMD proposal (f32x4 splat/mul/add/compare, v128 load/store and
+ * bitselect, extract_lane); the binary format of the WebAssembly core specification §5.
  */
 
 /** The loops, on byte offsets into the memory the module was made for. */
