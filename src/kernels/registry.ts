@@ -32,7 +32,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../internal/errors.js';
 import type { MlpKind, NormKind } from '../models/config.js';
 import { activate, applyActivation, attentionScratch, type AttentionPlan, cachedAttention, checkedArgmaxRows, finiteRowBound, greedyTipRow, moduleInput, normRows, silu, type SimdAttention } from './math.js';
-import { simdLoops } from './simd.js';
+import { simdLoops, type SimdLoops } from './simd.js';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -203,22 +203,37 @@ export function setSimdAttention(on: boolean): boolean {
   return previous;
 }
 
-/**
- * On the wasm backend with WebAssembly SIMD: the loops over its memory, the byte offsets of
- * `keys` and `values`, and a scratch block of `floats` (freed by `free`); null elsewhere.
- */
-function simdOf(backend: unknown, keys: TensorInfo, values: TensorInfo, floats: number): { attention: SimdAttention; free(): void } | null {
+/** The wasm backend's SIMD loops, its heap and module, and where a tensor sits in the heap (bytes). */
+interface WasmSimd {
+  loops: SimdLoops;
+  memory: WebAssembly.Memory;
+  wasm: WasmModuleLike['wasm'];
+  offset(t: TensorInfo): number;
+}
+
+/** {@link WasmSimd} of `backend` when it is wasm with WebAssembly SIMD and the SIMD loops are on; null elsewhere. */
+function wasmSimd(backend: unknown): WasmSimd | null {
   if (!simdEnabled) return null;
   const b = backend as Partial<WasmModuleLike>;
   const memory = b.wasm?.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory) || b.dataIdMap === undefined) return null;
   const loops = simdLoops(memory);
   if (loops === null) return null;
-  const wasm = b.wasm!;
-  const scratch = wasm._malloc(4 * floats) >>> 0; // may grow the memory: views are taken after
+  const ids = b.dataIdMap;
+  return { loops, memory, wasm: b.wasm!, offset: (t) => ids.get(t.dataId).memoryOffset };
+}
+
+/**
+ * On the wasm backend with WebAssembly SIMD: the loops over its memory, the byte offsets of
+ * `keys` and `values`, and a scratch block of `floats` (freed by `free`); null elsewhere.
+ */
+function simdOf(backend: unknown, keys: TensorInfo, values: TensorInfo, floats: number): { attention: SimdAttention; free(): void } | null {
+  const simd = wasmSimd(backend);
+  if (simd === null) return null;
+  const scratch = simd.wasm._malloc(4 * floats) >>> 0; // may grow the memory: views are taken after
   return {
-    attention: { loops, keys: b.dataIdMap.get(keys.dataId).memoryOffset, values: b.dataIdMap.get(values.dataId).memoryOffset, scratch, heap: new Float32Array(memory.buffer) },
-    free: () => wasm._free(scratch),
+    attention: { loops: simd.loops, keys: simd.offset(keys), values: simd.offset(values), scratch, heap: new Float32Array(simd.memory.buffer) },
+    free: () => simd.wasm._free(scratch),
   };
 }
 
@@ -290,8 +305,9 @@ const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: KernelArgs) => T
       const next = memory.outputInt32([1]);
       const b = memory.viewInt32(best);
       const row = greedyTipRow(b, parentRow, tokens, depth);
-      memory.viewInt32(packed.info).set(b, 1);
-      memory.viewInt32(packed.info)[0] = row;
+      const all = memory.viewInt32(packed.info);
+      all[0] = row;
+      all.set(b, 1);
       memory.viewInt32(tip.info)[0] = row;
       memory.viewInt32(next.info)[0] = b[row]!;
       return [packed.info, tip.info, next.info];
@@ -481,14 +497,10 @@ function sequentialModule(inputs: SequentialInputs, backend: unknown, attrs: { e
  * that the backend kernel's call costs more than the arithmetic. Null elsewhere.
  */
 function simdMatMul(backend: unknown): ((a: TensorInfo, b: TensorInfo, y: TensorInfo, rows: number, inDim: number, outDim: number) => void) | null {
-  if (!simdEnabled) return null;
-  const w = backend as Partial<WasmModuleLike>;
-  const memory = w.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory) || w.dataIdMap === undefined) return null;
-  const loops = simdLoops(memory);
-  if (loops === null) return null;
-  const at = (t: TensorInfo) => w.dataIdMap!.get(t.dataId).memoryOffset;
-  return (a, b, y, rows, inDim, outDim) => loops.matmul(at(a), at(b), 0, at(y), rows, inDim, outDim);
+  const simd = wasmSimd(backend);
+  if (simd === null) return null;
+  const { loops, offset } = simd;
+  return (a, b, y, rows, inDim, outDim) => loops.matmul(offset(a), offset(b), 0, offset(y), rows, inDim, outDim);
 }
 
 /**
@@ -500,15 +512,11 @@ function simdMatMul(backend: unknown): ((a: TensorInfo, b: TensorInfo, y: Tensor
 function argmaxRows(backend: unknown, memory: KernelMemory, logits: TensorInfo, out: Int32Array, ids: Int32Array | null, group: number): void {
   const V = logits.shape[logits.shape.length - 1]!;
   let fast: ((r: number) => number) | undefined;
-  const w = backend as Partial<WasmModuleLike>;
-  const heap = w.wasm?.asm?.memory;
-  if (simdEnabled && V % 4 === 0 && heap instanceof WebAssembly.Memory && w.dataIdMap !== undefined) {
-    const loops = simdLoops(heap);
-    if (loops !== null) {
-      const at = w.dataIdMap.get(logits.dataId).memoryOffset;
-      const bound = finiteRowBound(V);
-      fast = (r) => loops.argmax(at + 4 * r * V, V, bound);
-    }
+  const simd = V % 4 === 0 ? wasmSimd(backend) : null;
+  if (simd !== null) {
+    const at = simd.offset(logits);
+    const bound = finiteRowBound(V);
+    fast = (r) => simd.loops.argmax(at + 4 * r * V, V, bound);
   }
   checkedArgmaxRows(memory.view(logits), V, out, ids, group, fast);
 }
@@ -679,12 +687,11 @@ export const SIMD_MATMUL_LIMIT = 65_536;
  * are packed, and every projection is at most {@link SIMD_MATMUL_LIMIT} floats.
  */
 function smallBlockOnWasm(inputs: BlockInputs, backend: unknown): ((attrs: BlockAttrs) => TensorInfo[]) | null {
-  if (!simdEnabled || inputs.wk !== undefined || inputs.w3 !== undefined) return null;
+  if (inputs.wk !== undefined || inputs.w3 !== undefined) return null;
+  const simd = wasmSimd(backend);
   const b = backend as Partial<WasmModuleLike & WasmLike>;
-  const memory = b.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory) || b.dataIdMap === undefined || typeof b.makeOutput !== 'function') return null;
-  const loops = simdLoops(memory);
-  if (loops === null) return null;
+  if (simd === null || typeof b.makeOutput !== 'function') return null;
+  const { loops, memory } = simd;
   const mats = [inputs.wq, inputs.wo, inputs.w1, inputs.w2];
   if (mats.some((w) => w.shape[1]! * w.shape[2]! > SIMD_MATMUL_LIMIT)) return null;
   const wasm = b as WasmModuleLike & WasmLike;
@@ -705,7 +712,7 @@ function smallBlockOnWasm(inputs: BlockInputs, backend: unknown): ((attrs: Block
       sizes.reduce((offset, size) => (at.push(offset), offset + size), scratch >> 2);
       const [QKV, ATT, O, MID, HN, GU, ACT, FF, ATTN] = at as [number, number, number, number, number, number, number, number, number];
       const heap = new Float32Array(memory.buffer);
-      const off = (t: TensorInfo | undefined) => (t === undefined ? 0 : wasm.dataIdMap.get(t.dataId).memoryOffset);
+      const off = (t: TensorInfo | undefined) => (t === undefined ? 0 : simd.offset(t));
       const view = (start: number, size: number) => heap.subarray(start, start + size);
       const mm = (x: number, w: TensorInfo, bias: TensorInfo | undefined, y: number, inDim: number, outDim: number) => loops.matmul(4 * x, off(w), off(bias), 4 * y, T, inDim, outDim);
       mm(off(inputs.h) >> 2, inputs.wq, inputs.bq, QKV, D, qkvWidth);
