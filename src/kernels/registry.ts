@@ -677,7 +677,7 @@ function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): 
 }
 
 /** Largest projection (in · out floats) the SIMD matmul takes over from the backend's: where its call overhead, not arithmetic, is the cost. */
-export const SIMD_MATMUL_LIMIT = 65_536;
+const SIMD_MATMUL_LIMIT = 65_536;
 
 /**
  * {@link decoderBlock} for a small model on the wasm backend with WebAssembly SIMD: every

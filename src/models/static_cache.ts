@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { kernelMemory } from '../kernels/registry.js';
 
 /** Rows a cache starts with (then doubling, capped at the context limit). */
-export const STATIC_CACHE_INITIAL_ROWS = 128;
+const STATIC_CACHE_INITIAL_ROWS = 128;
 
 /** A KV cache preallocated per block and written in place (see the module header). @internal */
 export class StaticKVCache {
