@@ -252,8 +252,14 @@ export interface AttentionPlan {
   rows: number;
   /** For each new row, the new rows it attends to (a tree node: its ancestors and itself, increasing); null: causal (row t sees new rows 0…t). */
   sees: readonly (readonly number[])[] | null;
-  /** Rotary angles of the new rows, or null (learned positions). */
+  /** Rotary angles of the new rows, or null (learned positions); with `batch`, one row: the position all sequences are at. */
   rotary: RotaryAngles | null;
+  /**
+   * The new rows are independent sequences of equal length (batched generation): row t is the
+   * position `cached` of sequence t, whose keys and values are lanes `t·Hkv·hs …` of the buffers
+   * (`[T·Hkv·hs, capacity]`), and it sees its own sequence only. `sees` must be null. Default false.
+   */
+  batch?: boolean;
 }
 
 /**
@@ -312,6 +318,17 @@ export function cachedAttention(
   simd: SimdAttention | null = null,
 ): void {
   const { numHeads: H, numKeyValueHeads: Hkv, headDim: hs, cached: L, rows: T, sees, rotary } = plan;
+  if (plan.batch === true) {
+    // each row is one new position of its own sequence: the single-sequence attention over that sequence's lanes
+    const region = keys.length / T; // floats of one sequence's buffer, Hkv·hs lanes × capacity
+    const one: AttentionPlan = { ...plan, rows: 1, batch: false };
+    const row = (x: Strided, t: number): Strided => ({ data: x.data, offset: x.offset + t * x.stride, stride: x.stride });
+    for (let t = 0; t < T; t++) {
+      const lanes = simd === null ? null : { ...simd, keys: simd.keys + 4 * t * region, values: simd.values + 4 * t * region };
+      cachedAttention(row(q, t), row(k, t), row(v, t), keys.subarray(t * region, (t + 1) * region), values.subarray(t * region, (t + 1) * region), one, out.subarray(t * H * hs, (t + 1) * H * hs), lanes);
+    }
+    return;
+  }
   const width = Hkv * hs; // lanes
   const cap = keys.length / width; // positions per lane
   const g = H / Hkv;

@@ -719,13 +719,13 @@ function smallBlockOnWasm(inputs: BlockInputs, backend: unknown): ((attrs: Block
       const kvWidth = plan.numKeyValueHeads * plan.headDim;
       const keys = off(inputs.keys);
       const values = off(inputs.values);
-      const capacity = inputs.keys.shape[1]!;
+      const lanes = inputs.keys.shape[0]! * inputs.keys.shape[1]!; // Hkv·hs lanes × capacity (× sequences in a batch)
       cachedAttention(
         { data: heap, offset: QKV, stride: qkvWidth },
         { data: heap, offset: QKV + width, stride: qkvWidth },
         { data: heap, offset: QKV + width + kvWidth, stride: qkvWidth },
-        view(keys >> 2, kvWidth * capacity),
-        view(values >> 2, kvWidth * capacity),
+        view(keys >> 2, lanes),
+        view(values >> 2, lanes),
         plan,
         view(ATT, T * width),
         { loops, keys, values, scratch: 4 * ATTN, heap },

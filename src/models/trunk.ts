@@ -239,7 +239,7 @@ export class TransformerTrunk extends layers.Layer {
    * @internal
    */
   stepFused(ids: readonly number[], parents: readonly number[] | null, cache: StaticKVCache): tf.Tensor2D {
-    const { maxLength, positions, hiddenSize: D, numHeads, numKeyValueHeads, numLayers, headDim: hs, norm: kind, normEpsilon: eps, mlp } = this.arch;
+    const { maxLength, positions, numHeads, numKeyValueHeads, headDim: hs } = this.arch;
     const T = ids.length;
     const start = cache.length;
     const depth: number[] = [];
@@ -256,12 +256,48 @@ export class TransformerTrunk extends layers.Layer {
     }
     cache.reserve(start + T);
     const plan: AttentionPlan = { numHeads, numKeyValueHeads, headDim: hs, cached: start, rows: T, sees, rotary: positions === 'rotary' ? this.rotaryAngles(at) : null };
+    const states = this.fusedForward(ids, parents === null ? null : at, plan, cache);
+    cache.commit(T);
+    return states;
+  }
+
+  /**
+   * {@link TransformerTrunk.stepBatch} through the fused kernels: one new position for each of
+   * B sequences of one length, whose keys and values `cache` holds side by side (built with
+   * `width` B·Hkv·hs; see the attention plan's `batch`), written in place. The same kernels as
+   * {@link TransformerTrunk.stepFused}, the projections and MLP over all B rows at once, each
+   * row's attention over its own sequence. Returns `[B, D]`.
+   *
+   * @internal
+   */
+  stepBatchFused(ids: readonly number[], cache: StaticKVCache): tf.Tensor2D {
+    const { maxLength, positions, numHeads, numKeyValueHeads, headDim: hs } = this.arch;
+    const start = cache.length;
+    if (cache.width !== ids.length * numKeyValueHeads * hs) {
+      throw new RangeError(`${WHERE}.stepBatchFused: cache width must be ids.length · Hkv · hs = ${ids.length * numKeyValueHeads * hs} (one sequence per id), but got ${cache.width}.`);
+    }
+    if (positions === 'learned' && start >= maxLength) throw new RangeError(`${WHERE}: learned positions must fit maxLength = ${maxLength}, but got position ${start}.`);
+    cache.reserve(start + 1);
+    const plan: AttentionPlan = { numHeads, numKeyValueHeads, headDim: hs, cached: start, rows: ids.length, sees: null, rotary: positions === 'rotary' ? this.rotaryAngles([start]) : null, batch: true };
+    const states = this.fusedForward(ids, ids.map(() => start), plan, cache);
+    cache.commit(1);
+    return states;
+  }
+
+  /**
+   * The fused layers over the new rows `ids` at `at` (null: contiguous from the cache length):
+   * the embedding lookup and the first norm, then one kernel per block. `[T, D]`; the caller
+   * reserves and commits the cache.
+   */
+  private fusedForward(ids: readonly number[], at: readonly number[] | null, plan: AttentionPlan, cache: StaticKVCache): tf.Tensor2D {
+    const { positions, hiddenSize: D, numLayers, norm: kind, normEpsilon: eps, mlp } = this.arch;
+    const T = ids.length;
     const pack = this.packFused;
-    const states = tf.tidy(() => {
+    return tf.tidy(() => {
       let x = tf.gather(this.read(weightName('embedding', null)), tf.tensor2d([...ids], [1, T], 'int32')) as tf.Tensor3D; // [1, T, D]
       if (positions === 'learned') {
         const pos = this.read(weightName('positions', null));
-        x = tf.add(x, parents === null ? tf.slice(pos, [start, 0], [T, D]) : tf.gather(pos, tf.tensor1d(at, 'int32'))) as tf.Tensor3D;
+        x = tf.add(x, at === null ? tf.slice(pos, [plan.cached, 0], [T, D]) : tf.gather(pos, tf.tensor1d([...at], 'int32'))) as tf.Tensor3D;
       }
       let h = fusedNorm(x, this.norm('attentionNorm', 0), kind, eps); // [1, T, D]
       const matrix = (ws: Linear[]) => cache.matrix(ws.map((w) => w.weight));
@@ -296,8 +332,6 @@ export class TransformerTrunk extends layers.Layer {
       }
       return tf.reshape(h, [T, D]) as tf.Tensor2D;
     });
-    cache.commit(T);
-    return states;
   }
 
   /**

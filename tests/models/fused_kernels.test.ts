@@ -24,7 +24,8 @@ import { withSequentialHeads } from '../../src/models/draft_heads.js';
 import { type BlockSpec, type BlockWeights, attention, norm } from '../../src/models/ops.js';
 import { rotaryTablesAt } from '../../src/models/positions.js';
 import { StaticKVCache } from '../../src/models/static_cache.js';
-import { PACK_LIMIT, setPackLimit } from '../../src/models/trunk.js';
+import { PACK_LIMIT, setPackLimit, TransformerTrunk } from '../../src/models/trunk.js';
+import { KVCache } from '../../src/models/cache.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 
 const BACKENDS = ['cpu', 'wasm'] as const;
@@ -279,6 +280,50 @@ describe.each(BACKENDS)('whole forwards on %s', (backend) => {
       }),
       { numRuns: 12 },
     );
+  });
+
+  it('batched generation: B sequences side by side in one static cache (stepBatchFused) give the composite stepBatch states, through cache growth, for random architectures', async () => {
+    await use(backend);
+    expect(fusedKernelsAvailable()).toBe(true); // registers the kernels (lazily, as generation does)
+    fc.assert(
+      fc.property(architectures, fc.integer({ min: 1, max: 5 }), (config, B) => {
+        const model = createTransformer(config);
+        const trunk = model.layers.find((l) => l instanceof TransformerTrunk) as TransformerTrunk;
+        randomizeWeights(trunk, config.seed!, 0.5); // scores far from uniform: a row attending to another sequence's keys shows
+        const { numLayers, numKeyValueHeads, headDim } = trunk.arch;
+        const fusedCache = new StaticKVCache(numLayers, B * numKeyValueHeads * headDim, config.maxLength!);
+        const plainCache = new KVCache();
+        const before = tf.memory().numTensors;
+        try {
+          for (let t = 0; t < 140; t++) {
+            const ids = Array.from({ length: B }, (_, b) => (config.seed! + 11 * b + (3 + 8 * b) * t) % 40); // every sequence its own text
+            const fused = trunk.stepBatchFused(ids, fusedCache); // [B, D]
+            const plain = composite(() => tf.tidy(() => trunk.stepBatch(tf.tensor1d(ids, 'int32'), plainCache)));
+            expect(maxDiff(fused, plain)).toBeLessThan(2e-4);
+            tf.dispose([fused, plain]);
+          }
+          expect(fusedCache.length).toBe(140);
+        } finally {
+          fusedCache.clear();
+          plainCache.clear();
+        }
+        expect(tf.memory().numTensors).toBe(before); // both caches freed, every step's states disposed
+        model.dispose();
+      }),
+      { numRuns: 6 },
+    );
+  });
+
+  it('stepBatchFused refuses a cache whose width is not one sequence per id, leaving nothing behind', async () => {
+    await use(backend);
+    expect(fusedKernelsAvailable()).toBe(true);
+    const model = createTransformer({ vocabSize: 20, maxLength: 16, hiddenSize: 8, numLayers: 1, numAttentionHeads: 2, numKeyValueHeads: 1, mtpHeads: 1, seed: 2 });
+    const trunk = model.layers.find((l) => l instanceof TransformerTrunk) as TransformerTrunk;
+    const cache = new StaticKVCache(1, 2 * 4, 16); // two sequences' lanes (Hkv·hs = 4)
+    await expectThrowNoLeak(() => trunk.stepBatchFused([1, 2, 3], cache), 'TransformerTrunk.stepBatchFused: cache width must be ids.length · Hkv · hs = 12 (one sequence per id), but got 8.');
+    expect(cache.length).toBe(0);
+    cache.clear();
+    model.dispose();
   });
 
   it('decodes exactly what the composite path decodes (greedy and speculative), leaving no tensor behind', async () => {

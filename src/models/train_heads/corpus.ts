@@ -13,9 +13,10 @@
  * stop token the model writes: what follows would be another text, which a decode never reaches.
  *
  * Generation is batched: up to {@link GENERATION_BATCH} sequences advance together through the
- * trunk's KV-cached forward (`TransformerTrunk.stepBatch`, `[B]` new ids per step, one readback of
- * `[B, D + V]` per step), each fed its opening one token per step, so openings of any length share
- * a batch. The hidden states come with the text: no second pass of the trunk.
+ * trunk's KV-cached forward (`[B]` new ids per step, one readback of `[B, D + V]` per step; on cpu
+ * and wasm the fused kernels over one static cache holding every sequence, `stepBatchFused`,
+ * elsewhere the composite `stepBatch`), each fed its opening one token per step, so openings of
+ * any length share a batch. The hidden states come with the text: no second pass of the trunk.
  *
  * Reference: Cai et al., "Medusa" (2024), §2.3.2 (self-distillation when the training data is
  * unavailable); Li et al., "EAGLE" (2024), §4 (training on the base model's own generations).
@@ -24,7 +25,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { macrotask, now } from '../../decoding/event_loop.js';
 import { uniformStream } from '../../decoding/random.js';
 import type { DraftHeadLayer } from '../../layers/draft_head.js';
+import { fusedKernelsAvailable } from '../../kernels/registry.js';
 import { KVCache } from '../cache.js';
+import { StaticKVCache } from '../static_cache.js';
 import type { TransformerTrunk } from '../trunk.js';
 import { SAMPLING } from './options.js';
 
@@ -130,11 +133,15 @@ export async function generateBatch(model: FrozenModel, plans: readonly Sequence
   const ids = plans.map((p) => [p.opening[0]!]);
   const hidden = plans.map(() => new Float32Array(length * D));
   const random = plans.map((p) => uniformStream(p.seed));
-  const cache = new KVCache();
+  const { numLayers, numKeyValueHeads, headDim } = trunk.arch;
+  // the fused kernels (cpu, wasm): every sequence's keys and values side by side in one static cache, written in place
+  const cache = fusedKernelsAvailable() ? new StaticKVCache(numLayers, plans.length * numKeyValueHeads * headDim, length) : new KVCache();
+  head.prepare(); // the unembedding pre-transposed (`[D, V]`: wasm's fast matmul path), as in a decode
   try {
     for (let t = 0; t < length; t++) {
       const out = tf.tidy(() => {
-        const h = trunk.stepBatch(tf.tensor1d(ids.map((q) => q[t]!), 'int32'), cache); // [B, D]
+        const next = ids.map((q) => q[t]!);
+        const h = cache instanceof StaticKVCache ? trunk.stepBatchFused(next, cache) : trunk.stepBatch(tf.tensor1d(next, 'int32'), cache); // [B, D]
         const logits = tf.reshape(head.logits(h, [0]), [plans.length, V]); // [B, V] offset 0, as the decoders verify
         return tf.concat([h, logits], 1); // [B, D + V]
       });
@@ -158,6 +165,7 @@ export async function generateBatch(model: FrozenModel, plans: readonly Sequence
       }
     }
   } finally {
+    head.release();
     cache.clear();
   }
   return { ids, hidden };
