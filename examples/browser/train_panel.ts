@@ -82,7 +82,7 @@ interface Settings {
   /** Stories, one per paragraph; null: self-distillation. */
   texts: string[] | null;
   /** What the user set of the library's options (the others keep `TRAIN_HEADS_DEFAULTS`). */
-  tuning: Pick<TrainDraftHeadsOptions, 'corpusTokens' | 'batchSize' | 'learningRate'>;
+  tuning: Pick<TrainDraftHeadsOptions, 'corpusTokens' | 'sequenceTokens' | 'batchSize' | 'learningRate'>;
 }
 
 /** Held-out evaluations per budget: enough points for the sparkline, few enough to cost a few percent. */
@@ -122,6 +122,7 @@ export class TrainPanel {
     $('train-base').textContent = base.name;
     // empty fields keep the library's defaults, shown as placeholders
     $<HTMLInputElement>('train-corpus').placeholder = String(TRAIN_HEADS_DEFAULTS.corpusTokens);
+    $<HTMLInputElement>('train-length').placeholder = String(TRAIN_HEADS_DEFAULTS.sequenceTokens);
     $<HTMLInputElement>('train-batch').placeholder = String(TRAIN_HEADS_DEFAULTS.batchSize);
     $<HTMLInputElement>('train-lr').placeholder = String(TRAIN_HEADS_DEFAULTS.learningRate);
     const self = $<HTMLInputElement>('train-self');
@@ -153,6 +154,7 @@ export class TrainPanel {
     if (texts !== null && texts.length === 0) throw new Error('Train draft heads: paste some text (one story per paragraph), or tick "let the model write its own text".');
     const tuning: Settings['tuning'] = {};
     if (self && given('train-corpus')) tuning.corpusTokens = number('train-corpus', 1, 2 ** 31 - 1, 1);
+    if (given('train-length')) tuning.sequenceTokens = number('train-length', 8, 65_536, TRAIN_HEADS_DEFAULTS.sequenceTokens);
     if (given('train-batch')) tuning.batchSize = number('train-batch', 1, 65_536, 1);
     if (given('train-lr')) tuning.learningRate = Math.min(1, Math.max(1e-6, Number($<HTMLInputElement>('train-lr').value) || TRAIN_HEADS_DEFAULTS.learningRate));
     return {

@@ -29,8 +29,11 @@ async function pageScript(entry: string): Promise<{ code: string; bytes: number 
   return bundlePage(entry);
 }
 
-/** The tier's Chromium when there is one (connected), else a Chromium of this file's own. */
-async function openBrowser(): Promise<Browser> {
+/**
+ * The tier's Chromium when there is one (connected: `close()` disconnects), else a Chromium of
+ * this file's own (`close()` ends it).
+ */
+export async function openBrowser(): Promise<Browser> {
   const endpoint = inject('chromiumWsEndpoint');
   return endpoint ? chromium.connect(endpoint) : launchChromium();
 }
