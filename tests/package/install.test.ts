@@ -7,8 +7,9 @@
  *
  * - The tarball: `npm pack` of this checkout, then `npm install <file>.tgz`.
  * - Git: `npm install git+file://<clone>`, where the clone is this checkout as it stands (HEAD plus
- *   the working tree's changes, committed in the temporary clone only). npm clones it, installs
- *   its devDependencies, runs `prepare` (which builds `dist/`) and installs what `npm pack` gives.
+ *   the working tree's changes, committed in the temporary clone only; one commit deep, so each of
+ *   npm's own clones of it copies one tree, not the history). npm clones it, installs its
+ *   devDependencies, runs `prepare` (which builds `dist/`) and installs what `npm pack` gives.
  * - A link (`npm install ../tfjs-mtp`, here the symlink npm would make) resolves tfjs from the
  *   checkout's own node_modules: a second copy of tfjs-layers, which the package names.
  *
@@ -107,11 +108,12 @@ async function runApp(): Promise<{ esm: unknown; cjs: unknown }> {
 }
 
 /**
- * A clone of this checkout as it stands: `git clone` (HEAD), then the working tree's modified,
- * added and deleted files applied and committed in the clone. Nothing in this checkout changes.
+ * A clone of this checkout as it stands: `git clone --depth 1` (HEAD), then the working tree's
+ * modified, added and deleted files applied and committed in the clone. Nothing in this checkout
+ * changes.
  */
 async function cloneCheckout(dest: string): Promise<void> {
-  await git(base, 'clone', '--quiet', ROOT, dest);
+  await git(base, 'clone', '--quiet', '--depth', '1', pathToFileURL(ROOT).href, dest); // a file:// URL: git ignores --depth for a plain path
   const list = async (...flags: string[]) => (await git(ROOT, 'ls-files', '-z', ...flags)).split('\0').filter((f) => f !== '');
   const deleted = new Set(await list('--deleted'));
   for (const file of await list('--modified', '--others', '--exclude-standard')) {
