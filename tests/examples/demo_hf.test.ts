@@ -66,7 +66,7 @@ describe.skipIf(!gpt2Available('tests/examples/demo_hf'))('npm run demo -- --hf 
     await useCpu();
     const { model } = await loadHfLlama(hfFolderFiles(dir), { mtpHeads: 3, headKind: 'mlp', headHiddenSize: 8 });
     const sequences = [Array.from({ length: 24 }, (_, i) => (i * 977) % 50257)];
-    const heads = writeDraftHeads(await trainDraftHeads(model, { sequences, steps: 2, batchSize: 16, heldOut: 0 }));
+    const heads = writeDraftHeads(await trainDraftHeads(model, { sequences, steps: 1, batchSize: 4, heldOut: 0 })); // one small step: what matters is the file, not how well it drafts
     model.dispose();
     writeFileSync(join(dir, '..', 'heads.bin'), heads);
     const result = await demo(['--hf', dir, '--heads', join(dir, '..', 'heads.bin'), '--backend', 'cpu', '--tokens', '8']);
