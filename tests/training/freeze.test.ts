@@ -25,6 +25,7 @@ import { expectNoLeak } from '../helpers/leak.js';
 const V = 32; // vocabulary
 const D = 16; // hidden size
 const K = 4; // offsets
+const LENGTH = 8; // tokens per sequence: every offset has targets, and the GRU unrolls over few steps
 
 beforeAll(useCpu);
 afterEach(() => vi.restoreAllMocks());
@@ -40,11 +41,11 @@ function gruModel(head: Partial<MultiTokenHeadArgs> & { tied?: boolean } = {}) {
   return { model, embed, gru, head: mtp };
 }
 
-/** Sequences that count in steps of 3, as the quick start: [rows, 12]. */
+/** Sequences that count in steps of 3, as the quick start: [rows, LENGTH]. */
 function counting(rows = 16): tf.Tensor2D {
   return tf.tensor2d(
-    Array.from({ length: rows }, (_, r) => Array.from({ length: 12 }, (_, t) => (r + 3 * t) % V)),
-    [rows, 12],
+    Array.from({ length: rows }, (_, r) => Array.from({ length: LENGTH }, (_, t) => (r + 3 * t) % V)),
+    [rows, LENGTH],
     'int32',
   );
 }
@@ -225,8 +226,8 @@ describe('freezeAllButDraftHeads then a custom loop', () => {
     expect(freeze.trainable).toEqual(head.weights);
     expect(new Set(freeze.frozen)).toEqual(new Set([...embed.weights, ...gru.weights]));
 
-    const x = counting(8); // [8, 12]
-    const T = 12 - (K - 1); // positions with k−1 true next tokens
+    const x = counting(8); // [8, LENGTH]
+    const T = LENGTH - (K - 1); // positions with k−1 true next tokens
     const optimizer = tf.train.adam(0.02);
     const before = offsetLogits(model, x, 0);
     const draftsBefore = Array.from(head.moduleWeights(1)['w2']!.read().dataSync());
