@@ -91,7 +91,7 @@ describe.skipIf(!storiesAvailable('training/train_heads_corpus.test.ts'))('the c
     expect(greedy.length).toBeGreaterThan(0);
     for (const q of greedy) expect(q.greedyFrom).toBeGreaterThanOrEqual(1 + PREFIX.min);
     expect(new Set(a.map((q) => q.ids.join())).size).toBe(3); // the sampled prefixes set them apart
-    const late = await make({ ...settings, tokens: 16 * 300, sequenceTokens: 16, deadline: 0 }); // past its deadline: one batch only
+    const late = await make({ ...settings, tokens: 8 * 300, sequenceTokens: 8, deadline: 0 }); // past its deadline: one batch only (of 128 short sequences), not three
     expect(late.sequences).toHaveLength(128);
     // the model's stop tokens end a sequence: what follows is another text
     const ended = (await make({ ...settings, stopTokens: [1, 2], tokens: 64 * 12, seed: 5 })).sequences;
