@@ -44,6 +44,8 @@ export interface CaseSpec {
   maxNewTokens: number;
   /** Drafts per step of every speculative decode but the `'auto'` one (fixed: the same shapes on every backend). */
   draftLength: number;
+  /** Names of {@link DECODES}`[kind]` to leave out (default: none). */
+  skip?: readonly string[];
 }
 
 /** A decode, as plain data, with what happened around it. */
@@ -300,6 +302,7 @@ export async function runCase(spec: CaseSpec, downloads: () => number = () => 0)
       { name: 'sequentialSampledSubset', model: () => chained, options: sampling, vocab: 'subset', head: sequential!, sampled: true },
     ];
   }
+  runs = runs.filter((r) => !(spec.skip ?? []).includes(r.name));
   const options = { maxNewTokens: spec.maxNewTokens };
   const before = tf.memory().numTensors;
   const decodes: Record<string, DecodeSummary> = {};
