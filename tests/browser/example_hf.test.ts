@@ -17,10 +17,10 @@ import { startExampleServer } from '../../examples/browser/serve.js';
 import { hfFolderFiles } from '../../src/cli/hf_folder.js';
 import { greedyDecode } from '../../src/decoding/index.js';
 import { CachedTransformer, loadHfLlama, loadHfTokenizer, trainDraftHeads, writeDraftHeads } from '../../src/models/index.js';
-import { browserSuiteEnabled, launchChromium } from '../../tools/browser/chromium.js';
+import { browserSuiteEnabled } from '../../tools/browser/chromium.js';
 import { useCpu } from '../helpers/backend.js';
 import { GPT2_TOKENIZER_DIR, gpt2Available, randomWeights, SMOL_GPT2, writeHfFolder } from '../helpers/hf_models.js';
-import { checkpointForTests } from './harness.js';
+import { checkpointForTests, openBrowser } from './harness.js';
 
 const SUITE = 'tests/browser/example_hf';
 const PROMPT = 'Hello world, this is';
@@ -54,8 +54,7 @@ describe.skipIf(!browserSuiteEnabled(SUITE) || !gpt2Available(SUITE))('browser e
     writeFileSync(join(tmp, 'heads.bin'), heads);
     expected = { promptIds, tokens: greedy.tokens.slice(0, STOP_AFTER) };
 
-    server = await startExampleServer({ checkpoint: checkpointForTests(SUITE), hf: dir, hfHeads: [join(tmp, 'heads.bin')] });
-    browser = await launchChromium();
+    [server, browser] = await Promise.all([startExampleServer({ checkpoint: checkpointForTests(SUITE), hf: dir, hfHeads: [join(tmp, 'heads.bin')] }), openBrowser()]);
     page = await browser.newPage();
     page.on('pageerror', (e) => errors.push(String(e)));
     page.on('console', (m) => {
