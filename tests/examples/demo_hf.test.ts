@@ -51,11 +51,11 @@ describe.skipIf(!gpt2Available('tests/examples/demo_hf'))('npm run demo -- --hf 
   afterAll(() => rmSync(resolve(dir, '..'), { recursive: true, force: true }));
 
   it('tokenizes with tokenizer.json, decodes greedy and speculative identically, names the EOS it stops at', async () => {
-    const result = await demo(['--hf', dir, '--backend', 'cpu', '--tokens', '12', '--prompt', 'Hello world, this is']);
+    const result = await demo(['--hf', dir, '--tokens', '12', '--prompt', 'Hello world, this is']); // the demo's default backend, wasm (cpu takes over twice as long over V = 50,257)
     expectRan(result);
     const tokenizer = loadHfTokenizer(readFileSync(join(GPT2_TOKENIZER_DIR, 'tokenizer.json')));
     const ids = tokenizer.encode('Hello world, this is');
-    expect(result.stdout).toContain('tfjs-mtp demo — backend cpu, Hugging Face llama model smol-gpt2, offsets 1…3 untrained, stops at "<|endoftext|>" (V = 50257, D = 32, k = 4, context 256)');
+    expect(result.stdout).toContain('tfjs-mtp demo — backend wasm, Hugging Face llama model smol-gpt2, offsets 1…3 untrained, stops at "<|endoftext|>" (V = 50257, D = 32, k = 4, context 256)');
     expect(result.stdout).toContain(`prompt (${ids.length} tokens):\nHello world, this is\n`);
     expect(result.stdout).toContain('identical to greedy: yes');
     expect(result.stdout).toMatch(/τ \(tokens per forward\): \d\.\d\d \(\d+ tokens in \d+ forwards; greedy: \d+\)/);
@@ -69,7 +69,7 @@ describe.skipIf(!gpt2Available('tests/examples/demo_hf'))('npm run demo -- --hf 
     const heads = writeDraftHeads(await trainDraftHeads(model, { sequences, steps: 1, batchSize: 4, heldOut: 0 })); // one small step: what matters is the file, not how well it drafts
     model.dispose();
     writeFileSync(join(dir, '..', 'heads.bin'), heads);
-    const result = await demo(['--hf', dir, '--heads', join(dir, '..', 'heads.bin'), '--backend', 'cpu', '--tokens', '8']);
+    const result = await demo(['--hf', dir, '--heads', join(dir, '..', 'heads.bin'), '--tokens', '8']);
     expectRan(result);
     expect(result.stdout).toContain('Hugging Face llama model smol-gpt2, draft heads heads.bin, stops at "<|endoftext|>" (V = 50257, D = 32, k = 3, context 256)');
     expect(result.stdout).toContain('identical to greedy: yes');
