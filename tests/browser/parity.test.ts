@@ -16,6 +16,13 @@
  * - never read GPU data back synchronously during a decode (no `dataSync` in the loops:
  *   WebGPU has no real synchronous readback).
  *
+ * Tree drafting on webgl, in the same page: tfjs-backend-webgl's TopK reads its input back
+ * synchronously for every vocabulary here, so the tree decoders rank with the library's on-device
+ * top-k there (src/internal/topk.ts). Through each ranking path — parallel heads' `headTopK`,
+ * sequential modules' `headTree`, the verifier's own top-k under sampling acceptance — a tree
+ * decode of the transformer (tests/browser/pages/tree_webgl_page.ts) must do zero synchronous
+ * GPU→CPU downloads and leave no tensor behind, and the greedy trees must equal cached greedy.
+ *
  * Chromium missing: the suite skips with a loud warning, or fails when `CI` is set.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -27,6 +34,7 @@ import type { BackendName } from './pages/backend.js';
 import { DECODES, EXCLUDING_VOCAB_DECODES, OWN_DRAFTER, runCase, type CaseResult, type CaseSpec, type DecodeSummary } from './pages/cases.js';
 import { buildTiny, buildTransformer, fixedWeights, type TinyConfig } from './pages/models.js';
 import type { ParityPage } from './pages/parity_page.js';
+import type { TreeDecodeRun, TreeWebglPage } from './pages/tree_webgl_page.js';
 import type { TransformerConfig } from '../../src/models/index.js';
 
 const BACKENDS: BackendName[] = ['webgl', 'webgpu', 'wasm', 'cpu'];
@@ -87,13 +95,19 @@ const TINY_TOKENS = 12;
 /** New tokens of the transformer's decodes: short (every decode is a dozen SwiftShader forwards at most), past the greedy path's change of token. */
 const TRANSFORMER_TOKENS = 8;
 const TRANSFORMER: TransformerConfig = { vocabSize: 48, maxLength: 64, hiddenSize: 32, numLayers: 1, numAttentionHeads: 2, mlpRatio: 2, mtpHeads: 4, headKind: 'residual', seed: 3 };
+/** The transformer's `fixedWeights` seed. */
+const TRANSFORMER_SEED = 23;
+/** The webgl page's tree decodes: the transformer's prompt, new tokens. */
+const TREE_PROMPT = [2, 7, 1, 8];
+const TREE_TOKENS = 5;
+type TreeRuns = Record<'greedy' | 'headTopK' | 'headTree' | 'sampled', TreeDecodeRun>;
 
 function makeSpecs(): Record<'tiny' | 'transformer', CaseSpec> {
   const tiny = buildTiny(TINY);
   const transformer = buildTransformer(TRANSFORMER);
   const specs = {
     tiny: { model: { kind: 'tiny', config: TINY }, weights: fixedWeights(tiny, 11, { gain: 3, offsetsNearIdentity: true }), probe: [1, 5, 9, 2, 33, 7], prompt: [3, 14, 15, 9, 26], maxNewTokens: TINY_TOKENS, draftLength: 3 },
-    transformer: { model: { kind: 'transformer', config: TRANSFORMER }, weights: fixedWeights(transformer, 23), probe: [4, 8, 15, 16, 23, 42, 0, 47], prompt: [2, 7, 1, 8], maxNewTokens: TRANSFORMER_TOKENS, draftLength: 3 },
+    transformer: { model: { kind: 'transformer', config: TRANSFORMER }, weights: fixedWeights(transformer, TRANSFORMER_SEED), probe: [4, 8, 15, 16, 23, 42, 0, 47], prompt: [2, 7, 1, 8], maxNewTokens: TRANSFORMER_TOKENS, draftLength: 3 },
   } satisfies Record<string, CaseSpec>;
   tiny.dispose();
   transformer.dispose();
@@ -106,6 +120,8 @@ interface PageRun {
   detail: string;
   counterSeesDataSync: boolean;
   results: Record<'tiny' | 'transformer', CaseResult>;
+  /** webgl only: the tree decodes, and how many synchronous downloads `tf.topk` and the library's `topk2d` did. */
+  trees: { runs: TreeRuns; probe: { tfTopk: number; topk2d: number } } | null;
   errors: string[];
 }
 
@@ -121,7 +137,16 @@ async function runPage(harness: BrowserHarness, backend: BackendName, specs: Rec
       const spec: CaseSpec = { ...specs[name], skip: all.filter((d) => !run.includes(d)) };
       results[name] = await page.evaluate((s) => (globalThis as unknown as { parity: ParityPage }).parity.run(s), spec);
     }
-    return { ...info, results, errors };
+    let trees: PageRun['trees'] = null;
+    if (backend === 'webgl') {
+      const tree = await page.evaluate(() => (globalThis as unknown as { treeWebgl: TreeWebglPage }).treeWebgl.init('webgl'));
+      const runs = await page.evaluate(
+        ([config, seed, prompt, n]) => (globalThis as unknown as { treeWebgl: TreeWebglPage }).treeWebgl.run(config, seed, prompt, n),
+        [TRANSFORMER, TRANSFORMER_SEED, TREE_PROMPT, TREE_TOKENS] as const,
+      );
+      trees = { runs, probe: tree.probe };
+    }
+    return { ...info, results, trees, errors };
   } finally {
     await page.close();
   }
@@ -220,10 +245,11 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
     let errors: string[];
     let results: PageRun['results'];
     let counterSeesDataSync: boolean;
+    let trees: PageRun['trees'];
 
     beforeAll(async () => {
       const run = await runs.get(backend)!;
-      ({ errors, results, counterSeesDataSync } = run);
+      ({ errors, results, counterSeesDataSync, trees } = run);
       console.log(`${backend}: ${run.detail}`);
       expect(run.backend).toBe(backend);
     }, 300_000); // the pages run concurrently; SwiftShader under a loaded CI machine is slow
@@ -233,6 +259,24 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
     if (backend === 'webgl') {
       it('the sync-download counter sees a deliberate dataSync (so a zero count means something)', () => {
         expect(counterSeesDataSync).toBe(true);
+      });
+
+      it("tree drafting: webgl's tf.topk reads back synchronously (seen by the counter); topk2d does not", () => {
+        console.log(`webgl tree decodes (ms): ${Object.entries(trees!.runs).map(([name, r]) => `${name} ${r.ms.toFixed(0)}`).join(', ')}`);
+        expect(trees!.probe.tfTopk).toBe(1); // the counter works here, so the zeros below can fail
+        expect(trees!.probe.topk2d).toBe(0);
+      });
+
+      it.each(['greedy', 'headTopK', 'headTree', 'sampled'] as const)('tree drafting, %s: no synchronous readback, no tensor left behind', (name) => {
+        const r = trees!.runs[name];
+        expect(r.tokens).toHaveLength(TREE_TOKENS);
+        expect(r.syncDownloads).toBe(0);
+        expect(r.numTensors.after).toBe(r.numTensors.before);
+      });
+
+      it('tree drafting: greedy trees equal cached greedy', () => {
+        expect(trees!.runs.headTopK.tokens).toEqual(trees!.runs.greedy.tokens);
+        expect(trees!.runs.headTree.tokens).toEqual(trees!.runs.greedy.tokens);
       });
     }
 

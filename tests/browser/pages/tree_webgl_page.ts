@@ -1,5 +1,6 @@
 /**
- * Browser entry of tests/browser/tree_webgl.test.ts: exposes `window.treeWebgl`. On one backend
+ * Browser entry of the tree-drafting checks of tests/browser/parity.test.ts (run in its webgl
+ * page, after the parity cases): exposes `window.treeWebgl`. On one backend
  * (webgl here) it builds a small transformer from fixed weights, then decodes one prompt with
  * cached greedy and with tree drafting through each ranking path — parallel heads' `headTopK`
  * (greedy), sequential modules' `headTree` (greedy, EAGLE-2 growth) and the verifier's own top-k
