@@ -67,7 +67,7 @@ describe('tfjs-mtp train-heads (dist/cli.js)', () => {
   });
 
   it.skipIf(!storiesAvailable('training/train_heads_cli.test.ts'))('--steps 5 on stories260K writes heads.bin (attached by loadLlama2c, decoding as greedy) and training.json', async () => {
-    const result = await tfjsMtp(['train-heads', '--model', STORIES_DIR, '--out', out, '--steps', '5', '--hidden', '32', '--corpus-tokens', '2000', '--sequence-tokens', '64', '--batch-size', '256']);
+    const result = await tfjsMtp(['train-heads', '--model', STORIES_DIR, '--out', out, '--steps', '5', '--hidden', '32', '--corpus-tokens', '1024', '--sequence-tokens', '32', '--batch-size', '256']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^tfjs-mtp train-heads: stories260K\.bin, mlp heads, k = 4, H = 32, on wasm$/m);
