@@ -5,7 +5,7 @@
  * `#output` and log τ — without page errors. (The docs snippet runner in tests/docs skips it: it
  * is marked `// not run` there because it needs a page.)
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../tools/browser/bundle.js';
@@ -27,7 +27,8 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/docs'))('docs/browser.md pag
     const checkpoint = checkpointForTests('tests/browser/docs');
     const entry = join(ROOT, '.tmp', 'browser-docs-snippet.ts');
     mkdirSync(join(ROOT, '.tmp'), { recursive: true });
-    writeFileSync(entry, `export {};\n${pageSnippet()}`);
+    const source = `export {};\n${pageSnippet()}`;
+    if (!existsSync(entry) || readFileSync(entry, 'utf8') !== source) writeFileSync(entry, source); // unchanged: the cached bundle of it stays valid
     harness = await startHarness(entry, { body: '<pre id="output"></pre>', mounts: { '/checkpoint/': checkpoint } });
   }, 300_000);
 

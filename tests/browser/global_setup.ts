@@ -2,7 +2,9 @@
  * Global setup of the browser tier (vitest.config.ts): one Chromium for every browser test file
  * (a Playwright browser server the files connect to) and one bundle of the test pages
  * (tests/browser/pages/all_pages.ts), instead of one of each per file. Both are handed to the
- * files with vitest's `provide`; tests/browser/harness.ts uses them. No Chromium installed: nothing
+ * files with vitest's `provide`; tests/browser/harness.ts uses them. It also bundles the example
+ * page (examples/browser/main.ts, as serve.ts does) into the bundle cache, which the files that
+ * serve the example read instead of bundling it each. No Chromium installed: nothing
  * is provided, and the suites skip or fail as `browserSuiteEnabled` decides.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -23,6 +25,8 @@ declare module 'vitest' {
 
 /** The entry bundled once; harness.ts serves it for any of the pages it imports. */
 export const ALL_PAGES_ENTRY = 'tests/browser/pages/all_pages.ts';
+/** The example page's entry, bundled as examples/browser/serve.ts bundles it. */
+const EXAMPLE_ENTRY = 'examples/browser/main.ts';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   if (!chromiumAvailable()) {
@@ -33,6 +37,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const [server, bundle] = await Promise.all([
     chromium.launchServer({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS }),
     bundlePage(ALL_PAGES_ENTRY),
+    bundlePage(EXAMPLE_ENTRY, { minify: true }),
   ]);
   const file = join(ROOT, '.tmp', 'browser', 'all_pages.js');
   mkdirSync(join(ROOT, '.tmp', 'browser'), { recursive: true });
