@@ -214,15 +214,15 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example'))('browser example 
   }, 300_000);
 
   it('races greedy, chain and tree on webgl: identical outputs, τ, tok/s, speedup, nodes per step', async () => {
-    // 12 tokens: each lane decodes twice (an untimed warm-up, then the timed run) at ~0.1 s a forward on SwiftShader
-    await page.fill('#max-new', '12');
-    const rows = await raceRows(page, 'webgl', 12); // speed is reported, not asserted: SwiftShader is no GPU
+    // 8 tokens: each lane decodes twice (an untimed warm-up, then the timed run), and on WebGL each new cache length compiles a program or two the first time
+    await page.fill('#max-new', '8');
+    const rows = await raceRows(page, 'webgl', 8); // speed is reported, not asserted: SwiftShader is no GPU
     console.log(`example race (webgl): ${describeRows(rows)}`);
     expect(errors).toEqual([]);
   }, 300_000);
 
   it("with a dynamic tree on webgl: the last step's tree is drawn beside the text, its accepted path highlighted; a screenshot", async () => {
-    await checkTreeView(page, 'webgl', 12); // after the race: its warm-up compiled the tree's programs for this prompt and budget
+    await checkTreeView(page, 'webgl', 8); // after the race: its warm-up compiled the tree's programs for this prompt and budget
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, 'browser-example.png'), fullPage: true });
     expect(errors).toEqual([]);
@@ -378,12 +378,12 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/example (llama2c)') || !stor
     }, 300_000);
 
     it('races greedy, chain and tree with the trained heads: identical outputs, drafts kept', async () => {
-      await page.fill('#max-new', '12');
-      const rows = await raceRows(page, 'webgl', 12);
+      await page.fill('#max-new', '8');
+      const rows = await raceRows(page, 'webgl', 8);
       console.log(`example race (llama2c, webgl): ${describeRows(rows)}`);
-      // trained heads keep drafts: the held-out τ is ~2.8, so 12 tokens take well under 12 forwards
-      expect(rows[1]!.forwards).toBeLessThanOrEqual(9);
-      expect(rows[2]!.forwards).toBeLessThanOrEqual(9);
+      // trained heads keep drafts: the held-out τ is ~2.8, so 8 tokens take well under 8 forwards
+      expect(rows[1]!.forwards).toBeLessThanOrEqual(6);
+      expect(rows[2]!.forwards).toBeLessThanOrEqual(6);
       expect(errors).toEqual([]);
     }, 300_000);
   },

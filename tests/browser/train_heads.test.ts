@@ -46,7 +46,7 @@ const MAX_WARMUP_GAP_MS = 1500;
 /** Stop must end training within this (ms): the step in flight and a held-out evaluation or two. */
 const STOP_WITHIN_MS = 3000;
 /** Tokens each lane of the race decodes. */
-const RACE_TOKENS = 12;
+const RACE_TOKENS = 8;
 
 type Heartbeat = { maxGap: Record<string, number>; ticks: number };
 
