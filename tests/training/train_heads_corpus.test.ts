@@ -29,6 +29,32 @@ describe('corpus pieces without a model', () => {
     expect(sampleTopP(row, 0, 0.9, 0.5)).toBe(1); // temperature 0: the argmax
   });
 
+  it('top-p sampling draws what a walk over every token sorted by probability (ties by id) draws, ties and −∞ included', () => {
+    const reference = (row: Float32Array, temperature: number, topP: number, u: number): number => {
+      const max = Math.max(...row);
+      const p = Array.from(row, (x) => Math.exp((x - max) / temperature));
+      const order = p.map((_, i) => i).sort((a, b) => p[b]! - p[a]! || a - b);
+      const total = p.reduce((a, b) => a + b, 0);
+      let kept = 0;
+      let n = 0;
+      while (n < order.length && (n === 0 || kept < topP * total)) kept += p[order[n++]!]!;
+      let r = u * kept;
+      for (let i = 0; i < n; i++) if ((r -= p[order[i]!]!) < 0) return order[i]!;
+      return order[n - 1]!;
+    };
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (const V of [2, 17, 600]) {
+      for (let trial = 0; trial < 40; trial++) {
+        const row = Float32Array.from({ length: V }, () => (trial % 2 === 0 ? Math.round(random() * 3) : (random() - 0.5) * 12)); // even trials: many ties
+        if (trial % 5 === 0) row[V - 1] = -Infinity;
+        for (const [temperature, topP] of [[1, 1], [0.8, 0.9], [1.5, 0.3]] as const) {
+          for (const u of [0, random(), 0.999999]) expect(sampleTopP(row, temperature, topP, u), `V ${V}, trial ${trial}, T ${temperature}, p ${topP}, u ${u}`).toBe(reference(row, temperature, topP, u));
+        }
+      }
+    }
+  });
+
   it('sequences that record their opening are held out by opening, others every round(1/share)-th', () => {
     const sequences: CorpusSequence[] = [0, 1, 2, 3, 9, 19, 9, 4].map((opening) => ({ ids: [1, 2, 3], opening }));
     expect(heldOutMask(sequences, 0.1)).toEqual([false, false, false, false, true, true, true, false]);

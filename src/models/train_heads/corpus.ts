@@ -81,23 +81,43 @@ function argmax(row: Float32Array): number {
   return best;
 }
 
-/** A token from softmax(row / temperature) restricted to its top-p nucleus, drawn with `u` ∈ [0, 1). */
+/**
+ * A token from softmax(row / temperature) restricted to its top-p nucleus, drawn with `u` ∈ [0, 1):
+ * the tokens by decreasing probability (ties by id), the nucleus the shortest prefix reaching p,
+ * and the token where `u` × its mass falls. The walk needs the probabilities in that order and the
+ * id at one rank only, so it sorts the values (a numeric sort: no index array, no comparator,
+ * several times faster at a 50k-word vocabulary) and finds that id with one scan.
+ */
 export function sampleTopP(row: Float32Array, temperature: number, topP: number, u: number): number {
   if (temperature <= 0) return argmax(row);
   let max = -Infinity;
   for (const x of row) max = Math.max(max, x);
-  const p = Float64Array.from(row, (x) => Math.exp((x - max) / temperature));
-  const order = Array.from(p.keys()).sort((a, b) => p[b]! - p[a]! || a - b);
-  const total = p.reduce((a, b) => a + b, 0);
+  const p = new Float64Array(row.length);
+  let total = 0;
+  for (let v = 0; v < row.length; v++) {
+    p[v] = Math.exp((row[v]! - max) / temperature);
+    total += p[v]!;
+  }
+  const sorted = p.slice().sort().reverse(); // the probabilities, decreasing
   let kept = 0;
   let n = 0;
-  while (n < order.length && (n === 0 || kept < topP * total)) kept += p[order[n++]!]!;
+  while (n < sorted.length && (n === 0 || kept < topP * total)) kept += sorted[n++]!;
   let r = u * kept;
   for (let i = 0; i < n; i++) {
-    r -= p[order[i]!]!;
-    if (r < 0) return order[i]!;
+    r -= sorted[i]!;
+    if (r < 0) return tokenAtRank(p, sorted, i);
   }
-  return order[n - 1]!;
+  return tokenAtRank(p, sorted, n - 1);
+}
+
+/** The id at `rank` of the order by decreasing probability `p` (ties by increasing id), given `sorted`, the probabilities in that order. */
+function tokenAtRank(p: Float64Array, sorted: Float64Array, rank: number): number {
+  const value = sorted[rank]!;
+  let first = rank; // the first rank holding this value
+  while (first > 0 && sorted[first - 1] === value) first--;
+  let skip = rank - first; // ids of this value that come before it
+  for (let v = 0; v < p.length; v++) if (p[v] === value && skip-- === 0) return v;
+  return -1; // unreachable: `sorted` holds the values of `p`
 }
 
 /** How one sequence of a batch is made. */
