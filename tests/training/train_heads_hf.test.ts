@@ -58,7 +58,7 @@ describe('draft-head training commands on a Hugging Face folder', () => {
   it.skipIf(!gpt2Available('tests/training/train_heads_hf'))('npm run train:heads -- --model <folder>: generic openings and prompts through tokenizer.json, heads.bin attaches, τ measured, output = greedy', async () => {
     const dir = writeHfFolder(join(tmp, 'smol-gpt2'), { hf: SMOL_GPT2.hf, weights: randomWeights(SMOL_GPT2.config, 3), shards: 2 });
     const out = join(tmp, 'script-out');
-    const args = ['--model', dir, '--out', out, '--steps', '3', '--seconds', '120', '--hidden', '16', '--corpusTokens', '128', '--sequenceTokens', '16', '--batch', '64', '--greedyShare', '1', '--tauTokens', '8'] // one generation batch of 8 sequences of 16 tokens: each token step costs a forward over a 50,257-word vocabulary
+    const args = ['--model', dir, '--out', out, '--steps', '3', '--seconds', '120', '--hidden', '16', '--corpusTokens', '128', '--sequenceTokens', '16', '--batch', '16', '--greedyShare', '1', '--tauTokens', '8'] // one generation batch of 8 sequences of 16 tokens: each token step costs a forward over a 50,257-word vocabulary
     const result = await node(['--import', 'tsx', 'scripts/train_heads.ts', ...args]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^model: .*smol-gpt2 \(smol-gpt2\), kind mlp, k = 4, H = 16, backend wasm; 35 openings$/m);
