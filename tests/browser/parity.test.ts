@@ -1,7 +1,8 @@
 /**
  * Real-browser parity: for each tfjs backend Chromium offers (webgl, webgpu — both on
- * SwiftShader here —, wasm, cpu) a page builds the tiny MTP model and the reference transformer
- * from the same fixed weights as Node, and must
+ * SwiftShader here, webgpu with tfjs's small-output-size matMul program throughout: see
+ * tests/browser/pages/parity_page.ts —, wasm, cpu) a page builds the tiny MTP model and the
+ * reference transformer from the same fixed weights as Node, and must
  *
  * - produce the same logits as Node's cpu backend, within a per-backend tolerance;
  * - decode the same tokens: speculativeDecode (greedy acceptance) equals greedyDecode token for
@@ -10,7 +11,7 @@
  *   lookup then the heads; a drafter of the page's own proposing trees; sequential MTP modules),
  *   with and without a draft vocabulary, and all equal Node's greedy tokens; speculative sampling
  *   (seeded; plain, with `topK`/`topP`, with a draft vocabulary) gives `maxNewTokens` valid ids
- *   (webgl and webgpu leave out the variants whose code another decode runs there: `GPU_SKIPPED`);
+ *   (webgl leaves out the variants whose code another decode runs there: `WEBGL_SKIPPED`);
  * - read back exactly once per model forward (one awaited `data()` per step);
  * - leave `tf.memory().numTensors` unchanged across every decode;
  * - never read GPU data back synchronously during a decode (no `dataSync` in the loops:
@@ -41,8 +42,8 @@ const BACKENDS: BackendName[] = ['webgl', 'webgpu', 'wasm', 'cpu'];
 const CASES = ['tiny', 'transformer'] as const;
 
 /**
- * Decodes the GPU backends leave out, each because another decode runs the same code on the same
- * backend (on SwiftShader every decode costs seconds, mostly compiling its shapes' programs):
+ * Decodes webgl leaves out, each because another decode runs the same code on the same backend
+ * (on SwiftShader each costs a second or more, mostly compiling its shapes' programs):
  *
  * - `speculative` (the transformer through `fromLayersModel`): the adapter's loop is the tiny
  *   case's `speculative`, the transformer's full-sequence graph is its logits probe;
@@ -57,13 +58,13 @@ const CASES = ['tiny', 'transformer'] as const;
  * - `sampled`: `sampledTopKTopP` runs the same speculative sampling with the top-k and top-p
  *   filters on.
  *
- * wasm, cpu and Node run every decode.
+ * webgpu, wasm, cpu and Node run every decode.
  */
-const GPU_SKIPPED: Record<(typeof CASES)[number], readonly string[]> = { tiny: [], transformer: ['speculative', 'auto', 'promptLookup', 'vocabLookupThenHeads', 'sequential', 'sampled'] };
+const WEBGL_SKIPPED: Record<(typeof CASES)[number], readonly string[]> = { tiny: [], transformer: ['speculative', 'auto', 'promptLookup', 'vocabLookupThenHeads', 'sequential', 'sampled'] };
 
 /** The decodes of `group` that the `backend` page runs for case `name`. */
 function decodesOn(backend: BackendName, name: (typeof CASES)[number], group: 'greedy' | 'sampled'): string[] {
-  const skipped = backend === 'webgl' || backend === 'webgpu' ? GPU_SKIPPED[name] : [];
+  const skipped = backend === 'webgl' ? WEBGL_SKIPPED[name] : [];
   return DECODES[name][group].filter((d) => !skipped.includes(d));
 }
 
@@ -299,7 +300,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
 
     it.each(CASES)('%s: speculative keeps drafts and adds one token of its own per forward; greedy takes one forward per token', (name) => {
       const { decodes } = results[name];
-      const spec = decodes.speculative ?? decodes.cachedSpeculative; // the transformer's recomputing adapter: not on the GPU backends
+      const spec = decodes.speculative ?? decodes.cachedSpeculative; // the transformer's recomputing adapter: not on webgl
       // each forward commits its kept drafts (sources j ≥ 1) and then one token of its own (source 0) — the
       // last one only if the token budget leaves room for it
       const own = spec.sources.filter((s) => s === 0).length;
@@ -308,7 +309,7 @@ describe.skipIf(!browserSuiteEnabled('tests/browser/parity'))('browser parity (C
       expect(decodes.greedy.forwards).toBe(reference[name]!.decodes.greedy.tokens.length);
     });
 
-    // The transformer's recomputing adapter runs on wasm and cpu only (GPU_SKIPPED).
+    // The transformer's recomputing adapter does not run on webgl (WEBGL_SKIPPED).
     if (decodesOn(backend, 'transformer', 'greedy').includes('speculative')) {
       it('transformer: the KV-cached model keeps the same drafts as the recomputing adapter', () => {
         const { decodes } = results.transformer;
