@@ -5,15 +5,17 @@ import { ALL_TESTS, globOf, TIER_FILES, TIERS } from './tests/tiers.js';
 const listed = Object.values(TIER_FILES).flat().map(globOf);
 
 /**
- * How a tier's files share the machine. A unit, models or package file is one busy process at a
- * time (Node with tfjs-cpu/wasm, or the node, npm or tsc it spawns and waits for): two at a time on
- * two cores. A browser file drives Chromium, whose renderer and GPU process (SwiftShader) take
- * several cores of their own, so two at a time only slowed each other and each one's duration
- * counted its neighbour's work: the browser tier runs one file at a time, after the others
- * (`groupOrder`), and each file's duration is its own cost.
+ * How a tier's files share the machine. A unit or models file is one busy process (Node with
+ * tfjs-cpu/wasm): two at a time on two cores. A package file spawns npm, esbuild (tsup) and Node
+ * processes that take several cores at once, and a browser file drives Chromium, whose renderer
+ * and GPU process (SwiftShader) do too: run beside other files they slowed them and each other, and
+ * every duration counted a neighbour's work. So the package tier, then the browser tier, run one
+ * file at a time after the others (`groupOrder`), and each file's duration is its own cost.
  */
 function workersOf(tier: (typeof TIERS)[number]): { maxWorkers: number; sequence: { groupOrder: number } } {
-  return tier === 'browser' ? { maxWorkers: 1, sequence: { groupOrder: 1 } } : { maxWorkers: 2, sequence: { groupOrder: 0 } };
+  if (tier === 'browser') return { maxWorkers: 1, sequence: { groupOrder: 2 } };
+  if (tier === 'package') return { maxWorkers: 1, sequence: { groupOrder: 1 } };
+  return { maxWorkers: 2, sequence: { groupOrder: 0 } };
 }
 
 export default defineConfig({
