@@ -85,7 +85,8 @@ export async function prepareData(head: DraftHeadLayer, sequences: readonly Corp
     const teacher = new Int32Array(n);
     for (let at = 0; at < n; at += 4096) {
       const m = Math.min(4096, n - at);
-      const ids = tf.tidy(() => tf.argMax(tf.reshape(head.logits(tf.slice(hidden, [at, 0], [m, d]), [0]), [m, head.vocabSize]), -1)); // [m]
+      // each chunk from the host copy: a slice of the device tensor reads all of it back on wasm (quadratic in the corpus)
+      const ids = tf.tidy(() => tf.argMax(tf.reshape(head.logits(tf.tensor2d(hiddenFlat.subarray(at * d, (at + m) * d), [m, d]), [0]), [m, head.vocabSize]), -1)); // [m]
       try {
         teacher.set((await ids.data()) as Int32Array, at);
       } finally {
