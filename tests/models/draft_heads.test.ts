@@ -152,7 +152,7 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
     });
   });
 
-  it.each(['mlp-k4', 'sequential-k4'])('the committed fixtures/stories260k-heads/%s.bin attaches to stories260K and drafts: output = greedy, τ well above untrained heads', async (name) => {
+  it.each(['mlp-k4', 'mlp-k4-w512', 'sequential-k4'])('the committed fixtures/stories260k-heads/%s.bin attaches to stories260K and drafts: output = greedy, τ well above untrained heads', async (name) => {
     const heads = new Uint8Array(readFileSync(fileURLToPath(new URL(`../../fixtures/stories260k-heads/${name}.bin`, import.meta.url))));
     const before = tf.memory().numTensors;
     const { model } = await loadLlama2c(file, { draftHeads: heads });
