@@ -152,15 +152,20 @@ describe.skipIf(!available)('draft heads on frozen stories260K', () => {
     });
   });
 
-  it.each(['mlp-k4', 'mlp-k4-w512', 'sequential-k4'])('the committed fixtures/stories260k-heads/%s.bin attaches to stories260K and drafts: output = greedy, τ well above untrained heads', async (name) => {
+  it.each([
+    ['mlp-k4', 4],
+    ['mlp-k4-w512', 4],
+    ['sequential-k4', 4],
+    ['sequential-k6', 6],
+  ] as const)('the committed fixtures/stories260k-heads/%s.bin attaches to stories260K and drafts: output = greedy, τ well above untrained heads', async (name, k) => {
     const heads = new Uint8Array(readFileSync(fileURLToPath(new URL(`../../fixtures/stories260k-heads/${name}.bin`, import.meta.url))));
     const before = tf.memory().numTensors;
     const { model } = await loadLlama2c(file, { draftHeads: heads });
     const cached = new CachedTransformer(model);
     try {
-      expect(cached.numHeads).toBe(4);
+      expect(cached.numHeads).toBe(k); // the file sets k
       const greedy = await greedyDecode(cached, prompt, { maxNewTokens: 60 });
-      const fast = await speculativeDecode(cached, prompt, { maxNewTokens: 60, draftLength: 3 });
+      const fast = await speculativeDecode(cached, prompt, { maxNewTokens: 60, draftLength: k - 1 });
       expect(fast.tokens).toEqual(greedy.tokens);
       // untrained (identity-start) heads draft what offset 0 predicts at the same position: τ ≈ 1
       expect(fast.stats.meanAcceptedLength).toBeGreaterThan(1.5);
