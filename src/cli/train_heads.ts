@@ -35,6 +35,8 @@ export const TRAIN_HEADS: Command<{
   'batch-size': { type: 'number'; help: string; integer: true; min: number };
   'learning-rate': { type: 'number'; help: string; min: number };
   targets: { type: 'string'; help: string; choices: readonly string[] };
+  'top-k': { type: 'number'; help: string; integer: true; min: number };
+  feed: { type: 'string'; help: string; choices: readonly string[] };
   'held-out': { type: 'number'; help: string; min: number };
   seed: { type: 'number'; help: string; integer: true; min: number };
   backend: { type: 'string'; help: string; choices: readonly string[] };
@@ -56,6 +58,8 @@ export const TRAIN_HEADS: Command<{
     'batch-size': { type: 'number', integer: true, min: 1, help: `positions per Adam step [default: ${D.batchSize}]` },
     'learning-rate': { type: 'number', min: 0, help: `initial Adam learning rate, decaying linearly to 10% [default: ${D.learningRate}]` },
     targets: { type: 'string', choices: ['hard', 'soft', 'mix'], help: `the model's argmax, its distribution, or half each [default: ${D.targets}]` },
+    'top-k': { type: 'number', integer: true, min: 0, help: `add a ranking loss over the model's K most likely tokens (HASS), for tree drafting [default: ${D.topK}: none]` },
+    feed: { type: 'string', choices: ['truth', 'drafts'], help: `sequential modules in training fed the true tokens or their own drafts, as decoding feeds them [default: ${D.feed}]` },
     'held-out': { type: 'number', min: 0, help: `share of the corpus held out for the τ estimate [default: ${D.heldOut}]` },
     seed: { type: 'number', integer: true, min: 0, help: `seed of the corpus and the batches [default: ${D.seed}]` },
     backend: { type: 'string', choices: ['wasm', 'cpu'], help: 'tfjs backend [default: wasm if installed, else cpu]' },
@@ -136,6 +140,8 @@ export async function trainHeadsCommand(argv: readonly string[]): Promise<number
     ...(f['batch-size'] !== undefined ? { batchSize: f['batch-size'] } : {}),
     ...(f['learning-rate'] !== undefined ? { learningRate: f['learning-rate'] } : {}),
     ...(f.targets !== undefined ? { targets: f.targets as 'hard' | 'soft' | 'mix' } : {}),
+    ...(f['top-k'] !== undefined ? { topK: f['top-k'] } : {}),
+    ...(f.feed !== undefined ? { feed: f.feed as 'truth' | 'drafts' } : {}),
     ...(f['held-out'] !== undefined ? { heldOut: f['held-out'] } : {}),
     ...(f.seed !== undefined ? { seed: f.seed } : {}),
   };

@@ -70,6 +70,16 @@ export interface DraftHeadLayer extends InferenceHead {
    * unembedding (so no gradient reaches the unembedding then).
    */
   trainingLogits(states: tf.Tensor2D, nextTokens: tf.Tensor2D): tf.Tensor3D;
+  /**
+   * The tokens a decode feeds offsets 1…k−1, for training them as they are used: `states` `[m, D]`,
+   * `nextTokens` int32 `[m, k−1]` (the true tokens at t+1…t+k−1) → int32 `[m, k−1]`, to pass to
+   * {@link DraftHeadLayer.trainingLogits} in place of `nextTokens`. Sequential modules: column 0
+   * is the true token at t+1 (the verified token a chain starts from), column j the draft of
+   * module j (its argmax over the draft vocabulary) fed column j − 1, on the live weights.
+   * Parallel heads are fed no tokens: a copy of `nextTokens`. Integer-valued, so call it outside
+   * a gradient tape.
+   */
+  decodeFeed(states: tf.Tensor2D, nextTokens: tf.Tensor2D): tf.Tensor2D;
 }
 
 /** Whether `layer` implements {@link DraftHeadLayer} (duck-typed, so a head from another copy of this module qualifies). */

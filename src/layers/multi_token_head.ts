@@ -518,6 +518,12 @@ export class MultiTokenHead extends LayerBase {
     });
   }
 
+  /** Parallel offsets are fed no tokens: a copy of `nextTokens` (see `DraftHeadLayer.decodeFeed`). */
+  decodeFeed(states: tf.Tensor2D, nextTokens: tf.Tensor2D): tf.Tensor2D {
+    checkTrainingCall(`${WHERE}.decodeFeed`, this.numHeads, this.built, states, nextTokens);
+    return tf.clone(nextTokens);
+  }
+
   /**
    * Counts this built layer's actual weights (the tied matrix, owned by the embedding, is
    * counted once as the unembedding's).

@@ -106,6 +106,28 @@ describe('the draft-head contract', () => {
     model.dispose();
   });
 
+  it('decodeFeed is what a decode feeds: sequential modules their own chain from the true first token, parallel heads the true tokens', async () => {
+    const { model, head } = sequential();
+    randomizeWeights({ weights: head.weights }, 5, 0.4);
+    const mlp = createTransformer({ vocabSize: V, hiddenSize: D, numLayers: 1, numAttentionHeads: 2, maxLength: 32, mtpHeads: K, headKind: 'mlp', headHiddenSize: 8, seed: 1 });
+    await expectNoLeak(() => {
+      const h = states(model, IDS);
+      const m = IDS.length - (K - 1);
+      const rows = tf.slice(h, [0, 0], [m, D]) as tf.Tensor2D;
+      const chain = tf.tidy(() => head.headArgmax(rows, K).arraySync() as number[][]); // [m, K]: offset 0's token, then the decode's drafts
+      // the true tokens, but at t+1 offset 0's own choice (a decode's verified token)
+      const truth = tf.tensor2d(chain.map((r, i) => [r[0]!, ...nextTokens(IDS)[i]!.slice(1)]), [m, K - 1], 'int32');
+      const fed = tf.tidy(() => head.decodeFeed(rows, truth).arraySync() as number[][]);
+      expect(fed).toEqual(chain.map((r) => r.slice(0, K - 1))); // module j + 1 is fed module j's draft, as decoding feeds it
+      expect(fed.some((r, i) => r.slice(1).join() !== nextTokens(IDS)[i]!.slice(1).join())).toBe(true); // not the text
+      const parallel = tf.tidy(() => findDraftHead('test', mlp).decodeFeed(rows, truth).arraySync());
+      expect(parallel).toEqual(truth.arraySync()); // parallel heads read no tokens
+      tf.dispose([h, rows, truth]);
+    });
+    model.dispose();
+    mlp.dispose();
+  });
+
   it('the model feeds its ids to sequential modules: predict is teacher forced inside the window, fit trains the modules on true tokens', async () => {
     const { model, head } = sequential();
     randomizeWeights({ weights: head.weights }, 5, 0.4);
@@ -149,6 +171,12 @@ describe('the draft-head contract', () => {
       });
       await expectThrowNoLeak(() => layer.trainingLogits(h, wrong), `${name}.trainingLogits: nextTokens must be an int32 tensor [2, 3] (the tokens at t+1…t+k−1 of each row), but got "float32 [2, 3]".`);
       await expectThrowNoLeak(() => layer.trainingLogits(rank3, wrong), `${name}.trainingLogits: states must be a 2-D tensor [m, D], but got [2, 1, 16].`);
+      await expectNoLeak(() => {
+        const out = layer.decodeFeed(h, next);
+        expect(out.shape).toEqual([2, K - 1]);
+        return out;
+      });
+      await expectThrowNoLeak(() => layer.decodeFeed(h, wrong), `${name}.decodeFeed: nextTokens must be an int32 tensor [2, 3] (the tokens at t+1…t+k−1 of each row), but got "float32 [2, 3]".`);
     }
     expect(() => findDraftHead('myTrainer', { name: 'plain', layers: [] })).toThrow("myTrainer: model must have a MultiTokenHead or a SequentialMtpHead layer, but model 'plain' has layers [].");
     expect(() => findDraftHead('myTrainer', 'model.json')).toThrow('myTrainer: model must be a tf.LayersModel with a MultiTokenHead or a SequentialMtpHead, but got "model.json".');

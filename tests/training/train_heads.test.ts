@@ -16,7 +16,7 @@ import { type TrainDraftHeadsOptions, type TrainDraftHeadsProgress } from '../..
 import type { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
 import { frequentTokens, tokenCounts } from '../../src/models/train_heads/data.js';
 import { stepAcceptance, walkSteps } from '../../src/models/train_heads/evaluate.js';
-import { crossEntropy } from '../../src/models/train_heads/loss.js';
+import { crossEntropy, topKTarget } from '../../src/models/train_heads/loss.js';
 import { useCpu } from '../helpers/backend.js';
 import { expectNoLeak, expectThrowNoLeak } from '../helpers/leak.js';
 import { readStories, storiesAvailable, storiesReference } from '../helpers/stories.js';
@@ -77,6 +77,20 @@ describe('the cross-entropy of the loss', () => {
     expect(crossEntropy(z, q).arraySync()).toMatchObject([[expect.any(Number), expect.any(Number)], [expect.any(Number), 0], [expect.any(Number), expect.any(Number)]]);
     tf.dispose([z, hot, q, w]);
   });
+
+  it("HASS's top-K target keeps each row's K most likely tokens (ties at the K-th too), unrenormalised, zero elsewhere", async () => {
+    const q = tf.tensor2d([[0.1, 0.5, 0.2, 0.2], [0.4, 0.3, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25]]);
+    await expectNoLeak(() => {
+      const kept = topKTarget(q, 2);
+      const rows = kept.arraySync();
+      expect(rows[0]).toEqual([0, 0.5, 0.2, 0.2].map(Math.fround));
+      expect(rows[1]).toEqual([0.4, 0.3, 0, 0].map(Math.fround));
+      expect(rows[2]).toEqual([0.25, 0.25, 0.25, 0.25]);
+      return kept;
+    });
+    expect(tf.tidy(() => topKTarget(q, 9).arraySync())).toEqual(q.arraySync()); // K beyond the vocabulary: everything
+    q.dispose();
+  });
 });
 
 describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
@@ -101,6 +115,10 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
       ['batchSize 2.5', { batchSize: 2.5 }, 'trainDraftHeads: options.batchSize must be a positive integer at most 1048576, but got 2.5.'],
       ['learningRate 0', { learningRate: 0 }, 'trainDraftHeads: options.learningRate must be a number in (0, 1], but got 0.'],
       ['targets', { targets: 'argmax' }, "trainDraftHeads: options.targets must be one of 'hard', 'soft', 'mix', but got \"argmax\"."],
+      ['topK 1.5', { topK: 1.5 }, 'trainDraftHeads: options.topK must be an integer in [0, 512], but got 1.5.'],
+      ['topK above V', { topK: 513 }, 'trainDraftHeads: options.topK must be an integer in [0, 512], but got 513.'],
+      ['feed', { feed: 'own' }, "trainDraftHeads: options.feed must be one of 'truth', 'drafts', but got \"own\"."],
+      ['feed drafts for parallel heads', { feed: 'drafts' }, "trainDraftHeads: options.feed must be 'truth' for parallel 'mlp' heads (they are fed no tokens; 'drafts' is for sequential modules), but got \"drafts\"."],
       ['heldOut 0.9', { heldOut: 0.9 }, 'trainDraftHeads: options.heldOut must be a number in [0, 0.5], but got 0.9.'],
       ['draftVocab above V', { draftVocab: 513 }, 'trainDraftHeads: options.draftVocab must be a positive integer at most 512, but got 513.'],
       ['sequenceTokens above the context', { sequenceTokens: 513 }, 'trainDraftHeads: options.sequenceTokens must be an integer in [4, 512], but got 513.'],
@@ -253,6 +271,24 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
       expect(heads.manifest).toMatchObject({ kind: 'sequential', numHeads: 3, headHiddenSize: H });
       expect(offset0(sequential, prompt)).toEqual(logits);
       expect(draftValues(sequential).get('module1/w1')).not.toEqual(before.get('module1/w1'));
+    } finally {
+      sequential.dispose();
+    }
+  });
+
+  it('sequential modules train on their own drafts (feed: drafts) with the top-K ranking term; the facts say so; offset 0 untouched; another run than teacher forcing', async () => {
+    const { model: base } = await loadLlama2c(checkpoint, { mtpHeads: 1 });
+    const sequential = withSequentialHeads(base, 4, H);
+    try {
+      const logits = offset0(sequential, prompt);
+      const initial = draftValues(sequential);
+      const forced = await trainDraftHeads(sequential, { ...TINY, steps: 2, attach: false });
+      const heads = await expectNoLeak(() => trainDraftHeads(sequential, { ...TINY, steps: 2, feed: 'drafts', topK: 8 }));
+      expect(heads.manifest.training).toMatchObject({ feed: 'drafts', topK: 8, steps: 2 });
+      expect(forced.manifest.training).not.toHaveProperty('feed');
+      expect(offset0(sequential, prompt)).toEqual(logits);
+      expect(draftValues(sequential).get('module3/w1')).not.toEqual(initial.get('module3/w1'));
+      expect(Array.from(heads.values.get('module3/w1')!)).not.toEqual(Array.from(forced.values.get('module3/w1')!)); // module 3 saw other tokens and another loss
     } finally {
       sequential.dispose();
     }

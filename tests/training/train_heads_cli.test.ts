@@ -53,7 +53,7 @@ describe('tfjs-mtp train-heads (dist/cli.js)', () => {
     const help = await tfjsMtp(['train-heads', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/usage: tfjs-mtp train-heads --model <folder or \.bin> --out <dir>/);
-    for (const flag of ['--model', '--out', '--kind <mlp|sequential>', '--seconds', '--steps', '--draft-vocab', '--batch-size', '--learning-rate', '--backend <wasm|cpu>']) expect(help.stdout).toContain(flag);
+    for (const flag of ['--model', '--out', '--kind <mlp|sequential>', '--seconds', '--steps', '--draft-vocab', '--batch-size', '--learning-rate', '--top-k', '--feed <truth|drafts>', '--backend <wasm|cpu>']) expect(help.stdout).toContain(flag);
   });
 
   it('a bad command line exits 2 naming the flag', async () => {

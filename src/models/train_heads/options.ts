@@ -70,6 +70,19 @@ export interface TrainDraftHeadsOptions {
   learningRate?: number;
   /** Offset j at position p learns the frozen model's choice at p + j: its argmax (`hard`), its distribution (`soft`), or half each (`mix`). */
   targets?: 'hard' | 'soft' | 'mix';
+  /**
+   * Adds HASS's ranking term: the cross-entropy with the frozen model's distribution kept on its K
+   * most likely tokens (zero elsewhere), which rewards offering those tokens in the model's order —
+   * what a tree's top-k drafting tries. 0: none.
+   */
+  topK?: number;
+  /**
+   * What sequential modules are fed while training: the text's true tokens (`'truth'`, teacher
+   * forcing) or what a decode feeds them (`'drafts'`: module j + 1 gets module j's own draft,
+   * EAGLE-3's training-time test; one more pass of the modules per step). Parallel heads are fed
+   * no tokens: `'drafts'` is refused for them.
+   */
+  feed?: 'truth' | 'drafts';
   /** Share of the sequences held out for the metrics and the τ estimate (0: none; then an abort keeps the last heads). */
   heldOut?: number;
   /** Seconds between held-out evaluations during training (an abort keeps the best evaluated heads). */
@@ -108,6 +121,10 @@ export const TRAIN_HEADS_DEFAULTS = Object.freeze({
   learningRate: 1e-2,
   /** The argmax is the greedy acceptance test itself. */
   targets: 'hard' as const,
+  /** No ranking term: plain distillation. */
+  topK: 0,
+  /** Teacher forcing: cheaper per step, and in greedy text the true token is what an accepted draft was. */
+  feed: 'truth' as const,
   /** Enough held-out text for a τ estimate within a few hundredths. */
   heldOut: 0.1,
   /** Frequent enough that an abort loses little, rare enough to cost a few percent. */
@@ -136,6 +153,8 @@ const KEYS = [
   'batchSize',
   'learningRate',
   'targets',
+  'topK',
+  'feed',
   'heldOut',
   'evaluateEvery',
   'seed',
@@ -159,6 +178,8 @@ export interface ResolvedTrainOptions {
   batchSize: number;
   learningRate: number;
   targets: 'hard' | 'soft' | 'mix';
+  topK: number;
+  feed: 'truth' | 'drafts';
   heldOut: number;
   evaluateEvery: number;
   seed: number;
@@ -176,6 +197,7 @@ export interface ModelLimits {
 
 const FN = 'trainDraftHeads';
 const TARGETS = ['hard', 'soft', 'mix'] as const;
+const FEEDS = ['truth', 'drafts'] as const;
 
 /** Checks `value` as a list of token-id lists in [0, V) (each non-empty); returns plain copies. */
 function checkIdLists(arg: string, value: unknown, vocabSize: number): number[][] {
@@ -242,6 +264,9 @@ export function resolveTrainOptions(options: unknown, limits: ModelLimits): Reso
   if (learningRate <= 0) fail(RangeError, FN, 'options.learningRate', 'must be a number in (0, 1]', learningRate);
   const targets = o.targets ?? TRAIN_HEADS_DEFAULTS.targets;
   if (!TARGETS.includes(targets)) fail(TypeError, FN, 'options.targets', `must be one of ${TARGETS.map((t) => `'${t}'`).join(', ')}`, targets);
+  const topK = o.topK === undefined ? TRAIN_HEADS_DEFAULTS.topK : checkInteger(FN, 'options.topK', o.topK, 0, limits.vocabSize);
+  const feed = o.feed ?? TRAIN_HEADS_DEFAULTS.feed;
+  if (!FEEDS.includes(feed)) fail(TypeError, FN, 'options.feed', `must be one of ${FEEDS.map((t) => `'${t}'`).join(', ')}`, feed);
   const heldOut = o.heldOut === undefined ? TRAIN_HEADS_DEFAULTS.heldOut : checkFiniteNumber(FN, 'options.heldOut', o.heldOut, 0, 0.5);
   const evaluateEvery = o.evaluateEvery === undefined ? TRAIN_HEADS_DEFAULTS.evaluateEvery : checkFiniteNumber(FN, 'options.evaluateEvery', o.evaluateEvery, 0, Infinity);
   const seed = o.seed === undefined ? TRAIN_HEADS_DEFAULTS.seed : checkInteger(FN, 'options.seed', o.seed, 0, 2 ** 32 - 1);
@@ -253,5 +278,5 @@ export function resolveTrainOptions(options: unknown, limits: ModelLimits): Reso
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') fail(TypeError, FN, 'options.onProgress', 'must be a function', o.onProgress);
   const attach = o.attach === undefined ? TRAIN_HEADS_DEFAULTS.attach : checkBoolean(FN, 'options.attach', o.attach);
   if (signal?.aborted) throw signal.reason ?? new DOMException(`${FN}: options.signal is already aborted; nothing was trained.`, 'AbortError');
-  return { data, sequenceTokens, draftVocab, seconds, steps, batchSize, learningRate, targets, heldOut, evaluateEvery, seed, signal, onProgress: o.onProgress, attach };
+  return { data, sequenceTokens, draftVocab, seconds, steps, batchSize, learningRate, targets, topK, feed, heldOut, evaluateEvery, seed, signal, onProgress: o.onProgress, attach };
 }

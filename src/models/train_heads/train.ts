@@ -31,7 +31,7 @@ import { TransformerTrunk } from '../trunk.js';
 import { buildCorpus, type Corpus, cutSequences, type FrozenModel, hiddenStates, maybeYield } from './corpus.js';
 import { disposeData, frequentTokens, type HeadData, prepareData } from './data.js';
 import { evaluate, type HeldOutMetrics } from './evaluate.js';
-import { batchLoss, HARD_WEIGHT } from './loss.js';
+import { batchLoss, decodeFedTokens, HARD_WEIGHT, type LossTerms } from './loss.js';
 import { type ResolvedTrainOptions, resolveTrainOptions, type TrainDraftHeadsOptions, type TrainDraftHeadsProgress } from './options.js';
 
 const FN = 'trainDraftHeads';
@@ -113,7 +113,7 @@ async function trainLoop(head: DraftHeadLayer, data: HeadData, o: ResolvedTrainO
   const variables = head.draftWeights().map((w) => w.variable.read() as tf.Variable);
   const optimizer = tf.train.adam(o.learningRate, 0.9, 0.99, 1e-8);
   const random = uniformStream((o.seed ^ 0x5eed) >>> 0);
-  const hardWeight = HARD_WEIGHT[o.targets];
+  const terms: LossTerms = { hardWeight: HARD_WEIGHT[o.targets], topK: o.topK };
   const rows = new Int32Array(Math.min(o.batchSize, data.trainRows.length));
   let best: { tau: number; values: tf.Tensor[] } | null = null;
   let lossPerOffset: number[] = [];
@@ -150,8 +150,9 @@ async function trainLoop(head: DraftHeadLayer, data: HeadData, o: ResolvedTrainO
       const perOffset = tf.tidy(() => {
         let kept: tf.Tensor1D | null = null;
         const batch = tf.tensor1d(rows, 'int32'); // [m]
+        const fed = o.feed === 'drafts' ? decodeFedTokens(head, data, batch) : null; // [m, k−1] the modules' own drafts, before the tape
         const { grads } = tf.variableGrads(() => {
-          const out = batchLoss(head, data, batch, hardWeight);
+          const out = batchLoss(head, data, batch, { ...terms, fed });
           kept = tf.keep(out.perOffset); // [k−1], outlives the gradient's scope
           return out.loss;
         }, variables);
@@ -211,6 +212,7 @@ export async function trainDraftHeads(model: LayersModel, options: TrainDraftHea
   const frozen = frozenParts(model);
   const { head, vocabSize } = frozen;
   const o = resolveTrainOptions(options, { vocabSize, maxLength: frozen.trunk.arch.maxLength, numHeads: head.numHeads });
+  if (o.feed === 'drafts' && head.draftSpec().kind !== 'sequential') fail(TypeError, FN, 'options.feed', `must be 'truth' for parallel '${head.draftSpec().kind}' heads (they are fed no tokens; 'drafts' is for sequential modules)`, o.feed);
   const clock = { last: now() };
   const progress: TrainDraftHeadsProgress = { phase: 'corpus', step: 0, ...(Number.isFinite(o.steps) ? { steps: o.steps } : {}), loss: NaN, lossPerOffset: [], tokensPerSecond: 0, corpusTokens: 0, seconds: 0 };
   const report = (p: Partial<TrainDraftHeadsProgress>): void => {
@@ -248,6 +250,8 @@ export async function trainDraftHeads(model: LayersModel, options: TrainDraftHea
       batchSize: o.batchSize,
       learningRate: o.learningRate,
       targets: o.targets,
+      ...(o.topK > 0 ? { topK: o.topK } : {}),
+      ...(o.feed !== 'truth' ? { feed: o.feed } : {}),
       backend: tf.getBackend(),
     };
     const heads = await modelDraftHeads(FN, model, fingerprint, training);
