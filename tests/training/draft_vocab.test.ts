@@ -72,6 +72,57 @@ describe('the loss and the metrics over a draft vocabulary', () => {
       }
     });
   });
+
+  it("HASS's top-K term, precomputed per position: the teacher's K most likely draft tokens and their whole-vocabulary probabilities, by hand", async () => {
+    const V = 6;
+    const vocab = [1, 2, 4];
+    // offset 0's logits at each position, then the draft logits z
+    const teacherLogits = [
+      [0, 2, 1, 0, 0.5, 0],
+      [1, 0, 0, 3, 2, 0],
+      [0, 0, 0, 0, 0, 4],
+      [0.2, 1, 2, 0, 1.5, 0],
+    ];
+    const z = teacherLogits.map((_, r) => [r * 0.1, 1 - r * 0.2, 0.3]);
+    const hidden = new Float32Array(teacherLogits.flatMap((row, r) => [...row, ...z[r]!]));
+    const head = {
+      numHeads: 2,
+      vocabSize: V,
+      logits: (states: tf.Tensor2D) => tf.expandDims(tf.slice(states, [0, 0], [-1, V]), 1),
+      trainingLogits: (states: tf.Tensor2D) => tf.expandDims(tf.slice(states, [0, V], [-1, vocab.length]), 1), // [m, 1, Vd]
+    } as unknown as DraftHeadLayer;
+    const softmax = (row: number[]) => row.map((x) => Math.exp(x) / row.reduce((a, y) => a + Math.exp(y), 0));
+    const lse = (row: number[]) => Math.log(row.reduce((a, x) => a + Math.exp(x), 0));
+    await expectNoLeak(async () => {
+      const data = await prepareData(head, [{ ids: [0, 1, 2, 3] }], hidden, 2, 0, vocab, 2);
+      try {
+        // by hand: the two draft columns of largest teacher probability, descending, and those probabilities (over all V)
+        const expected = teacherLogits.map((row) => {
+          const p = softmax(row);
+          return vocab.map((t, c) => ({ c, p: p[t]! })).sort((a, b) => b.p - a.p || a.c - b.c).slice(0, 2);
+        });
+        expect(data.topK!.columns.arraySync()).toEqual(expected.map((r) => r.map((e) => e.c)));
+        data.topK!.probs.arraySync().flat().forEach((p, i) => expect(p).toBeCloseTo(expected.flat()[i]!.p, 6));
+        // the loss: the hard term plus −Σ_top-K q·log softmax(z), each averaged over the rows (p = 0…2, targets at p + 1)
+        let hard = 0;
+        let hits = 0;
+        let ranked = 0;
+        for (let p = 0; p < 3; p++) {
+          const c = vocab.indexOf(teacherLogits[p + 1]!.indexOf(Math.max(...teacherLogits[p + 1]!)));
+          if (c >= 0) {
+            hard += lse(z[p]!) - z[p]![c]!;
+            hits += 1;
+          }
+          for (const e of expected[p + 1]!) ranked += e.p * (lse(z[p]!) - z[p]![e.c]!);
+        }
+        const loss = tf.tidy(() => batchLoss(head, data, tf.tensor1d(data.trainRows, 'int32'), 1).loss);
+        expect((await loss.data())[0]).toBeCloseTo(hard / Math.max(1, hits) + ranked / 3, 5);
+        loss.dispose();
+      } finally {
+        disposeData(data);
+      }
+    });
+  });
 });
 
 const available = storiesAvailable('training/draft_vocab.test.ts');

@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { DraftHeadLayer } from '../../layers/draft_head.js';
 import type { CorpusSequence } from './corpus.js';
+import { topk2d } from '../../internal/topk.js';
 
 /** The cached training data (the tensors are owned: {@link disposeData}). */
 export interface HeadData {
@@ -24,6 +25,12 @@ export interface HeadData {
   target: tf.Tensor1D;
   /** The draft vocabulary's ids, int32 `[Vd]`, or null for the whole vocabulary. */
   draftIds: tf.Tensor1D | null;
+  /**
+   * With a `topK` loss term: at every position the frozen model's K most likely tokens of the draft
+   * vocabulary, as draft columns (int32 `[N, K]`, descending, ties by the lower column), and their
+   * probabilities under its whole-vocabulary distribution (float32 `[N, K]`); else null.
+   */
+  topK: { columns: tf.Tensor2D; probs: tf.Tensor2D } | null;
   /** Positions usable with k offsets, of training sequences. */
   trainRows: Int32Array;
   /**
@@ -74,24 +81,43 @@ export function heldOutMask(sequences: readonly CorpusSequence[], share: number)
 
 /**
  * Uploads the hidden states `[N, D]` and computes the teacher (offset 0's argmax, chunk by chunk,
- * one readback each); splits the rows by {@link heldOutMask}. `draftVocab`: increasing ids of the
- * draft vocabulary, or null.
+ * one readback each, and with `topK` > 0 its K most likely draft tokens and their probabilities,
+ * once here rather than at every training step); splits the rows by {@link heldOutMask}.
+ * `draftVocab`: increasing ids of the draft vocabulary, or null.
  */
-export async function prepareData(head: DraftHeadLayer, sequences: readonly CorpusSequence[], hiddenFlat: Float32Array, numHeads: number, heldOutShare: number, draftVocab: readonly number[] | null): Promise<HeadData> {
+export async function prepareData(head: DraftHeadLayer, sequences: readonly CorpusSequence[], hiddenFlat: Float32Array, numHeads: number, heldOutShare: number, draftVocab: readonly number[] | null, topK = 0): Promise<HeadData> {
   const n = sequences.reduce((a, q) => a + q.ids.length, 0);
   const d = hiddenFlat.length / n;
   const hidden = tf.tensor2d(hiddenFlat, [n, d]);
   try {
     const teacher = new Int32Array(n);
-    for (let at = 0; at < n; at += 4096) {
-      const m = Math.min(4096, n - at);
-      // each chunk from the host copy: a slice of the device tensor reads all of it back on wasm (quadratic in the corpus)
-      const ids = tf.tidy(() => tf.argMax(tf.reshape(head.logits(tf.tensor2d(hiddenFlat.subarray(at * d, (at + m) * d), [m, d]), [0]), [m, head.vocabSize]), -1)); // [m]
-      try {
-        teacher.set((await ids.data()) as Int32Array, at);
-      } finally {
-        ids.dispose();
+    const K = Math.min(topK, draftVocab?.length ?? head.vocabSize);
+    const topColumns = new Int32Array(n * K);
+    const topProbs = new Float32Array(n * K);
+    const draftIds = draftVocab === null || K === 0 ? null : tf.tensor1d(Int32Array.from(draftVocab), 'int32');
+    try {
+      for (let at = 0; at < n; at += 4096) {
+        const m = Math.min(4096, n - at);
+        // each chunk from the host copy: a slice of the device tensor reads all of it back on wasm (quadratic in the corpus)
+        const [ids, columns, probs] = tf.tidy(() => {
+          const logits = tf.reshape(head.logits(tf.tensor2d(hiddenFlat.subarray(at * d, (at + m) * d), [m, d]), [0]), [m, head.vocabSize]) as tf.Tensor2D; // [m, V]
+          if (K === 0) return [tf.argMax(logits, -1)]; // [m]
+          const p = tf.softmax(logits); // [m, V] the teacher's distribution
+          const top = topk2d((draftIds === null ? p : tf.gather(p, draftIds, 1)) as tf.Tensor2D, K); // [m, K] each, over the draft columns
+          return [tf.argMax(logits, -1), top.indices, top.values];
+        });
+        try {
+          teacher.set((await ids!.data()) as Int32Array, at);
+          if (K > 0) {
+            topColumns.set((await columns!.data()) as Int32Array, at * K);
+            topProbs.set((await probs!.data()) as Float32Array, at * K);
+          }
+        } finally {
+          tf.dispose([ids!, ...(columns ? [columns] : []), ...(probs ? [probs] : [])]);
+        }
       }
+    } finally {
+      draftIds?.dispose();
     }
     const column = new Int32Array(head.vocabSize).fill(-1); // token id → draft column
     if (draftVocab === null) column.forEach((_, t) => (column[t] = t));
@@ -112,6 +138,7 @@ export async function prepareData(head: DraftHeadLayer, sequences: readonly Corp
       tokens: tf.tensor1d(Int32Array.from(sequences.flatMap((q) => q.ids)), 'int32'),
       target: tf.tensor1d(teacher.map((t) => column[t]!), 'int32'),
       draftIds: draftVocab === null ? null : tf.tensor1d(Int32Array.from(draftVocab), 'int32'),
+      topK: K === 0 ? null : { columns: tf.tensor2d(topColumns, [n, K], 'int32'), probs: tf.tensor2d(topProbs, [n, K]) },
       trainRows: Int32Array.from(trainRows),
       heldOut,
     };
@@ -123,5 +150,5 @@ export async function prepareData(head: DraftHeadLayer, sequences: readonly Corp
 
 /** Frees the data's tensors. */
 export function disposeData(data: HeadData): void {
-  tf.dispose([data.hidden, data.tokens, data.target, ...(data.draftIds ? [data.draftIds] : [])]);
+  tf.dispose([data.hidden, data.tokens, data.target, ...(data.draftIds ? [data.draftIds] : []), ...(data.topK ? [data.topK.columns, data.topK.probs] : [])]);
 }

@@ -6,10 +6,10 @@
  * the frozen model's distribution restricted to the draft vocabulary and renormalised. `mix`:
  * half each.
  *
- * `topK` adds HASS's ranking term: the cross-entropy with the frozen model's distribution kept on
- * its K most likely tokens of the draft vocabulary (ties at the K-th included) and zero elsewhere,
- * not renormalised — it rewards ranking the tokens a tree's top-k drafting will offer in the
- * model's order. `fed` trains sequential modules on the tokens a decode feeds them (their own
+ With `topK` (the data's precomputed `topK`) HASS's ranking term is added: the cross-entropy with the
+ * frozen model's distribution kept on its K most likely tokens of the draft vocabulary and zero
+ * elsewhere, not renormalised — it rewards ranking the tokens a tree's top-k drafting will offer
+ * in the model's order. `fed` trains sequential modules on the tokens a decode feeds them (their own
  * drafts, EAGLE-3's training-time test) instead of the text's.
  *
  * Reference: Cai et al., "Medusa" (2024), §2.3.2 (self-distillation; hard vs soft targets); Zhang
@@ -19,7 +19,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { DraftHeadLayer } from '../../layers/draft_head.js';
 import type { HeadData } from './data.js';
-import { topk2d } from '../../internal/topk.js';
 
 /** Weight of the hard target per `targets` setting (the soft one gets the rest). */
 export const HARD_WEIGHT = { hard: 1, soft: 0, mix: 0.5 } as const;
@@ -50,13 +49,15 @@ export function decodeFedTokens(head: DraftHeadLayer, data: HeadData, rows: tf.T
 }
 
 /**
- * `q` `[n, Vd]` kept on each row's `k` largest values (ties at the k-th included), zero elsewhere:
- * HASS's top-K target, not renormalised. On-device ranking ({@link topk2d}).
+ * HASS's top-K target as dense rows `[n, Vd]`: each row's probabilities `probs` `[n, K]` at its
+ * draft columns `columns` int32 `[n, K]` (distinct per row), zero elsewhere, not renormalised.
  */
-export function topKTarget(q: tf.Tensor2D, k: number): tf.Tensor2D {
+export function topKDense(columns: tf.Tensor2D, probs: tf.Tensor2D, vd: number): tf.Tensor2D {
   return tf.tidy(() => {
-    const kth = tf.min(topk2d(q, Math.min(k, q.shape[1])).values, 1, true); // [n, 1] the k-th largest
-    return tf.where(tf.greaterEqual(q, kth), q, tf.zerosLike(q)) as tf.Tensor2D; // [n, Vd]
+    const [n, k] = columns.shape;
+    const rows = tf.reshape(tf.tile(tf.expandDims(tf.range(0, n, 1, 'int32'), 1), [1, k]), [n * k, 1]); // [n·K, 1] each pair's row
+    const at = tf.concat([rows, tf.reshape(columns, [n * k, 1])], 1); // [n·K, 2] (row, column)
+    return tf.scatterND(at, tf.reshape(probs, [n * k]), [n, vd]) as tf.Tensor2D; // [n, Vd]
   });
 }
 
@@ -98,15 +99,13 @@ export function hardCrossEntropy(logits: tf.Tensor3D, target: tf.Tensor2D): { nl
 export interface LossTerms {
   /** Weight of the hard target (the soft one gets the rest): {@link HARD_WEIGHT}. */
   hardWeight: number;
-  /** HASS's top-K term over the teacher's K most likely tokens, added with weight 1 (0: none). */
-  topK?: number;
   /** Tokens fed the heads `[m, k − 1]` ({@link decodeFedTokens}); null or absent: the true ones. */
   fed?: tf.Tensor2D | null;
 }
 
 /** Mean loss over offsets of the rows `rows`, and the per-offset losses `[k − 1]`. */
 export function batchLoss(head: DraftHeadLayer, data: HeadData, rows: tf.Tensor1D, terms: LossTerms | number): { loss: tf.Scalar; perOffset: tf.Tensor1D } {
-  const { hardWeight, topK = 0, fed = null } = typeof terms === 'number' ? { hardWeight: terms } : terms;
+  const { hardWeight, fed = null } = typeof terms === 'number' ? { hardWeight: terms } : terms;
   const { logits, at } = draftLogitsAt(head, data, rows, fed); // [m, k−1, Vd], [m, k−1]
   const [m, k1, vd] = logits.shape;
   const parts: tf.Tensor1D[] = [];
@@ -115,19 +114,17 @@ export function batchLoss(head: DraftHeadLayer, data: HeadData, rows: tf.Tensor1
     const mean = tf.div(tf.sum(nll, 0), tf.maximum(tf.sum(valid, 0), 1)); // [k−1] over rows with a target in the draft vocabulary
     parts.push(tf.mul(mean, hardWeight) as tf.Tensor1D);
   }
-  if (hardWeight < 1 || topK > 0) {
+  if (hardWeight < 1) {
     const flat = tf.reshape(at, [m * k1]); // [m·(k−1)]
     const teacher = tf.reshape(head.logits(tf.gather(data.hidden, flat) as tf.Tensor2D, [0]), [m * k1, head.vocabSize]); // [m·(k−1), V] offset 0 at p + j
-    if (hardWeight < 1) {
-      const restricted = data.draftIds === null ? teacher : tf.gather(teacher, data.draftIds, 1); // [m·(k−1), Vd]
-      const p = tf.reshape(tf.softmax(restricted), [m, k1, vd]); // the teacher's distribution over the draft vocabulary
-      parts.push(tf.mul(tf.mean(crossEntropy(logits, p), 0), 1 - hardWeight) as tf.Tensor1D); // [k−1]
-    }
-    if (topK > 0) {
-      const full = tf.softmax(teacher); // [m·(k−1), V] the teacher's distribution over the whole vocabulary
-      const q = (data.draftIds === null ? full : tf.gather(full, data.draftIds, 1)) as tf.Tensor2D; // [m·(k−1), Vd]
-      parts.push(tf.mean(crossEntropy(logits, tf.reshape(topKTarget(q, topK), [m, k1, vd])), 0) as tf.Tensor1D); // [k−1]
-    }
+    const restricted = data.draftIds === null ? teacher : tf.gather(teacher, data.draftIds, 1); // [m·(k−1), Vd]
+    const p = tf.reshape(tf.softmax(restricted), [m, k1, vd]); // the teacher's distribution over the draft vocabulary
+    parts.push(tf.mul(tf.mean(crossEntropy(logits, p), 0), 1 - hardWeight) as tf.Tensor1D); // [k−1]
+  }
+  if (data.topK !== null) {
+    const flat = tf.reshape(at, [m * k1]); // [m·(k−1)]
+    const q = topKDense(tf.gather(data.topK.columns, flat) as tf.Tensor2D, tf.gather(data.topK.probs, flat) as tf.Tensor2D, vd); // [m·(k−1), Vd], precomputed by prepareData
+    parts.push(tf.mean(crossEntropy(logits, tf.reshape(q, [m, k1, vd])), 0) as tf.Tensor1D); // [k−1]
   }
   const perOffset = parts.reduce((a, b) => tf.add(a, b) as tf.Tensor1D); // [k−1]
   return { loss: tf.mean(perOffset) as tf.Scalar, perOffset };

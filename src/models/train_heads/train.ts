@@ -113,7 +113,7 @@ async function trainLoop(head: DraftHeadLayer, data: HeadData, o: ResolvedTrainO
   const variables = head.draftWeights().map((w) => w.variable.read() as tf.Variable);
   const optimizer = tf.train.adam(o.learningRate, 0.9, 0.99, 1e-8);
   const random = uniformStream((o.seed ^ 0x5eed) >>> 0);
-  const terms: LossTerms = { hardWeight: HARD_WEIGHT[o.targets], topK: o.topK };
+  const terms: LossTerms = { hardWeight: HARD_WEIGHT[o.targets] };
   const rows = new Int32Array(Math.min(o.batchSize, data.trainRows.length));
   let best: { tau: number; values: tf.Tensor[] } | null = null;
   let lossPerOffset: number[] = [];
@@ -230,7 +230,7 @@ export async function trainDraftHeads(model: LayersModel, options: TrainDraftHea
     const corpusTokens = corpus.sequences.reduce((a, q) => a + q.ids.length, 0);
     const vocab = o.draftVocab === null ? null : frequentTokens(corpus.sequences, o.draftVocab, vocabSize);
     if (vocab !== null) head.setDraftVocab(vocab.ids);
-    data = await prepareData(head, corpus.sequences, corpus.hidden, head.numHeads, o.heldOut, head.draftVocab);
+    data = await prepareData(head, corpus.sequences, corpus.hidden, head.numHeads, o.heldOut, head.draftVocab, o.topK);
     if (data.trainRows.length === 0) fail(RangeError, FN, 'options.heldOut', 'must leave training text (every sequence was held out or too short)', o.heldOut);
     const run = await trainLoop(head, data, o, start, clock, report);
     const training = {
