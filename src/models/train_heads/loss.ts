@@ -6,10 +6,10 @@
  * the frozen model's distribution restricted to the draft vocabulary and renormalised. `mix`:
  * half each.
  *
- With `topK` (the data's precomputed `topK`) HASS's ranking term is added: the cross-entropy with the
- * frozen model's distribution kept on its K most likely tokens of the draft vocabulary and zero
- * elsewhere, not renormalised — it rewards ranking the tokens a tree's top-k drafting will offer
- * in the model's order. `fed` trains sequential modules on the tokens a decode feeds them (their own
+ * When the data holds the teacher's top K (`topK`, precomputed per position), HASS's ranking term
+ * is added: the cross-entropy with the frozen model's distribution kept on its K most likely
+ * tokens of the draft vocabulary and zero elsewhere, not renormalised — it rewards ranking the
+ * tokens a tree's top-k drafting will offer in the model's order. `fed` trains sequential modules on the tokens a decode feeds them (their own
  * drafts, EAGLE-3's training-time test) instead of the text's.
  *
  * Reference: Cai et al., "Medusa" (2024), §2.3.2 (self-distillation; hard vs soft targets); Zhang
