@@ -73,7 +73,8 @@ export interface TrainDraftHeadsOptions {
   /**
    * Adds HASS's ranking term: the cross-entropy with the frozen model's distribution kept on its K
    * most likely tokens (zero elsewhere), which rewards offering those tokens in the model's order —
-   * what a tree's top-k drafting tries. 0: none.
+   * what a tree's top-k drafting tries. 0: none; at most 64 (K ids and probabilities are kept per
+   * corpus position).
    */
   topK?: number;
   /**
@@ -198,6 +199,8 @@ export interface ModelLimits {
 const FN = 'trainDraftHeads';
 const TARGETS = ['hard', 'soft', 'mix'] as const;
 const FEEDS = ['truth', 'drafts'] as const;
+/** Largest `topK`: the targets keep K ids and probabilities per corpus position (HASS uses K ≤ 10). */
+export const MAX_TOP_K = 64;
 
 /** Checks `value` as a list of token-id lists in [0, V) (each non-empty); returns plain copies. */
 function checkIdLists(arg: string, value: unknown, vocabSize: number): number[][] {
@@ -264,7 +267,7 @@ export function resolveTrainOptions(options: unknown, limits: ModelLimits): Reso
   if (learningRate <= 0) fail(RangeError, FN, 'options.learningRate', 'must be a number in (0, 1]', learningRate);
   const targets = o.targets ?? TRAIN_HEADS_DEFAULTS.targets;
   if (!TARGETS.includes(targets)) fail(TypeError, FN, 'options.targets', `must be one of ${TARGETS.map((t) => `'${t}'`).join(', ')}`, targets);
-  const topK = o.topK === undefined ? TRAIN_HEADS_DEFAULTS.topK : checkInteger(FN, 'options.topK', o.topK, 0, limits.vocabSize);
+  const topK = o.topK === undefined ? TRAIN_HEADS_DEFAULTS.topK : checkInteger(FN, 'options.topK', o.topK, 0, Math.min(MAX_TOP_K, limits.vocabSize));
   const feed = o.feed ?? TRAIN_HEADS_DEFAULTS.feed;
   if (!FEEDS.includes(feed)) fail(TypeError, FN, 'options.feed', `must be one of ${FEEDS.map((t) => `'${t}'`).join(', ')}`, feed);
   const heldOut = o.heldOut === undefined ? TRAIN_HEADS_DEFAULTS.heldOut : checkFiniteNumber(FN, 'options.heldOut', o.heldOut, 0, 0.5);
