@@ -27,6 +27,19 @@ import { readStories, STORIES_DIR, storiesAvailable, storiesReference } from '..
 const run = promisify(execFile);
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
+/**
+ * A head with one draft offset whose "hidden state" is its own logits: offset 0's `[V]`, then the
+ * draft logits `[Vd]`.
+ */
+function fakeHead(V: number, vd: number): DraftHeadLayer {
+  return {
+    numHeads: 2,
+    vocabSize: V,
+    logits: (states: tf.Tensor2D) => tf.expandDims(tf.slice(states, [0, 0], [-1, V]), 1),
+    trainingLogits: (states: tf.Tensor2D) => tf.expandDims(tf.slice(states, [0, V], [-1, vd]), 1), // [m, 1, Vd]
+  } as unknown as DraftHeadLayer;
+}
+
 describe('the loss and the metrics over a draft vocabulary', () => {
   beforeAll(useCpu);
 
@@ -38,12 +51,7 @@ describe('the loss and the metrics over a draft vocabulary', () => {
     const z = teacher.map((_, r) => [r * 0.1, 1 - r * 0.2, 0.3]);
     const rowOf = (t: number, r: number) => [...Array.from({ length: V }, (_, i) => (i === t ? 2 : 0)), ...z[r]!];
     const hidden = new Float32Array([...teacher.flatMap(rowOf), ...teacher.flatMap(rowOf)]); // two sequences: trained, held out
-    const head = {
-      numHeads: 2,
-      vocabSize: V,
-      logits: (states: tf.Tensor2D) => tf.expandDims(tf.slice(states, [0, 0], [-1, V]), 1),
-      trainingLogits: (states: tf.Tensor2D) => tf.expandDims(tf.slice(states, [0, V], [-1, vocab.length]), 1), // [m, 1, Vd]
-    } as unknown as DraftHeadLayer;
+    const head = fakeHead(V, vocab.length);
     const sequences = [{ ids: teacher }, { ids: teacher, greedyFrom: 1 }];
     await expectNoLeak(async () => {
       const data = await prepareData(head, sequences, hidden, 2, 0.5, vocab);
@@ -85,12 +93,7 @@ describe('the loss and the metrics over a draft vocabulary', () => {
     ];
     const z = teacherLogits.map((_, r) => [r * 0.1, 1 - r * 0.2, 0.3]);
     const hidden = new Float32Array(teacherLogits.flatMap((row, r) => [...row, ...z[r]!]));
-    const head = {
-      numHeads: 2,
-      vocabSize: V,
-      logits: (states: tf.Tensor2D) => tf.expandDims(tf.slice(states, [0, 0], [-1, V]), 1),
-      trainingLogits: (states: tf.Tensor2D) => tf.expandDims(tf.slice(states, [0, V], [-1, vocab.length]), 1), // [m, 1, Vd]
-    } as unknown as DraftHeadLayer;
+    const head = fakeHead(V, vocab.length);
     const softmax = (row: number[]) => row.map((x) => Math.exp(x) / row.reduce((a, y) => a + Math.exp(y), 0));
     const lse = (row: number[]) => Math.log(row.reduce((a, x) => a + Math.exp(x), 0));
     await expectNoLeak(async () => {
