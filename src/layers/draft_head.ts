@@ -75,7 +75,7 @@ export interface DraftHeadLayer extends InferenceHead {
    * `nextTokens` int32 `[m, k−1]` (the true tokens at t+1…t+k−1) → int32 `[m, k−1]`, to pass to
    * {@link DraftHeadLayer.trainingLogits} in place of `nextTokens`. Sequential modules: column 0
    * is the true token at t+1 (the verified token a chain starts from), column j the draft of
-   * module j (its argmax over the draft vocabulary) fed column j − 1, on the live weights.
+   * module j (its argmax over the draft vocabulary) fed column j − 1, as a decode drafts it.
    * Parallel heads are fed no tokens: a copy of `nextTokens`. Integer-valued, so call it outside
    * a gradient tape.
    */

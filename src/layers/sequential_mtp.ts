@@ -309,20 +309,16 @@ export class SequentialMtpHead extends LayerBase {
   /**
    * The tokens a decode feeds the modules (see `DraftHeadLayer.decodeFeed`): column 0 the true
    * token at t+1, column j module j's draft (argmax over the draft vocabulary, as a token id) fed
-   * column j − 1, on the live weights. `[m, D]`, int32 `[m, k−1]` → int32 `[m, k−1]`. EAGLE-3's
-   * "training-time test": training on these, module j + 1 sees what module j drafts, not the text.
+   * column j − 1: the argmax chain a decode drafts at the tip (`argmaxTipChain`), rooted at
+   * the true token. `[m, D]`, int32 `[m, k−1]` → int32 `[m, k−1]`. EAGLE-3's "training-time test":
+   * training on these, module j + 1 sees what module j drafts, not the text.
    */
   decodeFeed(states: tf.Tensor2D, nextTokens: tf.Tensor2D): tf.Tensor2D {
     checkTrainingCall(`${WHERE}.decodeFeed`, this.numHeads, this.built, states, nextTokens);
     return tf.tidy(() => {
-      const e = this.unembedding.matrix(); // [V, D]
-      const columns: tf.Tensor1D[] = [tf.reshape(tf.slice(nextTokens, [0, 0], [-1, 1]), [-1]) as tf.Tensor1D]; // [m] the token at t+1
-      let s = states;
-      for (let j = 1; j < this.numHeads - 1; j++) {
-        s = this.moduleState(j, s, tf.gather(e, this.clampTokens(columns[j - 1]!)) as tf.Tensor2D); // [m, D]
-        columns.push(this.projection.pick(this.projection.draft(s)).ids); // [m] module j's draft
-      }
-      return tf.stack(columns, 1) as tf.Tensor2D; // [m, k − 1]
+      const root = tf.reshape(tf.slice(nextTokens, [0, 0], [-1, 1]), [-1]) as tf.Tensor1D; // [m] the true token at t+1
+      const { ids } = this.argmaxTipChain(states, root, this.numHeads - 2); // modules 1…k−2's drafts, [m] each
+      return tf.stack([root, ...ids], 1) as tf.Tensor2D; // [m, k − 1]
     });
   }
 

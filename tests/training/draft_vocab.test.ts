@@ -68,7 +68,7 @@ describe('the loss and the metrics over a draft vocabulary', () => {
         }
         expect(terms.length).toBeGreaterThan(0);
         expect(terms.length).toBeLessThan(7);
-        const loss = tf.tidy(() => batchLoss(head, data, tf.tensor1d(data.trainRows, 'int32'), 1).loss);
+        const loss = tf.tidy(() => batchLoss(head, data, tf.tensor1d(data.trainRows, 'int32'), { hardWeight: 1 }).loss);
         expect((await loss.data())[0]).toBeCloseTo(terms.reduce((a, b) => a + b, 0) / terms.length, 5);
         loss.dispose();
         const metrics = (await evaluate(head, data, { last: 0 }))!;
@@ -118,7 +118,7 @@ describe('the loss and the metrics over a draft vocabulary', () => {
           }
           for (const e of expected[p + 1]!) ranked += e.p * (lse(z[p]!) - z[p]![e.c]!);
         }
-        const loss = tf.tidy(() => batchLoss(head, data, tf.tensor1d(data.trainRows, 'int32'), 1).loss);
+        const loss = tf.tidy(() => batchLoss(head, data, tf.tensor1d(data.trainRows, 'int32'), { hardWeight: 1 }).loss);
         expect((await loss.data())[0]).toBeCloseTo(hard / Math.max(1, hits) + ranked / 3, 5);
         loss.dispose();
       } finally {

@@ -104,8 +104,7 @@ export interface LossTerms {
 }
 
 /** Mean loss over offsets of the rows `rows`, and the per-offset losses `[k − 1]`. */
-export function batchLoss(head: DraftHeadLayer, data: HeadData, rows: tf.Tensor1D, terms: LossTerms | number): { loss: tf.Scalar; perOffset: tf.Tensor1D } {
-  const { hardWeight, fed = null } = typeof terms === 'number' ? { hardWeight: terms } : terms;
+export function batchLoss(head: DraftHeadLayer, data: HeadData, rows: tf.Tensor1D, { hardWeight, fed = null }: LossTerms): { loss: tf.Scalar; perOffset: tf.Tensor1D } {
   const { logits, at } = draftLogitsAt(head, data, rows, fed); // [m, k−1, Vd], [m, k−1]
   const [m, k1, vd] = logits.shape;
   const parts: tf.Tensor1D[] = [];
