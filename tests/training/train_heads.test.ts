@@ -262,7 +262,7 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
     }
   });
 
-  it('sequential modules train on their own drafts (feed: drafts) with the top-K ranking term; the facts say so; offset 0 untouched; another run than teacher forcing', async () => {
+  it('sequential modules train on their own drafts (feed: drafts) with the top-K ranking term; the facts say so; offset 0 untouched; another run than teacher forcing; an abort leaks nothing', async () => {
     const { model: base } = await loadLlama2c(checkpoint, { mtpHeads: 1 });
     const sequential = withSequentialHeads(base, 4, H);
     try {
@@ -275,6 +275,21 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
       expect(offset0(sequential, prompt)).toEqual(logits);
       expect(draftValues(sequential).get('module3/w1')).not.toEqual(initial.get('module3/w1'));
       expect(Array.from(heads.values.get('module3/w1')!)).not.toEqual(Array.from(forced.values.get('module3/w1')!)); // module 3 saw other tokens and another loss
+      // aborted mid-training with both: stopped by the signal, the precomputed top-K targets freed with the rest
+      const controller = new AbortController();
+      const stopped = await expectNoLeak(() =>
+        trainDraftHeads(sequential, {
+          ...TINY,
+          steps: 100_000,
+          feed: 'drafts',
+          topK: 8,
+          signal: controller.signal,
+          onProgress: (p: TrainDraftHeadsProgress) => {
+            if (p.phase === 'training' && p.step === 1) setTimeout(() => controller.abort(), 100);
+          },
+        }),
+      );
+      expect(stopped.manifest.training).toMatchObject({ stoppedBy: 'signal', feed: 'drafts', topK: 8 });
     } finally {
       sequential.dispose();
     }
