@@ -59,13 +59,24 @@ const DRAFT_LENGTH = MTP_HEADS - 1;
 /** Prompt length (BOS + random ids) of every tfjs decode. */
 const PROMPT_LENGTH = 8;
 /**
- * The native binary's prompt and positions per run (prompt included), and its fewest runs per
- * shape: one at the start of the shape and one before each configuration, so that its median
- * spans the same minutes as the tfjs measurements on a machine whose load changes.
+ * The native binary's prompt, and its fewest batches per shape: one at the start of the shape and
+ * one before each configuration, so that its rate spans the same minutes as the tfjs measurements
+ * on a machine whose load changes. Each run decodes as many positions as the tfjs decodes do
+ * (prompt included; attention's cost grows with the position, so a longer run would be slower
+ * per token).
  */
 const NATIVE_PROMPT = 'Once upon a time';
-const NATIVE_STEPS = 96;
-const NATIVE_RUNS = 3;
+const NATIVE_BATCHES = 3;
+/**
+ * run.c times a run with a whole-millisecond clock: ~100 positions of stories260K take 5–9 ms,
+ * so one run's tok/s is a step of a coarse staircase (95 tokens in 5, 6, 7 ms: 19,000, 15,833,
+ * 13,571 tok/s). A batch repeats the run until its runs add up to this many ms, and the rate is
+ * the mean ms per token over every run (the clock's rounding averages out; a median of rates
+ * would not).
+ */
+const NATIVE_BATCH_MS = 150;
+/** Most runs in one batch (a binary too fast for its own clock reports `inf`: no time at all). */
+const NATIVE_BATCH_RUNS = 200;
 /** Fewest new tokens `--tokens` accepts: a speculative decode must take a few steps after the prompt's. */
 const MIN_TOKENS = 8;
 
@@ -203,8 +214,12 @@ interface Skipped {
 
 interface NativeResult {
   shape: ShapeName;
+  /** {@link pooledTokensPerSecond} over every run of the shape. */
   tokensPerSecond: number;
-  runs: number[];
+  /** Positions per run, the prompt included. */
+  positions: number;
+  /** Every batch's runs, as run.c's tok/s. */
+  batches: number[][];
 }
 
 type Decode = (model: MultiTokenModel, maxNewTokens: number, onToken?: () => void) => Promise<DecodeResult>;
@@ -345,14 +360,50 @@ function membersNotInstrumented(model: MultiTokenModel): string[] {
   return [...names].filter((n) => !NOT_DECODER_MEMBERS.has(n) && !n.startsWith('check') && !(n in proxy)).sort();
 }
 
-/** Runs the native binary once on the checkpoint (greedy) and returns run.c's "achieved tok/s". */
-function runNative(binary: string, checkpoint: string, tokenizer: string, shape: ShapeName): number {
-  const out = spawnSync(resolve(binary), [checkpoint, '-z', tokenizer, '-t', '0', '-n', String(NATIVE_STEPS), '-i', NATIVE_PROMPT], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  const match = /achieved tok\/s: ([\d.]+)/.exec(out.stderr ?? '');
-  if (out.status !== 0 || !match) {
+/**
+ * run.c's "achieved tok/s" in its stderr: a number, `Infinity` when the run took less than its
+ * clock's millisecond (run.c prints `inf`), or null when the line is missing.
+ */
+export function achievedTokensPerSecond(stderr: string): number | null {
+  const match = /achieved tok\/s: (inf|[\d.]+)/.exec(stderr);
+  if (!match) return null;
+  return match[1] === 'inf' ? Infinity : Number(match[1]);
+}
+
+/**
+ * The native rate over runs, each given as run.c's tok/s: 1000 over the mean ms per token (runs
+ * reported as `inf` left out). NaN when no run had a duration.
+ */
+export function pooledTokensPerSecond(runs: readonly number[]): number {
+  const timed = runs.filter((r) => Number.isFinite(r) && r > 0);
+  if (timed.length === 0) return NaN;
+  return 1000 / (timed.reduce((sum, r) => sum + 1000 / r, 0) / timed.length);
+}
+
+/** Runs the native binary once on the checkpoint (greedy, `positions` positions with the prompt) and returns run.c's "achieved tok/s". */
+function runNative(binary: string, checkpoint: string, tokenizer: string, shape: ShapeName, positions: number): number {
+  const out = spawnSync(resolve(binary), [checkpoint, '-z', tokenizer, '-t', '0', '-n', String(positions), '-i', NATIVE_PROMPT], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const achieved = achievedTokensPerSecond(out.stderr ?? '');
+  if (out.status !== 0 || achieved === null) {
     throw new Error(`bench:scale: --native ${binary} failed on the ${shape} checkpoint (exit ${out.status}${out.error ? `, ${out.error.message}` : ''}): ${(out.stderr ?? '').trim().slice(0, 300)}`);
   }
-  return Number(match[1]);
+  return achieved;
+}
+
+/**
+ * One batch of native runs: repeated until their run.c-timed ms add up to {@link NATIVE_BATCH_MS}
+ * (at most {@link NATIVE_BATCH_RUNS} runs); returns every run's tok/s.
+ */
+function nativeBatch(binary: string, checkpoint: string, tokenizer: string, shape: ShapeName, positions: number): number[] {
+  const runs: number[] = [];
+  let ms = 0;
+  while (ms < NATIVE_BATCH_MS && runs.length < NATIVE_BATCH_RUNS) {
+    const rate = runNative(binary, checkpoint, tokenizer, shape, positions);
+    runs.push(rate);
+    if (Number.isFinite(rate) && rate > 0) ms += ((positions - 1) * 1000) / rate;
+  }
+  if (!Number.isFinite(pooledTokensPerSecond(runs))) throw new Error(`bench:scale: --native ${binary} ran ${positions} positions of the ${shape} checkpoint in under run.c's millisecond every time (it printed inf): pass more --tokens.`);
+  return runs;
 }
 
 const fmt = (x: number | null | undefined, d = 2) => (x !== null && x !== undefined && Number.isFinite(x) ? x.toFixed(d) : '–');
@@ -401,10 +452,10 @@ function splitTable(rows: Row[]): string {
 
 function nativeTable(rows: Row[], native: NativeResult[], binary: string): string {
   const lines = [
-    `Native llama2.c (${binary}: greedy, one thread, ${NATIVE_STEPS} positions from the prompt "${NATIVE_PROMPT}"; median of the shape's runs, one before each configuration, so they span the same minutes as the tfjs rows) against tfjs greedy (median over the shape's rows on that backend):`,
+    `Native llama2.c (${binary}: greedy, one thread, from the prompt "${NATIVE_PROMPT}", as many positions per run as the tfjs decodes; batches of runs, one before each configuration, so they span the same minutes as the tfjs rows; each batch repeats the run until run.c's whole-ms clock has counted ${NATIVE_BATCH_MS} ms; the rate is 1000 over the mean ms per token of every run) against tfjs greedy (median over the shape's rows on that backend):`,
     '',
-    '| shape | native tok/s | runs | native ms/token | backend | kernels | tfjs greedy tok/s | tfjs ÷ native |',
-    '|---|---:|---:|---:|---|---|---:|---:|',
+    '| shape | positions | native tok/s | runs | batch tok/s (min–max) | native ms/token | backend | kernels | tfjs greedy tok/s | tfjs ÷ native |',
+    '|---|---:|---:|---:|---|---:|---|---|---:|---:|',
   ];
   for (const n of native) {
     for (const backend of new Set(rows.filter((r) => r.shape === n.shape).map((r) => r.backend))) {
@@ -412,7 +463,8 @@ function nativeTable(rows: Row[], native: NativeResult[], binary: string): strin
         const mine = rows.filter((r) => r.shape === n.shape && r.backend === backend && r.kernels === kernels);
         if (mine.length === 0) continue;
         const ms = median(mine.map((r) => r.greedyMsPerToken));
-        lines.push(`| ${n.shape} | ${fmt(n.tokensPerSecond, 1)} | ${n.runs.length} | ${fmt(1000 / n.tokensPerSecond)} | ${backend} | ${kernels} | ${fmt(1000 / ms, 1)} | ${fmt(1000 / ms / n.tokensPerSecond, 3)} |`);
+        const batch = n.batches.map(pooledTokensPerSecond);
+        lines.push(`| ${n.shape} | ${n.positions} | ${fmt(n.tokensPerSecond, 1)} | ${n.batches.flat().length} | ${fmt(Math.min(...batch), 0)}–${fmt(Math.max(...batch), 0)} | ${fmt(1000 / n.tokensPerSecond)} | ${backend} | ${kernels} | ${fmt(1000 / ms, 1)} | ${fmt(1000 / ms / n.tokensPerSecond, 3)} |`);
       }
     }
   }
@@ -472,11 +524,14 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const size = writeRandomLlama2c(checkpoint, TINYLLAMAS_SHAPES[shape], { seed: o.seed });
       log(`${shape}: wrote ${(size / 2 ** 20).toFixed(0)} MiB of random weights in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      const nativeRuns: number[] = [];
+      // as many positions as the longest tfjs decode of the shape: its prompt and new tokens
+      const positions = PROMPT_LENGTH + Math.max(...o.backends.map((b) => o.tokens || WORKLOADS[b][shape].tokens));
+      const nativeBatches: number[][] = [];
       const nativeOnce = () => {
         if (!o.native) return;
-        nativeRuns.push(runNative(o.native, checkpoint, tokenizer, shape));
-        log(`    native ${fmt(nativeRuns.at(-1), 1)} tok/s`);
+        const runs = nativeBatch(o.native, checkpoint, tokenizer, shape, positions);
+        nativeBatches.push(runs);
+        log(`    native ${fmt(pooledTokensPerSecond(runs), 1)} tok/s (${runs.length} runs of ${positions} positions)`);
       };
       nativeOnce();
       const bytes = new Uint8Array(readFileSync(checkpoint));
@@ -506,8 +561,8 @@ async function main(): Promise<void> {
         }
       }
       if (o.native) {
-        while (nativeRuns.length < NATIVE_RUNS) nativeOnce();
-        native.push({ shape, tokensPerSecond: median(nativeRuns), runs: nativeRuns });
+        while (nativeBatches.length < NATIVE_BATCHES) nativeOnce();
+        native.push({ shape, tokensPerSecond: pooledTokensPerSecond(nativeBatches.flat()), positions, batches: nativeBatches });
       }
       rmSync(checkpoint, { force: true });
     }

@@ -2,7 +2,8 @@
  * tools/llama2c_random.ts: a random checkpoint parses back to its header and decodes through
  * `loadLlama2c`; the file writer and the in-memory writer give the same bytes; the made-up
  * tokenizer reads in run.c's format (a plain reader here, and `Llama2cTokenizer`); and
- * `npm run bench:scale`'s command line rejects bad values naming the flag.
+ * `npm run bench:scale`'s command line rejects bad values naming the flag, and its native rate is
+ * pooled over runs from run.c's own report.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { greedyDecode, speculativeDecode } from '../../src/decoding/index.js';
 import { CachedTransformer, loadLlama2c } from '../../src/models/index.js';
 import { parseLlama2c } from '../../src/models/llama2c.js';
 import { Llama2cTokenizer } from '../../src/models/llama2c_tokenizer.js';
-import { parseScaleOptions } from '../../bench/scale.js';
+import { achievedTokensPerSecond, parseScaleOptions, pooledTokensPerSecond } from '../../bench/scale.js';
 import { UsageError } from '../../tools/args.js';
 import { llama2cFileBytes, madeUpTokenizer, MIN_TOKENIZER_VOCAB, randomLlama2c, TINYLLAMAS_SHAPES, writeRandomLlama2c, type Llama2cShape } from '../../tools/llama2c_random.js';
 import { useCpu } from '../helpers/backend.js';
@@ -129,5 +130,21 @@ describe('bench:scale command line', () => {
   ])('rejects %j', (argv, message) => {
     expect(() => parseScaleOptions(argv)).toThrow(UsageError);
     expect(() => parseScaleOptions(argv)).toThrow(message);
+  });
+});
+
+describe('bench:scale native rate', () => {
+  it("reads run.c's achieved tok/s, inf included", () => {
+    expect(achievedTokensPerSecond('Once upon a time\nachieved tok/s: 15923.076923\n')).toBe(15923.076923);
+    expect(achievedTokensPerSecond('achieved tok/s: inf\n')).toBe(Infinity);
+    expect(achievedTokensPerSecond('Segmentation fault\n')).toBeNull();
+  });
+
+  it('pools runs as 1000 over the mean ms per token, leaving out runs without a duration', () => {
+    // 95 tokens in 5 ms and in 7 ms: 12 ms for 190 tokens, not the median of 19,000 and 13,571
+    expect(pooledTokensPerSecond([19_000, 95_000 / 7])).toBeCloseTo(190_000 / 12, 6);
+    expect(pooledTokensPerSecond([19_000, Infinity, 95_000 / 7])).toBeCloseTo(190_000 / 12, 6);
+    expect(pooledTokensPerSecond([Infinity])).toBeNaN();
+    expect(pooledTokensPerSecond([])).toBeNaN();
   });
 });
