@@ -124,6 +124,21 @@ export function fusedSequentialChain(states: tf.Tensor2D, roots: tf.Tensor1D, em
 }
 
 /**
+ * Dynamic tree drafting with sequential modules, one kernel (see `SequentialMtpHead.headTree`):
+ * modules 1…depth (`modules`, at least `depth` of them) from `states` `[m, D]` fed `roots`, k
+ * children per expanded node over the draft vocabulary (`unembed` `[D, Vd]` + `bias`, columns
+ * mapped through `ids`), the k best frontier nodes expanded per level. `[m, G]` each, G = k +
+ * (depth − 1)·k²: int32 token ids (−1 throughout a row with a non-finite logit), int32 parents
+ * (−1: the root), float32 cumulative log-probabilities.
+ */
+export function fusedSequentialTree(states: tf.Tensor2D, roots: tf.Tensor1D, embedding: tf.Tensor2D, tokenScale: tf.Tensor2D, modules: readonly FusedSequentialWeights[], unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null, depth: number, k: number, epsilon: number): { ids: tf.Tensor2D; parents: tf.Tensor2D; scores: tf.Tensor2D } {
+  const inputs: Record<string, tf.Tensor | undefined> = { states, roots, embedding, tokenScale, unembed, unembedBias: bias ?? undefined, ids: ids ?? undefined };
+  modules.slice(0, depth).forEach((w, i) => Object.assign(inputs, { [`state${i + 1}`]: w.state, [`token${i + 1}`]: w.token, [`w1_${i + 1}`]: w.w1, [`b1_${i + 1}`]: w.b1, [`w2_${i + 1}`]: w.w2, [`b2_${i + 1}`]: w.b2 }));
+  const [treeIds, parents, scores] = run(FUSED_KERNELS.sequentialTree, inputs, { depth, k, epsilon }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  return { ids: treeIds, parents, scores };
+}
+
+/**
  * Argmax per row of `logits` `[N, V]`, −1 where the row is not finite: int32 `[N]`, one kernel.
  * `ids` `[V]` int32 maps each column to its token id (a draft vocabulary); with `group` g, a run
  * of g rows with any non-finite row is −1 throughout.

@@ -48,6 +48,7 @@ export const FUSED_KERNELS = {
   draftArgmax: 'MtpDraftArgmax',
   greedyVerdict: 'MtpGreedyVerdict',
   sequentialChain: 'MtpSequentialChain',
+  sequentialTree: 'MtpSequentialTree',
 } as const;
 
 /** The backends the fused kernels are written for. */
@@ -291,6 +292,10 @@ const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: KernelArgs) => T
   {
     name: FUSED_KERNELS.sequentialChain,
     kernelFunc: ({ inputs, backend, attrs }) => sequentialChain(inputs as unknown as Record<string, TensorInfo>, backend, attrs as unknown as { count: number; epsilon: number }),
+  },
+  {
+    name: FUSED_KERNELS.sequentialTree,
+    kernelFunc: ({ inputs, backend, attrs }) => sequentialTree(inputs as unknown as Record<string, TensorInfo>, backend, attrs as unknown as { depth: number; k: number; epsilon: number }),
   },
   {
     name: FUSED_KERNELS.greedyVerdict,
@@ -584,6 +589,167 @@ function sequentialChain(inputs: Record<string, TensorInfo>, backend: unknown, a
       for (let j = 0; j < n; j++) o[r * n + j] = broken ? -1 : columns[j]![r]!;
     }
     return out.info;
+  } finally {
+    for (const t of made) memory.free(t);
+  }
+}
+
+/**
+ * The `k` largest of `row` (descending, equal values by lower index, as `tf.topk`): their columns
+ * into `cols` and values into `vals` at `at`…`at + k`. NaN never ranks above a number; a row with
+ * fewer than k numbers fills the rest from the lowest columns not taken (such a row is broken and
+ * reported as −1 by the caller).
+ */
+function topkRow(row: Float32Array, k: number, cols: Int32Array, vals: Float32Array, at: number): void {
+  let n = 0; // filled so far, cols/vals[at … at + n) sorted
+  for (let c = 0; c < row.length; c++) {
+    const v = row[c]!;
+    if (!(v > -Infinity) && v !== -Infinity) continue; // NaN
+    if (n === k && !(v > vals[at + k - 1]!)) continue; // not above the k-th (a tie keeps the lower column)
+    let i = n < k ? n++ : k - 1;
+    while (i > 0 && v > vals[at + i - 1]!) {
+      vals[at + i] = vals[at + i - 1]!;
+      cols[at + i] = cols[at + i - 1]!;
+      i--;
+    }
+    vals[at + i] = v;
+    cols[at + i] = c;
+  }
+  for (let c = 0; n < k; c++) {
+    let taken = false;
+    for (let i = 0; i < n; i++) if (cols[at + i] === c) taken = true;
+    if (taken) continue;
+    vals[at + n] = row[c]!;
+    cols[at + n++] = c;
+  }
+}
+
+/**
+ * Dynamic tree drafting with sequential modules in one dispatch, EAGLE-2's growth as
+ * `SequentialMtpHead.headTree` composes it: module 1 from `states` `[m, D]` fed `roots`, its top-k
+ * children per row over the draft vocabulary with log-probabilities (logits minus their
+ * log-sum-exp); then per level j = 2…depth the k frontier nodes of highest cumulative score are
+ * expanded, each through module j fed its token and the state of the module that ranked it, k
+ * children each (scores add up along the path). Inputs as {@link sequentialChain}. Returns, per
+ * row over the G = k + (depth − 1)·k² candidates level by level, int32 token ids `[m, G]` (−1
+ * throughout a row with a non-finite logit anywhere), int32 parents `[m, G]` (−1: the root;
+ * else the candidate's index) and float32 cumulative scores `[m, G]`.
+ */
+function sequentialTree(inputs: Record<string, TensorInfo>, backend: unknown, attrs: { depth: number; k: number; epsilon: number }): TensorInfo[] {
+  const { memory, made, mm, fresh } = kernelScratch(backend, FUSED_KERNELS.sequentialTree);
+  try {
+    const { depth, k, epsilon } = attrs;
+    const [m, D] = inputs.states!.shape as [number, number];
+    const V = inputs.embedding!.shape[0]!;
+    const Vd = inputs.unembed!.shape[1]!;
+    const G = k + (depth - 1) * k * k;
+    const idTable = inputs.ids === undefined ? null : Int32Array.from(memory.viewInt32(inputs.ids));
+    const ids = new Int32Array(m * G);
+    const parents = new Int32Array(m * G).fill(-1);
+    const scores = new Float32Array(m * G);
+    const finite = new Uint8Array(m).fill(1);
+    /** Module j fed `previous` `[n, D]` and `tokens` (n rows, `n / m` per output row): its state, each row's top-k columns and log-probabilities `[n·k]`. */
+    const expand = (j: number, previous: TensorInfo, tokens: TensorInfo) => {
+      const n = previous.shape[0]!;
+      const module = { state: inputs[`state${j}`]!, token: inputs[`token${j}`]!, w1: inputs[`w1_${j}`]!, b1: inputs[`b1_${j}`]!, w2: inputs[`w2_${j}`]!, b2: inputs[`b2_${j}`]! };
+      const s = sequentialModule({ previous, tokens, embedding: inputs.embedding!, tokenScale: inputs.tokenScale!, ...module }, backend, { epsilon });
+      made.push(s);
+      const logits = memory.view(mm(s, inputs.unembed!, inputs.unembedBias)); // [n, Vd]
+      const cols = new Int32Array(n * k);
+      const logProbs = new Float32Array(n * k);
+      const per = n / m;
+      for (let i = 0; i < n; i++) {
+        const row = logits.subarray(i * Vd, (i + 1) * Vd);
+        let max = -Infinity;
+        let sum = 0;
+        for (let c = 0; c < Vd; c++) {
+          const v = row[c]!;
+          sum += v;
+          if (v > max) max = v;
+        }
+        if (!Number.isFinite(Math.fround(sum))) finite[Math.floor(i / per)] = 0; // a non-finite logit (or a sum that overflows float32)
+        let exps = 0;
+        for (let c = 0; c < Vd; c++) exps += Math.exp(row[c]! - max);
+        const lse = Math.fround(max + Math.log(exps));
+        topkRow(row, k, cols, logProbs, i * k);
+        for (let r = i * k; r < (i + 1) * k; r++) logProbs[r] = Math.fround(logProbs[r]! - lse);
+      }
+      return { s, cols, logProbs };
+    };
+    const token = (col: number) => (idTable === null ? col : idTable[col]!);
+    const clamp = (t: number) => Math.min(Math.max(t, 0), V - 1);
+    // level 1: every row's k children of the root
+    const roots = memory.outputInt32([m]);
+    made.push(roots.info);
+    const given = memory.viewInt32(inputs.roots!);
+    for (let r = 0; r < m; r++) memory.viewInt32(roots.info)[r] = clamp(given[r]!);
+    let level = expand(1, inputs.states!, roots.info);
+    // the frontier (the last level, per row): its width, tokens, scores; its states `level.s`, shared by a row's nodes at level 1
+    let F = k;
+    let frontierIds = new Int32Array(m * k);
+    let frontierScores = new Float32Array(m * k);
+    let shared = true;
+    for (let r = 0; r < m; r++) {
+      for (let c = 0; c < k; c++) {
+        const id = token(level.cols[r * k + c]!);
+        ids[r * G + c] = id;
+        scores[r * G + c] = level.logProbs[r * k + c]!;
+        frontierIds[r * k + c] = id;
+        frontierScores[r * k + c] = level.logProbs[r * k + c]!;
+      }
+    }
+    let levelStart = 0; // the frontier's first index in a row's G candidates
+    for (let j = 2; j <= depth; j++) {
+      const bestCols = new Int32Array(m * k);
+      const bestVals = new Float32Array(m * k);
+      for (let r = 0; r < m; r++) topkRow(frontierScores.subarray(r * F, (r + 1) * F), k, bestCols, bestVals, r * k);
+      // every allocation before the views that follow it (a wasm allocation may move the heap)
+      const previous = fresh([m * k, D]);
+      const fed = memory.outputInt32([m * k]);
+      made.push(fed.info);
+      const from = memory.view(level.s);
+      const to = memory.view(previous);
+      const tokens = memory.viewInt32(fed.info);
+      for (let r = 0; r < m; r++) {
+        for (let c = 0; c < k; c++) {
+          const node = bestCols[r * k + c]!; // within the frontier
+          const stateRow = shared ? r : r * k + Math.floor(node / k); // the module state that ranked it
+          to.set(from.subarray(stateRow * D, (stateRow + 1) * D), (r * k + c) * D);
+          tokens[r * k + c] = clamp(frontierIds[r * F + node]!);
+        }
+      }
+      level = expand(j, previous, fed.info);
+      const start = k + (j - 2) * k * k;
+      const nextIds = new Int32Array(m * k * k);
+      const nextScores = new Float32Array(m * k * k);
+      for (let r = 0; r < m; r++) {
+        for (let c = 0; c < k; c++) {
+          for (let c2 = 0; c2 < k; c2++) {
+            const at = (r * k + c) * k + c2;
+            const id = token(level.cols[at]!);
+            const score = Math.fround(level.logProbs[at]! + bestVals[r * k + c]!);
+            ids[r * G + start + c * k + c2] = id;
+            scores[r * G + start + c * k + c2] = score;
+            parents[r * G + start + c * k + c2] = levelStart + bestCols[r * k + c]!;
+            nextIds[r * k * k + c * k + c2] = id;
+            nextScores[r * k * k + c * k + c2] = score;
+          }
+        }
+      }
+      frontierIds = nextIds;
+      frontierScores = nextScores;
+      F = k * k;
+      shared = false;
+      levelStart = start;
+    }
+    for (let r = 0; r < m; r++) if (finite[r] === 0) ids.fill(-1, r * G, (r + 1) * G);
+    const outIds = memory.outputInt32([m, G]);
+    const outParents = memory.outputInt32([m, G]);
+    const outScores = memory.output([m, G]); // returned: not freed here
+    memory.viewInt32(outIds.info).set(ids);
+    memory.viewInt32(outParents.info).set(parents);
+    memory.view(outScores).set(scores);
+    return [outIds.info, outParents.info, outScores];
   } finally {
     for (const t of made) memory.free(t);
   }

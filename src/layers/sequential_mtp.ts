@@ -33,7 +33,7 @@ import { headHiddenSizeArg, type Layer, type LayerArgs, LayerBase } from './args
 import { breakRows, checkDraftCall, checkTopK, checkTrainingCall, UnembeddingProjection } from './draft_projection.js';
 import type { DraftHeadSpec, DraftHeadWeight } from './draft_head.js';
 import { checkedArgmax } from './inference_fused.js';
-import { fusedCheckedArgmax, fusedDraftArgmax, fusedSequentialChain, fusedSequentialModule } from '../kernels/ops.js';
+import { fusedCheckedArgmax, fusedDraftArgmax, fusedSequentialChain, fusedSequentialModule, fusedSequentialTree } from '../kernels/ops.js';
 import { fusedKernelsAvailable } from '../kernels/registry.js';
 import { setWeightNamePrefix, weightName } from './nesting.js';
 import { resolveTie, SharedUnembedding } from './shared_unembedding.js';
@@ -502,6 +502,12 @@ export class SequentialMtpHead extends LayerBase {
     checkInteger(where, 'depth', depth, 1, this.numHeads - 1);
     checkInteger(where, 'k', k, 1, Math.min(this.projection.draftSize, MAX_TREE_WIDTH));
     if (roots.rank !== 1 || roots.shape[0] !== states.shape[0]) fail(RangeError, where, 'roots', `must be a 1-D tensor of ${states.shape[0]} tokens (one per row)`, roots.shape);
+    const weights = this.projection.draftWeights();
+    if (fusedKernelsAvailable() && this.folded !== null && weights !== null) {
+      // cpu, wasm, prepared: the whole growth in one kernel, the same candidates as below
+      const e = this.unembedding.matrix() as tf.Tensor2D; // [V, D]
+      return fusedSequentialTree(states, roots, e, this.folded.tokenScale, this.folded.modules, weights.w, weights.bias, this.projection.idTable(), depth, k, SEQUENTIAL_NORM_EPSILON);
+    }
     return tf.tidy(() => {
       const m = states.shape[0];
       const int = (x: number) => tf.scalar(x, 'int32');

@@ -489,6 +489,107 @@ describe.each(BACKENDS)('sequential draft modules on %s', (backend) => {
   });
 });
 
+describe.each(BACKENDS)('sequential tree drafting in one kernel on %s', (backend) => {
+  /** A model with sequential modules: random sizes, a draft vocabulary or none. */
+  const shapes = fc.record({
+    vocabSize: fc.integer({ min: 12, max: 48 }),
+    hiddenSize: fc.constantFrom(8, 12, 16),
+    numHeads: fc.integer({ min: 2, max: 5 }),
+    headHidden: fc.constantFrom(4, 8, 12),
+    subset: fc.boolean(),
+    rows: fc.integer({ min: 1, max: 3 }),
+    k: fc.integer({ min: 1, max: 4 }),
+    depth: fc.integer({ min: 1, max: 4 }),
+    seed: fc.integer({ min: 0, max: 1000 }),
+    ties: fc.boolean(),
+  });
+
+  it('grows the candidates the composite headTree grows (ids, parents exactly; scores within 1e-5), ties and broken rows included, for random shapes, in one kernel and leaving no tensor', async () => {
+    await use(backend);
+    fc.assert(
+      fc.property(shapes, (c) => {
+        const base = createTransformer({ vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, numLayers: 1, numAttentionHeads: 2, maxLength: 16, mtpHeads: 1, positions: 'rotary', norm: 'rmsNorm', mlp: 'swiglu', seed: c.seed });
+        const vocab = c.subset ? Array.from({ length: c.vocabSize }, (_, i) => i).filter((i) => (i * 7 + c.seed) % 3 !== 0) : null;
+        const model = withSequentialHeads(base, c.numHeads, c.headHidden, vocab, c.seed + 1);
+        const cached = new CachedTransformer(model);
+        const Vd = vocab?.length ?? c.vocabSize;
+        const k = Math.min(c.k, Vd);
+        const depth = Math.min(c.depth, c.numHeads - 1);
+        const embedding = model.getLayer('transformer') as unknown as { weights: Array<{ name: string; read(): tf.Tensor; write(t: tf.Tensor): void }> };
+        const table = embedding.weights.find((w) => w.name.includes('embedding'))!;
+        const saved = tf.clone(table.read());
+        try {
+          if (c.ties) {
+            // token 2's embedding (so its unembedding column) copied into 5, 6 and 7: equal logits, ranked by the lower column
+            const rows = tf.tidy(() => tf.concat([tf.slice(saved, [0, 0], [5, -1]), tf.tile(tf.slice(saved, [2, 0], [1, -1]), [3, 1]), tf.slice(saved, [8, 0], [-1, -1])]));
+            table.write(rows);
+            rows.dispose();
+          }
+          const run = () => {
+            cached.beginDecode(); // prepared: the folded modules
+            try {
+              return tf.tidy(() => {
+                const finite = tf.randomNormal([c.rows, c.hiddenSize], 0, 1.5, 'float32', c.seed + 2);
+                const states = (c.rows > 1 ? tf.concat([tf.slice(finite, [0, 0], [c.rows - 1, -1]), tf.fill([1, c.hiddenSize], Number.NaN)]) : finite) as tf.Tensor2D; // the last of several rows broken
+                const roots = tf.tensor1d(Array.from({ length: c.rows }, (_, r) => (r * 5 + c.seed) % c.vocabSize), 'int32');
+                const tree = cached.headTree!(states, roots, depth, k);
+                return { ids: Array.from(tree.ids.dataSync()), parents: Array.from(tree.parents.dataSync()), scores: Array.from(tree.scores.dataSync()) };
+              });
+            } finally {
+              cached.endDecode();
+            }
+          };
+          const before = tf.memory().numTensors;
+          const fused = run();
+          expect(tf.memory().numTensors).toBe(before);
+          const plain = composite(run);
+          const G = k + (depth - 1) * k * k;
+          expect(fused.ids).toHaveLength(c.rows * G);
+          for (let r = 0; r < c.rows; r++) {
+            const at = (a: number[]) => a.slice(r * G, (r + 1) * G);
+            if (c.rows > 1 && r === c.rows - 1) {
+              expect(at(fused.ids)).toEqual(Array<number>(G).fill(-1)); // the broken row, throughout
+              expect(at(plain.ids)).toEqual(Array<number>(G).fill(-1));
+              continue;
+            }
+            expect(at(fused.ids)).toEqual(at(plain.ids));
+            expect(at(fused.parents)).toEqual(at(plain.parents));
+            at(fused.scores).forEach((v, j) => expect(Math.abs(v - at(plain.scores)[j]!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(v))));
+          }
+        } finally {
+          table.write(saved);
+          saved.dispose();
+          cached.dispose();
+          model.dispose();
+        }
+      }),
+      { numRuns: 16 },
+    );
+  });
+
+  it('is one kernel where the composite growth dispatches dozens', async () => {
+    await use(backend);
+    const base = createTransformer({ vocabSize: 40, hiddenSize: 16, numLayers: 1, numAttentionHeads: 2, maxLength: 32, mtpHeads: 1, positions: 'rotary', norm: 'rmsNorm', mlp: 'swiglu', seed: 4 });
+    const model = withSequentialHeads(base, 4, 12, null, 9);
+    const cached = new CachedTransformer(model);
+    cached.beginDecode();
+    try {
+      const states = tf.randomNormal([1, 16], 0, 1.5, 'float32', 2) as tf.Tensor2D;
+      const roots = tf.tensor1d([7], 'int32');
+      const grow = async () => tf.dispose(Object.values(cached.headTree!(states, roots, 3, 4)));
+      const fused = [...(await tf.profile(grow)).kernelNames]; // copied: tf.profile hands every call the same record
+      const plain = [...(await composite(() => tf.profile(grow))).kernelNames];
+      expect(fused).toEqual(['MtpSequentialTree']);
+      expect(plain.length).toBeGreaterThan(20); // distinct kernel names alone
+      tf.dispose([states, roots]);
+    } finally {
+      cached.endDecode();
+      cached.dispose();
+      model.dispose();
+    }
+  });
+});
+
 describe('WebAssembly SIMD loops (wasm backend)', () => {
   it('softmax: exp(s − max) in place within 1e-5 (relative) and their sum, −Infinity padding weighing nothing', () => {
     const memory = new WebAssembly.Memory({ initial: 1 });
