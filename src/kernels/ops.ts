@@ -93,6 +93,20 @@ export function fusedDraftArgmax(x: tf.Tensor2D, g: FusedDraftGroup, unembed: tf
 }
 
 /**
+ * {@link fusedDraftArgmax}'s offsets ranked, one kernel: the `k` most likely draft tokens of each
+ * offset at each row of `x` `[m, D]` (ties by lower column; rank 0 is the argmax), mapped through
+ * `ids`, with log-probabilities over the draft vocabulary; −1 ids throughout a row with a
+ * non-finite logit in any of its offsets. `[m·n·k]` each.
+ */
+export function fusedDraftTopK(x: tf.Tensor2D, g: FusedDraftGroup, unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null, k: number): { ids: tf.Tensor1D; logProbs: tf.Tensor1D } {
+  const parts = g.secondParts ?? null;
+  const inputs: Record<string, tf.Tensor | undefined> = { x, first: g.first ?? undefined, firstBias: g.firstBias ?? undefined, second: parts === null ? (g.second ?? undefined) : undefined, secondBias: g.secondBias ?? undefined, unembed, unembedBias: bias ?? undefined, ids: ids ?? undefined };
+  parts?.forEach((w, j) => (inputs[`second${j + 1}`] = w));
+  const [top, logProbs] = run(FUSED_KERNELS.draftTopK, inputs, { kind: g.kind, count: g.count, activation: g.activation, k }) as [tf.Tensor1D, tf.Tensor1D];
+  return { ids: top, logProbs };
+}
+
+/**
  * Greedy acceptance over a draft tree, one kernel: from the verifier's argmax `best` int32 `[R]`
  * (row 0 the root, row i + 1 node i), `[packed, tip, next]` — `packed` `[R + 1]` is the tip's row
  * then `best` (the step's readback), `tip` and `next` `[1]` the tip's row and `best` there.

@@ -46,6 +46,7 @@ export const FUSED_KERNELS = {
   block: 'MtpDecoderBlock',
   sequential: 'MtpSequentialModule',
   draftArgmax: 'MtpDraftArgmax',
+  draftTopK: 'MtpDraftTopK',
   greedyVerdict: 'MtpGreedyVerdict',
   sequentialChain: 'MtpSequentialChain',
   sequentialTree: 'MtpSequentialTree',
@@ -288,6 +289,10 @@ const kernels: ReadonlyArray<{ name: string; kernelFunc: (args: KernelArgs) => T
   {
     name: FUSED_KERNELS.draftArgmax,
     kernelFunc: ({ inputs, backend, attrs }) => draftArgmax(inputs as unknown as DraftInputs, backend, attrs as unknown as DraftAttrs),
+  },
+  {
+    name: FUSED_KERNELS.draftTopK,
+    kernelFunc: ({ inputs, backend, attrs }) => draftTopK(inputs as unknown as DraftInputs, backend, attrs as unknown as DraftAttrs & { k: number }),
   },
   {
     name: FUSED_KERNELS.sequentialChain,
@@ -625,6 +630,24 @@ function topkRow(row: Float32Array, k: number, cols: Int32Array, vals: Float32Ar
 }
 
 /**
+ * A row's log-sum-exp `value` (float32: its max plus the log of Σ exp(z − max), summed in
+ * float64) and its plain `sum` rounded to float32, which is not finite iff a logit is not (or the
+ * row's sum overflows float32), as the composite path's `isFinite(sum(logits))` decides.
+ */
+function logSumExpRow(z: Float32Array): { value: number; sum: number } {
+  let max = -Infinity;
+  let sum = 0;
+  for (let c = 0; c < z.length; c++) {
+    const v = z[c]!;
+    sum += v;
+    if (v > max) max = v;
+  }
+  let exps = 0;
+  for (let c = 0; c < z.length; c++) exps += Math.exp(z[c]! - max);
+  return { value: Math.fround(max + Math.log(exps)), sum: Math.fround(sum) };
+}
+
+/**
  * Dynamic tree drafting with sequential modules in one dispatch, EAGLE-2's growth as
  * `SequentialMtpHead.headTree` composes it: module 1 from `states` `[m, D]` fed `roots`, its top-k
  * children per row over the draft vocabulary with log-probabilities (logits minus their
@@ -660,19 +683,10 @@ function sequentialTree(inputs: Record<string, TensorInfo>, backend: unknown, at
       const per = n / m;
       for (let i = 0; i < n; i++) {
         const row = logits.subarray(i * Vd, (i + 1) * Vd);
-        let max = -Infinity;
-        let sum = 0;
-        for (let c = 0; c < Vd; c++) {
-          const v = row[c]!;
-          sum += v;
-          if (v > max) max = v;
-        }
-        if (!Number.isFinite(Math.fround(sum))) finite[Math.floor(i / per)] = 0; // a non-finite logit (or a sum that overflows float32)
-        let exps = 0;
-        for (let c = 0; c < Vd; c++) exps += Math.exp(row[c]! - max);
-        const lse = Math.fround(max + Math.log(exps));
+        const lse = logSumExpRow(row);
+        if (!Number.isFinite(lse.sum)) finite[Math.floor(i / per)] = 0;
         topkRow(row, k, cols, logProbs, i * k);
-        for (let r = i * k; r < (i + 1) * k; r++) logProbs[r] = Math.fround(logProbs[r]! - lse);
+        for (let r = i * k; r < (i + 1) * k; r++) logProbs[r] = Math.fround(logProbs[r]! - lse.value);
       }
       return { s, cols, logProbs };
     };
@@ -776,15 +790,11 @@ interface DraftAttrs {
 }
 
 /**
- * Drafting at the tip in one dispatch: the n offsets' states from `x` `[m, D]` — identity `x`;
- * linear `x·W + b`; residual `x + f(x·W + b)`; lowRank `x + f(x·down)·up`; mlp
- * `x + f(x·W1 + b1)·W2 + b2`, every offset's matrices stacked side by side (first) or on a block
- * diagonal (second) — then the draft unembedding `[D, Vd]` (+ bias) and the checked argmax,
- * columns mapped through `ids` and each position's n offsets broken together. The matmuls go
- * through {@link projections}, the rest in JS. Returns int32 `[m·n]`.
+ * The offsets' draft logits of a {@link draftArgmax} / {@link draftTopK} call, `[m·n, Vd]` (offset j
+ * of row r at row r·n + j), made in `scratch` (freed by the caller with everything else in it).
  */
-function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): TensorInfo {
-  const { memory, made, mm, fresh } = kernelScratch(backend, FUSED_KERNELS.draftArgmax);
+function draftGroupLogits(inputs: DraftInputs, attrs: DraftAttrs, scratch: ReturnType<typeof kernelScratch>): TensorInfo {
+  const { memory, mm, fresh } = scratch;
   const parts = Array.from({ length: attrs.count }, (_, j) => (inputs as unknown as Record<string, TensorInfo | undefined>)[`second${j + 1}`]);
   /** `a·blockdiag(W2_1 … W2_n) + b`, `a` `[m, n·W]`, as n products of `[m, W]·[W, D]` → `[m, n·D]`. */
   const perOffset = (a: TensorInfo, m: number, n: number, D: number, bias?: TensorInfo): TensorInfo => {
@@ -808,35 +818,93 @@ function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): 
     }
     return y;
   };
-  try {
-    const { kind, count: n, activation } = attrs;
-    const [m, D] = inputs.x.shape as [number, number];
-    // every allocation before the views that follow it (a wasm allocation may move the heap)
-    const z = kind === 'identity' ? null : mm(inputs.x, inputs.first!, inputs.firstBias); // [m, n·W]: offset j of row r at columns j·W…
-    let y: TensorInfo | null = null; // what is added to x, [m, n·D]
-    if (z !== null && kind !== 'linear') {
-      const a = fresh([...z.shape]);
-      applyActivation(activation, memory.view(z), memory.view(a));
-      y = kind === 'residual' ? a : inputs.second !== undefined ? mm(a, inputs.second, inputs.secondBias) : perOffset(a, m, n, D, inputs.secondBias);
-    }
-    let states: TensorInfo; // [m·n, D]
-    if (kind === 'linear') states = { ...z!, shape: [m * n, D] };
-    else {
-      states = fresh([m * n, D]);
-      const s = memory.view(states);
-      const x = memory.view(inputs.x);
-      const add = y === null ? null : memory.view(y);
-      for (let r = 0; r < m; r++) {
-        for (let j = 0; j < n; j++) {
-          const to = (r * n + j) * D;
-          for (let d = 0; d < D; d++) s[to + d] = add === null ? x[r * D + d]! : x[r * D + d]! + add[to + d]!;
-        }
+  const { kind, count: n, activation } = attrs;
+  const [m, D] = inputs.x.shape as [number, number];
+  // every allocation before the views that follow it (a wasm allocation may move the heap)
+  const z = kind === 'identity' ? null : mm(inputs.x, inputs.first!, inputs.firstBias); // [m, n·W]: offset j of row r at columns j·W…
+  let y: TensorInfo | null = null; // what is added to x, [m, n·D]
+  if (z !== null && kind !== 'linear') {
+    const a = fresh([...z.shape]);
+    applyActivation(activation, memory.view(z), memory.view(a));
+    y = kind === 'residual' ? a : inputs.second !== undefined ? mm(a, inputs.second, inputs.secondBias) : perOffset(a, m, n, D, inputs.secondBias);
+  }
+  let states: TensorInfo; // [m·n, D]
+  if (kind === 'linear') states = { ...z!, shape: [m * n, D] };
+  else {
+    states = fresh([m * n, D]);
+    const s = memory.view(states);
+    const x = memory.view(inputs.x);
+    const add = y === null ? null : memory.view(y);
+    for (let r = 0; r < m; r++) {
+      for (let j = 0; j < n; j++) {
+        const to = (r * n + j) * D;
+        for (let d = 0; d < D; d++) s[to + d] = add === null ? x[r * D + d]! : x[r * D + d]! + add[to + d]!;
       }
     }
-    const logits = mm(states, inputs.unembed, inputs.unembedBias); // [m·n, Vd]
+  }
+  return mm(states, inputs.unembed, inputs.unembedBias); // [m·n, Vd]
+}
+
+/**
+ * Drafting at the tip in one dispatch: the n offsets' states from `x` `[m, D]` — identity `x`;
+ * linear `x·W + b`; residual `x + f(x·W + b)`; lowRank `x + f(x·down)·up`; mlp
+ * `x + f(x·W1 + b1)·W2 + b2`, every offset's matrices stacked side by side (first) or on a block
+ * diagonal (second) — then the draft unembedding `[D, Vd]` (+ bias) and the checked argmax,
+ * columns mapped through `ids` and each position's n offsets broken together. The matmuls go
+ * through {@link projections}, the rest in JS. Returns int32 `[m·n]`.
+ */
+function draftArgmax(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs): TensorInfo {
+  const scratch = kernelScratch(backend, FUSED_KERNELS.draftArgmax);
+  const { memory, made } = scratch;
+  try {
+    const m = inputs.x.shape[0]!;
+    const n = attrs.count;
+    const logits = draftGroupLogits(inputs, attrs, scratch);
     const out = memory.outputInt32([m * n]); // returned: not freed here
     argmaxRows(backend, memory, logits, out.values, inputs.ids === undefined ? null : memory.viewInt32(inputs.ids), n);
     return out.info;
+  } finally {
+    for (const t of made) memory.free(t);
+  }
+}
+
+/**
+ * {@link draftArgmax}'s offsets ranked: the `k` most likely draft tokens of each of the m·n rows
+ * (descending, equal logits by lower column, so rank 0 is the argmax), mapped through `ids`, and
+ * their log-probabilities over the draft vocabulary (logit minus the row's log-sum-exp). A
+ * position whose n offsets hold a non-finite logit anywhere has −1 ids throughout. Returns
+ * `[ids int32 [m·n·k], logProbs float32 [m·n·k]]`.
+ */
+function draftTopK(inputs: DraftInputs, backend: unknown, attrs: DraftAttrs & { k: number }): TensorInfo[] {
+  const scratch = kernelScratch(backend, FUSED_KERNELS.draftTopK);
+  const { memory, made } = scratch;
+  try {
+    const m = inputs.x.shape[0]!;
+    const { count: n, k } = attrs;
+    const logits = draftGroupLogits(inputs, attrs, scratch);
+    const Vd = logits.shape[1]!;
+    const ids = memory.outputInt32([m * n * k]); // returned: not freed here
+    const logProbs = memory.output([m * n * k]);
+    const table = inputs.ids === undefined ? null : memory.viewInt32(inputs.ids);
+    const values = memory.view(logits);
+    const cols = memory.viewInt32(ids.info);
+    const lp = memory.view(logProbs);
+    for (let r = 0; r < m; r++) {
+      let broken = false;
+      for (let j = 0; j < n; j++) {
+        const row = r * n + j;
+        const z = values.subarray(row * Vd, (row + 1) * Vd);
+        const lse = logSumExpRow(z);
+        if (!Number.isFinite(lse.sum)) broken = true;
+        topkRow(z, k, cols, lp, row * k);
+        for (let i = row * k; i < (row + 1) * k; i++) {
+          lp[i] = Math.fround(lp[i]! - lse.value);
+          if (table !== null) cols[i] = table[cols[i]!]!;
+        }
+      }
+      if (broken) cols.fill(-1, r * n * k, (r + 1) * n * k);
+    }
+    return [ids.info, logProbs];
   } finally {
     for (const t of made) memory.free(t);
   }

@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { topk2d } from '../internal/topk.js';
-import { fusedCheckedArgmax, fusedDraftArgmax, type FusedDraftGroup } from '../kernels/ops.js';
+import { fusedCheckedArgmax, fusedDraftArgmax, fusedDraftTopK, type FusedDraftGroup } from '../kernels/ops.js';
 import { HEAD_ACTIVATIONS } from '../kernels/math.js';
 import { fusedKernelsAvailable } from '../kernels/registry.js';
 import type { OffsetHeadKind } from './args.js';
@@ -217,6 +217,22 @@ export class FusedHeads {
     const activation = String(g.head.activation);
     if (g.kind !== 'identity' && g.kind !== 'linear' && !HEAD_ACTIVATIONS.has(activation)) return null;
     return fusedDraftArgmax(x, { ...g, activation }, weights.w, weights.bias, vocabulary === 'draft' ? this.projection.idTable() : null);
+  }
+
+  /**
+   * The `k` most likely draft tokens of `offsets` (n of them) at every row of `x` `[R, D]` with
+   * their log-probabilities over the draft vocabulary, `[R·n·k]` each (see `fusedDraftTopK`), in
+   * one kernel; null where that kernel does not apply (as {@link argmax}).
+   */
+  topK(x: tf.Tensor2D, offsets: readonly number[], k: number): { ids: tf.Tensor1D; logProbs: tf.Tensor1D } | null {
+    const weights = this.projection.draftWeights();
+    if (weights === null || !fusedKernelsAvailable()) return null;
+    const plan = this.plan(offsets);
+    if (plan.length !== 1) return null;
+    const g = plan[0]!;
+    const activation = String(g.head.activation);
+    if (g.kind !== 'identity' && g.kind !== 'linear' && !HEAD_ACTIVATIONS.has(activation)) return null;
+    return fusedDraftTopK(x, { ...g, activation }, weights.w, weights.bias, this.projection.idTable(), k);
   }
 
   /** The states `[R, n, D]` of `offsets` (n of them) at the rows of `x` `[R, D]`: column i is offset `offsets[i]`. Prepared only; call inside `tf.tidy`. */

@@ -457,6 +457,8 @@ export class MultiTokenHead extends LayerBase {
     checkTopK(where, k, this.projection.draftSize);
     return tf.tidy(() => {
       const m = states.shape[0];
+      const fused = this.fused.topK(states, Array.from({ length: n }, (_, j) => j + 1), k); // one kernel, where it applies
+      if (fused !== null) return { ids: tf.reshape(fused.ids, [m, n, k]) as tf.Tensor3D, logProbs: tf.reshape(fused.logProbs, [m, n, k]) as tf.Tensor3D };
       const r = this.projection.rank(this.draftSubset(states, n), k); // [m·n, k]
       return {
         ids: breakRows(tf.reshape(r.ids, [m, n, k]) as tf.Tensor3D, tf.reshape(r.finite, [m, n])), // [m, n, k]

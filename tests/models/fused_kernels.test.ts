@@ -380,6 +380,52 @@ describe.each(BACKENDS)('parallel offset heads and greedy acceptance on %s', (ba
     }
   });
 
+  it('the one-kernel tip ranking (draftTopK) equals the composite pass: ids exactly, log-probabilities within 1e-5, every head kind and activation, tied and broken rows included, leaving no tensor', async () => {
+    await use(backend);
+    const cases = kinds.flatMap((kind) => (['swish', 'gelu', 'relu', 'tanh', 'sigmoid', 'linear'] as const).map((activation, i) => ({ kind, activation, useBias: i % 2 === 1, vocab: i % 3 === 1 ? null : [0, 3, 5, 8, 13, 21, 26] })));
+    for (const c of cases) {
+      const { model, head } = tinyModel({ numHeads: 4, vocabSize: 29, hidden: 16, headKind: c.kind, activation: c.activation, headHiddenSize: 12, rank: 5, useBias: c.useBias, seed: 6, ...(c.vocab ? { draftVocab: c.vocab } : {}) });
+      randomizeWeights(head, 6, 0.5);
+      const run = () => {
+        head.prepare();
+        try {
+          return tf.tidy(() => {
+            // two random rows; a zero row (through identity heads without biases its logits tie
+            // throughout, ranked by the lower column on both paths); a broken row
+            const states = tf.concat([tf.randomNormal([2, 16], 0, 1.5, 'float32', 7), tf.zeros([1, 16]), tf.fill([1, 16], Number.NaN)]) as tf.Tensor2D;
+            const roots = tf.tensor1d([1, 7, 9, 2], 'int32');
+            const out = [3, 1].flatMap((n) => {
+              const top = head.draftTopK(states, roots, n, Math.min(4, c.vocab?.length ?? 29));
+              return [top.ids, top.logProbs];
+            });
+            return out.map((t) => Array.from(t.dataSync()));
+          });
+        } finally {
+          head.release();
+        }
+      };
+      const names = [...(await tf.profile(run)).kernelNames];
+      expect(names, `${c.kind} ${c.activation}`).toContain('MtpDraftTopK');
+      expect(names, `${c.kind} ${c.activation}`).not.toContain('TopK');
+      const before = tf.memory().numTensors;
+      const fused = run();
+      expect(tf.memory().numTensors).toBe(before);
+      const plain = composite(run);
+      const what = `${c.kind} ${c.activation} bias ${c.useBias} vocab ${c.vocab !== null}`;
+      expect(fused[0], what).toEqual(plain[0]);
+      expect(fused[2], what).toEqual(plain[2]);
+      for (const i of [1, 3]) {
+        // the broken row's log-probabilities are not defined (NaN on both paths, or whatever NaN ranks give)
+        const rows = i === 1 ? 3 * 3 * 4 : 3 * 4;
+        fused[i]!.slice(0, rows).forEach((v, j) => expect(Math.abs(v - plain[i]![j]!), what).toBeLessThan(1e-5 * Math.max(1, Math.abs(v))));
+      }
+      expect(fused[0]!.slice(36)).toEqual(Array<number>(12).fill(-1)); // the broken row, every offset and rank
+      if (c.kind === 'identity' && !c.useBias) expect(fused[0]!.slice(24, 28), what).toEqual((c.vocab ?? Array.from({ length: 29 }, (_, i) => i)).slice(0, 4)); // zero states: logits all 0, ranked by column
+      if (c.vocab !== null) fused[0]!.slice(0, 36).forEach((id) => expect(c.vocab).toContain(id));
+      model.dispose();
+    }
+  });
+
   it('an activation the kernel lacks takes the composite pass, with the same drafts', async () => {
     await use(backend);
     const { model, head } = tinyModel({ numHeads: 3, vocabSize: 29, hidden: 16, headKind: 'mlp', activation: 'elu', headHiddenSize: 12, seed: 5 });
