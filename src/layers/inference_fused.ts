@@ -209,14 +209,8 @@ export class FusedHeads {
    * lacks, or nothing prepared. Call inside `tf.tidy`.
    */
   argmax(x: tf.Tensor2D, offsets: readonly number[], vocabulary: 'draft' | 'full'): tf.Tensor1D | null {
-    const weights = vocabulary === 'draft' ? this.projection.draftWeights() : this.projection.fullWeights();
-    if (weights === null || !fusedKernelsAvailable()) return null;
-    const plan = this.plan(offsets);
-    if (plan.length !== 1) return null;
-    const g = plan[0]!;
-    const activation = String(g.head.activation);
-    if (g.kind !== 'identity' && g.kind !== 'linear' && !HEAD_ACTIVATIONS.has(activation)) return null;
-    return fusedDraftArgmax(x, { ...g, activation }, weights.w, weights.bias, vocabulary === 'draft' ? this.projection.idTable() : null);
+    const pass = this.onePass(offsets, vocabulary);
+    return pass === null ? null : fusedDraftArgmax(x, pass.group, pass.weights.w, pass.weights.bias, vocabulary === 'draft' ? this.projection.idTable() : null);
   }
 
   /**
@@ -225,14 +219,20 @@ export class FusedHeads {
    * one kernel; null where that kernel does not apply (as {@link argmax}).
    */
   topK(x: tf.Tensor2D, offsets: readonly number[], k: number): { ids: tf.Tensor1D; logProbs: tf.Tensor1D } | null {
-    const weights = this.projection.draftWeights();
+    const pass = this.onePass(offsets, 'draft');
+    return pass === null ? null : fusedDraftTopK(x, pass.group, pass.weights.w, pass.weights.bias, this.projection.idTable(), k);
+  }
+
+  /** The one group of `offsets` and the prepared projection for a one-kernel pass, or null where none applies (see {@link argmax}). */
+  private onePass(offsets: readonly number[], vocabulary: 'draft' | 'full'): { group: Group & { activation: string }; weights: { w: tf.Tensor2D; bias: tf.Tensor1D | null } } | null {
+    const weights = vocabulary === 'draft' ? this.projection.draftWeights() : this.projection.fullWeights();
     if (weights === null || !fusedKernelsAvailable()) return null;
     const plan = this.plan(offsets);
     if (plan.length !== 1) return null;
     const g = plan[0]!;
     const activation = String(g.head.activation);
     if (g.kind !== 'identity' && g.kind !== 'linear' && !HEAD_ACTIVATIONS.has(activation)) return null;
-    return fusedDraftTopK(x, { ...g, activation }, weights.w, weights.bias, this.projection.idTable(), k);
+    return { group: { ...g, activation }, weights };
   }
 
   /** The states `[R, n, D]` of `offsets` (n of them) at the rows of `x` `[R, D]`: column i is offset `offsets[i]`. Prepared only; call inside `tf.tidy`. */
