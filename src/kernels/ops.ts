@@ -86,10 +86,15 @@ export interface FusedDraftGroup {
  * not finite. Int32 `[m·n]`.
  */
 export function fusedDraftArgmax(x: tf.Tensor2D, g: FusedDraftGroup, unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null): tf.Tensor1D {
+  return run(FUSED_KERNELS.draftArgmax, draftInputs(x, g, unembed, bias, ids), { kind: g.kind, count: g.count, activation: g.activation }) as tf.Tensor1D;
+}
+
+/** The inputs of the draft kernels (`MtpDraftArgmax`, `MtpDraftTopK`) for group `g` at the rows of `x`. */
+function draftInputs(x: tf.Tensor2D, g: FusedDraftGroup, unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null): Record<string, tf.Tensor | undefined> {
   const parts = g.secondParts ?? null;
   const inputs: Record<string, tf.Tensor | undefined> = { x, first: g.first ?? undefined, firstBias: g.firstBias ?? undefined, second: parts === null ? (g.second ?? undefined) : undefined, secondBias: g.secondBias ?? undefined, unembed, unembedBias: bias ?? undefined, ids: ids ?? undefined };
   parts?.forEach((w, j) => (inputs[`second${j + 1}`] = w));
-  return run(FUSED_KERNELS.draftArgmax, inputs, { kind: g.kind, count: g.count, activation: g.activation }) as tf.Tensor1D;
+  return inputs;
 }
 
 /**
@@ -99,10 +104,7 @@ export function fusedDraftArgmax(x: tf.Tensor2D, g: FusedDraftGroup, unembed: tf
  * non-finite logit in any of its offsets. `[m·n·k]` each.
  */
 export function fusedDraftTopK(x: tf.Tensor2D, g: FusedDraftGroup, unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null, k: number): { ids: tf.Tensor1D; logProbs: tf.Tensor1D } {
-  const parts = g.secondParts ?? null;
-  const inputs: Record<string, tf.Tensor | undefined> = { x, first: g.first ?? undefined, firstBias: g.firstBias ?? undefined, second: parts === null ? (g.second ?? undefined) : undefined, secondBias: g.secondBias ?? undefined, unembed, unembedBias: bias ?? undefined, ids: ids ?? undefined };
-  parts?.forEach((w, j) => (inputs[`second${j + 1}`] = w));
-  const [top, logProbs] = run(FUSED_KERNELS.draftTopK, inputs, { kind: g.kind, count: g.count, activation: g.activation, k }) as [tf.Tensor1D, tf.Tensor1D];
+  const [top, logProbs] = run(FUSED_KERNELS.draftTopK, draftInputs(x, g, unembed, bias, ids), { kind: g.kind, count: g.count, activation: g.activation, k }) as [tf.Tensor1D, tf.Tensor1D];
   return { ids: top, logProbs };
 }
 
@@ -132,9 +134,14 @@ export interface FusedSequentialWeights {
  * non-finite column −1 throughout.
  */
 export function fusedSequentialChain(states: tf.Tensor2D, roots: tf.Tensor1D, embedding: tf.Tensor2D, tokenScale: tf.Tensor2D, modules: readonly FusedSequentialWeights[], unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null, epsilon: number): tf.Tensor2D {
+  return run(FUSED_KERNELS.sequentialChain, sequentialInputs(states, roots, embedding, tokenScale, modules, unembed, bias, ids), { count: modules.length, epsilon }) as tf.Tensor2D;
+}
+
+/** The inputs of the sequential drafting kernels (`MtpSequentialChain`, `MtpSequentialTree`): module j's tensors named `state{j}`, `token{j}`, `w1_{j}`, … */
+function sequentialInputs(states: tf.Tensor2D, roots: tf.Tensor1D, embedding: tf.Tensor2D, tokenScale: tf.Tensor2D, modules: readonly FusedSequentialWeights[], unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null): Record<string, tf.Tensor | undefined> {
   const inputs: Record<string, tf.Tensor | undefined> = { states, roots, embedding, tokenScale, unembed, unembedBias: bias ?? undefined, ids: ids ?? undefined };
   modules.forEach((w, i) => Object.assign(inputs, { [`state${i + 1}`]: w.state, [`token${i + 1}`]: w.token, [`w1_${i + 1}`]: w.w1, [`b1_${i + 1}`]: w.b1, [`w2_${i + 1}`]: w.w2, [`b2_${i + 1}`]: w.b2 }));
-  return run(FUSED_KERNELS.sequentialChain, inputs, { count: modules.length, epsilon }) as tf.Tensor2D;
+  return inputs;
 }
 
 /**
@@ -146,8 +153,7 @@ export function fusedSequentialChain(states: tf.Tensor2D, roots: tf.Tensor1D, em
  * (−1: the root), float32 cumulative log-probabilities.
  */
 export function fusedSequentialTree(states: tf.Tensor2D, roots: tf.Tensor1D, embedding: tf.Tensor2D, tokenScale: tf.Tensor2D, modules: readonly FusedSequentialWeights[], unembed: tf.Tensor2D, bias: tf.Tensor1D | null, ids: tf.Tensor1D | null, depth: number, k: number, epsilon: number): { ids: tf.Tensor2D; parents: tf.Tensor2D; scores: tf.Tensor2D } {
-  const inputs: Record<string, tf.Tensor | undefined> = { states, roots, embedding, tokenScale, unembed, unembedBias: bias ?? undefined, ids: ids ?? undefined };
-  modules.slice(0, depth).forEach((w, i) => Object.assign(inputs, { [`state${i + 1}`]: w.state, [`token${i + 1}`]: w.token, [`w1_${i + 1}`]: w.w1, [`b1_${i + 1}`]: w.b1, [`w2_${i + 1}`]: w.w2, [`b2_${i + 1}`]: w.b2 }));
+  const inputs = sequentialInputs(states, roots, embedding, tokenScale, modules.slice(0, depth), unembed, bias, ids);
   const [treeIds, parents, scores] = run(FUSED_KERNELS.sequentialTree, inputs, { depth, k, epsilon }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
   return { ids: treeIds, parents, scores };
 }
