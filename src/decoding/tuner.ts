@@ -78,6 +78,31 @@ function memoryOf(model: MultiTokenModel, key: string, depth: number): Memory {
   return m;
 }
 
+/** Measured step costs: sizes increasing, `ms[i]` the fastest recent step of `sizes[i]`. */
+interface Measured {
+  sizes: number[];
+  ms: number[];
+}
+
+/**
+ * The cost of a step of `size` from `m`: measured, or interpolated linearly between the measured
+ * sizes around it; below the smallest measured, that one's cost; past the largest, the last
+ * measured slope extended (never below flat). Null when nothing is measured.
+ */
+function costFrom(m: Measured, size: number): number | null {
+  const { sizes, ms } = m;
+  if (sizes.length === 0) return null;
+  let i = 0; // the first measured size ≥ size
+  while (i < sizes.length && sizes[i]! < size) i++;
+  if (i < sizes.length && sizes[i] === size) return ms[i]!;
+  if (i === 0) return ms[0]!;
+  if (i === sizes.length) {
+    const last = sizes.length - 1;
+    return last === 0 ? ms[0]! : ms[last]! + Math.max(0, ((ms[last]! - ms[last - 1]!) / (sizes[last]! - sizes[last - 1]!)) * (size - sizes[last]!));
+  }
+  return ms[i - 1]! + ((ms[i]! - ms[i - 1]!) * (size - sizes[i - 1]!)) / (sizes[i]! - sizes[i - 1]!);
+}
+
 /**
  * The tuner of one decode. `sizes` are the candidate draft sizes (increasing, 0 first): depths of
  * a chain, or node budgets of a tree.
@@ -98,19 +123,20 @@ export class StepTuner {
 
   /** The cost of a step of `size` in ms (the fastest recent one), interpolated between measured sizes (null when nothing is measured). */
   cost(size: number): number | null {
-    const measured = this.sizes.filter((s) => (this.memory.costs.get(s)?.length ?? 0) > 0);
-    if (measured.length === 0) return null;
-    const at = (s: number) => Math.min(...this.memory.costs.get(s)!);
-    if (measured.includes(size)) return at(size);
-    const below = measured.filter((s) => s < size).at(-1);
-    const above = measured.find((s) => s > size);
-    if (below === undefined) return at(above!);
-    if (above === undefined) {
-      const before = measured.filter((s) => s < below).at(-1);
-      // past the largest measured size: extend the last measured slope (never below flat)
-      return before === undefined ? at(below) : at(below) + Math.max(0, ((at(below) - at(before)) / (below - before)) * (size - below));
+    return costFrom(this.measured(), size);
+  }
+
+  /** The measured sizes (increasing) and the fastest recent step of each. */
+  private measured(): Measured {
+    const sizes: number[] = [];
+    const ms: number[] = [];
+    for (const s of this.sizes) {
+      const list = this.memory.costs.get(s);
+      if (list === undefined || list.length === 0) continue;
+      sizes.push(s);
+      ms.push(Math.min(...list));
     }
-    return at(below) + ((at(above) - at(below)) * (size - below)) / (above - below);
+    return { sizes, ms };
   }
 
   /** Whether `size` still needs warm-up samples. */
@@ -134,8 +160,9 @@ export class StepTuner {
     if (this.cold(low)) return low;
     let best = low;
     let bestRate = -Infinity;
+    const measured = this.measured(); // once per step: every size's cost is read from it
     for (const s of this.sizes) {
-      const c = this.cost(s);
+      const c = costFrom(measured, s);
       const rate = c === null || !(c > 0) ? -Infinity : expected(s) / c;
       if (rate > bestRate + 1e-12) [best, bestRate] = [s, rate];
     }

@@ -66,6 +66,17 @@ describe('StepTuner', () => {
     expect(picks.filter((d) => d === 0).length).toBeLessThan(20);
   });
 
+  it('costs between, below and past the measured sizes: linear between, the nearest below, the last slope (never falling) past', () => {
+    const t = new StepTuner(anyModel(), 'tree', [0, 1, 2, 3, 4, 5, 6, 7, 8], 8);
+    t.record(2, 3);
+    expect([0, 2, 5].map((n) => t.cost(n))).toEqual([3, 3, 3]); // one measured size: its cost everywhere
+    t.record(4, 4);
+    t.record(4, 5); // the fastest recent step is the size's cost
+    expect([0, 1, 2, 3, 4, 6, 8].map((n) => t.cost(n))).toEqual([3, 3, 3, 3.5, 4, 5, 6]);
+    t.record(6, 3.5); // a cheaper larger size: past it the cost stays flat, never falls
+    expect([5, 6, 7, 8].map((n) => t.cost(n))).toEqual([3.75, 3.5, 3.5, 3.5]);
+  });
+
   it('remembers per model, backend and key: a second tuner starts where the first left off', () => {
     const model = anyModel();
     const a = new StepTuner(model, 'chain', [0, 1, 2], 2);
