@@ -609,7 +609,7 @@ function topkRow(row: Float32Array, k: number, cols: Int32Array, vals: Float32Ar
   let n = 0; // filled so far, cols/vals[at … at + n) sorted
   for (let c = 0; c < row.length; c++) {
     const v = row[c]!;
-    if (!(v > -Infinity) && v !== -Infinity) continue; // NaN
+    if (Number.isNaN(v)) continue;
     if (n === k && !(v > vals[at + k - 1]!)) continue; // not above the k-th (a tie keeps the lower column)
     let i = n < k ? n++ : k - 1;
     while (i > 0 && v > vals[at + i - 1]!) {
