@@ -663,7 +663,6 @@ function sequentialTree(inputs: Record<string, TensorInfo>, backend: unknown, at
   try {
     const { depth, k, epsilon } = attrs;
     const [m, D] = inputs.states!.shape as [number, number];
-    const V = inputs.embedding!.shape[0]!;
     const Vd = inputs.unembed!.shape[1]!;
     const G = k + (depth - 1) * k * k;
     const idTable = inputs.ids === undefined ? null : Int32Array.from(memory.viewInt32(inputs.ids));
@@ -691,32 +690,22 @@ function sequentialTree(inputs: Record<string, TensorInfo>, backend: unknown, at
       return { s, cols, logProbs };
     };
     const token = (col: number) => (idTable === null ? col : idTable[col]!);
-    const clamp = (t: number) => Math.min(Math.max(t, 0), V - 1);
-    // level 1: every row's k children of the root
-    const roots = memory.outputInt32([m]);
-    made.push(roots.info);
-    const given = memory.viewInt32(inputs.roots!);
-    for (let r = 0; r < m; r++) memory.viewInt32(roots.info)[r] = clamp(given[r]!);
-    let level = expand(1, inputs.states!, roots.info);
-    // the frontier (the last level, per row): its width, tokens, scores; its states `level.s`, shared by a row's nodes at level 1
-    let F = k;
-    let frontierIds = new Int32Array(m * k);
-    let frontierScores = new Float32Array(m * k);
-    let shared = true;
+    // level 1: every row's k children of the root (the module clamps the roots into [0, V) itself)
+    let level = expand(1, inputs.states!, inputs.roots!);
     for (let r = 0; r < m; r++) {
       for (let c = 0; c < k; c++) {
-        const id = token(level.cols[r * k + c]!);
-        ids[r * G + c] = id;
+        ids[r * G + c] = token(level.cols[r * k + c]!);
         scores[r * G + c] = level.logProbs[r * k + c]!;
-        frontierIds[r * k + c] = id;
-        frontierScores[r * k + c] = level.logProbs[r * k + c]!;
       }
     }
-    let levelStart = 0; // the frontier's first index in a row's G candidates
+    // the frontier is the last level grown: F candidates per row from levelStart in ids and scores;
+    // its module states are `level.s`, one per row at level 1 (shared by the row's k nodes)
+    let F = k;
+    let levelStart = 0;
     for (let j = 2; j <= depth; j++) {
       const bestCols = new Int32Array(m * k);
       const bestVals = new Float32Array(m * k);
-      for (let r = 0; r < m; r++) topkRow(frontierScores.subarray(r * F, (r + 1) * F), k, bestCols, bestVals, r * k);
+      for (let r = 0; r < m; r++) topkRow(scores.subarray(r * G + levelStart, r * G + levelStart + F), k, bestCols, bestVals, r * k);
       // every allocation before the views that follow it (a wasm allocation may move the heap)
       const previous = fresh([m * k, D]);
       const fed = memory.outputInt32([m * k]);
@@ -727,33 +716,25 @@ function sequentialTree(inputs: Record<string, TensorInfo>, backend: unknown, at
       for (let r = 0; r < m; r++) {
         for (let c = 0; c < k; c++) {
           const node = bestCols[r * k + c]!; // within the frontier
-          const stateRow = shared ? r : r * k + Math.floor(node / k); // the module state that ranked it
+          const stateRow = j === 2 ? r : r * k + Math.floor(node / k); // the module state that ranked it
           to.set(from.subarray(stateRow * D, (stateRow + 1) * D), (r * k + c) * D);
-          tokens[r * k + c] = clamp(frontierIds[r * F + node]!);
+          tokens[r * k + c] = ids[r * G + levelStart + node]!;
         }
       }
       level = expand(j, previous, fed.info);
       const start = k + (j - 2) * k * k;
-      const nextIds = new Int32Array(m * k * k);
-      const nextScores = new Float32Array(m * k * k);
       for (let r = 0; r < m; r++) {
         for (let c = 0; c < k; c++) {
           for (let c2 = 0; c2 < k; c2++) {
             const at = (r * k + c) * k + c2;
-            const id = token(level.cols[at]!);
-            const score = Math.fround(level.logProbs[at]! + bestVals[r * k + c]!);
-            ids[r * G + start + c * k + c2] = id;
-            scores[r * G + start + c * k + c2] = score;
-            parents[r * G + start + c * k + c2] = levelStart + bestCols[r * k + c]!;
-            nextIds[r * k * k + c * k + c2] = id;
-            nextScores[r * k * k + c * k + c2] = score;
+            const slot = r * G + start + c * k + c2;
+            ids[slot] = token(level.cols[at]!);
+            scores[slot] = Math.fround(level.logProbs[at]! + bestVals[r * k + c]!);
+            parents[slot] = levelStart + bestCols[r * k + c]!;
           }
         }
       }
-      frontierIds = nextIds;
-      frontierScores = nextScores;
       F = k * k;
-      shared = false;
       levelStart = start;
     }
     for (let r = 0; r < m; r++) if (finite[r] === 0) ids.fill(-1, r * G, (r + 1) * G);
