@@ -348,25 +348,34 @@ describe.each(BACKENDS)('whole forwards on %s', (backend) => {
 
 describe.each(BACKENDS)('parallel offset heads and greedy acceptance on %s', (backend) => {
   const kinds: OffsetHeadKind[] = ['identity', 'linear', 'residual', 'lowRank', 'mlp'];
+  /** Every head kind × activation; biases and a draft vocabulary alternate, starting from `phase`. */
+  const tipCases = (phase: 0 | 1) =>
+    kinds.flatMap((kind) => (['swish', 'gelu', 'relu', 'tanh', 'sigmoid', 'linear'] as const).map((activation, i) => ({ kind, activation, useBias: i % 2 === phase, vocab: i % 3 === phase ? null : [0, 3, 5, 8, 13, 21, 26] })));
+  /** A random tiny model with `c`'s heads (seeded), and `fn` with the head prepared (released after). */
+  const tipModel = (c: ReturnType<typeof tipCases>[number], seed: number) => {
+    const { model, head } = tinyModel({ numHeads: 4, vocabSize: 29, hidden: 16, headKind: c.kind, activation: c.activation, headHiddenSize: 12, rank: 5, useBias: c.useBias, seed, ...(c.vocab ? { draftVocab: c.vocab } : {}) });
+    randomizeWeights(head, seed, 0.5);
+    const prepared = <T extends tf.TensorContainer>(fn: () => T): T => {
+      head.prepare();
+      try {
+        return tf.tidy(fn);
+      } finally {
+        head.release();
+      }
+    };
+    return { model, head, prepared };
+  };
 
   it('the one-kernel tip draft (and offset 0\'s argmax) equals the composite pass: every head kind and activation, with and without biases and a draft vocabulary, broken rows included', async () => {
     await use(backend);
-    const cases = kinds.flatMap((kind) => (['swish', 'gelu', 'relu', 'tanh', 'sigmoid', 'linear'] as const).map((activation, i) => ({ kind, activation, useBias: i % 2 === 0, vocab: i % 3 === 0 ? null : [0, 3, 5, 8, 13, 21, 26] })));
-    for (const c of cases) {
-      const { model, head } = tinyModel({ numHeads: 4, vocabSize: 29, hidden: 16, headKind: c.kind, activation: c.activation, headHiddenSize: 12, rank: 5, useBias: c.useBias, seed: 4, ...(c.vocab ? { draftVocab: c.vocab } : {}) });
-      randomizeWeights(head, 4, 0.5);
-      const run = () => {
-        head.prepare();
-        try {
-          return tf.tidy(() => {
-            const states = tf.concat([tf.randomNormal([3, 16], 0, 1.5, 'float32', 2), tf.fill([1, 16], Number.NaN)]) as tf.Tensor2D; // the last row broken
-            const roots = tf.tensor1d([1, 7, 9, 2], 'int32');
-            return [head.draftArgmax(states, roots, 3), head.draftArgmax(states, roots, 1), head.headArgmax(states, 1)].map((t) => Array.from(t.dataSync()));
-          });
-        } finally {
-          head.release();
-        }
-      };
+    for (const c of tipCases(0)) {
+      const { model, head, prepared } = tipModel(c, 4);
+      const run = () =>
+        prepared(() => {
+          const states = tf.concat([tf.randomNormal([3, 16], 0, 1.5, 'float32', 2), tf.fill([1, 16], Number.NaN)]) as tf.Tensor2D; // the last row broken
+          const roots = tf.tensor1d([1, 7, 9, 2], 'int32');
+          return [head.draftArgmax(states, roots, 3), head.draftArgmax(states, roots, 1), head.headArgmax(states, 1)].map((t) => Array.from(t.dataSync()));
+        });
       const kernels = tf.profile(run);
       const names = (await kernels).kernelNames;
       expect(names, `${c.kind} ${c.activation}`).toContain('MtpDraftArgmax');
@@ -382,28 +391,20 @@ describe.each(BACKENDS)('parallel offset heads and greedy acceptance on %s', (ba
 
   it('the one-kernel tip ranking (draftTopK) equals the composite pass: ids exactly, log-probabilities within 1e-5, every head kind and activation, tied and broken rows included, leaving no tensor', async () => {
     await use(backend);
-    const cases = kinds.flatMap((kind) => (['swish', 'gelu', 'relu', 'tanh', 'sigmoid', 'linear'] as const).map((activation, i) => ({ kind, activation, useBias: i % 2 === 1, vocab: i % 3 === 1 ? null : [0, 3, 5, 8, 13, 21, 26] })));
-    for (const c of cases) {
-      const { model, head } = tinyModel({ numHeads: 4, vocabSize: 29, hidden: 16, headKind: c.kind, activation: c.activation, headHiddenSize: 12, rank: 5, useBias: c.useBias, seed: 6, ...(c.vocab ? { draftVocab: c.vocab } : {}) });
-      randomizeWeights(head, 6, 0.5);
-      const run = () => {
-        head.prepare();
-        try {
-          return tf.tidy(() => {
-            // two random rows; a zero row (through identity heads without biases its logits tie
-            // throughout, ranked by the lower column on both paths); a broken row
-            const states = tf.concat([tf.randomNormal([2, 16], 0, 1.5, 'float32', 7), tf.zeros([1, 16]), tf.fill([1, 16], Number.NaN)]) as tf.Tensor2D;
-            const roots = tf.tensor1d([1, 7, 9, 2], 'int32');
-            const out = [3, 1].flatMap((n) => {
-              const top = head.draftTopK(states, roots, n, Math.min(4, c.vocab?.length ?? 29));
-              return [top.ids, top.logProbs];
-            });
-            return out.map((t) => Array.from(t.dataSync()));
+    for (const c of tipCases(1)) {
+      const { model, head, prepared } = tipModel(c, 6);
+      const run = () =>
+        prepared(() => {
+          // two random rows; a zero row (through identity heads without biases its logits tie
+          // throughout, ranked by the lower column on both paths); a broken row
+          const states = tf.concat([tf.randomNormal([2, 16], 0, 1.5, 'float32', 7), tf.zeros([1, 16]), tf.fill([1, 16], Number.NaN)]) as tf.Tensor2D;
+          const roots = tf.tensor1d([1, 7, 9, 2], 'int32');
+          const out = [3, 1].flatMap((n) => {
+            const top = head.draftTopK(states, roots, n, Math.min(4, c.vocab?.length ?? 29));
+            return [top.ids, top.logProbs];
           });
-        } finally {
-          head.release();
-        }
-      };
+          return out.map((t) => Array.from(t.dataSync()));
+        });
       const names = [...(await tf.profile(run)).kernelNames];
       expect(names, `${c.kind} ${c.activation}`).toContain('MtpDraftTopK');
       expect(names, `${c.kind} ${c.activation}`).not.toContain('TopK');

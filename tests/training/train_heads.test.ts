@@ -31,6 +31,17 @@ function draftValues(model: LayersModel): Map<string, Float32Array> {
   return new Map(findDraftHead('test', model).draftWeights().map((w) => [w.name, w.variable.read().dataSync() as Float32Array]));
 }
 
+/** stories260K (`checkpoint`) with `numHeads` sequential modules of width H, `body` run on it, the model disposed after. */
+async function withSequentialModel(checkpoint: Uint8Array, numHeads: number, body: (model: LayersModel) => Promise<void>): Promise<void> {
+  const { model: base } = await loadLlama2c(checkpoint, { mtpHeads: 1 });
+  const sequential = withSequentialHeads(base, numHeads, H);
+  try {
+    await body(sequential);
+  } finally {
+    sequential.dispose();
+  }
+}
+
 /** Offset-0 logits of every prompt position, read back. */
 function offset0(model: LayersModel, ids: number[]): Float32Array {
   const cached = new CachedTransformer(model);
@@ -248,24 +259,18 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
   });
 
   it('sequential modules train through the same call (withSequentialHeads), offset 0 untouched', async () => {
-    const { model: base } = await loadLlama2c(checkpoint, { mtpHeads: 1 });
-    const sequential = withSequentialHeads(base, 3, H);
-    try {
+    await withSequentialModel(checkpoint, 3, async (sequential) => {
       const logits = offset0(sequential, prompt);
       const before = draftValues(sequential);
       const heads = await expectNoLeak(() => trainDraftHeads(sequential, { ...TINY, steps: 2 }));
       expect(heads.manifest).toMatchObject({ kind: 'sequential', numHeads: 3, headHiddenSize: H });
       expect(offset0(sequential, prompt)).toEqual(logits);
       expect(draftValues(sequential).get('module1/w1')).not.toEqual(before.get('module1/w1'));
-    } finally {
-      sequential.dispose();
-    }
+    });
   });
 
   it('sequential modules train on their own drafts (feed: drafts) with the top-K ranking term; the facts say so; offset 0 untouched; another run than teacher forcing; an abort leaks nothing', async () => {
-    const { model: base } = await loadLlama2c(checkpoint, { mtpHeads: 1 });
-    const sequential = withSequentialHeads(base, 4, H);
-    try {
+    await withSequentialModel(checkpoint, 4, async (sequential) => {
       const logits = offset0(sequential, prompt);
       const initial = draftValues(sequential);
       const forced = await trainDraftHeads(sequential, { ...TINY, steps: 2, attach: false });
@@ -290,8 +295,6 @@ describe.skipIf(!available)('trainDraftHeads on stories260K (cpu)', () => {
         }),
       );
       expect(stopped.manifest.training).toMatchObject({ stoppedBy: 'signal', feed: 'drafts', topK: 8 });
-    } finally {
-      sequential.dispose();
-    }
+    });
   });
 });
